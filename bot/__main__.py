@@ -1,0 +1,167 @@
+"""``python -m bot serve | check | sandbox``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from bot import config as config_module
+from bot.config import Config, ConfigError
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (what log collectors in a cluster expect)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "audit", None)
+        if extra:
+            data["audit"] = extra
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("sanic.access", "kubernetes", "urllib3", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def load_or_exit(require_slack: bool = True) -> Config:
+    try:
+        return config_module.load(require_slack=require_slack)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    from sanic import Sanic
+
+    from bot.app import build_app
+    from bot.server import build_server
+    from bot.wiring import build_services
+
+    config = load_or_exit()
+    setup_logging(config.log_level)
+    if args.socket_mode and not config.slack_app_token:
+        print("configuration error: --socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token)",
+              file=sys.stderr)
+        return 2
+    services = build_services(config)
+    bolt = build_app(services, socket_mode=args.socket_mode)
+    ready = {"ok": False}
+    app = build_server(bolt, ready=ready)
+    port = args.port if args.port is not None else config.port
+
+    @app.after_server_start
+    async def started(app: Sanic) -> None:
+        if services.schedules is not None:
+            await services.schedules.start()
+        if args.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            app.ctx.socket = AsyncSocketModeHandler(bolt, config.slack_app_token)
+            await app.ctx.socket.connect_async()
+        ready["ok"] = True
+        logging.getLogger("bot").info("serving on port %s (%s)", port,
+                                      "Socket Mode" if args.socket_mode else "HTTP /slack/events")
+
+    @app.before_server_stop
+    async def stopping(app: Sanic) -> None:
+        ready["ok"] = False
+        if args.socket_mode and getattr(app.ctx, "socket", None):
+            await app.ctx.socket.close_async()
+        if services.schedules is not None:
+            await services.schedules.stop()
+        await bolt.dispatcher.drain(timeout=20)  # type: ignore[attr-defined]
+        await services.close()
+
+    app.run(host=args.host, port=port, single_process=True, access_log=False, motd=False)
+    return 0
+
+
+async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """Each dependency: (name, ok, detail)."""
+    from bot.kube import Cluster
+    from bot.messenger import Messenger, make_client
+    from bot.prom import Prometheus
+
+    results: list[tuple[str, bool, str]] = [("configuration", True, "ok")]
+    messenger = Messenger(make_client(config))
+    try:
+        who = await messenger.auth_test()
+        results.append(("slack", True, f"ok, {who.get('user', '?')} in {who.get('team', '?')} "
+                                       f"({config.slack_api_url})"))
+    except Exception as exc:
+        results.append(("slack", False, f"auth.test failed: {exc}"))
+    try:
+        cluster = await Cluster.connect(config)
+        try:
+            results.append(("kubernetes", True, await cluster.check()))
+        finally:
+            await cluster.close()
+    except Exception as exc:
+        results.append(("kubernetes", False, str(exc)))
+    try:
+        prom = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds, names=config.metrics)
+        results.append(("prometheus", True, await prom.check()))
+    except Exception as exc:
+        results.append(("prometheus", False, str(exc)))
+    return results
+
+
+def check(args: argparse.Namespace) -> int:
+    try:
+        config = config_module.load()
+    except ConfigError as exc:
+        print(f"configuration  failed  {exc}")
+        return 1
+    results = asyncio.run(run_checks(config))
+    for name, ok, detail in results:
+        print(f"{name:<14} {'ok' if ok else 'failed':<7} {detail}")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from sandbox.run import main as sandbox_main
+
+    return sandbox_main(port=args.port if args.port is not None else 3000, host=args.host)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="hello-chatops: release helloworld from Slack")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_serve = sub.add_parser("serve", help="run the bot's HTTP server (Slack events, health, metrics)")
+    p_serve.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
+    p_serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p_serve.add_argument("--socket-mode", action="store_true", help="receive events over Socket Mode "
+                         "(needs SLACK_APP_TOKEN); the HTTP server still serves health and metrics")
+    p_serve.set_defaults(func=serve)
+    p_check = sub.add_parser("check", help="validate configuration and reach Slack, Kubernetes, Prometheus")
+    p_check.set_defaults(func=check)
+    p_sandbox = sub.add_parser("sandbox", help="run everything locally with emulated Slack and Kubernetes")
+    p_sandbox.add_argument("--port", type=int, default=None, help="console port (default 3000)")
+    p_sandbox.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    p_sandbox.set_defaults(func=sandbox)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""The Slack app: one ``/hello`` command, the button actions, and the error handler.
+
+Only this module knows Slack's wire format. A slash command is answered (acked) at once — help and
+argument errors inside the ack itself, everything else acked empty — and the work runs afterwards as
+a task, so Slack's 3-second limit is never at risk and Bolt answers the HTTP request as soon as
+``ack()`` returns (``process_before_response=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from bot import metrics, render
+from bot.errors import CommandError, UsageError
+from bot.messenger import SlackError
+from bot.services import Services
+from commands import Context, Invocation, Reply, split
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/hello"
+
+
+def reference() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class Dispatcher:
+    """Runs sub-commands and delivers their replies through the :class:`~bot.messenger.Messenger`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.tasks: set[asyncio.Task] = set()
+
+    # ---------------------------------------------------------------- background work
+    def spawn(self, coro: Awaitable[Any], name: str = "work") -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running work (used on shutdown and by tests)."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self.tasks), timeout=max(0.01, deadline - time.monotonic()))
+
+    # ---------------------------------------------------------------- ack path (no I/O)
+    def prepare(self, invocation: Invocation) -> tuple[Any, Any, Reply | None]:
+        """Parse the command text. Returns (command, request, immediate reply or None). Pure."""
+        registry = self.services.registry
+        try:
+            args = split(invocation.text)
+        except UsageError as exc:
+            return None, None, self.error_reply(str(exc), "/hello help")
+        if not args:
+            from commands import help as help_command
+
+            return None, None, help_command.reply_for(registry)
+        name, rest = args[0].lower(), args[1:]
+        command = registry.get(name)
+        if command is None:
+            usage = "\n".join(f"{c.usage}" for c in registry)
+            return None, None, self.error_reply(f"Unknown command `{args[0][:40]}`. Commands:", usage)
+        try:
+            request = command.parse(rest, self.services.config)
+        except UsageError as exc:
+            metrics.COMMANDS.labels(command=name, outcome="usage").inc()
+            return command, None, self.error_reply(str(exc), exc.usage or command.usage)
+        if name == "help":
+            from commands import help as help_command
+
+            try:
+                return command, request, help_command.reply_for(registry, request.topic)
+            except UsageError as exc:
+                return command, None, self.error_reply(str(exc), exc.usage)
+        return command, request, None
+
+    @staticmethod
+    def error_reply(message: str, usage: str = "", ref: str = "") -> Reply:
+        text = message + (f"\nUsage: {usage}" if usage else "") + (f"\nReference: {ref}" if ref else "")
+        return Reply(text=text, blocks=render.error(message, usage, ref), ephemeral=True)
+
+    # ---------------------------------------------------------------- work path
+    async def run(self, command: Any, request: Any, invocation: Invocation,
+                  respond: Callable[..., Awaitable[Any]] | None = None) -> None:
+        started = time.perf_counter()
+        outcome = "ok"
+        ctx = Context(invocation=invocation, services=self.services)
+        try:
+            policy = self.services.policy
+            if getattr(request, "mutating", False):
+                await policy.check_change(invocation.user_id, invocation.channel_id,
+                                          f"run `{command.name}`")
+            else:
+                await policy.check_read(invocation.user_id)
+            reply = await command.run(request, ctx)
+            if reply is not None:
+                await self.deliver(reply, invocation, respond)
+        except CommandError as exc:
+            outcome = "refused" if not isinstance(exc, UsageError) else "usage"
+            usage = exc.usage if isinstance(exc, UsageError) else ""
+            await self.deliver(self.error_reply(str(exc), usage), invocation, respond)
+        except Exception:
+            outcome = "error"
+            ref = reference()
+            log.exception("command %s failed (reference %s)", command.name, ref)
+            await self.deliver(
+                self.error_reply("Sorry, something went wrong on my side.", ref=ref), invocation, respond
+            )
+        finally:
+            metrics.COMMANDS.labels(command=command.name, outcome=outcome).inc()
+            metrics.HANDLER_SECONDS.labels(command=command.name).observe(time.perf_counter() - started)
+
+    async def deliver(self, reply: Reply, invocation: Invocation,
+                      respond: Callable[..., Awaitable[Any]] | None = None) -> str | None:
+        """Post a reply; returns the message ts for channel messages. Failures are logged, never raised."""
+        messenger = self.services.messenger
+        try:
+            if reply.ephemeral:
+                if respond is not None:
+                    await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+                                  replace_original=False)
+                else:
+                    await messenger.ephemeral(invocation.channel_id, invocation.user_id, reply.text, reply.blocks)
+                return None
+            ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
+        except SlackError as exc:
+            log.warning("cannot deliver reply in %s: %s", invocation.channel_id, exc)
+            if respond is not None and exc.error in ("not_in_channel", "channel_not_found"):
+                hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
+                try:
+                    await respond(text=hint, response_type="ephemeral", replace_original=False)
+                except Exception:
+                    log.exception("cannot tell the user that posting failed")
+            return None
+        uploads = list(reply.uploads)
+        if reply.followup is not None:
+            try:
+                uploads += await reply.followup()
+            except Exception:
+                ref = reference()
+                log.exception("follow-up of a reply failed (reference %s)", ref)
+                try:
+                    await messenger.post(invocation.channel_id, f"The chart could not be drawn (reference {ref}).",
+                                         thread_ts=ts)
+                except SlackError:
+                    pass
+        for upload in uploads:
+            try:
+                await messenger.upload(invocation.channel_id, upload.content, upload.filename, upload.title,
+                                       thread_ts=ts, comment=upload.comment)
+            except SlackError as exc:
+                log.warning("cannot upload %s: %s", upload.filename, exc)
+        return ts
+
+
+def invocation_from(body: dict) -> Invocation:
+    return Invocation(
+        user_id=str(body.get("user_id", "")),
+        channel_id=str(body.get("channel_id", "")),
+        text=str(body.get("text", "")),
+        user_name=str(body.get("user_name", "")),
+        channel_name=str(body.get("channel_name", "")),
+        response_url=str(body.get("response_url", "")),
+        team_id=str(body.get("team_id", "")),
+    )
+
+
+def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socket_mode: bool = False) -> AsyncApp:
+    """The Bolt app. ``services.messenger.client`` is the Web API client it uses."""
+    config = services.config
+    dispatcher = dispatcher or Dispatcher(services)
+    app = AsyncApp(
+        client=services.messenger.client,
+        signing_secret=config.slack_signing_secret,
+        process_before_response=not socket_mode,
+        raise_error_for_unhandled_request=False,
+    )
+    app.dispatcher = dispatcher  # type: ignore[attr-defined]
+
+    @app.command(COMMAND)
+    async def on_command(ack: Callable[..., Awaitable[Any]], body: dict, respond: Any) -> None:
+        invocation = invocation_from(body)
+        command, request, immediate = dispatcher.prepare(invocation)
+        if immediate is not None:
+            if command is not None and command.name == "help":
+                metrics.COMMANDS.labels(command="help", outcome="ok").inc()
+            await ack(text=immediate.text, blocks=immediate.blocks, response_type="ephemeral")
+            return
+        await ack()
+        dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name=f"/hello {command.name}")
+
+    @app.action(re.compile(r"^link_"))
+    async def on_link(ack: Callable[..., Awaitable[Any]]) -> None:
+        await ack()  # URL buttons also send an action; nothing to do
+
+    @app.action(re.compile(r".+"))
+    async def on_action(ack: Callable[..., Awaitable[Any]], body: dict, action: dict, respond: Any) -> None:
+        await ack()
+        handler = getattr(services.approvals, "handle_action", None)
+        action_id = str(action.get("action_id", ""))
+        if handler is None:
+            metrics.ACTIONS.labels(action=action_id, outcome="unhandled").inc()
+            await respond(text="This button is not handled by this bot.", response_type="ephemeral",
+                          replace_original=False)
+            return
+
+        async def work() -> None:
+            try:
+                await handler(body, action, respond)
+                metrics.ACTIONS.labels(action=action_id, outcome="ok").inc()
+            except CommandError as exc:
+                metrics.ACTIONS.labels(action=action_id, outcome="refused").inc()
+                await respond(text=str(exc), blocks=render.error(str(exc)), response_type="ephemeral",
+                              replace_original=False)
+            except Exception:
+                metrics.ACTIONS.labels(action=action_id, outcome="error").inc()
+                ref = reference()
+                log.exception("button %s failed (reference %s)", action_id, ref)
+                await respond(text=f"Sorry, something went wrong (reference {ref}).", response_type="ephemeral",
+                              replace_original=False)
+
+        dispatcher.spawn(work(), name=f"action {action_id}")
+
+    @app.error
+    async def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:
+        ref = reference()
+        log.error("unhandled error in Slack request (reference %s)", ref, exc_info=error)
+        return BoltResponse(status=200, body=f"Sorry, something went wrong (reference {ref}).")
+
+    return app

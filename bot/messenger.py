@@ -1,0 +1,102 @@
+"""The one place that speaks Slack's Web API on behalf of handlers.
+
+Handlers and services post, edit and upload through :class:`Messenger`, never through the Slack
+client. It retries rate limits (429 after ``Retry-After``) and server errors through slack_sdk's
+retry handlers, counts errors in the bot's metrics, and raises :class:`SlackError` with a short
+reason when Slack refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.config import Config
+from bot.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class SlackError(DependencyUnavailable):
+    """Slack refused or could not be reached. ``error`` is Slack's error code (e.g. ``not_in_channel``)."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+def make_client(config: Config) -> AsyncWebClient:
+    """An AsyncWebClient for the configured workspace (or emulator) with retries on 429, 5xx and resets."""
+    client = AsyncWebClient(token=config.slack_bot_token, base_url=config.slack_api_url, timeout=15)
+    client.retry_handlers.extend([
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+        AsyncConnectionErrorRetryHandler(max_retry_count=1),
+    ])
+    return client
+
+
+class Messenger:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def _call(self, method: str, **kwargs: Any) -> dict:
+        try:
+            response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error")) if exc.response is not None else "unknown_error"
+            metrics.SLACK_ERRORS.labels(method=method, error=error).inc()
+            raise SlackError(method, error) from None
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            metrics.SLACK_ERRORS.labels(method=method, error=type(exc).__name__).inc()
+            raise SlackError(method, type(exc).__name__) from None
+        return dict(response.data) if hasattr(response, "data") else dict(response)
+
+    async def post(self, channel: str, text: str, blocks: list[dict] | None = None, *,
+                   thread_ts: str | None = None) -> str:
+        """Post a message; returns its ``ts``."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            kwargs["blocks"] = blocks
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        data = await self._call("chat.postMessage", **kwargs)
+        return str(data.get("ts", ""))
+
+    async def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
+        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict] | None = None) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks:
+            kwargs["blocks"] = blocks
+        await self._call("chat.postEphemeral", **kwargs)
+
+    async def upload(self, channel: str, content: bytes, filename: str, title: str, *,
+                     thread_ts: str | None = None, comment: str = "") -> str:
+        """Upload a file into the channel (optionally a thread) with files_upload_v2; returns the file id."""
+        kwargs: dict[str, Any] = {"channel": channel, "content": content, "filename": filename, "title": title}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        if comment:
+            kwargs["initial_comment"] = comment
+        data = await self._call("files_upload_v2", **kwargs)
+        files = data.get("files") or [data.get("file") or {}]
+        return str((files[0] or {}).get("id", ""))
+
+    async def group_members(self, group: str) -> list[str]:
+        data = await self._call("usergroups.users.list", usergroup=group)
+        return list(data.get("users") or [])
+
+    async def auth_test(self) -> dict:
+        return await self._call("auth.test")

@@ -1,0 +1,29 @@
+"""The bot's own Prometheus metrics, served at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+COMMANDS = Counter(
+    "hello_chatops_commands_total", "Sub-commands handled, by name and outcome.",
+    ["command", "outcome"], registry=REGISTRY,
+)
+HANDLER_SECONDS = Histogram(
+    "hello_chatops_handler_seconds", "Time from the ack to the end of a sub-command's work.",
+    ["command"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+SLACK_ERRORS = Counter(
+    "hello_chatops_slack_api_errors_total", "Slack Web API calls that failed, by method and error.",
+    ["method", "error"], registry=REGISTRY,
+)
+ACTIONS = Counter(
+    "hello_chatops_button_actions_total", "Button clicks handled, by action and outcome.",
+    ["action", "outcome"], registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,191 @@
+"""Status of the release: gather (cluster + metrics) and assess. Shared by `/hello status` and digests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot import render
+from bot.errors import ClusterError, DependencyUnavailable
+from bot.kube import ReleaseState
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CERT_WARN_DAYS = 14
+
+
+@dataclass
+class StatusData:
+    now: datetime
+    range: str
+    state: ReleaseState | None
+    cluster_error: str = ""
+    snapshot: Any = None  # bot.prom.Snapshot
+    metrics_error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def assess(state: ReleaseState, now: datetime) -> list[str]:
+    """Warnings a person should act on, in plain words."""
+    out: list[str] = []
+    for part, why in state.missing.items():
+        if part == "events":
+            continue
+        out.append(f"{part}: {why}")
+    for track in (state.stable, state.canary):
+        if track is None:
+            continue
+        if track.stuck:
+            cond = track.condition("Progressing")
+            out.append(f"{track.name} rollout is stuck: {cond.message if cond else 'ProgressDeadlineExceeded'}")
+        elif track.desired and track.ready < track.desired and track.name == "stable":
+            out.append(f"stable has {track.ready}/{track.desired} pods ready")
+    cert = state.certificate
+    if cert is not None:
+        days = cert.days_left(now)
+        if days is not None and days < CERT_WARN_DAYS:
+            out.append(f"certificate {cert.name} expires in {max(days, 0):.0f} days ({render.when(cert.not_after)})")
+        if not cert.ready:
+            out.append(f"certificate {cert.name} is not ready: {cert.reason or 'unknown'} {cert.message}".strip())
+    sw = state.stable_route.weight if state.stable_route else None
+    cw = state.canary_route.weight if state.canary_route else None
+    if sw is not None and cw is not None and sw + cw != 100:
+        out.append(f"route weights don't add up: stable {sw}% + canary {cw}% = {sw + cw}%")
+    elif (sw or 0) + (cw or 0) > 100:
+        out.append(f"route weights exceed 100%: stable {sw or 0}% + canary {cw or 0}%")
+    if cw and state.canary is not None and state.canary.ready == 0:
+        out.append(f"canary has {cw}% of traffic but no ready pods")
+    elif cw and state.canary is None:
+        out.append(f"canary route has {cw}% of traffic but the canary Deployment is missing")
+    return out
+
+
+def canary_weight(state: ReleaseState | None) -> int:
+    if state is None or state.canary_route is None:
+        return 0
+    return state.canary_route.weight or 0
+
+
+async def gather(services: Services, range_text: str = "1h", *, now: datetime | None = None) -> StatusData:
+    """Read the cluster and Prometheus concurrently; a failure of either is recorded, not raised."""
+    now = now or datetime.now(UTC)
+    data = StatusData(now=now, range=range_text, state=None)
+
+    async def read_cluster() -> None:
+        try:
+            cluster = await services.cluster()
+            data.state = await cluster.release_state()
+        except ClusterError as exc:
+            data.cluster_error = str(exc)
+
+    async def read_metrics() -> None:
+        if services.prometheus is None:
+            data.metrics_error = "metrics unavailable: Prometheus is not configured"
+            return
+        try:
+            data.snapshot = await services.prometheus.snapshot(range_text, now=now)
+        except DependencyUnavailable as exc:
+            text = str(exc)
+            data.metrics_error = text if text.startswith("metrics unavailable") else f"metrics unavailable: {text}"
+
+    await asyncio.gather(read_cluster(), read_metrics())
+    if data.state is not None:
+        data.warnings = assess(data.state, now)
+    data.links = links(services, data)
+    return data
+
+
+def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
+    try:
+        from bot import grafana
+    except ImportError:
+        return []
+    version = data.state.canary.version if data.state and data.state.canary and canary_weight(data.state) else None
+    try:
+        return list(grafana.links_for(services.config, data.snapshot or data.range, version, now=data.now))
+    except Exception:  # links are a convenience; never lose the status over them
+        log.exception("cannot build dashboard links")
+        return []
+
+
+def view(data: StatusData, config: Any) -> dict:
+    """The template context for ``status.json.j2``."""
+    state = data.state
+    tracks = []
+    if state is not None:
+        for track, route in ((state.stable, state.stable_route), (state.canary, state.canary_route)):
+            if track is None:
+                continue
+            weight = route.weight if route else None
+            if track.name == "stable":
+                share = "rest of traffic" if weight is None else f"{weight}% of traffic"
+            else:
+                share = f"{weight or 0}% of traffic"
+            tracks.append({
+                "name": track.name,
+                "version": track.version or "?",
+                "ready": track.ready,
+                "desired": track.desired,
+                "share": share,
+                "stuck": track.stuck,
+            })
+    cert = None
+    if state is not None and state.certificate is not None:
+        c = state.certificate
+        days = c.days_left(data.now)
+        cert = {
+            "name": c.name,
+            "ready": c.ready,
+            "days": None if days is None else int(days),
+            "not_after": render.when(c.not_after),
+            "renewal": render.when(c.renewal_time),
+        }
+    versions = []
+    snap = data.snapshot
+    if snap is not None and getattr(snap, "has_traffic", False):
+        for s in snap.latest:
+            versions.append({
+                "version": s.version,
+                "rate": f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
+                "success": render.percent(s.success_ratio, 2),
+                "p99": f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a",
+            })
+    return {
+        "namespace": config.namespace,
+        "service": config.stable_deployment,
+        "range": data.range,
+        "checked": render.when(data.now, "%Y-%m-%d %H:%M:%S UTC"),
+        "cluster_error": data.cluster_error,
+        "tracks": tracks,
+        "cert": cert,
+        "warnings": data.warnings[:10],
+        "metrics_error": data.metrics_error,
+        "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
+        "versions": versions,
+        "links": [{"label": label, "url": url} for label, url in data.links[:5]],
+    }
+
+
+def blocks(data: StatusData, config: Any) -> list[dict]:
+    return render.blocks("status", **view(data, config))
+
+
+def summary_text(data: StatusData) -> str:
+    state = data.state
+    if state is None:
+        return f"helloworld status: cluster unavailable ({data.cluster_error})"
+    parts = []
+    if state.stable:
+        parts.append(f"stable {state.stable.version} {state.stable.ready}/{state.stable.desired} ready")
+    if state.canary:
+        parts.append(f"canary {state.canary.version} at {canary_weight(state)}%")
+    if data.warnings:
+        parts.append(f"{len(data.warnings)} warning(s)")
+    return "helloworld status: " + ", ".join(parts)

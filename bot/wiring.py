@@ -1,0 +1,35 @@
+"""Assemble the bot from its configuration: clients, services, the Bolt app."""
+
+from __future__ import annotations
+
+from bot.config import Config
+from bot.kube import Cluster
+from bot.messenger import Messenger, make_client
+from bot.policy import GroupResolver, Policy
+from bot.services import Services
+from commands import Registry
+
+
+def build_services(config: Config, *, registry: Registry | None = None, cluster: Cluster | None = None,
+                   messenger: Messenger | None = None) -> Services:
+    messenger = messenger or Messenger(make_client(config))
+    policy = Policy(config, GroupResolver(messenger.group_members, ttl=config.group_cache_seconds))
+    services = Services(
+        config=config,
+        messenger=messenger,
+        policy=policy,
+        registry=registry or Registry.default(),
+        cluster_override=cluster,
+    )
+    from bot.prom import Prometheus
+
+    services.prometheus = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds,
+                                     names=config.metrics)
+    try:
+        from bot.approvals import Approvals
+        from bot.audit import Audit
+    except ImportError:  # pragma: no cover - the releasing layer is optional while building up
+        return services
+    services.audit = Audit(services)
+    services.approvals = Approvals(services)
+    return services

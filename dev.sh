@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Set up everything hello-chatops needs on a Debian machine, then run it.
+#
+#   ./dev.sh sandbox [--port N]   the whole system locally; open the console URL it prints
+#   ./dev.sh test [pytest args]   lint and the whole test suite
+#   ./dev.sh setup                only install (Debian packages when missing, the virtualenv)
+#
+# Debian packages are installed with apt-get when missing (as root, or through sudo);
+# Python packages go into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${HELLO_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+need_apt=()
+want() {  # want <command> <debian package>
+  command -v "$1" >/dev/null 2>&1 || need_apt+=("$2")
+}
+
+apt_install() {
+  [ ${#need_apt[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "==> installing Debian packages: ${need_apt[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+}
+
+setup() {
+  local mode=$1
+  "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || {
+    echo "Python 3.11 or newer is needed as '$PYTHON' (set PYTHON=...)" >&2; exit 1; }
+  "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=("python3-venv")
+  want prometheus prometheus
+  if [ "$mode" = test ]; then
+    want chromium chromium
+  fi
+  apt_install
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  echo "==> installing Python packages into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    setup test ;;
+  sandbox)
+    setup sandbox
+    exec "$VENV/bin/python" -m bot sandbox "$@" ;;
+  test)
+    setup test
+    echo "==> ruff"
+    "$VENV/bin/ruff" check .
+    echo "==> pytest"
+    exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile "$@" ;;
+  *)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2 ;;
+esac
