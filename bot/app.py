@@ -40,6 +40,7 @@ class Dispatcher:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.tasks: set[asyncio.Task] = set()
+        self._help: dict[str, Reply] = {}  # help is pure and asked often: rendered once per topic
 
     # ---------------------------------------------------------------- background work
     def spawn(self, coro: Awaitable[Any], name: str = "work") -> asyncio.Task:
@@ -64,9 +65,7 @@ class Dispatcher:
         except UsageError as exc:
             return None, None, self.error_reply(str(exc), "/hello help")
         if not args:
-            from commands import help as help_command
-
-            return None, None, help_command.reply_for(registry)
+            return None, None, self.help_reply("")
         name, rest = args[0].lower(), args[1:]
         command = registry.get(name)
         if command is None:
@@ -78,13 +77,20 @@ class Dispatcher:
             metrics.COMMANDS.labels(command=name, outcome="usage").inc()
             return command, None, self.error_reply(str(exc), exc.usage or command.usage)
         if name == "help":
-            from commands import help as help_command
-
             try:
-                return command, request, help_command.reply_for(registry, request.topic)
+                return command, request, self.help_reply(request.topic)
             except UsageError as exc:
                 return command, None, self.error_reply(str(exc), exc.usage)
         return command, request, None
+
+    def help_reply(self, topic: str) -> Reply:
+        reply = self._help.get(topic)
+        if reply is None:
+            from commands import help as help_command
+
+            reply = help_command.reply_for(self.services.registry, topic)
+            self._help[topic] = reply
+        return reply
 
     @staticmethod
     def error_reply(message: str, usage: str = "", ref: str = "") -> Reply:
