@@ -51,18 +51,18 @@ def load_or_exit(require_slack: bool = True) -> Config:
 
 
 def serve(args: argparse.Namespace) -> int:
+    config = load_or_exit()
+    if args.socket_mode and not config.slack_app_token:
+        print("configuration error: --socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token)",
+              file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+
     from sanic import Sanic
 
     from bot.app import build_app
     from bot.server import build_server
     from bot.wiring import build_services
-
-    config = load_or_exit()
-    setup_logging(config.log_level)
-    if args.socket_mode and not config.slack_app_token:
-        print("configuration error: --socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token)",
-              file=sys.stderr)
-        return 2
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
     ready = {"ok": False}
