@@ -140,7 +140,10 @@ class Dispatcher:
                 else:
                     await messenger.ephemeral(invocation.channel_id, invocation.user_id, reply.text, reply.blocks)
                 return None
-            ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
+            if not reply.text and not reply.blocks:
+                ts = None  # uploads only: they go straight into the channel
+            else:
+                ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
         except SlackError as exc:
             log.warning("cannot deliver reply in %s: %s", invocation.channel_id, exc)
             if respond is not None and exc.error in ("not_in_channel", "channel_not_found"):
@@ -159,7 +162,7 @@ class Dispatcher:
                 log.exception("follow-up of a reply failed (reference %s)", ref)
                 try:
                     await messenger.post(invocation.channel_id, f"The chart could not be drawn (reference {ref}).",
-                                         thread_ts=ts)
+                                         thread_ts=ts or None)
                 except SlackError:
                     pass
         for upload in uploads:
@@ -168,6 +171,12 @@ class Dispatcher:
                                        thread_ts=ts, comment=upload.comment)
             except SlackError as exc:
                 log.warning("cannot upload %s: %s", upload.filename, exc)
+                if respond is not None:
+                    try:
+                        await respond(text=f"The chart could not be uploaded: {exc.error}.",
+                                      response_type="ephemeral", replace_original=False)
+                    except Exception:
+                        log.exception("cannot tell the user that the upload failed")
         return ts
 
 

@@ -109,7 +109,7 @@ def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
         return []
     version = data.state.canary.version if data.state and data.state.canary and canary_weight(data.state) else None
     try:
-        return list(grafana.links_for(services.config, data.snapshot or data.range, version, now=data.now))
+        return list(grafana.links_for(services.config, data.snapshot or data.range, version))
     except Exception:  # links are a convenience; never lose the status over them
         log.exception("cannot build dashboard links")
         return []
