@@ -1,0 +1,237 @@
+"""`KubeEmulator`: the in-process Kubernetes API server of the sandbox and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import kinds
+from .controllers import CertificateController, DeploymentController, run_controllers
+from .faults import Fault, FaultRules
+from .rbac import Rbac, Usage, load_rules
+from .selectors import parse_field_selector, parse_label_selector
+from .server import ApiServer
+from .store import ApiError, Store, Watcher
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class KubeEmulator:
+    """A Kubernetes API server over real HTTP with simulated Deployment and cert-manager controllers.
+
+    Use `async with KubeEmulator() as emu:` (or `await emu.start()` / `await emu.stop()`), or from sync
+    code `with emu.run_in_thread():`. Point clients at `emu.url` or at a kubeconfig from
+    `emu.write_kubeconfig(path)`.
+    """
+
+    def __init__(self, *, rbac_files: Iterable[str | Path] = (), rbac_token: str = "bot-token",
+                 admin_token: str = "admin-token", broken_images: Iterable[str] = (), tick: float = 0.1,
+                 pod_ready_seconds: float = 0.5, deadline_scale: float = 1.0, cert_issue_delay: float = 0.3,
+                 rbac_user: str | None = None, history: int = 1000) -> None:
+        self.store = Store(history=history)
+        self.faults = FaultRules()
+        rules, bound_user = load_rules(rbac_files)
+        self.rbac_enabled = bool(tuple(rbac_files))
+        self.rbac = Rbac(rules, rbac_user or bound_user or "system:serviceaccount:default:default")
+        self.rbac_token = rbac_token
+        self.admin_token = admin_token
+        self.tick = tick
+        self.deployments = DeploymentController(self.store, broken_images=broken_images,
+                                                pod_ready_seconds=pod_ready_seconds, deadline_scale=deadline_scale)
+        self.certificates = CertificateController(self.store, issue_delay=cert_issue_delay)
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._watches: set[Watcher] = set()
+        self.host = "127.0.0.1"
+        self.port = 0
+        for name in DEFAULT_NAMESPACES:
+            self.store.create(kinds.lookup("", "namespaces"),  # type: ignore[arg-type]
+                              None, {"metadata": {"name": name}})
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on host:port (0 picks a free port) and start the controllers; returns the URL."""
+        server = ApiServer(self)
+        self._runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.host, self.port = host, sockets[0].getsockname()[1] if sockets else port
+        self._task = asyncio.create_task(run_controllers([self.deployments, self.certificates], self.tick))
+        return self.url
+
+    async def stop(self) -> None:
+        """End watch streams, stop the controllers and the server."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.store.close_watchers()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> KubeEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def run_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[KubeEmulator]:
+        """Run the emulator in its own event-loop thread; returns once it is listening."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start(host, port))
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        thread = threading.Thread(target=serve, name="kube-emulator", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+
+    def track_watch(self, watcher: Watcher) -> None:
+        self._watches.add(watcher)
+
+    def untrack_watch(self, watcher: Watcher) -> None:
+        self._watches.discard(watcher)
+
+    # --- configuration helpers ----------------------------------------------------------------------
+
+    def write_kubeconfig(self, path: str | Path, *, token: str | None = None, namespace: str = "default",
+                         context: str = "sandbox") -> Path:
+        """Write a kubeconfig pointing at this emulator with a bearer token (the admin token by default)."""
+        path = Path(path)
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": context, "preferences": {},
+            "clusters": [{"name": context, "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}],
+            "users": [{"name": context, "user": {"token": token or self.admin_token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
+                                                        "namespace": namespace}}],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
+    @property
+    def cert_failures(self) -> int:
+        """How many of the next certificate issuances fail."""
+        return self.certificates.failures
+
+    @cert_failures.setter
+    def cert_failures(self, value: int) -> None:
+        self.certificates.failures = int(value)
+
+    # --- direct access ------------------------------------------------------------------------------
+
+    def get(self, group: str, version: str, resource: str, namespace: str | None, name: str
+            ) -> dict[str, Any] | None:
+        """The stored object, or None."""
+        return self.store.get(group, resource, namespace, name)
+
+    def list(self, group: str, version: str, resource: str, namespace: str | None = None, *,
+             label_selector: str | None = None, field_selector: str | None = None) -> list[dict[str, Any]]:
+        labels = parse_label_selector(label_selector)
+        fields = parse_field_selector(field_selector)
+        return self.store.list(group, resource, namespace,
+                               lambda o: labels(o["metadata"].get("labels") or {}) and fields(o))
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a manifest, or replace the stored object's content with it when it exists."""
+        kind = kinds.for_manifest(manifest.get("apiVersion", "v1"), manifest.get("kind", ""))
+        meta = manifest.get("metadata") or {}
+        namespace = meta.get("namespace") or ("default" if kind.namespaced else None)
+        try:
+            return self.store.create(kind, namespace, manifest)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+        current = self.store.get(kind.group, kind.resource, namespace, meta.get("name", ""))
+        body = {**manifest, "metadata": {**(current or {}).get("metadata", {}), **meta}}
+        body["metadata"].pop("resourceVersion", None)
+        return self.store.update(kind, namespace, meta["name"], body)
+
+    def delete(self, group: str, version: str, resource: str, namespace: str | None, name: str) -> None:
+        kind = kinds.for_resource(group, version, resource, namespaced=namespace is not None)
+        self.store.delete(kind, namespace, name)
+
+    def seed(self, path: str | Path) -> list[dict[str, Any]]:
+        """Load every YAML file under a folder (or one file): Namespaces first, `kustomization.yaml` skipped."""
+        root = Path(path)
+        files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
+                       if p.is_file() and p.suffix in (".yaml", ".yml")
+                       and p.name not in ("kustomization.yaml", "kustomization.yml"))
+        docs: list[dict[str, Any]] = []
+        for file in files:
+            with file.open(encoding="utf-8") as fh:
+                for doc in yaml.safe_load_all(fh):
+                    if not isinstance(doc, dict) or not doc.get("kind"):
+                        continue
+                    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+                        docs.extend(d for d in doc["items"] if isinstance(d, dict))
+                    else:
+                        docs.append(doc)
+        docs.sort(key=lambda d: 0 if d.get("kind") == "Namespace" else 1)
+        for doc in docs:
+            ns = (doc.get("metadata") or {}).get("namespace")
+            kind = kinds.for_manifest(doc.get("apiVersion", "v1"), doc["kind"])
+            if kind.namespaced and ns and self.store.get("", "namespaces", None, ns) is None:
+                self.store.create(kinds.lookup("", "namespaces"),  # type: ignore[arg-type]
+                                  None, {"metadata": {"name": ns}})
+        return [self.apply(doc) for doc in docs]
+
+    # --- faults, RBAC, listeners --------------------------------------------------------------------
+
+    def add_fault(self, verb: str | None = None, resource: str | None = None, name: str | None = None, *,
+                  status: int | None = 500, delay: float = 0.0, count: int | None = 1,
+                  message: str | None = None) -> Fault:
+        """Answer `status` (None: no error, only the delay) for the next `count` matching requests."""
+        return self.faults.add(Fault(verb, resource, name, status, delay, count, message))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def rbac_usage(self, token: str) -> set[Usage]:
+        """Every (verb, group, resource, subresource) requested with `token`."""
+        return self.rbac.usage(token)
+
+    def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `callback(event_type, obj)` after every change; returns an unsubscribe function."""
+        return self.store.subscribe(callback)

@@ -1,0 +1,320 @@
+"""The kinds the emulated API server knows: names, scope, subresources, defaults and validation.
+
+Any other resource is still accepted and stored (namespaced or cluster-scoped as its URL says), so that
+manifests with kinds the emulator has no behaviour for can be seeded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource type of the API."""
+
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespaced: bool = True
+    status: bool = False  # has a /status subresource
+    scale: bool = False  # has a /scale subresource
+    builtin: bool = True  # built-in kinds accept strategic merge patch; custom resources do not
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """`deployments.apps` style name used in error messages."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    @property
+    def qualified_kind(self) -> str:
+        """`Deployment.apps` style name used in validation messages."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+_KINDS = [
+    Kind("", "v1", "namespaces", "Namespace", namespaced=False, status=True),
+    Kind("", "v1", "pods", "Pod", status=True),
+    Kind("", "v1", "services", "Service", status=True),
+    Kind("", "v1", "configmaps", "ConfigMap"),
+    Kind("", "v1", "secrets", "Secret"),
+    Kind("", "v1", "events", "Event"),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount"),
+    Kind("", "v1", "endpoints", "Endpoints"),
+    Kind("", "v1", "nodes", "Node", namespaced=False, status=True),
+    Kind("apps", "v1", "deployments", "Deployment", status=True, scale=True),
+    Kind("apps", "v1", "replicasets", "ReplicaSet", status=True, scale=True),
+    Kind("apps", "v1", "statefulsets", "StatefulSet", status=True, scale=True),
+    Kind("apps", "v1", "daemonsets", "DaemonSet", status=True),
+    Kind("coordination.k8s.io", "v1", "leases", "Lease"),
+    Kind("events.k8s.io", "v1", "events", "Event"),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    Kind("networking.k8s.io", "v1", "ingresses", "Ingress", status=True),
+    Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", status=True),
+    Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", status=True),
+    Kind("getambassador.io", "v3alpha1", "mappings", "Mapping", status=True, builtin=False),
+    Kind("getambassador.io", "v3alpha1", "hosts", "Host", status=True, builtin=False),
+    Kind("getambassador.io", "v3alpha1", "listeners", "Listener", builtin=False),
+    Kind("getambassador.io", "v3alpha1", "tlscontexts", "TLSContext", builtin=False),
+    Kind("getambassador.io", "v3alpha1", "modules", "Module", builtin=False),
+    Kind("cert-manager.io", "v1", "certificates", "Certificate", status=True, builtin=False),
+    Kind("cert-manager.io", "v1", "certificaterequests", "CertificateRequest", status=True, builtin=False),
+    Kind("cert-manager.io", "v1", "issuers", "Issuer", status=True, builtin=False),
+    Kind("cert-manager.io", "v1", "clusterissuers", "ClusterIssuer", namespaced=False, status=True,
+         builtin=False),
+    Kind("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool", status=True, builtin=False),
+    Kind("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement", status=True, builtin=False),
+    Kind("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", status=True, builtin=False),
+    Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", builtin=False),
+    Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", builtin=False),
+]
+
+_BY_RESOURCE: dict[tuple[str, str], Kind] = {(k.group, k.resource): k for k in _KINDS}
+_BY_KIND: dict[tuple[str, str], Kind] = {(k.group, k.kind): k for k in _KINDS}
+# Kinds first seen through a create of an unknown resource, remembered for the life of the process.
+_LEARNED: dict[tuple[str, str], Kind] = {}
+
+CUSTOM_GROUPS = frozenset(k.group for k in _KINDS if not k.builtin)
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """`apps/v1` -> (`apps`, `v1`); `v1` -> (``, `v1`)."""
+    if "/" in api_version:
+        group, version = api_version.split("/", 1)
+        return group, version
+    return "", api_version
+
+
+def plural(kind: str) -> str:
+    """The conventional plural resource name of a kind (`NetworkPolicy` -> `networkpolicies`)."""
+    low = kind.lower()
+    if low.endswith("y") and low[-2:-1] not in "aeiou":
+        return low[:-1] + "ies"
+    if low.endswith(("s", "x", "ch", "sh")):
+        return low + "es"
+    return low + "s"
+
+
+def lookup(group: str, resource: str) -> Kind | None:
+    """The known kind for a group and resource, or None."""
+    return _BY_RESOURCE.get((group, resource)) or _LEARNED.get((group, resource))
+
+
+def for_resource(group: str, version: str, resource: str, *, namespaced: bool, kind: str | None = None) -> Kind:
+    """The kind for a URL's group/version/resource, learning unknown ones from a body's `kind`."""
+    known = lookup(group, resource)
+    if known is not None:
+        return known
+    name = kind or resource[:-1].capitalize()
+    learned = Kind(group, version, resource, name, namespaced=namespaced,
+                   builtin=group == "" or group.endswith(".k8s.io") or "." not in group)
+    if kind:
+        _LEARNED[(group, resource)] = learned
+    return learned
+
+
+def for_manifest(api_version: str, kind: str) -> Kind:
+    """The kind of a manifest document (`apiVersion` + `kind`)."""
+    group, version = split_api_version(api_version)
+    known = _BY_KIND.get((group, kind))
+    if known is not None:
+        return known
+    for learned in _LEARNED.values():
+        if learned.group == group and learned.kind == kind:
+            return learned
+    cluster_scoped = kind.startswith("Cluster") or kind in {"Namespace", "Node", "PersistentVolume",
+                                                            "StorageClass", "CustomResourceDefinition"}
+    return for_resource(group, version, plural(kind), namespaced=not cluster_scoped, kind=kind)
+
+
+def all_kinds() -> list[Kind]:
+    return [*_KINDS, *_LEARNED.values()]
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME_KINDS = {"namespaces", "services"}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One field error of a 422 Invalid answer."""
+
+    reason: str  # FieldValueRequired, FieldValueInvalid, ...
+    field: str
+    message: str
+
+
+def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
+    """Field errors the real API server (or the CRD's schema) would report for `obj`."""
+    causes: list[Cause] = []
+    name = obj.get("metadata", {}).get("name", "")
+    if not name:
+        causes.append(Cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is "
+                                                                   "required"))
+    else:
+        label = kind.resource in _LABEL_NAME_KINDS
+        pattern, limit = (DNS1123_LABEL, 63) if label else (DNS1123_SUBDOMAIN, 253)
+        if len(name) > limit or not pattern.match(name):
+            what = "RFC 1123 label" if label else "RFC 1123 subdomain"
+            causes.append(Cause("FieldValueInvalid", "metadata.name",
+                                f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+                                "alphanumeric characters, '-' or '.', and must start and end with an "
+                                "alphanumeric character"))
+    spec = obj.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    if kind.resource in ("deployments", "replicasets", "statefulsets") and kind.group == "apps":
+        causes.extend(_validate_workload(spec))
+    elif kind.group == "getambassador.io" and kind.resource == "mappings":
+        for field in ("prefix", "service"):
+            if not spec.get(field):
+                causes.append(Cause("FieldValueRequired", f"spec.{field}", "Required value"))
+        weight = spec.get("weight")
+        if weight is not None and (not isinstance(weight, int) or isinstance(weight, bool)
+                                   or not 0 <= weight <= 100):
+            causes.append(Cause("FieldValueInvalid", "spec.weight",
+                                f"Invalid value: {weight}: spec.weight in body should be between 0 and 100"))
+    elif kind.group == "cert-manager.io" and kind.resource == "certificates":
+        if not spec.get("secretName"):
+            causes.append(Cause("FieldValueRequired", "spec.secretName", "Required value"))
+        issuer = spec.get("issuerRef")
+        if not isinstance(issuer, dict) or not issuer.get("name"):
+            causes.append(Cause("FieldValueRequired", "spec.issuerRef", "Required value"))
+    return causes
+
+
+def _validate_workload(spec: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        causes.append(Cause("FieldValueRequired", "spec.selector", "Required value"))
+    if not isinstance(template, dict):
+        causes.append(Cause("FieldValueRequired", "spec.template", "Required value"))
+        return causes
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if isinstance(selector, dict) and causes == []:
+        from .selectors import match_label_selector  # local: selectors imports nothing from here
+
+        if not match_label_selector(selector, labels):
+            causes.append(Cause("FieldValueInvalid", "spec.template.metadata.labels",
+                                f"Invalid value: {_go_map(labels)}: `selector` does not match template "
+                                "`labels`"))
+    containers = (template.get("spec") or {}).get("containers")
+    if not containers:
+        causes.append(Cause("FieldValueRequired", "spec.template.spec.containers", "Required value"))
+    else:
+        for i, c in enumerate(containers):
+            if not isinstance(c, dict) or not c.get("name"):
+                causes.append(Cause("FieldValueRequired", f"spec.template.spec.containers[{i}].name",
+                                    "Required value"))
+            elif not c.get("image"):
+                causes.append(Cause("FieldValueRequired", f"spec.template.spec.containers[{i}].image",
+                                    "Required value"))
+    replicas = spec.get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0):
+        causes.append(Cause("FieldValueInvalid", "spec.replicas",
+                            f"Invalid value: {replicas}: must be greater than or equal to 0"))
+    return causes
+
+
+def _go_map(labels: dict[str, str]) -> str:
+    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+# --- defaults ---------------------------------------------------------------------------------------
+
+_cluster_ips = (str(ipaddress.IPv4Address("10.96.0.10") + i) for i in itertools.count())
+
+
+def apply_defaults(kind: Kind, obj: dict[str, Any]) -> None:
+    """Fill the fields the real API server defaults (and the client's models need) in place."""
+    if kind.group == "apps" and kind.resource in ("deployments", "replicasets", "statefulsets"):
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        if kind.resource == "deployments":
+            spec.setdefault("progressDeadlineSeconds", 600)
+            strategy = spec.setdefault("strategy", {})
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                ru = strategy.setdefault("rollingUpdate", {})
+                ru.setdefault("maxSurge", "25%")
+                ru.setdefault("maxUnavailable", "25%")
+        template = spec.get("template")
+        if isinstance(template, dict):
+            template.setdefault("metadata", {})
+            pod_spec_defaults(template.setdefault("spec", {}))
+    elif kind.group == "" and kind.resource == "pods":
+        pod_spec_defaults(obj.setdefault("spec", {}))
+    elif kind.group == "" and kind.resource == "services":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if spec.get("clusterIP") != "None":
+            spec.setdefault("clusterIP", next(_cluster_ips))
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+        if spec["type"] in ("LoadBalancer", "NodePort"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+            for i, port in enumerate(spec.get("ports") or []):
+                port.setdefault("nodePort", 30000 + (hash((obj["metadata"].get("name"), i)) % 2767))
+        obj.setdefault("status", {"loadBalancer": {}})
+    elif kind.group == "" and kind.resource == "secrets":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if string_data:
+            import base64
+
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+    elif kind.group == "" and kind.resource == "namespaces":
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+        obj.setdefault("status", {"phase": "Active"})
+    elif kind.group == "" and kind.resource == "serviceaccounts":
+        pass
+
+
+def pod_spec_defaults(spec: dict[str, Any]) -> None:
+    """The defaults of a PodSpec, as the API server fills them."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            if not isinstance(container, dict):
+                continue
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            image = str(container.get("image", ""))
+            tag = image.rsplit("/", 1)[-1].partition(":")[2]
+            container.setdefault("imagePullPolicy", "Always" if tag in ("", "latest") else "IfNotPresent")
+            container.setdefault("resources", {})
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")

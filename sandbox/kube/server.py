@@ -1,0 +1,412 @@
+"""The HTTP face of the emulated API server (aiohttp.web): routing, verbs, watch streams, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import kinds, patch
+from .faults import Fault
+from .kinds import Kind
+from .rbac import details_for
+from .selectors import SelectorError, parse_field_selector, parse_label_selector, selector_string
+from .store import ApiError, not_found
+
+if TYPE_CHECKING:
+    from .emulator import KubeEmulator
+
+log = logging.getLogger(__name__)
+
+SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "sandbox",
+                  "gitTreeState": "clean", "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2",
+                  "compiler": "gc", "platform": "linux/amd64"}
+DEFAULT_WATCH_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource URL names."""
+
+    kind: Kind
+    namespace: str | None  # None: cluster-scoped kind, or a list/watch across all namespaces
+    name: str | None
+    subresource: str
+    watch_path: bool = False  # legacy /watch/ URL
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def _error(exc: ApiError) -> web.Response:
+    return _json(exc.status(), exc.code)
+
+
+def parse_target(path: str, *, namespaced_hint: dict[str, Any] | None = None) -> Target | None:
+    """Parse `/api/v1/...` and `/apis/{group}/{version}/...` resource URLs."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    watch_path = False
+    if rest[:1] == ["watch"]:
+        watch_path, rest = True, rest[1:]
+    if not rest:
+        return None
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (group == "" and len(rest) == 3
+                                                             and rest[2] in ("status", "finalize")):
+        namespace, resource, tail = rest[1], rest[2], rest[3:]
+        kind = kinds.for_resource(group, version, resource, namespaced=True,
+                                  kind=(namespaced_hint or {}).get("kind"))
+    else:
+        namespace, resource, tail = None, rest[0], rest[1:]
+        kind = kinds.for_resource(group, version, resource, namespaced=False,
+                                  kind=(namespaced_hint or {}).get("kind"))
+    name = tail[0] if tail else None
+    sub = "/".join(tail[1:])
+    return Target(kind, namespace, name, sub, watch_path)
+
+
+class ApiServer:
+    """Request handling for one emulator; the aiohttp application is `self.app`."""
+
+    def __init__(self, emulator: KubeEmulator) -> None:
+        self.emu = emulator
+        self.store = emulator.store
+        self.app = web.Application(client_max_size=32 * 1024 * 1024)
+        self.app.router.add_route("*", "/_emulator/faults", self.faults_endpoint)
+        self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
+
+    # --- admin --------------------------------------------------------------------------------------
+
+    async def faults_endpoint(self, request: web.Request) -> web.Response:
+        """POST a JSON fault rule (or a list of them); GET lists them; DELETE clears them."""
+        if request.method == "GET":
+            return _json({"faults": self.emu.faults.describe()})
+        if request.method == "DELETE":
+            self.emu.faults.clear()
+            return _json({"faults": []})
+        if request.method != "POST":
+            return _json({"error": "method not allowed"}, 405)
+        try:
+            body = await request.json()
+            rules = body if isinstance(body, list) else [body]
+            for rule in rules:
+                self.emu.faults.add(Fault(**rule))
+        except (ValueError, TypeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"faults": self.emu.faults.describe()}, 201)
+
+    # --- dispatch -----------------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        discovery = self.discovery(path)
+        if discovery is not None:
+            return discovery
+        body: Any = None
+        if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+            try:
+                raw = await request.read()
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                return _error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
+        target = parse_target(path, namespaced_hint=body if request.method == "POST" and isinstance(body, dict)
+                              else None)
+        if target is None:
+            return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+        verb = self._verb(request, target)
+        try:
+            self._authorize(request, verb, target)
+            fault = self.emu.faults.take(verb, target.kind.resource, target.subresource, target.name)
+            if fault is not None:
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.status:
+                    details = details_for(target.name, target.kind.group, target.kind.resource)
+                    raise ApiError(fault.status, fault.reason(), fault.message or fault.default_message(), details)
+            if verb == "watch":
+                return await self.watch(request, target)
+            handler = getattr(self, f"do_{verb}")
+            return await handler(request, target, body)
+        except ApiError as exc:
+            return _error(exc)
+        except SelectorError as exc:
+            return _error(ApiError(400, "BadRequest", str(exc)))
+
+    @staticmethod
+    def _verb(request: web.Request, target: Target) -> str:
+        method = request.method
+        if method == "GET":
+            if target.name is None:
+                flag = request.query.get("watch", "").lower()
+                return "watch" if target.watch_path or flag in ("true", "1") else "list"
+            return "watch" if target.watch_path else "get"
+        if method == "DELETE":
+            return "delete" if target.name else "deletecollection"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+    def _authorize(self, request: web.Request, verb: str, target: Target) -> None:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        kind = target.kind
+        namespace = target.namespace if kind.namespaced else None
+        self.emu.rbac.record(token, (verb, kind.group, kind.resource, target.subresource))
+        if not self.emu.rbac_enabled or token == self.emu.admin_token:
+            return
+        if token != self.emu.rbac_token:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        name = target.name if verb not in ("create",) else None
+        if not self.emu.rbac.allows(verb, kind.group, kind.resource, target.subresource, name, namespace):
+            message = self.emu.rbac.forbidden_message(verb, kind.group, kind.resource, target.subresource,
+                                                      target.name, namespace)
+            raise ApiError(403, "Forbidden", message, details_for(target.name, kind.group, kind.resource))
+
+    # --- discovery ----------------------------------------------------------------------------------
+
+    def discovery(self, path: str) -> web.Response | None:
+        if path == "/version":
+            return _json(SERVER_VERSION)
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/api":
+            return _json({"kind": "APIVersions", "versions": ["v1"],
+                          "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                          "serverAddress": self.emu.address}]})
+        if path == "/apis":
+            groups: dict[str, set[str]] = {}
+            for kind in kinds.all_kinds():
+                if kind.group:
+                    groups.setdefault(kind.group, set()).add(kind.version)
+            return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in sorted(vs)],
+                 "preferredVersion": {"groupVersion": f"{g}/{sorted(vs)[-1]}", "version": sorted(vs)[-1]}}
+                for g, vs in sorted(groups.items())]})
+        parts = [p for p in path.split("/") if p]
+        if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+            resources = []
+            for kind in kinds.all_kinds():
+                if kind.group != group or kind.version != version:
+                    continue
+                resources.append({"name": kind.resource, "singularName": kind.kind.lower(),
+                                  "namespaced": kind.namespaced, "kind": kind.kind,
+                                  "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
+                                            "update", "watch"]})
+                if kind.status:
+                    resources.append({"name": f"{kind.resource}/status", "singularName": "",
+                                      "namespaced": kind.namespaced, "kind": kind.kind,
+                                      "verbs": ["get", "patch", "update"]})
+                if kind.scale:
+                    resources.append({"name": f"{kind.resource}/scale", "singularName": "",
+                                      "namespaced": kind.namespaced, "group": "autoscaling", "version": "v1",
+                                      "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            return _json({"kind": "APIResourceList", "apiVersion": "v1",
+                          "groupVersion": f"{group}/{version}" if group else version, "resources": resources})
+        return None
+
+    # --- verbs --------------------------------------------------------------------------------------
+
+    def _check_sub(self, target: Target) -> None:
+        kind, sub = target.kind, target.subresource
+        if sub == "" or (sub == "status" and kind.status) or (sub == "scale" and kind.scale):
+            return
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _current(self, target: Target) -> dict[str, Any]:
+        kind = target.kind
+        obj = self.store.get(kind.group, kind.resource, target.namespace if kind.namespaced else None,
+                             target.name or "")
+        if obj is None:
+            raise not_found(kind, target.name or "")
+        return obj
+
+    def _predicate(self, request: web.Request) -> Any:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"))
+        return lambda obj: labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
+
+    async def do_get(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        self._check_sub(target)
+        obj = self._current(target)
+        if target.subresource == "scale":
+            return _json(self.scale_of(obj))
+        return _json(obj)
+
+    async def do_list(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        kind = target.kind
+        predicate = self._predicate(request)
+        rv = self.store.snapshot_rv()
+        items = self.store.list(kind.group, kind.resource, target.namespace, predicate)
+        return _json({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                      "metadata": {"resourceVersion": str(rv)}, "items": items})
+
+    async def do_create(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        if target.name is not None or target.subresource:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                    "resource")
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+        kind = target.kind
+        meta = body.get("metadata") or {}
+        if kind.namespaced and target.namespace is None:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                    "resource")
+        if kind.namespaced and meta.get("namespace") not in (None, "", target.namespace):
+            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                                              "sent on the request")
+        created = self.store.create(kind, target.namespace, body)
+        return _json(created, 201)
+
+    async def do_update(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        self._check_sub(target)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+        kind = target.kind
+        if target.subresource == "scale":
+            return _json(self._write_scale(target, body))
+        updated = self.store.update(kind, target.namespace, target.name or "", body,
+                                    subresource=target.subresource or None)
+        return _json(updated)
+
+    async def do_patch(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        self._check_sub(target)
+        kind = target.kind
+        content_type = request.content_type
+        accepted = [patch.JSON, patch.MERGE] + ([patch.STRATEGIC] if kind.builtin else [])
+        if content_type not in accepted:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format - accepted media types include: "
+                           f"{', '.join(accepted)}")
+        current = self._current(target)
+        base = self.scale_of(current) if target.subresource == "scale" else current
+        try:
+            patched = patch.apply_patch(content_type, base, body)
+        except patch.PatchError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from exc
+        if target.subresource == "scale":
+            return _json(self._write_scale(target, patched))
+        if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
+            # A patch only conflicts when it carries a resourceVersion itself.
+            patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
+        updated = self.store.update(kind, target.namespace, target.name or "", patched,
+                                    subresource=target.subresource or None)
+        return _json(updated)
+
+    async def do_delete(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        if target.subresource:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                    "resource")
+        kind = target.kind
+        precondition = (body or {}).get("preconditions") if isinstance(body, dict) else None
+        if precondition:
+            current = self._current(target)
+            for field in ("uid", "resourceVersion"):
+                if precondition.get(field) and precondition[field] != current["metadata"].get(field):
+                    raise ApiError(409, "Conflict",
+                                   f'Operation cannot be fulfilled on {kind.qualified} "{target.name}": '
+                                   f"Precondition failed: {field}: {precondition[field]}, "
+                                   f"ObjectMeta.{field[0].upper() + field[1:]}: {current['metadata'].get(field)}")
+        gone = self.store.delete(kind, target.namespace, target.name or "")
+        if kind.group == "" and kind.resource == "pods":
+            return _json(gone)
+        details = {"name": target.name, "kind": kind.resource, "uid": gone["metadata"]["uid"]}
+        if kind.group:
+            details["group"] = kind.group
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                      "details": details})
+
+    async def do_deletecollection(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        kind = target.kind
+        items = self.store.list(kind.group, kind.resource, target.namespace, self._predicate(request))
+        for obj in items:
+            with contextlib.suppress(ApiError):
+                self.store.delete(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        return _json({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                      "metadata": {"resourceVersion": str(self.store.snapshot_rv())}, "items": items})
+
+    # --- scale --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                  "creationTimestamp") if k in meta},
+                "spec": {"replicas": int(obj.get("spec", {}).get("replicas", 1))},
+                "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)),
+                           "selector": selector_string(obj.get("spec", {}).get("selector"))}}
+
+    def _write_scale(self, target: Target, scale: dict[str, Any]) -> dict[str, Any]:
+        current = self._current(target)
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: '
+                                           f"Invalid value: {replicas}: must be greater than or equal to 0")
+        sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        current["spec"]["replicas"] = replicas
+        current["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+        updated = self.store.update(target.kind, target.namespace, target.name or "", current)
+        return self.scale_of(updated)
+
+    # --- watch --------------------------------------------------------------------------------------
+
+    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        kind = target.kind
+        predicate = self._predicate(request)
+        if target.name is not None:
+            by_name = predicate
+            predicate = lambda obj: obj["metadata"]["name"] == target.name and by_name(obj)  # noqa: E731
+        raw_rv = request.query.get("resourceVersion", "")
+        try:
+            since = int(raw_rv) if raw_rv not in ("", "0") else None
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"invalid resource version: {raw_rv}") from None
+        try:
+            timeout = float(request.query.get("timeoutSeconds", DEFAULT_WATCH_SECONDS))
+        except ValueError:
+            raise ApiError(400, "BadRequest", "invalid timeoutSeconds") from None
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                           "Cache-Control": "no-cache, private"})
+        response.enable_chunked_encoding()
+        loop = asyncio.get_running_loop()
+        try:
+            watcher, first = self.store.watch(kind.group, kind.resource, target.namespace, predicate, since, loop)
+        except ApiError as exc:
+            await response.prepare(request)
+            await response.write((json.dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode())
+            await response.write_eof()
+            return response
+        self.emu.track_watch(watcher)
+        try:
+            await response.prepare(request)
+            for event_type, obj in first:
+                await response.write((json.dumps({"type": event_type, "object": obj}) + "\n").encode())
+            deadline = loop.time() + timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if item is None:
+                    break
+                await response.write((json.dumps({"type": item[0], "object": item[1]}) + "\n").encode())
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            self.store.unwatch(watcher)
+            self.emu.untrack_watch(watcher)
+        return response
