@@ -126,6 +126,8 @@ def view(data: StatusData, config: Any) -> dict:
             weight = route.weight if route else None
             if track.name == "stable":
                 share = "rest of traffic" if weight is None else f"{weight}% of traffic"
+            elif track.desired == 0 and not weight:
+                share = "not running"
             else:
                 share = f"{weight or 0}% of traffic"
             tracks.append({
