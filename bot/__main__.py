@@ -109,7 +109,7 @@ async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
         results.append(("slack", True, f"ok, {who.get('user', '?')} in {who.get('team', '?')} "
                                        f"({config.slack_api_url})"))
     except Exception as exc:
-        results.append(("slack", False, f"auth.test failed: {exc}"))
+        results.append(("slack", False, str(exc)))
     try:
         cluster = await Cluster.connect(config)
         try:
