@@ -1,0 +1,1 @@
+"""The sandbox console: a Slack-like web page over the Slack emulator."""

@@ -1,0 +1,277 @@
+"""The sandbox console: a Slack-like web page over the Slack emulator.
+
+Serves the static page (``index.html``, ``console.js``, ``console.css``) and a small JSON bridge:
+
+- ``GET  /api/config``   the workspace's people (with their sandbox roles), the channel, the usage hint
+- ``GET  /api/state``    the emulator's state (messages, ephemerals, files) as ``GET /_emulator/state``
+- ``GET  /api/events``   Server-Sent Events: one record per change in the emulated workspace
+- ``POST /api/command``  ``{"user", "channel", "text": "/hello status"}``: a signed slash command, sent
+  by the emulator's client side exactly as Slack sends it
+- ``POST /api/click``    ``{"user", "channel", "message_ts", "action_id", "block_id", "value"}``: a button
+- ``POST /api/message``  ``{"user", "channel", "text"}``: a plain chat message from a person
+- ``GET  /files/{id}/{name}``  an uploaded file's bytes (the charts), for ``<img>`` tags
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sandbox.slack import Message, SlackEmulator
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent
+ROOT = STATIC.parents[1]
+STATIC_FILES = {
+    "/": ("index.html", "text/html"),
+    "/console.js": ("console.js", "application/javascript"),
+    "/console.css": ("console.css", "text/css"),
+}
+COMMAND = "/hello"
+
+
+def usage_hint(manifest: Path = ROOT / "app.yaml", command: str = COMMAND) -> str:
+    """The ``usage_hint`` of ``command`` in the Slack app manifest ('' when absent)."""
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    for entry in (data.get("features") or {}).get("slash_commands") or []:
+        if isinstance(entry, dict) and entry.get("command") == command:
+            return str(entry.get("usage_hint") or "")
+    return ""
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """``"/hello canary v2 10%"`` -> ``("/hello", "canary v2 10%")``; None for plain text."""
+    text = text.strip()
+    if not text.startswith("/"):
+        return None
+    command, _, rest = text.partition(" ")
+    return command, rest.strip()
+
+
+def _bad_request(error: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"ok": False, "error": error}), content_type="application/json")
+
+
+def _free_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class ConsoleServer:
+    """The console's HTTP server, bound to one in-process :class:`SlackEmulator`."""
+
+    def __init__(
+        self,
+        slack: SlackEmulator,
+        *,
+        roles: Mapping[str, str] | None = None,
+        channel: str = "C1",
+        links: Sequence[Mapping[str, str]] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.slack = slack
+        self.roles = dict(roles or {})
+        self.channel = channel
+        self.links = [dict(link) for link in links]
+        self.host = host
+        self.port = port
+        self.app = web.Application()
+        self.app.router.add_get("/", self.static)
+        self.app.router.add_get("/console.js", self.static)
+        self.app.router.add_get("/console.css", self.static)
+        self.app.router.add_get("/api/config", self.config)
+        self.app.router.add_get("/api/state", self.state)
+        self.app.router.add_get("/api/events", self.events)
+        self.app.router.add_post("/api/command", self.command)
+        self.app.router.add_post("/api/click", self.click)
+        self.app.router.add_post("/api/message", self.message)
+        self.app.router.add_get("/files/{file_id}/{name}", self.file)
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.on_shutdown.append(self._close_streams)
+        self._streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> ConsoleServer:
+        """Listen on ``host:port`` (port 0 picks a free one). Raises OSError when the port is taken."""
+        sock = _free_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _close_streams(self, app: web.Application) -> None:
+        for queue in list(self._streams):
+            queue.put_nowait(None)
+
+    # ---------------------------------------------------------------- pages
+    async def static(self, request: web.Request) -> web.Response:
+        name, content_type = STATIC_FILES[request.path]
+        body = (STATIC / name).read_bytes()
+        return web.Response(body=body, content_type=content_type, charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def config(self, request: web.Request) -> web.Response:
+        ws = self.slack.workspace
+        users = [
+            {"id": uid, "name": u["name"], "real_name": u.get("real_name", u["name"]),
+             "role": self.roles.get(uid, "")}
+            for uid, u in ws.users.items()
+        ]
+        channels = [{"id": c.id, "name": c.name} for c in ws.channels.values()]
+        groups = {gid: list(members) for gid, members in ws.usergroups.items()}
+        return web.json_response({
+            "team": ws.team_domain,
+            "command": COMMAND,
+            "usage_hint": usage_hint(),
+            "users": users,
+            "channels": channels,
+            "channel": self.channel,
+            "usergroups": groups,
+            "bot": {"user_id": ws.bot_user_id, "name": "hello"},
+            "links": self.links,
+        })
+
+    async def state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.slack.state(), dumps=lambda d: json.dumps(d, default=str))
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events from the emulator's change stream (``event: <type>``, ``data: <json>``)."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        unsubscribe = self.slack.subscribe(queue.put_nowait)
+        self._streams.add(queue)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        })
+        try:
+            await response.prepare(request)
+            seq = self.slack.workspace.version
+            await response.write(f"event: hello\ndata: {json.dumps({'seq': seq})}\n\n".encode())
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event is None:
+                    break
+                data = json.dumps(event, default=str)
+                await response.write(f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            unsubscribe()
+            self._streams.discard(queue)
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    # ---------------------------------------------------------------- actions
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _bad_request("expected a JSON body") from None
+        if not isinstance(body, dict):
+            raise _bad_request("expected a JSON object")
+        return body
+
+    def _user_channel(self, body: Mapping[str, Any]) -> tuple[str, str]:
+        user = str(body.get("user") or "")
+        channel = str(body.get("channel") or self.channel)
+        if user not in self.slack.workspace.users:
+            raise _bad_request(f"unknown user {user!r}")
+        if channel not in self.slack.workspace.channels:
+            raise _bad_request(f"unknown channel {channel!r}")
+        return user, channel
+
+    async def command(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user, channel = self._user_channel(body)
+        parts = split_command(str(body.get("text") or ""))
+        if parts is None:
+            return web.json_response({"ok": False, "error": "not a slash command"}, status=400)
+        command, text = parts
+        if command != COMMAND:
+            return web.json_response(
+                {"ok": False, "error": f"{command} is not a valid command. This workspace has {COMMAND}."},
+                status=400,
+            )
+        try:
+            reply = await self.slack.send_command(user=user, channel=channel, text=text, command=command)
+        except Exception as exc:  # the app is down or refused the connection: say so, as Slack does
+            log.warning("slash command not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": f"{command} failed: the app did not respond"},
+                                     status=502)
+        if reply.status != 200:
+            return web.json_response(
+                {"ok": False, "error": f"{command} failed with the error \"http_{reply.status}\""}, status=502
+            )
+        return web.json_response({"ok": True, "status": reply.status})
+
+    async def click(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user, channel = self._user_channel(body)
+        ts = str(body.get("message_ts") or "")
+        action_id = str(body.get("action_id") or "")
+        try:
+            reply = await self.slack.click(
+                user=user, channel=channel, message_ts=ts, action_id=action_id,
+                value=body.get("value"), block_id=body.get("block_id") or None,
+            )
+        except LookupError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=404)
+        except Exception as exc:
+            log.warning("button click not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": "the app did not respond"}, status=502)
+        if reply.status != 200:
+            return web.json_response({"ok": False, "error": f"the app answered HTTP {reply.status}"}, status=502)
+        return web.json_response({"ok": True, "status": reply.status})
+
+    async def message(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user, channel = self._user_channel(body)
+        text = str(body.get("text") or "").strip()
+        if not text:
+            return web.json_response({"ok": False, "error": "no_text"}, status=400)
+        ws = self.slack.workspace
+        msg = ws.add_message(Message(channel=channel, ts=ws.clock.next(), user=user, text=text[:4000],
+                                     team=ws.team_id, source="console"))
+        return web.json_response({"ok": True, "ts": msg.ts})
+
+    async def file(self, request: web.Request) -> web.Response:
+        record = self.slack.workspace.files.get(request.match_info["file_id"])
+        if record is None or record.data is None:
+            raise web.HTTPNotFound(text="file not found")
+        return web.Response(body=record.data, content_type=record.mimetype,
+                            headers={"Cache-Control": "private, max-age=3600"})

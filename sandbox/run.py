@@ -1,0 +1,257 @@
+"""``python -m bot sandbox``: the whole system on one machine, with no Slack workspace and no cluster.
+
+Starts, on loopback:
+
+- the Kubernetes API emulator seeded from ``manifests/`` with its controllers, and the bot itself
+  (:class:`sandbox.stack.Stack`), configured with a fixed team: dana (U1) deploys, avery (U2, group
+  S1) approves, sam (U3) has no rights, in channel #ops (C1);
+- a real helloworld process per release track, following the Deployments (:mod:`sandbox.processes`);
+- the real Prometheus scraping them, when it is installed (:mod:`sandbox.prometheus`);
+- a small load generator split by the Mapping weights (:mod:`sandbox.loadgen`);
+- the Slack emulator and the console, a Slack-like web page over it (:mod:`sandbox.console.server`).
+
+It prints what started and where, and runs until Ctrl-C (SIGINT) or SIGTERM, then stops every part
+and every process it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from sandbox import prometheus as prom_module
+from sandbox.console.server import ConsoleServer
+from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
+from sandbox.processes import Fleet
+from sandbox.stack import Stack
+
+log = logging.getLogger("sandbox")
+
+SANDBOX_ENV = {
+    "HELLO_DEPLOYERS": "U1",
+    "HELLO_APPROVERS": "U2,S1",
+    "HELLO_OPS_CHANNELS": "C1",
+    "HELLO_LOG_LEVEL": "WARNING",
+}
+ROLES = {"U1": "deployer", "U2": "approver", "U3": "no rights"}
+NO_PROMETHEUS = "http://127.0.0.1:9"
+MANIFESTS_VARIABLE = "HELLO_SANDBOX_MANIFESTS"
+
+
+@dataclass
+class Part:
+    name: str
+    ok: bool
+    url: str = ""
+    detail: str = ""
+
+
+class Sandbox:
+    """All the sandbox's parts; ``await start()``, then ``await stop()`` (also after a failed start)."""
+
+    def __init__(self, *, port: int = 3000, host: str = "127.0.0.1", rps: float | None = None,
+                 use_prometheus: bool = True, scrape_interval: str = "1s", seed: Path | None = None) -> None:
+        """``seed``: the folder of manifests the cluster starts with (default: the project's ``manifests/``)."""
+        self.port = port
+        self.seed = seed
+        self.host = host
+        self.rps = rps
+        self.use_prometheus = use_prometheus
+        self.scrape_interval = scrape_interval
+        self.parts: list[Part] = []
+        self.prometheus: prom_module.PrometheusServer | None = None
+        self.stack: Stack | None = None
+        self.fleet: Fleet | None = None
+        self.load: LoadGenerator | None = None
+        self.console: ConsoleServer | None = None
+        self.admin_kubeconfig = ""
+
+    # ---------------------------------------------------------------- start
+    async def start(self) -> None:
+        rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
+        prometheus_url = await self._start_prometheus()
+        self.stack = Stack(
+            env=SANDBOX_ENV,
+            prometheus_url=prometheus_url or NO_PROMETHEUS,
+            kube_options={"tick": 0.1, "pod_ready_seconds": 1.0},
+            host=self.host,
+            **({"seed": self.seed} if self.seed is not None else {}),
+        )
+        await self.stack.start()
+        kube, slack = self.stack.kube, self.stack.slack
+        assert self.stack.workdir is not None
+        self.admin_kubeconfig = str(kube.write_kubeconfig(self.stack.workdir / "admin.kubeconfig", namespace="hello"))
+        self.parts.append(Part("Kubernetes API", True, kube.url,
+                               f"kubeconfig {self.admin_kubeconfig} (bot: {self.stack.kubeconfig})"))
+        self.parts.append(Part("Slack API", True, slack.api_url, "workspace state at /_emulator/state"))
+        self.fleet = Fleet(kube, on_change=self._targets_changed)
+        bot_detail, _ = await asyncio.gather(self._warm_up(), self.fleet.start())
+        self.parts.append(Part("bot", True, self.stack.replicas[0].url, bot_detail))
+        self._targets_changed()
+        versions = self.fleet.versions()
+        if versions:
+            detail = ", ".join(f"{track} {version} at {self.fleet.endpoints()[track]}"
+                               for track, version in sorted(versions.items()))
+            self.parts.append(Part("helloworld", True, "", detail))
+        else:
+            self.parts.append(Part("helloworld", False, "", "no Deployment asks for a process yet "
+                                   "(manifests/helloworld); processes start when one does"))
+
+        self.load = LoadGenerator(self.fleet.endpoints, lambda: mapping_weights(kube), rps=rps)
+        await self.load.start()
+        self.parts.append(Part("load", rps > 0, "", f"{rps:g} requests/s split by the Mapping weights"
+                               if rps > 0 else "off (HELLO_SANDBOX_RPS=0)"))
+
+        links = [{"label": "Prometheus", "url": prometheus_url or "", "note": "not installed"},
+                 {"label": "Kubernetes API", "url": f"{kube.url}/apis/apps/v1/namespaces/hello/deployments"},
+                 {"label": "Slack emulator state", "url": f"{slack.base_url}/_emulator/state"}]
+        self.console = ConsoleServer(slack, roles=ROLES, channel="C1", links=links, host=self.host, port=self.port)
+        await self.console.start()
+        self.parts.insert(0, Part("console", True, self.console.url, "open it in a browser"))
+
+    async def _warm_up(self) -> str:
+        """Have the bot read the release once, so its client is loaded before the first command."""
+        assert self.stack is not None
+        async def read() -> Any:
+            cluster = await self.stack.services.cluster()  # type: ignore[union-attr]
+            return await cluster.release_state()
+
+        try:
+            state, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.charts"))
+        except Exception as exc:
+            return f"Bolt app; cannot read the release yet: {exc}"
+        stable = state.stable.version if state.stable else "?"
+        return f"Bolt app, as in production; sees helloworld {stable} in namespace hello"
+
+    async def _start_prometheus(self) -> str:
+        if not self.use_prometheus:
+            self.parts.append(Part("Prometheus", False, "", "off"))
+            return ""
+        server = prom_module.PrometheusServer(scrape_interval=self.scrape_interval)
+        try:
+            await server.start()
+        except prom_module.PrometheusNotInstalled:
+            self.parts.append(Part("Prometheus", False, "", f"not installed: {prom_module.INSTALL_HINT}; "
+                                   "the sandbox runs without charts"))
+            return ""
+        except prom_module.PrometheusStartError as exc:
+            first = str(exc).splitlines()[0]
+            self.parts.append(Part("Prometheus", False, "", f"did not start ({first}); running without charts"))
+            await asyncio.to_thread(server.stop)
+            return ""
+        self.prometheus = server
+        self.parts.append(Part("Prometheus", True, server.url, f"scraping helloworld every {self.scrape_interval}"))
+        return server.url
+
+    def _targets_changed(self) -> None:
+        if self.prometheus is not None and self.fleet is not None:
+            self.prometheus.set_targets(self.fleet.targets())
+
+    # ---------------------------------------------------------------- stop
+    async def stop(self) -> None:
+        """Stop every part, newest first; each one is stopped even if another fails."""
+        steps: list[tuple[str, Any]] = [
+            ("console", self.console.stop if self.console else None),
+            ("load", self.load.stop if self.load else None),
+            ("bot and emulators", self.stack.stop if self.stack else None),
+            ("helloworld", self.fleet.stop if self.fleet else None),
+        ]
+        for name, step in steps:
+            if step is None:
+                continue
+            try:
+                await step()
+            except Exception:
+                log.exception("cannot stop the %s cleanly", name)
+        if self.prometheus is not None:
+            await asyncio.to_thread(self.prometheus.stop)
+        self.console = self.load = self.stack = self.fleet = self.prometheus = None
+
+    # ---------------------------------------------------------------- report
+    def summary(self) -> str:
+        lines = ["hello-chatops sandbox", ""]
+        width = max(len(p.name) for p in self.parts)
+        for part in self.parts:
+            mark = "ok " if part.ok else "-- "
+            where = f"{part.url}  " if part.url else ""
+            lines.append(f"  {mark}{part.name:<{width}}  {where}{part.detail}".rstrip())
+        lines += [
+            "",
+            "People: dana (U1) deploys, avery (U2, group S1) approves, sam (U3) has no rights; channel #ops (C1).",
+            f"Open {self.console.url if self.console else 'the console'} and type `/hello status`. "
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(logging.INFO)
+    logging.getLogger("sandbox.processes").setLevel(logging.INFO)
+
+
+async def run(port: int = 3000, host: str = "127.0.0.1", out: TextIO | None = None, seed: Path | None = None
+              ) -> int:
+    """Start the sandbox, print where everything is, and run until SIGINT or SIGTERM."""
+    out = out or sys.stdout
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.monotonic()
+    sandbox = Sandbox(port=port, host=host, seed=seed)
+    try:
+        start = asyncio.ensure_future(sandbox.start())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not start.done():  # stopped while starting
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await start
+            return 130
+        stopper.cancel()
+        start.result()
+        print(sandbox.summary(), file=out)
+        print(f"\nready in {time.monotonic() - started:.1f}s", file=out, flush=True)
+        await stop.wait()
+        print("\nstopping…", file=out, flush=True)
+        return 0
+    except OSError as exc:
+        print(f"sandbox: cannot start: {exc} (is port {port} in use? try --port)", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await sandbox.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        print("sandbox stopped", file=out, flush=True)
+
+
+def main(port: int = 3000, host: str = "127.0.0.1") -> int:
+    """Entry point of ``python -m bot sandbox [--port N]``; returns the exit code.
+
+    ``HELLO_SANDBOX_MANIFESTS`` names another folder of manifests to seed the cluster from (default: the
+    project's ``manifests/``); ``HELLO_SANDBOX_RPS`` sets the load (requests per second, default 5).
+    """
+    _setup_logging()
+    folder = os.environ.get(MANIFESTS_VARIABLE, "").strip()
+    seed = Path(folder).expanduser() if folder else None
+    if seed is not None and not seed.exists():
+        print(f"sandbox: {MANIFESTS_VARIABLE}={folder} does not exist", file=sys.stderr)
+        return 2
+    return asyncio.run(run(port=port, host=host, seed=seed))

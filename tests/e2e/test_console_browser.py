@@ -1,0 +1,80 @@
+"""In a real headless Chromium: status with its chart, then a canary asked by dana and approved by avery."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CHART_LOADED = """() => [...document.querySelectorAll('.file img')]
+    .some(img => img.complete && img.naturalWidth > 0)"""
+
+
+@pytest.fixture
+def page(chromium_path, tools):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=tools.chromium_args)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.js_errors = errors  # type: ignore[attr-defined]
+            yield page
+        finally:
+            browser.close()
+
+
+def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#composer", text)
+    page.press("#composer", "Enter")
+
+
+def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None:  # type: ignore[no-untyped-def]
+    if not shutil.which("prometheus"):
+        pytest.fail("the prometheus binary is missing: install it with `apt-get install prometheus`; "
+                    "the chart in this test needs it")
+    sandbox = launch_sandbox()
+    prometheus = sandbox.part_url("Prometheus")
+    assert prometheus, sandbox.output
+    # The chart needs data: Prometheus must have scraped the stable process while the load ran.
+    tools.wait_until(lambda: tools.prometheus_rate(prometheus, "stable") > 0, 45,
+                     "Prometheus to see the load generator's requests to the stable helloworld")
+
+    page.goto(sandbox.url)
+    page.wait_for_selector("body[data-ready=true]")
+    assert "dana" in page.locator("#user-switcher").input_value() or \
+        page.locator("#user-switcher").input_value() == "U1"
+    assert "status|deploy|canary" in page.inner_text("#hint")
+
+    # /hello status: the status message, then its chart in the thread under it.
+    send(page, "/hello status")
+    page.wait_for_selector(".msg .b-header:has-text('helloworld')")
+    page.wait_for_function(CHART_LOADED, timeout=40_000)
+    status = page.locator(".entry", has=page.locator(".b-header:has-text('helloworld')")).last
+    assert status.locator(".thread .file img").count() >= 1
+
+    # dana asks for a canary; the approval message carries the buttons.
+    send(page, "/hello canary v2 10%")
+    approve = page.locator("button.btn:has-text('Approve')").last
+    approve.wait_for()
+    # dana may not approve her own request; avery (the approver) does.
+    page.select_option("#user-switcher", "U2")
+    assert "avery" in page.inner_text("#hint")
+    approve.click()
+    done = page.locator(".msg", has_text=re.compile(r"Canary\s+v2\s+gets 10% of the traffic")).last
+    done.wait_for(timeout=40_000)
+    text = done.inner_text()
+    assert "approved by" in text and "@avery" in text and "@dana" in text, text
+
+    # The chart loaded and nothing on the page threw.
+    assert page.evaluate(CHART_LOADED)
+    assert not page.js_errors, page.js_errors
+    tools.artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(tools.artifacts / "console.png"), full_page=False)
