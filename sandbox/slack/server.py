@@ -1,0 +1,220 @@
+"""``SlackEmulator``: a local Slack workspace over real HTTP for the bot, its tests and the sandbox."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from .client import Reply, Sender, Tamper
+from .state import (
+    DEFAULT_CHANNELS,
+    DEFAULT_USERGROUPS,
+    DEFAULT_USERS,
+    Ephemeral,
+    Event,
+    FileRecord,
+    Message,
+    Workspace,
+)
+from .webapi import Fault, WebApi
+
+
+class SlackEmulator:
+    """Slack's Web API, file uploads and ``response_url``s, plus a client that sends signed
+    slash commands and button clicks to the app's ``request_url``.
+
+    Use as ``async with SlackEmulator(request_url=...) as emu:`` (or ``await emu.start()`` /
+    ``await emu.stop()``) and point the app at it with ``AsyncWebClient(base_url=emu.api_url)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str = "emulator-signing-secret",
+        bot_token: str = "xoxb-emulator-bot-token",
+        team_id: str = "T0001",
+        team_domain: str = "hello-chatops",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "B0001",
+        app_id: str = "A0001",
+        verification_token: str = "emulator-verification-token",
+        users: Iterable[dict[str, Any]] | None = None,
+        usergroups: dict[str, list[str]] | None = None,
+        channels: dict[str, str] | None = None,
+        bot_channels: Iterable[str] | None = None,
+        channel_members: dict[str, list[str]] | None = None,
+        request_url: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.signing_secret = signing_secret
+        self.bot_token = bot_token
+        self.host = host
+        self.port = port
+        self.workspace = Workspace(
+            team_id=team_id,
+            team_domain=team_domain,
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
+            app_id=app_id,
+            users=DEFAULT_USERS if users is None else users,
+            channels=DEFAULT_CHANNELS if channels is None else channels,
+            usergroups=DEFAULT_USERGROUPS if usergroups is None else usergroups,
+            bot_channels=bot_channels,
+            channel_members=channel_members,
+        )
+        self.webapi = WebApi(self.workspace, bot_token=bot_token)
+        self.sender = Sender(
+            self.workspace,
+            self.webapi,
+            signing_secret=signing_secret,
+            verification_token=verification_token,
+            request_url=request_url,
+        )
+        self.app = web.Application(client_max_size=1024**3)
+        self.webapi.add_routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # ---- life cycle -----------------------------------------------------------------------
+    async def start(self) -> SlackEmulator:
+        """Listen on ``host:port`` (port 0 picks a free one); ``api_url`` is valid afterwards."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self.base_url = f"http://{self.host}:{self.port}"
+        self.workspace.base_url = self.base_url
+        self._runner = web.AppRunner(self.app, shutdown_timeout=2.0, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        await self.sender.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for slack_sdk clients (``AsyncWebClient(base_url=emu.api_url)``), ends with '/'."""
+        if not self.base_url:
+            raise RuntimeError("the emulator is not started")
+        return f"{self.base_url}/api/"
+
+    @property
+    def request_url(self) -> str | None:
+        return self.sender.request_url
+
+    @request_url.setter
+    def request_url(self, url: str | None) -> None:
+        self.sender.request_url = url
+
+    # ---- faults ---------------------------------------------------------------------------
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next ``times`` calls to ``method`` answer HTTP 429 ``ratelimited`` with ``Retry-After``."""
+        self.webapi.add_fault(method, Fault(status=429, retry_after=retry_after), times)
+
+    def fail(self, method: str, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` calls to ``method`` answer HTTP ``status`` (5xx). ``method="upload"``
+        targets the file upload URL."""
+        if not 500 <= status <= 599:
+            raise ValueError("fail() injects server errors: status must be 5xx")
+        self.webapi.add_fault(method, Fault(status=status), times)
+
+    # ---- reads ----------------------------------------------------------------------------
+    def messages(self, channel: str, *, thread_ts: str | None = None) -> list[Message]:
+        """Current channel messages in order (thread replies included; ``thread_ts`` filters a thread)."""
+        msgs = self.workspace.messages(channel)
+        if thread_ts is not None:
+            msgs = [m for m in msgs if m.thread_ts == thread_ts]
+        return msgs
+
+    def ephemerals(self, channel: str, user: str | None = None) -> list[Ephemeral]:
+        return self.workspace.ephemerals(channel, user)
+
+    @property
+    def files(self) -> dict[str, FileRecord]:
+        """Files whose bytes arrived, by ID."""
+        return {fid: f for fid, f in self.workspace.files.items() if f.data is not None}
+
+    def file_bytes(self, file_id: str) -> bytes:
+        data = self.workspace.files[file_id].data
+        if data is None:
+            raise KeyError(f"file {file_id} has no uploaded bytes")
+        return data
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Every Web API call answered: ``{"method", "status", "ok", "error"}``."""
+        return self.webapi.calls
+
+    @property
+    def response_posts(self) -> list[dict[str, Any]]:
+        return self.workspace.response_posts
+
+    def state(self) -> dict[str, Any]:
+        return self.workspace.snapshot()
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Message | Ephemeral], bool],
+        timeout: float = 5.0,
+    ) -> Message | Ephemeral:
+        """Wait until a current message or ephemeral satisfies ``predicate`` (checked at once and after
+        every change); raises ``TimeoutError`` after ``timeout`` seconds."""
+        return await self.workspace.wait_for(predicate, timeout)
+
+    def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` on every change; returns the unsubscribe function."""
+        return self.workspace.subscribe(callback)
+
+    # ---- client side ----------------------------------------------------------------------
+    async def send_command(
+        self,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        text: str = "",
+        command: str = "/hello",
+        tamper: Tamper = None,
+        url: str | None = None,
+    ) -> Reply:
+        """Send a signed slash command to the request URL; see :meth:`Sender.send_command`."""
+        return await self.sender.send_command(
+            user=user, channel=channel, text=text, command=command, tamper=tamper, url=url
+        )
+
+    async def click(
+        self,
+        *,
+        user: str = "U2",
+        channel: str = "C1",
+        message_ts: str,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+        tamper: Tamper = None,
+        url: str | None = None,
+    ) -> Reply:
+        """Click a button of a stored message as ``user``: a signed ``block_actions`` request."""
+        return await self.sender.click(
+            user=user,
+            channel=channel,
+            message_ts=message_ts,
+            action_id=action_id,
+            value=value,
+            block_id=block_id,
+            tamper=tamper,
+            url=url,
+        )
