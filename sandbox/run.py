@@ -83,6 +83,7 @@ class Sandbox:
             env=SANDBOX_ENV,
             prometheus_url=prometheus_url or NO_PROMETHEUS,
             kube_options={"tick": 0.1, "pod_ready_seconds": 1.0},
+            schedules=True,
             host=self.host,
             **({"seed": self.seed} if self.seed is not None else {}),
         )

@@ -68,6 +68,7 @@ class Stack:
         workdir: Path | None = None,
         host: str = "127.0.0.1",
         kube: KubeEmulator | None = None,
+        schedules: bool = False,
     ) -> None:
         self.env_overrides = dict(env or {})
         self.rbac = rbac
@@ -78,6 +79,7 @@ class Stack:
         self.prometheus_url = prometheus_url
         self.registry_factory = registry or Registry.default
         self.host = host
+        self.run_schedules = schedules
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.kube: KubeEmulator = kube  # type: ignore[assignment]
@@ -145,6 +147,8 @@ class Stack:
         dispatcher: Dispatcher = bolt.dispatcher  # type: ignore[attr-defined]
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
         server = await start_in_loop(app, self.host, 0)
+        if self.run_schedules and services.schedules is not None:
+            await services.schedules.start()
         return Replica(index=index, services=services, dispatcher=dispatcher, server=server)
 
     async def stop_replica(self, replica: Replica) -> None:

@@ -1,0 +1,148 @@
+"""What a scheduled status post contains: the status, what changed since the last post, and a chart.
+
+The status is the same as ``/hello status <range>`` (:mod:`bot.status`). The changes are the bot's
+own audit records: Kubernetes Events labelled ``app.kubernetes.io/managed-by=hello-chatops``
+(deploys, canary weight changes, certificate renewals, rollbacks) whose time falls after the
+previous post. The chart over the schedule's range is uploaded in a thread under the post.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot import render
+from bot import status as status_view
+from bot.errors import ClusterError
+from bot.kube import parse_time
+
+if TYPE_CHECKING:
+    from bot.schedule import Claim
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+AUDIT_SELECTOR = "app.kubernetes.io/managed-by=hello-chatops"
+RANGE_SECONDS = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
+ICONS = (("rollback", ":rewind:"), ("canary", ":hatching_chick:"), ("cert", ":lock:"), ("renew", ":lock:"),
+         ("deploy", ":rocket:"), ("promot", ":rocket:"), ("abort", ":no_entry:"))
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    reason: str
+    message: str
+    object: str = ""
+
+    def line(self) -> str:
+        lowered = f"{self.reason} {self.message}".lower()
+        icon = next((i for key, i in ICONS if key in lowered), ":memo:")
+        text = render.escape(self.message)[:280]
+        return f"{icon} `{render.when(self.at, '%m-%d %H:%M')}` *{render.escape(self.reason)}* {text}"
+
+
+@dataclass
+class Digest:
+    text: str
+    blocks: list[dict]
+    data: status_view.StatusData
+    chart: bool = True
+    changes: list[Change] = field(default_factory=list)
+
+
+def event_time(event: dict) -> datetime | None:
+    meta = event.get("metadata") or {}
+    return parse_time(event.get("eventTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
+                      or meta.get("creationTimestamp"))
+
+
+async def changes_between(services: Services, after: datetime, until: datetime) -> list[Change]:
+    """The bot's audit Events with a time in ``(after, until]``, oldest first."""
+    cluster = await services.cluster()
+    out = []
+    for event in await cluster.list_raw_events(AUDIT_SELECTOR):
+        at = event_time(event)
+        if at is None or not after < at <= until:
+            continue
+        inv = event.get("involvedObject") or {}
+        out.append(Change(at=at, reason=str(event.get("reason") or event.get("action") or "Change"),
+                          message=str(event.get("message") or event.get("note") or ""),
+                          object=f"{inv.get('kind', '')}/{inv.get('name', '')}"))
+    out.sort(key=lambda c: c.at)
+    return out
+
+
+async def build(services: Services, claim: Claim, *, now: datetime, chart: bool = True) -> Digest:
+    """Gather the status for the schedule's range and render the post."""
+    entry = claim.entry
+    data = await status_view.gather(services, entry.range, now=now)
+    after = claim.previous or (claim.slot - timedelta(seconds=RANGE_SECONDS.get(entry.range, 3600)))
+    changes: list[Change] = []
+    changes_error = ""
+    try:
+        changes = await changes_between(services, after, now)
+    except ClusterError as exc:
+        changes_error = str(exc)
+    head = render.blocks(
+        "digest", id=entry.id, cron=entry.cron, timezone=services.config.timezone, range=entry.range,
+        slot=render.when(claim.slot, "%Y-%m-%d %H:%M UTC"), catch_up=claim.catch_up, skipped=claim.skipped,
+    )
+    tail = render.blocks(
+        "digest_changes", changes=[c.line() for c in changes], since=render.when(after, "%Y-%m-%d %H:%M UTC"),
+        changes_error=render.escape(changes_error),
+    )
+    blocks = render.validate([*head, *status_view.blocks(data, services.config), *tail])
+    late = " (posted late)" if claim.catch_up else ""
+    text = f"Scheduled status{late}: {status_view.summary_text(data)}"
+    if changes:
+        text += f" · {len(changes)} change(s) since the last post"
+    return Digest(text=text, blocks=blocks, data=data, chart=chart, changes=changes)
+
+
+async def chart_png(services: Services, data: status_view.StatusData) -> bytes | None:
+    """The chart for the digest's range, or ``None`` when there is no traffic to draw."""
+    if data.snapshot is None or not getattr(data.snapshot, "has_traffic", False):
+        return None
+    from commands import Context, Invocation
+    from commands.status import chart_uploads
+
+    ctx = Context(invocation=Invocation(user_id="", channel_id="", text=""), services=services)
+    uploads = await chart_uploads(ctx, data, "all")
+    return uploads[0].content if uploads else None
+
+
+async def upload_followups(services: Services, channel: str, ts: str, digest: Digest) -> None:
+    """Upload the chart in the post's thread; a failure is logged and said in the thread, never raised."""
+    from bot.messenger import SlackError
+
+    if not digest.chart:
+        return
+    try:
+        png = await chart_png(services, digest.data)
+    except Exception:
+        log.exception("cannot draw the chart of a scheduled status")
+        png = None
+        try:
+            await services.messenger.post(channel, "The chart could not be drawn.", thread_ts=ts)
+        except SlackError:
+            pass
+    if png is None:
+        return
+    rng = digest.data.range
+    try:
+        await services.messenger.upload(channel, png, f"helloworld-{rng}.png", f"helloworld, last {rng} (UTC)",
+                                        thread_ts=ts)
+    except SlackError as exc:
+        log.warning("cannot upload the chart of a scheduled status to %s: %s", channel, exc.error)
+
+
+def describe_age(now: datetime, then: datetime | None) -> str:
+    """``"3m ago"``-style text for ``/hello schedule list``."""
+    if then is None:
+        return "never"
+    seconds = (now - then).total_seconds()
+    return f"{render.duration(seconds)} ago" if seconds >= 0 else render.when(then)
+

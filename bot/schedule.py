@@ -1,0 +1,489 @@
+"""Scheduled status posts: cron schedules, their state in the cluster, and the replica that posts them.
+
+Schedules come from configuration (``HELLO_SCHEDULES``; ids ``c…`` derived from their content) and
+from chat (``/hello schedule add``; ids ``s…``). Chat-made schedules and every schedule's posting state
+live in one ConfigMap (``hello-chatops-schedules``), written with the resourceVersion that was read,
+so every replica sees the same schedules and a restart loses nothing.
+
+Exactly one replica posts: the holder of the Lease (:mod:`bot.leader`). Even so, a slot is posted
+only by the replica whose compare-and-swap write recording it as the schedule's last slot succeeds,
+so a change of leader can neither double a slot nor skip one that is recorded. A slot that came due
+while no replica led is posted by the next leader — only the most recent one per schedule, and the
+post says how many earlier ones were skipped. A slot is claimed before it is posted: a replica that
+dies between the two loses that one post rather than risking two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadDateError, croniter
+
+from bot.errors import CommandError, Conflict, UsageError
+from bot.kube import parse_time
+from bot.leader import LeaderElector, default_identity
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CONFIGMAP = "hello-chatops-schedules"
+SCHEDULES_KEY = "schedules.json"
+STATE_KEY = "state.json"
+CAS_ATTEMPTS = 8
+MAX_SCHEDULES = 50
+
+# ------------------------------------------------------------------------------------------ cron
+
+FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-6 or sun-sat"),
+)
+ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def validate_cron(expr: str) -> str:
+    """Return the normalised expression or raise :class:`UsageError` naming the bad field.
+
+    Five fields (minute hour day-of-month month day-of-week) or one of the ``@daily``-style aliases.
+    Each field is checked on its own (croniter's own messages do not say which field is wrong), then
+    the whole, and finally that it ever fires (``0 0 30 2 *`` never does).
+    """
+    text = " ".join(expr.split())
+    if not text:
+        raise UsageError("the cron expression is empty")
+    if text.startswith("@"):
+        if text.lower() not in ALIASES:
+            raise UsageError(f"unknown cron alias `{text}`: use one of {', '.join(ALIASES)}")
+        return text.lower()
+    parts = text.split(" ")
+    if len(parts) != 5:
+        raise UsageError(
+            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
+            f"`{text}` has {len(parts)}"
+        )
+    for index, (name, allowed) in enumerate(FIELDS):
+        probe = ["*"] * 5
+        probe[index] = parts[index]
+        if not croniter.is_valid(" ".join(probe)):
+            raise UsageError(f"invalid {name} field `{parts[index]}` in `{text}`: allowed values are {allowed}")
+    if not croniter.is_valid(text):
+        raise UsageError(f"`{text}` is not a valid cron expression")
+    try:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise UsageError(f"`{text}` never fires: no date matches its day of month and month") from None
+    return text
+
+
+def latest_slot(cron: str, now: datetime, tz: ZoneInfo) -> datetime:
+    """The most recent time at or before ``now`` the expression fires (aware, in ``tz``)."""
+    return croniter(cron, now.astimezone(tz) + timedelta(microseconds=1)).get_prev(datetime)
+
+
+def next_slot(cron: str, now: datetime, tz: ZoneInfo) -> datetime:
+    """The first time strictly after ``now`` the expression fires."""
+    return croniter(cron, now.astimezone(tz)).get_next(datetime)
+
+
+def slots_between(cron: str, after: datetime, before: datetime, tz: ZoneInfo, limit: int = 10_000) -> int:
+    """How many times the expression fires strictly between ``after`` and ``before`` (capped at ``limit``)."""
+    it = croniter(cron, after.astimezone(tz))
+    count = 0
+    while count < limit:
+        at = it.get_next(datetime)
+        if at >= before:
+            break
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One schedule. ``source`` is ``config`` (from HELLO_SCHEDULES) or ``chat``."""
+
+    id: str
+    cron: str
+    channel: str
+    range: str
+    source: str
+    created_by: str = ""
+    created: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cron": self.cron, "channel": self.channel, "range": self.range, "by": self.created_by,
+                "created": iso(self.created)}
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What the cluster records about one schedule's posts."""
+
+    since: datetime | None = None  # slots before this are never posted
+    last: datetime | None = None  # the last slot claimed (posted or being posted)
+    by: str = ""  # the replica that claimed it
+    posted: datetime | None = None
+    ts: str = ""
+    error: str = ""
+    error_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> SlotState:
+        return cls(since=parse_time(raw.get("since")), last=parse_time(raw.get("last")), by=raw.get("by", ""),
+                   posted=parse_time(raw.get("posted")), ts=raw.get("ts", ""), error=raw.get("error", ""),
+                   error_at=parse_time(raw.get("error_at")))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A schedule as ``/hello schedule list`` shows it."""
+
+    entry: Entry
+    state: SlotState
+    next: datetime | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot this replica won the right to post."""
+
+    entry: Entry
+    slot: datetime
+    previous: datetime | None  # the slot posted before (None: first post)
+    skipped: int  # slots that came due unposted between ``previous`` and ``slot``
+    catch_up: bool  # the slot came due while this replica was not leading
+
+
+def iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
+
+
+def config_id(cron: str, channel: str, rng: str) -> str:
+    """A stable id for a configured schedule: the same on every replica and after every restart."""
+    return "c" + hashlib.sha1(f"{cron}|{channel}|{rng}".encode()).hexdigest()[:5]
+
+
+def config_entries(services: Services) -> list[Entry]:
+    return [
+        Entry(id=config_id(s.cron, s.channel, s.range), cron=s.cron, channel=s.channel, range=s.range,
+              source="config")
+        for s in services.config.schedules
+    ]
+
+
+# ------------------------------------------------------------------------------------------ store
+
+
+class Store:
+    """The schedules ConfigMap, read and written with optimistic concurrency."""
+
+    def __init__(self, services: Services, name: str = CONFIGMAP) -> None:
+        self.services = services
+        self.name = name
+
+    @staticmethod
+    def _decode(cm: dict | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        data = (cm or {}).get("data") or {}
+        try:
+            schedules = json.loads(data.get(SCHEDULES_KEY) or "{}")
+            state = json.loads(data.get(STATE_KEY) or "{}")
+        except ValueError:
+            log.error("configmap %s holds invalid JSON; treating it as empty", CONFIGMAP)
+            return {}, {}
+        return schedules, state
+
+    async def read(self) -> tuple[list[Entry], dict[str, SlotState]]:
+        cluster = await self.services.cluster()
+        schedules, state = self._decode(await cluster.get_configmap(self.name))
+        entries = config_entries(self.services)
+        for sid, raw in sorted(schedules.items(), key=lambda kv: kv[1].get("created", "")):
+            entries.append(Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),
+                                 source="chat", created_by=raw.get("by", ""),
+                                 created=parse_time(raw.get("created"))))
+        return entries, {k: SlotState.from_json(v) for k, v in state.items()}
+
+    async def update(self, mutate: Callable[[dict[str, Any], dict[str, Any]], Any]) -> Any:
+        """Read, ``mutate(schedules, state)`` in place, write back if it changed; retry on conflicts.
+
+        ``mutate`` returns the result; raising aborts without writing.
+        """
+        cluster = await self.services.cluster()
+        for _ in range(CAS_ATTEMPTS):
+            cm = await cluster.get_configmap(self.name)
+            schedules, state = self._decode(cm)
+            before = (json.dumps(schedules, sort_keys=True), json.dumps(state, sort_keys=True))
+            result = mutate(schedules, state)
+            after = (json.dumps(schedules, sort_keys=True), json.dumps(state, sort_keys=True))
+            if after == before and cm is not None:
+                return result
+            data = {SCHEDULES_KEY: after[0], STATE_KEY: after[1]}
+            try:
+                if cm is None:
+                    await cluster.create_configmap(self.name, data)
+                else:
+                    cm = dict(cm)
+                    cm["data"] = {**(cm.get("data") or {}), **data}
+                    await cluster.replace_configmap(cm)
+            except Conflict:
+                continue  # someone wrote meanwhile (or created it first): read again
+            return result
+        raise Conflict(f"configmap {self.name} keeps changing; gave up after {CAS_ATTEMPTS} attempts", 409)
+
+
+# -------------------------------------------------------------------------------------- scheduler
+
+TRANSIENT_SLACK = {"fatal_error", "internal_error", "service_unavailable", "request_timeout", "ratelimited",
+                   "unknown_error"}
+UNREACHABLE_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+def transient(error: str) -> bool:
+    """A Slack failure worth retrying: a server error or a connection problem (exception names)."""
+    return error in TRANSIENT_SLACK or any(c.isupper() for c in error)
+
+
+@dataclass
+class Posted:
+    """What one tick posted (or tried to)."""
+
+    schedule: str
+    slot: datetime
+    ts: str = ""
+    error: str = ""
+    skipped: int = 0
+    catch_up: bool = False
+
+
+@dataclass
+class _Options:
+    chart: bool = True
+    post_attempts: int = 3
+    retry_delay: float = 2.0
+
+
+class Scheduler:
+    """Evaluates the schedules and posts digests, on the replica that holds the Lease.
+
+    ``clock`` returns the current aware datetime and ``sleep`` waits (both injectable, so tests drive
+    time). ``chart=False`` leaves the chart out of digests. ``tick(now)`` is one evaluation step.
+    """
+
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], Awaitable[Any]] | None = None, chart: bool = True,
+                 configmap: str = CONFIGMAP, post_attempts: int = 3, retry_delay: float = 2.0) -> None:
+        self.services = services
+        config = services.config
+        self.identity = config.identity or default_identity()
+        self.tz = ZoneInfo(config.timezone)
+        self.store = Store(services, configmap)
+        self.elector = LeaderElector(services.cluster, name=config.lease_name, identity=self.identity,
+                                     lease_seconds=config.lease_seconds)
+        self.options = _Options(chart=chart, post_attempts=max(1, post_attempts), retry_delay=retry_delay)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep or asyncio.sleep
+        self._task: asyncio.Task | None = None
+        self._next_due: datetime | None = None
+        self.history: list[Posted] = []
+
+    # ------------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        """Run the leader and tick loop in the background until :meth:`stop`."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="schedules")
+
+    async def stop(self) -> None:
+        """Stop the loop and release the Lease if held, so another replica takes over at once."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await self.elector.release(self._clock())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduled status tick failed")
+            now = self._clock()
+            delay = self.elector.renew_interval
+            if self._next_due is not None:
+                delay = min(delay, (self._next_due - now).total_seconds() + 0.05)
+            await self._sleep(max(0.05, delay))
+
+    # ------------------------------------------------------------------------ evaluation
+    def is_leader(self, now: datetime | None = None) -> bool:
+        return self.elector.is_leader(now or self._clock())
+
+    async def tick(self, now: datetime | None = None) -> list[Posted]:
+        """Renew or acquire the Lease; if leading, post every slot that is due and not yet recorded."""
+        now = now or self._clock()
+        if not await self.elector.step(now):
+            self._next_due = None
+            return []
+        entries, states = await self.store.read()
+        out: list[Posted] = []
+        nexts = []
+        for entry in entries:
+            try:
+                nexts.append(next_slot(entry.cron, now, self.tz))
+                slot = latest_slot(entry.cron, now, self.tz)
+            except (ValueError, KeyError):
+                log.error("schedule %s has an unusable cron expression %r", entry.id, entry.cron)
+                continue
+            state = states.get(entry.id)
+            if state is not None and state.last is not None and state.last >= slot:
+                continue
+            if state is not None and state.since is not None and slot < state.since:
+                continue
+            claim = await self._claim(entry, slot, now)
+            if claim is not None:
+                out.append(await self._post(claim, now))
+        self._next_due = min(nexts) if nexts else None
+        self.history.extend(out)
+        return out
+
+    async def _claim(self, entry: Entry, slot: datetime, now: datetime) -> Claim | None:
+        """Record ``slot`` as the schedule's last one; ``None`` if it is not due or another replica has it."""
+        leading_since = self.elector.leading_since
+
+        def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> Claim | None:
+            if entry.source == "chat" and entry.id not in schedules:
+                return None  # removed meanwhile
+            record = state.setdefault(entry.id, {"since": iso(entry.created or now)})
+            since = parse_time(record.get("since")) or now
+            last = parse_time(record.get("last"))
+            if slot < since or (last is not None and last >= slot):
+                return None
+            start = last if last is not None else since - timedelta(microseconds=1)
+            skipped = slots_between(entry.cron, start, slot, self.tz)
+            record.update(last=iso(slot), by=self.identity, claimed=iso(now))
+            catch_up = skipped > 0 or (leading_since is not None and slot < leading_since and last is not None)
+            return Claim(entry=entry, slot=slot, previous=last, skipped=skipped, catch_up=catch_up)
+
+        return await self.store.update(mutate)
+
+    async def _post(self, claim: Claim, now: datetime) -> Posted:
+        from bot import digest
+        from bot.messenger import SlackError
+
+        entry = claim.entry
+        result = Posted(schedule=entry.id, slot=claim.slot, skipped=claim.skipped, catch_up=claim.catch_up)
+        built = None
+        try:
+            built = await digest.build(self.services, claim, now=now, chart=self.options.chart)
+            result.ts = await self._post_with_retry(entry.channel, built.text, built.blocks)
+        except SlackError as exc:
+            result.error = exc.error
+            level = logging.WARNING if exc.error in UNREACHABLE_CHANNEL else logging.ERROR
+            log.log(level, "scheduled status %s in %s failed: %s", entry.id, entry.channel, exc.error)
+        except Exception as exc:
+            result.error = type(exc).__name__
+            log.exception("scheduled status %s could not be built", entry.id)
+        if built is not None and result.ts:
+            await digest.upload_followups(self.services, entry.channel, result.ts, built)
+        await self._record(entry.id, result, now)
+        return result
+
+    async def _post_with_retry(self, channel: str, text: str, blocks: list[dict]) -> str:
+        from bot.messenger import SlackError
+
+        attempts = self.options.post_attempts
+        for attempt in range(attempts):
+            try:
+                return await self.services.messenger.post(channel, text, blocks)
+            except SlackError as exc:
+                if attempt + 1 >= attempts or not transient(exc.error):
+                    raise
+                log.warning("posting scheduled status to %s failed (%s); retrying", channel, exc.error)
+                await self._sleep(self.options.retry_delay * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _record(self, sid: str, result: Posted, now: datetime) -> None:
+        def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> None:
+            record = state.setdefault(sid, {})
+            if result.ts:
+                record.update(posted=iso(now), ts=result.ts, error="", error_at="")
+            else:
+                record.update(error=result.error, error_at=iso(now))
+
+        try:
+            await self.store.update(mutate)
+        except Exception:
+            log.exception("cannot record the outcome of scheduled status %s", sid)
+
+    # ------------------------------------------------------------------------ chat
+    async def list(self) -> list[Listed]:
+        entries, states = await self.store.read()
+        now = self._clock()
+        return [Listed(entry=e, state=states.get(e.id, SlotState()), next=next_slot(e.cron, now, self.tz))
+                for e in entries]
+
+    async def add(self, cron: str, channel: str, rng: str, *, user: str = "") -> Entry:
+        """Store a chat-made schedule; returns it with its new id."""
+        cron = validate_cron(cron)
+        now = self._clock()
+        configured = {e.id for e in config_entries(self.services)}
+
+        def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> Entry:
+            for sid, raw in schedules.items():
+                if (raw["cron"], raw["channel"], raw.get("range")) == (cron, channel, rng):
+                    raise CommandError(f"That schedule already exists as `{sid}`.")
+            if config_id(cron, channel, rng) in configured:
+                raise CommandError("That schedule is already configured (HELLO_SCHEDULES).")
+            if len(schedules) >= MAX_SCHEDULES:
+                raise CommandError(f"There are already {MAX_SCHEDULES} schedules; remove one first.")
+            sid = new_id(set(schedules) | configured)
+            entry = Entry(id=sid, cron=cron, channel=channel, range=rng, source="chat", created_by=user,
+                          created=now)
+            schedules[sid] = entry.to_json()
+            state[sid] = {"since": iso(now)}
+            return entry
+
+        return await self.store.update(mutate)
+
+    async def remove(self, sid: str) -> Entry:
+        """Delete a chat-made schedule (and its state); configured ones can only be removed in config."""
+        configured = {e.id: e for e in config_entries(self.services)}
+        if sid in configured:
+            raise CommandError(f"`{sid}` comes from the configuration (HELLO_SCHEDULES): remove it there.")
+
+        def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> Entry:
+            raw = schedules.pop(sid, None)
+            if raw is None:
+                raise CommandError(f"There is no schedule `{sid}`. See `/hello schedule list`.")
+            state.pop(sid, None)
+            return Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),
+                         source="chat", created_by=raw.get("by", ""), created=parse_time(raw.get("created")))
+
+        return await self.store.update(mutate)
+
+
+def new_id(taken: set[str]) -> str:
+    """``s`` + five hex digits, not in ``taken``."""
+    while True:
+        sid = "s" + secrets.token_hex(3)[:5]
+        if sid not in taken:
+            return sid
+

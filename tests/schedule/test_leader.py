@@ -1,0 +1,86 @@
+"""Lease-based leader election against the Kubernetes emulator: two candidates, one Lease."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.errors import Conflict
+from bot.kube import parse_time
+from bot.leader import LeaderElector
+from bot.schedule import Scheduler
+from sandbox.stack import Stack
+
+from .conftest import DAY
+
+LEASE = ("coordination.k8s.io", "v1", "leases", "hello", "test-lease")
+
+
+def electors(pair: Stack, seconds: int = 30) -> tuple[LeaderElector, LeaderElector]:
+    return tuple(  # type: ignore[return-value]
+        LeaderElector(r.services.cluster, name="test-lease", identity=f"cand-{r.index}", lease_seconds=seconds)
+        for r in pair.replicas
+    )
+
+
+async def test_acquire_hold_renew_and_take_over_after_expiry(pair: Stack) -> None:
+    a, b = electors(pair)
+    assert await a.step(DAY) is True
+    lease = pair.kube.get(*LEASE)
+    assert lease["spec"]["holderIdentity"] == "cand-0" and lease["spec"]["leaseDurationSeconds"] == 30
+    assert parse_time(lease["spec"]["renewTime"]) == DAY
+    assert await b.step(DAY + timedelta(seconds=1)) is False and b.holder == "cand-0"
+    assert await a.step(DAY + timedelta(seconds=10)) is True  # renewed (a third of 30 s)
+    assert parse_time(pair.kube.get(*LEASE)["spec"]["renewTime"]) == DAY + timedelta(seconds=10)
+    assert await b.step(DAY + timedelta(seconds=39)) is False  # 10 + 30 not yet past
+    assert await b.step(DAY + timedelta(seconds=41)) is True  # a stopped renewing
+    spec = pair.kube.get(*LEASE)["spec"]
+    assert spec["holderIdentity"] == "cand-1" and spec["leaseTransitions"] == 1
+    assert parse_time(spec["acquireTime"]) == DAY + timedelta(seconds=41)
+    assert a.is_leader(DAY + timedelta(seconds=41)) is False  # its renew deadline (20 s) has passed
+    assert await a.step(DAY + timedelta(seconds=42)) is False and a.holder == "cand-1"
+
+
+async def test_release_lets_the_other_take_over_at_once(pair: Stack) -> None:
+    a, b = electors(pair)
+    assert await a.step(DAY)
+    assert await a.release(DAY + timedelta(seconds=5)) is True
+    assert pair.kube.get(*LEASE)["spec"]["holderIdentity"] == ""
+    assert await b.step(DAY + timedelta(seconds=6)) is True
+    assert await b.release(DAY + timedelta(seconds=7)) is True
+    assert await a.release(DAY + timedelta(seconds=8)) is False  # not the holder: nothing to do
+
+
+async def test_a_stale_write_loses_the_race(pair: Stack) -> None:
+    a, _ = electors(pair)
+    assert await a.step(DAY)
+    cluster = await pair.replicas[1].services.cluster()
+    stale = await cluster.get_lease("test-lease")
+    assert await a.step(DAY + timedelta(seconds=10))  # a renews: resourceVersion moves on
+    stale["spec"]["holderIdentity"] = "cand-1"
+    try:
+        await cluster.replace_lease(stale)
+    except Conflict:
+        pass
+    else:
+        raise AssertionError("a PUT with a stale resourceVersion must be refused")
+    assert pair.kube.get(*LEASE)["spec"]["holderIdentity"] == "cand-0"
+
+
+async def test_the_background_loop_leads_and_releases_on_stop(stack: Stack) -> None:
+    """`start()` runs on the real clock; `stop()` clears holderIdentity so a successor need not wait."""
+    lease_name = stack.services.config.lease_name
+    held = asyncio.Event()
+    unsubscribe = stack.kube.subscribe(
+        lambda _type, obj: held.set() if obj.get("kind") == "Lease" and obj["metadata"]["name"] == lease_name
+        else None)
+    scheduler = Scheduler(stack.services)
+    stack.services.schedules = scheduler
+    await scheduler.start()
+    await asyncio.wait_for(held.wait(), 10)
+    unsubscribe()
+    name = ("coordination.k8s.io", "v1", "leases", "hello", lease_name)
+    assert stack.kube.get(*name)["spec"]["holderIdentity"] == "bot-0"
+    await scheduler.stop()
+    assert stack.kube.get(*name)["spec"]["holderIdentity"] == ""
+    assert not scheduler.is_leader()
