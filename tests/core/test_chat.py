@@ -247,3 +247,22 @@ def test_default_registry_has_one_module_per_command() -> None:
         assert command.name in MODULES
         assert command.usage.startswith(f"/hello {command.name}")
         assert command.summary and command.help
+
+
+async def test_tokens_never_reach_logs_or_messages(
+    bot: Bot, base_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        await bot.send("U3", "status")
+        await bot.slack.wait_for(lambda m: isinstance(m, Message) and "Cluster unavailable" in str(m.blocks),
+                                 timeout=15)
+        await bot.send("U3", "help")
+        await bot.send("U3", "nope", tamper="signature")
+        await bot.dispatcher.drain()
+    secrets = [base_env["SLACK_BOT_TOKEN"], base_env["SLACK_SIGNING_SECRET"]]
+    logged = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
+    assert caplog.records, "expected some logging at DEBUG"
+    posted = str(bot.slack.state())
+    for secret in secrets:
+        assert secret not in logged
+        assert secret not in posted

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 from bot.server import free_port
 from sandbox.slack import SlackEmulator
@@ -57,22 +59,24 @@ async def test_procfile_command_serves_health_and_stops_on_sigterm(tmp_path: Pat
     async with SlackEmulator(signing_secret="s", bot_token="xoxb-1") as slack:
         env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url,
                         KUBECONFIG=str(tmp_path / "none"), PORT="1")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 20
             status = None
-            while time.monotonic() < deadline and status is None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                        status = r.status
-                except OSError:
-                    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                    time.sleep(0.1)
-            assert status == 200
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                assert b"hello_chatops_commands_total" in r.read() or r.status == 200
+            deadline = time.monotonic() + 20
+            async with aiohttp.ClientSession() as http:
+                while status is None:
+                    assert time.monotonic() < deadline, "the bot did not become ready"
+                    assert proc.returncode is None, await proc.stderr.read() if proc.stderr else ""
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                            status = r.status
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.1)
+                assert status == 200
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    assert "hello_chatops_commands_total" in await r.text()
         finally:
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=20)
+            code = await asyncio.wait_for(proc.wait(), timeout=20)
         assert code == 0
