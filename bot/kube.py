@@ -437,7 +437,13 @@ class Cluster:
         g, v, r = CERTIFICATE
 
         async def lister(namespace: str, **kw: Any) -> Any:
-            return await self.custom.list_namespaced_custom_object(g, v, namespace, r, **kw)
+            """List certificates (raw response: the watch reads the stream itself).
+
+            :rtype: object
+            """
+            kw.pop("_preload_content", None)
+            return await self.custom.list_namespaced_custom_object_without_preload_content(
+                g, v, namespace, r, **kw)
 
         async for obj in self._watch("certificates", name, lister, timeout, resource_version):
             yield obj

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from bot.approvals import Approvals
+from bot.audit import Audit
 from bot.config import Config
 from bot.kube import Cluster
 from bot.messenger import Messenger, make_client
 from bot.policy import GroupResolver, Policy
+from bot.prom import Prometheus
+from bot.schedule import Scheduler
 from bot.services import Services
 from commands import Registry
 
@@ -21,15 +25,9 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
         registry=registry or Registry.default(),
         cluster_override=cluster,
     )
-    from bot.prom import Prometheus
-
     services.prometheus = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds,
                                      names=config.metrics)
-    try:
-        from bot.approvals import Approvals
-        from bot.audit import Audit
-    except ImportError:  # pragma: no cover - the releasing layer is optional while building up
-        return services
     services.audit = Audit(services)
     services.approvals = Approvals(services)
+    services.schedules = Scheduler(services)
     return services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,20 @@ def status_message(m: object) -> bool:
     return isinstance(m, Message) and m.text.startswith("helloworld status")
 
 
+async def rolled_out(stack: Stack, name: str = "helloworld", timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        deploy = stack.kube.get("apps", "v1", "deployments", "hello", name)
+        status = deploy.get("status", {})
+        if status.get("readyReplicas", 0) >= deploy["spec"]["replicas"] and status.get("observedGeneration"):
+            return
+        assert loop.time() < deadline, f"{name} never became ready"
+        await asyncio.sleep(0.05)
+
+
 async def ask_status(stack: Stack, user: str = "U3") -> tuple[Message, str]:
+    await rolled_out(stack)
     before = len(stack.slack.messages("C1"))
     await stack.command(user, "/hello status")
     message = await stack.wait_message(
@@ -48,6 +62,10 @@ async def test_status_warns_about_weight_without_ready_canary_and_expiring_certi
         mapping = kube.get(*MAPPINGS, "hello", "helloworld-canary")
         mapping["spec"]["weight"] = 30
         kube.apply(mapping)
+        deadline = asyncio.get_running_loop().time() + 20
+        while not kube.get(*CERTS, "hello", "helloworld-tls").get("status", {}).get("revision"):
+            assert asyncio.get_running_loop().time() < deadline, "the certificate was never issued"
+            await asyncio.sleep(0.05)
         cert = kube.get(*CERTS, "hello", "helloworld-tls")
         soon = datetime.now(UTC) + timedelta(days=5)
         cert["status"]["notAfter"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -77,6 +95,7 @@ async def test_no_permission_to_read_the_certificate_is_said() -> None:
 
 async def test_stuck_rollout_is_a_warning() -> None:
     async with Stack(kube_options={"deadline_scale": 0.01}) as stack:
+        await rolled_out(stack)
         deploy = stack.kube.get("apps", "v1", "deployments", "hello", "helloworld")
         deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "helloworld:v9-broken"
         stack.kube.apply(deploy)
@@ -84,8 +103,6 @@ async def test_stuck_rollout_is_a_warning() -> None:
         def stuck() -> bool:
             d = stack.kube.get("apps", "v1", "deployments", "hello", "helloworld")
             return any(c.get("reason") == "ProgressDeadlineExceeded" for c in d.get("status", {}).get("conditions", []))
-
-        import asyncio
 
         deadline = asyncio.get_running_loop().time() + 20
         while not stuck():

@@ -19,16 +19,15 @@ ROLE_FILE = BOT / "role.yaml"
 
 # (API group, resource, verb) the bot's commands use; "" is the core group.
 EXPECTED_ACCESS = {
-    *(("apps", "deployments", v) for v in ("get", "list", "watch", "patch")),
-    *(("apps", "deployments/scale", v) for v in ("get", "patch")),
-    *(("apps", "replicasets", v) for v in ("get", "list", "watch")),
-    *(("", "pods", v) for v in ("get", "list", "watch")),
-    *(("", "events", v) for v in ("get", "list", "watch", "create", "patch")),
-    *(("", "configmaps", v) for v in ("get", "list", "watch", "create", "update", "patch")),
-    *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "patch")),
-    *(("getambassador.io", "mappings", v) for v in ("get", "list", "watch", "patch")),
-    *(("cert-manager.io", "certificates", v) for v in ("get", "list", "watch")),
-    *(("cert-manager.io", "certificates/status", v) for v in ("get", "patch", "update")),
+    *(("apps", "deployments", v) for v in ("get", "watch", "patch")),
+    ("apps", "deployments/scale", "patch"),
+    ("apps", "replicasets", "list"),
+    *(("", "events", v) for v in ("list", "create")),
+    *(("", "configmaps", v) for v in ("get", "create", "update")),
+    *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
+    *(("getambassador.io", "mappings", v) for v in ("get", "patch")),
+    *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),
+    ("cert-manager.io", "certificates/status", "patch"),
 }
 
 

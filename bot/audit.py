@@ -1,0 +1,202 @@
+"""The audit trail: one record per request, decision and outcome of a change.
+
+Each record is written three ways:
+
+- a Kubernetes Event on the object the change is about (the Deployment, Mapping or Certificate),
+  reason ``Hello<Verb><Phase>`` (e.g. ``HelloDeployApproved``), ``source.component: hello-chatops``,
+  label ``app.kubernetes.io/managed-by: hello-chatops`` and the full record as JSON in the
+  ``hello-chatops/audit`` annotation, so :meth:`Audit.recent` can read the trail back from the
+  cluster;
+- one JSON log line on the ``bot.audit`` logger (``extra={"audit": {...}}``);
+- a line in the audit channel(s), when ``HELLO_AUDIT_CHANNEL`` is set.
+
+A failure to write one of them is logged and never stops the change being audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import ClusterError
+from bot.kube import parse_time
+from bot.messenger import SlackError
+
+if TYPE_CHECKING:
+    from bot.approvals import Record
+    from bot.services import Services
+
+log = logging.getLogger("bot.audit")
+
+COMPONENT = "hello-chatops"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+ANNOTATION = "hello-chatops/audit"
+SELECTOR = f"{MANAGED_BY}={COMPONENT}"
+# Which changes become chart markers, and of what kind.
+MARKER_KINDS = {"Deploy": "deploy", "Canary": "canary", "Rollback": "rollback", "Promote": "promote",
+                "Abort": "canary"}
+WARNING_PHASES = ("Failed", "Rejected", "Expired")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit record as read back from the cluster."""
+
+    at: datetime
+    reason: str
+    verb: str
+    phase: str
+    user: str
+    summary: str
+    request_id: str = ""
+    object: str = ""  # "Deployment/helloworld"
+    note: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Audit:
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.services = services
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def record(self, phase: str, record: Record, *, user: str, note: str = "",
+                     facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Audit ``phase`` (Requested, Approved, Rejected, Expired, Succeeded, Failed) of a request."""
+        change = record.change
+        entry = {
+            "at": self.clock().astimezone(UTC).isoformat(),
+            "reason": f"Hello{change.verb}{phase}",
+            "verb": change.verb,
+            "phase": phase,
+            "user": user,
+            "requester": record.requester,
+            "approver": record.approver,
+            "summary": change.summary,
+            "request_id": record.id,
+            "channel": record.channel,
+            "object": f"{change.target.get('kind', '')}/{change.target.get('name', '')}",
+            "note": note,
+            "facts": {**{k: v for k, v in change.params.items() if isinstance(v, str | int)}, **(facts or {})},
+        }
+        log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
+        await self._event(entry, change.target)
+        await self._post(entry)
+        return entry
+
+    async def _event(self, entry: dict[str, Any], target: dict[str, str]) -> None:
+        config = self.services.config
+        stamp = entry["at"][:19] + "Z"
+        name = target.get("name") or config.stable_deployment
+        message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
+        if entry["note"]:
+            message += f" ({entry['note']})"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{name}.{secrets.token_hex(8)}",
+                "namespace": config.namespace,
+                "labels": {MANAGED_BY: COMPONENT, "hello-chatops/request": entry["request_id"] or "none"},
+                "annotations": {ANNOTATION: _json(entry)},
+            },
+            "involvedObject": {"apiVersion": target.get("apiVersion", "apps/v1"),
+                               "kind": target.get("kind", "Deployment"), "name": name,
+                               "namespace": config.namespace},
+            "reason": entry["reason"],
+            "message": message[:1024],
+            "type": "Warning" if entry["phase"] in WARNING_PHASES else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": config.identity or COMPONENT,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            cluster = await self.services.cluster()
+            from bot.actions import retry
+
+            await retry(cluster.create_event, body)
+        except ClusterError as exc:
+            log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
+
+    async def _post(self, entry: dict[str, Any]) -> None:
+        channels = [c for c in self.services.config.audit_channel.split(",") if c]
+        if not channels:
+            return
+        text = (f":memo: `{entry['reason']}` by <@{entry['user']}>: {entry['summary']}"
+                + (f" — {entry['note']}" if entry["note"] else "") + f" (request `{entry['request_id']}`)")
+        for channel in channels:
+            try:
+                await self.services.messenger.post(channel, text[:3000])
+            except SlackError as exc:
+                log.warning("cannot post to the audit channel %s: %s", channel, exc)
+
+    async def entries(self) -> list[Entry]:
+        """Every audit record kept in the cluster's Events, newest first."""
+        cluster = await self.services.cluster()
+        from bot.actions import retry
+
+        out = []
+        for event in await retry(cluster.list_raw_events, SELECTOR):
+            entry = _entry(event)
+            if entry is not None:
+                out.append(entry)
+        out.sort(key=lambda e: e.at, reverse=True)
+        return out
+
+    async def recent(self, n: int = 20) -> list[Entry]:
+        """The ``n`` newest audit records, newest first."""
+        return (await self.entries())[:n]
+
+    async def markers(self, start: datetime, end: datetime) -> list[Any]:
+        """Chart markers (:class:`bot.charts.Marker`) for the changes that finished between start and end."""
+        from bot.charts import Marker
+
+        out = []
+        for entry in reversed(await self.entries()):
+            kind = MARKER_KINDS.get(entry.verb)
+            if kind is None or entry.phase not in ("Succeeded", "Failed") or not start <= entry.at <= end:
+                continue
+            version = entry.facts.get("version") or ""
+            label = " ".join(p for p in (entry.verb.lower(), str(version)) if p)
+            if entry.verb == "Canary" and "percent" in entry.facts:
+                label += f" {entry.facts['percent']}%"
+            if entry.phase == "Failed":
+                label += " (failed)"
+            out.append(Marker(at=entry.at, label=label, kind=kind))
+        return out
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _entry(event: dict) -> Entry | None:
+    import json
+
+    raw = ((event.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
+    data: dict[str, Any] = {}
+    if raw:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+    at = parse_time(data.get("at")) or parse_time(event.get("lastTimestamp")) \
+        or parse_time((event.get("metadata") or {}).get("creationTimestamp"))
+    if at is None:
+        return None
+    inv = event.get("involvedObject") or {}
+    return Entry(
+        at=at, reason=str(event.get("reason", data.get("reason", ""))), verb=str(data.get("verb", "")),
+        phase=str(data.get("phase", "")), user=str(data.get("user", "")),
+        summary=str(data.get("summary", event.get("message", ""))), request_id=str(data.get("request_id", "")),
+        object=str(data.get("object") or f"{inv.get('kind', '')}/{inv.get('name', '')}"),
+        note=str(data.get("note", "")), facts=dict(data.get("facts") or {}),
+    )

@@ -1,0 +1,228 @@
+"""Following a Deployment rollout with a watch, and editing a Slack message as it goes.
+
+:func:`status_of` reads a Deployment the way ``kubectl rollout status`` does: the controller must
+have observed the latest generation, every desired replica must be updated, no old replica may be
+left, and every updated replica must be available. ``Progressing=False`` with reason
+``ProgressDeadlineExceeded`` means the rollout is stuck.
+
+:func:`follow` watches the Deployment (no polling) until it is rolled out, stuck, stalled (no
+change in its counts for ``stall`` seconds) or out of time, calling ``on_change`` with each new
+status. :class:`MessageEditor` throttles the message edits that report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.errors import ClusterError, NotFound
+from bot.kube import Cluster, image_version
+from bot.messenger import Messenger, SlackError
+
+log = logging.getLogger(__name__)
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """One reading of a Deployment's rollout."""
+
+    name: str
+    version: str
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    total: int  # pods of every revision (status.replicas)
+    observed: bool  # the controller has seen the latest spec
+    stuck_reason: str = ""  # Progressing=False reason, e.g. ProgressDeadlineExceeded
+    stuck_message: str = ""
+    resource_version: str = ""
+
+    @property
+    def done(self) -> bool:
+        return (self.observed and self.updated >= self.desired and self.total <= self.updated
+                and self.available >= self.updated)
+
+    @property
+    def stuck(self) -> bool:
+        return bool(self.stuck_reason)
+
+    @property
+    def signature(self) -> tuple[int, ...]:
+        """What counts as progress: any change in these numbers."""
+        return (int(self.observed), self.updated, self.ready, self.available, self.total)
+
+    def line(self) -> str:
+        return f"{self.updated}/{self.desired} updated · {self.ready}/{self.desired} ready"
+
+
+def status_of(deploy: dict, container: str = "") -> RolloutStatus:
+    meta, spec, status = deploy.get("metadata") or {}, deploy.get("spec") or {}, deploy.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == container), containers[0] if containers else {})
+    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
+    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+    # As `kubectl rollout status`: a condition about an older spec says nothing about this rollout.
+    stuck = observed and progressing is not None and progressing.get("status") == "False"
+    replicas = spec.get("replicas")
+    return RolloutStatus(
+        name=str(meta.get("name", "")),
+        version=image_version(chosen.get("image", "")) if chosen.get("image") else "",
+        desired=1 if replicas is None else int(replicas),
+        updated=int(status.get("updatedReplicas") or 0),
+        ready=int(status.get("readyReplicas") or 0),
+        available=int(status.get("availableReplicas") or 0),
+        total=int(status.get("replicas") or 0),
+        observed=observed,
+        stuck_reason=str(progressing.get("reason") or "ProgressDeadlineExceeded") if stuck else "",
+        stuck_message=str(progressing.get("message") or "") if stuck else "",
+        resource_version=str(meta.get("resourceVersion", "")),
+    )
+
+
+@dataclass
+class RolloutResult:
+    ok: bool
+    status: RolloutStatus
+    reason: str = ""  # why it failed: the Deployment's condition, a stall or a timeout
+    warnings: list[str] = field(default_factory=list)  # recent Warning events of its new pods
+
+
+OnChange = Callable[[RolloutStatus], Awaitable[None]]
+
+
+async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: float, stall: float,
+                 container: str = "", clock: Callable[[], float] = time.monotonic) -> RolloutResult:
+    """Watch Deployment ``name`` until it is rolled out (ok), stuck, stalled or ``timeout`` passes."""
+    from bot.actions import retry  # retries transient API errors with backoff
+
+    started = clock()
+    deadline = started + timeout
+    deploy = await retry(cluster.get_deployment, name)
+    current = status_of(deploy, container)
+    await on_change(current)
+    last_change = clock()
+    while True:
+        if current.done:
+            return RolloutResult(True, current)
+        if current.stuck:
+            return await _failed(cluster, current, f"{current.stuck_reason}: {current.stuck_message}".strip(": "))
+        now = clock()
+        if now >= deadline:
+            return await _failed(cluster, current, f"not rolled out after {int(timeout)}s")
+        if now - last_change >= stall:
+            return await _failed(cluster, current, f"no progress for {int(stall)}s")
+        window = max(1.0, min(deadline - now, stall - (now - last_change)))
+        try:
+            async for obj in cluster.watch_deployment(name, timeout=window,
+                                                      resource_version=current.resource_version or None):
+                seen = status_of(obj, container)
+                if seen.signature != current.signature or seen.stuck != current.stuck:
+                    last_change = clock()
+                    current = seen
+                    await on_change(current)
+                else:
+                    current = seen
+                if current.done or current.stuck or clock() - last_change >= stall or clock() >= deadline:
+                    break
+        except NotFound:
+            raise
+        except ClusterError as exc:
+            # 410 Gone (history compacted), a dropped stream or a 5xx: read afresh and watch again.
+            log.info("watch on deployments/%s ended (%s); reading it again", name, exc)
+            await asyncio.sleep(0.1)
+            deploy = await retry(cluster.get_deployment, name)
+            seen = status_of(deploy, container)
+            if seen.signature != current.signature:
+                last_change = clock()
+                await on_change(seen)
+            current = seen
+
+
+async def _failed(cluster: Cluster, status: RolloutStatus, reason: str) -> RolloutResult:
+    return RolloutResult(False, status, reason, await pod_warnings(cluster, status.name))
+
+
+async def pod_warnings(cluster: Cluster, deployment: str, limit: int = 3) -> list[str]:
+    """Recent Warning events (e.g. ``BackOff``) of the pods of the Deployment's newest ReplicaSet."""
+    try:
+        deploy = await cluster.get_deployment(deployment)
+        labels = ((deploy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        uid = (deploy.get("metadata") or {}).get("uid")
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        owned = [rs for rs in await cluster.list_replicasets(selector)
+                 if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
+        if not owned:
+            return []
+        newest = max(owned, key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0))
+        prefix = f"Pod/{newest['metadata']['name']}-"
+        events = await cluster.list_events(warnings_only=True, limit=50)
+    except ClusterError as exc:
+        log.warning("cannot read the warnings of %s: %s", deployment, exc)
+        return []
+    out: list[str] = []
+    for event in events:
+        if event.object.startswith(prefix):
+            line = f"{event.reason}: {event.message}"
+            if line not in out:
+                out.append(line)
+        if len(out) >= limit:
+            break
+    return out
+
+
+class MessageEditor:
+    """Edits one Slack message at most once per ``interval`` seconds; :meth:`final` always edits.
+
+    Intermediate states that arrive faster are coalesced: only the latest is shown. Slack failures
+    are logged, never raised — a lost progress edit must not stop a rollout.
+    """
+
+    def __init__(self, messenger: Messenger, channel: str, ts: str, *, interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.messenger = messenger
+        self.channel = channel
+        self.ts = ts
+        self.interval = interval
+        self.clock = clock
+        self.edits = 0
+        self._last = -1e9
+        self._pending: tuple[str, list[dict]] | None = None
+        self._timer: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def show(self, text: str, blocks: list[dict]) -> None:
+        self._pending = (text, blocks)
+        wait = self._last + self.interval - self.clock()
+        if wait <= 0:
+            await self._flush()
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.ensure_future(self._later(wait))
+
+    async def final(self, text: str, blocks: list[dict]) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._pending = (text, blocks)
+        await self._flush()
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            if self._pending is None:
+                return
+            text, blocks = self._pending
+            self._pending = None
+            self._last = self.clock()
+            try:
+                await self.messenger.update(self.channel, self.ts, text, blocks)
+                self.edits += 1
+            except SlackError as exc:
+                log.warning("cannot edit the progress message %s in %s: %s", self.ts, self.channel, exc)

@@ -1,0 +1,63 @@
+"""Release a version as a canary and move traffic to it by the gateway Mapping's weight.
+
+- `/hello canary <version> [<percent>%]`: set the canary Deployment to the version, scale it up,
+  wait until it is ready, then send it that share of the traffic (default 10%).
+- `/hello canary <percent>%`: change the canary's share (raising it needs a ready canary).
+- `/hello canary promote`: roll the stable Deployment to the canary's version, then take the
+  canary's traffic away and scale it to 0.
+- `/hello canary abort`: take the canary's traffic away and scale it to 0 at once (no approval
+  needed unless HELLO_ABORT_NEEDS_APPROVAL is set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot import actions
+from bot.config import Config
+from bot.errors import UsageError
+from commands import Context, Reply
+
+NAME = "canary"
+USAGE = "/hello canary <version> [<percent>%] | <percent>% | promote | abort"
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  # "set" | "shift" | "promote" | "abort"
+    version: str = ""
+    percent: int = 0
+    mutating: bool = True
+
+
+def parse(args: Sequence[str], config: Config) -> Request:
+    if not args:
+        raise UsageError("canary needs a version, a percentage, `promote` or `abort`", USAGE)
+    first = args[0]
+    if first.lower() in ("promote", "abort"):
+        if len(args) > 1:
+            raise UsageError(f"canary {first.lower()} takes no further arguments", USAGE)
+        return Request(kind=first.lower())
+    if first.endswith("%"):
+        if len(args) > 1:
+            raise UsageError("canary <percent>% takes no further arguments", USAGE)
+        return Request(kind="shift", percent=actions.check_percent(first, USAGE))
+    if len(args) > 2:
+        raise UsageError("canary takes a version and at most one percentage", USAGE)
+    version = actions.check_version(first, config, USAGE)
+    percent = actions.check_percent(args[1], USAGE) if len(args) == 2 else config.default_canary_percent
+    return Request(kind="set", version=version, percent=percent)
+
+
+async def run(request: Request, ctx: Context) -> Reply | None:
+    config = ctx.config
+    plans = {
+        "set": lambda cluster: actions.plan_canary(cluster, config, request.version, request.percent),
+        "shift": lambda cluster: actions.plan_shift(cluster, config, request.percent),
+        "promote": lambda cluster: actions.plan_promote(cluster, config),
+        "abort": lambda cluster: actions.plan_abort(cluster, config),
+    }
+    await ctx.services.approvals.propose(plans[request.kind], ctx.invocation)
+    return None
+

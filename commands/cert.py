@@ -1,0 +1,57 @@
+"""Show the TLS certificate, or renew it through cert-manager after approval.
+
+- `/hello cert`: the Certificate's state: ready, expiry, renewal time, revision, failures.
+- `/hello cert renew`: ask cert-manager to issue it again now, as `cmctl renew` does (the
+  Certificate's `Issuing` condition set to True, reason `ManuallyTriggered`); the message follows
+  the issuance and reports the new expiry, or the failure and cert-manager's back-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot import actions, render
+from bot.config import Config
+from bot.errors import UsageError
+from bot.kube import cert_from
+from commands import Context, Reply
+
+NAME = "cert"
+USAGE = "/hello cert [renew]"
+
+
+@dataclass(frozen=True)
+class Request:
+    renew: bool = False
+
+    @property
+    def mutating(self) -> bool:
+        return self.renew
+
+
+def parse(args: Sequence[str], config: Config) -> Request:
+    if not args:
+        return Request()
+    if len(args) == 1 and args[0].lower() == "renew":
+        return Request(renew=True)
+    raise UsageError(f"unknown cert argument `{' '.join(args)[:40]}`", USAGE)
+
+
+async def run(request: Request, ctx: Context) -> Reply | None:
+    config = ctx.config
+    if request.renew:
+        await ctx.services.approvals.propose(lambda cluster: actions.plan_renew(cluster, config), ctx.invocation)
+        return None
+    cluster = await ctx.services.cluster()
+    cert = cert_from(await actions.retry(cluster.get_certificate))
+    now = datetime.now(UTC)
+    days = cert.days_left(now)
+    backoff = actions.backoff_until(cert)
+    blocks = render.blocks("cert", cert=cert, days=None if days is None else int(days),
+                           backoff=backoff if backoff and backoff > now else None,
+                           checked=render.when(now, "%Y-%m-%d %H:%M:%S UTC"))
+    state = "ready" if cert.ready else f"not ready ({cert.reason or 'unknown'})"
+    expires = render.when(cert.not_after)
+    return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)
