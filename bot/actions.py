@@ -81,6 +81,15 @@ class Change:
     target: dict[str, str] = field(default_factory=dict)  # apiVersion, kind, name of the object changed
     needs_approval: bool = True
 
+    @property
+    def label(self) -> str:
+        """How people call this change: "Deploy", "Canary", "Certificate renewal"..."""
+        return LABELS.get(self.verb, self.verb)
+
+
+LABELS = {"CertRenew": "Certificate renewal", "Promote": "Canary promotion", "Abort": "Canary abort",
+          "Canary": "Canary", "Deploy": "Deploy", "Rollback": "Rollback"}
+
 
 @dataclass
 class Outcome:

@@ -97,7 +97,7 @@ class Record:
         return self.state == PENDING and now >= _parse(self.expires)
 
     def what(self) -> str:
-        return f"*{self.change.verb}* {self.change.summary}"
+        return f"*{self.change.label}* {self.change.summary}"
 
 
 class RequestStore:
@@ -434,7 +434,7 @@ class Approvals:
                        "nothing was changed",
             "cancelled": f":x: Cancelled: {record.headline}",
         }.get(record.state, record.state)
-        text = f"{record.change.verb} requested by <@{record.requester}>: {record.change.summary} — {state_line}"
+        text = f"{record.change.label} requested by <@{record.requester}>: {record.change.summary} — {state_line}"
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
                                pending=record.state == PENDING)
         return text, blocks
@@ -462,7 +462,7 @@ class Approvals:
             headline = "Running…"
         else:
             headline = (":white_check_mark: " if outcome.ok else ":x: ") + outcome.headline
-        text = f"{record.change.verb}: {record.change.summary} — {headline}"
+        text = f"{record.change.label}: {record.change.summary} — {headline}"
         blocks = render.blocks("progress", record=record, change=record.change, who=who, steps=steps,
                                status=status, elapsed=elapsed, outcome=outcome, headline=headline,
                                buttons=buttons, final=outcome is not None)
