@@ -114,18 +114,23 @@ def main() -> int:
         wait_http(f"http://127.0.0.1:{slack_port}/_emulator/state")
         env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api,
                "HELLO_LOG_LEVEL": "WARNING", "KUBECONFIG": str(tmp / "none")}
-        bot_port, bare_port = free_port(), free_port()
+        bot_port, bare_port, pbr_port = free_port(), free_port(), free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
                                        "--port", str(bot_port)], cwd=ROOT, env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(bare_port)],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(pbr_port),
+                                       "process-before-response"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_http(f"http://127.0.0.1:{bot_port}/healthz")
+        wait_http(f"http://127.0.0.1:{pbr_port}/slack/events")
         wait_http(f"http://127.0.0.1:{bare_port}/slack/events")
         script = tmp / "hello.lua"
         lua_script(script)
         targets = {"hello-chatops": f"http://127.0.0.1:{bot_port}/slack/events",
-                   "bare Bolt (default)": f"http://127.0.0.1:{bare_port}/slack/events"}
+                   "bare Bolt (default)": f"http://127.0.0.1:{bare_port}/slack/events",
+                   "bare Bolt (pbr=True)": f"http://127.0.0.1:{pbr_port}/slack/events"}
         for url in targets.values():  # warm up (auth.test on the first request)
             run_wrk(wrk, url, script, 1, args.connections)
         results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in targets}
@@ -134,14 +139,14 @@ def main() -> int:
                 results[name].append(run_wrk(wrk, url, script, args.seconds, args.connections))
         print(f"signed /hello help, concurrency {args.connections}, {args.rounds} x {args.seconds}s rounds, "
               "alternating")
-        print(f"{'server':<22}{'acks/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+        print(f"{'server':<24}{'acks/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
         summary = {}
         for name, rows in results.items():
             rps = statistics.median(r[0] for r in rows)
             p50 = statistics.median(r[1] for r in rows)
             p99 = statistics.median(r[2] for r in rows)
             summary[name] = (rps, p99)
-            print(f"{name:<22}{rps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
+            print(f"{name:<24}{rps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
         bot, bare = summary["hello-chatops"], summary["bare Bolt (default)"]
         print(f"throughput ratio hello-chatops / bare: {bot[0] / bare[0]:.2f}x (goal >= 3x); "
               f"hello-chatops p99 {bot[1]:.2f} ms (goal <= 8 ms)")

@@ -16,6 +16,7 @@ def main() -> None:
     bolt = AsyncApp(
         client=AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        process_before_response=len(sys.argv) > 2 and sys.argv[2] == "process-before-response",
     )
 
     @bolt.command("/hello")
@@ -23,6 +24,7 @@ def main() -> None:
         await ack()
 
     app = Sanic("bare_bolt", configure_logging=False)
+    app.config.TOUCHUP = True
     handler = AsyncSlackRequestHandler(bolt)
 
     @app.post("/slack/events")

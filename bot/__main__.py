@@ -66,8 +66,14 @@ def serve(args: argparse.Namespace) -> int:
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
     ready = {"ok": False}
-    app = build_server(bolt, ready=ready)
+    app = build_server(bolt, ready=ready, touchup=True)
     port = args.port if args.port is not None else config.port
+
+    if args.socket_mode:
+        refused = socket_mode_refused(config)
+        if refused:
+            print(f"configuration error: SLACK_APP_TOKEN refused by Slack ({refused})", file=sys.stderr)
+            return 2
 
     @app.after_server_start
     async def started(app: Sanic) -> None:
@@ -77,7 +83,8 @@ def serve(args: argparse.Namespace) -> int:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             app.ctx.socket = AsyncSocketModeHandler(bolt, config.slack_app_token)
-            await app.ctx.socket.connect_async()
+            # connect in the background: slack_sdk retries by itself while Slack is unreachable
+            app.ctx.socket_task = asyncio.ensure_future(app.ctx.socket.connect_async())
         ready["ok"] = True
         logging.getLogger("bot").info("serving on port %s (%s)", port,
                                       "Socket Mode" if args.socket_mode else "HTTP /slack/events")
@@ -86,6 +93,7 @@ def serve(args: argparse.Namespace) -> int:
     async def stopping(app: Sanic) -> None:
         ready["ok"] = False
         if args.socket_mode and getattr(app.ctx, "socket", None):
+            app.ctx.socket_task.cancel()
             await app.ctx.socket.close_async()
         if services.schedules is not None:
             await services.schedules.stop()
@@ -94,6 +102,23 @@ def serve(args: argparse.Namespace) -> int:
 
     app.run(host=args.host, port=port, single_process=True, access_log=False, motd=False)
     return 0
+
+
+def socket_mode_refused(config: Config) -> str:
+    """Slack's error code when it refuses the app-level token; "" when accepted or Slack is unreachable."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(base_url=config.slack_api_url, timeout=10)
+    try:
+        client.apps_connections_open(app_token=config.slack_app_token)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "unknown_error"))
+        return error if error in ("invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive",
+                                  "token_revoked", "token_expired") else ""
+    except OSError:
+        return ""  # unreachable: the socket client keeps retrying once started
+    return ""
 
 
 async def run_checks(config: Config) -> list[tuple[str, bool, str]]:

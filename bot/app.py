@@ -201,6 +201,10 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         signing_secret=config.slack_signing_secret,
         process_before_response=not socket_mode,
         raise_error_for_unhandled_request=False,
+        # Only slash commands and button clicks reach this app (no Events API subscriptions), so the
+        # Events-API-only middleware (URL verification, ignoring our own events) would only cost time.
+        url_verification_enabled=False,
+        ignoring_self_events_enabled=False,
     )
     app.dispatcher = dispatcher  # type: ignore[attr-defined]
 

@@ -17,12 +17,17 @@ from bot import metrics
 log = logging.getLogger(__name__)
 
 
-def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str, bool] | None = None) -> Sanic:
-    """A Sanic app serving the Bolt app. ``ready["ok"]`` drives ``/readyz`` (False while draining)."""
+def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str, bool] | None = None,
+                 touchup: bool = False) -> Sanic:
+    """A Sanic app serving the Bolt app. ``ready["ok"]`` drives ``/readyz`` (False while draining).
+
+    ``touchup`` lets Sanic compile its request path for this app (faster); it must stay off where
+    several apps share a process (tests, the sandbox), which Sanic's touch-up does not support.
+    """
     app = Sanic(name, configure_logging=False)
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.config.ACCESS_LOG = False
-    app.config.TOUCHUP = False  # several apps may run in one process (tests, the sandbox)
+    app.config.TOUCHUP = touchup
     handler = AsyncSlackRequestHandler(bolt)
     state = ready if ready is not None else {"ok": True}
     app.ctx.ready = state

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
 from .client import Reply, Sender, Tamper
+from .socket_mode import SocketMode
 from .state import (
     DEFAULT_CHANNELS,
     DEFAULT_USERGROUPS,
@@ -35,6 +36,7 @@ class SlackEmulator:
         *,
         signing_secret: str = "emulator-signing-secret",
         bot_token: str = "xoxb-emulator-bot-token",
+        app_token: str = "xapp-1-emulator",
         team_id: str = "T0001",
         team_domain: str = "hello-chatops",
         bot_user_id: str = "UBOT",
@@ -74,8 +76,11 @@ class SlackEmulator:
             verification_token=verification_token,
             request_url=request_url,
         )
+        self.app_token = app_token
+        self.socket = SocketMode(self.workspace, self.webapi, self.sender, app_token=app_token)
         self.app = web.Application(client_max_size=1024**3)
         self.webapi.add_routes(self.app)
+        self.socket.add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -179,6 +184,16 @@ class SlackEmulator:
         """Call ``callback(event)`` on every change; returns the unsubscribe function."""
         return self.workspace.subscribe(callback)
 
+    # ---- Socket Mode ----------------------------------------------------------------------
+    @property
+    def socket_connected(self) -> bool:
+        """Whether an app holds a Socket Mode connection (``apps.connections.open`` + WebSocket)."""
+        return self.socket.connected
+
+    async def wait_socket_connected(self, timeout: float = 10.0) -> None:
+        """Wait until an app has connected over Socket Mode; ``TimeoutError`` after ``timeout`` s."""
+        await self.socket.wait_connected(timeout)
+
     # ---- client side ----------------------------------------------------------------------
     async def send_command(
         self,
@@ -189,8 +204,18 @@ class SlackEmulator:
         command: str = "/hello",
         tamper: Tamper = None,
         url: str | None = None,
+        via: Literal["http", "socket"] = "http",
     ) -> Reply:
-        """Send a signed slash command to the request URL; see :meth:`Sender.send_command`."""
+        """Send a signed slash command to the request URL; see :meth:`Sender.send_command`.
+
+        ``via="socket"`` delivers it as a ``slash_commands`` envelope to the Socket Mode connection
+        instead: status 200 when acknowledged in time, else ``socket_mode.TIMEOUT_STATUS``
+        (``operation_timeout``) or ``socket_mode.NOT_CONNECTED_STATUS`` (``dispatch_failed``).
+        """
+        if via == "socket":
+            if tamper is not None or url is not None:
+                raise ValueError("tamper= and url= apply to HTTP requests, not to Socket Mode")
+            return await self.socket.send_command(user=user, channel=channel, text=text, command=command)
         return await self.sender.send_command(
             user=user, channel=channel, text=text, command=command, tamper=tamper, url=url
         )
@@ -206,8 +231,16 @@ class SlackEmulator:
         block_id: str | None = None,
         tamper: Tamper = None,
         url: str | None = None,
+        via: Literal["http", "socket"] = "http",
     ) -> Reply:
-        """Click a button of a stored message as ``user``: a signed ``block_actions`` request."""
+        """Click a button of a stored message as ``user``: a signed ``block_actions`` request
+        (``via="socket"``: an ``interactive`` envelope on the Socket Mode connection)."""
+        if via == "socket":
+            if tamper is not None or url is not None:
+                raise ValueError("tamper= and url= apply to HTTP requests, not to Socket Mode")
+            return await self.socket.click(
+                user=user, channel=channel, message_ts=message_ts, action_id=action_id, value=value, block_id=block_id
+            )
         return await self.sender.click(
             user=user,
             channel=channel,

@@ -40,6 +40,9 @@ class WebApi:
         self.calls: list[dict[str, Any]] = []
         self._uploads: dict[str, str] = {}  # upload token -> file id
         self._sse_queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        # Methods called with an app-level token (``xapp-…``), e.g. ``apps.connections.open``.
+        self.app_tokens: set[str] = set()
+        self.app_methods: dict[str, Handler] = {}
         self.methods: dict[str, Handler] = {
             "api.test": self.api_test,
             "auth.test": self.auth_test,
@@ -105,6 +108,19 @@ class WebApi:
         if not token:
             raise ApiError("not_authed")
         if token != self.bot_token:
+            raise ApiError("not_allowed_token_type" if token in self.app_tokens else "invalid_auth")
+
+    def _check_app_token(self, request: web.Request, args: dict[str, Any]) -> None:
+        """App-level methods take the token only as ``Authorization: Bearer``; a bot token is the
+        wrong type of token, a ``token`` form field is refused."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        in_body = args.pop("token", None)
+        if not token:
+            raise ApiError("invalid_auth" if in_body else "not_authed")
+        if token == self.bot_token:
+            raise ApiError("not_allowed_token_type")
+        if token not in self.app_tokens:
             raise ApiError("invalid_auth")
 
     async def handle_api(self, request: web.Request) -> web.Response:
@@ -117,6 +133,11 @@ class WebApi:
             args = await self._read_args(request)
             if method == "api.test":
                 result = self.api_test(args)
+            elif method in self.app_methods:
+                self._check_app_token(request, args)
+                result = self.app_methods[method](args)
+                if asyncio.iscoroutine(result):
+                    result = await result
             else:
                 self._check_token(request, args)
                 handler = self.methods.get(method)
