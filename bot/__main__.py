@@ -62,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from bot.app import build_app
     from bot.server import build_server
-    from bot.wiring import build_services
+    from bot.wiring import build_services, warm_up
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
     ready = {"ok": False}
@@ -88,6 +88,11 @@ def serve(args: argparse.Namespace) -> int:
         ready["ok"] = True
         logging.getLogger("bot").info("serving on port %s (%s)", port,
                                       "Socket Mode" if args.socket_mode else "HTTP /slack/events")
+
+        async def warm() -> None:
+            logging.getLogger("bot").info("warm-up: %s", await warm_up(services))
+
+        app.ctx.warm_task = asyncio.ensure_future(warm())
 
     @app.before_server_stop
     async def stopping(app: Sanic) -> None:

@@ -31,3 +31,24 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
     services.approvals = Approvals(services)
     services.schedules = Scheduler(services)
     return services
+
+
+async def warm_up(services: Services) -> str:
+    """Load the Kubernetes client's models and the chart library before the first command needs them.
+
+    Both take seconds the first time in a process; done in the background after start, the first
+    ``/hello status`` answers as fast as the next ones. Returns a one-line summary; never raises.
+    """
+    import asyncio
+    import importlib
+
+    async def read() -> str:
+        cluster = await services.cluster()
+        state = await cluster.release_state()
+        return state.stable.version if state.stable else "?"
+
+    try:
+        version, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.charts"))
+    except Exception as exc:
+        return f"cannot read the release yet: {exc}"
+    return f"sees {services.config.stable_deployment} {version} in namespace {services.config.namespace}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.wiring import warm_up
 from sandbox import prometheus as prom_module
 from sandbox.console.server import ConsoleServer
 from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
@@ -122,16 +122,7 @@ class Sandbox:
     async def _warm_up(self) -> str:
         """Have the bot read the release once, so its client is loaded before the first command."""
         assert self.stack is not None
-        async def read() -> Any:
-            cluster = await self.stack.services.cluster()  # type: ignore[union-attr]
-            return await cluster.release_state()
-
-        try:
-            state, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.charts"))
-        except Exception as exc:
-            return f"Bolt app; cannot read the release yet: {exc}"
-        stable = state.stable.version if state.stable else "?"
-        return f"Bolt app, as in production; sees helloworld {stable} in namespace hello"
+        return f"Bolt app, as in production; {await warm_up(self.stack.services)}"
 
     async def _start_prometheus(self) -> str:
         if not self.use_prometheus:

@@ -70,8 +70,10 @@ async def test_procfile_command_serves_health_and_stops_on_sigterm(tmp_path: Pat
                     assert proc.returncode is None, await proc.stderr.read() if proc.stderr else ""
                     try:
                         async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                            status = r.status
+                            status = r.status if r.status == 200 else None  # 503 while starting
                     except aiohttp.ClientConnectionError:
+                        pass
+                    if status is None:
                         await asyncio.sleep(0.1)
                 assert status == 200
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
