@@ -77,6 +77,7 @@ def serve(args: argparse.Namespace) -> int:
 
     @app.after_server_start
     async def started(app: Sanic) -> None:
+        await services.approvals.start()
         if services.schedules is not None:
             await services.schedules.start()
         if args.socket_mode:
@@ -102,6 +103,7 @@ def serve(args: argparse.Namespace) -> int:
             await app.ctx.socket.close_async()
         if services.schedules is not None:
             await services.schedules.stop()
+        await services.approvals.stop()
         await bolt.dispatcher.drain(timeout=20)  # type: ignore[attr-defined]
         await services.close()
 

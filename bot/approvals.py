@@ -22,6 +22,7 @@ so and changes nothing. ``/hello canary abort`` runs at once unless ``HELLO_ABOR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from bot.messenger import SlackError
 from bot.rollout import MessageEditor, RolloutStatus
 
 if TYPE_CHECKING:
+    from bot.config import Config
     from bot.services import Services
     from commands import Invocation
 
@@ -205,9 +207,10 @@ class Approvals:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.edit_interval = edit_interval
         self.store = RequestStore(services.cluster, services.config.state_configmap)
+        self._sweeper: asyncio.Future | None = None
 
     @property
-    def config(self):  # -> Config
+    def config(self) -> Config:
         return self.services.config
 
     # ------------------------------------------------------------------ asking
@@ -359,6 +362,46 @@ class Approvals:
             return True, True
 
         return await self.store.transact(expire)
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Mark every pending request past its expiry as expired and edit its message (buttons gone).
+
+        Safe on several replicas at once: the compare-and-swap on the ConfigMap gives each expiry to
+        exactly one of them. Returns how many requests this call expired.
+        """
+        now = now or self.clock()
+
+        def expire(records: dict[str, Record]) -> tuple[list[Record], bool]:
+            gone = [r for r in records.values() if r.state == PENDING and r.expired(now)]
+            for r in gone:
+                r.state, r.decided = "expired", _iso(now)
+            return gone, bool(gone)
+
+        expired = await self.store.transact(expire)
+        for record in expired:
+            await self._show_expired(record)
+        return len(expired)
+
+    async def start(self, interval: float = 30.0) -> None:
+        """Sweep expired requests every ``interval`` seconds in the background."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.sweep()
+                except Exception:  # the cluster may be away for a while; try again next time
+                    log.warning("cannot sweep expired approval requests", exc_info=True)
+
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(loop())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
 
     async def _show_expired(self, record: Record) -> None:
         record.state = "expired"

@@ -147,14 +147,18 @@ class Stack:
         dispatcher: Dispatcher = bolt.dispatcher  # type: ignore[attr-defined]
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
         server = await start_in_loop(app, self.host, 0)
-        if self.run_schedules and services.schedules is not None:
-            await services.schedules.start()
+        if self.run_schedules:
+            await services.approvals.start()
+            if services.schedules is not None:
+                await services.schedules.start()
         return Replica(index=index, services=services, dispatcher=dispatcher, server=server)
 
     async def stop_replica(self, replica: Replica) -> None:
         await replica.dispatcher.drain(timeout=10)
         if replica.services.schedules is not None:
             await replica.services.schedules.stop()
+        if replica.services.approvals is not None:
+            await replica.services.approvals.stop()
         await replica.server.stop()
         await replica.services.close()
         Sanic._app_registry.pop(replica.server.app.name, None)

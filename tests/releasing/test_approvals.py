@@ -91,6 +91,22 @@ async def test_a_click_after_expiry_says_expired_and_changes_nothing(chat: Chat)
     assert chat.audit_events("HelloDeployExpired") and not chat.audit_events("HelloDeployApproved")
 
 
+async def test_expired_requests_lose_their_buttons_without_a_click(release: Any) -> None:
+    async with release(replicas=2) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        later = datetime.now(UTC) + timedelta(seconds=chat.config.approval_ttl_seconds + 1)
+        first, second = (r.services.approvals for r in chat.stack.replicas)
+        assert await first.sweep(datetime.now(UTC)) == 0  # not yet
+        counts = await asyncio.gather(first.sweep(later), second.sweep(later))
+        assert sorted(counts) == [0, 1]  # each expiry is done once, whichever replica sweeps
+        edited = await chat.message_saying("Expired")
+        assert edited.ts == request.ts and chat.button(edited, "approve") is None
+        assert len(chat.audit_events("HelloDeployExpired")) == 1
+        await chat.settle()
+        assert chat.container()["image"] != chat.image("v2")
+
+
 async def test_one_change_at_a_time(chat: Chat) -> None:
     await chat.send("U1", "/hello deploy v2")
     request = await chat.approval()
