@@ -95,6 +95,7 @@ async def test_expired_requests_lose_their_buttons_without_a_click(release: Any)
     async with release(replicas=2) as chat:
         await chat.send("U1", "/hello deploy v2")
         request = await chat.approval()
+        await chat.settle()  # the request is stored with its message ts
         later = datetime.now(UTC) + timedelta(seconds=chat.config.approval_ttl_seconds + 1)
         first, second = (r.services.approvals for r in chat.stack.replicas)
         assert await first.sweep(datetime.now(UTC)) == 0  # not yet
