@@ -83,9 +83,23 @@ def lua_script(path: Path) -> None:
     )
 
 
+CPUS = sorted(os.sched_getaffinity(0))
+CLIENT_CPUS = {CPUS[0]}
+SERVER_CPUS = set(CPUS[1:]) or {CPUS[0]}
+
+
+def on_server_cpus() -> None:
+    """Run in the child before exec: keep the servers off the load generator's CPU."""
+    os.sched_setaffinity(0, SERVER_CPUS)
+
+
+def on_client_cpus() -> None:
+    os.sched_setaffinity(0, CLIENT_CPUS)
+
+
 def run_wrk(wrk: str, url: str, script: Path, seconds: int, conns: int) -> tuple[float, float, float]:
     out = subprocess.run([wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, preexec_fn=on_client_cpus).stdout
     m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+)", out)
     errors = re.search(r"ERRORS (\d+) (\d+)", out)
     if not m:
@@ -117,12 +131,15 @@ def main() -> int:
         bot_port, bare_port, pbr_port = free_port(), free_port(), free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
                                        "--port", str(bot_port)], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=on_server_cpus))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(bare_port)],
-                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=on_server_cpus))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_bolt.py"), str(pbr_port),
                                        "process-before-response"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=on_server_cpus))
         wait_http(f"http://127.0.0.1:{bot_port}/healthz")
         wait_http(f"http://127.0.0.1:{pbr_port}/slack/events")
         wait_http(f"http://127.0.0.1:{bare_port}/slack/events")
@@ -138,7 +155,7 @@ def main() -> int:
             for name, url in targets.items():
                 results[name].append(run_wrk(wrk, url, script, args.seconds, args.connections))
         print(f"signed /hello help, concurrency {args.connections}, {args.rounds} x {args.seconds}s rounds, "
-              "alternating")
+              f"alternating; wrk on CPU {sorted(CLIENT_CPUS)}, servers on CPU {sorted(SERVER_CPUS)}")
         print(f"{'server':<24}{'acks/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
         summary = {}
         for name, rows in results.items():

@@ -266,3 +266,17 @@ async def test_tokens_never_reach_logs_or_messages(
     for secret in secrets:
         assert secret not in logged
         assert secret not in posted
+
+
+async def test_garbage_timestamp_is_refused(bot: Bot) -> None:
+    import time as _time
+
+    from sandbox.slack.client import sign
+
+    body = "command=%2Fhello&text=help&user_id=U3&channel_id=C1&team_id=T0001"
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": "soon",
+               "X-Slack-Signature": sign("test-signing-secret", str(int(_time.time())), body)}
+    async with aiohttp.ClientSession() as http, http.post(f"{bot.server.url}/slack/events", data=body,
+                                                          headers=headers) as r:
+        assert r.status in (400, 401)
+    assert bot.slack.ephemerals("C1") == []
