@@ -168,6 +168,8 @@ def view(data: StatusData, config: Any) -> dict:
         "tracks": tracks,
         "cert": cert,
         "warnings": data.warnings[:10],
+        "events": [f"{e.reason} {e.object}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
+                   for e in (state.warnings if state is not None else ())][:5],
         "metrics_error": data.metrics_error,
         "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
         "versions": versions,

@@ -111,6 +111,7 @@ async def test_stuck_rollout_is_a_warning() -> None:
         _, blocks = await ask_status(stack)
         assert "stable rollout is stuck" in blocks
         assert "rotating_light" in blocks
+        assert "Recent warning events" in blocks and "BackOff Pod/helloworld-" in blocks
 
 
 async def test_status_with_the_bot_role_enforced() -> None:
