@@ -184,7 +184,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
     current = route.weight or 0
     return Change(
         command="canary", action="canary", verb="Canary",
-        summary=(f"canary {canary.version or 'none'} at {current}% → {version} at {percent}%"),
+        summary=(f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"),
         details=[f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
                  f"scale `{canary.deployment}` {canary.desired} → {config.canary_replicas} replica(s), "
                  "wait until ready",
@@ -207,7 +207,7 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int) -> Change:
             f"({canary.ready}/{canary.desired}). Start it with `/hello canary <version> {percent}%`.")
     return Change(
         command="canary", action="shift", verb="Canary",
-        summary=f"canary {canary.version} weight {current}% → {percent}%",
+        summary=f"{canary.deployment}: {canary.version} weight {current}% → {percent}%",
         details=[f"Mapping `{route.mapping}` weight {current}% → {percent}% "
                  f"(`{canary.deployment}` {canary.ready}/{canary.desired} ready)"],
         params={"percent": percent, "from_weight": current, "version": canary.version},
@@ -242,7 +242,7 @@ async def plan_abort(cluster: Cluster, config: Config) -> Change:
         raise CommandError("There is no canary to abort: it gets no traffic and has no replicas.")
     return Change(
         command="canary", action="abort", verb="Abort",
-        summary=f"canary {canary.version}: weight {weight}% → 0%, {canary.desired} → 0 replicas",
+        summary=f"{canary.deployment}: {canary.version} weight {weight}% → 0%, {canary.desired} → 0 replicas",
         details=[f"Mapping `{route.mapping}` weight {weight}% → 0%", f"scale `{canary.deployment}` to 0"],
         params={"version": canary.version, "from_weight": weight, "from_replicas": canary.desired},
         target=target(DEPLOYMENT, canary.deployment),

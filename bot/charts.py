@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 
 import matplotlib.dates as mdates
@@ -36,6 +36,7 @@ from bot.prom import Series, Snapshot
 KINDS = ("all", "traffic", "errors", "latency")
 MAX_POINTS = 600
 DPI = 100
+SPARSE_POINTS = 60
 SIZES = {"all": (12.0, 9.0), "traffic": (12.0, 4.5), "errors": (12.0, 4.5), "latency": (12.0, 4.5)}
 """Figure size in inches per kind; at :data:`DPI` that is 1200x900 px for ``all``, 1200x450 otherwise."""
 
@@ -157,6 +158,8 @@ def _draw_panel(
         ts, ys = downsample(ts, ys, how=panel.reduce)
         low = min(low, float(np.nanmin(ys)))
         style, label = _style(version, index, stable, canary)
+        if len(ts) <= SPARSE_POINTS:  # a few samples in a long range would be an invisible sliver: dot them
+            style = {**style, "marker": "o", "markersize": 3.5}
         ax.plot(ts / 86400.0, ys, label=label, **style)
         drawn = True
     if not drawn:
@@ -174,6 +177,25 @@ def _draw_panel(
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=4, fontsize=10, frameon=False,
                   labelcolor=TEXT, borderaxespad=0.2)
     return drawn
+
+
+def data_window(snapshot: Snapshot, share: float = 0.2) -> tuple[datetime, datetime | None]:
+    """Where the time axis starts, and since when there is data when that is later than the range.
+
+    When the data covers less than ``share`` of the range (a service that started minutes ago,
+    asked for the last hour), the axis starts just before the first sample instead of squeezing
+    every point into the right edge; the title then says since when there is data.
+    """
+    start, end = snapshot.start.astimezone(UTC), snapshot.end.astimezone(UTC)
+    stamps = [t for group in (snapshot.rate, snapshot.success, snapshot.p99) for series in group
+              for t, value in series.points if value is not None]
+    if not stamps:
+        return start, None
+    first = datetime.fromtimestamp(min(stamps), UTC)
+    if (end - first) >= (end - start) * share:
+        return start, None
+    margin = max((end - first) * 0.1, timedelta(seconds=snapshot.step or 1))
+    return max(start, first - margin), first
 
 
 def build_figure(
@@ -207,9 +229,10 @@ def build_figure(
         )
         legend_drawn = legend_drawn or drawn
 
-    start, end = snapshot.start.astimezone(UTC), snapshot.end.astimezone(UTC)
+    end = snapshot.end.astimezone(UTC)
+    view_start, since = data_window(snapshot)
     bottom = axes[-1]
-    bottom.set_xlim(start.timestamp() / 86400.0, end.timestamp() / 86400.0)
+    bottom.set_xlim(view_start.timestamp() / 86400.0, end.timestamp() / 86400.0)
     locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10)
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
@@ -217,12 +240,12 @@ def build_figure(
 
     for marker in markers:
         at = marker.at.astimezone(UTC)
-        if not start <= at <= end:
+        if not view_start <= at <= end:
             continue
         x = at.timestamp() / 86400.0
         colour = MARKER_COLOURS.get(marker.kind, "#495057")
         # Labels near the right edge go to the left of their line so they stay inside the panel.
-        right_half = (at - start) > (end - start) * 0.7
+        right_half = (at - view_start) > (end - view_start) * 0.7
         for ax in axes:
             ax.axvline(x, color=colour, linestyle="-.", linewidth=1.4, alpha=0.9)
         axes[0].annotate(
@@ -233,6 +256,8 @@ def build_figure(
         )
 
     title = f"{service} · last {snapshot.range} · until {end:%Y-%m-%d %H:%M} UTC"
+    if since is not None:
+        title += f" · data since {since:%H:%M:%S}"
     fig.suptitle(title, color=TEXT, fontsize=14, fontweight="bold")
     return fig
 

@@ -142,3 +142,30 @@ def test_downsample_keeps_means_spikes_and_gaps() -> None:
 async def test_render_off_the_event_loop() -> None:
     png = await render_chart_async(_snapshot(), kind="latency")
     assert _png_size(png) == (1200, 450)
+
+
+def test_a_short_history_is_not_squeezed_into_the_right_edge() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.charts import build_figure, data_window
+    from bot.prom import Series, Snapshot, VersionStats
+
+    end = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
+    start = end - timedelta(hours=1)
+    recent = tuple((end.timestamp() - 10 * i, 1.0) for i in range(12))  # the last two minutes only
+    snap = Snapshot(range="1h", start=start, end=end, step=10.0, rate=[Series("v1", recent)],
+                    success=[Series("v1", recent)], p99=[Series("v1", recent)],
+                    latest=[VersionStats("v1", 1.0, 1.0, 0.001, 0.002, 0.003)])
+    view_start, since = data_window(snap)
+    assert since == end - timedelta(seconds=110)
+    assert start < view_start < since
+    fig = build_figure(snap)
+    assert "data since 13:58:10" in fig.get_suptitle()
+    left, right = fig.axes[-1].get_xlim()
+    assert right - left < (1 / 24) * 0.2  # under a fifth of the hour is shown
+
+    full = tuple((start.timestamp() + 60 * i, 1.0) for i in range(61))
+    whole = Snapshot(range="1h", start=start, end=end, step=60.0, rate=[Series("v1", full)],
+                     success=[Series("v1", full)], p99=[Series("v1", full)], latest=[])
+    assert data_window(whole) == (start, None)
+    assert "data since" not in build_figure(whole).get_suptitle()
