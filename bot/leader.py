@@ -59,6 +59,7 @@ class LeaderElector:
         self._leading_until: datetime | None = None
         self._last_renew: datetime | None = None
         self.leading_since: datetime | None = None  # when this candidate last became leader
+        self._last_error = ""  # the last problem reported, so a lasting one is logged once
 
     @property
     def renew_interval(self) -> float:
@@ -132,7 +133,10 @@ class LeaderElector:
             log.info("lease %s: lost a race for the lease", self.name)
             return self._lost(self.holder if self.holder != self.identity else "")
         except ClusterError as exc:
-            log.warning("lease %s: %s", self.name, exc)
+            # say it once per distinct problem, not every few seconds while the cluster is away
+            level = logging.DEBUG if str(exc) == self._last_error else logging.WARNING
+            log.log(level, "lease %s: %s", self.name, exc)
+            self._last_error = str(exc)
             return self.is_leader(now)
 
     async def _try(self, now: datetime) -> bool:
