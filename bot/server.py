@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -64,18 +65,33 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     return app
 
 
-WANTED = frozenset({b"command", b"text", b"ssl_check"})  # all that decides a pure answer
+WANTED = (b"command", b"text", b"ssl_check")  # all that decides a pure answer
 
 
-def fields(body: bytes, wanted: frozenset[bytes]) -> dict[str, str]:
-    """The ``wanted`` fields of a form-encoded body, decoded (the rest are not even unquoted)."""
+def fields(body: bytes, wanted: tuple[bytes, ...] = WANTED) -> dict[str, str]:
+    """The ``wanted`` fields of a form-encoded body, decoded (the others are not even looked at)."""
+    pattern = _PATTERNS.get(wanted)
+    if pattern is None:
+        names = b"|".join(re.escape(w) for w in wanted)
+        pattern = _PATTERNS[wanted] = re.compile(rb"(?:^|&)(" + names + rb")=([^&]*)")
     out: dict[str, str] = {}
-    for part in body.split(b"&"):
-        key, _, value = part.partition(b"=")
-        if key in wanted:
+    for match in pattern.finditer(body):
+        key, value = match.group(1).decode(), match.group(2)
+        if key in out:
+            continue
+        text = KNOWN.get(value)
+        if text is None:
             text = value.decode("utf-8", "replace")
-            out[key.decode()] = unquote_plus(text) if (b"%" in value or b"+" in value) else text
+            if b"%" in value or b"+" in value:
+                text = unquote_plus(text)
+        out[key] = text
     return out
+
+
+KNOWN = {b"%2Fhello": "/hello", b"%2fhello": "/hello", b"help": "help", b"": ""}  # the frequent values
+
+
+_PATTERNS: dict[tuple[bytes, ...], re.Pattern[bytes]] = {}
 
 
 class QuickAnswers:
@@ -118,7 +134,7 @@ class QuickAnswers:
             valid = False
         if not valid:
             return None  # Bolt answers 401
-        form = fields(body, WANTED)
+        form = fields(body)
         if form.get("command") != "/hello" or form.get("ssl_check"):
             return None
         text = form.get("text", "")
