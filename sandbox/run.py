@@ -41,6 +41,7 @@ SANDBOX_ENV = {
     "HELLO_APPROVERS": "U2,S1",
     "HELLO_OPS_CHANNELS": "C1",
     "HELLO_LOG_LEVEL": "WARNING",
+    "HELLO_ROLLOUT_STALL": "45",  # a demo should not wait five minutes to see a stuck rollout
 }
 ROLES = {"U1": "deployer", "U2": "approver", "U3": "no rights"}
 NO_PROMETHEUS = "http://127.0.0.1:9"
@@ -82,7 +83,8 @@ class Sandbox:
         self.stack = Stack(
             env=SANDBOX_ENV,
             prometheus_url=prometheus_url or NO_PROMETHEUS,
-            kube_options={"tick": 0.1, "pod_ready_seconds": 1.0},
+            # deadline_scale: the manifests' 120 s progress deadline passes in 30 s here
+            kube_options={"tick": 0.1, "pod_ready_seconds": 1.0, "deadline_scale": 0.25},
             schedules=True,
             host=self.host,
             **({"seed": self.seed} if self.seed is not None else {}),
