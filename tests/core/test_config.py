@@ -78,3 +78,15 @@ def test_yaml_file_supplies_defaults_and_env_wins(tmp_path) -> None:  # type: ig
 def test_secrets_are_not_in_repr() -> None:
     config = load({**BASE, "SLACK_BOT_TOKEN": "xoxb-very-secret"})
     assert "very-secret" not in repr(config)
+
+
+@pytest.mark.parametrize("text", ["", "help", "  canary   v2  10% ", "deploy v2.1.0-rc1", "status\t1h",
+                                  'schedule add "*/15 * * * *" 1h', "schedule add '0 9 * * 1'",
+                                  "schedule add “0 9 * * 1” 6h", 'say "a b\\" c"'])
+def test_split_reads_arguments_like_a_shell(text: str) -> None:
+    import shlex
+
+    from commands import split
+
+    expected = shlex.split(text.replace("“", '"').replace("”", '"'))
+    assert split(text) == expected
