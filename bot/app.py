@@ -192,6 +192,16 @@ def invocation_from(body: dict) -> Invocation:
     )
 
 
+class _SameTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that the client's token wins: it is the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenNotice())
+
+
 def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socket_mode: bool = False) -> AsyncApp:
     """The Bolt app. ``services.messenger.client`` is the Web API client it uses."""
     config = services.config
