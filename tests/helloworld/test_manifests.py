@@ -11,10 +11,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.crds import CRD_DIR, strict
+
 from .conftest import PROJECT_ROOT
 
 MANIFESTS = PROJECT_ROOT / "manifests" / "helloworld"
-CRDS = PROJECT_ROOT.parent / "shared" / "crds"
+CRDS = CRD_DIR
 KUBERNETES_VERSION = "1.31"
 DRAIN_SECONDS = 10
 PRESTOP_SECONDS = 5
@@ -140,22 +142,6 @@ def test_mappings_share_prefix_and_hostname_and_only_the_canary_has_a_weight() -
     assert canary["spec"]["weight"] == 0
 
 
-def _strict(schema: Any) -> Any:
-    """The CRD schema with unknown fields refused, as the API server does with strict field validation."""
-    if isinstance(schema, dict):
-        out = {key: _strict(value) for key, value in schema.items()}
-        if (
-            "properties" in out
-            and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
 @pytest.fixture(scope="module")
 def mapping_schema() -> dict[str, Any]:
     crd_file = CRDS / "getambassador.io_mappings.yaml"
@@ -165,7 +151,7 @@ def mapping_schema() -> dict[str, Any]:
         )
     crd = yaml.safe_load(crd_file.read_text())
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v3alpha1"]
-    schema = _strict(version["schema"]["openAPIV3Schema"])
+    schema = strict(version["schema"]["openAPIV3Schema"])
     # metadata is the API server's ObjectMeta; the CRD only says "object".
     schema["properties"]["metadata"] = {"type": "object"}
     return schema

@@ -13,9 +13,11 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.crds import CRD_DIR, strict
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-CRD_DIR = REPO.parent / "shared" / "crds"
+CRD_DIR = CRD_DIR
 RESOLVER = REPO / "scripts" / "kustomize-build.py"
 # The CRD files are large: parse them with libyaml when PyYAML has it.
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -45,24 +47,6 @@ def built(kbuild: ModuleType) -> list[dict[str, Any]]:
     return kbuild.build(MANIFESTS)
 
 
-def _strict(schema: Any) -> Any:
-    """Reject fields a structural schema does not declare, as the API server's strict field
-    validation does (kubectl apply warns or fails; unknown fields are otherwise dropped
-    silently, which hides typos)."""
-    if isinstance(schema, dict):
-        schema = {key: _strict(value) for key, value in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
 class CrdSchemas:
     """The openAPIV3Schema of every served version of the CRDs in ../shared/crds."""
 
@@ -87,7 +71,7 @@ class CrdSchemas:
         served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
         if version not in served:
             return [f"{doc['apiVersion']} is not served (served: {sorted(served)})"]
-        schema = _strict(copy.deepcopy(served[version]["schema"]["openAPIV3Schema"]))
+        schema = strict(copy.deepcopy(served[version]["schema"]["openAPIV3Schema"]))
         validator = jsonschema.Draft4Validator(schema)
         problems = [
             f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"

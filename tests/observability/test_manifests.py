@@ -13,10 +13,11 @@ import yaml
 from bot.config import Config, MetricNames
 from bot.prom import build_expressions
 from sandbox.prometheus import PrometheusConfigError, check_config
+from tests.crds import CRD_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "manifests" / "monitoring"
-CRDS = ROOT.parent / "shared" / "crds"
+CRDS = CRD_DIR
 
 
 def _dashboard() -> dict:
