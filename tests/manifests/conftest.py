@@ -17,7 +17,6 @@ from tests.crds import CRD_DIR, strict
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-CRD_DIR = CRD_DIR
 RESOLVER = REPO / "scripts" / "kustomize-build.py"
 # The CRD files are large: parse them with libyaml when PyYAML has it.
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
