@@ -96,3 +96,16 @@ async def test_chart_with_no_traffic_says_so() -> None:
             await stack.command("U3", "/hello chart 15m")
             note = await stack.wait_message(lambda m: isinstance(m, Ephemeral) and "No traffic" in m.text)
             assert note.text == "No traffic in the last 15m: nothing to chart."
+
+
+async def test_status_threads_its_chart_under_the_status_message(stack: Stack) -> None:
+    from sandbox.slack import Message
+
+    before = len(stack.slack.files)
+    await stack.command("U3", "/hello status 15m")
+    upload = await newest_upload(stack, before)
+    status = next(m for m in stack.slack.messages("C1") if isinstance(m, Message)
+                  and m.text.startswith("helloworld status"))
+    assert upload.thread_ts == status.ts
+    assert imread(io.BytesIO(stack.slack.file_bytes(upload.id)), format="png").shape[:2] == (900, 1200)
+    assert "`v1`" in str(status.blocks) and " ok · p99 " in str(status.blocks)  # figures per version
