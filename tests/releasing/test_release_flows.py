@@ -143,3 +143,24 @@ async def test_the_audit_channel_gets_a_line_per_record(release: Any) -> None:
         await chat.approve("U1", "/hello deploy v2")
         line = await chat.message_saying("`HelloDeploySucceeded` by <@U2>")
         assert "v2" in line.text
+
+
+async def test_configured_repository_replicas_and_abort_policy(release: Any) -> None:
+    env = {"HELLO_IMAGE_REPOSITORY": "registry.example.com/team/helloworld", "HELLO_CANARY_REPLICAS": "2",
+           "HELLO_ABORT_NEEDS_APPROVAL": "true", "HELLO_CANARY_PERCENT": "5"}
+    async with release(env=env) as chat:
+        started = await chat.approve("U1", "/hello canary v2")
+        assert "gets 5% of the traffic" in started.text
+        canary = chat.deployment("helloworld-canary")
+        assert canary["spec"]["replicas"] == 2
+        assert chat.container("helloworld-canary")["image"] == "registry.example.com/team/helloworld:v2"
+        assert chat.mapping()["spec"]["weight"] == 5
+        # with HELLO_ABORT_NEEDS_APPROVAL the safe direction waits for an approver too
+        await chat.send("U1", "/hello canary abort")
+        request = await chat.approval(exclude=[started.ts])
+        assert chat.mapping()["spec"]["weight"] == 5
+        await chat.click("U2", request, "approve")
+        await chat.finished(request)
+        await chat.settle()
+        assert chat.mapping()["spec"]["weight"] == 0
+        assert chat.deployment("helloworld-canary")["spec"]["replicas"] == 0

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.errors import CommandError
 from bot.schedule import CONFIGMAP, Scheduler
 from sandbox.slack import Ephemeral
 from sandbox.stack import Stack
@@ -117,3 +118,19 @@ async def test_schedules_and_posted_slots_survive_a_restart(stack: Stack) -> Non
     clock.advance(3600)
     assert [p.slot for p in await second.tick()] == [DAY + timedelta(hours=1)]
     assert [slot_of(m) for m in digests(stack)] == ["2030-01-07 00:00", "2030-01-07 01:00"]
+
+
+async def test_static_schedules_from_configuration_post_and_cannot_be_removed_from_chat(stack: Stack) -> None:
+    replica = await stack.start_replica(7, {"HELLO_SCHEDULES": "30 9 * * 1-5|C1|6h", "HELLO_TIMEZONE":
+                                            "Europe/Paris"})
+    stack.replicas.append(replica)
+    clock = SimClock(DAY + timedelta(hours=8, minutes=29))  # Monday 08:29 UTC = 09:29 in Paris
+    scheduler = await attach(replica.services, clock, chart=False)
+    (listed,) = await scheduler.list()
+    assert (listed.entry.cron, listed.entry.channel, listed.entry.range) == ("30 9 * * 1-5", "C1", "6h")
+    assert listed.entry.id.startswith("c")
+    clock.advance(60)
+    posted = await scheduler.tick()
+    assert [p.slot for p in posted] == [DAY + timedelta(hours=8, minutes=30)]  # 09:30 Paris time
+    with pytest.raises(CommandError, match="comes from the configuration"):
+        await scheduler.remove(listed.entry.id)
