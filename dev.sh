@@ -43,7 +43,8 @@ setup() {
   fi
   echo "==> installing Python packages into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  # the versions the suite was run with (constraints.txt), so a fresh set-up matches what was tested
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 }
 
 cmd=${1:-help}
