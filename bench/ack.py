@@ -112,7 +112,7 @@ def run_wrk(wrk: str, url: str, script: Path, seconds: int, conns: int) -> tuple
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=20)
     args = parser.parse_args()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -66,32 +65,29 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
 
 
 WANTED = (b"command", b"text", b"ssl_check")  # all that decides a pure answer
+KNOWN = {b"%2Fhello": "/hello", b"%2fhello": "/hello", b"help": "help", b"": ""}  # the frequent values
 
 
 def fields(body: bytes, wanted: tuple[bytes, ...] = WANTED) -> dict[str, str]:
     """The ``wanted`` fields of a form-encoded body, decoded (the others are not even looked at)."""
-    pattern = _PATTERNS.get(wanted)
-    if pattern is None:
-        names = b"|".join(re.escape(w) for w in wanted)
-        pattern = _PATTERNS[wanted] = re.compile(rb"(?:^|&)(" + names + rb")=([^&]*)")
     out: dict[str, str] = {}
-    for match in pattern.finditer(body):
-        key, value = match.group(1).decode(), match.group(2)
-        if key in out:
-            continue
+    for key in wanted:
+        if body.startswith(key + b"="):
+            begin = len(key) + 1
+        else:
+            at = body.find(b"&" + key + b"=")
+            if at < 0:
+                continue
+            begin = at + len(key) + 2
+        end = body.find(b"&", begin)
+        value = body[begin:] if end < 0 else body[begin:end]
         text = KNOWN.get(value)
         if text is None:
             text = value.decode("utf-8", "replace")
             if b"%" in value or b"+" in value:
                 text = unquote_plus(text)
-        out[key] = text
+        out[key.decode()] = text
     return out
-
-
-KNOWN = {b"%2Fhello": "/hello", b"%2fhello": "/hello", b"help": "help", b"": ""}  # the frequent values
-
-
-_PATTERNS: dict[tuple[bytes, ...], re.Pattern[bytes]] = {}
 
 
 class QuickAnswers:
