@@ -41,8 +41,11 @@ def prometheus_with_traffic() -> Iterator[str]:
         while b'"value"' not in urllib.request.urlopen(query, timeout=2).read() or thread.is_alive():
             assert time.monotonic() < deadline, "Prometheus never saw the load"
             time.sleep(0.2)
-        # two scrapes after the load so rate() has points
-        time.sleep(2.5)
+        # rate() needs two scrapes of the counter: wait until it has a value
+        rate = f"{prom.url}/api/v1/query?query=sum(rate(helloworld_requests_total%5B1m%5D))"
+        while b'"value"' not in urllib.request.urlopen(rate, timeout=2).read():
+            assert time.monotonic() < deadline, "Prometheus never computed a rate"
+            time.sleep(0.2)
         try:
             yield prom.url
         finally:
