@@ -56,6 +56,7 @@ class Entry:
     object: str = ""  # "Deployment/helloworld"
     note: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
+    message: str = ""  # the Event's own message, as people read it in `kubectl get events`
 
 
 class Audit:
@@ -199,4 +200,5 @@ def _entry(event: dict) -> Entry | None:
         summary=str(data.get("summary", event.get("message", ""))), request_id=str(data.get("request_id", "")),
         object=str(data.get("object") or f"{inv.get('kind', '')}/{inv.get('name', '')}"),
         note=str(data.get("note", "")), facts=dict(data.get("facts") or {}),
+        message=str(event.get("message") or ""),
     )

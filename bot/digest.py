@@ -1,9 +1,9 @@
 """What a scheduled status post contains: the status, what changed since the last post, and a chart.
 
 The status is the same as ``/hello status <range>`` (:mod:`bot.status`). The changes are the bot's
-own audit records: Kubernetes Events labelled ``app.kubernetes.io/managed-by=hello-chatops``
-(deploys, canary weight changes, certificate renewals, rollbacks) whose time falls after the
-previous post. The chart over the schedule's range is uploaded in a thread under the post.
+own audit records, read through :class:`bot.audit.Audit` (deploys, canary weight changes,
+certificate renewals, rollbacks), whose time falls after the previous post. The chart over the schedule's
+range is uploaded in a thread under the post.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from bot import render
 from bot import status as status_view
 from bot.errors import ClusterError
-from bot.kube import parse_time
 
 if TYPE_CHECKING:
     from bot.schedule import Claim
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIT_SELECTOR = "app.kubernetes.io/managed-by=hello-chatops"
 RANGE_SECONDS = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
 ICONS = (("rollback", ":rewind:"), ("canary", ":hatching_chick:"), ("cert", ":lock:"), ("renew", ":lock:"),
          ("deploy", ":rocket:"), ("promot", ":rocket:"), ("abort", ":no_entry:"))
@@ -53,24 +51,10 @@ class Digest:
     changes: list[Change] = field(default_factory=list)
 
 
-def event_time(event: dict) -> datetime | None:
-    meta = event.get("metadata") or {}
-    return parse_time(event.get("eventTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
-                      or meta.get("creationTimestamp"))
-
-
 async def changes_between(services: Services, after: datetime, until: datetime) -> list[Change]:
-    """The bot's audit Events with a time in ``(after, until]``, oldest first."""
-    cluster = await services.cluster()
-    out = []
-    for event in await cluster.list_raw_events(AUDIT_SELECTOR):
-        at = event_time(event)
-        if at is None or not after < at <= until:
-            continue
-        inv = event.get("involvedObject") or {}
-        out.append(Change(at=at, reason=str(event.get("reason") or event.get("action") or "Change"),
-                          message=str(event.get("message") or event.get("note") or ""),
-                          object=f"{inv.get('kind', '')}/{inv.get('name', '')}"))
+    """The bot's audit records (:meth:`bot.audit.Audit.entries`) with a time in ``(after, until]``, oldest first."""
+    out = [Change(at=e.at, reason=e.reason, message=e.message or e.summary, object=e.object)
+           for e in await services.audit.entries() if after < e.at <= until]
     out.sort(key=lambda c: c.at)
     return out
 
