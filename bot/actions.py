@@ -326,32 +326,32 @@ def _failure(result: rollout.RolloutResult) -> list[str]:
     return [f"Reason: {result.reason}", *(f"Warning {w}" for w in result.warnings)]
 
 
-async def run_deploy(job: Job) -> Outcome:
+async def _roll_stable(job: Job, step: str, done: str, failed: str, done_buttons: tuple[str, ...]) -> Outcome:
+    """Set the stable Deployment's image from the job's params and follow the rollout."""
     p, cfg = job.params, job.config
-    await job.step(f"Set `{cfg.stable_deployment}` to `{p['image']}`")
+    await job.step(step)
     await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
     await job.step("Rolling out")
     result = await _follow(job, cfg.stable_deployment)
     facts = {"version": p["version"], "from_version": p.get("from_version", "")}
     if result.ok:
-        return Outcome(True, f"`{cfg.stable_deployment}` runs `{p['version']}`: {result.status.line()}",
-                       buttons=("rollback",), facts=facts)
-    return Outcome(False, f"The rollout of `{p['version']}` failed: {result.status.line()}",
-                   details=_failure(result), buttons=("rollback",), facts=facts)
+        return Outcome(True, f"{done}: {result.status.line()}", buttons=done_buttons, facts=facts)
+    return Outcome(False, f"{failed}: {result.status.line()}", details=_failure(result), buttons=("rollback",),
+                   facts=facts)
+
+
+async def run_deploy(job: Job) -> Outcome:
+    p, cfg = job.params, job.config
+    return await _roll_stable(job, f"Set `{cfg.stable_deployment}` to `{p['image']}`",
+                              f"`{cfg.stable_deployment}` runs `{p['version']}`",
+                              f"The rollout of `{p['version']}` failed", ("rollback",))
 
 
 async def run_rollback(job: Job) -> Outcome:
     p, cfg = job.params, job.config
-    await job.step(f"Set `{cfg.stable_deployment}` back to `{p['image']}` (revision {p['revision']})")
-    await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
-    await job.step("Rolling out")
-    result = await _follow(job, cfg.stable_deployment)
-    facts = {"version": p["version"], "from_version": p.get("from_version", "")}
-    if result.ok:
-        return Outcome(True, f"`{cfg.stable_deployment}` is back on `{p['version']}`: {result.status.line()}",
-                       facts=facts)
-    return Outcome(False, f"The rollback to `{p['version']}` failed: {result.status.line()}",
-                   details=_failure(result), buttons=("rollback",), facts=facts)
+    return await _roll_stable(job, f"Set `{cfg.stable_deployment}` back to `{p['image']}` (revision {p['revision']})",
+                              f"`{cfg.stable_deployment}` is back on `{p['version']}`",
+                              f"The rollback to `{p['version']}` failed", ())
 
 
 async def _weight(job: Job, percent: int) -> None:
