@@ -14,8 +14,6 @@ Serves the static page (``index.html``, ``console.js``, ``console.css``) and a s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -27,6 +25,7 @@ import yaml
 from aiohttp import web
 
 from sandbox.slack import Message, SlackEmulator
+from sandbox.slack.sse import ChangeStream
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +90,20 @@ class ConsoleServer:
         self.links = [dict(link) for link in links]
         self.host = host
         self.port = port
+        self.changes = ChangeStream(slack.workspace)
         self.app = web.Application()
         self.app.router.add_get("/", self.static)
         self.app.router.add_get("/console.js", self.static)
         self.app.router.add_get("/console.css", self.static)
         self.app.router.add_get("/api/config", self.config)
         self.app.router.add_get("/api/state", self.state)
-        self.app.router.add_get("/api/events", self.events)
+        self.app.router.add_get("/api/events", self.changes.handle)
         self.app.router.add_post("/api/command", self.command)
         self.app.router.add_post("/api/click", self.click)
         self.app.router.add_post("/api/message", self.message)
         self.app.router.add_get("/files/{file_id}/{name}", self.file)
         self.app.router.add_get("/healthz", self.healthz)
-        self.app.on_shutdown.append(self._close_streams)
-        self._streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.app.on_shutdown.append(self.changes.close)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -124,10 +123,6 @@ class ConsoleServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def _close_streams(self, app: web.Application) -> None:
-        for queue in list(self._streams):
-            queue.put_nowait(None)
 
     # ---------------------------------------------------------------- pages
     async def static(self, request: web.Request) -> web.Response:
@@ -162,39 +157,6 @@ class ConsoleServer:
 
     async def state(self, request: web.Request) -> web.Response:
         return web.json_response(self.slack.state(), dumps=lambda d: json.dumps(d, default=str))
-
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events from the emulator's change stream (``event: <type>``, ``data: <json>``)."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        unsubscribe = self.slack.subscribe(queue.put_nowait)
-        self._streams.add(queue)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        })
-        try:
-            await response.prepare(request)
-            seq = self.slack.workspace.version
-            await response.write(f"event: hello\ndata: {json.dumps({'seq': seq})}\n\n".encode())
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if event is None:
-                    break
-                data = json.dumps(event, default=str)
-                await response.write(f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            unsubscribe()
-            self._streams.discard(queue)
-        with contextlib.suppress(ConnectionResetError, RuntimeError):
-            await response.write_eof()
-        return response
 
     # ---------------------------------------------------------------- actions
     async def _body(self, request: web.Request) -> dict[str, Any]:

@@ -4,7 +4,6 @@ and the read-only emulator endpoints (``/_emulator/state`` and the ``/_emulator/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import mimetypes
 import secrets
@@ -17,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .content import ApiError, as_bool, check_content, json_arg
+from .sse import ChangeStream
 from .state import Ephemeral, Message, ResponseTarget, Workspace
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
@@ -39,7 +39,7 @@ class WebApi:
         self.faults: dict[str, deque[Fault]] = {}
         self.calls: list[dict[str, Any]] = []
         self._uploads: dict[str, str] = {}  # upload token -> file id
-        self._sse_queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.changes = ChangeStream(workspace)
         # Methods called with an app-level token (``xapp-…``), e.g. ``apps.connections.open``.
         self.app_tokens: set[str] = set()
         self.app_methods: dict[str, Handler] = {}
@@ -63,8 +63,8 @@ class WebApi:
         app.router.add_get("/files-pri/{file_id}/{name}", self.handle_download)
         app.router.add_post("/response/{rid}", self.handle_response_url)
         app.router.add_get("/_emulator/state", self.handle_state)
-        app.router.add_get("/_emulator/events", self.handle_events)
-        app.on_shutdown.append(self._close_streams)
+        app.router.add_get("/_emulator/events", self.changes.handle)
+        app.on_shutdown.append(self.changes.close)
 
     # ---- faults ---------------------------------------------------------------------------
     def add_fault(self, method: str, fault: Fault, times: int) -> None:
@@ -435,41 +435,3 @@ class WebApi:
     # ---- emulator endpoints ---------------------------------------------------------------
     async def handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.ws.snapshot())
-
-    async def handle_events(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events: one ``event: <type>`` / ``data: <json>`` record per change."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        unsubscribe = self.ws.subscribe(queue.put_nowait)
-        self._sse_queues.add(queue)
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        try:
-            await resp.prepare(request)
-            await resp.write(f"event: hello\ndata: {json.dumps({'seq': self.ws.version})}\n\n".encode())
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
-                    continue
-                if event is None:
-                    break
-                data = json.dumps(event, default=str)
-                await resp.write(f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode())
-            with contextlib.suppress(ConnectionResetError, RuntimeError):
-                await resp.write_eof()
-        except ConnectionResetError:
-            pass
-        finally:
-            unsubscribe()
-            self._sse_queues.discard(queue)
-        return resp
-
-    async def _close_streams(self, app: web.Application) -> None:
-        for queue in list(self._sse_queues):
-            queue.put_nowait(None)
