@@ -59,6 +59,8 @@ case "$cmd" in
     setup test
     echo "==> ruff"
     "$VENV/bin/ruff" check .
+    echo "==> import-linter (the layers in pyproject.toml)"
+    "$VENV/bin/lint-imports" --no-cache
     echo "==> pytest"
     exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile "$@" ;;
   *)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.charts import Marker, render_chart
-from bot.prom import Series, Snapshot
+from bot.observe.charts import Marker, render_chart
+from bot.observe.prom import Series, Snapshot
 
 STEP = 15.0
 

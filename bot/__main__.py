@@ -11,8 +11,8 @@ import sys
 import time
 from typing import Any
 
-from bot import config as config_module
-from bot.config import Config, ConfigError
+from bot.core import config as config_module
+from bot.core.config import Config, ConfigError
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,8 +61,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from sanic import Sanic
 
-    from bot.app import build_app
-    from bot.server import build_server
+    from bot.chat.app import build_app
+    from bot.chat.server import build_server
     from bot.wiring import build_services, warm_up
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
@@ -133,9 +133,9 @@ def socket_mode_refused(config: Config) -> str:
 
 async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
     """Each dependency: (name, ok, detail)."""
-    from bot.kube import Cluster
-    from bot.messenger import Messenger, make_client
-    from bot.prom import Prometheus
+    from bot.chat.messenger import Messenger, make_client
+    from bot.cluster.kube import Cluster
+    from bot.observe.prom import Prometheus
 
     results: list[tuple[str, bool, str]] = [("configuration", True, "ok")]
     messenger = Messenger(make_client(config))

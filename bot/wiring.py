@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from bot.approvals import Approvals
-from bot.audit import Audit
-from bot.config import Config
-from bot.kube import Cluster
-from bot.messenger import Messenger, make_client
-from bot.policy import GroupResolver, Policy
-from bot.prom import Prometheus
-from bot.schedule import Scheduler
-from bot.services import Services
-from commands import Registry
+from bot.chat.contract import Registry
+from bot.chat.messenger import Messenger, make_client
+from bot.cluster.kube import Cluster
+from bot.core.config import Config
+from bot.core.policy import GroupResolver, Policy
+from bot.core.services import Services
+from bot.observe.prom import Prometheus
+from bot.observe.schedule import Scheduler
+from bot.release.approvals import Approvals
+from bot.release.audit import Audit
+from commands import default_registry
 
 
 def build_services(config: Config, *, registry: Registry | None = None, cluster: Cluster | None = None,
@@ -22,7 +23,8 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
         config=config,
         messenger=messenger,
         policy=policy,
-        registry=registry or Registry.default(),
+        registry=registry or default_registry(),
+        connect=Cluster.connect,
         cluster_override=cluster,
     )
     services.prometheus = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds,
@@ -48,7 +50,7 @@ async def warm_up(services: Services) -> str:
         return state.stable.version if state.stable else "?"
 
     try:
-        version, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.charts"))
+        version, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.observe.charts"))
     except Exception as exc:
         return f"cannot read the release yet: {exc}"
     return f"sees {services.config.stable_deployment} {version} in namespace {services.config.namespace}"

@@ -1,4 +1,4 @@
-"""The sub-command registry: ``/hello <name> [args]`` -> a module in this package.
+"""The sub-commands: ``/hello <name> [args]`` -> a module in this package.
 
 Each sub-command is one module that defines:
 
@@ -8,158 +8,34 @@ Each sub-command is one module that defines:
   the request object has a boolean attribute ``mutating`` (does it change the cluster or the bot's
   stored state, so the deployer policy applies?);
 - ``async run(request, ctx: Context) -> Reply | None``: the work, after the ack. Read-only commands
-  return a :class:`Reply`; mutating ones usually hand an action to ``ctx.services.approvals`` and
-  return ``None`` (the approval message is their reply).
-- optionally ``async execute(action, ctx) -> None`` for actions carried out after approval.
+  return a :class:`Reply`; changing ones plan their change and hand it to ``ctx.services.approvals``
+  (the approval message is their reply) and return ``None``.
 
-The registry is an object, so tests build a fresh one (``Registry.default()`` or an empty one plus
-the modules they need).
+The chat contract (:class:`Invocation`, :class:`Reply`, :class:`Context`, :class:`Registry`, ...)
+lives in :mod:`bot.chat.contract`; it is re-exported here for the command modules.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import shlex
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
-from bot.errors import UsageError
+from bot.chat.contract import Command, Context, Invocation, Registry, Reply, Upload, split
 
-if TYPE_CHECKING:
-    from bot.config import Config
-    from bot.services import Services
+__all__ = ["MODULES", "Command", "Context", "Invocation", "Registry", "Reply", "Upload", "default_registry",
+           "split"]
 
 MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "schedule")
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """Who typed what, where."""
-
-    user_id: str
-    channel_id: str
-    text: str
-    user_name: str = ""
-    channel_name: str = ""
-    response_url: str = ""
-    team_id: str = ""
-
-
-@dataclass
-class Reply:
-    """What a command answers: Block Kit blocks plus fallback text, and optional chart uploads.
-
-    ``ephemeral`` replies are seen only by the person who typed the command. ``uploads`` are PNGs
-    posted in a thread under the reply.
-    """
-
-    text: str
-    blocks: list[dict] = field(default_factory=list)
-    ephemeral: bool = False
-    uploads: list[Upload] = field(default_factory=list)
-    # Filled lazily (e.g. the chart) after the text reply is posted: awaited, then uploaded.
-    followup: Callable[[], Awaitable[list[Upload]]] | None = None
-
-
-@dataclass(frozen=True)
-class Upload:
-    filename: str
-    content: bytes
-    title: str
-    comment: str = ""
-
-
-@dataclass
-class Context:
-    """What a handler receives: the invocation and the service objects (no Slack or Kubernetes clients)."""
-
-    invocation: Invocation
-    services: Services
-
-    @property
-    def config(self) -> Config:
-        return self.services.config
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    usage: str
-    summary: str
-    help: str
-    parse: Callable[[Sequence[str], Config], Any]
-    run: Callable[[Any, Context], Awaitable[Reply | None]]
-    execute: Callable[..., Awaitable[Any]] | None = None
-    module: ModuleType | None = None
-
-    @classmethod
-    def from_module(cls, module: ModuleType) -> Command:
-        doc = inspect.cleandoc(module.__doc__ or "")
-        summary = doc.splitlines()[0] if doc else module.NAME
-        return cls(
-            name=module.NAME,
-            usage=module.USAGE,
-            summary=summary,
-            help=doc,
-            parse=module.parse,
-            run=module.run,
-            execute=getattr(module, "execute", None),
-            module=module,
-        )
-
-
-class Registry:
-    """Name -> :class:`Command`, in registration order."""
-
-    def __init__(self, commands: Iterable[Command] = ()) -> None:
-        self._commands: dict[str, Command] = {}
-        for command in commands:
-            self.register(command)
-
-    @classmethod
-    def default(cls) -> Registry:
-        """Every sub-command module that exists in this package."""
-        registry = cls()
-        for name in MODULES:
-            try:
-                module = importlib.import_module(f"commands.{name}")
-            except ModuleNotFoundError as exc:
-                if exc.name == f"commands.{name}":
-                    continue
-                raise
-            registry.register(Command.from_module(module))
-        return registry
-
-    def register(self, command: Command | ModuleType) -> Command:
-        if isinstance(command, ModuleType):
-            command = Command.from_module(command)
-        if command.name in self._commands:
-            raise ValueError(f"sub-command {command.name!r} registered twice")
-        self._commands[command.name] = command
-        return command
-
-    def get(self, name: str) -> Command | None:
-        return self._commands.get(name)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._commands.values())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._commands
-
-    def names(self) -> list[str]:
-        return list(self._commands)
-
-
-def split(text: str) -> list[str]:
-    """Split the command text like a shell (quotes group words); smart quotes count as quotes."""
-    text = (text or "").replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
-    if not any(c in text for c in "\"'\\"):
-        return text.split()  # nothing to unquote: the same as shlex, much faster
-    try:
-        return shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"cannot read the arguments: {exc}") from None
+def default_registry() -> Registry:
+    """Every sub-command module that exists in this package, in :data:`MODULES` order."""
+    registry = Registry()
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"commands.{name}":
+                continue
+            raise
+        registry.register(Command.from_module(module))
+    return registry

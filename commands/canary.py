@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot import actions
-from bot.config import Config
-from bot.errors import UsageError
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.release import actions
 from commands import Context, Reply
 
 NAME = "canary"

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot import actions, render
-from bot.config import Config
-from bot.errors import UsageError
-from bot.kube import cert_from
+from bot.chat import render
+from bot.cluster.kube import cert_from
+from bot.cluster.retry import retry
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.release import actions
 from commands import Context, Reply
 
 NAME = "cert"
@@ -45,7 +47,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         await ctx.services.approvals.propose(lambda cluster: actions.plan_renew(cluster, config), ctx.invocation)
         return None
     cluster = await ctx.services.cluster()
-    cert = cert_from(await actions.retry(cluster.get_certificate))
+    cert = cert_from(await retry(cluster.get_certificate))
     now = datetime.now(UTC)
     days = cert.days_left(now)
     backoff = actions.backoff_until(cert)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot import status as status_view
-from bot.config import RANGES, Config
-from bot.errors import CommandError, UsageError
+from bot.core.config import RANGES, Config
+from bot.core.errors import CommandError, UsageError
+from bot.observe import status as status_view
 from commands import Context, Reply
 
 NAME = "chart"
@@ -44,12 +44,10 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    from commands.status import chart_uploads
-
     data = await status_view.gather(ctx.services, request.range)
     if data.snapshot is None:
         raise CommandError(data.metrics_error or "metrics unavailable")
     if not data.snapshot.has_traffic:
         return Reply(text=f"No traffic in the last {request.range}: nothing to chart.", ephemeral=True)
-    uploads = await chart_uploads(ctx, data, request.kind)
+    uploads = await status_view.chart_uploads(ctx.services, data, request.kind)
     return Reply(text="", uploads=uploads)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot import render
-from bot.config import Config
-from bot.errors import UsageError
+from bot.chat import render
+from bot.core.config import Config
+from bot.core.errors import UsageError
 from commands import Context, Reply
 
 NAME = "history"

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot import render
-from bot.config import RANGES, Config
-from bot.digest import describe_age
-from bot.errors import CommandError, UsageError
-from bot.schedule import UNREACHABLE_CHANNEL, validate_cron
+from bot.chat import render
+from bot.core.config import RANGES, Config
+from bot.core.errors import CommandError, UsageError
+from bot.observe.digest import describe_age
+from bot.observe.schedule import UNREACHABLE_CHANNEL, validate_cron
 from commands import Context, Reply
 
 NAME = "schedule"

@@ -6,19 +6,16 @@ the metrics and the chart, which is uploaded in a thread under the status.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot import status as status_view
-from bot.config import RANGES, Config
-from bot.errors import UsageError
-from commands import Context, Reply, Upload
+from bot.core.config import RANGES, Config
+from bot.core.errors import UsageError
+from bot.observe import status as status_view
+from commands import Context, Reply
 
 NAME = "status"
 USAGE = "/hello status [15m|1h|6h|24h|7d]"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,29 +40,5 @@ async def run(request: Request, ctx: Context) -> Reply:
     data = await status_view.gather(services, request.range)
     reply = Reply(text=status_view.summary_text(data), blocks=status_view.blocks(data, ctx.config))
     if data.snapshot is not None and getattr(data.snapshot, "has_traffic", False):
-        reply.followup = lambda: chart_uploads(ctx, data)
+        reply.followup = lambda: status_view.chart_uploads(services, data)
     return reply
-
-
-async def chart_uploads(ctx: Context, data: status_view.StatusData, kind: str = "all") -> list[Upload]:
-    """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
-    from bot import charts
-
-    markers = []
-    audit = ctx.services.audit
-    if audit is not None and hasattr(audit, "markers"):
-        try:
-            markers = await audit.markers(data.snapshot.start, data.snapshot.end)
-        except Exception:
-            log.exception("cannot read release markers for the chart")
-    state = data.state
-    png = await charts.render_chart_async(
-        data.snapshot,
-        service=ctx.config.stable_deployment,
-        kind=kind,
-        markers=markers,
-        stable_version=state.stable.version if state and state.stable else None,
-        canary_version=state.canary.version if state and state.canary and status_view.canary_weight(state) else None,
-    )
-    return [Upload(filename=f"helloworld-{kind}-{data.range}.png", content=png,
-                   title=f"helloworld {kind}, last {data.range} (UTC)")]

@@ -22,12 +22,13 @@ from typing import Any
 
 from sanic import Sanic
 
-from bot import config as config_module
-from bot.app import Dispatcher, build_app
-from bot.server import RunningServer, build_server, start_in_loop
-from bot.services import Services
+from bot.chat.app import Dispatcher, build_app
+from bot.chat.contract import Registry
+from bot.chat.server import RunningServer, build_server, start_in_loop
+from bot.core import config as config_module
+from bot.core.services import Services
 from bot.wiring import build_services
-from commands import Registry
+from commands import default_registry
 from sandbox.kube import KubeEmulator
 from sandbox.slack import SlackEmulator
 
@@ -77,7 +78,7 @@ class Stack:
         self.kube_options = dict(kube_options or {})
         self.slack_options = dict(slack_options or {})
         self.prometheus_url = prometheus_url
-        self.registry_factory = registry or Registry.default
+        self.registry_factory = registry or default_registry
         self.host = host
         self.run_schedules = schedules
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

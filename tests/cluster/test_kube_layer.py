@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from kubernetes.aio.client.exceptions import ApiException
 
-from bot.errors import Conflict, Forbidden, NotFound
-from bot.kube import (
+from bot.cluster.kube import (
     CertState,
     ReleaseState,
     Route,
@@ -18,7 +17,8 @@ from bot.kube import (
     track_from,
     translate,
 )
-from bot.status import assess
+from bot.core.errors import Conflict, Forbidden, NotFound
+from bot.observe.status import assess
 
 
 def api_error(status: int, message: str, reason: str) -> ApiException:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sanic import Sanic
 
-from bot import config as config_module
-from bot.app import Dispatcher, build_app
-from bot.server import RunningServer, build_server, start_in_loop
-from bot.services import Services
+from bot.chat.app import Dispatcher, build_app
+from bot.chat.server import RunningServer, build_server, start_in_loop
+from bot.core import config as config_module
+from bot.core.services import Services
 from bot.wiring import build_services
 from sandbox.slack import SlackEmulator
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from bot.errors import UsageError
-from commands import MODULES, Registry
+from bot.core.errors import UsageError
+from commands import MODULES, Registry, default_registry
 from sandbox.slack import Ephemeral, Message, SlackEmulator
 
 from .conftest import Bot, start_bot, stop_bot
@@ -136,12 +136,12 @@ async def _bot_with(slack: SlackEmulator, env: dict[str, str], *modules: types.M
     registry.register(help_module)
     for module in modules:
         registry.register(module)
-    original = wiring.Registry.default
-    wiring.Registry.default = classmethod(lambda cls: registry)  # type: ignore[method-assign]
+    original = wiring.default_registry
+    wiring.default_registry = lambda: registry
     try:
         return await start_bot(slack, env)
     finally:
-        wiring.Registry.default = original  # type: ignore[method-assign]
+        wiring.default_registry = original
 
 
 async def test_mutating_command_refused_for_non_deployer_and_runs_for_deployer(
@@ -242,7 +242,7 @@ async def test_rate_limited_post_is_retried_and_delivered_once(
 
 
 def test_default_registry_has_one_module_per_command() -> None:
-    registry = Registry.default()
+    registry = default_registry()
     assert "help" in registry and "status" in registry
     for command in registry:
         assert command.name in MODULES

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.server import free_port
+from bot.chat.server import free_port
 from sandbox.slack import SlackEmulator
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot.config import ConfigError, load
+from bot.core.config import ConfigError, load
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load
-from bot.errors import PermissionDenied
-from bot.policy import GroupResolver, Policy
+from bot.core.config import load
+from bot.core.errors import PermissionDenied
+from bot.core.policy import GroupResolver, Policy
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.server import WANTED, fields
+from bot.chat.server import WANTED, fields
 from sandbox.slack.client import sign
 
 from .conftest import SECRET, Bot, start_bot, stop_bot

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.config import ENV_VARS
-from commands import Registry
+from bot.core.config import ENV_VARS
+from commands import default_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -28,7 +28,7 @@ def test_every_environment_variable_is_documented() -> None:
 
 
 def test_every_sub_command_is_in_the_command_reference() -> None:
-    for command in Registry.default():
+    for command in default_registry():
         assert f"`/hello {command.name}" in README, command.name
 
 

@@ -155,7 +155,7 @@ def test_plain_settings_and_identity(container: dict[str, Any]) -> None:
 def _bot_config_module():
     name = "manifest_tests_bot_config"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bot" / "config.py")
+        spec = importlib.util.spec_from_file_location(name, REPO / "bot" / "core" / "config.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from bot.charts import (
+from bot.observe.charts import (
     MAX_POINTS,
     NO_TRAFFIC,
     Marker,
@@ -19,7 +19,7 @@ from bot.charts import (
     render_chart,
     render_chart_async,
 )
-from bot.prom import Series, Snapshot
+from bot.observe.prom import Series, Snapshot
 
 END = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
 
@@ -147,8 +147,8 @@ async def test_render_off_the_event_loop() -> None:
 def test_a_short_history_is_not_squeezed_into_the_right_edge() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.charts import build_figure, data_window
-    from bot.prom import Series, Snapshot, VersionStats
+    from bot.observe.charts import build_figure, data_window
+    from bot.observe.prom import Series, Snapshot, VersionStats
 
     end = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
     start = end - timedelta(hours=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.config import Config, MetricNames
-from bot.grafana import dashboard_url, links_for, prometheus_graph_url
-from bot.prom import Snapshot, build_expressions
+from bot.core.config import Config, MetricNames
+from bot.observe.grafana import dashboard_url, links_for, prometheus_graph_url
+from bot.observe.prom import Snapshot, build_expressions
 
 START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from bot.charts import Marker, build_figure, pixel_size, render_chart, render_chart_async
-from bot.config import MetricNames
-from bot.errors import MetricsUnavailable
-from bot.prom import Prometheus
+from bot.core.config import MetricNames
+from bot.core.errors import MetricsUnavailable
+from bot.observe.charts import Marker, build_figure, pixel_size, render_chart, render_chart_async
+from bot.observe.prom import Prometheus
 from helloworld.runner import Running, start
 from sandbox.prometheus import PrometheusServer
 

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.config import Config, MetricNames
-from bot.prom import build_expressions
+from bot.core.config import Config, MetricNames
+from bot.observe.prom import build_expressions
 from sandbox.prometheus import PrometheusConfigError, check_config
 from tests.crds import CRD_DIR
 

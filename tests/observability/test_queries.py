@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from bot.config import RANGES, MetricNames
-from bot.errors import UsageError
-from bot.prom import (
+from bot.core.config import RANGES, MetricNames
+from bot.core.errors import UsageError
+from bot.observe.prom import (
     Prometheus,
     Series,
     Snapshot,

@@ -12,7 +12,7 @@ Chat = Any
 
 async def test_deploy_rolls_stable_to_the_version_after_approval(chat: Chat, caplog) -> None:
     before = chat.container()["image"]
-    caplog.set_level(logging.INFO, logger="bot.audit")
+    caplog.set_level(logging.INFO, logger="bot.release.audit")
     await chat.send("U1", "/hello deploy v2")
     request = await chat.approval()
     assert "<@U1>" in str(request.blocks)
@@ -40,7 +40,7 @@ async def test_deploy_rolls_stable_to_the_version_after_approval(chat: Chat, cap
     assert approved["involvedObject"]["name"] == "helloworld"
     assert approved["source"]["component"] == "hello-chatops"
     assert "U2" in approved["message"]
-    lines = [r.audit for r in caplog.records if r.name == "bot.audit"]
+    lines = [r.audit for r in caplog.records if r.name == "bot.release.audit"]
     assert {"HelloDeployRequested", "HelloDeployApproved", "HelloDeploySucceeded"} <= {a["reason"] for a in lines}
 
 

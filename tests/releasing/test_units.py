@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import Config
-from bot.errors import UsageError
-from bot.rollout import status_of
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.release.rollout import status_of
 from commands import canary, cert, deploy, history
 
 CONFIG = Config(slack_bot_token="", slack_signing_secret="")

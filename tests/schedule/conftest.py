@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.schedule import Scheduler
-from bot.services import Services
+from bot.core.services import Services
+from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
 
 DAY = datetime(2030, 1, 7, tzinfo=UTC)  # a Monday, midnight UTC

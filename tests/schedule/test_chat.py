@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import CommandError
-from bot.schedule import CONFIGMAP, Scheduler
+from bot.core.errors import CommandError
+from bot.observe.schedule import CONFIGMAP, Scheduler
 from sandbox.slack import Ephemeral
 from sandbox.stack import Stack
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot import digest, status
-from bot.prom import Series, Snapshot, VersionStats
+from bot.observe import digest, status
+from bot.observe.prom import Series, Snapshot, VersionStats
 from sandbox.stack import Stack
 
 from .conftest import DAY, SimClock, attach, digests

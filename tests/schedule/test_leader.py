@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.errors import Conflict
-from bot.kube import parse_time
-from bot.leader import LeaderElector
-from bot.schedule import Scheduler
+from bot.cluster.kube import parse_time
+from bot.cluster.leader import LeaderElector
+from bot.core.errors import Conflict
+from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
 
 from .conftest import DAY

@@ -19,9 +19,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
-from bot.config import Config
-from bot.errors import DependencyUnavailable
+from bot.chat import metrics
+from bot.core.config import Config
+from bot.core.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 from requests.adapters import Retry
 
-from bot.config import RANGES, MetricNames
-from bot.errors import MetricsUnavailable, UsageError
+from bot.core.config import RANGES, MetricNames
+from bot.core.errors import MetricsUnavailable, UsageError
 
 DEFAULT_RANGE = "1h"
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.errors import ClusterError, Conflict
-from bot.kube import Cluster, parse_time
+from bot.cluster.kube import Cluster, parse_time
+from bot.core.errors import ClusterError, Conflict
 
 log = logging.getLogger(__name__)
 

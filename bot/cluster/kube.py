@@ -23,8 +23,8 @@ from kubernetes.aio import config as kconfig
 from kubernetes.aio import watch as kwatch
 from kubernetes.aio.client.exceptions import ApiException
 
-from bot.config import Config
-from bot.errors import ClusterError, Conflict, Forbidden, NotFound
+from bot.core.config import Config
+from bot.core.errors import ClusterError, Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -32,17 +32,19 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot import actions, render
-from bot.actions import Change, Outcome, retry
-from bot.errors import ClusterError, CommandError, Conflict, PermissionDenied
-from bot.kube import Cluster
-from bot.messenger import SlackError
-from bot.rollout import MessageEditor, RolloutStatus
+from bot.chat import render
+from bot.chat.messenger import SlackError
+from bot.cluster.kube import Cluster
+from bot.cluster.retry import RETRY_ATTEMPTS, jitter, retry, transient
+from bot.core.errors import ClusterError, CommandError, Conflict, PermissionDenied
+from bot.release import actions
+from bot.release.actions import Change, Outcome
+from bot.release.rollout import MessageEditor, RolloutStatus
 
 if TYPE_CHECKING:
-    from bot.config import Config
-    from bot.services import Services
-    from commands import Invocation
+    from bot.chat.contract import Invocation
+    from bot.core.config import Config
+    from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +154,9 @@ class RequestStore:
                     await cluster.replace_configmap({**cm, "data": data})
                 return result
             except Conflict:
-                await asyncio.sleep(actions.jitter())
+                await asyncio.sleep(jitter())
             except ClusterError as exc:
-                if not actions.transient(exc) or failures >= actions.RETRY_ATTEMPTS:
+                if not transient(exc) or failures >= RETRY_ATTEMPTS:
                     raise
                 failures += 1
                 await asyncio.sleep(0.05 * 2 ** failures)
@@ -290,7 +292,7 @@ class Approvals:
             raise CommandError("This button is not handled by this bot.")
 
     async def follow_up(self, kind: str, user: str, channel: str) -> None:
-        from commands import Invocation
+        from bot.chat.contract import Invocation
 
         await self.services.policy.check_change(user, channel, f"ask for a {kind}")
         cfg = self.config

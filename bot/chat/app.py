@@ -19,11 +19,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot import metrics, render
-from bot.errors import CommandError, UsageError
-from bot.messenger import SlackError
-from bot.services import Services
-from commands import Context, Invocation, Reply, split
+from bot.chat import metrics, render
+from bot.chat.contract import Context, Invocation, Reply, split
+from bot.chat.help import reply_for
+from bot.chat.messenger import SlackError
+from bot.core.errors import CommandError, UsageError
+from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,7 @@ class Dispatcher:
     def help_reply(self, topic: str) -> Reply:
         reply = self._help.get(topic)
         if reply is None:
-            from commands import help as help_command
-
-            reply = help_command.reply_for(self.services.registry, topic)
+            reply = reply_for(self.services.registry, topic)
             self._help[topic] = reply
         return reply
 

@@ -1,4 +1,4 @@
-"""Pure rendering: data in, Block Kit blocks out (Jinja2 templates in ``bot/templates``).
+"""Pure rendering: data in, Block Kit blocks out (Jinja2 templates in ``bot/chat/templates``).
 
 Each template renders a JSON list of blocks. The result is checked with slack_sdk's block models,
 which carry Slack's own limits (text lengths, element counts), so a message Slack would refuse fails

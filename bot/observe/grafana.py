@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
-from bot.config import Config
-from bot.prom import DEFAULT_RANGE, Prometheus, Snapshot, duration_seconds, parse_range
+from bot.core.config import Config
+from bot.observe.prom import DEFAULT_RANGE, Prometheus, Snapshot, duration_seconds, parse_range
 
 
 def _ms(moment: datetime) -> int:

@@ -18,9 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.errors import ClusterError, NotFound
-from bot.kube import Cluster, image_version
-from bot.messenger import Messenger, SlackError
+from bot.chat.messenger import Messenger, SlackError
+from bot.cluster.kube import Cluster, image_version
+from bot.cluster.retry import retry
+from bot.core.errors import ClusterError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ OnChange = Callable[[RolloutStatus], Awaitable[None]]
 async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: float, stall: float,
                  container: str = "", clock: Callable[[], float] = time.monotonic) -> RolloutResult:
     """Watch Deployment ``name`` until it is rolled out (ok), stuck, stalled or ``timeout`` passes."""
-    from bot.actions import retry  # retries transient API errors with backoff
-
     started = clock()
     deadline = started + timeout
     deploy = await retry(cluster.get_deployment, name)

@@ -31,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from bot.prom import Series, Snapshot
+from bot.observe.prom import Series, Snapshot
 
 KINDS = ("all", "traffic", "errors", "latency")
 MAX_POINTS = 600

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot import render
-from bot import status as status_view
-from bot.errors import ClusterError
+from bot.chat import render
+from bot.core.errors import ClusterError
+from bot.observe import status as status_view
 
 if TYPE_CHECKING:
-    from bot.schedule import Claim
-    from bot.services import Services
+    from bot.core.services import Services
+    from bot.observe.schedule import Claim
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +90,13 @@ async def chart_png(services: Services, data: status_view.StatusData) -> bytes |
     """The chart for the digest's range, or ``None`` when there is no traffic to draw."""
     if data.snapshot is None or not getattr(data.snapshot, "has_traffic", False):
         return None
-    from commands import Context, Invocation
-    from commands.status import chart_uploads
-
-    ctx = Context(invocation=Invocation(user_id="", channel_id="", text=""), services=services)
-    uploads = await chart_uploads(ctx, data, "all")
+    uploads = await status_view.chart_uploads(services, data, "all")
     return uploads[0].content if uploads else None
 
 
 async def upload_followups(services: Services, channel: str, ts: str, digest: Digest) -> None:
     """Upload the chart in the post's thread; a failure is logged and said in the thread, never raised."""
-    from bot.messenger import SlackError
+    from bot.chat.messenger import SlackError
 
     if not digest.chart:
         return

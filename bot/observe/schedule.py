@@ -28,12 +28,12 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
-from bot.errors import CommandError, Conflict, UsageError
-from bot.kube import parse_time
-from bot.leader import LeaderElector, default_identity
+from bot.cluster.kube import parse_time
+from bot.cluster.leader import LeaderElector, default_identity
+from bot.core.errors import CommandError, Conflict, UsageError
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -385,8 +385,8 @@ class Scheduler:
         return await self.store.update(mutate)
 
     async def _post(self, claim: Claim, now: datetime) -> Posted:
-        from bot import digest
-        from bot.messenger import SlackError
+        from bot.chat.messenger import SlackError
+        from bot.observe import digest
 
         entry = claim.entry
         result = Posted(schedule=entry.id, slot=claim.slot, skipped=claim.skipped, catch_up=claim.catch_up)
@@ -407,7 +407,7 @@ class Scheduler:
         return result
 
     async def _post_with_retry(self, channel: str, text: str, blocks: list[dict]) -> str:
-        from bot.messenger import SlackError
+        from bot.chat.messenger import SlackError
 
         attempts = self.options.post_attempts
         for attempt in range(attempts):

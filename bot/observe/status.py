@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import render
-from bot.errors import ClusterError, DependencyUnavailable
-from bot.kube import ReleaseState
+from bot.chat import render
+from bot.chat.contract import Upload
+from bot.cluster.kube import ReleaseState
+from bot.core.errors import ClusterError, DependencyUnavailable
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
 
 def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
     try:
-        from bot import grafana
+        from bot.observe import grafana
     except ImportError:
         return []
     version = data.state.canary.version if data.state and data.state.canary and canary_weight(data.state) else None
@@ -193,3 +194,27 @@ def summary_text(data: StatusData) -> str:
     if data.warnings:
         parts.append(f"{len(data.warnings)} warning(s)")
     return "helloworld status: " + ", ".join(parts)
+
+
+async def chart_uploads(services: Services, data: StatusData, kind: str = "all") -> list[Upload]:
+    """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
+    from bot.observe import charts
+
+    markers = []
+    audit = services.audit
+    if audit is not None and hasattr(audit, "markers"):
+        try:
+            markers = await audit.markers(data.snapshot.start, data.snapshot.end)
+        except Exception:
+            log.exception("cannot read release markers for the chart")
+    state = data.state
+    png = await charts.render_chart_async(
+        data.snapshot,
+        service=services.config.stable_deployment,
+        kind=kind,
+        markers=markers,
+        stable_version=state.stable.version if state and state.stable else None,
+        canary_version=state.canary.version if state and state.canary and canary_weight(state) else None,
+    )
+    return [Upload(filename=f"helloworld-{kind}-{data.range}.png", content=png,
+                   title=f"helloworld {kind}, last {data.range} (UTC)")]

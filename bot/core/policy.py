@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.config import Config
-from bot.errors import PermissionDenied
+from bot.core.config import Config
+from bot.core.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
 

@@ -18,51 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-from bot import rollout
-from bot.config import Config
-from bot.errors import ClusterError, CommandError, Conflict, Forbidden, NotFound
-from bot.kube import Cluster, cert_from, image_version, parse_time, route_from, track_from
-from bot.rollout import RolloutStatus
+from bot.cluster.kube import Cluster, cert_from, image_version, parse_time, route_from, track_from
+from bot.cluster.retry import retry
+from bot.core.config import Config
+from bot.core.errors import ClusterError, CommandError, NotFound
+from bot.release import rollout
+from bot.release.rollout import RolloutStatus
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 REVISION = "deployment.kubernetes.io/revision"
 DEPLOYMENT = ("apps/v1", "Deployment")
 MAPPING = ("getambassador.io/v3alpha1", "Mapping")
 CERTIFICATE = ("cert-manager.io/v1", "Certificate")
-RETRY_ATTEMPTS = 5
-
-
-# ---------------------------------------------------------------- retries
-
-
-def transient(exc: BaseException) -> bool:
-    """Worth another try: a conflict (re-read and redo), a 5xx/429, a timeout or an unreachable server."""
-    if isinstance(exc, Conflict):
-        return True
-    if isinstance(exc, NotFound | Forbidden) or not isinstance(exc, ClusterError):
-        return False
-    return exc.status == 0 or exc.status == 429 or exc.status >= 500
-
-
-async def retry(fn: Callable[..., Awaitable[T]], *args: Any, attempts: int = RETRY_ATTEMPTS, **kwargs: Any) -> T:
-    """``await fn(*args, **kwargs)``, retried on :func:`transient` errors with exponential backoff."""
-    async for attempt in AsyncRetrying(stop=stop_after_attempt(attempts), reraise=True,
-                                       wait=wait_exponential(multiplier=0.05, max=1.0),
-                                       retry=retry_if_exception(transient)):
-        with attempt:
-            return await fn(*args, **kwargs)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # ---------------------------------------------------------------- data
@@ -539,10 +513,6 @@ RUNS: dict[str, Callable[[Job], Awaitable[Outcome]]] = {
 }
 
 
-def jitter(low: float = 0.0, high: float = 0.02) -> float:
-    return random.uniform(low, high)
-
-
 # ---------------------------------------------------------------- argument checks shared by the commands
 
 
@@ -550,7 +520,7 @@ def check_version(text: str, config: Config, usage: str) -> str:
     """The version as typed, if it matches ``HELLO_VERSION_PATTERN``; else a :class:`UsageError` saying why."""
     import re
 
-    from bot.errors import UsageError
+    from bot.core.errors import UsageError
 
     if not re.fullmatch(config.version_pattern, text):
         raise UsageError(f"`{text[:40]}` is not a version I can deploy: versions look like `v2` or `v2.1.0-rc1` "
@@ -562,7 +532,7 @@ def check_percent(text: str, usage: str) -> int:
     """``10%`` -> 10; anything else, or outside 0-100, is a :class:`UsageError`."""
     import re
 
-    from bot.errors import UsageError
+    from bot.core.errors import UsageError
 
     match = re.fullmatch(r"(\d{1,4})%", text)
     if not match:

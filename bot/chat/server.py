@@ -15,8 +15,8 @@ from slack_bolt.adapter.sanic import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
-from bot import metrics
-from commands import Invocation
+from bot.chat import metrics
+from bot.chat.contract import Invocation
 
 log = logging.getLogger(__name__)
 

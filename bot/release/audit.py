@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import ClusterError
-from bot.kube import parse_time
-from bot.messenger import SlackError
+from bot.chat.messenger import SlackError
+from bot.cluster.kube import parse_time
+from bot.core.errors import ClusterError
 
 if TYPE_CHECKING:
-    from bot.approvals import Record
-    from bot.services import Services
+    from bot.core.services import Services
+    from bot.release.approvals import Record
 
-log = logging.getLogger("bot.audit")
+log = logging.getLogger("bot.release.audit")
 
 COMPONENT = "hello-chatops"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -119,7 +119,7 @@ class Audit:
         }
         try:
             cluster = await self.services.cluster()
-            from bot.actions import retry
+            from bot.release.actions import retry
 
             await retry(cluster.create_event, body)
         except ClusterError as exc:
@@ -140,7 +140,7 @@ class Audit:
     async def entries(self) -> list[Entry]:
         """Every audit record kept in the cluster's Events, newest first."""
         cluster = await self.services.cluster()
-        from bot.actions import retry
+        from bot.release.actions import retry
 
         out = []
         for event in await retry(cluster.list_raw_events, SELECTOR):
@@ -156,7 +156,7 @@ class Audit:
 
     async def markers(self, start: datetime, end: datetime) -> list[Any]:
         """Chart markers (:class:`bot.charts.Marker`) for the changes that finished between start and end."""
-        from bot.charts import Marker
+        from bot.observe.charts import Marker
 
         out = []
         for entry in reversed(await self.entries()):

@@ -1,0 +1,1 @@
+"""Slack: the Bolt app, the HTTP server, pure rendering and templates, the messenger, the chat contract."""

@@ -1,0 +1,22 @@
+"""The help reply, built from the registry: pure, so the ack path can answer it without waiting."""
+
+from __future__ import annotations
+
+from bot.chat import render
+from bot.chat.contract import Registry, Reply
+from bot.core.errors import UsageError
+
+USAGE = "/hello help [command]"
+
+
+def reply_for(registry: Registry, topic: str = "") -> Reply:
+    """The help reply (pure: used by the ack path too, which must not wait on anything)."""
+    if topic:
+        command = registry.get(topic)
+        if command is None:
+            raise UsageError(f"there is no `{topic}` command. Try `/hello help`.", USAGE)
+        blocks = render.blocks("help", detail={"usage": command.usage, "help": command.help}, lines="")
+        return Reply(text=f"{command.usage}\n{command.help}", blocks=blocks, ephemeral=True)
+    lines = "\n".join(f"`{c.usage}`  {c.summary}" for c in registry)
+    blocks = render.blocks("help", detail=None, lines=lines)
+    return Reply(text=lines, blocks=blocks, ephemeral=True)
