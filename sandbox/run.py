@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from bot.wiring import warm_up
 from sandbox import prometheus as prom_module
-from sandbox.console.server import ConsoleServer
+from sandbox.console.server import ConsoleServer, is_loopback
 from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
 from sandbox.processes import Fleet
 from sandbox.stack import Stack
@@ -61,7 +61,14 @@ class Sandbox:
 
     def __init__(self, *, port: int = 3000, host: str = "127.0.0.1", rps: float | None = None,
                  use_prometheus: bool = True, scrape_interval: str = "1s", seed: Path | None = None) -> None:
-        """``seed``: the folder of manifests the cluster starts with (default: the project's ``manifests/``)."""
+        """``seed``: the folder of manifests the cluster starts with (default: the project's ``manifests/``).
+
+        ``host`` must be a loopback address (ValueError otherwise): the console lets whoever reaches it
+        act as anyone in the workspace, and the emulators take unauthenticated requests.
+        """
+        if not is_loopback(host):
+            raise ValueError(f"the sandbox listens on a loopback address only (127.0.0.1, ::1 or localhost), "
+                             f"not {host!r}")
         self.port = port
         self.seed = seed
         self.host = host
@@ -206,8 +213,9 @@ async def run(port: int = 3000, host: str = "127.0.0.1", out: TextIO | None = No
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started = time.monotonic()
-    sandbox = Sandbox(port=port, host=host, seed=seed)
+    sandbox: Sandbox | None = None
     try:
+        sandbox = Sandbox(port=port, host=host, seed=seed)
         start = asyncio.ensure_future(sandbox.start())
         stopper = asyncio.ensure_future(stop.wait())
         await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +238,8 @@ async def run(port: int = 3000, host: str = "127.0.0.1", out: TextIO | None = No
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
     finally:
-        await sandbox.stop()
+        if sandbox is not None:
+            await sandbox.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         print("sandbox stopped", file=out, flush=True)

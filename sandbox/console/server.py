@@ -10,16 +10,34 @@ Serves the static page (``index.html``, ``console.js``, ``console.css``) and a s
 - ``POST /api/click``    ``{"user", "channel", "message_ts", "action_id", "block_id", "value"}``: a button
 - ``POST /api/message``  ``{"user", "channel", "text"}``: a plain chat message from a person
 - ``GET  /files/{id}/{name}``  an uploaded file's bytes (the charts), for ``<img>`` tags
+
+Anyone who can reach the console acts as any person of the workspace, so it is kept to the browser
+on this machine (:meth:`ConsoleServer.refusal`):
+
+- it listens on a loopback address only (``127.0.0.1`` by default, ``::1`` or ``localhost``);
+- every request, ``GET`` included, must name it in ``Host`` as ``127.0.0.1:PORT``, ``localhost:PORT``
+  or ``[::1]:PORT``, else 421 (a DNS-rebinding page sends its own host name);
+- a ``POST`` must come from the console's own origin, else 403: an ``Origin`` header must be one of
+  ``http://`` + those hosts (``null`` is refused); without ``Origin``, a ``Referer`` must be; a
+  ``Sec-Fetch-Site`` of ``cross-site`` or ``same-site`` (another port of localhost) is refused;
+- a ``POST`` must say ``Content-Type: application/json``, else 415 (HTML forms and ``text/plain``
+  fetches, which browsers send cross-site without asking, cannot);
+- the page may not be framed by another site (``X-Frame-Options``, CSP ``frame-ancestors``).
+
+A refused request answers a short JSON error (``{"ok": false, "error": ...}``) before its body is read,
+so it changes nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from aiohttp import web
@@ -37,6 +55,34 @@ STATIC_FILES = {
     "/console.css": ("console.css", "text/css"),
 }
 COMMAND = "/hello"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # the names a browser on this machine uses for it
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FOREIGN_SITES = frozenset({"cross-site", "same-site"})  # Sec-Fetch-Site; same-site = another port, too
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address to listen on) is this machine's loopback: ``localhost`` or 127/8, ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> str:
+    """``http://localhost:3000/path`` -> ``http://localhost:3000`` (lowercase); '' when it has none."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
 
 
 def usage_hint(manifest: Path = ROOT / "app.yaml", command: str = COMMAND) -> str:
@@ -64,8 +110,12 @@ def _bad_request(error: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"ok": False, "error": error}), content_type="application/json")
 
 
+def _refused(status: int, error: str) -> web.Response:
+    return web.json_response({"ok": False, "error": error}, status=status)
+
+
 def _free_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -84,6 +134,10 @@ class ConsoleServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        """``host`` must be a loopback address (ValueError otherwise): see the module's docstring."""
+        if not is_loopback(host):
+            raise ValueError(f"the console listens on a loopback address only (127.0.0.1, ::1 or localhost), "
+                             f"not {host!r}: whoever reaches it acts as anyone in the workspace")
         self.slack = slack
         self.roles = dict(roles or {})
         self.channel = channel
@@ -91,7 +145,7 @@ class ConsoleServer:
         self.host = host
         self.port = port
         self.changes = ChangeStream(slack.workspace)
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[self._guard])
         self.app.router.add_get("/", self.static)
         self.app.router.add_get("/console.js", self.static)
         self.app.router.add_get("/console.css", self.static)
@@ -108,7 +162,45 @@ class ConsoleServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def hosts(self) -> frozenset[str]:
+        """The ``Host`` values the console answers to: its loopback names with its port."""
+        own = urlsplit(self.url).netloc
+        return frozenset({f"{name}:{self.port}" for name in LOOPBACK_NAMES} | {own.lower()}
+                         | (set(LOOPBACK_NAMES) if self.port == 80 else set()))
+
+    def refusal(self, request: web.Request) -> tuple[int, str] | None:
+        """Why ``request`` is refused, as (HTTP status, error), or None to serve it."""
+        hosts = self.hosts()
+        if request.headers.get("Host", "").strip().lower() not in hosts:
+            return 421, f"misdirected request: this console answers only at {self.url} (or localhost)"
+        if request.method in SAFE_METHODS:
+            return None
+        if request.headers.get("Sec-Fetch-Site", "").strip().lower() in FOREIGN_SITES:
+            return 403, "cross-site request refused: use the console's own page"
+        origins = {f"http://{host}" for host in hosts}
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            if origin.strip().lower() not in origins:
+                return 403, "request from another origin refused: use the console's own page"
+        else:
+            referer = request.headers.get("Referer")
+            if referer is not None and _origin(referer) not in origins:
+                return 403, "request from another page refused: use the console's own page"
+        if request.content_type != "application/json":
+            return 415, "expected Content-Type: application/json"
+        return None
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        refusal = self.refusal(request)
+        if refusal is not None:
+            status, error = refusal
+            log.info("console refused %s %s: HTTP %d", request.method, request.path[:80], status)
+            return _refused(status, error)
+        return await handler(request)
 
     async def start(self) -> ConsoleServer:
         """Listen on ``host:port`` (port 0 picks a free one). Raises OSError when the port is taken."""
@@ -128,8 +220,7 @@ class ConsoleServer:
     async def static(self, request: web.Request) -> web.Response:
         name, content_type = STATIC_FILES[request.path]
         body = (STATIC / name).read_bytes()
-        return web.Response(body=body, content_type=content_type, charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=PAGE_HEADERS)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +15,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.console.server import ConsoleServer, split_command, usage_hint
-from sandbox.run import ROLES, SANDBOX_ENV
+from sandbox.run import ROLES, SANDBOX_ENV, Sandbox
 from sandbox.stack import BOT_TOKEN, Stack
 
 
@@ -103,3 +106,177 @@ async def test_uploaded_files_are_served_for_img_tags(console) -> None:  # type:
         assert await response.read() == png
     async with http.get("/files/F404/none.png") as response:
         assert response.status == 404
+
+
+# ------------------------------------------------------------- requests from other sites (issue 12, 2)
+EVIL = "http://evil.example"
+
+
+async def send(http: aiohttp.ClientSession, path: str, body: dict[str, Any] | str, **headers: str
+               ) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` (a dict as JSON, a str as it is) with extra ``headers``; the answer must be JSON."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    headers.setdefault("Content-Type", "application/json")
+    async with http.post(path, data=data, headers=headers) as response:
+        assert response.content_type == "application/json", (path, response.status, await response.text())
+        return response.status, await response.json()
+
+
+def approval_with_button(message: Any) -> bool:
+    return getattr(message, "channel", "") == "C1" and any(
+        element.get("action_id") == "approve"
+        for block in getattr(message, "blocks", None) or [] if block.get("type") == "actions"
+        for element in block.get("elements", []))
+
+
+async def test_a_page_on_another_site_cannot_approve_or_deploy(console) -> None:  # type: ignore[no-untyped-def]
+    """The issue's attack: a page elsewhere made avery approve and dana deploy. Now nothing reaches the bot."""
+    stack, _, http = console
+    status, _ = await post(http, "/api/command", {"user": "U1", "text": "/hello canary v2 10%"})
+    assert status == 200
+    approval = await stack.slack.wait_for(approval_with_button, 20)
+    sent = list(stack.slack.sender.sent)
+    click = {"user": "U2", "channel": "C1", "message_ts": approval.ts, "action_id": "approve"}
+    deploy = {"user": "U1", "channel": "C1", "text": "/hello deploy v2"}
+    forged = [
+        ("/api/click", click, {"Origin": EVIL}),
+        ("/api/command", deploy, {"Origin": EVIL}),
+        ("/api/command", deploy, {"Origin": "null"}),  # a sandboxed iframe or a file:// page
+        ("/api/click", click, {"Referer": f"{EVIL}/cat-pictures"}),  # no Origin, a foreign Referer
+        ("/api/command", deploy, {"Sec-Fetch-Site": "cross-site"}),
+    ]
+    for path, body, headers in forged:
+        status, answer = await send(http, path, body, **headers)
+        assert (status, answer["ok"]) == (403, False), (path, headers, answer)
+        assert answer["error"]
+    # Nothing was sent to the bot, and the approval still waits for its click.
+    assert stack.slack.sender.sent == sent
+    current = stack.slack.workspace.find_message("C1", approval.ts)
+    assert current is not None and approval_with_button(current) and current.text == approval.text
+
+
+async def test_messages_from_other_origins_change_nothing(console) -> None:  # type: ignore[no-untyped-def]
+    stack, server, http = console
+    before = stack.slack.state()
+    body = {"user": "U1", "channel": "C1", "text": "forged"}
+    port = server.port
+    for headers in (
+        {"Origin": EVIL},
+        {"Origin": f"http://localhost:{port + 1 if port < 65535 else port - 1}"},  # same site, another origin
+        {"Origin": f"https://127.0.0.1:{port}"},
+        {"Referer": f"{EVIL}/"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": server.url, "Sec-Fetch-Site": "cross-site"},
+    ):
+        status, answer = await send(http, "/api/message", body, **headers)
+        assert (status, answer["ok"]) == (403, False), (headers, answer)
+    assert stack.slack.state() == before
+    assert stack.slack.sender.sent == []
+
+
+async def test_only_json_bodies_are_accepted(console) -> None:  # type: ignore[no-untyped-def]
+    """A cross-site form or a ``text/plain`` fetch (no CORS preflight) carries no JSON Content-Type: 415."""
+    stack, _, http = console
+    before = stack.slack.state()
+    as_json = json.dumps({"user": "U1", "channel": "C1", "text": "/hello deploy v2"})
+    multipart = '--x\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--x--\r\n'
+    for content_type, data in (
+        ("text/plain", as_json),
+        ("text/plain;charset=UTF-8", as_json),
+        ("application/x-www-form-urlencoded", "user=U1&channel=C1&text=%2Fhello+deploy+v2"),
+        ("multipart/form-data; boundary=x", multipart),
+        ("application/octet-stream", as_json),
+    ):
+        for path in ("/api/command", "/api/message", "/api/click"):
+            status, answer = await send(http, path, data, **{"Content-Type": content_type})
+            assert (status, answer["ok"]) == (415, False), (path, content_type, answer)
+            assert "application/json" in answer["error"]
+    async with http.post("/api/message", data=as_json.encode(), skip_auto_headers=["Content-Type"]) as response:
+        assert response.status == 415  # no Content-Type at all
+    assert stack.slack.state() == before
+    assert stack.slack.sender.sent == []
+
+
+async def test_a_forged_host_is_refused_on_every_route(console) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding: the browser talks to 127.0.0.1 but names the attacker's host in ``Host``."""
+    stack, server, http = console
+    before = stack.slack.state()
+    port = server.port
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1 if port < 65535 else port - 1}",
+                 f"127.0.0.1.evil.example:{port}", f"localhost.:{port}"):
+        for path in ("/", "/console.js", "/api/config", "/api/state", "/api/events", "/files/F1/chart.png",
+                     "/healthz", "/nowhere"):
+            async with http.get(path, headers={"Host": host}) as response:
+                assert response.status == 421, (host, path, response.status)
+                answer = await response.json()
+                assert answer["ok"] is False and answer["error"]
+        status, answer = await send(http, "/api/message", {"user": "U1", "text": "forged"}, Host=host)
+        assert status == 421 and answer["ok"] is False
+    assert stack.slack.state() == before
+
+
+async def test_the_consoles_own_requests_still_work(console) -> None:  # type: ignore[no-untyped-def]
+    """What the console page itself sends (same origin, JSON), under each name of the loopback address."""
+    stack, server, http = console
+    port = server.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LocalHost:{port}"):
+        origin = f"http://{host}"
+        async with http.get("/api/state", headers={"Host": host}) as response:
+            assert response.status == 200
+        status, answer = await send(
+            http, "/api/message", {"user": "U1", "channel": "C1", "text": f"hello from {host}"},
+            Host=host, Origin=origin, Referer=f"{origin}/", **{"Sec-Fetch-Site": "same-origin",
+                                                                 "Content-Type": "application/json;charset=UTF-8"})
+        assert (status, answer["ok"]) == (200, True), (host, answer)
+    texts = [m["text"] for m in stack.slack.state()["messages"]["C1"]]
+    assert texts == [f"hello from {h}" for h in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}",
+                                                 f"LocalHost:{port}")]
+    # A command from the page reaches the bot and is answered.
+    status, answer = await send(http, "/api/command", {"user": "U3", "channel": "C1", "text": "/hello help"},
+                                Origin=server.url, Referer=f"{server.url}/", **{"Sec-Fetch-Site": "same-origin"})
+    assert (status, answer["ok"]) == (200, True)
+    await stack.slack.wait_for(lambda m: getattr(m, "user", None) == "U3" and "/hello status" in m.text, 10)
+
+
+async def test_the_page_may_not_be_framed_by_another_site(console) -> None:  # type: ignore[no-untyped-def]
+    """A page elsewhere could frame the console and lure a click on Approve (clickjacking)."""
+    _, _, http = console
+    async with http.get("/") as response:
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_page_sends_json() -> None:
+    """Every POST the page makes declares ``Content-Type: application/json`` (else the server answers 415)."""
+    script = (Path(__file__).resolve().parents[2] / "sandbox" / "console" / "console.js").read_text()
+    posts = [m.start() for m in re.finditer(r'method:\s*"POST"', script)]
+    assert posts
+    for at in posts:
+        call = script[at:script.index("})", at)]
+        assert '"Content-Type": "application/json"' in call, call
+
+
+async def test_the_console_listens_on_loopback_only(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, _ = console
+    for host in ("0.0.0.0", "::", "192.0.2.10", "example.com", ""):
+        with pytest.raises(ValueError, match="loopback"):
+            server = ConsoleServer(stack.slack, host=host)
+            try:
+                await server.start()
+            finally:
+                await server.stop()
+    with pytest.raises(ValueError, match="loopback"):
+        Sandbox(host="0.0.0.0")
+    if not socket.has_ipv6:
+        return
+    try:
+        server = await ConsoleServer(stack.slack, host="::1").start()
+    except OSError:  # no IPv6 loopback on this machine: the IPv4 one is checked above
+        return
+    try:
+        assert server.url == f"http://[::1]:{server.port}"
+        async with aiohttp.ClientSession(base_url=server.url) as http, http.get("/api/state") as response:
+            assert response.status == 200
+    finally:
+        await server.stop()
