@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.core import config as config_module
@@ -79,6 +80,7 @@ def serve(args: argparse.Namespace) -> int:
     @app.after_server_start
     async def started(app: Sanic) -> None:
         await services.approvals.start()
+        await services.releases.start()  # resumes, on the leader, every release left unfinished
         if services.schedules is not None:
             await services.schedules.start()
         if args.socket_mode:
@@ -104,10 +106,12 @@ def serve(args: argparse.Namespace) -> int:
         if args.socket_mode and getattr(app.ctx, "socket", None):
             app.ctx.socket_task.cancel()
             await app.ctx.socket.close_async()
-        if services.schedules is not None:
-            await services.schedules.stop()
-        await services.approvals.stop()
         await bolt.dispatcher.drain(timeout=20)  # type: ignore[attr-defined]
+        await services.releases.stop()  # a release in flight is continued by the next leader
+        if services.schedules is not None:
+            await services.schedules.stop()  # releases the Lease, so another replica leads at once
+        await services.leader.release(datetime.now(UTC))
+        await services.approvals.stop()
         await services.close()
 
     app.run(host=args.host, port=port, single_process=True, access_log=False, motd=False)

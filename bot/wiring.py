@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.chat.contract import Registry
 from bot.chat.messenger import Messenger, make_client
 from bot.cluster.kube import Cluster
+from bot.cluster.leader import LeaderElector, default_identity
 from bot.core.config import Config
 from bot.core.policy import GroupResolver, Policy
 from bot.core.services import Services
@@ -12,6 +13,7 @@ from bot.observe.prom import Prometheus
 from bot.observe.schedule import Scheduler
 from bot.release.approvals import Approvals
 from bot.release.audit import Audit
+from bot.release.engine import Engine
 from commands import default_registry
 
 
@@ -31,7 +33,10 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
                                      names=config.metrics)
     services.audit = Audit(services)
     services.approvals = Approvals(services)
+    services.leader = LeaderElector(services.cluster, name=config.lease_name,
+                                    identity=config.identity or default_identity(), lease_seconds=config.lease_seconds)
     services.schedules = Scheduler(services)
+    services.releases = Engine(services, services.leader)
     return services
 
 

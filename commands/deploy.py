@@ -38,4 +38,3 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
-execute = actions.run_deploy

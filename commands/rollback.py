@@ -35,4 +35,3 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
-execute = actions.run_rollback

@@ -17,6 +17,7 @@ import itertools
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ class Stack:
         host: str = "127.0.0.1",
         kube: KubeEmulator | None = None,
         schedules: bool = False,
+        engine_interval: float = 0.2,
     ) -> None:
         self.env_overrides = dict(env or {})
         self.rbac = rbac
@@ -81,6 +83,7 @@ class Stack:
         self.registry_factory = registry or default_registry
         self.host = host
         self.run_schedules = schedules
+        self.engine_interval = engine_interval
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.kube: KubeEmulator = kube  # type: ignore[assignment]
@@ -148,6 +151,8 @@ class Stack:
         dispatcher: Dispatcher = bolt.dispatcher  # type: ignore[attr-defined]
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
         server = await start_in_loop(app, self.host, 0)
+        services.releases.interval = self.engine_interval
+        await services.releases.start()
         if self.run_schedules:
             await services.approvals.start()
             if services.schedules is not None:
@@ -156,8 +161,10 @@ class Stack:
 
     async def stop_replica(self, replica: Replica) -> None:
         await replica.dispatcher.drain(timeout=10)
+        await replica.services.releases.stop()
         if replica.services.schedules is not None:
             await replica.services.schedules.stop()
+        await replica.services.leader.release(datetime.now(UTC))
         if replica.services.approvals is not None:
             await replica.services.approvals.stop()
         await replica.server.stop()
@@ -205,6 +212,8 @@ class Stack:
         """Wait until every replica has finished the work it started."""
         for replica in self.replicas:
             await replica.dispatcher.drain(timeout=timeout)
+        for replica in self.replicas:
+            await replica.services.releases.settle(timeout=timeout)
 
     async def wait_message(self, predicate: Callable[[Any], bool], timeout: float = 10.0) -> Any:
         return await self.slack.wait_for(predicate, timeout)

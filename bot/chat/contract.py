@@ -82,7 +82,6 @@ class Command:
     help: str
     parse: Callable[[Sequence[str], Config], Any]
     run: Callable[[Any, Context], Awaitable[Reply | None]]
-    execute: Callable[..., Awaitable[Any]] | None = None
     module: ModuleType | None = None
 
     @classmethod
@@ -96,7 +95,6 @@ class Command:
             help=doc,
             parse=module.parse,
             run=module.run,
-            execute=getattr(module, "execute", None),
             module=module,
         )
 

@@ -46,6 +46,15 @@ def make_client(config: Config) -> AsyncWebClient:
     return client
 
 
+def _error_code(exc: SlackApiError) -> str:
+    """Slack's error code, also when the answer was not JSON (a proxy's 502 page, say)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error", "unknown_error"))[:64]
+    status = getattr(exc.response, "status_code", 0)
+    return f"http_{status}" if status else "unknown_error"
+
+
 class Messenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
@@ -54,7 +63,7 @@ class Messenger:
         try:
             response = await getattr(self.client, method.replace(".", "_"))(**kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown_error")) if exc.response is not None else "unknown_error"
+            error = _error_code(exc)
             metrics.SLACK_ERRORS.labels(method=method, error=error).inc()
             raise SlackError(method, error) from None
         except (SlackClientError, OSError, TimeoutError) as exc:

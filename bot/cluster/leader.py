@@ -18,6 +18,7 @@ duration after its last successful renewal) has passed, before anyone else may t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -60,6 +61,7 @@ class LeaderElector:
         self._last_renew: datetime | None = None
         self.leading_since: datetime | None = None  # when this candidate last became leader
         self._last_error = ""  # the last problem reported, so a lasting one is logged once
+        self._lock = asyncio.Lock()  # schedules and releases share one candidate: one step at a time
 
     @property
     def renew_interval(self) -> float:
@@ -124,6 +126,10 @@ class LeaderElector:
         this often costs one read at most. Cluster errors are logged and leave the state as it was
         (a leader keeps leading until its renew deadline).
         """
+        async with self._lock:
+            return await self._step(now)
+
+    async def _step(self, now: datetime) -> bool:
         if self.is_leader(now) and self._last_renew is not None and \
                 (now - self._last_renew).total_seconds() < self.renew_interval:
             return True

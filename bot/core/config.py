@@ -93,6 +93,7 @@ class Config:
     rollout_timeout_seconds: int = 600
     rollout_stall_seconds: int = 300
     cert_timeout_seconds: int = 300
+    cluster_patience_seconds: int = 300
     audit_channel: str = ""
     # Observability
     prometheus_url: str = "http://127.0.0.1:9090"
@@ -251,6 +252,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ROLLOUT_TIMEOUT": ("rollout_timeout_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_ROLLOUT_STALL": ("rollout_stall_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_CERT_TIMEOUT": ("cert_timeout_seconds", lambda n, v: _int(n, v, low=1)),
+    "HELLO_CLUSTER_PATIENCE": ("cluster_patience_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),
     "PROMETHEUS_URL": ("prometheus_url", _url),
     "PROMETHEUS_TIMEOUT": ("prometheus_timeout_seconds", _float),

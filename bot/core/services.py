@@ -34,6 +34,7 @@ class Services:
     audit: Any = None  # bot.release.audit.Audit
     schedules: Any = None  # bot.observe.schedule.Scheduler
     releases: Any = None  # bot.release.engine.Engine
+    leader: Any = None  # bot.cluster.leader.LeaderElector, shared by schedules and releases
     extras: dict[str, Any] = field(default_factory=dict)
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -292,8 +292,8 @@ class Scheduler:
         self.identity = config.identity or default_identity()
         self.tz = ZoneInfo(config.timezone)
         self.store = Store(services, configmap)
-        self.elector = LeaderElector(services.cluster, name=config.lease_name, identity=self.identity,
-                                     lease_seconds=config.lease_seconds)
+        self.elector = services.leader or LeaderElector(services.cluster, name=config.lease_name,
+                                                        identity=self.identity, lease_seconds=config.lease_seconds)
         self.options = _Options(chart=chart, post_attempts=max(1, post_attempts), retry_delay=retry_delay)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep or asyncio.sleep

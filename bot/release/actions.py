@@ -1,35 +1,22 @@
-"""The cluster changes a release makes, and the plans that describe them before approval.
+"""Planning a change: read the cluster at request time and describe what will change, from what to what.
 
-Each change has two halves:
-
-- ``plan_*`` reads the cluster at request time and returns a :class:`Change`: what will change, from
-  what to what, in words for the approval message; it refuses (``CommandError``) what would be
-  pointless or unsafe (nothing to roll back to, raising the canary weight with no ready pod, ...).
-- ``run_*`` carries it out after approval, reporting each step through a :class:`Job` and returning
-  an :class:`Outcome`. A change that stops half-way says exactly which steps were done and which
-  were not.
-
-Every API call goes through :func:`retry`: a 409 is retried on fresh state (each step re-reads
-what it changes), 5xx answers, timeouts and unreachable servers are retried with exponential
-backoff, and after the last attempt the error is reported.
+Each ``plan_*`` returns a :class:`Change` (what, from -> to, in words for the approval message, and the
+typed parameters its release is planned from, see :func:`bot.release.plan.steps_for`); it refuses
+(``CommandError``) what would be pointless or unsafe (nothing to roll back to, raising the canary
+weight with no ready pod, ...). The steps that carry a change out are in :mod:`bot.release.steps`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
-from bot.cluster.kube import Cluster, cert_from, image_version, parse_time, route_from, track_from
+from bot.cluster.kube import Cluster, cert_from, image_version, route_from, track_from
 from bot.cluster.retry import retry
 from bot.core.config import Config
-from bot.core.errors import ClusterError, CommandError, NotFound
-from bot.release import rollout
-from bot.release.rollout import RolloutStatus
+from bot.core.errors import CommandError
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +50,6 @@ class Change:
 
 LABELS = {"CertRenew": "Certificate renewal", "Promote": "Canary promotion", "Abort": "Canary abort",
           "Canary": "Canary", "Deploy": "Deploy", "Rollback": "Rollback"}
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    headline: str
-    details: list[str] = field(default_factory=list)
-    buttons: tuple[str, ...] = ()  # follow-ups offered: "rollback", "promote", "abort"
-    facts: dict[str, Any] = field(default_factory=dict)  # for the audit record (versions, notAfter, ...)
-
-
-class Job(Protocol):
-    """What a running change reports to (implemented by :class:`bot.approvals.Run`)."""
-
-    cluster: Cluster
-    config: Config
-    params: dict[str, Any]
-
-    async def step(self, text: str) -> None: ...  # a new step begins (the previous one is done)
-
-    async def watching(self, status: RolloutStatus) -> None: ...  # a rollout reading
 
 
 def target(kind: tuple[str, str], name: str) -> dict[str, str]:
@@ -268,249 +234,11 @@ async def plan_renew(cluster: Cluster, config: Config) -> Change:
         command="cert", action="renew", verb="CertRenew",
         summary=f"certificate {cert.name}: revision {cert.revision} → a new certificate",
         details=details,
-        params={"revision": cert.revision, "not_after": cert.not_after.isoformat() if cert.not_after else ""},
+        params={"revision": cert.revision, "not_after": cert.not_after.isoformat() if cert.not_after else "",
+                "failed_attempts": cert.failed_attempts,
+                "last_failure": cert.last_failure.isoformat() if cert.last_failure else ""},
         target=target(CERTIFICATE, cert.name),
     )
-
-
-# ---------------------------------------------------------------- runs
-
-
-def _not_done(done: list[str], missing: list[str], reason: str) -> list[str]:
-    lines = [f"Stopped: {reason}"]
-    if done:
-        lines.append("Done: " + "; ".join(done))
-    if missing:
-        lines.append("Not done: " + "; ".join(missing))
-    return lines
-
-
-async def _set_image(job: Job, deployment: str, image: str, version: str) -> None:
-    await retry(job.cluster.set_image, deployment, image, env={"HELLO_VERSION": version})
-
-
-async def _follow(job: Job, deployment: str) -> rollout.RolloutResult:
-    cfg = job.config
-    return await rollout.follow(job.cluster, deployment, on_change=job.watching,
-                                timeout=cfg.rollout_timeout_seconds, stall=cfg.rollout_stall_seconds,
-                                container=cfg.container)
-
-
-def _failure(result: rollout.RolloutResult) -> list[str]:
-    return [f"Reason: {result.reason}", *(f"Warning {w}" for w in result.warnings)]
-
-
-async def _roll_stable(job: Job, step: str, done: str, failed: str, done_buttons: tuple[str, ...]) -> Outcome:
-    """Set the stable Deployment's image from the job's params and follow the rollout."""
-    p, cfg = job.params, job.config
-    await job.step(step)
-    await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
-    await job.step("Rolling out")
-    result = await _follow(job, cfg.stable_deployment)
-    facts = {"version": p["version"], "from_version": p.get("from_version", "")}
-    if result.ok:
-        return Outcome(True, f"{done}: {result.status.line()}", buttons=done_buttons, facts=facts)
-    return Outcome(False, f"{failed}: {result.status.line()}", details=_failure(result), buttons=("rollback",),
-                   facts=facts)
-
-
-async def run_deploy(job: Job) -> Outcome:
-    p, cfg = job.params, job.config
-    return await _roll_stable(job, f"Set `{cfg.stable_deployment}` to `{p['image']}`",
-                              f"`{cfg.stable_deployment}` runs `{p['version']}`",
-                              f"The rollout of `{p['version']}` failed", ("rollback",))
-
-
-async def run_rollback(job: Job) -> Outcome:
-    p, cfg = job.params, job.config
-    return await _roll_stable(job, f"Set `{cfg.stable_deployment}` back to `{p['image']}` (revision {p['revision']})",
-                              f"`{cfg.stable_deployment}` is back on `{p['version']}`",
-                              f"The rollback to `{p['version']}` failed", ())
-
-
-async def _weight(job: Job, percent: int) -> None:
-    await retry(job.cluster.patch_mapping, job.config.canary_mapping, {"spec": {"weight": percent}})
-
-
-async def run_canary(job: Job) -> Outcome:
-    p, cfg = job.params, job.config
-    canary, percent = cfg.canary_deployment, int(p["percent"])
-    steps = [f"image `{p['image']}`", f"{p['replicas']} replica(s)", "ready", f"weight {percent}%"]
-    done: list[str] = []
-    facts = {"version": p["version"], "percent": percent, "from_version": p.get("from_version", "")}
-    try:
-        await job.step(f"Set `{canary}` to `{p['image']}`")
-        await _set_image(job, canary, p["image"], p["version"])
-        done.append(steps[0])
-        await job.step(f"Scale `{canary}` to {p['replicas']}")
-        await retry(job.cluster.scale_deployment, canary, int(p["replicas"]))
-        done.append(steps[1])
-        await job.step(f"Waiting for `{canary}` to be ready")
-        result = await _follow(job, canary)
-        if not result.ok:
-            return Outcome(False, f"The canary `{p['version']}` did not become ready: {result.status.line()}",
-                           details=[*_failure(result),
-                                    *_not_done(done, steps[2:], "the canary is not ready; its weight is unchanged "
-                                               f"({p.get('from_weight', 0)}%)")[1:]],
-                           buttons=("abort",), facts=facts)
-        done.append(steps[2])
-        await job.step(f"Set the canary weight to {percent}%")
-        await _weight(job, percent)
-        done.append(steps[3])
-    except ClusterError as exc:
-        missing = [s for s in steps if s not in done]
-        return Outcome(False, f"The canary change stopped half-way: {exc}",
-                       details=_not_done(done, missing, str(exc)), buttons=("abort",), facts=facts)
-    return Outcome(True, f"Canary `{p['version']}` gets {percent}% of the traffic ({result.status.line()})",
-                   buttons=("promote", "abort"), facts=facts)
-
-
-async def run_shift(job: Job) -> Outcome:
-    p, cfg = job.params, job.config
-    percent = int(p["percent"])
-    facts = {"version": p.get("version", ""), "percent": percent, "from_weight": p.get("from_weight", 0)}
-    if percent > int(p.get("from_weight", 0)):
-        canary = await _track(job.cluster, cfg.canary_deployment, cfg, "canary")
-        if canary.ready == 0:
-            return Outcome(False, f"Not raised: `{canary.deployment}` has no ready pod any more "
-                           f"({canary.ready}/{canary.desired}); the weight is unchanged.",
-                           buttons=("abort",), facts=facts)
-    await job.step(f"Set the canary weight to {percent}%")
-    try:
-        await _weight(job, percent)
-    except ClusterError as exc:
-        return Outcome(False, f"The weight was not changed: {exc}", buttons=("abort",), facts=facts)
-    return Outcome(True, f"Canary `{p.get('version', '')}` gets {percent}% of the traffic",
-                   buttons=("promote", "abort"), facts=facts)
-
-
-async def _abort_steps(job: Job, done: list[str]) -> None:
-    cfg = job.config
-    await job.step("Set the canary weight to 0%")
-    await _weight(job, 0)
-    done.append("weight 0%")
-    await job.step(f"Scale `{cfg.canary_deployment}` to 0")
-    await retry(job.cluster.scale_deployment, cfg.canary_deployment, 0)
-    done.append("canary scaled to 0")
-
-
-async def run_abort(job: Job) -> Outcome:
-    p = job.params
-    done: list[str] = []
-    facts = {"version": p.get("version", ""), "from_weight": p.get("from_weight", 0)}
-    try:
-        await _abort_steps(job, done)
-    except ClusterError as exc:
-        missing = [s for s in ("weight 0%", "canary scaled to 0") if s not in done]
-        return Outcome(False, f"The abort stopped half-way: {exc}", details=_not_done(done, missing, str(exc)),
-                       buttons=("abort",), facts=facts)
-    return Outcome(True, f"Canary `{p.get('version', '')}` aborted: no traffic, no replicas", facts=facts)
-
-
-async def run_promote(job: Job) -> Outcome:
-    p, cfg = job.params, job.config
-    facts = {"version": p["version"], "from_version": p.get("from_version", "")}
-    done: list[str] = []
-    try:
-        await job.step(f"Set `{cfg.stable_deployment}` to `{p['image']}`")
-        await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
-        await job.step("Rolling out the stable track")
-        result = await _follow(job, cfg.stable_deployment)
-        if not result.ok:
-            return Outcome(False, f"Promoting `{p['version']}` failed: the stable rollout did not complete "
-                           f"({result.status.line()}); the canary still gets {p.get('from_weight', 0)}%",
-                           details=_failure(result), buttons=("rollback", "abort"), facts=facts)
-        done.append(f"stable runs {p['version']}")
-        await _abort_steps(job, done)
-    except ClusterError as exc:
-        missing = [s for s in (f"stable runs {p['version']}", "weight 0%", "canary scaled to 0") if s not in done]
-        return Outcome(False, f"Promoting stopped half-way: {exc}", details=_not_done(done, missing, str(exc)),
-                       buttons=("abort",), facts=facts)
-    return Outcome(True, f"`{cfg.stable_deployment}` runs `{p['version']}` ({result.status.line()}); the canary is "
-                   "scaled to 0 and gets no traffic", buttons=("rollback",), facts=facts)
-
-
-def _issuing(cert: dict) -> dict | None:
-    return next((c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") == "Issuing"), None)
-
-
-async def _trigger(cluster: Cluster, name: str) -> dict:
-    """Set Issuing=True as ``cmctl renew`` does, guarded by the resourceVersion just read."""
-    cert = await cluster.get_certificate(name)
-    meta = cert.get("metadata") or {}
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    conditions = [c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") != "Issuing"]
-    conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-                       "message": "Certificate re-issuance manually triggered", "lastTransitionTime": stamp,
-                       "observedGeneration": int(meta.get("generation") or 1)})
-    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": {"conditions": conditions}}
-    return await cluster.patch_certificate_status(name, patch)
-
-
-async def run_renew(job: Job) -> Outcome:
-    cfg, cluster = job.config, job.cluster
-    name = cfg.certificate
-    await job.step(f"Trigger the re-issuance of `{name}` (Issuing=True, ManuallyTriggered)")
-    before = cert_from(await retry(cluster.get_certificate, name))
-    updated = await retry(_trigger, cluster, name)
-    await job.step("Waiting for cert-manager to issue it")
-    rv = str((updated.get("metadata") or {}).get("resourceVersion", ""))
-    deadline = cfg.cert_timeout_seconds
-    loop_clock = time.monotonic
-    end = loop_clock() + deadline
-    latest = updated
-    while loop_clock() < end:
-        try:
-            async for obj in cluster.watch_certificate(name, timeout=max(1.0, end - loop_clock()),
-                                                       resource_version=rv or None):
-                latest = obj
-                rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
-                verdict = _renewal_verdict(before, obj)
-                if verdict is not None:
-                    return verdict
-        except ClusterError as exc:
-            if isinstance(exc, NotFound):
-                raise
-            log.info("certificate watch ended (%s); reading it again", exc)
-            await asyncio.sleep(0.2)
-            latest = await retry(cluster.get_certificate, name)
-            rv = str((latest.get("metadata") or {}).get("resourceVersion", ""))
-            verdict = _renewal_verdict(before, latest)
-            if verdict is not None:
-                return verdict
-    state = cert_from(latest)
-    return Outcome(False, f"`{name}` was not re-issued within {deadline}s (revision still {state.revision})",
-                   details=[f"Ready: {state.reason or 'unknown'} {state.message}".strip()],
-                   facts={"revision": state.revision})
-
-
-def _renewal_verdict(before: Any, obj: dict) -> Outcome | None:
-    state = cert_from(obj)
-    if state.revision > before.revision and (state.issuing is None or state.issuing.status != "True"):
-        expires = state.not_after.strftime("%Y-%m-%d %H:%M UTC") if state.not_after else "unknown"
-        return Outcome(True, f"`{state.name}` re-issued: revision {state.revision}, valid until {expires}",
-                       facts={"revision": state.revision, "not_after": state.not_after.isoformat()
-                              if state.not_after else ""})
-    issuing = _issuing(obj)
-    failed_at = parse_time((obj.get("status") or {}).get("lastFailureTime"))
-    if issuing and issuing.get("status") == "False" and failed_at is not None \
-            and (before.last_failure is None or failed_at > before.last_failure
-                 or state.failed_attempts > before.failed_attempts):
-        retry_at = backoff_until(state)
-        details = [f"cert-manager: {issuing.get('reason', '')}: {issuing.get('message', '')}",
-                   f"failed attempts in a row: {state.failed_attempts}, last at "
-                   f"{failed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
-        if retry_at is not None:
-            details.append(f"cert-manager backs off and tries again at {retry_at.strftime('%Y-%m-%d %H:%M UTC')}")
-        return Outcome(False, f"`{state.name}` was not re-issued: the issuance failed", details=details,
-                       facts={"revision": state.revision, "failed_attempts": state.failed_attempts})
-    return None
-
-
-RUNS: dict[str, Callable[[Job], Awaitable[Outcome]]] = {
-    "deploy": run_deploy, "canary": run_canary, "shift": run_shift, "promote": run_promote,
-    "abort": run_abort, "rollback": run_rollback, "renew": run_renew,
-}
 
 
 # ---------------------------------------------------------------- argument checks shared by the commands

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -35,11 +34,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.chat import render
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
-from bot.cluster.retry import RETRY_ATTEMPTS, jitter, retry, transient
-from bot.core.errors import ClusterError, CommandError, Conflict, PermissionDenied
+from bot.cluster.store import ConfigMapStore
+from bot.core.errors import CommandError, PermissionDenied
 from bot.release import actions
-from bot.release.actions import Change, Outcome
-from bot.release.rollout import MessageEditor, RolloutStatus
+from bot.release.actions import Change
+from bot.release.plan import Outcome, Release, StepState, steps_for
+from bot.release.rollout import RolloutStatus
 
 if TYPE_CHECKING:
     from bot.chat.contract import Invocation
@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PREFIX = "request."
 KEEP_FINISHED = 50
-PENDING, RUNNING = "pending", "running"
-FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled")
+PENDING, RUNNING, SUPERSEDED = "pending", "running", "superseded"
+FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled", SUPERSEDED)
+UNPOSTED_GRACE = 30.0
 # Buttons under a finished change: they start a new request (or run abort at once, per the policy).
 FOLLOW_UPS = {"release_rollback": "rollback", "release_promote": "promote", "release_abort": "abort"}
 BUTTONS = {
@@ -108,18 +109,16 @@ class RequestStore:
     """The requests in the state ConfigMap, changed only through :meth:`transact`."""
 
     def __init__(self, cluster: Callable[[], Awaitable[Cluster]], name: str) -> None:
-        self._cluster = cluster
+        self._store = ConfigMapStore(cluster, name)
         self.name = name
 
     async def load(self) -> dict[str, Record]:
-        cluster = await self._cluster()
-        cm = await retry(cluster.get_configmap, self.name)
-        return self._records(cm)
+        return self._records(await self._store.read() or {})
 
     @staticmethod
-    def _records(cm: dict | None) -> dict[str, Record]:
+    def _records(data: dict[str, str]) -> dict[str, Record]:
         out: dict[str, Record] = {}
-        for key, value in ((cm or {}).get("data") or {}).items():
+        for key, value in data.items():
             if key.startswith(PREFIX):
                 try:
                     record = Record.from_json(value)
@@ -132,72 +131,28 @@ class RequestStore:
     async def get(self, request_id: str) -> Record | None:
         return (await self.load()).get(request_id)
 
-    async def transact(self, decide: Callable[[dict[str, Record]], tuple[T, bool]], attempts: int = 40) -> T:
-        """Read, let ``decide`` change the records (it returns (result, changed)), PUT; redo on a conflict.
+    async def transact(self, decide: Callable[[dict[str, Record]], tuple[T, bool]]) -> T:
+        """Read, let ``decide`` change the records (it returns (result, changed)), write; redo on a conflict.
 
         ``decide`` may raise (e.g. :class:`CommandError`) to give up without writing.
         """
-        cluster = await self._cluster()
-        failures = 0
-        for _ in range(attempts):
-            cm = await retry(cluster.get_configmap, self.name)
-            records = self._records(cm)
+
+        def mutate(data: dict[str, str]) -> T:
+            records = self._records(data)
             result, changed = decide(records)
-            if not changed:
-                return result
-            data = {k: v for k, v in ((cm or {}).get("data") or {}).items() if not k.startswith(PREFIX)}
-            data.update({PREFIX + r.id: r.to_json() for r in _pruned(records)})
-            try:
-                if cm is None:
-                    await cluster.create_configmap(self.name, data)
-                else:
-                    await cluster.replace_configmap({**cm, "data": data})
-                return result
-            except Conflict:
-                await asyncio.sleep(jitter())
-            except ClusterError as exc:
-                if not transient(exc) or failures >= RETRY_ATTEMPTS:
-                    raise
-                failures += 1
-                await asyncio.sleep(0.05 * 2 ** failures)
-        raise ClusterError(f"configmaps/{self.name} kept changing: gave up after {attempts} attempts", 409)
+            if changed:
+                for key in [k for k in data if k.startswith(PREFIX)]:
+                    del data[key]
+                data.update({PREFIX + r.id: r.to_json() for r in _pruned(records)})
+            return result
+
+        return await self._store.update(mutate)
 
 
 def _pruned(records: dict[str, Record]) -> list[Record]:
     finished = sorted((r for r in records.values() if r.state in FINISHED), key=lambda r: r.created)
     drop = {r.id for r in finished[:-KEEP_FINISHED]} if len(finished) > KEEP_FINISHED else set()
     return [r for r in records.values() if r.id not in drop]
-
-
-class Run:
-    """A change being carried out: the :class:`bot.actions.Job` its steps report to."""
-
-    def __init__(self, approvals: Approvals, record: Record, cluster: Cluster, editor: MessageEditor | None) -> None:
-        self.approvals = approvals
-        self.record = record
-        self.cluster = cluster
-        self.config = approvals.config
-        self.params = record.change.params
-        self.steps: list[str] = []
-        self.status: RolloutStatus | None = None
-        self.editor = editor
-        self.started = time.monotonic()
-
-    async def step(self, text: str) -> None:
-        self.steps.append(text)
-        await self._show()
-
-    async def watching(self, status: RolloutStatus) -> None:
-        self.status = status
-        await self._show()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    async def _show(self) -> None:
-        if self.editor is not None:
-            text, blocks = self.approvals.progress_view(self.record, self, None)
-            await self.editor.show(text, blocks)
 
 
 class Approvals:
@@ -217,54 +172,91 @@ class Approvals:
 
     # ------------------------------------------------------------------ asking
     async def propose(self, plan: Callable[[Cluster], Awaitable[Change]], invocation: Invocation) -> None:
-        """Plan a change from the cluster's state and post it for approval (or run it, if none is needed)."""
+        """Plan a change from the cluster's state and post it for approval (or run it, if none is needed).
+
+        The request is stored (taking the lock) before its message is posted; if the message cannot be
+        posted, for whatever reason, the request is cancelled at once: a request either has its message
+        or holds no lock. A rollback is never refused because another change holds the lock: it
+        supersedes that change, and both messages say so.
+        """
         cluster = await self.services.cluster()
         change = await plan(cluster)
         now = self.clock()
         record = Record(
             id=uuid.uuid4().hex[:10], change=change, requester=invocation.user_id, channel=invocation.channel_id,
             created=_iso(now), expires=_iso(now + timedelta(seconds=self.config.approval_ttl_seconds)),
-            state=PENDING if change.needs_approval else RUNNING,
         )
-        if record.state == RUNNING:
-            record.approver, record.decided, record.token = invocation.user_id, record.created, uuid.uuid4().hex
+        running = [r for r in (await self.store.load()).values() if r.state == RUNNING]
+        engine = self.services.releases
+        stale = await engine.stale(running, now) if engine is not None and running else set()
 
-        def admit(records: dict[str, Record]) -> tuple[list[Record], bool]:
+        def admit(records: dict[str, Record]) -> tuple[tuple[list[Record], list[Record]], bool]:
             expired = [r for r in records.values() if r.expired(now)]
             for r in expired:
                 r.state, r.decided = "expired", _iso(now)
-            busy = self.active(records, now)
+            superseded: list[Record] = []
+            busy = self.active(records, now, stale)
+            while busy is not None and (change.action == "rollback" or busy.id in stale):
+                why = (f"superseded by a rollback requested by <@{invocation.user_id}>"
+                       if change.action == "rollback" else "nobody advanced it any more; superseded by a new request")
+                busy.state, busy.headline, busy.finished = SUPERSEDED, why, _iso(now)
+                superseded.append(busy)
+                busy = self.active(records, now, stale)
             if busy is not None:
                 raise CommandError(self.busy_text(busy))
             records[record.id] = record
-            return expired, True
+            return (expired, superseded), True
 
-        expired = await self.store.transact(admit)
+        expired, superseded = await self.store.transact(admit)
         for old in expired:
             await self._show_expired(old)
+        for old in superseded:
+            await self._show_superseded(old)
         await self._audit("Requested", record, invocation.user_id)
         try:
-            if record.state == PENDING:
+            if change.needs_approval:
                 text, blocks = self.approval_view(record)
             else:
-                text, blocks = self.progress_view(record, None, None)
+                text, blocks = self.progress_view(self._preview(record, invocation.user_id), None)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
-        except SlackError as exc:
-            await self._finish(record, "cancelled", f"the request could not be posted ({exc.error})")
-            raise CommandError(f"I could not post the request in this channel ({exc.error}); nothing was changed."
+        except Exception as exc:
+            error = exc.error if isinstance(exc, SlackError) else type(exc).__name__
+            if not isinstance(exc, SlackError):
+                log.exception("posting request %s failed", record.id)
+            await self._finish(record, "cancelled", f"the request could not be posted ({error})")
+            raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
-        await self._update(record.id, lambda r: setattr(r, "ts", record.ts))
-        if record.state == RUNNING:
-            await self._audit("Approved", record, invocation.user_id, note="no approval needed")
-            await self._run(record)
+        if change.needs_approval:
+            await self._update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
+            return
+        token = uuid.uuid4().hex
 
-    def active(self, records: dict[str, Record], now: datetime) -> Record | None:
-        """The request holding the lock: pending and not expired, or running and not stale."""
-        stale = timedelta(seconds=2 * self.config.rollout_timeout_seconds + self.config.cert_timeout_seconds + 60)
+        def start(r: Record) -> None:
+            if r.state == PENDING:
+                r.state, r.ts, r.approver, r.decided, r.token = RUNNING, record.ts, invocation.user_id, _iso(now), token
+
+        await self._update(record.id, start)
+        await self._audit("Approved", record, invocation.user_id, note="no approval needed")
+        await self._run(record)
+
+    def _preview(self, record: Record, approver: str) -> Release:
+        change = record.change
+        return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
+                       params=dict(change.params), steps=steps_for(change.action, change.params, self.config),
+                       requester=record.requester, approver=approver, channel=record.channel,
+                       created=record.created)
+
+    def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset()) -> Record | None:
+        """The request holding the lock: pending (with its message) and not expired, or running.
+
+        A pending request whose message was never posted (its replica died first) holds no lock after
+        ``UNPOSTED_GRACE`` seconds.
+        """
         for r in sorted(records.values(), key=lambda r: r.created):
             if r.state == PENDING and not r.expired(now):
-                return r
-            if r.state == RUNNING and now - _parse(r.decided or r.created) < stale:
+                if r.ts or now - _parse(r.created) < timedelta(seconds=UNPOSTED_GRACE):
+                    return r
+            if r.state == RUNNING:
                 return r
         return None
 
@@ -352,7 +344,7 @@ class Approvals:
         who = f" by <@{record.approver}>" if record.approver else ""
         states = {RUNNING: f"already approved{who} and running", "succeeded": f"already approved{who} and done",
                   "failed": f"already approved{who}; it failed", "rejected": f"already rejected{who}",
-                  "expired": "expired", "cancelled": "cancelled"}
+                  "expired": "expired", "cancelled": "cancelled", SUPERSEDED: "superseded"}
         return f"This request was {states.get(record.state, record.state)}: nothing more was changed."
 
     async def _expire(self, request_id: str, now: datetime) -> bool:
@@ -405,6 +397,17 @@ class Approvals:
                 await self._sweeper
             self._sweeper = None
 
+    async def _show_superseded(self, record: Record) -> None:
+        """Edit a superseded request's message (and stop its release, if it had begun)."""
+        await self._audit("Superseded", record, record.requester, note=record.headline)
+        engine = self.services.releases
+        if engine is not None:
+            await engine.supersede(record.id, record.headline)
+        text = f"{record.change.label}: {record.change.summary} — {_sentence(record.headline)}"
+        await self._edit(record, text, render.text_block(f":arrow_heading_down: *{record.change.label}* "
+                                                         f"{render.escape(record.change.summary)}\n"
+                                                         f"{_sentence(record.headline)}"))
+
     async def _show_expired(self, record: Record) -> None:
         record.state = "expired"
         await self._audit("Expired", record, record.requester)
@@ -413,35 +416,20 @@ class Approvals:
 
     # ------------------------------------------------------------------ running
     async def _run(self, record: Record) -> None:
-        cluster = await self.services.cluster()
-        editor = None
-        if record.ts:
-            editor = MessageEditor(self.services.messenger, record.channel, record.ts, interval=self.edit_interval)
-        run = Run(self, record, cluster, editor)
-        try:
-            outcome = await actions.RUNS[record.change.action](run)
-        except ClusterError as exc:
-            done = f" Steps begun: {'; '.join(run.steps)}." if run.steps else ""
-            outcome = Outcome(False, f"Stopped: {exc}.{done}",
-                              details=["Check the state with `/hello status` before trying again."],
-                              buttons=_fallback_buttons(record.change.action))
-        except Exception:
-            ref = uuid.uuid4().hex[:8]
-            log.exception("change %s failed (reference %s)", record.id, ref)
-            outcome = Outcome(False, f"Stopped by an error on my side (reference {ref}).",
-                              details=[f"Steps begun: {'; '.join(run.steps) or 'none'}."],
-                              buttons=_fallback_buttons(record.change.action))
-        record.state = "succeeded" if outcome.ok else "failed"
-        record.headline = outcome.headline
-        try:
-            await self._finish(record, record.state, outcome.headline)
-        except ClusterError as exc:
-            log.error("cannot record the outcome of request %s: %s", record.id, exc)
-        text, blocks = self.progress_view(record, run, outcome)
-        if editor is not None:
-            await editor.final(text, blocks)
-        await self._audit("Succeeded" if outcome.ok else "Failed", record, record.approver,
-                          note=outcome.headline, facts=outcome.facts)
+        """Hand an approved request to the release engine (the leader replica carries it out)."""
+        engine = self.services.releases
+        if engine is not None:
+            engine.poke()
+
+    async def finish(self, request_id: str, state: str, headline: str) -> None:
+        """The request's release ended: it leaves the ``running`` state (and frees the lock)."""
+        now = _iso(self.clock())
+
+        def finish(r: Record) -> None:
+            if r.state == RUNNING:
+                r.state, r.headline, r.finished = state, headline, now
+
+        await self._update(request_id, finish)
 
     async def _finish(self, record: Record, state: str, headline: str) -> None:
         now = _iso(self.clock())
@@ -480,38 +468,48 @@ class Approvals:
             "cancelled": f":x: Cancelled: {record.headline}",
         }.get(record.state, record.state)
         text = f"{record.change.label} requested by <@{record.requester}>: {record.change.summary} — {state_line}"
+        plan = [step.title for step in steps_for(record.change.action, record.change.params, self.config)]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
-                               pending=record.state == PENDING)
+                               pending=record.state == PENDING, plan=plan)
         return text, blocks
 
-    def progress_view(self, record: Record, run: Run | None, outcome: Outcome | None) -> tuple[str, list[dict]]:
-        if record.change.needs_approval:
-            who = f"Requested by <@{record.requester}>, approved by <@{record.approver}>"
+    def progress_view(self, release: Release, status: RolloutStatus | None, *, outcome: Outcome | None = None,
+                      problem: str = "") -> tuple[str, list[dict]]:
+        """The release's one message: who, the steps begun so far, the rollout, the outcome."""
+        if (release.approver and release.approver != release.requester) or self._needs_approval(release):
+            who = f"Requested by <@{release.requester}>, approved by <@{release.approver}>"
         else:
-            who = f"Run by <@{record.requester}> (no approval needed)"
+            who = f"Run by <@{release.requester}> (no approval needed)"
+        begun = [s for s in release.steps if s.state != StepState.WAITING]
         steps = []
-        for index, step in enumerate(run.steps if run else []):
-            last = index == len(run.steps) - 1 if run else True
-            mark = ":white_check_mark:"
-            if last and outcome is None:
-                mark = ":hourglass_flowing_sand:"
-            elif last and not outcome.ok:  # type: ignore[union-attr]
-                mark = ":x:"
-            steps.append(f"{mark} {render.escape(step)}")
-        status = run.status if run else None
+        for step in begun:
+            mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(
+                step.state, ":hourglass_flowing_sand:")
+            steps.append(f"{mark} {render.escape(step.title)}")
         buttons = []
         if outcome is not None:
-            buttons = [{**BUTTONS[b], "value": record.id} for b in outcome.buttons if b in BUTTONS]
-        elapsed = render.duration(run.elapsed()) if run else "0s"
+            buttons = [{**BUTTONS[b], "value": release.id} for b in outcome.buttons if b in BUTTONS]
+        started = _parse(release.created) if release.created else self.clock()
+        end = _parse(release.finished) if outcome is not None and release.finished else self.clock()
+        elapsed = render.duration(max(0.0, (end - started).total_seconds()))
         if outcome is None:
             headline = "Running…"
         else:
             headline = (":white_check_mark: " if outcome.ok else ":x: ") + outcome.headline
-        text = f"{record.change.label}: {record.change.summary} — {headline}"
-        blocks = render.blocks("progress", record=record, change=record.change, who=who, steps=steps,
-                               status=status, elapsed=elapsed, outcome=outcome, headline=headline,
-                               buttons=buttons, final=outcome is not None)
+        text = f"{release.label}: {release.summary} — {headline}"
+        if problem and outcome is None:
+            steps.append(f":warning: {render.escape(problem)}")
+        blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps,
+                               status=status if outcome is None or status is not None else None, elapsed=elapsed,
+                               outcome=outcome, headline=headline, buttons=buttons, final=outcome is not None)
         return text, blocks
+
+    def _needs_approval(self, release: Release) -> bool:
+        return not (release.action == "abort" and not self.config.abort_needs_approval)
+
+    async def audit_outcome(self, record: Record, outcome: Outcome) -> None:
+        await self._audit("Succeeded" if outcome.ok else "Failed", record, record.approver,
+                          note=outcome.headline, facts=outcome.facts)
 
     # ------------------------------------------------------------------ audit
     async def _audit(self, phase: str, record: Record, user: str, *, note: str = "",
@@ -527,9 +525,3 @@ class Approvals:
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def _fallback_buttons(action: str) -> tuple[str, ...]:
-    return {"deploy": ("rollback",), "rollback": ("rollback",), "promote": ("rollback", "abort"),
-            "canary": ("abort",), "shift": ("abort",), "abort": ("abort",)}.get(action, ())
-

@@ -119,7 +119,7 @@ class Audit:
         }
         try:
             cluster = await self.services.cluster()
-            from bot.release.actions import retry
+            from bot.cluster.retry import retry
 
             await retry(cluster.create_event, body)
         except ClusterError as exc:
@@ -140,7 +140,7 @@ class Audit:
     async def entries(self) -> list[Entry]:
         """Every audit record kept in the cluster's Events, newest first."""
         cluster = await self.services.cluster()
-        from bot.release.actions import retry
+        from bot.cluster.retry import retry
 
         out = []
         for event in await retry(cluster.list_raw_events, SELECTOR):

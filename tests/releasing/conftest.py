@@ -145,7 +145,8 @@ async def release_stack(*, rbac: bool = True, replicas: int = 1, env: dict[str, 
     try:
         emulator.seed(MANIFESTS)
         settings = {"HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "S1", "HELLO_ROLLOUT_STALL": "20",
-                    "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_CERT_TIMEOUT": "20", **(env or {})}
+                    "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_CERT_TIMEOUT": "20", "HELLO_CLUSTER_PATIENCE": "3",
+                    **(env or {})}
         async with Stack(kube=emulator, env=settings, replicas=replicas) as stack:
             chat = Chat(stack)
             await chat.rolled_out()

@@ -1,0 +1,382 @@
+"""The release engine: the leader replica advances every unfinished release, step by step.
+
+An approved request (state ``running`` in the approvals ConfigMap) is a release to carry out. Its
+plan and progress live in a ConfigMap of its own (``hello-chatops-release-<id>``, key
+``release.json``), so any replica can continue it. Exactly one replica drives: the holder of the
+Lease (the same one scheduled posts use). Its loop reads the running requests every ``interval``
+seconds (or at once when this replica approved one) and starts a driver for each it is not driving.
+
+A driver marks a step running (stored) before doing it and done (stored) after, so a replica that
+dies mid-step leaves a step that the next leader does again; steps are idempotent. Every write to a
+release names its driver: a driver whose release was taken over stops at its next write. While the
+cluster cannot be reached, the driver waits and tries again, and after ``PROBLEM_AFTER`` seconds says
+so in the release's message; it never reports a success it did not see. When the last step is done
+(or one failed) the outcome is stored, the request leaves the ``running`` state (which frees the
+one-change-at-a-time lock), the message gets its final edit and the audit trail its record — each
+once, as the release's ``reported`` flag records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.cluster.leader import LeaderElector
+from bot.cluster.retry import transient
+from bot.cluster.store import ConfigMapStore
+from bot.core.errors import ClusterError
+from bot.release import steps as step_runner
+from bot.release.plan import Outcome, Release, ReleaseState, StepState, now_iso, parse_iso, steps_for
+from bot.release.rollout import MessageEditor, RolloutStatus
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+    from bot.release.approvals import Record
+
+log = logging.getLogger(__name__)
+
+PREFIX = "hello-chatops-release-"
+KEY = "release.json"
+LABELS = {"app.kubernetes.io/component": "release"}
+PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
+
+
+class Lost(Exception):
+    """Another replica drives this release now."""
+
+
+def configmap_name(release_id: str) -> str:
+    return PREFIX + release_id
+
+
+class Engine:
+    """Drives the releases while this replica leads. ``clock`` returns the current aware datetime."""
+
+    def __init__(self, services: Services, elector: LeaderElector, *, interval: float = 1.0,
+                 clock: Callable[[], datetime] | None = None, edit_interval: float = 0.5) -> None:
+        self.services = services
+        self.elector = elector
+        self.identity = elector.identity
+        self.interval = interval
+        self.edit_interval = edit_interval
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._drivers: dict[str, asyncio.Task] = {}
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def config(self) -> Any:
+        return self.services.config
+
+    def store(self, release_id: str) -> ConfigMapStore:
+        return ConfigMapStore(self.services.cluster, configmap_name(release_id), labels=LABELS)
+
+    async def load(self, release_id: str) -> Release | None:
+        data = await self.store(release_id).read()
+        if not data or KEY not in data:
+            return None
+        try:
+            return Release.from_json(data[KEY])
+        except (ValueError, KeyError, TypeError):
+            log.error("release %s is unreadable", release_id)
+            return None
+
+    # ------------------------------------------------------------------ life cycle
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="releases")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop_all()
+
+    def poke(self) -> None:
+        """Look at the releases now (this replica just approved one)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if await self.elector.step(self.clock()):
+                    await self.reconcile()
+                else:
+                    await self._drop_all()
+            except asyncio.CancelledError:
+                raise
+            except ClusterError as exc:
+                log.info("releases: cannot read the running requests now: %s", exc)
+            except Exception:
+                log.exception("releases: reconcile failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+
+    async def _drop_all(self) -> None:
+        tasks = list(self._drivers.values())
+        self._drivers.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def reconcile(self) -> None:
+        """Start a driver for every running request not driven here; stop those no longer running."""
+        from bot.release.approvals import RUNNING
+
+        records = await self.services.approvals.store.load()
+        running = {r.id: r for r in records.values() if r.state == RUNNING}
+        for rid, task in list(self._drivers.items()):
+            if task.done() or rid not in running:
+                if not task.done():
+                    log.info("release %s is no longer running (superseded?): its driver stops", rid)
+                    task.cancel()
+                del self._drivers[rid]
+        for rid, record in running.items():
+            if rid not in self._drivers:
+                self._drivers[rid] = asyncio.create_task(self._guarded(record), name=f"release-{rid}")
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the drivers started here have finished (tests and shutdown)."""
+        tasks = [t for t in self._drivers.values() if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def driving(self) -> list[str]:
+        return [rid for rid, task in self._drivers.items() if not task.done()]
+
+    # ------------------------------------------------------------------ one release
+    async def _guarded(self, record: Record) -> None:
+        try:
+            await self.drive(record)
+        except (Lost, asyncio.CancelledError):
+            log.info("release %s: driven elsewhere now", record.id)
+        except Exception:
+            log.exception("release %s: driver failed; the next pass starts it again", record.id)
+
+    def new_release(self, record: Record) -> Release:
+        change = record.change
+        return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
+                       params=dict(change.params), steps=steps_for(change.action, change.params, self.config),
+                       requester=record.requester, approver=record.approver, channel=record.channel, ts=record.ts,
+                       created=now_iso(self.clock()))
+
+    async def drive(self, record: Record) -> Release:
+        """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
+        release = await self.load(record.id) or self.new_release(record)
+        release.ts = release.ts or record.ts
+        driver = _Driver(self, record, release)
+        await driver.save(claim=True)
+        beat = asyncio.create_task(driver.heartbeat())
+        try:
+            await driver.run()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
+        return release
+
+    async def stale(self, records: list[Record], now: datetime) -> set[str]:
+        """The running requests whose release nobody has advanced for a while: they hold no lock."""
+        limit = timedelta(seconds=3 * self.config.lease_seconds + 30)
+        out = set()
+        for record in records:
+            try:
+                release = await self.load(record.id)
+            except ClusterError:
+                continue
+            if release is None:
+                began = parse_iso(record.decided) or now
+                if now - began > limit:
+                    out.add(record.id)
+                continue
+            beat = parse_iso(release.heartbeat) or parse_iso(release.created) or now
+            if (release.state != ReleaseState.RUNNING and release.reported) or now - beat > limit:
+                out.add(record.id)
+        return out
+
+    async def supersede(self, release_id: str, note: str) -> None:
+        """Mark a release superseded (its driver stops at its next write)."""
+        def mutate(data: dict[str, str]) -> None:
+            if KEY in data:
+                release = Release.from_json(data[KEY])
+                if release.state == ReleaseState.RUNNING:
+                    release.state, release.problem = ReleaseState.SUPERSEDED, note
+                    release.finished = now_iso(self.clock())
+                    data[KEY] = release.to_json()
+
+        with contextlib.suppress(ClusterError):
+            await self.store(release_id).update(mutate, create=False)
+
+
+class _Driver:
+    """One release carried out by this replica."""
+
+    def __init__(self, engine: Engine, record: Record, release: Release) -> None:
+        self.engine = engine
+        self.record = record
+        self.release = release
+        self.config = engine.config
+        self.status: RolloutStatus | None = None
+        self._lock = asyncio.Lock()
+        editor = None
+        if release.ts:
+            editor = MessageEditor(engine.services.messenger, release.channel, release.ts,
+                                   interval=engine.edit_interval)
+        self.editor = editor
+
+    async def save(self, *, claim: bool = False) -> None:
+        """Store the release; with ``claim`` this replica becomes its driver. Raises :class:`Lost`."""
+        me = self.engine.identity
+        release = self.release
+
+        def mutate(data: dict[str, str]) -> None:
+            if KEY in data:
+                stored = Release.from_json(data[KEY])
+                if stored.state == ReleaseState.SUPERSEDED:
+                    raise Lost(release.id)
+                if not claim and stored.driver != me:
+                    raise Lost(release.id)
+            release.driver, release.heartbeat = me, now_iso(self.engine.clock())
+            data[KEY] = release.to_json()
+
+        async with self._lock:
+            delay = 0.2
+            while True:
+                try:
+                    await self.engine.store(release.id).update(mutate)
+                    return
+                except ClusterError as exc:
+                    if not transient(exc):
+                        raise
+                    self._problem(f"cannot store the release's progress ({exc})")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 3.0)
+
+    async def heartbeat(self) -> None:
+        every = max(0.5, self.config.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            await self.save()
+
+    def _problem(self, text: str) -> None:
+        release = self.release
+        if release.problem != text:
+            release.problem = text
+            release.problem_since = release.problem_since or now_iso(self.engine.clock())
+
+    async def show(self) -> None:
+        if self.editor is None:
+            return
+        text, blocks = self.engine.services.approvals.progress_view(self.release, self.status,
+                                                                     problem=self._visible_problem())
+        await self.editor.show(text, blocks)
+
+    def _visible_problem(self) -> str:
+        since = parse_iso(self.release.problem_since)
+        if not self.release.problem or since is None:
+            return ""
+        if (self.engine.clock() - since).total_seconds() < PROBLEM_AFTER:
+            return ""
+        return f"{self.release.problem}; trying again since {since.strftime('%H:%M:%S UTC')}"
+
+    async def on_status(self, status: RolloutStatus) -> None:
+        self.status = status
+        await self.show()
+
+    async def run(self) -> None:
+        release, engine = self.release, self.engine
+        await self.show()
+        while release.state == ReleaseState.RUNNING:
+            if release.outcome is None:
+                step = release.current
+                if step is None:
+                    release.outcome = step_runner.succeeded(release, self.config)
+                    await self.save()
+                    continue
+                await self._step(step)
+                continue
+            release.state = ReleaseState.SUCCEEDED if release.outcome.ok else ReleaseState.FAILED
+            release.finished = now_iso(engine.clock())
+            await self.save()
+        if release.state == ReleaseState.SUPERSEDED:
+            raise Lost(release.id)
+        await self._report()
+
+    async def _step(self, step: Any) -> None:
+        release, engine = self.release, self.engine
+        if step.state != StepState.RUNNING:
+            step.state, step.started = StepState.RUNNING, step.started or now_iso(engine.clock())
+        step.runs += 1
+        await self.save()
+        await self.show()
+        delay = 0.5
+        while True:
+            try:
+                cluster = await engine.services.cluster()
+                result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
+                                                   clock=engine.clock)
+                break
+            except ClusterError as exc:
+                if not transient(exc):
+                    result = step_runner.StepResult(False, str(exc))
+                    step.state, step.finished, step.note = StepState.FAILED, now_iso(engine.clock()), str(exc)
+                    release.outcome = step_runner.stopped(release, str(exc), self.config)
+                    release.problem = release.problem_since = ""
+                    await self.save()
+                    return
+                log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
+                self._problem(f"cannot reach the cluster ({exc})")
+                since = parse_iso(release.problem_since) or engine.clock()
+                if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
+                    step.state, step.finished, step.note = StepState.FAILED, now_iso(engine.clock()), str(exc)
+                    release.outcome = step_runner.stopped(release, str(exc), self.config)
+                    release.problem = release.problem_since = ""
+                    await self.save()
+                    return
+                await self.show()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+                with contextlib.suppress(Lost):
+                    await self.save()
+            except Exception:
+                ref = uuid.uuid4().hex[:8]
+                log.exception("release %s: step %s failed (reference %s)", release.id, step.kind, ref)
+                step.state, step.finished = StepState.FAILED, now_iso(engine.clock())
+                begun = "; ".join(s.title for s in release.steps if s.state != StepState.WAITING)
+                release.outcome = Outcome(False, f"Stopped by an error on my side (reference {ref}).",
+                                          details=[f"Steps begun: {begun}."],
+                                          buttons=step_runner.FALLBACK_BUTTONS.get(release.action, ()))
+                await self.save()
+                return
+        step.finished, step.note, step.details = now_iso(engine.clock()), result.note, result.details
+        release.problem = release.problem_since = ""
+        if result.ok:
+            step.state = StepState.DONE
+        else:
+            step.state = StepState.FAILED
+            release.outcome = step_runner.failed(release, step, result, self.config)
+        await self.save()
+
+    async def _report(self) -> None:
+        """The final message and audit record (once, as ``reported`` says), then the request is finished."""
+        release, engine = self.release, self.engine
+        approvals = engine.services.approvals
+        outcome = release.outcome or Outcome(False, "Stopped")
+        if not release.reported:
+            text, blocks = approvals.progress_view(release, self.status, outcome=outcome)
+            if self.editor is not None:
+                await self.editor.final(text, blocks)
+            await approvals.audit_outcome(self.record, outcome)
+            release.reported = True
+            await self.save()
+        await approvals.finish(release.id, "succeeded" if outcome.ok else "failed", outcome.headline)

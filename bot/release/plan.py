@@ -1,0 +1,195 @@
+"""Releases as data: the plan of steps an approved change is carried out by, and its stored state.
+
+A :class:`Release` is fixed when its request is approved: the steps come from the change's typed
+parameters (:func:`steps_for`, pure) and are shown in the approval message before anyone clicks.
+It is stored in the cluster, one ConfigMap per release, so whichever replica leads can continue it;
+every step is idempotent (it re-reads the cluster and does only what is missing), so a step cut
+short by a crash is simply done again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.core.config import Config
+
+
+class StepKind(StrEnum):
+    SET_IMAGE = "set_image"  # a Deployment's container image (and HELLO_VERSION)
+    SCALE = "scale"  # a Deployment's replicas
+    WAIT_READY = "wait_ready"  # follow a Deployment's rollout until it is complete, stuck or out of time
+    SET_WEIGHT = "set_weight"  # the canary Mapping's weight
+    CHECK_CANARY = "check_canary"  # the canary has a ready pod (before raising its weight)
+    TRIGGER_ISSUANCE = "trigger_issuance"  # Issuing=True on the Certificate, as `cmctl renew` does
+    WAIT_ISSUED = "wait_issued"  # follow the Certificate until re-issued or failed
+
+
+class StepState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ReleaseState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+def now_iso(moment: datetime | None = None) -> str:
+    """The one timestamp format of stored state: RFC 3339 in UTC with microseconds."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat()
+
+
+def parse_iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Step:
+    """One step of a plan: what to do (typed inputs), and what happened (state, times, note)."""
+
+    kind: StepKind
+    title: str  # how the step reads in chat
+    target: str  # the object it works on (Deployment, Mapping or Certificate name)
+    image: str = ""
+    version: str = ""
+    replicas: int = 0
+    percent: int = 0
+    revision: int = 0  # the Certificate's revision before the renewal
+    failed_attempts: int = 0  # ... and its failed issuance attempts then
+    last_failure: str = ""  # ... and its lastFailureTime then
+    state: StepState = StepState.WAITING
+    started: str = ""
+    finished: str = ""
+    note: str = ""  # the result in one line (a rollout's counts, a certificate's new expiry, an error)
+    details: list[str] = field(default_factory=list)
+    runs: int = 0  # how many times the step was begun (more than once after a take-over)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["kind"] = StepKind(values["kind"])
+        values["state"] = StepState(values.get("state", StepState.WAITING))
+        return cls(**values)
+
+
+@dataclass
+class Outcome:
+    """How a release ended, for its message, the audit trail and the follow-up buttons."""
+
+    ok: bool
+    headline: str
+    details: list[str] = field(default_factory=list)
+    buttons: tuple[str, ...] = ()  # follow-ups offered: "rollback", "promote", "abort"
+    facts: dict[str, Any] = field(default_factory=dict)  # for the audit record (versions, notAfter, ...)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(ok=bool(data["ok"]), headline=str(data["headline"]), details=list(data.get("details") or []),
+                   buttons=tuple(data.get("buttons") or ()), facts=dict(data.get("facts") or {}))
+
+
+@dataclass
+class Release:
+    """An approved change being carried out, as stored in its ConfigMap."""
+
+    id: str  # the approval request's id
+    action: str  # deploy | canary | shift | promote | abort | rollback | renew
+    label: str  # "Deploy", "Canary promotion", ...
+    summary: str
+    params: dict[str, Any]
+    steps: list[Step]
+    requester: str = ""
+    approver: str = ""
+    channel: str = ""
+    ts: str = ""  # the Slack message it reports to
+    state: ReleaseState = ReleaseState.RUNNING
+    created: str = ""
+    finished: str = ""
+    driver: str = ""  # the replica advancing it
+    heartbeat: str = ""  # when its driver last said it is alive
+    problem: str = ""  # a lasting problem (the cluster unreachable), shown in its message
+    problem_since: str = ""
+    outcome: Outcome | None = None
+    reported: bool = False  # its final message and audit record are out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Release:
+        data = json.loads(text)
+        data["steps"] = [Step.from_dict(s) for s in data.get("steps") or []]
+        data["state"] = ReleaseState(data.get("state", ReleaseState.RUNNING))
+        data["outcome"] = Outcome.from_dict(data["outcome"]) if data.get("outcome") else None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def current(self) -> Step | None:
+        """The first step not done yet (``None`` once every step is done)."""
+        return next((s for s in self.steps if s.state != StepState.DONE), None)
+
+    @property
+    def finished_ok(self) -> bool:
+        return all(s.state == StepState.DONE for s in self.steps)
+
+
+# ---------------------------------------------------------------------------------- plans
+
+
+def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]:
+    """The plan of a change, from its parameters (pure)."""
+    stable, canary, mapping = config.stable_deployment, config.canary_deployment, config.canary_mapping
+    image, version = str(params.get("image", "")), str(params.get("version", ""))
+    if action == "deploy":
+        return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
+                Step(StepKind.WAIT_READY, "Rolling out", stable)]
+    if action == "rollback":
+        return [Step(StepKind.SET_IMAGE, f"Set `{stable}` back to `{image}` (revision {params.get('revision')})",
+                     stable, image=image, version=version),
+                Step(StepKind.WAIT_READY, "Rolling out", stable)]
+    if action == "canary":
+        replicas, percent = int(params.get("replicas", 1)), int(params.get("percent", 0))
+        return [Step(StepKind.SET_IMAGE, f"Set `{canary}` to `{image}`", canary, image=image, version=version),
+                Step(StepKind.SCALE, f"Scale `{canary}` to {replicas}", canary, replicas=replicas),
+                Step(StepKind.WAIT_READY, f"Waiting for `{canary}` to be ready", canary),
+                Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping, percent=percent)]
+    if action == "shift":
+        percent = int(params.get("percent", 0))
+        steps = []
+        if percent > int(params.get("from_weight", 0)):
+            steps.append(Step(StepKind.CHECK_CANARY, f"Check that `{canary}` has a ready pod", canary))
+        steps.append(Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping, percent=percent))
+        return steps
+    if action == "abort":
+        return _retire(config)
+    if action == "promote":
+        return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
+                Step(StepKind.WAIT_READY, "Rolling out the stable track", stable),
+                *_retire(config)]
+    if action == "renew":
+        name = config.certificate
+        before = dict(revision=int(params.get("revision", 0)), failed_attempts=int(params.get("failed_attempts", 0)),
+                      last_failure=str(params.get("last_failure", "")))
+        return [Step(StepKind.TRIGGER_ISSUANCE, f"Trigger the re-issuance of `{name}` (Issuing=True, "
+                     "ManuallyTriggered)", name, **before),
+                Step(StepKind.WAIT_ISSUED, "Waiting for cert-manager to issue it", name, **before)]
+    raise ValueError(f"no plan for the action {action!r}")
+
+
+def _retire(config: Config) -> list[Step]:
+    canary = config.canary_deployment
+    return [Step(StepKind.SET_WEIGHT, "Set the canary weight to 0%", config.canary_mapping, percent=0),
+            Step(StepKind.SCALE, f"Scale `{canary}` to 0", canary, replicas=0)]

@@ -1,0 +1,280 @@
+"""Carrying out one step of a release, idempotently, and telling how the release ended.
+
+Every step re-reads what it changes and does only what is missing: an image already set is not set
+again, a weight already in place is not patched, a certificate already re-issued is not triggered
+again. So a step that was cut short (its replica died, the API went away) is run again from the
+start with no harm, and nothing happens twice.
+
+A step returns a :class:`StepResult`; transient cluster errors (5xx, timeouts, an unreachable API)
+are raised for the engine to wait and retry; 403/404/422 end the step as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.cluster.kube import Cluster, cert_from, parse_time, route_from, track_from
+from bot.cluster.retry import retry
+from bot.core.config import Config
+from bot.core.errors import ClusterError, NotFound
+from bot.release import rollout
+from bot.release.actions import backoff_until
+from bot.release.plan import Outcome, Release, Step, StepKind, StepState, parse_iso
+from bot.release.rollout import RolloutStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepResult:
+    ok: bool
+    note: str = ""  # one line: what the step saw at its end
+    details: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+OnStatus = Callable[[RolloutStatus], Awaitable[None]]
+
+
+async def _no_status(status: RolloutStatus) -> None:
+    return None
+
+
+async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: OnStatus = _no_status,
+                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StepResult:
+    """Do what is still missing of ``step``. ``step.started`` (stored) anchors its deadlines."""
+    if step.kind == StepKind.SET_IMAGE:
+        return await _set_image(step, cluster, config)
+    if step.kind == StepKind.SCALE:
+        deploy = await retry(cluster.get_deployment, step.target)
+        if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
+            await retry(cluster.scale_deployment, step.target, step.replicas)
+        return StepResult(True, f"{step.replicas} replica(s)")
+    if step.kind == StepKind.WAIT_READY:
+        return await _wait_ready(step, cluster, config, on_status, clock)
+    if step.kind == StepKind.SET_WEIGHT:
+        route = route_from(await retry(cluster.get_mapping, step.target))
+        if (route.weight or 0) != step.percent:
+            await retry(cluster.patch_mapping, step.target, {"spec": {"weight": step.percent}})
+        return StepResult(True, f"weight {step.percent}%")
+    if step.kind == StepKind.CHECK_CANARY:
+        canary = track_from("canary", await retry(cluster.get_deployment, step.target), config.container)
+        if canary.ready == 0:
+            return StepResult(False, f"`{canary.deployment}` has no ready pod any more "
+                              f"({canary.ready}/{canary.desired})")
+        return StepResult(True, f"{canary.ready}/{canary.desired} ready")
+    if step.kind == StepKind.TRIGGER_ISSUANCE:
+        cert = await retry(cluster.get_certificate, step.target)
+        state = cert_from(cert)
+        issuing = state.issuing is not None and state.issuing.status == "True"
+        if state.revision <= step.revision and not issuing:
+            await retry(_trigger, cluster, step.target)
+        return StepResult(True, f"revision {state.revision}")
+    if step.kind == StepKind.WAIT_ISSUED:
+        return await _wait_issued(step, cluster, config, clock)
+    raise ValueError(f"unknown step kind {step.kind!r}")
+
+
+async def _set_image(step: Step, cluster: Cluster, config: Config) -> StepResult:
+    deploy = await retry(cluster.get_deployment, step.target)
+    containers = (((deploy.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == config.container), containers[0] if containers else {})
+    env = {e.get("name"): e.get("value") for e in chosen.get("env") or []}
+    if chosen.get("image") != step.image or env.get("HELLO_VERSION") != step.version:
+        await retry(cluster.set_image, step.target, step.image, env={"HELLO_VERSION": step.version})
+    return StepResult(True, f"image {step.image}")
+
+
+async def _wait_ready(step: Step, cluster: Cluster, config: Config, on_status: OnStatus,
+                      clock: Callable[[], datetime]) -> StepResult:
+    started = parse_iso(step.started) or clock()
+    left = config.rollout_timeout_seconds - (clock() - started).total_seconds()
+    result = await rollout.follow(cluster, step.target, on_change=on_status, timeout=max(1.0, left),
+                                  stall=config.rollout_stall_seconds, container=config.container)
+    if result.ok:
+        return StepResult(True, result.status.line(), facts={"line": result.status.line()})
+    return StepResult(False, result.status.line(), details=[f"Reason: {result.reason}",
+                                                            *(f"Warning {w}" for w in result.warnings)],
+                      facts={"line": result.status.line()})
+
+
+async def _trigger(cluster: Cluster, name: str) -> dict:
+    """Set Issuing=True as ``cmctl renew`` does, guarded by the resourceVersion just read."""
+    cert = await cluster.get_certificate(name)
+    meta = cert.get("metadata") or {}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions = [c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") != "Issuing"]
+    conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+                       "message": "Certificate re-issuance manually triggered", "lastTransitionTime": stamp,
+                       "observedGeneration": int(meta.get("generation") or 1)})
+    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": {"conditions": conditions}}
+    return await cluster.patch_certificate_status(name, patch)
+
+
+async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Callable[[], datetime]) -> StepResult:
+    started = parse_iso(step.started) or clock()
+    end = started.timestamp() + config.cert_timeout_seconds
+    latest = await retry(cluster.get_certificate, step.target)
+    while True:
+        verdict = renewal_verdict(step, latest)
+        if verdict is not None:
+            return verdict
+        left = end - clock().timestamp()
+        if left <= 0:
+            break
+        rv = str((latest.get("metadata") or {}).get("resourceVersion", "")) or None
+        try:
+            async for obj in cluster.watch_certificate(step.target, timeout=max(1.0, left), resource_version=rv):
+                latest = obj
+                if renewal_verdict(step, obj) is not None:
+                    break
+        except NotFound:
+            raise
+        except ClusterError as exc:
+            log.info("certificate watch ended (%s); reading it again", exc)
+            await asyncio.sleep(0.2)
+            latest = await retry(cluster.get_certificate, step.target)
+    state = cert_from(latest)
+    return StepResult(False, f"`{state.name}` was not re-issued within {config.cert_timeout_seconds}s "
+                      f"(revision still {state.revision})",
+                      details=[f"Ready: {state.reason or 'unknown'} {state.message}".strip()],
+                      facts={"revision": state.revision})
+
+
+def renewal_verdict(step: Step, obj: dict) -> StepResult | None:
+    """Re-issued (a newer revision, no longer issuing), failed (a new failure), or ``None`` (not yet)."""
+    state = cert_from(obj)
+    if state.revision > step.revision and (state.issuing is None or state.issuing.status != "True"):
+        expires = state.not_after.strftime("%Y-%m-%d %H:%M UTC") if state.not_after else "unknown"
+        return StepResult(True, f"`{state.name}` re-issued: revision {state.revision}, valid until {expires}",
+                          facts={"revision": state.revision,
+                                 "not_after": state.not_after.isoformat() if state.not_after else ""})
+    issuing = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Issuing"), None)
+    failed_at = parse_time((obj.get("status") or {}).get("lastFailureTime"))
+    before = parse_time(step.last_failure)
+    if issuing and issuing.get("status") == "False" and failed_at is not None \
+            and (before is None or failed_at > before or state.failed_attempts > step.failed_attempts):
+        retry_at = backoff_until(state)
+        details = [f"cert-manager: {issuing.get('reason', '')}: {issuing.get('message', '')}",
+                   f"failed attempts in a row: {state.failed_attempts}, last at "
+                   f"{failed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
+        if retry_at is not None:
+            details.append(f"cert-manager backs off and tries again at {retry_at.strftime('%Y-%m-%d %H:%M UTC')}")
+        return StepResult(False, f"`{state.name}` was not re-issued: the issuance failed", details=details,
+                          facts={"revision": state.revision, "failed_attempts": state.failed_attempts})
+    return None
+
+
+# ---------------------------------------------------------------------------------- outcomes
+
+FALLBACK_BUTTONS = {"deploy": ("rollback",), "rollback": ("rollback",), "promote": ("rollback", "abort"),
+                    "canary": ("abort",), "shift": ("abort",), "abort": ("abort",)}
+
+
+def short(step: Step) -> str:
+    """A step in two or three words, for the lists of what was done and what was not."""
+    if step.kind == StepKind.SET_IMAGE:
+        return f"image `{step.image}`"
+    if step.kind == StepKind.SCALE:
+        return "canary scaled to 0" if step.replicas == 0 else f"{step.replicas} replica(s)"
+    if step.kind == StepKind.SET_WEIGHT:
+        return f"weight {step.percent}%"
+    return {StepKind.WAIT_READY: "ready", StepKind.CHECK_CANARY: "canary ready",
+            StepKind.TRIGGER_ISSUANCE: "re-issuance triggered", StepKind.WAIT_ISSUED: "issued"}[step.kind]
+
+
+def _done_and_missing(release: Release, reason: str) -> list[str]:
+    done = [short(s) for s in release.steps if s.state == StepState.DONE]
+    missing = [short(s) for s in release.steps if s.state != StepState.DONE]
+    lines = [f"Stopped: {reason}"]
+    if done:
+        lines.append("Done: " + "; ".join(done))
+    if missing:
+        lines.append("Not done: " + "; ".join(missing))
+    return lines
+
+
+def succeeded(release: Release, config: Config) -> Outcome:
+    """The outcome of a release whose every step is done."""
+    p, action = release.params, release.action
+    version = str(p.get("version", ""))
+    line = next((s.note for s in reversed(release.steps) if s.kind == StepKind.WAIT_READY), "")
+    stable = config.stable_deployment
+    facts: dict[str, Any] = {"version": version, "from_version": p.get("from_version", "")}
+    if action == "deploy":
+        return Outcome(True, f"`{stable}` runs `{version}`: {line}", buttons=("rollback",), facts=facts)
+    if action == "rollback":
+        return Outcome(True, f"`{stable}` is back on `{version}`: {line}", facts=facts)
+    if action == "canary":
+        return Outcome(True, f"Canary `{version}` gets {p.get('percent')}% of the traffic ({line})",
+                       buttons=("promote", "abort"), facts={**facts, "percent": p.get("percent")})
+    if action == "shift":
+        return Outcome(True, f"Canary `{version}` gets {p.get('percent')}% of the traffic",
+                       buttons=("promote", "abort"),
+                       facts={"version": version, "percent": p.get("percent"), "from_weight": p.get("from_weight", 0)})
+    if action == "abort":
+        return Outcome(True, f"Canary `{version}` aborted: no traffic, no replicas",
+                       facts={"version": version, "from_weight": p.get("from_weight", 0)})
+    if action == "promote":
+        return Outcome(True, f"`{stable}` runs `{version}` ({line}); the canary is scaled to 0 and gets no traffic",
+                       buttons=("rollback",), facts=facts)
+    if action == "renew":
+        last = release.steps[-1]
+        return Outcome(True, last.note, facts=_step_facts(last))
+    return Outcome(True, "Done", facts=facts)
+
+
+def _step_facts(step: Step) -> dict[str, Any]:
+    return {k: v for k, v in (("revision", step.revision),) if v}
+
+
+def failed(release: Release, step: Step, result: StepResult, config: Config) -> Outcome:
+    """The outcome of a release stopped by ``step``, which ended as ``result``."""
+    p, action = release.params, release.action
+    version = str(p.get("version", ""))
+    facts: dict[str, Any] = {"version": version, "from_version": p.get("from_version", ""), **result.facts}
+    facts.pop("line", None)
+    if step.kind == StepKind.WAIT_READY:
+        line = result.note
+        if action == "deploy":
+            return Outcome(False, f"The rollout of `{version}` failed: {line}", details=result.details,
+                           buttons=("rollback",), facts=facts)
+        if action == "rollback":
+            return Outcome(False, f"The rollback to `{version}` failed: {line}", details=result.details, facts=facts)
+        if action == "canary":
+            reason = f"the canary is not ready; its weight is unchanged ({p.get('from_weight', 0)}%)"
+            return Outcome(False, f"The canary `{version}` did not become ready: {line}",
+                           details=[*result.details, *_done_and_missing(release, reason)[1:]],
+                           buttons=("abort",), facts={**facts, "percent": p.get("percent")})
+        if action == "promote":
+            return Outcome(False, f"Promoting `{version}` failed: the stable rollout did not complete ({line}); "
+                           f"the canary still gets {p.get('from_weight', 0)}%", details=result.details,
+                           buttons=("rollback", "abort"), facts=facts)
+    if step.kind == StepKind.CHECK_CANARY:
+        return Outcome(False, f"Not raised: {result.note}; the weight is unchanged.", buttons=("abort",),
+                       facts={"version": version, "percent": p.get("percent"), "from_weight": p.get("from_weight", 0)})
+    if step.kind == StepKind.WAIT_ISSUED:
+        return Outcome(False, result.note, details=result.details, facts=result.facts)
+    return stopped(release, result.note, config)
+
+
+def stopped(release: Release, reason: str, config: Config) -> Outcome:
+    """A step failed on an error from the cluster (403, 404, 422): what was done and what was not."""
+    labels = {"canary": "The canary change stopped half-way", "abort": "The abort stopped half-way",
+              "promote": "Promoting stopped half-way", "shift": "The weight was not changed"}
+    head = labels.get(release.action)
+    version = str(release.params.get("version", ""))
+    facts = {"version": version, "from_version": release.params.get("from_version", "")}
+    buttons = FALLBACK_BUTTONS.get(release.action, ())
+    if head is not None:
+        return Outcome(False, f"{head}: {reason}", details=_done_and_missing(release, reason), buttons=buttons,
+                       facts=facts)
+    begun = "; ".join(s.title for s in release.steps if s.state != StepState.WAITING)
+    return Outcome(False, f"Stopped: {reason}." + (f" Steps begun: {begun}." if begun else ""),
+                   details=["Check the state with `/hello status` before trying again."], buttons=buttons,
+                   facts=facts)
