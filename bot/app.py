@@ -254,8 +254,9 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         await ack()
         handler = getattr(services.approvals, "handle_action", None)
         action_id = str(action.get("action_id", ""))
+        label = metrics.action_label(action_id)
         if handler is None:
-            metrics.ACTIONS.labels(action=action_id, outcome="unhandled").inc()
+            metrics.ACTIONS.labels(action=label, outcome="unhandled").inc()
             await respond(text="This button is not handled by this bot.", response_type="ephemeral",
                           replace_original=False)
             return
@@ -263,19 +264,19 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         async def work() -> None:
             try:
                 await handler(body, action, respond)
-                metrics.ACTIONS.labels(action=action_id, outcome="ok").inc()
+                metrics.ACTIONS.labels(action=label, outcome="ok").inc()
             except CommandError as exc:
-                metrics.ACTIONS.labels(action=action_id, outcome="refused").inc()
+                metrics.ACTIONS.labels(action=label, outcome="refused").inc()
                 await respond(text=str(exc), blocks=render.error(str(exc)), response_type="ephemeral",
                               replace_original=False)
             except Exception:
-                metrics.ACTIONS.labels(action=action_id, outcome="error").inc()
+                metrics.ACTIONS.labels(action=label, outcome="error").inc()
                 ref = reference()
-                log.exception("button %s failed (reference %s)", action_id, ref)
+                log.exception("button %s failed (reference %s)", label, ref)
                 await respond(text=f"Sorry, something went wrong (reference {ref}).", response_type="ephemeral",
                               replace_original=False)
 
-        dispatcher.spawn(work(), name=f"action {action_id}")
+        dispatcher.spawn(work(), name=f"action {label}")
 
     @app.error
     async def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:
