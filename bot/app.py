@@ -146,8 +146,13 @@ class Dispatcher:
                 ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
         except SlackError as exc:
             log.warning("cannot deliver reply in %s: %s", invocation.channel_id, exc)
-            if respond is not None and exc.error in ("not_in_channel", "channel_not_found"):
-                hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
+            if respond is not None:
+                if exc.error in ("not_in_channel", "channel_not_found"):
+                    hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
+                else:
+                    # the response URL needs no token: this reaches the person even when Slack refuses ours
+                    hint = (f"I could not post the reply in this channel: Slack answered "
+                            f"`{render.escape(exc.error[:60])}`. Ask whoever runs the bot to look at its log.")
                 try:
                     await respond(text=hint, response_type="ephemeral", replace_original=False)
                 except Exception:
