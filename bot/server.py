@@ -66,16 +66,18 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
 
     @app.post("/slack/events", stream=True)
     async def slack_events(request: Request) -> Any:
+        stream = request.stream
         declared = request.headers.get("content-length")
         if declared is not None and int(declared) > MAX_BODY_BYTES:
-            return refuse(request, 413, "body too large", int(declared))
-        stream = request.stream
+            if stream is not None:
+                stream.expecting_continue = False  # refused unread: no "100 Continue" after the answer
+            return refuse(request, 413, "body too large", declared)
         if stream is not None:
             stream.request_max_size = MAX_BODY_BYTES  # a chunked body stops here too
         try:
             await request.receive_body()
         except PayloadTooLarge:
-            return refuse(request, 413, "body too large", MAX_BODY_BYTES + 1)
+            return refuse(request, 413, "body too large", f"over {MAX_BODY_BYTES}")
         body = request.body
         headers = request.headers
         problem = verifier.problem(body, headers.get("x-slack-request-timestamp"),
@@ -113,9 +115,9 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     return app
 
 
-def refuse(request: Request, status: int, reason: str, length: int) -> Any:
+def refuse(request: Request, status: int, reason: str, length: int | str) -> Any:
     """Answer a refused request and log it as one line (never its body or headers)."""
-    log.warning("refused %s %s with %d: %s (%d body bytes, from %s)", request.method, request.path, status,
+    log.warning("refused %s %s with %d: %s (%s body bytes, from %s)", request.method, request.path, status,
                 reason, length, request.client_ip or "?")
     return response.json({"error": reason}, status=status)
 
