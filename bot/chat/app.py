@@ -145,8 +145,13 @@ class Dispatcher:
                 ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
         except SlackError as exc:
             log.warning("cannot deliver reply in %s: %s", invocation.channel_id, exc)
-            if respond is not None and exc.error in ("not_in_channel", "channel_not_found"):
-                hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
+            if respond is not None:
+                if exc.error in ("not_in_channel", "channel_not_found"):
+                    hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
+                else:
+                    # the response URL needs no token: this reaches the person even when Slack refuses ours
+                    hint = (f"I could not post the reply in this channel: Slack answered "
+                            f"`{render.escape(exc.error[:60])}`. Ask whoever runs the bot to look at its log.")
                 try:
                     await respond(text=hint, response_type="ephemeral", replace_original=False)
                 except Exception:
@@ -201,6 +206,21 @@ class _SameTokenNotice(logging.Filter):
 logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenNotice())
 
 
+class _NoRefusedBodies(logging.Filter):
+    """Bolt's own signature check logs the whole body (and its token, its ``response_url``) of a request
+    it refuses. ``/slack/events`` checks signatures first and passes Bolt signed requests only, so this
+    can only happen if a request ages past the 5-minute window in between; then one short line is left."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = "Bolt refused a request's signature (body not logged)"
+        record.args = ()
+        return True
+
+
+for _name in ("slack_bolt.AsyncRequestVerification", "slack_bolt.RequestVerification"):
+    logging.getLogger(_name).addFilter(_NoRefusedBodies())
+
+
 def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socket_mode: bool = False) -> AsyncApp:
     """The Bolt app. ``services.messenger.client`` is the Web API client it uses."""
     config = services.config
@@ -238,8 +258,9 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         await ack()
         handler = getattr(services.approvals, "handle_action", None)
         action_id = str(action.get("action_id", ""))
+        label = metrics.action_label(action_id)
         if handler is None:
-            metrics.ACTIONS.labels(action=action_id, outcome="unhandled").inc()
+            metrics.ACTIONS.labels(action=label, outcome="unhandled").inc()
             await respond(text="This button is not handled by this bot.", response_type="ephemeral",
                           replace_original=False)
             return
@@ -247,19 +268,19 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         async def work() -> None:
             try:
                 await handler(body, action, respond)
-                metrics.ACTIONS.labels(action=action_id, outcome="ok").inc()
+                metrics.ACTIONS.labels(action=label, outcome="ok").inc()
             except CommandError as exc:
-                metrics.ACTIONS.labels(action=action_id, outcome="refused").inc()
+                metrics.ACTIONS.labels(action=label, outcome="refused").inc()
                 await respond(text=str(exc), blocks=render.error(str(exc)), response_type="ephemeral",
                               replace_original=False)
             except Exception:
-                metrics.ACTIONS.labels(action=action_id, outcome="error").inc()
+                metrics.ACTIONS.labels(action=label, outcome="error").inc()
                 ref = reference()
-                log.exception("button %s failed (reference %s)", action_id, ref)
+                log.exception("button %s failed (reference %s)", label, ref)
                 await respond(text=f"Sorry, something went wrong (reference {ref}).", response_type="ephemeral",
                               replace_original=False)
 
-        dispatcher.spawn(work(), name=f"action {action_id}")
+        dispatcher.spawn(work(), name=f"action {label}")
 
     @app.error
     async def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:

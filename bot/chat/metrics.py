@@ -23,6 +23,14 @@ ACTIONS = Counter(
     "hello_chatops_button_actions_total", "Button clicks handled, by action and outcome.",
     ["action", "outcome"], registry=REGISTRY,
 )
+# The buttons the bot puts in its messages (approval requests, release follow-ups). A click carries
+# whatever action id its sender chose: any other id is counted as "unknown", so the label stays bounded.
+ACTION_IDS = frozenset({"approve", "reject", "release_rollback", "release_promote", "release_abort"})
+
+
+def action_label(action_id: str) -> str:
+    """The ``action`` label for a click's ``action_id``."""
+    return action_id if action_id in ACTION_IDS else "unknown"
 
 
 def exposition() -> bytes:

@@ -1,8 +1,23 @@
-"""The bot's HTTP server (Sanic): ``/slack/events``, ``/healthz``, ``/readyz``, ``/metrics``."""
+"""The bot's HTTP server (Sanic): ``/slack/events``, ``/healthz``, ``/readyz``, ``/metrics``.
+
+``/slack/events`` checks every request on its raw bytes before anything decodes or parses it:
+
+1. a body over :data:`MAX_BODY_BYTES` (by its ``Content-Length``, or by the bytes actually received
+   for a chunked body) is refused with 413, unread;
+2. the ``X-Slack-Request-Timestamp`` (ASCII digits, within five minutes) and the ``X-Slack-Signature``
+   (HMAC-SHA256 with the signing secret, slack_sdk's :class:`SignatureVerifier`) must be valid, else 401;
+3. a signed body that is not UTF-8 or does not parse (broken ``payload`` JSON, JSON nested too deeply)
+   gets 400.
+
+Each refusal is logged as one line: method, path, status, reason, body length and the peer address;
+never the body, the headers or anything parsed from them. Only signed, decoded requests reach Bolt.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -11,14 +26,22 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from sanic import Request, Sanic, response
-from slack_bolt.adapter.sanic import AsyncSlackRequestHandler
+from sanic.exceptions import PayloadTooLarge
+from slack_bolt.adapter.sanic.async_handler import to_sanic_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.chat import metrics
 from bot.chat.contract import Invocation
 
 log = logging.getLogger(__name__)
+
+# Slack signs every request and sends small bodies: a slash command is well under 1 KiB, a button
+# click carries the message it was clicked in (the bot's own messages, a few KiB; Slack caps a message
+# at 50 blocks). 64 KiB leaves a wide margin and keeps a flood of large forged bodies cheap.
+MAX_BODY_BYTES = 64 * 1024
+MAX_SKEW_SECONDS = 5 * 60  # Slack's recommendation, as in slack_sdk's verifier
 
 
 def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str, bool] | None = None,
@@ -32,20 +55,48 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.config.ACCESS_LOG = False
     app.config.TOUCHUP = touchup
-    handler = AsyncSlackRequestHandler(bolt)
     state = ready if ready is not None else {"ok": True}
     app.ctx.ready = state
+    app.ctx.bolt = bolt
+    secret = _signing_secret(bolt)
+    if not secret:
+        raise ValueError("the Bolt app has no signing secret: /slack/events cannot check requests")
+    verifier = RawSignatureVerifier(secret)
     quick = QuickAnswers(bolt)
 
-    @app.post("/slack/events")
+    @app.post("/slack/events", stream=True)
     async def slack_events(request: Request) -> Any:
-        if not request.headers.get("x-slack-request-timestamp", "0").strip().isdigit():
-            # Bolt's verification would fail with an error here; a forged request gets a plain 401
-            return response.json({"error": "invalid request timestamp"}, status=401)
-        answer = quick.answer(request)
+        stream = request.stream
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) > MAX_BODY_BYTES:
+            if stream is not None:
+                stream.expecting_continue = False  # refused unread: no "100 Continue" after the answer
+            return refuse(request, 413, "body too large", declared)
+        if stream is not None:
+            stream.request_max_size = MAX_BODY_BYTES  # a chunked body stops here too
+        try:
+            await request.receive_body()
+        except PayloadTooLarge:
+            return refuse(request, 413, "body too large", f"over {MAX_BODY_BYTES}")
+        body = request.body
+        headers = request.headers
+        problem = verifier.problem(body, headers.get("x-slack-request-timestamp"),
+                                   headers.get("x-slack-signature"))
+        if problem:
+            return refuse(request, 401, problem, len(body))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return refuse(request, 400, "body is not UTF-8", len(body))
+        answer = quick.answer(body)
         if answer is not None:
             return answer
-        return await handler.handle(request)
+        try:
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except (ValueError, RecursionError, AttributeError, TypeError):
+            # broken JSON (in ``payload`` or the body), nesting too deep, JSON that is not an object
+            return refuse(request, 400, "body cannot be parsed", len(body))
+        return to_sanic_response(await bolt.async_dispatch(bolt_request))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> Any:
@@ -62,6 +113,45 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
         return response.raw(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def refuse(request: Request, status: int, reason: str, length: int | str) -> Any:
+    """Answer a refused request and log it as one line (never its body or headers)."""
+    log.warning("refused %s %s with %d: %s (%s body bytes, from %s)", request.method, request.path, status,
+                reason, length, request.client_ip or "?")
+    return response.json({"error": reason}, status=status)
+
+
+def _signing_secret(bolt: AsyncApp) -> str:
+    dispatcher = getattr(bolt, "dispatcher", None)
+    if dispatcher is not None:
+        return str(dispatcher.services.config.slack_signing_secret or "")
+    return str(getattr(bolt, "_signing_secret", "") or "")
+
+
+class RawSignatureVerifier(SignatureVerifier):
+    """slack_sdk's verifier, hashing the body as received: bytes are never decoded to check them."""
+
+    def generate_signature(self, *, timestamp: str, body: str | bytes) -> str | None:
+        if timestamp is None:
+            return None
+        raw = body.encode() if isinstance(body, str) else (body or b"")
+        base = b"v0:" + timestamp.encode("ascii") + b":" + raw
+        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+    def problem(self, body: bytes, timestamp: str | None, signature: str | None) -> str:
+        """Why the request is not correctly signed, or "" when it is."""
+        if not timestamp:
+            return "no request timestamp"
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return "malformed request timestamp"
+        if abs(self.clock.now() - int(timestamp)) > MAX_SKEW_SECONDS:
+            return "stale request timestamp"
+        if not signature:
+            return "no signature"
+        if not signature.isascii() or not self.is_valid(body, timestamp, signature):
+            return "bad signature"
+        return ""
 
 
 WANTED = (b"command", b"text", b"ssl_check")  # all that decides a pure answer
@@ -94,15 +184,12 @@ class QuickAnswers:
     """Answers, without going through Bolt's dispatch, the slash commands whose reply is pure: help,
     unknown sub-commands and malformed arguments (the ack *is* the reply).
 
-    Only a request whose Slack signature and timestamp are valid (checked with slack_sdk's
-    ``SignatureVerifier``, the check Bolt itself runs) is answered here; anything else, including
-    every forged or stale request and every command that does work, goes to Bolt unchanged.
+    It is only given requests whose signature ``/slack/events`` has already checked; every command
+    that does work goes to Bolt.
     """
 
     def __init__(self, bolt: AsyncApp) -> None:
         self.dispatcher = getattr(bolt, "dispatcher", None)
-        secret = self.dispatcher.services.config.slack_signing_secret if self.dispatcher is not None else ""
-        self.verifier = SignatureVerifier(secret) if secret else None
         self.help_ok = metrics.COMMANDS.labels(command="help", outcome="ok")
         self._bodies: dict[int, tuple[Any, bytes]] = {}
         self._help_by_text: dict[str, Any] = {}  # help replies are cached objects: serialise once
@@ -116,20 +203,12 @@ class QuickAnswers:
             self._bodies[id(reply)] = (reply, body)
         return body
 
-    def answer(self, request: Request) -> Any | None:
-        if self.verifier is None or self.dispatcher is None:
+    def answer(self, body: bytes) -> Any | None:
+        """The reply to a signed request's ``body`` when it is pure, else None."""
+        if self.dispatcher is None:
             return None
-        body = request.body
         if b"command=" not in body or b"payload=" in body[:8]:
             return None
-        headers = request.headers
-        try:
-            valid = self.verifier.is_valid(body, headers.get("x-slack-request-timestamp"),
-                                           headers.get("x-slack-signature"))
-        except ValueError:  # a timestamp that is not a number
-            valid = False
-        if not valid:
-            return None  # Bolt answers 401
         form = fields(body)
         if form.get("command") != "/hello" or form.get("ssl_check"):
             return None

@@ -273,6 +273,36 @@ ENV_VARS: tuple[str, ...] = (*_VARS, "HELLO_CONFIG")
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_TOP_KEY = re.compile(r"^([A-Z][A-Z0-9_]*)\s*:")
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """Where a YAML file is broken: line, column and the setting it belongs to, never the text there.
+
+    PyYAML's own message quotes the offending line (a token or a secret may be on it); this keeps only
+    its line numbers, its description with anything quoted from the file removed, and the name of the
+    nearest setting above the error when it is a known one.
+    """
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{type(exc).__name__} (details withheld: they may quote a secret)"
+    mark = exc.problem_mark
+    where = f"line {mark.line + 1}"
+    start = exc.context_mark
+    if start is not None and start.line != mark.line:
+        where += f" (in what starts on line {start.line + 1})"
+    problem = _QUOTED.sub("…", exc.problem or "syntax error")
+    key = ""
+    lines = text.splitlines()
+    first = (start or mark).line
+    for number in range(min(first, len(lines) - 1), -1, -1):
+        found = _TOP_KEY.match(lines[number])
+        if found:
+            key = found.group(1) if found.group(1) in _VARS else ""
+            break
+    return f"{where}{f', setting {key}' if key else ''}: {problem}"
+
+
 def load(env: Mapping[str, str] | None = None, *, require_slack: bool = True) -> Config:
     """Build the configuration from ``env`` (default: ``os.environ``) and ``HELLO_CONFIG``.
 
@@ -283,9 +313,13 @@ def load(env: Mapping[str, str] | None = None, *, require_slack: bool = True) ->
     path = env.get("HELLO_CONFIG", "").strip()
     if path:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"HELLO_CONFIG: cannot read {path}: {exc}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"HELLO_CONFIG: {path} is not valid YAML: {_yaml_error(exc, text)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"HELLO_CONFIG: {path} must hold a mapping of VARIABLE: value")
         for key, value in data.items():

@@ -90,3 +90,27 @@ def test_split_reads_arguments_like_a_shell(text: str) -> None:
 
     expected = shlex.split(text.replace("“", '"').replace("”", '"'))
     assert split(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        # a colon inside a plain value, an unclosed quote, a bad indent, a tab: each line holds a secret
+        ("HELLO_NAMESPACE: staging\nSLACK_BOT_TOKEN: xoxb-zz-secret-zz: more\n", 2, "SLACK_BOT_TOKEN"),
+        ('HELLO_NAMESPACE: staging\nSLACK_SIGNING_SECRET: "zz-secret-zz\n', 2, "SLACK_SIGNING_SECRET"),
+        ("SLACK_SIGNING_SECRET: zz-secret-zz\n  - HELLO_NAMESPACE: x\n", 2, "SLACK_SIGNING_SECRET"),
+        ("\tzz-secret-zz\n", 1, None),
+    ],
+)
+def test_a_yaml_error_names_file_line_and_key_never_the_value(tmp_path, text: str, line: int,  # type: ignore[no-untyped-def]
+                                                              key: str | None) -> None:
+    path = tmp_path / "hello.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load({**BASE, "HELLO_CONFIG": str(path)})
+    message = str(caught.value)
+    assert "zz-secret-zz" not in message and "xoxb" not in message
+    assert str(path) in message and f"line {line}" in message
+    if key is not None:
+        assert key in message
+    assert "\n" not in message

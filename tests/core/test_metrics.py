@@ -1,0 +1,44 @@
+"""`/metrics` labels stay bounded whatever a click carries."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from bot import metrics
+from bot.approvals import BUTTONS, FOLLOW_UPS
+from sandbox.slack import Ephemeral
+
+from .conftest import Bot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_an_unknown_action_id_is_counted_as_unknown(bot: Bot) -> None:
+    invented = f"x{uuid.uuid4().hex}"
+    button = {"type": "actions", "block_id": "b1", "elements": [
+        {"type": "button", "action_id": invented, "text": {"type": "plain_text", "text": "Press"}, "value": "1"}]}
+    ts = await bot.services.messenger.post("C1", "a button from elsewhere", [button])
+    reply = await bot.slack.click(user="U3", channel="C1", message_ts=ts, action_id=invented)
+    assert reply.status == 200
+    await bot.slack.wait_for(lambda m: isinstance(m, Ephemeral) and "not handled" in m.text)
+    await bot.dispatcher.drain()
+    async with aiohttp.ClientSession() as http, http.get(f"{bot.server.url}/metrics") as r:
+        text = await r.text()
+    assert invented not in text
+    assert re.search(r'hello_chatops_button_actions_total\{action="unknown",outcome="refused"\} [1-9]', text), text
+
+
+def test_every_button_the_bot_renders_is_a_known_action() -> None:
+    rendered = set()
+    for template in (ROOT / "bot" / "templates").glob("*.j2"):
+        rendered |= set(re.findall(r'"action_id": "([^"]+)"', template.read_text()))
+    rendered |= {b["action_id"] for b in BUTTONS.values()} | set(FOLLOW_UPS)
+    assert rendered, "no action ids found in the templates"
+    assert rendered <= metrics.ACTION_IDS
+    assert metrics.action_label("approve") == "approve"
+    assert metrics.action_label(json.dumps({"a": 1})) == "unknown"
