@@ -15,9 +15,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from bot import config as config_module
-from bot.app import build_app
-from bot.server import MAX_BODY_BYTES
+from bot.chat.app import build_app
+from bot.chat.server import MAX_BODY_BYTES
+from bot.core import config as config_module
 from bot.wiring import build_services
 from sandbox.slack.client import sign
 
@@ -57,7 +57,7 @@ def assert_one_short_line(records: list[logging.LogRecord], status: int) -> None
         [r.getMessage()[:200] for r in records]
     everything = "\n".join(r.getMessage() for r in records)
     assert MARK not in everything, everything[:300]
-    refusals = [r for r in records if r.name == "bot.server"]
+    refusals = [r for r in records if r.name == "bot.chat.server"]
     assert len(refusals) == 1, [r.getMessage() for r in records]
     line = refusals[0].getMessage()
     assert "\n" not in line and len(line) < 200 and str(status) in line and "/slack/events" in line
@@ -151,7 +151,7 @@ async def test_signed_requests_still_work(verbose_bot: Bot, caplog: pytest.LogCa
     reply = await verbose_bot.send("U3", "status 1h")  # goes through Bolt
     assert reply.status == 200
     await verbose_bot.dispatcher.drain()
-    assert not [r for r in caplog.records if r.name == "bot.server"]
+    assert not [r for r in caplog.records if r.name == "bot.chat.server"]
 
 
 async def test_bolt_itself_never_logs_a_refused_body(slack, base_env: dict[str, str],  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot import metrics
-from bot.approvals import BUTTONS, FOLLOW_UPS
+from bot.chat import metrics
+from bot.release.approvals import BUTTONS, FOLLOW_UPS
 from sandbox.slack import Ephemeral
 
 from .conftest import Bot
