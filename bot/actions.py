@@ -32,6 +32,7 @@ from bot.config import Config
 from bot.errors import ClusterError, CommandError, Conflict, Forbidden, NotFound
 from bot.kube import Cluster, cert_from, image_version, parse_time, route_from, track_from
 from bot.rollout import RolloutStatus
+from bot.text import foreign
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ LABELS = {"CertRenew": "Certificate renewal", "Promote": "Canary promotion", "Ab
 
 @dataclass
 class Outcome:
+    """How a change ended. ``headline`` and ``details`` are mrkdwn without mentions or links: rendering
+    escapes them again (idempotently); text from the cluster in them went through ``bot.text.foreign``."""
+
     ok: bool
     headline: str
     details: list[str] = field(default_factory=list)
@@ -282,7 +286,7 @@ def backoff_until(cert: Any) -> datetime | None:
 async def plan_renew(cluster: Cluster, config: Config) -> Change:
     cert = cert_from(await retry(cluster.get_certificate))
     if cert.issuing is not None and cert.issuing.status == "True":
-        raise CommandError(f"Certificate `{cert.name}` is already being issued ({cert.issuing.reason}): "
+        raise CommandError(f"Certificate `{cert.name}` is already being issued ({foreign(cert.issuing.reason, 80)}): "
                            "wait for it to finish.")
     expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "unknown"
     details = [f"set condition Issuing=True (ManuallyTriggered), as `cmctl renew` does; expires now {expires}"]
@@ -506,7 +510,7 @@ async def run_renew(job: Job) -> Outcome:
                 return verdict
     state = cert_from(latest)
     return Outcome(False, f"`{name}` was not re-issued within {deadline}s (revision still {state.revision})",
-                   details=[f"Ready: {state.reason or 'unknown'} {state.message}".strip()],
+                   details=[f"Ready: {foreign(state.reason or 'unknown', 80)} {foreign(state.message)}".strip()],
                    facts={"revision": state.revision})
 
 
@@ -523,7 +527,7 @@ def _renewal_verdict(before: Any, obj: dict) -> Outcome | None:
             and (before.last_failure is None or failed_at > before.last_failure
                  or state.failed_attempts > before.failed_attempts):
         retry_at = backoff_until(state)
-        details = [f"cert-manager: {issuing.get('reason', '')}: {issuing.get('message', '')}",
+        details = [f"cert-manager: {foreign(issuing.get('reason', ''), 80)}: {foreign(issuing.get('message', ''))}",
                    f"failed attempts in a row: {state.failed_attempts}, last at "
                    f"{failed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
         if retry_at is not None:
@@ -541,33 +545,3 @@ RUNS: dict[str, Callable[[Job], Awaitable[Outcome]]] = {
 
 def jitter(low: float = 0.0, high: float = 0.02) -> float:
     return random.uniform(low, high)
-
-
-# ---------------------------------------------------------------- argument checks shared by the commands
-
-
-def check_version(text: str, config: Config, usage: str) -> str:
-    """The version as typed, if it matches ``HELLO_VERSION_PATTERN``; else a :class:`UsageError` saying why."""
-    import re
-
-    from bot.errors import UsageError
-
-    if not re.fullmatch(config.version_pattern, text):
-        raise UsageError(f"`{text[:40]}` is not a version I can deploy: versions look like `v2` or `v2.1.0-rc1` "
-                         f"(pattern `{config.version_pattern}`).", usage)
-    return text
-
-
-def check_percent(text: str, usage: str) -> int:
-    """``10%`` -> 10; anything else, or outside 0-100, is a :class:`UsageError`."""
-    import re
-
-    from bot.errors import UsageError
-
-    match = re.fullmatch(r"(\d{1,4})%", text)
-    if not match:
-        raise UsageError(f"`{text[:40]}` is not a percentage: write it like `10%`.", usage)
-    value = int(match.group(1))
-    if not 0 <= value <= 100:
-        raise UsageError(f"{value}% is not a traffic share: use 0% to 100%.", usage)
-    return value

@@ -23,6 +23,7 @@ from bot import metrics, render
 from bot.errors import CommandError, UsageError
 from bot.messenger import SlackError
 from bot.services import Services
+from bot.text import foreign
 from commands import Context, Invocation, Reply, split
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Dispatcher:
         command = registry.get(name)
         if command is None:
             usage = "\n".join(f"{c.usage}" for c in registry)
-            return None, None, self.error_reply(f"Unknown command `{args[0][:40]}`. Commands:", usage)
+            return None, None, self.error_reply(f"Unknown command `{foreign(args[0], 40)}`. Commands:", usage)
         try:
             request = command.parse(rest, self.services.config)
         except UsageError as exc:
@@ -173,7 +174,7 @@ class Dispatcher:
                 log.warning("cannot upload %s: %s", upload.filename, exc)
                 if respond is not None:
                     try:
-                        await respond(text=f"The chart could not be uploaded: {exc.error}.",
+                        await respond(text=f"The chart could not be uploaded: {foreign(exc.error, 80)}.",
                                       response_type="ephemeral", replace_original=False)
                     except Exception:
                         log.exception("cannot tell the user that the upload failed")

@@ -38,6 +38,7 @@ from bot.errors import ClusterError, CommandError, Conflict, PermissionDenied
 from bot.kube import Cluster
 from bot.messenger import SlackError
 from bot.rollout import MessageEditor, RolloutStatus
+from bot.text import foreign
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -99,7 +100,7 @@ class Record:
         return self.state == PENDING and now >= _parse(self.expires)
 
     def what(self) -> str:
-        return f"*{self.change.label}* {self.change.summary}"
+        return f"*{self.change.label}* {render.escape(self.change.summary)}"
 
 
 class RequestStore:
@@ -248,8 +249,9 @@ class Approvals:
                 text, blocks = self.progress_view(record, None, None)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
         except SlackError as exc:
-            await self._finish(record, "cancelled", f"the request could not be posted ({exc.error})")
-            raise CommandError(f"I could not post the request in this channel ({exc.error}); nothing was changed."
+            error = foreign(exc.error, 80)
+            await self._finish(record, "cancelled", f"the request could not be posted ({error})")
+            raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
         await self._update(record.id, lambda r: setattr(r, "ts", record.ts))
         if record.state == RUNNING:
@@ -477,7 +479,8 @@ class Approvals:
                        "nothing was changed",
             "cancelled": f":x: Cancelled: {record.headline}",
         }.get(record.state, record.state)
-        text = f"{record.change.label} requested by <@{record.requester}>: {record.change.summary} — {state_line}"
+        text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
+                f" — {state_line}")
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
                                pending=record.state == PENDING)
         return text, blocks
@@ -504,8 +507,8 @@ class Approvals:
         if outcome is None:
             headline = "Running…"
         else:
-            headline = (":white_check_mark: " if outcome.ok else ":x: ") + outcome.headline
-        text = f"{record.change.label}: {record.change.summary} — {headline}"
+            headline = (":white_check_mark: " if outcome.ok else ":x: ") + render.escape(outcome.headline)
+        text = f"{record.change.label}: {render.escape(record.change.summary)} — {headline}"
         blocks = render.blocks("progress", record=record, change=record.change, who=who, steps=steps,
                                status=status, elapsed=elapsed, outcome=outcome, headline=headline,
                                buttons=buttons, final=outcome is not None)

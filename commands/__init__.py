@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import UsageError
+from bot.text import foreign
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -162,4 +163,4 @@ def split(text: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise UsageError(f"cannot read the arguments: {exc}") from None
+        raise UsageError(f"cannot read the arguments: {foreign(exc, 80)}") from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import actions, render
+from bot import args as checks
 from bot.config import Config
 from bot.errors import UsageError
 from bot.kube import cert_from
@@ -36,7 +37,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
         return Request()
     if len(args) == 1 and args[0].lower() == "renew":
         return Request(renew=True)
-    raise UsageError(f"unknown cert argument `{' '.join(args)[:40]}`", USAGE)
+    raise UsageError(f"unknown cert argument {checks.shown(' '.join(args))}", USAGE)
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
@@ -52,6 +53,6 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     blocks = render.blocks("cert", cert=cert, days=None if days is None else int(days),
                            backoff=backoff if backoff and backoff > now else None,
                            checked=render.when(now, "%Y-%m-%d %H:%M:%S UTC"))
-    state = "ready" if cert.ready else f"not ready ({cert.reason or 'unknown'})"
+    state = "ready" if cert.ready else f"not ready ({render.foreign(cert.reason or 'unknown', 80)})"
     expires = render.when(cert.not_after)
     return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)

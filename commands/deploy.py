@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot import actions
+from bot import args as checks
 from bot.config import Config
 from bot.errors import UsageError
 from commands import Context, Reply
@@ -28,7 +29,7 @@ class Request:
 def parse(args: Sequence[str], config: Config) -> Request:
     if len(args) != 1:
         raise UsageError("deploy takes exactly one argument, the version (e.g. `v2`)", USAGE)
-    return Request(version=actions.check_version(args[0], config, USAGE))
+    return Request(version=checks.version(args[0], config, USAGE))
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:

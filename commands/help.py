@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot import args as checks
 from bot import render
 from bot.config import Config
 from bot.errors import UsageError
@@ -34,7 +35,7 @@ def reply_for(registry: Registry, topic: str = "") -> Reply:
     if topic:
         command = registry.get(topic)
         if command is None:
-            raise UsageError(f"there is no `{topic}` command. Try `/hello help`.", USAGE)
+            raise UsageError(f"there is no {checks.shown(topic)} command. Try `/hello help`.", USAGE)
         blocks = render.blocks("help", detail={"usage": command.usage, "help": command.help}, lines="")
         return Reply(text=f"{command.usage}\n{command.help}", blocks=blocks, ephemeral=True)
     lines = "\n".join(f"`{c.usage}`  {c.summary}" for c in registry)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot import args as checks
 from bot import status as status_view
 from bot.config import RANGES, Config
 from bot.errors import UsageError
@@ -33,7 +34,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if args:
         rng = args[0].lower()
         if rng not in RANGES:
-            raise UsageError(f"unknown range `{args[0]}`: use one of {', '.join(RANGES)}", USAGE)
+            raise UsageError(f"unknown range {checks.shown(args[0])}: use one of {', '.join(RANGES)}", USAGE)
         return Request(range=rng)
     return Request()
 
