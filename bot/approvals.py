@@ -15,8 +15,11 @@ the stored requests themselves, so it holds across replicas. A running request w
 stops holding the lock after the rollout and certificate time limits have passed.
 
 Who may approve is the policy's business (:meth:`bot.policy.Policy.can_approve`); the requester may
-withdraw (reject) their own request. A click after the request expired edits the message to say
-so and changes nothing. ``/hello canary abort`` runs at once unless ``HELLO_ABORT_NEEDS_APPROVAL``.
+withdraw (reject) their own request. A decision counts only from a click on the request's own
+message (its channel and message ts), in a channel where changes may be made (HELLO_OPS_CHANNELS):
+a button's value is just the request's id, which a click from any other message could carry.
+A click after the request expired edits the message to say so and changes nothing.
+``/hello canary abort`` runs at once unless ``HELLO_ABORT_NEEDS_APPROVAL``.
 """
 
 from __future__ import annotations
@@ -284,7 +287,7 @@ class Approvals:
         container = body.get("container") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
         if action_id in ("approve", "reject"):
-            await self.decide(value, user, approve=action_id == "approve",
+            await self.decide(value, user, approve=action_id == "approve", channel=channel,
                               ts=str(container.get("message_ts") or ""))
         elif action_id in FOLLOW_UPS:
             await self.follow_up(FOLLOW_UPS[action_id], user, channel)
@@ -302,11 +305,22 @@ class Approvals:
         await self.propose(plans[kind], Invocation(user_id=user, channel_id=channel, text=f"canary {kind}"
                                                    if kind != "rollback" else "rollback"))
 
-    async def decide(self, request_id: str, user: str, *, approve: bool, ts: str = "") -> None:
-        """Approve or reject a pending request; ``ts`` is the clicked message (known before it is stored)."""
+    async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str) -> None:
+        """Approve or reject a pending request from a click on its message (``channel``, ``ts``).
+
+        A button's value is only the request's id, which any message could carry: the click must come
+        from the request's own message (its channel always; its ts once stored — right after posting
+        the ts may not be stored yet, then the clicked one is taken) and from a channel where changes
+        may be made. Anything else changes nothing and the clicker is told why.
+        """
+        self.services.policy.check_channel(channel, "decided")
         record = await self.store.get(request_id)
         if record is None:
             raise CommandError("This request is not known any more: nothing was changed.")
+        if channel != record.channel or not ts or (record.ts and ts != record.ts):
+            raise PermissionDenied(f"This click did not come from the message of request `{record.id}`: approve or "
+                                   f"reject it with the buttons on that message in <#{record.channel}>. "
+                                   "Nothing was changed.")
         record.ts = record.ts or ts
         if record.state != PENDING:
             raise CommandError(self.already_text(record))
@@ -326,6 +340,8 @@ class Approvals:
             r = records.get(request_id)
             if r is None or r.state != PENDING or r.expired(now):
                 return r, False
+            if r.ts and r.ts != ts:  # stored meanwhile, and it is another message
+                raise PermissionDenied("This click did not come from the request's message: nothing was changed.")
             r.state = RUNNING if approve else "rejected"
             r.approver, r.decided, r.token, r.ts = user, _iso(now), token, r.ts or ts
             if not approve:

@@ -1,17 +1,21 @@
-"""What an adversarial pass found (issue 12, findings 3 and 4), told as chat.
+"""What an adversarial pass found (issue 12, findings 3-5), told as chat.
 
 - Look-alike digits: a version, percentage or count with a non-ASCII digit is a usage error.
 - Text the bot did not write (a Kubernetes error, a user's argument) never becomes mrkdwn markup.
+- An Approve click counts only from the request's own message, in a channel where changes may be made.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 
-from sandbox.slack.state import Ephemeral
+from sandbox.slack.client import signed_headers
+from sandbox.slack.state import Ephemeral, Message
 
 Chat = Any
 
@@ -91,3 +95,86 @@ async def test_arguments_echoed_back_are_escaped(chat: Chat, text: str) -> None:
     shown = _everything(reply)
     assert "&lt;" in shown
     assert "<!here>" not in shown and "<!channel>" not in shown and "<https://evil" not in shown
+
+
+# ---------------------------------------------------------------- finding 5: where a click comes from
+
+
+async def _forged_click(chat: Chat, user: str, request: Any, channel: str, message: Any) -> None:
+    """A signed Approve click carrying ``request``'s id, sent from ``message`` in ``channel``.
+
+    Whoever holds the signing secret (or a Slack app misconfigured to reach the bot) can send one."""
+    sender = chat.slack.sender
+    payload, _ = sender.build_block_actions(user=user, channel="C1", message_ts=request.ts, action_id="approve")
+    payload["container"].update(channel_id=channel, message_ts=message.ts)
+    payload["channel"] = {"id": channel, "name": sender.ws.channels[channel].name}
+    payload["message"] = message.to_api()
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    async with aiohttp.ClientSession() as session, session.post(
+            chat.stack.replicas[0].url, data=body, headers=signed_headers(chat.slack.signing_secret, body)) as resp:
+        assert resp.status == 200
+
+
+def _in(channel: str) -> Any:
+    return lambda m: isinstance(m, Message) and m.channel == channel and not m.deleted and "status" in m.text
+
+
+async def test_an_approve_click_from_another_channel_changes_nothing(release: Any) -> None:
+    async with release(env={"HELLO_OPS_CHANNELS": "C1"}) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        await chat.stack.command("U3", "/hello status", channel="C2")  # a status message in #general
+        elsewhere = await chat.wait(_in("C2"))
+        await _forged_click(chat, "U2", request, "C2", elsewhere)
+        await chat.wait(lambda m: isinstance(m, Ephemeral) and m.user == "U2" and "HELLO_OPS_CHANNELS" in m.text)
+        await chat.settle()
+        assert chat.container()["image"] != chat.image("v2")
+        assert chat.button(chat.message(request.ts), "approve") is not None  # still pending
+        assert not chat.audit_events("HelloDeployApproved")
+        await chat.click("U2", request, "approve")  # the request's own message still works
+        await chat.finished(request)
+        await chat.settle()
+        assert chat.container()["image"] == chat.image("v2")
+
+
+async def test_an_approve_click_from_another_message_in_the_channel_changes_nothing(chat: Chat) -> None:
+    await chat.send("U1", "/hello deploy v2")
+    request = await chat.approval()
+    await chat.send("U3", "/hello status")
+    other = await chat.wait(_in("C1"))
+    await _forged_click(chat, "U2", request, "C1", other)
+    await chat.private("U2", "did not come from the message")
+    await chat.settle()
+    assert chat.container()["image"] != chat.image("v2")
+    assert chat.button(chat.message(request.ts), "approve") is not None
+    assert not chat.audit_events("HelloDeployApproved")
+
+
+def _forget_message_ts(chat: Chat) -> None:
+    """As right after posting, before the request's message ts is stored."""
+    cm = chat.kube.get("", "v1", "configmaps", "hello", chat.config.state_configmap)
+    data = {}
+    for key, value in cm["data"].items():
+        record = json.loads(value) if key.startswith("request.") else None
+        if record is not None:
+            record["ts"] = ""
+            value = json.dumps(record)
+        data[key] = value
+    chat.kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": cm["metadata"]["name"], "namespace": "hello"}, "data": data})
+
+
+async def test_before_the_message_ts_is_stored_only_a_click_in_the_requests_channel_counts(chat: Chat) -> None:
+    await chat.send("U1", "/hello deploy v2")
+    request = await chat.approval()
+    await chat.stack.command("U3", "/hello status", channel="C2")
+    elsewhere = await chat.wait(_in("C2"))
+    _forget_message_ts(chat)
+    await _forged_click(chat, "U2", request, "C2", elsewhere)
+    await chat.private("U2", "did not come from the message")
+    await chat.settle()
+    assert chat.container()["image"] != chat.image("v2")
+    await chat.click("U2", request, "approve")
+    await chat.finished(request)
+    await chat.settle()
+    assert chat.container()["image"] == chat.image("v2")
