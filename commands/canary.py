@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
@@ -42,11 +43,11 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if first.endswith("%"):
         if len(args) > 1:
             raise UsageError("canary <percent>% takes no further arguments", USAGE)
-        return Request(kind="shift", percent=actions.check_percent(first, USAGE))
+        return Request(kind="shift", percent=checks.percent(first, USAGE))
     if len(args) > 2:
         raise UsageError("canary takes a version and at most one percentage", USAGE)
-    version = actions.check_version(first, config, USAGE)
-    percent = actions.check_percent(args[1], USAGE) if len(args) == 2 else config.default_canary_percent
+    version = checks.version(first, config, USAGE)
+    percent = checks.percent(args[1], USAGE) if len(args) == 2 else config.default_canary_percent
     return Request(kind="set", version=version, percent=percent)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from bot.chat import render
 from bot.cluster.kube import cert_from
 from bot.cluster.retry import retry
+from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
@@ -38,7 +39,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
         return Request()
     if len(args) == 1 and args[0].lower() == "renew":
         return Request(renew=True)
-    raise UsageError(f"unknown cert argument `{' '.join(args)[:40]}`", USAGE)
+    raise UsageError(f"unknown cert argument {checks.shown(' '.join(args))}", USAGE)
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
@@ -54,6 +55,6 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     blocks = render.blocks("cert", cert=cert, days=None if days is None else int(days),
                            backoff=backoff if backoff and backoff > now else None,
                            checked=render.when(now, "%Y-%m-%d %H:%M:%S UTC"))
-    state = "ready" if cert.ready else f"not ready ({cert.reason or 'unknown'})"
+    state = "ready" if cert.ready else f"not ready ({render.foreign(cert.reason or 'unknown', 80)})"
     expires = render.when(cert.not_after)
     return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)

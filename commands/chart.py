@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import CommandError, UsageError
 from bot.observe import status as status_view
@@ -38,7 +39,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
             rng, seen_range = word, True
         else:
             raise UsageError(
-                f"`{arg}` is neither a chart ({', '.join(KINDS)}) nor a range ({', '.join(RANGES)})", USAGE
+                f"{checks.shown(arg)} is neither a chart ({', '.join(KINDS)}) nor a range ({', '.join(RANGES)})", USAGE
             )
     return Request(kind=kind, range=rng)
 

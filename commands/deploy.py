@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
@@ -28,7 +29,7 @@ class Request:
 def parse(args: Sequence[str], config: Config) -> Request:
     if len(args) != 1:
         raise UsageError("deploy takes exactly one argument, the version (e.g. `v2`)", USAGE)
-    return Request(version=actions.check_version(args[0], config, USAGE))
+    return Request(version=checks.version(args[0], config, USAGE))
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:

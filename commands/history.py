@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.chat import render
+from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from commands import Context, Reply
@@ -30,15 +31,15 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if len(args) > 1:
         raise UsageError("history takes at most one argument, how many entries to show", USAGE)
     if args:
-        if not args[0].isdigit() or not 1 <= int(args[0]) <= MOST:
-            raise UsageError(f"the count must be a whole number from 1 to {MOST}", USAGE)
-        return Request(count=int(args[0]))
+        return Request(count=checks.whole_number(args[0], low=1, high=MOST, what="count", usage=USAGE))
     return Request()
 
 
 async def run(request: Request, ctx: Context) -> Reply:
     entries = await ctx.services.audit.recent(request.count)
     blocks = render.blocks("history", entries=entries, count=request.count)
-    lines = [f"{render.when(e.at, '%Y-%m-%d %H:%M:%S')} {e.reason} {e.user}: {e.summary}" for e in entries]
+    # The entries are read back from Events, which anyone with access to the namespace can write.
+    lines = [f"{render.when(e.at, '%Y-%m-%d %H:%M:%S')} {render.foreign(e.reason, 80)} {render.foreign(e.user, 40)}: "
+             f"{render.foreign(e.summary)}" for e in entries]
     return Reply(text="Release history\n" + ("\n".join(lines) if lines else "No releases recorded yet."),
                  blocks=blocks)

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.chat import render
+from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import CommandError, UsageError
+from bot.core.text import foreign
 from bot.observe.digest import describe_age
 from bot.observe.schedule import UNREACHABLE_CHANNEL, validate_cron
 from commands import Context, Reply
@@ -53,7 +55,7 @@ def parse_channel(token: str) -> str | None:
         return token
     if token.startswith("#"):
         raise UsageError(
-            f"`{token[:80]}` cannot be resolved to a channel: pick the channel from the autocomplete "
+            f"{checks.shown(token, 80)} cannot be resolved to a channel: pick the channel from the autocomplete "
             "(type `#` and choose it) or give its id (`C…`).", USAGE)
     return None
 
@@ -74,8 +76,8 @@ def _parse_add(args: Sequence[str]) -> Request:
             continue
         found = parse_channel(token)
         if found is None:
-            raise UsageError(f"unexpected `{token[:80]}`: give a channel and/or a range ({', '.join(RANGES)})",
-                             USAGE)
+            raise UsageError(f"unexpected {checks.shown(token, 80)}: give a channel and/or a range "
+                             f"({', '.join(RANGES)})", USAGE)
         channel = found
     return Request(action="add", cron=cron, channel=channel, range=rng)
 
@@ -94,7 +96,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
         if len(rest) != 1 or not _ID.match(rest[0].lower()):
             raise UsageError("remove needs one schedule id (like `s1a2b3`, see `/hello schedule list`)", USAGE)
         return Request(action="remove", id=rest[0].lower())
-    raise UsageError(f"unknown action `{args[0][:40]}`: use add, list or remove", USAGE)
+    raise UsageError(f"unknown action {checks.shown(args[0])}: use add, list or remove", USAGE)
 
 
 async def run(request: Request, ctx: Context) -> Reply:
@@ -130,10 +132,10 @@ async def _list(ctx: Context) -> Reply:
             "id": item.entry.id, "cron": item.entry.cron, "channel": item.entry.channel, "range": item.entry.range,
             "source": "from config" if item.entry.source == "config" else f"by <@{item.entry.created_by}>"
             if item.entry.created_by else "from chat",
-            "next": render.when(item.next), "last": last, "error": state.error,
+            "next": render.when(item.next), "last": last, "error": foreign(state.error, 80),
             "invite": state.error in UNREACHABLE_CHANNEL,
         })
-        failed = f" — last post failed: {state.error}" if state.error else ""
+        failed = f" — last post failed: {foreign(state.error, 80)}" if state.error else ""
         lines.append(f"{item.entry.id} {item.entry.cron} <#{item.entry.channel}>{failed}")
     leader = ""
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
@@ -30,7 +31,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if args:
         rng = args[0].lower()
         if rng not in RANGES:
-            raise UsageError(f"unknown range `{args[0]}`: use one of {', '.join(RANGES)}", USAGE)
+            raise UsageError(f"unknown range {checks.shown(args[0])}: use one of {', '.join(RANGES)}", USAGE)
         return Request(range=rng)
     return Request()
 

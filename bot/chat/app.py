@@ -25,6 +25,7 @@ from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.core.errors import CommandError, UsageError
 from bot.core.services import Services
+from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Dispatcher:
         command = registry.get(name)
         if command is None:
             usage = "\n".join(f"{c.usage}" for c in registry)
-            return None, None, self.error_reply(f"Unknown command `{args[0][:40]}`. Commands:", usage)
+            return None, None, self.error_reply(f"Unknown command `{foreign(args[0], 40)}`. Commands:", usage)
         try:
             request = command.parse(rest, self.services.config)
         except UsageError as exc:
@@ -177,7 +178,7 @@ class Dispatcher:
                 log.warning("cannot upload %s: %s", upload.filename, exc)
                 if respond is not None:
                     try:
-                        await respond(text=f"The chart could not be uploaded: {exc.error}.",
+                        await respond(text=f"The chart could not be uploaded: {foreign(exc.error, 80)}.",
                                       response_type="ephemeral", replace_original=False)
                     except Exception:
                         log.exception("cannot tell the user that the upload failed")

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import UsageError
+from bot.core.text import foreign
 
 if TYPE_CHECKING:
     from bot.core.config import Config
@@ -136,4 +137,4 @@ def split(text: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise UsageError(f"cannot read the arguments: {exc}") from None
+        raise UsageError(f"cannot read the arguments: {foreign(exc, 80)}") from None

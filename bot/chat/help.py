@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.chat import render
 from bot.chat.contract import Registry, Reply
+from bot.core import args as checks
 from bot.core.errors import UsageError
 
 USAGE = "/hello help [command]"
@@ -14,7 +15,7 @@ def reply_for(registry: Registry, topic: str = "") -> Reply:
     if topic:
         command = registry.get(topic)
         if command is None:
-            raise UsageError(f"there is no `{topic}` command. Try `/hello help`.", USAGE)
+            raise UsageError(f"there is no {checks.shown(topic)} command. Try `/hello help`.", USAGE)
         blocks = render.blocks("help", detail={"usage": command.usage, "help": command.help}, lines="")
         return Reply(text=f"{command.usage}\n{command.help}", blocks=blocks, ephemeral=True)
     lines = "\n".join(f"`{c.usage}`  {c.summary}" for c in registry)

@@ -16,13 +16,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from slack_sdk.models.blocks import Block
 
+from bot.core.text import cut, escape, foreign
+
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_BLOCKS = 50
-
-
-def escape(text: Any) -> str:
-    """Escape the three characters Slack's mrkdwn treats as markup."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+__all__ = ["blocks", "cut", "error", "escape", "foreign", "text_block", "validate"]
 
 
 def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:

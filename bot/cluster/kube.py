@@ -25,6 +25,7 @@ from kubernetes.aio.client.exceptions import ApiException
 
 from bot.core.config import Config
 from bot.core.errors import ClusterError, Conflict, Forbidden, NotFound
+from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,11 @@ def _what(verb: str, kind: str, name: str | None) -> str:
 
 
 def translate(exc: BaseException, verb: str, kind: str, name: str | None = None) -> ClusterError:
-    """Turn a client exception into the project's error with a user-safe message."""
+    """Turn a client exception into the project's error with a user-safe message.
+
+    The message is mrkdwn like every :class:`~bot.errors.CommandError`'s: what the API server (or an
+    admission webhook) wrote is scrubbed of credentials, cut and escaped here, where it enters the bot.
+    """
     what = _what(verb, kind, name)
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
@@ -253,7 +258,7 @@ def translate(exc: BaseException, verb: str, kind: str, name: str | None = None)
 
             body = json.loads(exc.body) if exc.body else {}
             reason = str(body.get("reason") or "")
-            message = scrub(str(body.get("message") or ""))[:300]
+            message = foreign(scrub(str(body.get("message") or "")))
         except (ValueError, TypeError, AttributeError):
             pass
         if status == 404:
@@ -265,7 +270,8 @@ def translate(exc: BaseException, verb: str, kind: str, name: str | None = None)
         if status == 422:
             detail = f": {message}" if message else ""
             return ClusterError(f"Kubernetes rejected {what}{detail}", 422, reason)
-        return ClusterError(f"Kubernetes API error on {what}: HTTP {status} {exc.reason or ''}".strip(), status, reason)
+        phrase = foreign(exc.reason or "", 80)
+        return ClusterError(f"Kubernetes API error on {what}: HTTP {status} {phrase}".strip(), status, reason)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return ClusterError(f"Kubernetes API timed out on {what}")
     if isinstance(exc, aiohttp.ClientError | OSError):
@@ -394,7 +400,7 @@ class Cluster:
                 async for event in w.stream(fn, *args, self.namespace, **kwargs):
                     if event.get("type") == "ERROR":
                         raw = event.get("raw_object") or {}
-                        raise ClusterError(f"watch on {kind}/{name} ended: {raw.get('reason', 'error')}",
+                        raise ClusterError(f"watch on {kind}/{name} ended: {foreign(raw.get('reason', 'error'), 80)}",
                                            int(raw.get("code") or 0))
                     obj = event.get("raw_object") or self._dict(event.get("object"))
                     yield obj

@@ -76,11 +76,16 @@ class Policy:
                 f"Nobody may {what} yet: no deployers are configured. Set HELLO_DEPLOYERS to the Slack user ids "
                 "(U…) or user-group ids (S…) allowed to, and HELLO_APPROVERS to who may approve."
             )
-        if cfg.ops_channels and channel not in cfg.ops_channels:
-            allowed = ", ".join(f"<#{c}>" for c in cfg.ops_channels)
-            raise PermissionDenied(f"Changes can only be requested in {allowed} (HELLO_OPS_CHANNELS).")
+        self.check_channel(channel)
         if not await self._in(user, cfg.deployers):
             raise PermissionDenied(f"<@{user}> is not a deployer, so cannot {what} (HELLO_DEPLOYERS).")
+
+    def check_channel(self, channel: str, what: str = "requested") -> None:
+        """Raise :class:`PermissionDenied` unless changes may be ``what`` in ``channel`` (HELLO_OPS_CHANNELS)."""
+        cfg = self.config
+        if cfg.ops_channels and channel not in cfg.ops_channels:
+            allowed = ", ".join(f"<#{c}>" for c in cfg.ops_channels)
+            raise PermissionDenied(f"Changes can only be {what} in {allowed} (HELLO_OPS_CHANNELS).")
 
     async def can_approve(self, user: str, requester: str) -> tuple[bool, str]:
         """Whether ``user`` may approve a request made by ``requester``, and why not."""

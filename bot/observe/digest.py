@@ -38,8 +38,8 @@ class Change:
     def line(self) -> str:
         lowered = f"{self.reason} {self.message}".lower()
         icon = next((i for key, i in ICONS if key in lowered), ":memo:")
-        text = render.escape(self.message)[:280]
-        return f"{icon} `{render.when(self.at, '%m-%d %H:%M')}` *{render.escape(self.reason)}* {text}"
+        text = render.foreign(self.message, 280)  # cut before escaping: no entity is cut in half
+        return f"{icon} `{render.when(self.at, '%m-%d %H:%M')}` *{render.foreign(self.reason, 80)}* {text}"
 
 
 @dataclass

@@ -49,7 +49,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def duration_seconds(text: str) -> int:
     """``"15m"`` -> 900. Accepts a single Prometheus-style unit (s, m, h, d, w)."""
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    match = re.fullmatch(r"([0-9]+)([smhdw])", text.strip(), re.ASCII)
     if not match:
         raise ValueError(f"not a duration: {text!r}")
     return int(match.group(1)) * _UNITS[match.group(2)]
@@ -235,7 +235,7 @@ def _reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | requests.Timeout):
         return f"timed out after {timeout:g} s"
     if isinstance(exc, PrometheusApiClientException):
-        match = re.search(r"HTTP Status Code (\d+)", str(exc))
+        match = re.search(r"HTTP Status Code ([0-9]+)", str(exc), re.ASCII)
         status = int(match.group(1)) if match else 0
         if status in (400, 422):
             return "bad query"

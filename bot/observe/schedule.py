@@ -31,6 +31,7 @@ from croniter import CroniterBadDateError, croniter
 from bot.cluster.kube import parse_time
 from bot.cluster.leader import LeaderElector, default_identity
 from bot.core.errors import CommandError, Conflict, UsageError
+from bot.core.text import foreign
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -65,27 +66,31 @@ def validate_cron(expr: str) -> str:
     text = " ".join(expr.split())
     if not text:
         raise UsageError("the cron expression is empty")
+    shown = foreign(text, 80)
+    if not text.isascii():
+        raise UsageError(f"`{shown}` is not a cron expression: its fields are ASCII digits, `*`, `,`, `-` and `/`")
     if text.startswith("@"):
         if text.lower() not in ALIASES:
-            raise UsageError(f"unknown cron alias `{text}`: use one of {', '.join(ALIASES)}")
+            raise UsageError(f"unknown cron alias `{shown}`: use one of {', '.join(ALIASES)}")
         return text.lower()
     parts = text.split(" ")
     if len(parts) != 5:
         raise UsageError(
             f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
-            f"`{text}` has {len(parts)}"
+            f"`{shown}` has {len(parts)}"
         )
     for index, (name, allowed) in enumerate(FIELDS):
         probe = ["*"] * 5
         probe[index] = parts[index]
         if not croniter.is_valid(" ".join(probe)):
-            raise UsageError(f"invalid {name} field `{parts[index]}` in `{text}`: allowed values are {allowed}")
+            raise UsageError(f"invalid {name} field `{foreign(parts[index], 40)}` in `{shown}`: "
+                             f"allowed values are {allowed}")
     if not croniter.is_valid(text):
-        raise UsageError(f"`{text}` is not a valid cron expression")
+        raise UsageError(f"`{shown}` is not a valid cron expression")
     try:
         croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
     except CroniterBadDateError:
-        raise UsageError(f"`{text}` never fires: no date matches its day of month and month") from None
+        raise UsageError(f"`{shown}` never fires: no date matches its day of month and month") from None
     return text
 
 

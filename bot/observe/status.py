@@ -12,6 +12,7 @@ from bot.chat import render
 from bot.chat.contract import Upload
 from bot.cluster.kube import ReleaseState
 from bot.core.errors import ClusterError, DependencyUnavailable
+from bot.core.text import foreign
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -45,7 +46,8 @@ def assess(state: ReleaseState, now: datetime) -> list[str]:
             continue
         if track.stuck:
             cond = track.condition("Progressing")
-            out.append(f"{track.name} rollout is stuck: {cond.message if cond else 'ProgressDeadlineExceeded'}")
+            why = foreign(cond.message) if cond else "ProgressDeadlineExceeded"
+            out.append(f"{track.name} rollout is stuck: {why}")
         elif track.desired and track.ready < track.desired and track.name == "stable":
             out.append(f"stable has {track.ready}/{track.desired} pods ready")
     cert = state.certificate
@@ -54,7 +56,8 @@ def assess(state: ReleaseState, now: datetime) -> list[str]:
         if days is not None and days < CERT_WARN_DAYS:
             out.append(f"certificate {cert.name} expires in {max(days, 0):.0f} days ({render.when(cert.not_after)})")
         if not cert.ready:
-            out.append(f"certificate {cert.name} is not ready: {cert.reason or 'unknown'} {cert.message}".strip())
+            out.append(f"certificate {cert.name} is not ready: {foreign(cert.reason or 'unknown', 80)} "
+                       f"{foreign(cert.message)}".strip())
     sw = state.stable_route.weight if state.stable_route else None
     cw = state.canary_route.weight if state.canary_route else None
     if sw is not None and cw is not None and sw + cw != 100:
@@ -133,7 +136,7 @@ def view(data: StatusData, config: Any) -> dict:
                 share = f"{weight or 0}% of traffic"
             tracks.append({
                 "name": track.name,
-                "version": track.version or "?",
+                "version": foreign(track.version or "?", 80),
                 "ready": track.ready,
                 "desired": track.desired,
                 "share": share,
@@ -155,7 +158,7 @@ def view(data: StatusData, config: Any) -> dict:
     if snap is not None and getattr(snap, "has_traffic", False):
         for s in snap.latest:
             versions.append({
-                "version": s.version,
+                "version": foreign(s.version, 80),
                 "rate": f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
                 "success": render.percent(s.success_ratio, 2),
                 "p99": f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a",
@@ -169,7 +172,8 @@ def view(data: StatusData, config: Any) -> dict:
         "tracks": tracks,
         "cert": cert,
         "warnings": data.warnings[:10],
-        "events": [f"{e.reason} {e.object}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
+        "events": [f"{foreign(e.reason, 80)} {foreign(e.object, 120)}: {foreign(e.message)}"
+                   + (f" (x{e.count})" if e.count > 1 else "")
                    for e in (state.warnings if state is not None else ())][:5],
         "metrics_error": data.metrics_error,
         "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
@@ -188,9 +192,9 @@ def summary_text(data: StatusData) -> str:
         return f"helloworld status: cluster unavailable ({data.cluster_error})"
     parts = []
     if state.stable:
-        parts.append(f"stable {state.stable.version} {state.stable.ready}/{state.stable.desired} ready")
+        parts.append(f"stable {foreign(state.stable.version, 80)} {state.stable.ready}/{state.stable.desired} ready")
     if state.canary:
-        parts.append(f"canary {state.canary.version} at {canary_weight(state)}%")
+        parts.append(f"canary {foreign(state.canary.version, 80)} at {canary_weight(state)}%")
     if data.warnings:
         parts.append(f"{len(data.warnings)} warning(s)")
     return "helloworld status: " + ", ".join(parts)

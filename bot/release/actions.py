@@ -17,6 +17,7 @@ from bot.cluster.kube import Cluster, cert_from, image_version, route_from, trac
 from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import CommandError
+from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def backoff_until(cert: Any) -> datetime | None:
 async def plan_renew(cluster: Cluster, config: Config) -> Change:
     cert = cert_from(await retry(cluster.get_certificate))
     if cert.issuing is not None and cert.issuing.status == "True":
-        raise CommandError(f"Certificate `{cert.name}` is already being issued ({cert.issuing.reason}): "
+        raise CommandError(f"Certificate `{cert.name}` is already being issued ({foreign(cert.issuing.reason, 80)}): "
                            "wait for it to finish.")
     expires = cert.not_after.strftime("%Y-%m-%d %H:%M UTC") if cert.not_after else "unknown"
     details = [f"set condition Issuing=True (ManuallyTriggered), as `cmctl renew` does; expires now {expires}"]
@@ -239,33 +240,3 @@ async def plan_renew(cluster: Cluster, config: Config) -> Change:
                 "last_failure": cert.last_failure.isoformat() if cert.last_failure else ""},
         target=target(CERTIFICATE, cert.name),
     )
-
-
-# ---------------------------------------------------------------- argument checks shared by the commands
-
-
-def check_version(text: str, config: Config, usage: str) -> str:
-    """The version as typed, if it matches ``HELLO_VERSION_PATTERN``; else a :class:`UsageError` saying why."""
-    import re
-
-    from bot.core.errors import UsageError
-
-    if not re.fullmatch(config.version_pattern, text):
-        raise UsageError(f"`{text[:40]}` is not a version I can deploy: versions look like `v2` or `v2.1.0-rc1` "
-                         f"(pattern `{config.version_pattern}`).", usage)
-    return text
-
-
-def check_percent(text: str, usage: str) -> int:
-    """``10%`` -> 10; anything else, or outside 0-100, is a :class:`UsageError`."""
-    import re
-
-    from bot.core.errors import UsageError
-
-    match = re.fullmatch(r"(\d{1,4})%", text)
-    if not match:
-        raise UsageError(f"`{text[:40]}` is not a percentage: write it like `10%`.", usage)
-    value = int(match.group(1))
-    if not 0 <= value <= 100:
-        raise UsageError(f"{value}% is not a traffic share: use 0% to 100%.", usage)
-    return value

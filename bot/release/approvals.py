@@ -15,8 +15,11 @@ the stored requests themselves, so it holds across replicas. A running request w
 stops holding the lock after the rollout and certificate time limits have passed.
 
 Who may approve is the policy's business (:meth:`bot.policy.Policy.can_approve`); the requester may
-withdraw (reject) their own request. A click after the request expired edits the message to say
-so and changes nothing. ``/hello canary abort`` runs at once unless ``HELLO_ABORT_NEEDS_APPROVAL``.
+withdraw (reject) their own request. A decision counts only from a click on the request's own
+message (its channel and message ts), in a channel where changes may be made (HELLO_OPS_CHANNELS):
+a button's value is just the request's id, which a click from any other message could carry.
+A click after the request expired edits the message to say so and changes nothing.
+``/hello canary abort`` runs at once unless ``HELLO_ABORT_NEEDS_APPROVAL``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.errors import CommandError, PermissionDenied
+from bot.core.text import foreign
 from bot.release import actions
 from bot.release.actions import Change
 from bot.release.plan import Outcome, Release, StepState, steps_for
@@ -102,7 +106,7 @@ class Record:
         return self.state == PENDING and now >= _parse(self.expires)
 
     def what(self) -> str:
-        return f"*{self.change.label}* {self.change.summary}"
+        return f"*{self.change.label}* {render.escape(self.change.summary)}"
 
 
 class RequestStore:
@@ -220,7 +224,7 @@ class Approvals:
                 text, blocks = self.progress_view(self._preview(record, invocation.user_id), None)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
         except Exception as exc:
-            error = exc.error if isinstance(exc, SlackError) else type(exc).__name__
+            error = foreign(exc.error, 80) if isinstance(exc, SlackError) else type(exc).__name__
             if not isinstance(exc, SlackError):
                 log.exception("posting request %s failed", record.id)
             await self._finish(record, "cancelled", f"the request could not be posted ({error})")
@@ -276,7 +280,7 @@ class Approvals:
         container = body.get("container") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
         if action_id in ("approve", "reject"):
-            await self.decide(value, user, approve=action_id == "approve",
+            await self.decide(value, user, approve=action_id == "approve", channel=channel,
                               ts=str(container.get("message_ts") or ""))
         elif action_id in FOLLOW_UPS:
             await self.follow_up(FOLLOW_UPS[action_id], user, channel)
@@ -294,11 +298,22 @@ class Approvals:
         await self.propose(plans[kind], Invocation(user_id=user, channel_id=channel, text=f"canary {kind}"
                                                    if kind != "rollback" else "rollback"))
 
-    async def decide(self, request_id: str, user: str, *, approve: bool, ts: str = "") -> None:
-        """Approve or reject a pending request; ``ts`` is the clicked message (known before it is stored)."""
+    async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str) -> None:
+        """Approve or reject a pending request from a click on its message (``channel``, ``ts``).
+
+        A button's value is only the request's id, which any message could carry: the click must come
+        from the request's own message (its channel always; its ts once stored — right after posting
+        the ts may not be stored yet, then the clicked one is taken) and from a channel where changes
+        may be made. Anything else changes nothing and the clicker is told why.
+        """
+        self.services.policy.check_channel(channel, "decided")
         record = await self.store.get(request_id)
         if record is None:
             raise CommandError("This request is not known any more: nothing was changed.")
+        if channel != record.channel or not ts or (record.ts and ts != record.ts):
+            raise PermissionDenied(f"This click did not come from the message of request `{record.id}`: approve or "
+                                   f"reject it with the buttons on that message in <#{record.channel}>. "
+                                   "Nothing was changed.")
         record.ts = record.ts or ts
         if record.state != PENDING:
             raise CommandError(self.already_text(record))
@@ -318,6 +333,8 @@ class Approvals:
             r = records.get(request_id)
             if r is None or r.state != PENDING or r.expired(now):
                 return r, False
+            if r.ts and r.ts != ts:  # stored meanwhile, and it is another message
+                raise PermissionDenied("This click did not come from the request's message: nothing was changed.")
             r.state = RUNNING if approve else "rejected"
             r.approver, r.decided, r.token, r.ts = user, _iso(now), token, r.ts or ts
             if not approve:
@@ -467,7 +484,8 @@ class Approvals:
                        "nothing was changed",
             "cancelled": f":x: Cancelled: {record.headline}",
         }.get(record.state, record.state)
-        text = f"{record.change.label} requested by <@{record.requester}>: {record.change.summary} — {state_line}"
+        text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
+                f" — {state_line}")
         plan = [step.title for step in steps_for(record.change.action, record.change.params, self.config)]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
                                pending=record.state == PENDING, plan=plan)
@@ -495,8 +513,8 @@ class Approvals:
         if outcome is None:
             headline = "Running…"
         else:
-            headline = (":white_check_mark: " if outcome.ok else ":x: ") + outcome.headline
-        text = f"{release.label}: {release.summary} — {headline}"
+            headline = (":white_check_mark: " if outcome.ok else ":x: ") + render.escape(outcome.headline)
+        text = f"{release.label}: {render.escape(release.summary)} — {headline}"
         if problem and outcome is None:
             steps.append(f":warning: {render.escape(problem)}")
         blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps,

@@ -86,7 +86,11 @@ class Step:
 
 @dataclass
 class Outcome:
-    """How a release ended, for its message, the audit trail and the follow-up buttons."""
+    """How a release ended, for its message, the audit trail and the follow-up buttons.
+
+    ``headline`` and ``details`` are mrkdwn without mentions or links: rendering escapes them again
+    (idempotently); text from the cluster in them went through :func:`bot.core.text.foreign`.
+    """
 
     ok: bool
     headline: str

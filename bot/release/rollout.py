@@ -22,6 +22,7 @@ from bot.chat.messenger import Messenger, SlackError
 from bot.cluster.kube import Cluster, image_version
 from bot.cluster.retry import retry
 from bot.core.errors import ClusterError, NotFound
+from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class RolloutResult:
     status: RolloutStatus
     reason: str = ""  # why it failed: the Deployment's condition, a stall or a timeout
     warnings: list[str] = field(default_factory=list)  # recent Warning events of its new pods
+    # ``reason`` and ``warnings`` are mrkdwn: what the cluster wrote is escaped (bot.text.foreign) here.
 
 
 OnChange = Callable[[RolloutStatus], Awaitable[None]]
@@ -110,7 +112,8 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
         if current.done:
             return RolloutResult(True, current)
         if current.stuck:
-            return await _failed(cluster, current, f"{current.stuck_reason}: {current.stuck_message}".strip(": "))
+            why = f"{foreign(current.stuck_reason, 80)}: {foreign(current.stuck_message)}".strip(": ")
+            return await _failed(cluster, current, why)
         now = clock()
         if now >= deadline:
             return await _failed(cluster, current, f"not rolled out after {int(timeout)}s")
@@ -167,7 +170,7 @@ async def pod_warnings(cluster: Cluster, deployment: str, limit: int = 3) -> lis
     out: list[str] = []
     for event in events:
         if event.object.startswith(prefix):
-            line = f"{event.reason}: {event.message}"
+            line = f"{foreign(event.reason, 80)}: {foreign(event.message)}"
             if line not in out:
                 out.append(line)
         if len(out) >= limit:

@@ -22,6 +22,7 @@ from bot.cluster.kube import Cluster, cert_from, parse_time, route_from, track_f
 from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import ClusterError, NotFound
+from bot.core.text import foreign
 from bot.release import rollout
 from bot.release.actions import backoff_until
 from bot.release.plan import Outcome, Release, Step, StepKind, StepState, parse_iso
@@ -142,7 +143,7 @@ async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Call
     state = cert_from(latest)
     return StepResult(False, f"`{state.name}` was not re-issued within {config.cert_timeout_seconds}s "
                       f"(revision still {state.revision})",
-                      details=[f"Ready: {state.reason or 'unknown'} {state.message}".strip()],
+                      details=[f"Ready: {foreign(state.reason or 'unknown', 80)} {foreign(state.message)}".strip()],
                       facts={"revision": state.revision})
 
 
@@ -160,7 +161,7 @@ def renewal_verdict(step: Step, obj: dict) -> StepResult | None:
     if issuing and issuing.get("status") == "False" and failed_at is not None \
             and (before is None or failed_at > before or state.failed_attempts > step.failed_attempts):
         retry_at = backoff_until(state)
-        details = [f"cert-manager: {issuing.get('reason', '')}: {issuing.get('message', '')}",
+        details = [f"cert-manager: {foreign(issuing.get('reason', ''), 80)}: {foreign(issuing.get('message', ''))}",
                    f"failed attempts in a row: {state.failed_attempts}, last at "
                    f"{failed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
         if retry_at is not None:

@@ -35,7 +35,8 @@ def test_errors_become_project_errors_without_secrets() -> None:
     assert str(err) == "the bot is not allowed to patch deployments/a (403 Forbidden)"
     invalid = translate(api_error(422, "weight must be <= 100, auth Bearer sekret", "Invalid"), "patch",
                         "mappings", "m")
-    assert "weight must be <= 100" in str(invalid) and "sekret" not in str(invalid)
+    # The server's text is kept, scrubbed, and escaped for mrkdwn (CommandError messages are mrkdwn).
+    assert "weight must be &lt;= 100" in str(invalid) and "sekret" not in str(invalid)
     assert "unreachable" in str(translate(ConnectionRefusedError(), "get", "deployments", "a"))
 
 

@@ -32,6 +32,19 @@ async def rolled_out(stack: Stack, name: str = "helloworld", timeout: float = 20
         await asyncio.sleep(0.05)
 
 
+async def certified(stack: Stack, name: str = "helloworld-tls", timeout: float = 20) -> None:
+    """Wait until the emulated cert-manager has issued the Certificate (Ready=True)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        cert = stack.kube.get(*CERTS, "hello", name) or {}
+        conditions = (cert.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            return
+        assert loop.time() < deadline, f"{name} was never issued"
+        await asyncio.sleep(0.05)
+
+
 async def ask_status(stack: Stack, user: str = "U3") -> tuple[Message, str]:
     await rolled_out(stack)
     before = len(stack.slack.messages("C1"))
@@ -45,6 +58,7 @@ async def ask_status(stack: Stack, user: str = "U3") -> tuple[Message, str]:
 
 async def test_status_shows_tracks_weight_and_certificate() -> None:
     async with Stack() as stack:
+        await certified(stack)  # no warning about a certificate still being issued
         message, blocks = await ask_status(stack)
         assert message.text == "helloworld status: stable v1 2/2 ready, canary v1 at 0%"
         assert "*Stable*  `v1`\\n2/2 ready" in blocks

@@ -132,7 +132,8 @@ class Cluster:
 
     def finished(self, ts: str) -> Message | None:
         message = next((m for m in self.slack.messages("C1") if m.ts == ts), None)
-        return message if message is not None and "Finished ·" in json.dumps(message.blocks, ensure_ascii=False) else None
+        done = message is not None and "Finished ·" in json.dumps(message.blocks, ensure_ascii=False)
+        return message if done else None
 
     def audit(self, reason: str) -> list[dict]:
         return [e for e in self.kube.list("", "v1", "events", NS) if e.get("reason") == reason]
@@ -191,7 +192,7 @@ async def test_killing_the_driver_mid_rollout_the_other_replica_finishes_the_dep
         assert "runs `v2`" in final.text and ":white_check_mark:" in json.dumps(final.blocks)
         deploy = stage.kube.get("apps", "v1", "deployments", NS, "helloworld")
         assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"  # set once
-        assert len(stage.audit("HelloDeploySucceeded")) == 1
+        assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloDeploySucceeded"))) == 1
         bot_messages = [m for m in stage.slack.messages("C1") if m.user == "UBOT" and not m.thread_ts]
         assert [m.ts for m in bot_messages] == [request.ts]  # no second message
         release = stage.release(rid)
@@ -213,7 +214,7 @@ async def test_killing_the_driver_during_a_weight_change(tmp_path: Path) -> None
         assert "gets 20% of the traffic" in final.text
         assert stage.kube.get("getambassador.io", "v3alpha1", "mappings", NS, "helloworld-canary")["spec"]["weight"] \
             == 20
-        assert len(stage.audit("HelloCanarySucceeded")) == 1
+        assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloCanarySucceeded"))) == 1
 
 
 async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) -> None:
@@ -231,7 +232,7 @@ async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) 
         assert "re-issued" in final.text
         cert = stage.kube.get("cert-manager.io", "v1", "certificates", NS, "helloworld-tls")
         assert int(cert["status"]["revision"]) == revision + 1  # issued once
-        assert len(stage.audit("HelloCertRenewSucceeded")) == 1
+        assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloCertRenewSucceeded"))) == 1
 
 
 async def test_a_lone_replica_killed_and_started_again_resumes_its_release(tmp_path: Path) -> None:
@@ -245,4 +246,4 @@ async def test_a_lone_replica_killed_and_started_again_resumes_its_release(tmp_p
         await stage.start("bot-a")  # the same pod name, as after a container restart
         final = await stage.until("the same message reports the end", lambda: stage.finished(request.ts), 60)
         assert "runs `v2`" in final.text
-        assert len(stage.audit("HelloDeploySucceeded")) == 1
+        assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloDeploySucceeded"))) == 1

@@ -40,6 +40,9 @@ async def attach(services: Services, clock: SimClock, **options: Any) -> Schedul
     """Give a replica a scheduler on the simulated clock (replacing one the wiring may have made)."""
     if services.schedules is not None:
         await services.schedules.stop()
+    # the simulated clock drives the Lease here: the release engine (real time) must not step it too
+    await services.releases.stop()
+    services.leader = None
     scheduler = Scheduler(services, clock=clock, sleep=clock.sleep, **options)
     services.schedules = scheduler
     return scheduler

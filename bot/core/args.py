@@ -1,0 +1,62 @@
+"""Argument checks shared by the sub-commands: every version, percentage and count is parsed here.
+
+Versions, percentages, ids and counts are ASCII only. Python's ``\\d`` and ``str.isdigit()`` accept
+any Unicode digit (a full-width ``２``, a superscript ``²``), which reads like an ASCII digit to an
+approver and which ``int()`` may or may not accept; so nothing here uses them: every pattern is
+compiled with ``re.ASCII``, and text with any non-ASCII character is refused before it is matched.
+Anything that does not parse is a :class:`UsageError` for the person who typed it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.core.text import foreign
+
+_WHOLE = re.compile(r"[0-9]{1,6}", re.ASCII)
+_PERCENT = re.compile(r"([0-9]{1,4})%", re.ASCII)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.ASCII)
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """An argument echoed back in a reply: cut, escaped for mrkdwn, in a code span."""
+    return f"`{foreign(text, limit)}`"
+
+
+def whole_number(text: str, *, low: int, high: int, what: str, usage: str) -> int:
+    """``"12"`` -> 12 when ``low <= 12 <= high``; anything else (``12.0``, ``²``, ``１２``) is a usage error."""
+    if not text.isascii() or not _WHOLE.fullmatch(text):
+        raise UsageError(f"{shown(text)} is not a {what}: write a whole number from {low} to {high}.", usage)
+    value = int(text)
+    if not low <= value <= high:
+        raise UsageError(f"{value} is out of range: the {what} is a whole number from {low} to {high}.", usage)
+    return value
+
+
+def percent(text: str, usage: str) -> int:
+    """``10%`` -> 10; anything else, or outside 0-100, is a :class:`UsageError`."""
+    match = _PERCENT.fullmatch(text) if text.isascii() else None
+    if not match:
+        raise UsageError(f"{shown(text)} is not a percentage: write it like `10%`.", usage)
+    value = int(match.group(1))
+    if not 0 <= value <= 100:
+        raise UsageError(f"{value}% is not a traffic share: use 0% to 100%.", usage)
+    return value
+
+
+def version(text: str, config: Config, usage: str) -> str:
+    """The version as typed, if it is ASCII and matches ``HELLO_VERSION_PATTERN`` (matched with ``re.ASCII``)."""
+    if not text.isascii():
+        raise UsageError(f"{shown(text)} is not a version I can deploy: versions are ASCII only "
+                         "(a look-alike digit or letter is not accepted).", usage)
+    if not _compiled(config.version_pattern).fullmatch(text):
+        raise UsageError(f"{shown(text)} is not a version I can deploy: versions look like `v2` or `v2.1.0-rc1` "
+                         f"(pattern `{foreign(config.version_pattern, 120)}`).", usage)
+    return text
