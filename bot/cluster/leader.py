@@ -72,6 +72,11 @@ class LeaderElector:
     def renew_deadline(self) -> float:
         return self.lease_seconds * 2 / 3
 
+    @property
+    def problem(self) -> str:
+        """Why this candidate cannot renew or acquire the Lease ("" when it can)."""
+        return f"cannot reach the cluster to renew the leader Lease ({self._last_error})" if self._last_error else ""
+
     def is_leader(self, now: datetime) -> bool:
         """Whether this candidate holds the Lease and is still within its renew deadline."""
         return self._leading_until is not None and now < self._leading_until
@@ -104,6 +109,7 @@ class LeaderElector:
         return renewed + timedelta(seconds=duration) < now
 
     def _won(self, lease: dict, now: datetime) -> bool:
+        self._last_error = ""
         if self._leading_until is None or now >= self._leading_until:
             self.leading_since = now
         self.holder = self.identity

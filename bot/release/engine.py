@@ -66,6 +66,7 @@ class Engine:
         self.edit_interval = edit_interval
         self.clock = clock or (lambda: datetime.now(UTC))
         self._drivers: dict[str, asyncio.Task] = {}
+        self._shown: dict[str, _Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
@@ -109,7 +110,7 @@ class Engine:
                 if await self.elector.step(self.clock()):
                     await self.reconcile()
                 else:
-                    await self._drop_all()
+                    await self._drop_all(self.elector.problem)
             except asyncio.CancelledError:
                 raise
             except ClusterError as exc:
@@ -120,9 +121,18 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
 
-    async def _drop_all(self) -> None:
+    async def _drop_all(self, why: str = "") -> None:
+        """Stop driving (this replica no longer leads). With ``why``, each release's message says it waits."""
         tasks = list(self._drivers.values())
         self._drivers.clear()
+        shown = list(self._shown.values())
+        self._shown.clear()
+        if why:
+            for driver in shown:
+                driver.release.problem = why
+                driver.release.problem_since = now_iso(self.clock() - timedelta(seconds=PROBLEM_AFTER))
+                with contextlib.suppress(Exception):
+                    await driver.show()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -175,6 +185,7 @@ class Engine:
         release = await self.load(record.id) or self.new_release(record)
         release.ts = release.ts or record.ts
         driver = _Driver(self, record, release)
+        self._shown[record.id] = driver
         await driver.save(claim=True)
         beat = asyncio.create_task(driver.heartbeat())
         try:
@@ -258,7 +269,8 @@ class _Driver:
                 except ClusterError as exc:
                     if not transient(exc):
                         raise
-                    self._problem(f"cannot store the release's progress ({exc})")
+                    self._problem(f"cannot reach the cluster to store the release's progress ({exc})")
+                    await self.show()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 3.0)
 
@@ -346,8 +358,6 @@ class _Driver:
                 await self.show()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
-                with contextlib.suppress(Lost):
-                    await self.save()
             except Exception:
                 ref = uuid.uuid4().hex[:8]
                 log.exception("release %s: step %s failed (reference %s)", release.id, step.kind, ref)

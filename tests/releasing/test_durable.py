@@ -247,3 +247,22 @@ async def test_a_lone_replica_killed_and_started_again_resumes_its_release(tmp_p
         final = await stage.until("the same message reports the end", lambda: stage.finished(request.ts), 60)
         assert "runs `v2`" in final.text
         assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloDeploySucceeded"))) == 1
+
+
+async def test_the_kubernetes_api_failing_for_20_seconds_mid_release_the_release_resumes(release: Any) -> None:
+    async with release(env={"HELLO_CLUSTER_PATIENCE": "120"}, kube={"pod_ready_seconds": 1.0}) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        await chat.click("U2", request, "approve")
+        await chat.wait(lambda m: m.ts == request.ts and "approved by" in json.dumps(m.blocks)
+                        and ":hourglass_flowing_sand: Rolling out" in json.dumps(m.blocks, ensure_ascii=False), 20)
+        chat.kube.add_fault(status=503, count=None, message="etcdserver: leader changed")
+        await asyncio.sleep(20)  # the outage itself: the API answers 503 to everything for 20 s
+        said = chat.message(request.ts)
+        assert "Finished ·" not in json.dumps(said.blocks, ensure_ascii=False)  # no success it did not see
+        assert "cannot reach the cluster" in json.dumps(said.blocks), [json.dumps(e)[:300] for e in said.edits][-3:]
+        chat.kube.clear_faults()
+        final = await chat.finished(request, timeout=60)
+        assert "runs `v2`" in final.text
+        await chat.settle()
+        assert len(chat.audit_events("HelloDeploySucceeded")) == 1
