@@ -14,6 +14,7 @@ from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from commands import Context, Reply
+from commands.release import running_section
 
 NAME = "history"
 USAGE = "/hello history [<count>]"
@@ -38,6 +39,9 @@ def parse(args: Sequence[str], config: Config) -> Request:
 async def run(request: Request, ctx: Context) -> Reply:
     entries = await ctx.services.audit.recent(request.count)
     blocks = render.blocks("history", entries=entries, count=request.count)
+    running = await running_section(ctx)
+    if running:
+        blocks = render.validate([blocks[0], *running, *blocks[1:]])
     # The entries are read back from Events, which anyone with access to the namespace can write.
     lines = [f"{render.when(e.at, '%Y-%m-%d %H:%M:%S')} {render.foreign(e.reason, 80)} {render.foreign(e.user, 40)}: "
              f"{render.foreign(e.summary)}" for e in entries]

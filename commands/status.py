@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.chat import render
 from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
 from commands import Context, Reply
+from commands.release import running_section
 
 NAME = "status"
 USAGE = "/hello status [15m|1h|6h|24h|7d]"
@@ -39,7 +41,11 @@ def parse(args: Sequence[str], config: Config) -> Request:
 async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
     data = await status_view.gather(services, request.range)
-    reply = Reply(text=status_view.summary_text(data), blocks=status_view.blocks(data, ctx.config))
+    blocks = status_view.blocks(data, ctx.config)
+    running = await running_section(ctx)
+    if running:
+        blocks = render.validate([*blocks[:-1], *running, blocks[-1]])
+    reply = Reply(text=status_view.summary_text(data), blocks=blocks)
     if data.snapshot is not None and getattr(data.snapshot, "has_traffic", False):
         reply.followup = lambda: status_view.chart_uploads(services, data)
     return reply

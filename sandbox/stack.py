@@ -72,6 +72,7 @@ class Stack:
         kube: KubeEmulator | None = None,
         schedules: bool = False,
         engine_interval: float = 0.2,
+        engine: bool = True,
     ) -> None:
         self.env_overrides = dict(env or {})
         self.rbac = rbac
@@ -84,6 +85,7 @@ class Stack:
         self.host = host
         self.run_schedules = schedules
         self.engine_interval = engine_interval
+        self.run_engine = engine
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.kube: KubeEmulator = kube  # type: ignore[assignment]
@@ -152,7 +154,8 @@ class Stack:
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
         server = await start_in_loop(app, self.host, 0)
         services.releases.interval = self.engine_interval
-        await services.releases.start()
+        if self.run_engine:
+            await services.releases.start()
         if self.run_schedules:
             await services.approvals.start()
             if services.schedules is not None:

@@ -97,8 +97,3 @@ class Policy:
         if user == requester and not cfg.self_approval:
             return False, "You cannot approve your own request (HELLO_SELF_APPROVAL is off)."
         return True, ""
-
-    async def check_approve(self, user: str, requester: str) -> None:
-        ok, why = await self.can_approve(user, requester)
-        if not ok:
-            raise PermissionDenied(why)

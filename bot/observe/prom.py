@@ -371,5 +371,3 @@ class Prometheus:
             latest=latest, expressions=exprs,
         )
 
-
-PromService = Prometheus

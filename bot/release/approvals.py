@@ -40,7 +40,6 @@ from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.errors import CommandError, PermissionDenied
 from bot.core.text import foreign
-from bot.release import actions
 from bot.release.actions import Change
 from bot.release.plan import Outcome, Release, StepState, steps_for
 from bot.release.rollout import RolloutStatus
@@ -60,6 +59,7 @@ FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled", SUPERSEDE
 UNPOSTED_GRACE = 30.0
 # Buttons under a finished change: they start a new request (or run abort at once, per the policy).
 FOLLOW_UPS = {"release_rollback": "rollback", "release_promote": "promote", "release_abort": "abort"}
+FOLLOW_UP_TEXT = {"rollback": "rollback", "promote": "canary promote", "abort": "canary abort"}  # as typed
 BUTTONS = {
     "rollback": {"action_id": "release_rollback", "text": "Roll back", "style": "danger"},
     "promote": {"action_id": "release_promote", "text": "Promote", "style": "primary"},
@@ -288,15 +288,18 @@ class Approvals:
             raise CommandError("This button is not handled by this bot.")
 
     async def follow_up(self, kind: str, user: str, channel: str) -> None:
-        from bot.chat.contract import Invocation
+        """A button under a finished change: the same path as typing the command (parse, policy, plan, approval)."""
+        from bot.chat.contract import Context, Invocation
 
+        text = FOLLOW_UP_TEXT[kind]
+        name, *words = text.split()
+        command = self.services.registry.get(name)
+        if command is None:
+            raise CommandError(f"`/hello {name}` is not available in this bot.")
+        request = command.parse(words, self.config)
         await self.services.policy.check_change(user, channel, f"ask for a {kind}")
-        cfg = self.config
-        plans = {"rollback": lambda c: actions.plan_rollback(c, cfg),
-                 "promote": lambda c: actions.plan_promote(c, cfg),
-                 "abort": lambda c: actions.plan_abort(c, cfg)}
-        await self.propose(plans[kind], Invocation(user_id=user, channel_id=channel, text=f"canary {kind}"
-                                                   if kind != "rollback" else "rollback"))
+        invocation = Invocation(user_id=user, channel_id=channel, text=text)
+        await command.run(request, Context(invocation=invocation, services=self.services))
 
     async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str) -> None:
         """Approve or reject a pending request from a click on its message (``channel``, ``ts``).

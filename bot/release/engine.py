@@ -196,6 +196,17 @@ class Engine:
                 await beat
         return release
 
+    async def open_releases(self) -> list[Release]:
+        """The releases running now (those not begun yet as planned), oldest first."""
+        from bot.release.approvals import RUNNING
+
+        records = sorted((r for r in (await self.services.approvals.store.load()).values() if r.state == RUNNING),
+                         key=lambda r: r.created)
+        out = []
+        for record in records:
+            out.append(await self.load(record.id) or self.new_release(record))
+        return out
+
     async def stale(self, records: list[Record], now: datetime) -> set[str]:
         """The running requests whose release nobody has advanced for a while: they hold no lock."""
         limit = timedelta(seconds=3 * self.config.lease_seconds + 30)

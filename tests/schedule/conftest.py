@@ -80,12 +80,12 @@ ENV = {"HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2", "HELLO_LEASE_SECONDS": 
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    async with Stack(env=ENV, rbac=True, kube_options=KUBE) as running:
+    async with Stack(env=ENV, rbac=True, kube_options=KUBE, engine=False) as running:
         yield running
 
 
 @pytest.fixture
 async def pair() -> AsyncIterator[Stack]:
     """Two bot replicas (own Services, Messenger, Cluster client) on the same emulators."""
-    async with Stack(env=ENV, rbac=True, replicas=2, kube_options=KUBE) as running:
+    async with Stack(env=ENV, rbac=True, replicas=2, kube_options=KUBE, engine=False) as running:
         yield running

@@ -1,0 +1,116 @@
+"""Show one release step by step, or the releases running now.
+
+`/hello release <id>` (the request id shown under every approval and progress message) lists the
+release's steps: when each began and ended and how it went, who asked and who approved, and how it
+ended. `/hello release` alone lists the releases running now with their current step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.chat import render
+from bot.core import args as checks
+from bot.core.config import Config
+from bot.core.errors import CommandError, DependencyUnavailable, UsageError
+from bot.release.plan import Release, ReleaseState, StepState, parse_iso
+from commands import Context, Reply
+
+NAME = "release"
+USAGE = "/hello release [<id>]"
+_ID = re.compile(r"[0-9a-f]{6,32}", re.ASCII)
+MARKS = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:", StepState.RUNNING: ":hourglass_flowing_sand:",
+         StepState.WAITING: ":white_circle:"}
+STATES = {ReleaseState.RUNNING: "running", ReleaseState.SUCCEEDED: "succeeded", ReleaseState.FAILED: "failed",
+          ReleaseState.SUPERSEDED: "superseded"}
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str = ""
+    mutating: bool = False
+
+
+def parse(args: Sequence[str], config: Config) -> Request:
+    if len(args) > 1:
+        raise UsageError("release takes at most one argument, the request id", USAGE)
+    if args:
+        rid = args[0].strip("`").lower()
+        if not rid.isascii() or not _ID.fullmatch(rid):
+            raise UsageError(f"{checks.shown(args[0])} is not a request id (like `3f9c2a1b7e`)", USAGE)
+        return Request(id=rid)
+    return Request()
+
+
+def _time(text: str) -> str:
+    moment = parse_iso(text)
+    return render.when(moment, "%H:%M:%S") if moment else "–"
+
+
+def step_lines(release: Release) -> list[str]:
+    """One line per step: mark, title, began, ended, what it saw (pure)."""
+    lines = []
+    for index, step in enumerate(release.steps, 1):
+        line = f"{MARKS[step.state]} {index}. {render.escape(step.title)}"
+        if step.started:
+            line += f" · {_time(step.started)} → {_time(step.finished) if step.finished else 'now'}"
+        if step.note:
+            line += f" · {render.escape(step.note)}"
+        if step.runs > 1:
+            line += f" · begun {step.runs} times (taken over)"
+        lines.append(line)
+    return lines
+
+
+def current_line(release: Release) -> str:
+    """``Deploy helloworld: v1 → v2 — step 2/2: Rolling out`` (pure)."""
+    step = release.current
+    where = (f"step {release.steps.index(step) + 1}/{len(release.steps)}: {render.escape(step.title)}"
+             if step is not None else "reporting")
+    return f"*{release.label}* {render.escape(release.summary)} — {where} · request `{release.id}`"
+
+
+async def running_section(ctx: Context) -> list[dict]:
+    """A block listing the releases running now (none when there are none or they cannot be read)."""
+    engine = ctx.services.releases
+    if engine is None:
+        return []
+    try:
+        running = await engine.open_releases()
+    except DependencyUnavailable:
+        return []
+    if not running:
+        return []
+    text = "*Running now*\n" + "\n".join(current_line(r) for r in running)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+
+
+async def run(request: Request, ctx: Context) -> Reply:
+    engine = ctx.services.releases
+    if not request.id:
+        running = await engine.open_releases()
+        if not running:
+            return Reply(text="No release is running.", ephemeral=True)
+        lines = [current_line(r) for r in running]
+        return Reply(text="Releases running\n" + "\n".join(lines), blocks=render.text_block("\n".join(lines)),
+                     ephemeral=True)
+    release = await engine.load(request.id)
+    if release is None:
+        raise CommandError(f"There is no release `{request.id}`: it was never approved, or it is too old.")
+    who = f"requested by <@{release.requester}>" + (f", approved by <@{release.approver}>" if release.approver else "")
+    head = f"*{release.label}* {render.escape(release.summary)}\n{who} · {STATES[release.state]}"
+    if release.outcome is not None:
+        mark = ":white_check_mark: " if release.outcome.ok else ":x: "
+        head += "\n" + mark + render.escape(release.outcome.headline)
+    if release.problem and release.state == ReleaseState.RUNNING:
+        head += f"\n:warning: {render.escape(release.problem)}"
+    lines = step_lines(release)
+    blocks = render.validate([
+        {"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"request `{release.id}` · driven by "
+                                          f"{render.escape(release.driver or 'nobody yet')}"}]},
+    ])
+    return Reply(text=f"{release.label}: {release.summary} — {STATES[release.state]}", blocks=blocks)
