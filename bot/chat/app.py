@@ -23,7 +23,7 @@ from bot.chat import metrics, render
 from bot.chat.contract import Context, Invocation, Reply, split
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
-from bot.core.errors import CommandError, UsageError
+from bot.core.errors import ClusterError, CommandError, UsageError
 from bot.core.services import Services
 from bot.core.text import foreign
 
@@ -113,6 +113,16 @@ class Dispatcher:
             reply = await command.run(request, ctx)
             if reply is not None:
                 await self.deliver(reply, invocation, respond)
+        except ClusterError as exc:
+            if exc.status >= 500 or exc.status == 422:
+                # an outage or a bug, not a refusal of the request: counted as an error, with a reference
+                outcome = "error"
+                ref = reference()
+                log.error("command %s: the Kubernetes API failed (reference %s): %s", command.name, ref, exc)
+                await self.deliver(self.error_reply(str(exc), ref=ref), invocation, respond)
+            else:
+                outcome = "refused"
+                await self.deliver(self.error_reply(str(exc)), invocation, respond)
         except CommandError as exc:
             outcome = "refused" if not isinstance(exc, UsageError) else "usage"
             usage = exc.usage if isinstance(exc, UsageError) else ""

@@ -86,3 +86,18 @@ async def test_a_failed_renewal_is_reported_with_the_back_off(chat: Chat) -> Non
     assert status.get("lastFailureTime")
     events = chat.audit_events("HelloCertRenewFailed")
     assert events and events[0]["type"] == "Warning"
+
+
+async def test_a_kubernetes_5xx_is_an_error_with_a_reference_not_a_refusal(chat: Chat) -> None:
+    from bot.chat import metrics
+
+    def errors() -> float:
+        return metrics.COMMANDS.labels(command="cert", outcome="error")._value.get()
+
+    before = errors()
+    chat.kube.add_fault(verb="get", resource="certificates", status=500, count=None)
+    await chat.send("U3", "/hello cert")
+    said = await chat.private("U3", "Reference:")
+    assert "certificates" in said.text
+    await chat.settle()
+    assert errors() == before + 1
