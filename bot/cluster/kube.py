@@ -23,6 +23,7 @@ from kubernetes.aio import config as kconfig
 from kubernetes.aio import watch as kwatch
 from kubernetes.aio.client.exceptions import ApiException
 
+from bot.cluster.deployments import RolloutStatus, image_version, status_of
 from bot.core.config import Config
 from bot.core.errors import ClusterError, Conflict, Forbidden, NotFound
 from bot.core.text import foreign
@@ -65,24 +66,18 @@ class Track:
     observed_generation: int
     revision: str
     conditions: tuple[Condition, ...] = ()
+    rollout: RolloutStatus | None = None  # the one model of "rolled out / stuck" (bot.cluster.deployments)
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind), None)
 
     @property
     def stuck(self) -> bool:
-        cond = self.condition("Progressing")
-        return bool(cond and cond.status == "False" and cond.reason == "ProgressDeadlineExceeded")
+        return self.rollout is not None and self.rollout.stuck
 
     @property
     def rolled_out(self) -> bool:
-        """The controller has seen the latest spec and every desired replica is updated and ready."""
-        return (
-            self.observed_generation >= self.generation
-            and self.updated >= self.desired
-            and self.ready >= self.desired
-            and self.available >= self.desired
-        )
+        return self.rollout is not None and self.rollout.done
 
 
 @dataclass(frozen=True)
@@ -155,13 +150,6 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
-def image_version(image: str) -> str:
-    """``registry/helloworld:v2.1`` -> ``v2.1``; an image without a tag reports ``latest``."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else "latest"
-
-
 def _container(deploy: dict, container: str) -> dict:
     containers = deploy.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     for c in containers:
@@ -190,6 +178,7 @@ def track_from(name: str, deploy: dict, container: str) -> Track:
         observed_generation=int(status.get("observedGeneration") or 0),
         revision=str((meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", "")),
         conditions=conds,
+        rollout=status_of(deploy, container),
     )
 
 

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.chat.messenger import Messenger, SlackError
-from bot.cluster.kube import Cluster, image_version
+from bot.cluster.deployments import RolloutStatus, status_of
+from bot.cluster.kube import Cluster
 from bot.cluster.retry import retry
 from bot.core.errors import ClusterError, NotFound
 from bot.core.text import foreign
@@ -27,64 +28,7 @@ from bot.core.text import foreign
 log = logging.getLogger(__name__)
 
 REVISION = "deployment.kubernetes.io/revision"
-
-
-@dataclass(frozen=True)
-class RolloutStatus:
-    """One reading of a Deployment's rollout."""
-
-    name: str
-    version: str
-    desired: int
-    updated: int
-    ready: int
-    available: int
-    total: int  # pods of every revision (status.replicas)
-    observed: bool  # the controller has seen the latest spec
-    stuck_reason: str = ""  # Progressing=False reason, e.g. ProgressDeadlineExceeded
-    stuck_message: str = ""
-    resource_version: str = ""
-
-    @property
-    def done(self) -> bool:
-        return (self.observed and self.updated >= self.desired and self.total <= self.updated
-                and self.available >= self.updated)
-
-    @property
-    def stuck(self) -> bool:
-        return bool(self.stuck_reason)
-
-    @property
-    def signature(self) -> tuple[int, ...]:
-        """What counts as progress: any change in these numbers."""
-        return (int(self.observed), self.updated, self.ready, self.available, self.total)
-
-    def line(self) -> str:
-        return f"{self.updated}/{self.desired} updated · {self.ready}/{self.desired} ready"
-
-
-def status_of(deploy: dict, container: str = "") -> RolloutStatus:
-    meta, spec, status = deploy.get("metadata") or {}, deploy.get("spec") or {}, deploy.get("status") or {}
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    chosen = next((c for c in containers if c.get("name") == container), containers[0] if containers else {})
-    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
-    observed = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-    # As `kubectl rollout status`: a condition about an older spec says nothing about this rollout.
-    stuck = observed and progressing is not None and progressing.get("status") == "False"
-    replicas = spec.get("replicas")
-    return RolloutStatus(
-        name=str(meta.get("name", "")),
-        version=image_version(chosen.get("image", "")) if chosen.get("image") else "",
-        desired=1 if replicas is None else int(replicas),
-        updated=int(status.get("updatedReplicas") or 0),
-        ready=int(status.get("readyReplicas") or 0),
-        available=int(status.get("availableReplicas") or 0),
-        total=int(status.get("replicas") or 0),
-        observed=observed,
-        stuck_reason=str(progressing.get("reason") or "ProgressDeadlineExceeded") if stuck else "",
-        stuck_message=str(progressing.get("message") or "") if stuck else "",
-        resource_version=str(meta.get("resourceVersion", "")),
-    )
+__all__ = ["MessageEditor", "RolloutResult", "RolloutStatus", "follow", "pod_warnings", "status_of"]
 
 
 @dataclass

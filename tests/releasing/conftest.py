@@ -123,6 +123,18 @@ class Chat:
                 raise TimeoutError(f"{name} did not roll out: {s}")
             await asyncio.sleep(0.05)
 
+    async def issued(self, timeout: float = 15.0) -> dict:
+        """Wait until the Certificate has been issued (Ready=True), as at the start of every renewal test."""
+        deadline = time.monotonic() + timeout
+        while True:
+            cert = self.certificate()
+            conditions = (cert.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                return cert
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the certificate was never issued: {cert.get('status')}")
+            await asyncio.sleep(0.05)
+
     async def approve(self, requester: str, text: str, approver: str = "U2", *, exclude: Iterable[str] = ()
                       ) -> Any:
         """Ask as ``requester``, approve as ``approver``, wait for the end; returns the final message."""

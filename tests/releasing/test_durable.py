@@ -222,7 +222,13 @@ async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) 
         a = await stage.start("bot-a")
         await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
         await stage.start("bot-b")
-        cert = stage.kube.get("cert-manager.io", "v1", "certificates", NS, "helloworld-tls")
+        def issued() -> dict | None:
+            cert = stage.kube.get("cert-manager.io", "v1", "certificates", NS, "helloworld-tls") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (cert.get("status") or {}).get("conditions") or [])
+            return cert if ready else None
+
+        cert = await stage.until("the certificate is issued", issued)
         revision = int((cert.get("status") or {}).get("revision") or 0)
         request = await stage.ask_and_approve("cert renew", via=a)
         rid = _request_id(request)

@@ -74,6 +74,7 @@ async def test_raising_the_weight_without_a_ready_canary_is_refused(chat: Chat) 
 
 async def test_a_failed_renewal_is_reported_with_the_back_off(chat: Chat) -> None:
     await chat.rolled_out()
+    await chat.issued()
     revision = int((chat.certificate().get("status") or {}).get("revision") or 0)
     chat.kube.cert_failures = 1
     failed = await chat.approve("U1", "/hello cert renew")

@@ -104,6 +104,7 @@ async def test_rollback_button_after_a_deploy_asks_for_approval(chat: Chat) -> N
 
 async def test_cert_renew_issues_a_new_revision_and_reports_its_expiry(chat: Chat) -> None:
     await chat.rolled_out()
+    await chat.issued()  # the first issuance is done: the renewal is the next revision
     status = chat.certificate().get("status") or {}
     revision = int(status.get("revision") or 0)
     final = await chat.approve("U1", "/hello cert renew")
