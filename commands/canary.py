@@ -1,7 +1,12 @@
 """Release a version as a canary and move traffic to it by the gateway Mapping's weight.
 
-- `/hello canary <version> [<percent>%]`: set the canary Deployment to the version, scale it up,
-  wait until it is ready, then send it that share of the traffic (default 10%).
+- `/hello canary <version>`: an analysed canary. Set the canary Deployment to the version, scale it up,
+  wait until it is ready, then walk the traffic steps of HELLO_CANARY_STEPS (10% → 25% → 50%): at each
+  step the canary is judged against stable from Prometheus every HELLO_ANALYSIS_INTERVAL, and goes on,
+  holds (too little traffic to judge: after HELLO_ANALYSIS_MAX_INCONCLUSIVE checks a person is asked)
+  or is aborted (HELLO_ANALYSIS_MODE=advise pauses for a person instead). After the last step it
+  offers the promotion. HELLO_CANARY_ANALYSIS=false makes the manual canary below the default.
+- `/hello canary <version> <percent>%`: a manual canary at that share, no analysis.
 - `/hello canary <percent>%`: change the canary's share (raising it needs a ready canary).
 - `/hello canary promote`: roll the stable Deployment to the canary's version, then take the
   canary's traffic away and scale it to 0.
@@ -29,6 +34,7 @@ class Request:
     kind: str  # "set" | "shift" | "promote" | "abort"
     version: str = ""
     percent: int = 0
+    analysed: bool = False  # walk HELLO_CANARY_STEPS with analysis (no percent given)
     mutating: bool = True
 
 
@@ -47,14 +53,18 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if len(args) > 2:
         raise UsageError("canary takes a version and at most one percentage", USAGE)
     version = checks.version(first, config, USAGE)
-    percent = checks.percent(args[1], USAGE) if len(args) == 2 else config.default_canary_percent
-    return Request(kind="set", version=version, percent=percent)
+    if len(args) == 2:
+        return Request(kind="set", version=version, percent=checks.percent(args[1], USAGE))
+    if config.canary_analysis:
+        return Request(kind="set", version=version, analysed=True)
+    return Request(kind="set", version=version, percent=config.default_canary_percent)
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
     plans = {
-        "set": lambda cluster: actions.plan_canary(cluster, config, request.version, request.percent),
+        "set": lambda cluster: actions.plan_canary(cluster, config, request.version,
+                                                   None if request.analysed else request.percent),
         "shift": lambda cluster: actions.plan_shift(cluster, config, request.percent),
         "promote": lambda cluster: actions.plan_promote(cluster, config),
         "abort": lambda cluster: actions.plan_abort(cluster, config),

@@ -25,7 +25,8 @@ ACTIONS = Counter(
 )
 # The buttons the bot puts in its messages (approval requests, release follow-ups). A click carries
 # whatever action id its sender chose: any other id is counted as "unknown", so the label stays bounded.
-ACTION_IDS = frozenset({"approve", "reject", "release_rollback", "release_promote", "release_abort"})
+ACTION_IDS = frozenset({"approve", "reject", "release_rollback", "release_promote", "release_abort",
+                        "analysis_continue", "analysis_abort"})
 
 
 def action_label(action_id: str) -> str:

@@ -95,6 +95,16 @@ class Config:
     cert_timeout_seconds: int = 300
     cluster_patience_seconds: int = 300
     audit_channel: str = ""
+    # Canary analysis
+    canary_analysis: bool = True
+    canary_steps: tuple[int, ...] = (10, 25, 50)
+    canary_gates: tuple[int, ...] = ()
+    analysis_interval_seconds: float = 60.0
+    analysis_min_requests: int = 50
+    analysis_max_latency_ratio: float = 1.5
+    analysis_min_success: float = 99.0  # percent
+    analysis_max_inconclusive: int = 3
+    analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
     # Observability
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_seconds: float = 5.0
@@ -213,6 +223,57 @@ def _timezone(name: str, value: str) -> str:
     return value.strip()
 
 
+def _percents(name: str, value: str) -> tuple[int, ...]:
+    """``"10,25,50"`` -> (10, 25, 50): whole percents from 1 to 100, rising."""
+    parts = [part.strip().rstrip("%") for part in value.split(",") if part.strip()]
+    out: list[int] = []
+    for part in parts:
+        if not part.isascii() or not part.isdigit() or not 1 <= int(part) <= 100:
+            raise ConfigError(f"{name}: {part!r} is not a whole percent from 1 to 100")
+        out.append(int(part))
+    if out != sorted(set(out)):
+        raise ConfigError(f"{name} must rise, without repeats (like 10,25,50), got {value!r}")
+    return tuple(out)
+
+
+def _duration(name: str, value: str) -> float:
+    """``"60s"``, ``"2m"`` or plain seconds."""
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"{name} must be a duration like 60s or 2m, got {value!r}") from None
+    if not 1 <= seconds <= 86400:
+        raise ConfigError(f"{name} must be between 1s and 24h, got {value!r}")
+    return seconds
+
+
+def _ratio(name: str, value: str) -> float:
+    number = _float(name, value)
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1 (canary latency / stable latency), got {value!r}")
+    return number
+
+
+def _success(name: str, value: str) -> float:
+    try:
+        number = float(value.strip().rstrip("%"))
+    except ValueError:
+        raise ConfigError(f"{name} must be a percentage like 99 or 99.5, got {value!r}") from None
+    if not 0 < number < 100:
+        raise ConfigError(f"{name} must be between 0 and 100 (exclusive), got {value!r}")
+    return number
+
+
+def _mode(name: str, value: str) -> str:
+    value = value.strip().lower()
+    if value not in ("auto", "advise"):
+        raise ConfigError(f"{name} must be 'auto' (abort a failing canary) or 'advise' (pause and ask), got {value!r}")
+    return value
+
+
 def _preset(name: str, value: str) -> MetricNames:
     value = value.strip().lower()
     if value in ("", "helloworld"):
@@ -253,6 +314,15 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ROLLOUT_STALL": ("rollout_stall_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_CERT_TIMEOUT": ("cert_timeout_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_CLUSTER_PATIENCE": ("cluster_patience_seconds", lambda n, v: _int(n, v, low=1)),
+    "HELLO_CANARY_ANALYSIS": ("canary_analysis", _bool),
+    "HELLO_CANARY_STEPS": ("canary_steps", _percents),
+    "HELLO_CANARY_GATES": ("canary_gates", _percents),
+    "HELLO_ANALYSIS_INTERVAL": ("analysis_interval_seconds", _duration),
+    "HELLO_ANALYSIS_MIN_REQUESTS": ("analysis_min_requests", lambda n, v: _int(n, v, low=1)),
+    "HELLO_ANALYSIS_MAX_LATENCY_RATIO": ("analysis_max_latency_ratio", _ratio),
+    "HELLO_ANALYSIS_MIN_SUCCESS": ("analysis_min_success", _success),
+    "HELLO_ANALYSIS_MAX_INCONCLUSIVE": ("analysis_max_inconclusive", lambda n, v: _int(n, v, low=1)),
+    "HELLO_ANALYSIS_MODE": ("analysis_mode", _mode),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),
     "PROMETHEUS_URL": ("prometheus_url", _url),
     "PROMETHEUS_TIMEOUT": ("prometheus_timeout_seconds", _float),

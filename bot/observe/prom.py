@@ -137,7 +137,43 @@ def build_expressions(
     return out
 
 
+def window_expressions(names: MetricNames, seconds: int) -> dict[str, str]:
+    """Counts over the last ``seconds``, ``sum by`` version: requests, errors (5xx), p50 and p99.
+
+    What the canary judge reads: ``increase()`` over the whole window (the evidence since a step
+    began), not a rate, so small windows keep their counts.
+    """
+    v = names.version_label
+    window = f"{max(1, int(seconds))}s"
+    base = _selector(names.route_filter)
+    by = f"sum by ({v})"
+    out = {"requests": f"{by} (increase({names.requests}{base}[{window}]))"}
+    if names.preset == "envoy":
+        bad = _selector(names.route_filter, 'envoy_response_code_class="5"')
+        out["errors"] = f"{by} (increase(envoy_cluster_upstream_rq_xx{bad}[{window}]))"
+        scale = " / 1000"
+    else:
+        bad = _selector(names.route_filter, f'{names.status_label}=~"5.."')
+        out["errors"] = f"{by} (increase({names.requests}{bad}[{window}]))"
+        scale = ""
+    for key in ("p50", "p99"):
+        out[key] = (f"histogram_quantile({QUANTILES[key]}, sum by (le, {v}) "
+                    f"(increase({names.duration_bucket}{base}[{window}]))){scale}")
+    return out
+
+
 # ------------------------------------------------------------------------------------ data classes
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """One version's numbers over an analysis window; ``None`` where Prometheus has none."""
+
+    version: str
+    requests: float | None
+    errors: float | None
+    p50: float | None
+    p99: float | None
 
 
 @dataclass(frozen=True)
@@ -371,3 +407,21 @@ class Prometheus:
             latest=latest, expressions=exprs,
         )
 
+    async def window(self, seconds: float, *, now: datetime | None = None) -> dict[str, WindowCounts]:
+        """Requests, errors and latency quantiles per version over the ``seconds`` before ``now``."""
+        at = (now or datetime.now(UTC)).astimezone(UTC)
+        exprs = window_expressions(self.names, int(seconds))
+        keys = ("requests", "errors", "p50", "p99")
+        results = await self._bounded(*((self._query, exprs[k], at) for k in keys))
+        label = self.names.version_label
+        values = dict(zip(keys, (_instant(r, label) for r in results), strict=True))
+        versions = sorted(set().union(*(d.keys() for d in values.values())))
+        out = {}
+        for version in versions:
+            requests = values["requests"].get(version)
+            errors = values["errors"].get(version)
+            if requests is not None and errors is None:
+                errors = 0.0  # no 5xx series for this version: none counted in the window
+            out[version] = WindowCounts(version, requests, errors, values["p50"].get(version),
+                                        values["p99"].get(version))
+        return out

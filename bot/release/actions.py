@@ -118,22 +118,36 @@ async def plan_deploy(cluster: Cluster, config: Config, version: str) -> Change:
     )
 
 
-async def plan_canary(cluster: Cluster, config: Config, version: str, percent: int) -> Change:
+async def plan_canary(cluster: Cluster, config: Config, version: str, percent: int | None = None) -> Change:
+    """A canary of ``version``: at ``percent`` (manual, no analysis), or analysed through ``HELLO_CANARY_STEPS``."""
     canary = await _track(cluster, config.canary_deployment, config, "canary")
     route = await _route(cluster, config.canary_mapping)
     image = image_for(config, version)
     current = route.weight or 0
-    return Change(
-        command="canary", action="canary", verb="Canary",
-        summary=(f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"),
-        details=[f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
-                 f"scale `{canary.deployment}` {canary.desired} → {config.canary_replicas} replica(s), "
-                 "wait until ready",
-                 f"Mapping `{route.mapping}` weight {current}% → {percent}%"],
-        params={"version": version, "image": image, "percent": percent, "from_version": canary.version,
-                "from_weight": current, "replicas": config.canary_replicas},
-        target=target(DEPLOYMENT, canary.deployment),
-    )
+    details = [f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
+               f"scale `{canary.deployment}` {canary.desired} → {config.canary_replicas} replica(s), "
+               "wait until ready"]
+    params: dict[str, Any] = {"version": version, "image": image, "from_version": canary.version,
+                              "from_weight": current, "replicas": config.canary_replicas}
+    if percent is None:
+        steps = list(config.canary_steps)
+        walk = " → ".join(f"{w}%" for w in steps)
+        gates = [w for w in config.canary_gates if w in steps]
+        details.append(f"Mapping `{route.mapping}` weight {current}% → {walk}, each step analysed against stable "
+                       f"every {int(config.analysis_interval_seconds)} s before the next")
+        if gates:
+            details.append("an approver's click before " + ", ".join(f"{g}%" for g in gates))
+        details.append("a failing canary is " + ("aborted (weight 0, scaled to 0)" if config.analysis_mode == "auto"
+                                                else "paused for a person to abort or continue"))
+        params.update(percent=steps[-1], analysed=True, steps=steps, gates=gates)
+        summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {walk}, analysed"
+    else:
+        details.append(f"Mapping `{route.mapping}` weight {current}% → {percent}%")
+        details.append("analysis is off for a canary at a fixed share: watch it with `/hello status`")
+        params.update(percent=percent, analysed=False)
+        summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"
+    return Change(command="canary", action="canary", verb="Canary", summary=summary, details=details,
+                  params=params, target=target(DEPLOYMENT, canary.deployment))
 
 
 async def plan_shift(cluster: Cluster, config: Config, percent: int) -> Change:

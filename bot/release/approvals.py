@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -41,7 +42,7 @@ from bot.cluster.store import ConfigMapStore
 from bot.core.errors import CommandError, PermissionDenied
 from bot.core.text import foreign
 from bot.release.actions import Change
-from bot.release.plan import Outcome, Release, StepState, steps_for
+from bot.release.plan import Outcome, Release, StepKind, StepState, steps_for
 from bot.release.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ KEEP_FINISHED = 50
 PENDING, RUNNING, SUPERSEDED = "pending", "running", "superseded"
 FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled", SUPERSEDED)
 UNPOSTED_GRACE = 30.0
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
 # Buttons under a finished change: they start a new request (or run abort at once, per the policy).
 FOLLOW_UPS = {"release_rollback": "rollback", "release_promote": "promote", "release_abort": "abort"}
 FOLLOW_UP_TEXT = {"rollback": "rollback", "promote": "canary promote", "abort": "canary abort"}  # as typed
@@ -64,6 +66,9 @@ BUTTONS = {
     "rollback": {"action_id": "release_rollback", "text": "Roll back", "style": "danger"},
     "promote": {"action_id": "release_promote", "text": "Promote", "style": "primary"},
     "abort": {"action_id": "release_abort", "text": "Abort canary", "style": "danger"},
+    # a release that waits for a person (a gate, or an analysis that could not decide or failed in advise mode)
+    "continue": {"action_id": "analysis_continue", "text": "Continue", "style": "primary"},
+    "stop": {"action_id": "analysis_abort", "text": "Abort canary", "style": "danger"},
 }
 
 
@@ -284,6 +289,8 @@ class Approvals:
                               ts=str(container.get("message_ts") or ""))
         elif action_id in FOLLOW_UPS:
             await self.follow_up(FOLLOW_UPS[action_id], user, channel)
+        elif action_id in ("analysis_continue", "analysis_abort"):
+            await self.decide_step(value, user, channel, "continue" if action_id == "analysis_continue" else "abort")
         else:
             raise CommandError("This button is not handled by this bot.")
 
@@ -300,6 +307,23 @@ class Approvals:
         await self.services.policy.check_change(user, channel, f"ask for a {kind}")
         invocation = Invocation(user_id=user, channel_id=channel, text=text)
         await command.run(request, Context(invocation=invocation, services=self.services))
+
+    async def decide_step(self, release_id: str, user: str, channel: str, decision: str) -> None:
+        """Continue or Abort on a release that waits for a person: an approver continues, a deployer may abort."""
+        record = await self.store.get(release_id)
+        if record is None or record.state != RUNNING:
+            raise CommandError("This release is not running any more: nothing was changed.")
+        if channel != record.channel:
+            raise PermissionDenied("This click did not come from the release's message: nothing was changed.")
+        if decision == "continue":
+            ok, why = await self.services.policy.can_approve(user, "")
+            if not ok:
+                raise PermissionDenied(why)
+        else:
+            await self.services.policy.check_change(user, channel, "abort the canary")
+        await self.services.releases.decide(release_id, user, decision)
+        await self._audit("Continued" if decision == "continue" else "Stopped", record, user,
+                          note="a person decided on a waiting release")
 
     async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str) -> None:
         """Approve or reject a pending request from a click on its message (``channel``, ``ts``).
@@ -503,13 +527,30 @@ class Approvals:
             who = f"Run by <@{release.requester}> (no approval needed)"
         begun = [s for s in release.steps if s.state != StepState.WAITING]
         steps = []
+        waiting = None
         for step in begun:
             mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(
                 step.state, ":hourglass_flowing_sand:")
-            steps.append(f"{mark} {render.escape(step.title)}")
+            line = f"{mark} {render.escape(step.title)}"
+            if step.kind == StepKind.ANALYSE and step.state == StepState.RUNNING:
+                if step.verdict:
+                    line += f" — last check: {render.escape(step.verdict)}"
+                due = _parse(step.next_check) if step.next_check else None
+                if due is not None and not step.waiting:
+                    line += f" · next check at {render.when(due, '%H:%M:%S UTC')}"
+            elif step.kind == StepKind.ANALYSE and step.note:
+                line += f" — {render.escape(step.note)}"
+            if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
+                line += f" · decided by <@{step.decided_by}>"
+            steps.append(line)
+            if step.waiting and step.state == StepState.RUNNING:
+                waiting = step
+                steps.append(f":raising_hand: {render.escape(step.waiting)}")
         buttons = []
         if outcome is not None:
             buttons = [{**BUTTONS[b], "value": release.id} for b in outcome.buttons if b in BUTTONS]
+        elif waiting is not None:
+            buttons = [{**BUTTONS[b], "value": release.id} for b in ("continue", "stop")]
         started = _parse(release.created) if release.created else self.clock()
         end = _parse(release.finished) if outcome is not None and release.finished else self.clock()
         elapsed = render.duration(max(0.0, (end - started).total_seconds()))

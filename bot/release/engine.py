@@ -29,9 +29,22 @@ from typing import TYPE_CHECKING, Any
 from bot.cluster.leader import LeaderElector
 from bot.cluster.retry import transient
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import ClusterError
+from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.release import analysis
 from bot.release import steps as step_runner
-from bot.release.plan import Outcome, Release, ReleaseState, StepState, now_iso, parse_iso, steps_for
+from bot.release.judge import State, Verdict, judge
+from bot.release.plan import (
+    Outcome,
+    Release,
+    ReleaseState,
+    Step,
+    StepKind,
+    StepState,
+    now_iso,
+    parse_iso,
+    retire_steps,
+    steps_for,
+)
 from bot.release.rollout import MessageEditor, RolloutStatus
 
 if TYPE_CHECKING:
@@ -44,6 +57,7 @@ PREFIX = "hello-chatops-release-"
 KEY = "release.json"
 LABELS = {"app.kubernetes.io/component": "release"}
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
+DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (any replica may get the click)
 
 
 class Lost(Exception):
@@ -226,6 +240,25 @@ class Engine:
                 out.add(record.id)
         return out
 
+    async def decide(self, release_id: str, user: str, decision: str) -> Step:
+        """Record a person's Continue / Abort on the step of ``release_id`` that waits for one."""
+        found: list[Step] = []
+
+        def mutate(data: dict[str, str]) -> None:
+            release = Release.from_json(data[KEY]) if KEY in data else None
+            waiting = next((s for s in release.steps if s.waiting and not s.decision), None) if release else None
+            if release is None or release.state != ReleaseState.RUNNING or waiting is None:
+                raise CommandError("This release is not waiting for a decision any more: nothing was changed.")
+            waiting.decision, waiting.decided_by = decision, user
+            found.append(waiting)
+            data[KEY] = release.to_json()
+
+        await self.store(release_id).update(mutate, create=False)
+        if not found:
+            raise CommandError("There is no such release: nothing was changed.")
+        self.poke()
+        return found[0]
+
     async def supersede(self, release_id: str, note: str) -> None:
         """Mark a release superseded (its driver stops at its next write)."""
         def mutate(data: dict[str, str]) -> None:
@@ -238,6 +271,13 @@ class Engine:
 
         with contextlib.suppress(ClusterError):
             await self.store(release_id).update(mutate, create=False)
+
+
+def _take_decisions(stored: Release, release: Release) -> None:
+    """A person's Continue / Abort is written by whichever replica got the click: keep it."""
+    for mine, theirs in zip(release.steps, stored.steps, strict=False):
+        if mine.waiting and theirs.decision and not mine.decision and theirs.waiting == mine.waiting:
+            mine.decision, mine.decided_by = theirs.decision, theirs.decided_by
 
 
 class _Driver:
@@ -268,6 +308,7 @@ class _Driver:
                     raise Lost(release.id)
                 if not claim and stored.driver != me:
                     raise Lost(release.id)
+                _take_decisions(stored, release)
             release.driver, release.heartbeat = me, now_iso(self.engine.clock())
             data[KEY] = release.to_json()
 
@@ -346,8 +387,13 @@ class _Driver:
         while True:
             try:
                 cluster = await engine.services.cluster()
-                result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
-                                                   clock=engine.clock)
+                if step.kind == StepKind.ANALYSE:
+                    result = await self._analyse(step, cluster)
+                elif step.kind == StepKind.GATE:
+                    result = await self._gate(step, cluster)
+                else:
+                    result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
+                                                       clock=engine.clock)
                 break
             except ClusterError as exc:
                 if not transient(exc):
@@ -387,6 +433,118 @@ class _Driver:
             step.state = StepState.FAILED
             release.outcome = step_runner.failed(release, step, result, self.config)
         await self.save()
+
+    # ------------------------------------------------------------------ analysis and gates
+    async def _decision(self, step: Step) -> str:
+        """Wait until a person has clicked Continue or Abort on the waiting ``step``; returns which."""
+        index = self.release.steps.index(step)
+        while not step.decision:
+            stored = await self.engine.load(self.release.id)
+            if stored is not None and index < len(stored.steps):
+                theirs = stored.steps[index]
+                if theirs.decision and theirs.waiting == step.waiting:
+                    step.decision, step.decided_by = theirs.decision, theirs.decided_by
+                    break
+            await asyncio.sleep(DECISION_POLL)
+        decision, who = step.decision, step.decided_by
+        step.waiting = step.decision = ""
+        step.decided_by = who
+        await self.save()
+        return decision
+
+    async def _gate(self, step: Step, cluster: Any) -> step_runner.StepResult:
+        if not step.waiting:
+            step.waiting = f"Waiting for an approver to continue to {step.percent}%"
+            await self.save()
+            await self.show()
+        if await self._decision(step) == "continue":
+            return step_runner.StepResult(True, "continued by a person")
+        return await self._abort_canary(cluster, f"Canary `{self.release.params.get('version')}` aborted by "
+                                        f"a person before {step.percent}%")
+
+    async def _analyse(self, step: Step, cluster: Any) -> step_runner.StepResult:
+        """Judge the canary every interval on the evidence since this driver began the step.
+
+        A resumed step starts a fresh window: a check cut short by a take-over is made again.
+        """
+        config, clock = self.config, self.engine.clock
+        version = str(self.release.params.get("version", ""))
+        began = last = clock()
+        while True:
+            if step.waiting:
+                await self.save()
+                await self.show()
+                decision = await self._decision(step)
+                if decision == "abort":
+                    return await self._abort_canary(cluster, f"Canary `{version}` aborted by a person at "
+                                                    f"{step.percent}%", [step.verdict])
+                return step_runner.StepResult(True, f"continued by a person after: {step.verdict}")
+            due = last + timedelta(seconds=config.analysis_interval_seconds)
+            step.next_check = now_iso(due)
+            await self.save()
+            await self.show()
+            await asyncio.sleep(max(0.0, (due - clock()).total_seconds()))
+            last = clock()
+            verdict = await self._judge(cluster, version, (last - began).total_seconds())
+            step.looks += 1
+            step.verdict = f"{analysis.WORD[verdict.state]}: {verdict.reason}"
+            await self._post_card(step, verdict)
+            if verdict.state == State.PASS:
+                step.inconclusive = 0
+                return step_runner.StepResult(True, step.verdict, details=analysis.metric_lines(verdict))
+            if verdict.state == State.FAIL:
+                if config.analysis_mode == "auto":
+                    return await self._abort_canary(
+                        cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
+                        f"{verdict.reason}", analysis.metric_lines(verdict))
+                step.waiting = f"The canary failed analysis at {step.percent}%: abort it, or continue if you know why"
+            else:
+                step.inconclusive += 1
+                if step.inconclusive >= config.analysis_max_inconclusive:
+                    step.waiting = (f"{step.inconclusive} checks in a row could not judge the canary "
+                                    f"({verdict.reason}): continue, or abort it?")
+                    step.inconclusive = 0
+
+    async def _judge(self, cluster: Any, version: str, seconds: float) -> Verdict:
+        from bot.cluster.kube import track_from
+        from bot.cluster.retry import retry
+
+        stable = track_from("stable", await retry(cluster.get_deployment, self.config.stable_deployment),
+                            self.config.container)
+        if stable.version == version:
+            return Verdict(State.INCONCLUSIVE, f"the canary runs the stable version `{version}`: nothing to compare",
+                           (), seconds)
+        prometheus = self.engine.services.prometheus
+        try:
+            counts = await prometheus.window(seconds)
+        except DependencyUnavailable as exc:
+            return Verdict(State.INCONCLUSIVE, f"no metrics: {exc}", (), seconds)
+        return judge(analysis.stats(counts.get(version)), analysis.stats(counts.get(stable.version)),
+                     analysis.settings_for(self.config), seconds=seconds)
+
+    async def _post_card(self, step: Step, verdict: Verdict) -> None:
+        release = self.release
+        if not release.ts:
+            return
+        from bot.observe.grafana import prometheus_graph_url
+        from bot.observe.prom import window_expressions
+
+        services = self.engine.services
+        exprs = window_expressions(self.config.metrics, int(verdict.seconds))
+        links = [("the queries in Prometheus", prometheus_graph_url(self.config.prometheus_url, exprs))]
+        text, blocks = analysis.card(verdict, version=str(release.params.get("version", "")), percent=step.percent,
+                                     index=step.index, total=step.total, look=step.looks, links=links)
+        try:
+            await services.messenger.post(release.channel, text, blocks, thread_ts=release.ts)
+        except DependencyUnavailable as exc:
+            log.warning("release %s: cannot post the verdict card: %s", release.id, exc)
+
+    async def _abort_canary(self, cluster: Any, headline: str, details: list[str] | None = None
+                            ) -> step_runner.StepResult:
+        """Weight 0 and the canary scaled to 0 (idempotent), then the step fails with ``headline``."""
+        for retire in retire_steps(self.config):
+            await step_runner.execute(retire, cluster, self.config, clock=self.engine.clock)
+        return step_runner.StepResult(False, headline, details=list(details or []), facts={"aborted": True})
 
     async def _report(self) -> None:
         """The final message and audit record (once, as ``reported`` says), then the request is finished."""

@@ -26,6 +26,8 @@ class StepKind(StrEnum):
     CHECK_CANARY = "check_canary"  # the canary has a ready pod (before raising its weight)
     TRIGGER_ISSUANCE = "trigger_issuance"  # Issuing=True on the Certificate, as `cmctl renew` does
     WAIT_ISSUED = "wait_issued"  # follow the Certificate until re-issued or failed
+    ANALYSE = "analyse"  # judge the canary against stable from Prometheus until it passes or fails
+    GATE = "gate"  # wait for an approver's click before going on
 
 
 class StepState(StrEnum):
@@ -74,6 +76,15 @@ class Step:
     note: str = ""  # the result in one line (a rollout's counts, a certificate's new expiry, an error)
     details: list[str] = field(default_factory=list)
     runs: int = 0  # how many times the step was begun (more than once after a take-over)
+    index: int = 0  # analysis: which traffic step (1-based) of how many
+    total: int = 0
+    looks: int = 0  # analysis: checks made; inconclusive ones in a row
+    inconclusive: int = 0
+    verdict: str = ""  # analysis: the last verdict, in one line
+    next_check: str = ""
+    waiting: str = ""  # why the step waits for a person ("" when it does not)
+    decision: str = ""  # what the person decided: continue | abort
+    decided_by: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
@@ -166,10 +177,22 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
                 Step(StepKind.WAIT_READY, "Rolling out", stable)]
     if action == "canary":
         replicas, percent = int(params.get("replicas", 1)), int(params.get("percent", 0))
-        return [Step(StepKind.SET_IMAGE, f"Set `{canary}` to `{image}`", canary, image=image, version=version),
-                Step(StepKind.SCALE, f"Scale `{canary}` to {replicas}", canary, replicas=replicas),
-                Step(StepKind.WAIT_READY, f"Waiting for `{canary}` to be ready", canary),
-                Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping, percent=percent)]
+        start = [Step(StepKind.SET_IMAGE, f"Set `{canary}` to `{image}`", canary, image=image, version=version),
+                 Step(StepKind.SCALE, f"Scale `{canary}` to {replicas}", canary, replicas=replicas),
+                 Step(StepKind.WAIT_READY, f"Waiting for `{canary}` to be ready", canary)]
+        if not params.get("analysed"):
+            return [*start, Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping,
+                                 percent=percent)]
+        weights = [int(w) for w in params.get("steps") or ()]
+        gates = {int(g) for g in params.get("gates") or ()}
+        for index, weight in enumerate(weights, 1):
+            if weight in gates:
+                start.append(Step(StepKind.GATE, f"Wait for an approver before {weight}%", mapping, percent=weight,
+                                  index=index, total=len(weights)))
+            start.append(Step(StepKind.SET_WEIGHT, f"Set the canary weight to {weight}%", mapping, percent=weight))
+            start.append(Step(StepKind.ANALYSE, f"Analyse the canary at {weight}% (step {index}/{len(weights)})",
+                              mapping, percent=weight, index=index, total=len(weights)))
+        return start
     if action == "shift":
         percent = int(params.get("percent", 0))
         steps = []
@@ -178,11 +201,11 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
         steps.append(Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping, percent=percent))
         return steps
     if action == "abort":
-        return _retire(config)
+        return retire_steps(config)
     if action == "promote":
         return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
                 Step(StepKind.WAIT_READY, "Rolling out the stable track", stable),
-                *_retire(config)]
+                *retire_steps(config)]
     if action == "renew":
         name = config.certificate
         before = dict(revision=int(params.get("revision", 0)), failed_attempts=int(params.get("failed_attempts", 0)),
@@ -193,7 +216,7 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
     raise ValueError(f"no plan for the action {action!r}")
 
 
-def _retire(config: Config) -> list[Step]:
+def retire_steps(config: Config) -> list[Step]:
     canary = config.canary_deployment
     return [Step(StepKind.SET_WEIGHT, "Set the canary weight to 0%", config.canary_mapping, percent=0),
             Step(StepKind.SCALE, f"Scale `{canary}` to 0", canary, replicas=0)]

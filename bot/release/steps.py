@@ -186,7 +186,8 @@ def short(step: Step) -> str:
     if step.kind == StepKind.SET_WEIGHT:
         return f"weight {step.percent}%"
     return {StepKind.WAIT_READY: "ready", StepKind.CHECK_CANARY: "canary ready",
-            StepKind.TRIGGER_ISSUANCE: "re-issuance triggered", StepKind.WAIT_ISSUED: "issued"}[step.kind]
+            StepKind.TRIGGER_ISSUANCE: "re-issuance triggered", StepKind.WAIT_ISSUED: "issued",
+            StepKind.ANALYSE: f"analysis at {step.percent}%", StepKind.GATE: f"approval for {step.percent}%"}[step.kind]
 
 
 def _done_and_missing(release: Release, reason: str) -> list[str]:
@@ -211,6 +212,12 @@ def succeeded(release: Release, config: Config) -> Outcome:
         return Outcome(True, f"`{stable}` runs `{version}`: {line}", buttons=("rollback",), facts=facts)
     if action == "rollback":
         return Outcome(True, f"`{stable}` is back on `{version}`: {line}", facts=facts)
+    if action == "canary" and p.get("analysed"):
+        walk = " → ".join(f"{w}%" for w in p.get("steps") or ())
+        return Outcome(True, f"Canary `{version}` passed analysis at {walk} and gets {p.get('percent')}% of the "
+                       "traffic: promote it when you are ready",
+                       details=[s.note for s in release.steps if s.kind == StepKind.ANALYSE and s.note],
+                       buttons=("promote", "abort"), facts={**facts, "percent": p.get("percent"), "analysed": True})
     if action == "canary":
         return Outcome(True, f"Canary `{version}` gets {p.get('percent')}% of the traffic ({line})",
                        buttons=("promote", "abort"), facts={**facts, "percent": p.get("percent")})
@@ -261,6 +268,9 @@ def failed(release: Release, step: Step, result: StepResult, config: Config) -> 
                        facts={"version": version, "percent": p.get("percent"), "from_weight": p.get("from_weight", 0)})
     if step.kind == StepKind.WAIT_ISSUED:
         return Outcome(False, result.note, details=result.details, facts=result.facts)
+    if step.kind in (StepKind.ANALYSE, StepKind.GATE):
+        return Outcome(False, result.note, details=result.details,
+                       facts={**facts, "percent": step.percent})
     return stopped(release, result.note, config)
 
 

@@ -148,7 +148,8 @@ async def test_the_audit_channel_gets_a_line_per_record(release: Any) -> None:
 
 async def test_configured_repository_replicas_and_abort_policy(release: Any) -> None:
     env = {"HELLO_IMAGE_REPOSITORY": "registry.example.com/team/helloworld", "HELLO_CANARY_REPLICAS": "2",
-           "HELLO_ABORT_NEEDS_APPROVAL": "true", "HELLO_CANARY_PERCENT": "5"}
+           "HELLO_ABORT_NEEDS_APPROVAL": "true", "HELLO_CANARY_PERCENT": "5",
+           "HELLO_CANARY_ANALYSIS": "false"}
     async with release(env=env) as chat:
         started = await chat.approve("U1", "/hello canary v2")
         assert "gets 5% of the traffic" in started.text
