@@ -42,7 +42,17 @@ SANDBOX_ENV = {
     "HELLO_OPS_CHANNELS": "C1",
     "HELLO_LOG_LEVEL": "WARNING",
     "HELLO_ROLLOUT_STALL": "45",  # a demo should not wait five minutes to see a stuck rollout
+    # canary analysis at the sandbox's pace: a check every 15 s, judged once 20 canary requests are in
+    "HELLO_ANALYSIS_INTERVAL": "15s",
+    "HELLO_ANALYSIS_MIN_REQUESTS": "20",
 }
+# settings a sandbox user may change from the environment (the rest make the sandbox what it is)
+PASSED_THROUGH = ("HELLO_ANALYSIS_", "HELLO_CANARY_")
+
+
+def sandbox_env() -> dict[str, str]:
+    """The bot's settings in the sandbox: :data:`SANDBOX_ENV`, plus the analysis and canary variables set."""
+    return {**SANDBOX_ENV, **{k: v for k, v in os.environ.items() if k.startswith(PASSED_THROUGH)}}
 ROLES = {"U1": "deployer", "U2": "approver", "U3": "no rights"}
 NO_PROMETHEUS = "http://127.0.0.1:9"
 MANIFESTS_VARIABLE = "HELLO_SANDBOX_MANIFESTS"
@@ -88,7 +98,7 @@ class Sandbox:
         rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
         prometheus_url = await self._start_prometheus()
         self.stack = Stack(
-            env=SANDBOX_ENV,
+            env=sandbox_env(),
             prometheus_url=prometheus_url or NO_PROMETHEUS,
             # deadline_scale: the manifests' 120 s progress deadline passes in 30 s here
             kube_options={"tick": 0.1, "pod_ready_seconds": 1.0, "deadline_scale": 0.25},

@@ -1,0 +1,79 @@
+"""Analysed canaries in the sandbox, against the real Prometheus and real helloworld processes.
+
+`/hello canary v2-faulty` (a fifth of its requests fail) is aborted by the analysis with a verdict
+card in the release's thread; `/hello canary v2` walks its steps and offers the promotion; with no
+load at all the canary holds and asks a person. Intervals are shortened, the judge is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(180),
+              pytest.mark.skipif(shutil.which("prometheus") is None,
+                                 reason="the prometheus binary is not installed (./dev.sh installs it)")]
+
+FAST = {"HELLO_ANALYSIS_INTERVAL": "4s", "HELLO_ANALYSIS_MIN_REQUESTS": "20", "HELLO_CANARY_STEPS": "10,30"}
+
+
+def _messages(tools: Any, proc: Any) -> list[dict]:
+    return tools.get_json(f"{proc.url}/api/state")["messages"]["C1"]
+
+
+def _find(tools: Any, proc: Any, predicate: Any, timeout: float, what: str) -> dict:
+    return tools.wait_until(lambda: next((m for m in _messages(tools, proc) if predicate(m)), None), timeout, what)
+
+
+def _button(message: dict, action_id: str) -> dict | None:
+    for block in message.get("blocks") or []:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                return element
+    return None
+
+
+def _ask_and_approve(tools: Any, proc: Any, text: str, seen: set[str]) -> dict:
+    assert tools.post_json(f"{proc.url}/api/command", {"user": "U1", "text": text})["ok"]
+    request = _find(tools, proc, lambda m: m["ts"] not in seen and _button(m, "approve"), 20, "the approval request")
+    seen.add(request["ts"])
+    approve = _button(request, "approve")
+    reply = tools.post_json(f"{proc.url}/api/click", {"user": "U2", "message_ts": request["ts"],
+                                                      "action_id": "approve", "value": approve["value"]})
+    assert reply["ok"], reply
+    return request
+
+
+def _text(message: dict) -> str:
+    return message["text"] + json.dumps(message.get("blocks") or [], ensure_ascii=False)
+
+
+def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_sandbox, tools) -> None:
+    proc = launch_sandbox(env={"HELLO_SANDBOX_RPS": "40", **FAST})
+    seen: set[str] = set()
+    faulty = _ask_and_approve(tools, proc, "/hello canary v2-faulty", seen)
+    final = _find(tools, proc, lambda m: m["ts"] == faulty["ts"] and "Finished ·" in _text(m), 90,
+                  "the faulty canary's end")
+    assert "failed analysis at 10% and was aborted" in final["text"], final["text"]
+    cards = [m for m in _messages(tools, proc) if m.get("thread_ts") == faulty["ts"]]
+    failed = [c for c in cards if "analysis failed" in c["text"]]
+    assert failed and "canary" in _text(failed[-1]) and "confident" in _text(failed[-1])
+
+    healthy = _ask_and_approve(tools, proc, "/hello canary v2", seen)
+    final = _find(tools, proc, lambda m: m["ts"] == healthy["ts"] and "Finished ·" in _text(m), 120,
+                  "the healthy canary's end")
+    assert "passed analysis at 10% → 30%" in final["text"], final["text"]
+    assert _button(final, "release_promote") is not None
+
+
+def test_with_no_traffic_the_canary_holds_and_asks_a_person(launch_sandbox, tools) -> None:
+    proc = launch_sandbox(env={"HELLO_SANDBOX_RPS": "0", **FAST, "HELLO_ANALYSIS_INTERVAL": "2s",
+                               "HELLO_ANALYSIS_MAX_INCONCLUSIVE": "2"})
+    request = _ask_and_approve(tools, proc, "/hello canary v2", set())
+    asking = _find(tools, proc, lambda m: m["ts"] == request["ts"] and _button(m, "analysis_continue"), 60,
+                   "the question to a person")
+    assert "could not judge the canary" in _text(asking)
+    assert "requests to the canary" in _text(asking), _text(asking)
