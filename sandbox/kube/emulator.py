@@ -51,9 +51,32 @@ class KubeEmulator:
         self._watches: set[Watcher] = set()
         self.host = "127.0.0.1"
         self.port = 0
+        self.crds = kinds.CrdRegistry()
+        self.store.subscribe(self._on_change)
         for name in DEFAULT_NAMESPACES:
             self.store.create(kinds.lookup("", "namespaces"),  # type: ignore[arg-type]
                               None, {"metadata": {"name": name}})
+
+    def _on_change(self, event_type: str, obj: dict[str, Any]) -> None:
+        """A stored CustomResourceDefinition serves its kind: discovery names, printer columns, schema."""
+        if obj.get("kind") != "CustomResourceDefinition":
+            return
+        if event_type == "DELETED":
+            self.crds.forget(obj)
+        else:
+            self.crds.register(obj)
+
+    def load_crds(self, path: str | Path) -> list[dict[str, Any]]:
+        """Store the CustomResourceDefinitions of a YAML file or of every YAML file in a folder."""
+        root = Path(path)
+        files = sorted(root.glob("*.yaml")) if root.is_dir() else [root]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        stored = []
+        for file in files:
+            for doc in yaml.load_all(file.read_text(encoding="utf-8"), Loader=loader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    stored.append(self.apply(doc))
+        return stored
 
     # --- lifecycle ----------------------------------------------------------------------------------
 

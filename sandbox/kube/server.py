@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import kinds, patch
+from . import kinds, patch, tables
 from .faults import Fault
 from .kinds import Kind
 from .rbac import details_for
@@ -198,10 +198,16 @@ class ApiServer:
             for kind in kinds.all_kinds():
                 if kind.group != group or kind.version != version:
                     continue
-                resources.append({"name": kind.resource, "singularName": kind.kind.lower(),
-                                  "namespaced": kind.namespaced, "kind": kind.kind,
-                                  "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
-                                            "update", "watch"]})
+                entry: dict[str, Any] = {"name": kind.resource, "singularName": kind.kind.lower(),
+                                         "namespaced": kind.namespaced, "kind": kind.kind,
+                                         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
+                                                   "update", "watch"]}
+                short_names, categories = self.emu.crds.names(kind)
+                if short_names:
+                    entry["shortNames"] = list(short_names)
+                if categories:
+                    entry["categories"] = list(categories)
+                resources.append(entry)
                 if kind.status:
                     resources.append({"name": f"{kind.resource}/status", "singularName": "",
                                       "namespaced": kind.namespaced, "kind": kind.kind,
@@ -235,11 +241,19 @@ class ApiServer:
         fields = parse_field_selector(request.query.get("fieldSelector"))
         return lambda obj: labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
 
+    @staticmethod
+    def _as_table(request: web.Request) -> bool:
+        return tables.wants_table(request.headers.get("Accept", ""))
+
     async def do_get(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
         obj = self._current(target)
         if target.subresource == "scale":
             return _json(self.scale_of(obj))
+        if self._as_table(request):
+            return _json(tables.table(target.kind, [obj], resource_version=obj["metadata"]["resourceVersion"],
+                                      include_object=request.query.get("includeObject", "Metadata"),
+                                      crd_version=self.emu.crds.version(target.kind)))
         return _json(obj)
 
     async def do_list(self, request: web.Request, target: Target, body: Any) -> web.Response:
@@ -247,6 +261,10 @@ class ApiServer:
         predicate = self._predicate(request)
         rv = self.store.snapshot_rv()
         items = self.store.list(kind.group, kind.resource, target.namespace, predicate)
+        if self._as_table(request):
+            return _json(tables.table(kind, items, resource_version=str(rv),
+                                      include_object=request.query.get("includeObject", "Metadata"),
+                                      crd_version=self.emu.crds.version(target.kind)))
         return _json({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                       "metadata": {"resourceVersion": str(rv)}, "items": items})
 
@@ -375,17 +393,62 @@ class ApiServer:
             timeout = float(request.query.get("timeoutSeconds", DEFAULT_WATCH_SECONDS))
         except ValueError:
             raise ApiError(400, "BadRequest", "invalid timeoutSeconds") from None
+        initial = request.query.get("sendInitialEvents", "").lower() == "true"
+        as_table = self._as_table(request)
+        include = request.query.get("includeObject", "Metadata")
+        headers_sent = False
+
+        def line(event_type: str, obj: dict[str, Any]) -> bytes:
+            nonlocal headers_sent
+            if as_table and event_type != "BOOKMARK":
+                obj = tables.table(kind, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
+                                   include_object=include, headers=not headers_sent,
+                                   crd_version=self.emu.crds.version(kind))
+                headers_sent = True
+            return (json.dumps({"type": event_type, "object": obj}) + "\n").encode()
+
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                            "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         loop = asyncio.get_running_loop()
         try:
-            watcher, first = self.store.watch(kind.group, kind.resource, target.namespace, predicate, since, loop)
+            watcher, first, reached = self.store.watch(kind.group, kind.resource, target.namespace, predicate,
+                                                       None if initial else since, loop)
         except ApiError as exc:
             await response.prepare(request)
             await response.write((json.dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode())
             await response.write_eof()
             return response
+        self.emu.track_watch(watcher)
+        try:
+            await response.prepare(request)
+            for event_type, obj in first:
+                await response.write(line(event_type, obj))
+            if initial:
+                # The watch-list protocol: the initial state ends with a bookmark carrying this annotation.
+                await response.write(line("BOOKMARK", {
+                    "kind": kind.kind, "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(reached),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}))
+            deadline = loop.time() + timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if item is None:
+                    break
+                await response.write(line(item[0], item[1]))
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            self.store.unwatch(watcher)
+            self.emu.untrack_watch(watcher)
+        return response
         self.emu.track_watch(watcher)
         try:
             await response.prepare(request)

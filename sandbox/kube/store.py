@@ -314,13 +314,14 @@ class Store:
 
     def watch(self, group: str, resource: str, namespace: str | None,
               predicate: Callable[[dict[str, Any]], bool], since: int | None,
-              loop: asyncio.AbstractEventLoop) -> tuple[Watcher, list[tuple[str, dict[str, Any]]]]:
-        """Register a watcher; returns it and the events to send first.
+              loop: asyncio.AbstractEventLoop) -> tuple[Watcher, list[tuple[str, dict[str, Any]]], int]:
+        """Register a watcher; returns it, the events to send first and the resourceVersion they reach.
 
         `since` None: synthetic ADDED events for every current object; otherwise the retained history after
         that resourceVersion. Raises ApiError 410 Expired when that history is no longer retained.
         """
         with self._lock:
+            reached = self._rv
             watcher = Watcher(group, resource, namespace, predicate, loop)
             if since is None:
                 first = [("ADDED", obj) for obj in self.list(group, resource, namespace, predicate)]
@@ -334,7 +335,7 @@ class Store:
                         if event is not None:
                             first.append((event[0], copy.deepcopy(event[1])))
             self._watchers.add(watcher)
-            return watcher, first
+            return watcher, first, reached
 
     def unwatch(self, watcher: Watcher) -> None:
         with self._lock:

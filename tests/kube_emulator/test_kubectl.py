@@ -1,0 +1,233 @@
+"""The real kubectl (1.37, from the pinned wheel) against the emulator: discovery, tables, watches.
+
+One emulator per module, seeded like the sandbox (manifests/ and, when they are beside the checkout,
+the upstream CRDs); each test reads what the seed made or works on objects of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.kube import KubeEmulator
+from tests.crds import CRD_DIR
+from tests.kubectl import kubectl_path, run_kubectl
+
+from .conftest import FAST, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "hello"
+
+
+class Kubectl:
+    """`kubectl(...)` against one emulator: stdout of a successful run, or the whole result."""
+
+    def __init__(self, emu: KubeEmulator, folder: Path) -> None:
+        self.emu = emu
+        self.kubeconfig = emu.write_kubeconfig(folder / "kubeconfig")
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        return run_kubectl(*args, kubeconfig=self.kubeconfig, input=input).stdout
+
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_kubectl(*args, kubeconfig=self.kubeconfig, input=input, check=False)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {"KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": str(self.kubeconfig.parent / "kube-cache"),
+               "PATH": "/usr/bin:/bin"}
+        return subprocess.Popen([str(kubectl_path()), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[KubeEmulator]:
+    kubectl_path()  # skip the module early when the wheel is absent
+    emulator = KubeEmulator(**FAST)
+    if CRD_DIR.is_dir():
+        emulator.load_crds(CRD_DIR)
+    emulator.seed(REPO / "manifests")
+    with emulator.run_in_thread():
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def kubectl(emu: KubeEmulator, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    k = Kubectl(emu, tmp_path_factory.mktemp("kubectl"))
+    k("wait", "-n", NS, "--for=condition=Available", "deployment/helloworld", "deployment/hello-chatops",
+      "--timeout=30s")
+    return k
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """Rows of kubectl's column output, by header (columns are separated by two or more spaces)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:(?<=  )|^)\S", header)]
+    names = [header[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
+    return [{name: line[s:e].strip() for name, s, e in zip(names, starts, [*starts[1:], None], strict=True)}
+            for line in lines[1:]]
+
+
+def headers(text: str) -> list[str]:
+    return re.split(r"\s{2,}", text.splitlines()[0].strip())
+
+
+def deployment(name: str, image: str = "helloworld:v1", replicas: int = 1) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}}
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+def test_short_names_and_categories_come_from_discovery(kubectl: Kubectl) -> None:
+    resources = table(kubectl("api-resources"))
+    short = {(r["NAME"], r["APIVERSION"]): r["SHORTNAMES"] for r in resources}
+    assert short[("deployments", "apps/v1")] == "deploy"
+    assert short[("pods", "v1")] == "po"
+    assert short[("services", "v1")] == "svc"
+    assert short[("configmaps", "v1")] == "cm"
+    assert short[("replicasets", "apps/v1")] == "rs"
+    assert short[("namespaces", "v1")] == "ns"
+    assert short[("events", "v1")] == "ev"
+    listed = kubectl("get", "deploy,po,svc,cm,rs", "-n", NS, "-o", "name").split()
+    assert "deployment.apps/helloworld" in listed and "service/helloworld" in listed
+    assert any(name.startswith("pod/helloworld-") for name in listed)
+    assert any(name.startswith("replicaset.apps/helloworld-") for name in listed)
+    assert "namespace/hello" in kubectl("get", "ns", "-o", "name").split()
+    in_all = kubectl("get", "all", "-n", NS, "-o", "name").split()
+    assert {name.split("/")[0] for name in in_all} == {"pod", "service", "deployment.apps", "replicaset.apps"}
+
+
+def test_custom_kinds_resolve_by_their_crd_names(kubectl: Kubectl) -> None:
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"the upstream CRDs are not beside the checkout ({CRD_DIR}): CRD names not checked")
+    resources = {(r["NAME"], r["APIVERSION"]): r for r in table(kubectl("api-resources"))}
+    assert resources[("certificates", "cert-manager.io/v1")]["SHORTNAMES"] == "cert,certs"
+    assert kubectl("get", "cert", "-n", NS, "-o", "name").split() == ["certificate.cert-manager.io/helloworld-tls"]
+    in_category = kubectl("get", "ambassador-crds", "-n", NS, "-o", "name").split()
+    assert "mapping.getambassador.io/helloworld" in in_category
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def test_pods_show_ready_status_restarts_and_age(kubectl: Kubectl) -> None:
+    out = kubectl("get", "po", "-n", NS, "-l", "app=helloworld,track=stable")
+    assert headers(out) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    rows = table(out)
+    assert len(rows) == 2
+    assert all(r["READY"] == "1/1" and r["STATUS"] == "Running" and r["RESTARTS"] == "0" for r in rows)
+    assert all(re.fullmatch(r"\d+(s|m\d*s?)", r["AGE"]) for r in rows)
+    wide = kubectl("get", "pods", "-n", NS, "-l", "app=helloworld,track=stable", "-o", "wide")
+    assert headers(wide) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE",
+                             "READINESS GATES"]
+    assert all(r["IP"].startswith("10.244.") and r["NODE"] == "sandbox-node" for r in table(wide))
+
+
+def test_deployments_show_ready_up_to_date_available_and_wide_columns(kubectl: Kubectl) -> None:
+    rows = {r["NAME"]: r for r in table(kubectl("get", "deploy", "-n", NS))}
+    assert rows["helloworld"] == {"NAME": "helloworld", "READY": "2/2", "UP-TO-DATE": "2", "AVAILABLE": "2",
+                                  "AGE": rows["helloworld"]["AGE"]}
+    wide = {r["NAME"]: r for r in table(kubectl("get", "deployments", "-n", NS, "-o", "wide"))}
+    assert wide["helloworld"]["CONTAINERS"] == "helloworld"
+    assert wide["helloworld"]["IMAGES"] == "helloworld:v1"
+    assert wide["helloworld"]["SELECTOR"] == "app=helloworld,track=stable"
+    labelled = {r["NAME"]: r for r in table(kubectl("get", "deploy", "-n", NS, "--show-labels"))}
+    assert labelled["helloworld"]["LABELS"] == "app=helloworld,track=stable"
+    selected = table(kubectl("get", "deploy", "-A", "-l", "track=canary"))
+    assert [(r["NAMESPACE"], r["NAME"]) for r in selected] == [(NS, "helloworld-canary")]
+
+
+def test_replicasets_services_and_events_have_their_columns(kubectl: Kubectl) -> None:
+    rs = table(kubectl("get", "rs", "-n", NS, "-l", "app=helloworld,track=stable"))
+    assert [(r["DESIRED"], r["CURRENT"], r["READY"]) for r in rs] == [("2", "2", "2")]
+    assert headers(kubectl("get", "rs", "-n", NS)) == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    svc = {r["NAME"]: r for r in table(kubectl("get", "svc", "-n", NS, "-o", "wide"))}
+    assert svc["helloworld"]["TYPE"] == "ClusterIP"
+    assert svc["helloworld"]["CLUSTER-IP"].startswith("10.96.")
+    assert svc["helloworld"]["EXTERNAL-IP"] == "<none>"
+    assert svc["helloworld"]["PORT(S)"] == "80/TCP"
+    assert svc["helloworld"]["SELECTOR"] == "app=helloworld,track=stable"
+    events = table(kubectl("get", "ev", "-n", NS))
+    assert headers(kubectl("get", "events", "-n", NS)) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert any(e["TYPE"] == "Normal" and e["REASON"] == "ScalingReplicaSet" and e["OBJECT"] == "deployment/helloworld"
+               for e in events)
+
+
+def test_custom_resources_show_their_printer_columns(kubectl: Kubectl) -> None:
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"the upstream CRDs are not beside the checkout ({CRD_DIR}): printer columns not checked")
+    certs = kubectl("get", "certificates", "-n", NS)
+    assert headers(certs) == ["NAME", "READY", "SECRET", "AGE"]
+    wait_for(lambda: table(kubectl("get", "cert", "-n", NS))[0]["READY"] == "True", what="certificate ready")
+    assert table(certs)[0]["SECRET"] == "helloworld-tls"
+    wide = table(kubectl("get", "cert", "-n", NS, "-o", "wide"))
+    assert wide[0]["ISSUER"] and wide[0]["STATUS"] == "Certificate is up to date and has not expired"
+    mappings = {r["NAME"]: r for r in table(kubectl("get", "mappings", "-n", NS))}
+    assert mappings["helloworld"]["SOURCE PREFIX"] == "/hello/"
+    assert mappings["helloworld"]["DEST SERVICE"] == "helloworld:80"
+
+
+def test_output_formats_json_yaml_jsonpath(kubectl: Kubectl) -> None:
+    import json
+
+    import yaml
+
+    as_json = json.loads(kubectl("get", "deploy", "helloworld", "-n", NS, "-o", "json"))
+    assert as_json["kind"] == "Deployment" and as_json["status"]["readyReplicas"] == 2
+    listed = yaml.safe_load(kubectl("get", "svc", "-n", NS, "-o", "yaml"))
+    assert listed["kind"] == "List" and {i["metadata"]["name"] for i in listed["items"]} >= {"helloworld"}
+    images = kubectl("get", "deploy", "-n", NS, "-o", "jsonpath={range .items[*]}{.metadata.name}={"
+                     ".spec.template.spec.containers[0].image}{'\\n'}{end}")
+    assert "helloworld=helloworld:v1" in images.splitlines()
+
+
+# --- watches ------------------------------------------------------------------------------------
+
+
+def test_rollout_status_and_wait_follow_a_rollout(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    emu.apply(deployment("watched"))
+    kubectl("rollout", "status", "deployment/watched", "-n", NS, "--timeout=30s")
+    kubectl("set", "image", "deployment/watched", "web=helloworld:v2", "-n", NS)
+    out = kubectl("rollout", "status", "deployment/watched", "-n", NS, "--timeout=30s")
+    assert 'deployment "watched" successfully rolled out' in out
+    assert emu.get("apps", "v1", "deployments", NS, "watched")["status"]["updatedReplicas"] == 1
+    kubectl("wait", "--for=condition=Available", "deployment/watched", "-n", NS, "--timeout=30s")
+    broken = kubectl.run("wait", "--for=jsonpath={.spec.replicas}=5", "deployment/watched", "-n", NS,
+                         "--timeout=1s")
+    assert broken.returncode != 0 and "timed out" in broken.stderr
+
+
+def test_get_watch_prints_changes_as_rows(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    emu.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched-cm", "namespace": NS},
+               "data": {"a": "1"}})
+    proc = kubectl.popen("get", "cm", "watched-cm", "-n", NS, "-w")
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 2, what="the header and the first row")
+        kubectl("patch", "cm", "watched-cm", "-n", NS, "-p", '{"data":{"b":"2"}}')
+        wait_for(lambda: len(lines) >= 3, what="a row for the change")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert headers(lines[0]) == ["NAME", "DATA", "AGE"]
+    assert re.split(r"\s+", lines[1].strip())[:2] == ["watched-cm", "1"]
+    assert re.split(r"\s+", lines[2].strip())[:2] == ["watched-cm", "2"]
