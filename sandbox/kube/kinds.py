@@ -174,6 +174,7 @@ class CrdRegistry:
 
     def __init__(self) -> None:
         self._crds: dict[tuple[str, str], dict[str, Any]] = {}
+        self.generation = 0  # bumped on every change (what caches of documents key on)
 
     def register(self, crd: dict[str, Any]) -> Kind | None:
         spec = crd.get("spec") or {}
@@ -183,6 +184,7 @@ class CrdRegistry:
         if not (group and plural and kind_name and served):
             return None
         self._crds[(group, plural)] = crd
+        self.generation += 1
         known = lookup(group, plural)
         if known is not None:
             return known
@@ -197,6 +199,7 @@ class CrdRegistry:
     def forget(self, crd: dict[str, Any]) -> None:
         spec = crd.get("spec") or {}
         self._crds.pop((spec.get("group"), (spec.get("names") or {}).get("plural")), None)
+        self.generation += 1
 
     def version(self, kind: Kind) -> dict[str, Any] | None:
         """The CRD's entry for the version the emulator serves of `kind`, when its CRD is stored."""

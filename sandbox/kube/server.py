@@ -9,9 +9,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from aiohttp import web
 
-from . import kinds, patch, tables
+from . import kinds, openapi, patch, tables
 from .faults import Fault
 from .kinds import Kind
 from .rbac import details_for
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "sandbox",
-                  "gitTreeState": "clean", "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2",
+SERVER_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "gitCommit": "sandbox",
+                  "gitTreeState": "clean", "buildDate": "2026-08-26T00:00:00Z", "goVersion": "go1.26.0",
                   "compiler": "gc", "platform": "linux/amd64"}
 DEFAULT_WATCH_SECONDS = 1800
 
@@ -46,6 +47,21 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _error(exc: ApiError) -> web.Response:
     return _json(exc.status(), exc.code)
+
+
+def _warned(response: web.Response, warnings: list[str]) -> web.Response:
+    """Add `Warning` headers (RFC 7234 code 299, as the API server sends them; kubectl prints them)."""
+    for text in warnings:
+        response.headers.add("Warning", '299 - ' + json.dumps(text))
+    return response
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    unknown = [v for v in values if v != "All"]
+    if unknown:
+        raise ApiError(400, "BadRequest", f"Invalid dry run value: {unknown[0]!r}")
+    return bool(values)
 
 
 def parse_target(path: str, *, namespaced_hint: dict[str, Any] | None = None) -> Target | None:
@@ -83,6 +99,7 @@ class ApiServer:
         self.emu = emulator
         self.store = emulator.store
         self.app = web.Application(client_max_size=32 * 1024 * 1024)
+        self._documents: dict[tuple[str, int, int], str] = {}
         self.app.router.add_route("*", "/_emulator/faults", self.faults_endpoint)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -110,16 +127,23 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if path.startswith("/openapi/"):
+            return self.openapi(request, path)
         discovery = self.discovery(path)
         if discovery is not None:
             return discovery
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+            raw = await request.read()
             try:
-                raw = await request.read()
                 body = json.loads(raw) if raw else None
             except ValueError:
-                return _error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
+                if request.content_type != patch.APPLY:
+                    return _error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
+                try:
+                    body = yaml.safe_load(raw)
+                except yaml.YAMLError as exc:
+                    return _error(ApiError(400, "BadRequest", f"error decoding YAML: {exc}"))
         target = parse_target(path, namespaced_hint=body if request.method == "POST" and isinstance(body, dict)
                               else None)
         if target is None:
@@ -172,6 +196,36 @@ class ApiServer:
             raise ApiError(403, "Forbidden", message, details_for(target.name, kind.group, kind.resource))
 
     # --- discovery ----------------------------------------------------------------------------------
+
+    def openapi(self, request: web.Request, path: str) -> web.Response:
+        """`/openapi/v3` (index and group-version documents) and `/openapi/v2` (JSON only)."""
+        served = kinds.all_kinds()
+        key = (path, len(served), self.emu.crds.generation)
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", "")
+            if accept and not any(t in accept for t in ("json", "*/*")):
+                return _json(ApiError(406, "NotAcceptable", "only application/json is served for /openapi/v2 "
+                                                            "(no protobuf)").status(), 406)
+            if key not in self._documents:
+                self._documents[key] = json.dumps(openapi.v2_document(served, self.emu.crds))
+        elif path == "/openapi/v3":
+            if key not in self._documents:
+                self._documents[key] = json.dumps(openapi.v3_index(served, self.emu.crds))
+        else:
+            rest = path.removeprefix("/openapi/v3/").split("/")
+            if rest[:1] == ["api"] and len(rest) == 2:
+                group, version = "", rest[1]
+            elif rest[:1] == ["apis"] and len(rest) == 3:
+                group, version = rest[1], rest[2]
+            else:
+                return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+            if (group, version) not in openapi.group_versions(served):
+                return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+            if key not in self._documents:
+                self._documents[key] = json.dumps(
+                    openapi.group_version_document(group, version, served, self.emu.crds, v3=True))
+        return web.Response(text=self._documents[key], content_type="application/json",
+                            headers={"Cache-Control": "no-cache, private"})
 
     def discovery(self, path: str) -> web.Response | None:
         if path == "/version":
@@ -241,6 +295,20 @@ class ApiServer:
         fields = parse_field_selector(request.query.get("fieldSelector"))
         return lambda obj: labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
 
+    def _check_fields(self, request: web.Request, kind: Kind, body: Any) -> list[str]:
+        """Field validation: unknown fields refuse the request (`Strict`) or come back as warnings."""
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise ApiError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
+                                              f'not "{mode}"')
+        if mode == "Ignore" or not isinstance(body, dict):
+            return []
+        unknown = [f'unknown field "{path}"' for path in openapi.unknown_fields(kind, body, self.emu.crds)]
+        if unknown and mode == "Strict":
+            raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled as a '
+                                              f"{kind.kind}: strict decoding error: {', '.join(unknown)}")
+        return unknown
+
     @staticmethod
     def _as_table(request: web.Request) -> bool:
         return tables.wants_table(request.headers.get("Accept", ""))
@@ -282,8 +350,9 @@ class ApiServer:
         if kind.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
                                               "sent on the request")
-        created = self.store.create(kind, target.namespace, body)
-        return _json(created, 201)
+        warnings = self._check_fields(request, kind, body)
+        created = self.store.create(kind, target.namespace, body, dry_run=_dry_run(request))
+        return _warned(_json(created, 201), warnings)
 
     async def do_update(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
@@ -292,9 +361,10 @@ class ApiServer:
         kind = target.kind
         if target.subresource == "scale":
             return _json(self._write_scale(target, body))
+        warnings = self._check_fields(request, kind, body)
         updated = self.store.update(kind, target.namespace, target.name or "", body,
-                                    subresource=target.subresource or None)
-        return _json(updated)
+                                    subresource=target.subresource or None, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
 
     async def do_patch(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
@@ -313,12 +383,13 @@ class ApiServer:
             raise ApiError(422, "Invalid", str(exc)) from exc
         if target.subresource == "scale":
             return _json(self._write_scale(target, patched))
+        warnings = self._check_fields(request, kind, body) if content_type != patch.JSON else []
         if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
             # A patch only conflicts when it carries a resourceVersion itself.
             patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         updated = self.store.update(kind, target.namespace, target.name or "", patched,
-                                    subresource=target.subresource or None)
-        return _json(updated)
+                                    subresource=target.subresource or None, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
 
     async def do_delete(self, request: web.Request, target: Target, body: Any) -> web.Response:
         if target.subresource:
@@ -334,7 +405,7 @@ class ApiServer:
                                    f'Operation cannot be fulfilled on {kind.qualified} "{target.name}": '
                                    f"Precondition failed: {field}: {precondition[field]}, "
                                    f"ObjectMeta.{field[0].upper() + field[1:]}: {current['metadata'].get(field)}")
-        gone = self.store.delete(kind, target.namespace, target.name or "")
+        gone = self.store.delete(kind, target.namespace, target.name or "", dry_run=_dry_run(request))
         if kind.group == "" and kind.resource == "pods":
             return _json(gone)
         details = {"name": target.name, "kind": kind.resource, "uid": gone["metadata"]["uid"]}

@@ -163,9 +163,11 @@ class Store:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any], *, keep_status: bool = False
-               ) -> dict[str, Any]:
-        """Create an object (201 semantics): validation, defaults, metadata; 409 when it exists."""
+    def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any], *, keep_status: bool = False,
+               dry_run: bool = False) -> dict[str, Any]:
+        """Create an object (201 semantics): validation, defaults, metadata; 409 when it exists.
+
+        `dry_run` (the API's `dryRun=All`) does everything but store it."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -204,10 +206,12 @@ class Store:
             meta["generation"] = 1
             if kind.resource == "pods" and kind.group == "":
                 obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+            if dry_run:
+                return copy.deepcopy(obj)
             return self._commit(kind, key, "ADDED", None, obj)
 
     def update(self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any], *,
-               subresource: str | None = None, internal: bool = False) -> dict[str, Any]:
+               subresource: str | None = None, internal: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Replace an object (PUT semantics).
 
         A stale `metadata.resourceVersion` answers 409 Conflict; none means unconditional. For kinds with a
@@ -265,9 +269,11 @@ class Store:
             meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new == old:
                 return copy.deepcopy(old)
+            if dry_run:
+                return copy.deepcopy(new)
             return self._commit(kind, key, "MODIFIED", old, new)
 
-    def delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Delete an object and, like the garbage collector, what it owns (and a namespace's contents)."""
         ns = (namespace or "") if kind.namespaced else ""
         key = (kind.group, kind.resource, ns, name)
@@ -275,6 +281,8 @@ class Store:
             old = self._objects.get(key)
             if old is None:
                 raise not_found(kind, name)
+            if dry_run:
+                return copy.deepcopy(old)
             gone = self._commit(kind, key, "DELETED", old, copy.deepcopy(old))
             uid = old["metadata"]["uid"]
             dependants = [k for k, o in self._objects.items()

@@ -231,3 +231,77 @@ def test_get_watch_prints_changes_as_rows(kubectl: Kubectl, emu: KubeEmulator) -
     assert headers(lines[0]) == ["NAME", "DATA", "AGE"]
     assert re.split(r"\s+", lines[1].strip())[:2] == ["watched-cm", "1"]
     assert re.split(r"\s+", lines[2].strip())[:2] == ["watched-cm", "2"]
+
+
+# --- writing: apply, diff, validation -----------------------------------------------------------
+
+WEB = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: hello
+  labels: {{app: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+          {extra}
+"""
+
+
+def web(name: str, image: str = "helloworld:v1", extra: str = "") -> str:
+    return WEB.format(name=name, image=image, extra=extra)
+
+
+def test_openapi_documents_describe_the_served_kinds(kubectl: Kubectl) -> None:
+    import json
+
+    index = json.loads(kubectl("get", "--raw", "/openapi/v3"))
+    assert {"api/v1", "apis/apps/v1", "apis/getambassador.io/v3alpha1"} <= set(index["paths"])
+    apps = json.loads(kubectl("get", "--raw", index["paths"]["apis/apps/v1"]["serverRelativeURL"]))
+    deployment = apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [{"group": "apps", "version": "v1", "kind": "Deployment"}]
+    v2 = json.loads(kubectl("get", "--raw", "/openapi/v2"))
+    assert v2["swagger"] == "2.0" and "io.k8s.api.core.v1.PodSpec" in v2["definitions"]
+    explained = kubectl("explain", "deployment.spec.replicas")
+    assert "FIELD: replicas <integer>" in explained
+
+
+def test_apply_creates_then_configures_and_diff_shows_the_change(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    assert kubectl("apply", "-f", "-", input=web("applied")).strip() == "deployment.apps/applied created"
+    assert kubectl("apply", "-f", "-", input=web("applied")).strip() == "deployment.apps/applied unchanged"
+    changed = web("applied", image="helloworld:v2")
+    diff = kubectl.run("diff", "-f", "-", input=changed)
+    assert diff.returncode == 1, diff.stderr
+    changes = [line.split() for line in diff.stdout.splitlines() if line[:1] in "+-" and "image:" in line]
+    assert changes == [["-", "-", "image:", "helloworld:v1"], ["+", "-", "image:", "helloworld:v2"]]
+    # diff is a dry run: nothing changed
+    assert emu.get("apps", "v1", "deployments", NS, "applied")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == "helloworld:v1"
+    assert kubectl("apply", "-f", "-", input=changed).strip() == "deployment.apps/applied configured"
+    live = emu.get("apps", "v1", "deployments", NS, "applied")
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "helloworld:v2"
+    assert "kubectl.kubernetes.io/last-applied-configuration" in live["metadata"]["annotations"]
+    assert kubectl.run("diff", "-f", "-", input=changed).returncode == 0
+
+
+def test_apply_refuses_an_unknown_field_like_a_cluster(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    refused = kubectl.run("apply", "-f", "-", input=web("typo", extra="imagee: helloworld:v2"))
+    assert refused.returncode == 1
+    assert ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+            'unknown field "spec.template.spec.containers[0].imagee"') in refused.stderr
+    assert emu.get("apps", "v1", "deployments", NS, "typo") is None
+    mapping = ("apiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: typo, namespace: hello}\n"
+               "spec: {prefix: /typo/, service: typo:80, prefixx: /x/}\n")
+    if CRD_DIR.is_dir():
+        refused = kubectl.run("apply", "-f", "-", input=mapping)
+        assert refused.returncode == 1
+        assert 'strict decoding error: unknown field "spec.prefixx"' in refused.stderr
+    lenient = kubectl.run("apply", "--validate=false", "-f", "-", input=web("typo", extra="imagee: x"))
+    assert lenient.returncode == 0, lenient.stderr
