@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import kinds, openapi, patch, tables
+from . import kinds, managed, openapi, patch, tables
 from .faults import Fault
 from .kinds import Kind
 from .rbac import details_for
@@ -351,6 +352,7 @@ class ApiServer:
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
                                               "sent on the request")
         warnings = self._check_fields(request, kind, body)
+        managed.record_update(kind, self._manager(request), None, body)
         created = self.store.create(kind, target.namespace, body, dry_run=_dry_run(request))
         return _warned(_json(created, 201), warnings)
 
@@ -360,8 +362,10 @@ class ApiServer:
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         kind = target.kind
         if target.subresource == "scale":
-            return _json(self._write_scale(target, body))
+            return _json(self._write_scale(request, target, body))
         warnings = self._check_fields(request, kind, body)
+        if not target.subresource:
+            managed.record_update(kind, self._manager(request), self._current(target), body)
         updated = self.store.update(kind, target.namespace, target.name or "", body,
                                     subresource=target.subresource or None, dry_run=_dry_run(request))
         return _warned(_json(updated), warnings)
@@ -370,7 +374,9 @@ class ApiServer:
         self._check_sub(target)
         kind = target.kind
         content_type = request.content_type
-        accepted = [patch.JSON, patch.MERGE] + ([patch.STRATEGIC] if kind.builtin else [])
+        accepted = [patch.JSON, patch.MERGE] + ([patch.STRATEGIC] if kind.builtin else []) + [patch.APPLY]
+        if content_type == patch.APPLY and not target.subresource:
+            return await self.server_side_apply(request, target, body)
         if content_type not in accepted:
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media types include: "
@@ -382,13 +388,49 @@ class ApiServer:
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from exc
         if target.subresource == "scale":
-            return _json(self._write_scale(target, patched))
+            return _json(self._write_scale(request, target, patched))
         warnings = self._check_fields(request, kind, body) if content_type != patch.JSON else []
+        if not target.subresource:
+            managed.record_update(kind, self._manager(request), current, patched)
         if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
             # A patch only conflicts when it carries a resourceVersion itself.
             patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         updated = self.store.update(kind, target.namespace, target.name or "", patched,
                                     subresource=target.subresource or None, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
+
+    @staticmethod
+    def _manager(request: web.Request) -> str:
+        return managed.manager_name(request.query.get("fieldManager"), request.headers.get("User-Agent", ""))
+
+    async def server_side_apply(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        """PATCH with `application/apply-patch+yaml`: create or merge, owning fields per field manager."""
+        kind = target.kind
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be an object")
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                                              "value: is required for apply patch")
+        meta = body.get("metadata") or {}
+        if meta.get("name") not in (None, target.name):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+        if body.get("kind") not in (None, kind.kind) or body.get("apiVersion") not in (None, kind.api_version):
+            raise ApiError(400, "BadRequest", f"the apiVersion and kind of the object must be {kind.api_version} "
+                                              f"{kind.kind}")
+        warnings = self._check_fields(request, kind, body)
+        force = request.query.get("force", "").lower() == "true"
+        current = self.store.get(kind.group, kind.resource, target.namespace if kind.namespaced else None,
+                                 target.name or "")
+        applied = {**body, "apiVersion": kind.api_version, "kind": kind.kind,
+                   "metadata": {**meta, "name": target.name}}
+        result = managed.apply(kind, manager, current, applied, force=force)
+        if current is None:
+            created = self.store.create(kind, target.namespace, result, dry_run=_dry_run(request))
+            return _warned(_json(created, 201), warnings)
+        sent_rv = meta.get("resourceVersion")
+        result["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+        updated = self.store.update(kind, target.namespace, target.name or "", result, dry_run=_dry_run(request))
         return _warned(_json(updated), warnings)
 
     async def do_delete(self, request: web.Request, target: Target, body: Any) -> web.Response:
@@ -435,8 +477,9 @@ class ApiServer:
                 "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)),
                            "selector": selector_string(obj.get("spec", {}).get("selector"))}}
 
-    def _write_scale(self, target: Target, scale: dict[str, Any]) -> dict[str, Any]:
+    def _write_scale(self, request: web.Request, target: Target, scale: dict[str, Any]) -> dict[str, Any]:
         current = self._current(target)
+        before = copy.deepcopy(current)
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: '
@@ -444,7 +487,9 @@ class ApiServer:
         sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
         current["spec"]["replicas"] = replicas
         current["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
-        updated = self.store.update(target.kind, target.namespace, target.name or "", current)
+        managed.record_update(target.kind, self._manager(request), before, current)
+        updated = self.store.update(target.kind, target.namespace, target.name or "", current,
+                                    dry_run=_dry_run(request))
         return self.scale_of(updated)
 
     # --- watch --------------------------------------------------------------------------------------

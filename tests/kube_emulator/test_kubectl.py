@@ -305,3 +305,40 @@ def test_apply_refuses_an_unknown_field_like_a_cluster(kubectl: Kubectl, emu: Ku
         assert 'strict decoding error: unknown field "spec.prefixx"' in refused.stderr
     lenient = kubectl.run("apply", "--validate=false", "-f", "-", input=web("typo", extra="imagee: x"))
     assert lenient.returncode == 0, lenient.stderr
+
+
+def test_server_side_apply_owns_fields_per_manager_and_a_conflict_names_the_manager(kubectl: Kubectl) -> None:
+    import json
+
+    two = web("ssa").replace("replicas: 1", "replicas: 2")
+    three = web("ssa").replace("replicas: 1", "replicas: 3")
+    assert kubectl("apply", "--server-side", "--field-manager=alice", "-f", "-", input=two).strip() == \
+        "deployment.apps/ssa serverside-applied"
+    refused = kubectl.run("apply", "--server-side", "--field-manager=bob", "-f", "-", input=three)
+    assert refused.returncode == 1
+    assert 'Apply failed with 1 conflict: conflict with "alice": .spec.replicas' in refused.stderr
+    raw = kubectl.run("get", "--raw", "/apis/apps/v1/namespaces/hello/deployments/ssa")
+    assert json.loads(raw.stdout)["spec"]["replicas"] == 2
+    # the same value is shared ownership, not a conflict; --force-conflicts takes the field over
+    kubectl("apply", "--server-side", "--field-manager=bob", "-f", "-", input=two)
+    kubectl("apply", "--server-side", "--field-manager=bob", "--force-conflicts", "-f", "-", input=three)
+    live = json.loads(kubectl("get", "deploy", "ssa", "-n", NS, "-o", "json", "--show-managed-fields"))
+    assert live["spec"]["replicas"] == 3
+    owners = {e["manager"]: e for e in live["metadata"]["managedFields"]}
+    assert owners["alice"]["operation"] == owners["bob"]["operation"] == "Apply"
+    assert "f:replicas" not in owners["alice"]["fieldsV1"]["f:spec"]
+    assert "f:replicas" in owners["bob"]["fieldsV1"]["f:spec"]
+    # an imperative change makes its writer an owner too: the next apply conflicts with it
+    kubectl("scale", "deployment/ssa", "-n", NS, "--replicas=4")
+    refused = kubectl.run("apply", "--server-side", "--field-manager=bob", "-f", "-", input=three)
+    assert refused.returncode == 1
+    assert re.search(r'conflict with "kubectl" using apps/v1 at \S+: \.spec\.replicas', refused.stderr)
+
+
+def test_server_side_apply_drops_the_fields_a_manager_stops_applying(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    labelled = web("pruned").replace("labels: {app: pruned}", "labels: {app: pruned, tier: web}", 1)
+    kubectl("apply", "--server-side", "-f", "-", input=labelled)
+    assert emu.get("apps", "v1", "deployments", NS, "pruned")["metadata"]["labels"] == {"app": "pruned",
+                                                                                        "tier": "web"}
+    kubectl("apply", "--server-side", "-f", "-", input=web("pruned"))
+    assert emu.get("apps", "v1", "deployments", NS, "pruned")["metadata"]["labels"] == {"app": "pruned"}
