@@ -63,6 +63,16 @@ def resolve_int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
     return int(value)
 
 
+_NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration", REVISION,
+               "deployment.kubernetes.io/revision-history", "deployment.kubernetes.io/desired-replicas",
+               "deployment.kubernetes.io/max-replicas")
+
+
+def copied_annotations(deploy: dict[str, Any]) -> dict[str, str]:
+    """The Deployment annotations its ReplicaSets carry too (all but the controller's own and apply's)."""
+    return {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED}
+
+
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
@@ -245,16 +255,22 @@ class DeploymentController:
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": new_name, "namespace": ns,
                              "labels": {**(template.get("metadata", {}).get("labels") or {}), HASH_LABEL: digest},
-                             "annotations": {REVISION: str(top + 1), "deployment.kubernetes.io/desired-replicas":
-                                             str(desired)},
+                             "annotations": {**copied_annotations(deploy), REVISION: str(top + 1),
+                                             "deployment.kubernetes.io/desired-replicas": str(desired)},
                              "ownerReferences": [owner_ref(deploy)]},
                 "spec": {"replicas": 0, "selector": selector, "template": rs_template}})
             sets.append(new)
             self._set_progress(deploy, "NewReplicaSetCreated", f'Created new replica set "{new_name}"')
         elif int(new["metadata"].get("annotations", {}).get(REVISION, "0")) != top:
             new["metadata"].setdefault("annotations", {})[REVISION] = str(top + 1)
+            new["metadata"]["annotations"].update(copied_annotations(deploy))
             new = self.store.update(REPLICASETS, ns, new_name, new, internal=True)
             self._set_progress(deploy, "FoundNewReplicaSet", f'Found new replica set "{new_name}"')
+        elif any(new["metadata"].get("annotations", {}).get(k) != v for k, v in copied_annotations(deploy).items()):
+            # like the deployment controller, the new ReplicaSet follows the Deployment's annotations
+            # (`kubectl rollout history` reads the change cause from there)
+            new["metadata"].setdefault("annotations", {}).update(copied_annotations(deploy))
+            new = self.store.update(REPLICASETS, ns, new_name, new, internal=True)
         revision = new["metadata"]["annotations"][REVISION]
         if (meta.get("annotations") or {}).get(REVISION) != revision:
             fresh = self.store.get("apps", "deployments", ns, name)

@@ -342,3 +342,57 @@ def test_server_side_apply_drops_the_fields_a_manager_stops_applying(kubectl: Ku
                                                                                         "tier": "web"}
     kubectl("apply", "--server-side", "-f", "-", input=web("pruned"))
     assert emu.get("apps", "v1", "deployments", NS, "pruned")["metadata"]["labels"] == {"app": "pruned"}
+
+
+# --- imperative commands ------------------------------------------------------------------------
+
+
+def test_rollout_history_undo_restart_pause_resume(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    def live() -> dict[str, Any]:
+        return emu.get("apps", "v1", "deployments", NS, "rolled")
+
+    kubectl("apply", "-f", "-", input=web("rolled"))
+    kubectl("rollout", "status", "deployment/rolled", "-n", NS, "--timeout=30s")
+    kubectl("set", "image", "deployment/rolled", "web=helloworld:v2", "-n", NS)
+    kubectl("annotate", "deployment/rolled", "-n", NS, "kubernetes.io/change-cause=release v2")
+    kubectl("rollout", "status", "deployment/rolled", "-n", NS, "--timeout=30s")
+    history = table(kubectl("rollout", "history", "deployment/rolled", "-n", NS).split("\n", 1)[1])
+    assert [(r["REVISION"], r["CHANGE-CAUSE"]) for r in history] == [("1", "<none>"), ("2", "release v2")]
+    assert "Image:\thelloworld:v2" in kubectl("rollout", "history", "deployment/rolled", "-n", NS, "--revision=2") \
+        .replace("      ", "\t").replace(" ", "")
+    assert kubectl("rollout", "undo", "deployment/rolled", "-n", NS).strip() == "deployment.apps/rolled rolled back"
+    kubectl("rollout", "status", "deployment/rolled", "-n", NS, "--timeout=30s")
+    assert live()["spec"]["template"]["spec"]["containers"][0]["image"] == "helloworld:v1"
+    history = table(kubectl("rollout", "history", "deployment/rolled", "-n", NS).split("\n", 1)[1])
+    assert [r["REVISION"] for r in history] == ["2", "3"]
+    kubectl("rollout", "restart", "deployment/rolled", "-n", NS)
+    assert "kubectl.kubernetes.io/restartedAt" in live()["spec"]["template"]["metadata"]["annotations"]
+    kubectl("rollout", "status", "deployment/rolled", "-n", NS, "--timeout=30s")
+    kubectl("rollout", "pause", "deployment/rolled", "-n", NS)
+    assert live()["spec"]["paused"] is True
+    kubectl("rollout", "resume", "deployment/rolled", "-n", NS)
+    assert not live()["spec"].get("paused")
+
+
+def test_label_annotate_patch_scale_and_delete(kubectl: Kubectl, emu: KubeEmulator) -> None:
+    kubectl("apply", "-f", "-", input=web("edited"))
+    assert kubectl("label", "deployment/edited", "-n", NS, "tier=web").strip() == "deployment.apps/edited labeled"
+    kubectl("annotate", "deployment/edited", "-n", NS, "owner=team-a")
+    kubectl("patch", "deployment/edited", "-n", NS, "-p", '{"spec":{"minReadySeconds":5}}')
+    kubectl("patch", "deployment/edited", "-n", NS, "--type=json",
+            "-p", '[{"op":"replace","path":"/spec/revisionHistoryLimit","value":3}]')
+    assert kubectl("scale", "deployment/edited", "-n", NS, "--replicas=3").strip() == "deployment.apps/edited scaled"
+    live = emu.get("apps", "v1", "deployments", NS, "edited")
+    assert live["metadata"]["labels"]["tier"] == "web"
+    assert live["metadata"]["annotations"]["owner"] == "team-a"
+    assert (live["spec"]["minReadySeconds"], live["spec"]["revisionHistoryLimit"], live["spec"]["replicas"]) == \
+        (5, 3, 3)
+    assert kubectl("get", "deploy", "-n", NS, "-l", "tier=web", "-o", "name").split() == ["deployment.apps/edited"]
+    kubectl("label", "deployment/edited", "-n", NS, "tier-")
+    assert "tier" not in emu.get("apps", "v1", "deployments", NS, "edited")["metadata"]["labels"]
+    deleted = kubectl("delete", "deployment/edited", "-n", NS).strip()
+    assert deleted == 'deployment.apps "edited" deleted from hello namespace'
+    assert emu.get("apps", "v1", "deployments", NS, "edited") is None
+    missing = kubectl.run("get", "deployment/edited", "-n", NS)
+    assert missing.returncode == 1
+    assert 'Error from server (NotFound): deployments.apps "edited" not found' in missing.stderr
