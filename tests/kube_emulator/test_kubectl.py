@@ -396,3 +396,47 @@ def test_label_annotate_patch_scale_and_delete(kubectl: Kubectl, emu: KubeEmulat
     missing = kubectl.run("get", "deployment/edited", "-n", NS)
     assert missing.returncode == 1
     assert 'Error from server (NotFound): deployments.apps "edited" not found' in missing.stderr
+
+
+# --- the deploy guide: kubectl apply -k manifests/ --------------------------------------------------
+
+_VOLATILE_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
+_VOLATILE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as its manifest made it: no status, server bookkeeping, or allocated cluster IPs."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in obj["metadata"].items() if k not in _VOLATILE_META}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _VOLATILE_ANNOTATIONS}
+    meta.pop("annotations", None)
+    if annotations:
+        meta["annotations"] = annotations
+    out["metadata"] = meta
+    if obj["kind"] == "Service":
+        out["spec"] = {k: v for k, v in obj["spec"].items() if k not in ("clusterIP", "clusterIPs")}
+    return out
+
+
+def test_apply_k_onto_an_empty_emulator_equals_the_seeded_cluster(tmp_path: Path) -> None:
+    import yaml
+
+    from sandbox.kube import kinds
+
+    seeded = KubeEmulator(**FAST)
+    seeded.seed(REPO / "manifests")
+    empty = KubeEmulator(**FAST)
+    with empty.run_in_thread():
+        k = Kubectl(empty, tmp_path)
+        out = k("apply", "-k", str(REPO / "manifests"))
+        assert "deployment.apps/helloworld created" in out.splitlines()
+        built = [d for d in yaml.safe_load_all(k("kustomize", str(REPO / "manifests"))) if d]
+        assert len(built) >= 20
+        for doc in built:
+            kind = kinds.for_manifest(doc["apiVersion"], doc["kind"])
+            namespace = doc["metadata"].get("namespace") if kind.namespaced else None
+            applied = empty.get(kind.group, kind.version, kind.resource, namespace, doc["metadata"]["name"])
+            expected = seeded.get(kind.group, kind.version, kind.resource, namespace, doc["metadata"]["name"])
+            assert applied is not None and expected is not None, doc["metadata"]
+            assert _comparable(applied) == _comparable(expected), f"{doc['kind']} {doc['metadata']['name']}"
+        assert "unchanged" in k("apply", "-k", str(REPO / "manifests")).splitlines()[0]
