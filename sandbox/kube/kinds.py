@@ -222,6 +222,7 @@ class CrdRegistry:
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME_KINDS = {"namespaces", "services"}
+TOTAL_ANNOTATION_BYTES = 256 * 1024  # the API server's limit on all annotations of an object together
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,10 @@ def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
                                 f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
                                 "alphanumeric characters, '-' or '.', and must start and end with an "
                                 "alphanumeric character"))
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    if sum(len(str(k)) + len(str(v)) for k, v in annotations.items()) > TOTAL_ANNOTATION_BYTES:
+        causes.append(Cause("FieldValueTooLong", "metadata.annotations",
+                            f"Too long: may not be more than {TOTAL_ANNOTATION_BYTES} bytes"))
     spec = obj.get("spec")
     spec = spec if isinstance(spec, dict) else {}
     if kind.resource in ("deployments", "replicasets", "statefulsets") and kind.group == "apps":

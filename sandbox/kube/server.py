@@ -135,6 +135,11 @@ class ApiServer:
             return discovery
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+            if request.content_type.startswith(("application/vnd.kubernetes.protobuf", "application/cbor")):
+                # the emulator speaks JSON only; clients fall back to it on 415
+                return _error(ApiError(415, "UnsupportedMediaType",
+                                       "the body of the request was in an unknown format - accepted media types "
+                                       "include: application/json, application/yaml"))
             raw = await request.read()
             try:
                 body = json.loads(raw) if raw else None

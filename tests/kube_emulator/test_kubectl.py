@@ -440,3 +440,41 @@ def test_apply_k_onto_an_empty_emulator_equals_the_seeded_cluster(tmp_path: Path
             assert applied is not None and expected is not None, doc["metadata"]
             assert _comparable(applied) == _comparable(expected), f"{doc['kind']} {doc['metadata']['name']}"
         assert "unchanged" in k("apply", "-k", str(REPO / "manifests")).splitlines()[0]
+
+
+WIDGET_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wdg], categories: [gadgets]}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      additionalPrinterColumns:
+        - {name: Size, type: integer, jsonPath: .spec.size}
+        - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: {type: integer}
+"""
+
+
+def test_a_crd_applied_with_kubectl_serves_its_kind(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", "-", input=WIDGET_CRD).strip() == \
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: hello}\nspec: {size: 3}\n"
+    assert kubectl("apply", "-f", "-", input=widget).strip() == "widget.example.com/w1 created"
+    rows = table(kubectl("get", "wdg", "-n", NS))
+    assert [(r["NAME"], r["SIZE"]) for r in rows] == [("w1", "3")] and "AGE" in rows[0]
+    assert kubectl("get", "gadgets", "-n", NS, "-o", "name").split() == ["widget.example.com/w1"]
+    refused = kubectl.run("apply", "-f", "-", input=widget.replace("size: 3", "size: 3, colour: red"))
+    assert 'strict decoding error: unknown field "spec.colour"' in refused.stderr
