@@ -17,6 +17,7 @@ backoff, and after the last attempt the error is reported.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+POD_TEMPLATE_HASH = "pod-template-hash"
 DEPLOYMENT = ("apps/v1", "Deployment")
 MAPPING = ("getambassador.io/v3alpha1", "Mapping")
 CERTIFICATE = ("cert-manager.io/v1", "Certificate")
@@ -106,6 +109,7 @@ class Job(Protocol):
     cluster: Cluster
     config: Config
     params: dict[str, Any]
+    record: Any  # the stored request (id, change, requester, approver): what the change cause names
 
     async def step(self, text: str) -> None: ...  # a new step begins (the previous one is done)
 
@@ -137,6 +141,7 @@ class Revision:
     image: str
     version: str
     replicaset: str
+    template: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # its pod template
 
 
 async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, list[Revision]]:
@@ -153,7 +158,9 @@ async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, l
             continue
         number = int((rs_meta.get("annotations") or {}).get(REVISION, "0") or 0)
         image = track_from("rs", rs, config.container).image
-        out.append(Revision(number, image, image_version(image) if image else "", rs_meta.get("name", "")))
+        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        (template.get("metadata") or {}).get("labels", {}).pop(POD_TEMPLATE_HASH, None)
+        out.append(Revision(number, image, image_version(image) if image else "", rs_meta.get("name", ""), template))
     out.sort(key=lambda r: r.number)
     current = int((meta.get("annotations") or {}).get(REVISION, "0") or 0)
     return current, out
@@ -311,8 +318,33 @@ def _not_done(done: list[str], missing: list[str], reason: str) -> list[str]:
     return lines
 
 
+def change_cause(job: Job) -> str:
+    """The `kubernetes.io/change-cause` of a change: what `kubectl rollout history` shows for it."""
+    record = job.record
+    change = record.change
+    return (f"hello-chatops {change.label.lower()} {change.summary} (request {record.id} by {record.requester}, "
+            f"approved by {record.approver or 'nobody'})")
+
+
 async def _set_image(job: Job, deployment: str, image: str, version: str) -> None:
-    await retry(job.cluster.set_image, deployment, image, env={"HELLO_VERSION": version})
+    """Set the image (and HELLO_VERSION) in one patch that also records the change cause."""
+    container = {"name": job.config.container, "image": image, "env": [{"name": "HELLO_VERSION", "value": version}]}
+    await retry(job.cluster.patch_deployment, deployment, {
+        "metadata": {"annotations": {CHANGE_CAUSE: change_cause(job)}},
+        "spec": {"template": {"spec": {"containers": [container]}}}})
+
+
+async def _restore_revision(job: Job, deployment: str, number: int) -> None:
+    """Put back a revision's whole pod template, as `kubectl rollout undo` does, with the change cause."""
+    _, history = await revisions(job.cluster, deployment, job.config)
+    kept = next((r for r in history if r.number == number and r.template), None)
+    if kept is None:
+        raise CommandError(f"Revision {number} of `{deployment}` is no longer kept: nothing to roll back to.")
+    deploy = await retry(job.cluster.get_deployment, deployment)
+    annotations = {**((deploy.get("metadata") or {}).get("annotations") or {}), CHANGE_CAUSE: change_cause(job)}
+    await retry(job.cluster.patch_deployment, deployment, [
+        {"op": "replace", "path": "/spec/template", "value": kept.template},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations}])
 
 
 async def _follow(job: Job, deployment: str) -> rollout.RolloutResult:
@@ -327,10 +359,14 @@ def _failure(result: rollout.RolloutResult) -> list[str]:
 
 
 async def _roll_stable(job: Job, step: str, done: str, failed: str, done_buttons: tuple[str, ...]) -> Outcome:
-    """Set the stable Deployment's image from the job's params and follow the rollout."""
+    """Set the stable Deployment's image from the job's params (a rollback: the whole pod template of
+    the revision in the params) and follow the rollout."""
     p, cfg = job.params, job.config
     await job.step(step)
-    await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
+    if job.record.change.action == "rollback":
+        await _restore_revision(job, cfg.stable_deployment, int(p["revision"]))
+    else:
+        await _set_image(job, cfg.stable_deployment, p["image"], p["version"])
     await job.step("Rolling out")
     result = await _follow(job, cfg.stable_deployment)
     facts = {"version": p["version"], "from_version": p.get("from_version", "")}
