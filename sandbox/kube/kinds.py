@@ -27,6 +27,9 @@ class Kind:
     builtin: bool = True  # built-in kinds accept strategic merge patch; custom resources do not
     short_names: tuple[str, ...] = ()  # discovery `shortNames` (`deploy`, `po`, ...)
     categories: tuple[str, ...] = ()  # discovery `categories` (`all`, ...)
+    # A custom kind's additionalPrinterColumns as its upstream CRD declares them (name, type, jsonPath,
+    # priority), used until a CRD for it is stored.
+    columns: tuple[tuple[str, str, str, int], ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -44,6 +47,17 @@ class Kind:
 
 
 _ALL = ("all",)
+_AGE = ("Age", "date", ".metadata.creationTimestamp", 0)
+_READY = '.status.conditions[?(@.type == "Ready")]'
+_MAPPING_COLUMNS = (("Source Host", "string", ".spec.host", 0), ("Source Prefix", "string", ".spec.prefix", 0),
+                    ("Dest Service", "string", ".spec.service", 0), ("State", "string", ".status.state", 0),
+                    ("Reason", "string", ".status.reason", 0))
+_HOST_COLUMNS = (("Hostname", "string", ".spec.hostname", 0), ("State", "string", ".status.state", 0),
+                 ("Phase Completed", "string", ".status.phaseCompleted", 0),
+                 ("Phase Pending", "string", ".status.phasePending", 0), _AGE)
+_ISSUER_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Status", "string", f"{_READY}.message", 1), _AGE)
+_CERT_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Secret", "string", ".spec.secretName", 0),
+                 ("Issuer", "string", ".spec.issuerRef.name", 1), ("Status", "string", f"{_READY}.message", 1), _AGE)
 _KINDS = [
     Kind("", "v1", "namespaces", "Namespace", namespaced=False, status=True, short_names=("ns",)),
     Kind("", "v1", "pods", "Pod", status=True, short_names=("po",), categories=_ALL),
@@ -76,19 +90,20 @@ _KINDS = [
     # Custom kinds: names and categories as their upstream CRDs declare them; a CRD object stored in the
     # emulator (`kubectl apply -f crd.yaml`) adds its schema and printer columns (see `CrdRegistry`).
     Kind("getambassador.io", "v3alpha1", "mappings", "Mapping", status=True, builtin=False,
-         categories=("ambassador-crds",)),
-    Kind("getambassador.io", "v3alpha1", "hosts", "Host", status=True, builtin=False, categories=("ambassador-crds",)),
+         categories=("ambassador-crds",), columns=_MAPPING_COLUMNS),
+    Kind("getambassador.io", "v3alpha1", "hosts", "Host", status=True, builtin=False, categories=("ambassador-crds",),
+         columns=_HOST_COLUMNS),
     Kind("getambassador.io", "v3alpha1", "listeners", "Listener", builtin=False, categories=("ambassador-crds",)),
     Kind("getambassador.io", "v3alpha1", "tlscontexts", "TLSContext", builtin=False, categories=("ambassador-crds",)),
     Kind("getambassador.io", "v3alpha1", "modules", "Module", builtin=False, categories=("ambassador-crds",)),
     Kind("cert-manager.io", "v1", "certificates", "Certificate", status=True, builtin=False,
-         short_names=("cert", "certs"), categories=("cert-manager",)),
+         short_names=("cert", "certs"), categories=("cert-manager",), columns=_CERT_COLUMNS),
     Kind("cert-manager.io", "v1", "certificaterequests", "CertificateRequest", status=True, builtin=False,
          short_names=("cr", "crs"), categories=("cert-manager",)),
     Kind("cert-manager.io", "v1", "issuers", "Issuer", status=True, builtin=False, short_names=("iss",),
-         categories=("cert-manager",)),
+         categories=("cert-manager",), columns=_ISSUER_COLUMNS),
     Kind("cert-manager.io", "v1", "clusterissuers", "ClusterIssuer", namespaced=False, status=True,
-         builtin=False, short_names=("ciss",), categories=("cert-manager",)),
+         builtin=False, short_names=("ciss",), categories=("cert-manager",), columns=_ISSUER_COLUMNS),
     Kind("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool", status=True, builtin=False),
     Kind("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement", status=True, builtin=False),
     Kind("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", status=True, builtin=False,

@@ -408,12 +408,14 @@ def _custom_cell(kind_: str, value: Any) -> Any:
     return None
 
 
-def _custom_printer(version: dict[str, Any] | None) -> tuple[list[Column], Callable[[dict[str, Any]], Row]]:
-    declared = (version or {}).get("additionalPrinterColumns")
-    if version is not None and not declared:
+def _custom_printer(kind: Kind, version: dict[str, Any] | None
+                    ) -> tuple[list[Column], Callable[[dict[str, Any]], Row]]:
+    if version is not None:
+        declared = version.get("additionalPrinterColumns")
+    else:  # no CRD stored: the columns its upstream CRD declares, when the emulator knows them
+        declared = [{"name": n, "type": t, "jsonPath": p, "priority": prio} for n, t, p, prio in kind.columns]
+    if not declared:  # what the API server gives a CRD without printer columns
         declared = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
-    if not declared:
-        return [_NAME, ("Created At", "date", 0)], _created_at
     columns: list[Column] = [_NAME, *((c["name"], c.get("type", "string"), int(c.get("priority", 0)))
                                       for c in declared)]
 
@@ -433,7 +435,9 @@ def printer(kind: Kind, crd_version: dict[str, Any] | None = None
     known = _PRINTERS.get((kind.group, kind.resource))
     if known is not None:
         return known
-    return _custom_printer(crd_version)
+    if kind.builtin and crd_version is None:  # the API server's default table: name and creation time
+        return [_NAME, ("Created At", "date", 0)], _created_at
+    return _custom_printer(kind, crd_version)
 
 
 def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:

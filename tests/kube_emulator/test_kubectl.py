@@ -478,3 +478,16 @@ def test_a_crd_applied_with_kubectl_serves_its_kind(kubectl: Kubectl) -> None:
     assert kubectl("get", "gadgets", "-n", NS, "-o", "name").split() == ["widget.example.com/w1"]
     refused = kubectl.run("apply", "-f", "-", input=widget.replace("size: 3", "size: 3, colour: red"))
     assert 'strict decoding error: unknown field "spec.colour"' in refused.stderr
+
+
+def test_without_crds_the_custom_kinds_still_print_their_upstream_columns(tmp_path: Path) -> None:
+    """The sandbox has no CRD files: the emulator knows the project's custom kinds' columns itself."""
+    bare = KubeEmulator(**FAST)
+    bare.seed(REPO / "manifests")
+    with bare.run_in_thread():
+        k = Kubectl(bare, tmp_path)
+        mappings = {r["NAME"]: r for r in table(k("get", "mappings", "-n", NS))}
+        assert (mappings["helloworld"]["SOURCE PREFIX"], mappings["helloworld"]["DEST SERVICE"]) == \
+            ("/hello/", "helloworld:80")
+        assert headers(k("get", "cert", "-n", NS)) == ["NAME", "READY", "SECRET", "AGE"]
+        assert headers(k("get", "servicemonitors", "-n", "monitoring")) == ["NAME", "AGE"]
