@@ -252,7 +252,7 @@ def apply(kind: Kind, manager: str, current: dict[str, Any] | None, applied: dic
         for path in sorted(applied_paths & entry.paths):
             if not _same(current, applied, path):
                 conflicts.append((entry, path))
-    if conflicts and not force:
+    if conflicts and not force and not _upgrades_client_side_apply(kind, manager, current, conflicts):
         raise conflict_error(kind, name, conflicts)
     for entry, path in conflicts:
         entry.paths.discard(path)
@@ -273,6 +273,26 @@ def apply(kind: Kind, manager: str, current: dict[str, Any] | None, applied: dic
         entries.append(_apply_entry(kind, manager, applied_paths))
     _store(result, entries, _subresource_entries(current))
     return result
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _upgrades_client_side_apply(kind: Kind, manager: str, current: dict[str, Any],
+                                conflicts: list[tuple[Entry, Path]]) -> bool:
+    """Like the API server, `kubectl apply --server-side` (manager `kubectl`) takes over without conflict
+    the fields an earlier client-side `kubectl apply` set, while they still hold what it applied."""
+    if manager != "kubectl":
+        return False
+    text = ((current.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = json.loads(text) if text else None
+    except ValueError:
+        return False
+    if not isinstance(last, dict):
+        return False
+    allowed = {p for p in field_paths(last, kind) if _same(current, last, p)}
+    return all(path in allowed for _entry, path in conflicts)
 
 
 def _apply_entry(kind: Kind, manager: str, paths: set[Path]) -> Entry:

@@ -491,3 +491,17 @@ def test_without_crds_the_custom_kinds_still_print_their_upstream_columns(tmp_pa
             ("/hello/", "helloworld:80")
         assert headers(k("get", "cert", "-n", NS)) == ["NAME", "READY", "SECRET", "AGE"]
         assert headers(k("get", "servicemonitors", "-n", "monitoring")) == ["NAME", "AGE"]
+
+
+def test_server_side_apply_takes_over_from_client_side_apply_without_conflict(kubectl: Kubectl,
+                                                                               emu: KubeEmulator) -> None:
+    kubectl("apply", "-f", "-", input=web("upgraded"))
+    bigger = web("upgraded").replace("replicas: 1", "replicas: 2")
+    assert kubectl("apply", "--server-side", "-f", "-", input=bigger).strip() == \
+        "deployment.apps/upgraded serverside-applied"
+    assert emu.get("apps", "v1", "deployments", NS, "upgraded")["spec"]["replicas"] == 2
+    # another manager does not get that pass
+    kubectl("apply", "-f", "-", input=web("upgraded2"))
+    refused = kubectl.run("apply", "--server-side", "--field-manager=ci", "-f", "-",
+                          input=web("upgraded2").replace("replicas: 1", "replicas: 2"))
+    assert 'conflict with "kubectl-client-side-apply" using apps/v1' in refused.stderr
