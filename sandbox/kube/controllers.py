@@ -31,7 +31,8 @@ PODS = kinds.lookup("", "pods")
 EVENTS = kinds.lookup("", "events")
 SECRETS = kinds.lookup("", "secrets")
 CERTIFICATES = kinds.lookup("cert-manager.io", "certificates")
-assert DEPLOYMENTS and REPLICASETS and PODS and EVENTS and SECRETS and CERTIFICATES
+NAMESPACES = kinds.lookup("", "namespaces")
+assert DEPLOYMENTS and REPLICASETS and PODS and EVENTS and SECRETS and CERTIFICATES and NAMESPACES
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -570,6 +571,29 @@ class CertificateController:
             existing["metadata"].setdefault("annotations", {}).update(secret["metadata"]["annotations"])
             existing["metadata"].setdefault("labels", {}).update(secret["metadata"]["labels"])
             self.store.update(SECRETS, meta["namespace"], spec["secretName"], existing, internal=True)
+
+
+class NamespaceController:
+    """Removes a Terminating namespace and everything in it, `finalize_seconds` after its deletion."""
+
+    def __init__(self, store: Store, *, finalize_seconds: float = 1.0) -> None:
+        self.store = store
+        self.finalize_seconds = finalize_seconds
+        self._since: dict[str, float] = {}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for ns in self.store.list("", "namespaces"):
+            meta = ns["metadata"]
+            if not meta.get("deletionTimestamp"):
+                continue
+            since = self._since.setdefault(meta["uid"], now)
+            if now - since >= self.finalize_seconds:
+                try:
+                    self.store.delete(NAMESPACES, None, meta["name"])
+                except ApiError as exc:
+                    log.debug("namespace finalization: %s", exc.message)
+                self._since.pop(meta["uid"], None)
 
 
 async def run_controllers(controllers: list[Any], tick: float) -> None:

@@ -15,7 +15,7 @@ import yaml
 from aiohttp import web
 
 from . import kinds, kustomize
-from .controllers import CertificateController, DeploymentController, run_controllers
+from .controllers import CertificateController, DeploymentController, NamespaceController, run_controllers
 from .faults import Fault, FaultRules
 from .rbac import Rbac, Usage, load_rules
 from .selectors import parse_field_selector, parse_label_selector
@@ -40,7 +40,7 @@ class KubeEmulator:
     def __init__(self, *, rbac_files: Iterable[str | Path] = (), rbac_token: str = "bot-token",
                  admin_token: str = "admin-token", broken_images: Iterable[str] = (), tick: float = 0.1,
                  pod_ready_seconds: float = 0.5, deadline_scale: float = 1.0, cert_issue_delay: float = 0.3,
-                 rbac_user: str | None = None, history: int = 1000) -> None:
+                 rbac_user: str | None = None, history: int = 1000, namespace_finalize_seconds: float = 1.0) -> None:
         self.store = Store(history=history)
         self.faults = FaultRules()
         rules, bound_user = load_rules(rbac_files)
@@ -52,6 +52,7 @@ class KubeEmulator:
         self.deployments = DeploymentController(self.store, broken_images=broken_images,
                                                 pod_ready_seconds=pod_ready_seconds, deadline_scale=deadline_scale)
         self.certificates = CertificateController(self.store, issue_delay=cert_issue_delay)
+        self.namespaces = NamespaceController(self.store, finalize_seconds=namespace_finalize_seconds)
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._watches: set[Watcher] = set()
@@ -103,7 +104,8 @@ class KubeEmulator:
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.host, self.port = host, sockets[0].getsockname()[1] if sockets else port
-        self._task = asyncio.create_task(run_controllers([self.deployments, self.certificates], self.tick))
+        controllers = [self.deployments, self.certificates, self.namespaces]
+        self._task = asyncio.create_task(run_controllers(controllers, self.tick))
         return self.url
 
     async def stop(self) -> None:

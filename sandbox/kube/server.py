@@ -18,7 +18,7 @@ from .faults import Fault
 from .kinds import Kind
 from .rbac import details_for
 from .selectors import SelectorError, parse_field_selector, parse_label_selector, selector_string
-from .store import ApiError, not_found
+from .store import ApiError, not_found, now_iso
 
 if TYPE_CHECKING:
     from .emulator import KubeEmulator
@@ -452,6 +452,8 @@ class ApiServer:
                                    f'Operation cannot be fulfilled on {kind.qualified} "{target.name}": '
                                    f"Precondition failed: {field}: {precondition[field]}, "
                                    f"ObjectMeta.{field[0].upper() + field[1:]}: {current['metadata'].get(field)}")
+        if kind.group == "" and kind.resource == "namespaces":
+            return _json(self._terminate_namespace(target, _dry_run(request)))
         gone = self.store.delete(kind, target.namespace, target.name or "", dry_run=_dry_run(request))
         if kind.group == "" and kind.resource == "pods":
             return _json(gone)
@@ -460,6 +462,15 @@ class ApiServer:
             details["group"] = kind.group
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                       "details": details})
+
+    def _terminate_namespace(self, target: Target, dry_run: bool) -> dict[str, Any]:
+        """A deleted namespace turns Terminating; the namespace controller removes it and its contents."""
+        current = self._current(target)
+        if current["metadata"].get("deletionTimestamp") or dry_run:
+            return current
+        current["metadata"]["deletionTimestamp"] = now_iso()
+        current["status"] = {"phase": "Terminating"}
+        return self.store.update(target.kind, None, target.name or "", current, internal=True)
 
     async def do_deletecollection(self, request: web.Request, target: Target, body: Any) -> web.Response:
         kind = target.kind

@@ -193,6 +193,12 @@ class Store:
             if kind.namespaced and (("", "namespaces", "", ns) not in self._objects):
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
                                {"name": ns, "kind": "namespaces"})
+            if kind.namespaced and self._objects[("", "namespaces", "", ns)]["metadata"].get("deletionTimestamp"):
+                message = f"unable to create new content in namespace {ns} because it is being terminated"
+                raise ApiError(403, "Forbidden", f'{kind.qualified} "{name}" is forbidden: {message}',
+                               {"name": name, "kind": kind.resource, **({"group": kind.group} if kind.group else {}),
+                                "causes": [{"reason": "NamespaceTerminating", "message": message,
+                                            "field": "metadata.namespace"}]})
             key = (kind.group, kind.resource, ns, name)
             if key in self._objects:
                 details = {"name": name, "kind": kind.resource}

@@ -505,3 +505,25 @@ def test_server_side_apply_takes_over_from_client_side_apply_without_conflict(ku
     refused = kubectl.run("apply", "--server-side", "--field-manager=ci", "-f", "-",
                           input=web("upgraded2").replace("replicas: 1", "replicas: 2"))
     assert 'conflict with "kubectl-client-side-apply" using apps/v1' in refused.stderr
+
+
+def test_a_deleted_namespace_terminates_then_goes_with_its_contents(tmp_path: Path) -> None:
+    emulator = KubeEmulator(**FAST, namespace_finalize_seconds=3600)  # held Terminating until the test lets go
+    emulator.seed(REPO / "manifests")
+    with emulator.run_in_thread():
+        k = Kubectl(emulator, tmp_path)
+        assert k("delete", "namespace", "monitoring", "--wait=false").strip() == 'namespace "monitoring" deleted'
+        assert table(k("get", "ns", "monitoring"))[0]["STATUS"] == "Terminating"
+        late = k.run("apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\n"
+                                                "metadata: {name: late, namespace: monitoring}\n")
+        assert "unable to create new content in namespace monitoring because it is being terminated" in late.stderr
+        emulator.namespaces.finalize_seconds = 0
+        k("wait", "--for=delete", "namespace/monitoring", "--timeout=30s")
+        assert emulator.list("", "v1", "configmaps", "monitoring") == []
+        emulator.namespaces.finalize_seconds = 3600
+        out = k("delete", "-k", str(REPO / "manifests"), "--wait=false", "--ignore-not-found")  # (monitoring: gone)
+        # the objects of a terminating namespace can still be deleted one by one
+        assert 'namespace "hello" deleted' in out
+        assert 'deployment.apps "helloworld" deleted from hello namespace' in out
+        emulator.namespaces.finalize_seconds = 0
+        k("wait", "--for=delete", "namespace/hello", "--timeout=30s")
