@@ -150,7 +150,7 @@ def group_version_document(group: str, version: str, kinds_served: list[Kind], c
         if kind.group != group or kind.version != version:
             continue
         package = f"{GROUP_PACKAGES.get(kind.group, kind.group)}.{kind.version}"
-        cls = model_class(kind) if kind.builtin or kind.group == "apiextensions.k8s.io" else None
+        cls = model_class(kind) if kind.builtin else None
         if cls is not None:
             name = builder.model(cls.__name__, package)
         else:
@@ -240,18 +240,24 @@ def _builtin_schemas(kind: Kind) -> tuple[str, dict[str, Any]] | None:
     return builder.model(cls.__name__, package), builder.schemas
 
 
+@cache
+def _meta_schemas() -> dict[str, Any]:
+    """ObjectMeta and what it refers to: the metadata of every custom resource."""
+    builder = _Builder("#/")
+    builder.model("V1ObjectMeta", META)
+    return builder.schemas
+
+
 def unknown_fields(kind: Kind, obj: dict[str, Any], crds: CrdRegistry) -> list[str]:
     """Paths of the fields in `obj` its kind's schema does not declare (`spec.template.spec.containers[0].x`)."""
-    if kind.builtin or kind.group == "apiextensions.k8s.io":
+    if kind.builtin:
         found = _builtin_schemas(kind)
         if found is None:
             return []
         root, schemas = found
         schema = schemas[root]
     else:
-        meta = _builtin_schemas(Kind("", "v1", "namespaces", "Namespace", namespaced=False))
-        assert meta is not None
-        schemas = dict(meta[1])
+        schemas = _meta_schemas()
         schema = _custom_schema(kind, crds, "#/" + f"{META}.ObjectMeta")
     out: list[str] = []
     _walk(schema, obj, "", schemas, out)
