@@ -172,6 +172,19 @@ def for_manifest(api_version: str, kind: str) -> Kind:
     return for_resource(group, version, plural(kind), namespaced=not cluster_scoped, kind=kind)
 
 
+# Built-in resources whose API server strategy keeps no metadata.generation (custom resources all have one).
+_NO_GENERATION = {("", "configmaps"), ("", "secrets"), ("", "services"), ("", "namespaces"), ("", "events"),
+                  ("", "serviceaccounts"), ("", "endpoints"), ("", "nodes"), ("events.k8s.io", "events"),
+                  ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", "roles"),
+                  ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "clusterroles"),
+                  ("rbac.authorization.k8s.io", "clusterrolebindings")}
+
+
+def has_generation(kind: Kind) -> bool:
+    """Whether objects of this kind carry metadata.generation (bumped when their spec changes)."""
+    return (kind.group, kind.resource) not in _NO_GENERATION
+
+
 def all_kinds() -> list[Kind]:
     return [*_KINDS, *_LEARNED.values()]
 

@@ -209,7 +209,8 @@ class Store:
                 meta.pop(drop, None)
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_iso()
-            meta["generation"] = 1
+            if kinds.has_generation(kind):
+                meta["generation"] = 1
             if kind.resource == "pods" and kind.group == "":
                 obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
             if dry_run:
@@ -270,7 +271,7 @@ class Store:
             causes = kinds.validate(kind, new)
             if causes:
                 raise invalid(kind, name, causes)
-            if _spec_part(new) != _spec_part(old):
+            if kinds.has_generation(kind) and _spec_part(new) != _spec_part(old):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new == old:
