@@ -8,6 +8,7 @@ weight with no ready pod, ...). The steps that carry a change out are in :mod:`b
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from bot.core.text import foreign
 log = logging.getLogger(__name__)
 
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+POD_TEMPLATE_HASH = "pod-template-hash"
 DEPLOYMENT = ("apps/v1", "Deployment")
 MAPPING = ("getambassador.io/v3alpha1", "Mapping")
 CERTIFICATE = ("cert-manager.io/v1", "Certificate")
@@ -78,6 +81,7 @@ class Revision:
     image: str
     version: str
     replicaset: str
+    template: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # its pod template
 
 
 async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, list[Revision]]:
@@ -94,7 +98,9 @@ async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, l
             continue
         number = int((rs_meta.get("annotations") or {}).get(REVISION, "0") or 0)
         image = track_from("rs", rs, config.container).image
-        out.append(Revision(number, image, image_version(image) if image else "", rs_meta.get("name", "")))
+        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        (template.get("metadata") or {}).get("labels", {}).pop(POD_TEMPLATE_HASH, None)
+        out.append(Revision(number, image, image_version(image) if image else "", rs_meta.get("name", ""), template))
     out.sort(key=lambda r: r.number)
     current = int((meta.get("annotations") or {}).get(REVISION, "0") or 0)
     return current, out

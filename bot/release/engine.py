@@ -393,7 +393,7 @@ class _Driver:
                     result = await self._gate(step, cluster)
                 else:
                     result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
-                                                       clock=engine.clock)
+                                                       clock=engine.clock, cause=release.change_cause())
                 break
             except ClusterError as exc:
                 if not transient(exc):

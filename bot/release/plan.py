@@ -20,6 +20,7 @@ from bot.core.config import Config
 
 class StepKind(StrEnum):
     SET_IMAGE = "set_image"  # a Deployment's container image (and HELLO_VERSION)
+    RESTORE_REVISION = "restore_revision"  # a revision's whole pod template, as `kubectl rollout undo`
     SCALE = "scale"  # a Deployment's replicas
     WAIT_READY = "wait_ready"  # follow a Deployment's rollout until it is complete, stuck or out of time
     SET_WEIGHT = "set_weight"  # the canary Mapping's weight
@@ -151,6 +152,11 @@ class Release:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def change_cause(self) -> str:
+        """The ``kubernetes.io/change-cause`` its changes carry: what ``kubectl rollout history`` shows."""
+        return (f"hello-chatops {self.label.lower()} {self.summary} (request {self.id} by {self.requester}, "
+                f"approved by {self.approver or 'nobody'})")
+
     @property
     def current(self) -> Step | None:
         """The first step not done yet (``None`` once every step is done)."""
@@ -172,8 +178,9 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
         return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
                 Step(StepKind.WAIT_READY, "Rolling out", stable)]
     if action == "rollback":
-        return [Step(StepKind.SET_IMAGE, f"Set `{stable}` back to `{image}` (revision {params.get('revision')})",
-                     stable, image=image, version=version),
+        return [Step(StepKind.RESTORE_REVISION, f"Set `{stable}` back to `{image}` (revision "
+                     f"{params.get('revision')})", stable, image=image, version=version,
+                     revision=int(params.get("revision", 0))),
                 Step(StepKind.WAIT_READY, "Rolling out", stable)]
     if action == "canary":
         replicas, percent = int(params.get("replicas", 1)), int(params.get("percent", 0))

@@ -24,7 +24,7 @@ from bot.core.config import Config
 from bot.core.errors import ClusterError, NotFound
 from bot.core.text import foreign
 from bot.release import rollout
-from bot.release.actions import backoff_until
+from bot.release.actions import CHANGE_CAUSE, backoff_until, revisions
 from bot.release.plan import Outcome, Release, Step, StepKind, StepState, parse_iso
 from bot.release.rollout import RolloutStatus
 
@@ -47,10 +47,13 @@ async def _no_status(status: RolloutStatus) -> None:
 
 
 async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: OnStatus = _no_status,
-                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> StepResult:
-    """Do what is still missing of ``step``. ``step.started`` (stored) anchors its deadlines."""
+                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), cause: str = "") -> StepResult:
+    """Do what is still missing of ``step``. ``step.started`` (stored) anchors its deadlines; ``cause`` is
+    the change cause recorded on the Deployments it changes."""
     if step.kind == StepKind.SET_IMAGE:
-        return await _set_image(step, cluster, config)
+        return await _set_image(step, cluster, config, cause)
+    if step.kind == StepKind.RESTORE_REVISION:
+        return await _restore_revision(step, cluster, config, cause)
     if step.kind == StepKind.SCALE:
         deploy = await retry(cluster.get_deployment, step.target)
         if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
@@ -81,14 +84,41 @@ async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: On
     raise ValueError(f"unknown step kind {step.kind!r}")
 
 
-async def _set_image(step: Step, cluster: Cluster, config: Config) -> StepResult:
+async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -> StepResult:
     deploy = await retry(cluster.get_deployment, step.target)
     containers = (((deploy.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     chosen = next((c for c in containers if c.get("name") == config.container), containers[0] if containers else {})
     env = {e.get("name"): e.get("value") for e in chosen.get("env") or []}
     if chosen.get("image") != step.image or env.get("HELLO_VERSION") != step.version:
-        await retry(cluster.set_image, step.target, step.image, env={"HELLO_VERSION": step.version})
+        # one strategic-merge patch: the image, HELLO_VERSION and the change cause
+        container = {"name": config.container, "image": step.image,
+                     "env": [{"name": "HELLO_VERSION", "value": step.version}]}
+        patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [container]}}}}
+        if cause:
+            patch["metadata"] = {"annotations": {CHANGE_CAUSE: cause}}
+        await retry(cluster.patch_deployment, step.target, patch)
     return StepResult(True, f"image {step.image}")
+
+
+async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause: str) -> StepResult:
+    """Put back the revision's whole pod template, as ``kubectl rollout undo`` does (unless it is back)."""
+    _, history = await revisions(cluster, step.target, config)
+    kept = next((r for r in history if r.number == step.revision and r.template), None)
+    deploy = await retry(cluster.get_deployment, step.target)
+    current = (deploy.get("spec") or {}).get("template") or {}
+    if kept is None:
+        if track_from("stable", deploy, config.container).image == step.image:
+            return StepResult(True, f"image {step.image}")  # rolled back already, its ReplicaSet adopted
+        return StepResult(False, f"revision {step.revision} of `{step.target}` is no longer kept: "
+                          "nothing to roll back to")
+    if current != kept.template:
+        annotations = {**((deploy.get("metadata") or {}).get("annotations") or {})}
+        if cause:
+            annotations[CHANGE_CAUSE] = cause
+        await retry(cluster.patch_deployment, step.target, [
+            {"op": "replace", "path": "/spec/template", "value": kept.template},
+            {"op": "add", "path": "/metadata/annotations", "value": annotations}])
+    return StepResult(True, f"revision {step.revision}'s pod template")
 
 
 async def _wait_ready(step: Step, cluster: Cluster, config: Config, on_status: OnStatus,
@@ -179,7 +209,7 @@ FALLBACK_BUTTONS = {"deploy": ("rollback",), "rollback": ("rollback",), "promote
 
 def short(step: Step) -> str:
     """A step in two or three words, for the lists of what was done and what was not."""
-    if step.kind == StepKind.SET_IMAGE:
+    if step.kind in (StepKind.SET_IMAGE, StepKind.RESTORE_REVISION):
         return f"image `{step.image}`"
     if step.kind == StepKind.SCALE:
         return "canary scaled to 0" if step.replicas == 0 else f"{step.replicas} replica(s)"

@@ -1,4 +1,4 @@
-"""`python -m sandbox.kube --port N [--seed manifests/] [--kubeconfig PATH] [--rbac FILE]`."""
+"""`python -m sandbox.kube --port N [--seed manifests/] [--crds DIR] [--kubeconfig PATH] [--rbac FILE]`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--seed", action="append", default=[], help="manifest folder or file (repeatable)")
+    parser.add_argument("--crds", action="append", default=[],
+                        help="CustomResourceDefinition YAML file or folder to store first (repeatable)")
     parser.add_argument("--kubeconfig", help="where to write a kubeconfig (default: a temporary file)")
     parser.add_argument("--token", help="bearer token written into the kubeconfig (default: the admin token)")
     parser.add_argument("--rbac", action="append", default=[], help="Role/ClusterRole YAML bound to the bot token")
@@ -34,6 +36,8 @@ async def serve(args: argparse.Namespace) -> None:
     emu = KubeEmulator(rbac_files=args.rbac, rbac_token=args.rbac_token, admin_token=args.admin_token,
                        broken_images=args.broken_image, tick=args.tick, pod_ready_seconds=args.pod_ready_seconds,
                        deadline_scale=args.deadline_scale)
+    for path in args.crds:
+        emu.load_crds(path)
     for path in args.seed:
         emu.seed(path)
     await emu.start(args.host, args.port)

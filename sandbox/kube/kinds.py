@@ -25,6 +25,11 @@ class Kind:
     status: bool = False  # has a /status subresource
     scale: bool = False  # has a /scale subresource
     builtin: bool = True  # built-in kinds accept strategic merge patch; custom resources do not
+    short_names: tuple[str, ...] = ()  # discovery `shortNames` (`deploy`, `po`, ...)
+    categories: tuple[str, ...] = ()  # discovery `categories` (`all`, ...)
+    # A custom kind's additionalPrinterColumns as its upstream CRD declares them (name, type, jsonPath,
+    # priority), used until a CRD for it is stored.
+    columns: tuple[tuple[str, str, str, int], ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -41,45 +46,72 @@ class Kind:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
+_ALL = ("all",)
+_AGE = ("Age", "date", ".metadata.creationTimestamp", 0)
+_READY = '.status.conditions[?(@.type == "Ready")]'
+_MAPPING_COLUMNS = (("Source Host", "string", ".spec.host", 0), ("Source Prefix", "string", ".spec.prefix", 0),
+                    ("Dest Service", "string", ".spec.service", 0), ("State", "string", ".status.state", 0),
+                    ("Reason", "string", ".status.reason", 0))
+_HOST_COLUMNS = (("Hostname", "string", ".spec.hostname", 0), ("State", "string", ".status.state", 0),
+                 ("Phase Completed", "string", ".status.phaseCompleted", 0),
+                 ("Phase Pending", "string", ".status.phasePending", 0), _AGE)
+_ISSUER_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Status", "string", f"{_READY}.message", 1), _AGE)
+_CERT_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Secret", "string", ".spec.secretName", 0),
+                 ("Issuer", "string", ".spec.issuerRef.name", 1), ("Status", "string", f"{_READY}.message", 1), _AGE)
 _KINDS = [
-    Kind("", "v1", "namespaces", "Namespace", namespaced=False, status=True),
-    Kind("", "v1", "pods", "Pod", status=True),
-    Kind("", "v1", "services", "Service", status=True),
-    Kind("", "v1", "configmaps", "ConfigMap"),
+    Kind("", "v1", "namespaces", "Namespace", namespaced=False, status=True, short_names=("ns",)),
+    Kind("", "v1", "pods", "Pod", status=True, short_names=("po",), categories=_ALL),
+    Kind("", "v1", "services", "Service", status=True, short_names=("svc",), categories=_ALL),
+    Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     Kind("", "v1", "secrets", "Secret"),
-    Kind("", "v1", "events", "Event"),
-    Kind("", "v1", "serviceaccounts", "ServiceAccount"),
-    Kind("", "v1", "endpoints", "Endpoints"),
-    Kind("", "v1", "nodes", "Node", namespaced=False, status=True),
-    Kind("apps", "v1", "deployments", "Deployment", status=True, scale=True),
-    Kind("apps", "v1", "replicasets", "ReplicaSet", status=True, scale=True),
-    Kind("apps", "v1", "statefulsets", "StatefulSet", status=True, scale=True),
-    Kind("apps", "v1", "daemonsets", "DaemonSet", status=True),
+    Kind("", "v1", "events", "Event", short_names=("ev",)),
+    Kind("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    Kind("", "v1", "nodes", "Node", namespaced=False, status=True, short_names=("no",)),
+    Kind("apps", "v1", "deployments", "Deployment", status=True, scale=True, short_names=("deploy",),
+         categories=_ALL),
+    Kind("apps", "v1", "replicasets", "ReplicaSet", status=True, scale=True, short_names=("rs",), categories=_ALL),
+    Kind("apps", "v1", "statefulsets", "StatefulSet", status=True, scale=True, short_names=("sts",),
+         categories=_ALL),
+    Kind("apps", "v1", "daemonsets", "DaemonSet", status=True, short_names=("ds",), categories=_ALL),
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
-    Kind("events.k8s.io", "v1", "events", "Event"),
+    Kind("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
-    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
-    Kind("networking.k8s.io", "v1", "ingresses", "Ingress", status=True),
-    Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", status=True),
-    Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", status=True),
-    Kind("getambassador.io", "v3alpha1", "mappings", "Mapping", status=True, builtin=False),
-    Kind("getambassador.io", "v3alpha1", "hosts", "Host", status=True, builtin=False),
-    Kind("getambassador.io", "v3alpha1", "listeners", "Listener", builtin=False),
-    Kind("getambassador.io", "v3alpha1", "tlscontexts", "TLSContext", builtin=False),
-    Kind("getambassador.io", "v3alpha1", "modules", "Module", builtin=False),
-    Kind("cert-manager.io", "v1", "certificates", "Certificate", status=True, builtin=False),
-    Kind("cert-manager.io", "v1", "certificaterequests", "CertificateRequest", status=True, builtin=False),
-    Kind("cert-manager.io", "v1", "issuers", "Issuer", status=True, builtin=False),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)),
+    Kind("networking.k8s.io", "v1", "ingresses", "Ingress", status=True, short_names=("ing",)),
+    Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", status=True, short_names=("pdb",)),
+    Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", status=True,
+         short_names=("hpa",), categories=_ALL),
+    Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
+         status=True, short_names=("crd", "crds"), categories=("api-extensions",)),
+    # Custom kinds: names and categories as their upstream CRDs declare them; a CRD object stored in the
+    # emulator (`kubectl apply -f crd.yaml`) adds its schema and printer columns (see `CrdRegistry`).
+    Kind("getambassador.io", "v3alpha1", "mappings", "Mapping", status=True, builtin=False,
+         categories=("ambassador-crds",), columns=_MAPPING_COLUMNS),
+    Kind("getambassador.io", "v3alpha1", "hosts", "Host", status=True, builtin=False, categories=("ambassador-crds",),
+         columns=_HOST_COLUMNS),
+    Kind("getambassador.io", "v3alpha1", "listeners", "Listener", builtin=False, categories=("ambassador-crds",)),
+    Kind("getambassador.io", "v3alpha1", "tlscontexts", "TLSContext", builtin=False, categories=("ambassador-crds",)),
+    Kind("getambassador.io", "v3alpha1", "modules", "Module", builtin=False, categories=("ambassador-crds",)),
+    Kind("cert-manager.io", "v1", "certificates", "Certificate", status=True, builtin=False,
+         short_names=("cert", "certs"), categories=("cert-manager",), columns=_CERT_COLUMNS),
+    Kind("cert-manager.io", "v1", "certificaterequests", "CertificateRequest", status=True, builtin=False,
+         short_names=("cr", "crs"), categories=("cert-manager",)),
+    Kind("cert-manager.io", "v1", "issuers", "Issuer", status=True, builtin=False, short_names=("iss",),
+         categories=("cert-manager",), columns=_ISSUER_COLUMNS),
     Kind("cert-manager.io", "v1", "clusterissuers", "ClusterIssuer", namespaced=False, status=True,
-         builtin=False),
+         builtin=False, short_names=("ciss",), categories=("cert-manager",), columns=_ISSUER_COLUMNS),
     Kind("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool", status=True, builtin=False),
     Kind("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement", status=True, builtin=False),
-    Kind("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", status=True, builtin=False),
-    Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", builtin=False),
-    Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", builtin=False),
+    Kind("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", status=True, builtin=False,
+         short_names=("smon",), categories=("prometheus-operator",)),
+    Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", builtin=False, short_names=("pmon",),
+         categories=("prometheus-operator",)),
+    Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", builtin=False,
+         short_names=("promrule",), categories=("prometheus-operator",)),
 ]
 
 _BY_RESOURCE: dict[tuple[str, str], Kind] = {(k.group, k.resource): k for k in _KINDS}
@@ -140,8 +172,77 @@ def for_manifest(api_version: str, kind: str) -> Kind:
     return for_resource(group, version, plural(kind), namespaced=not cluster_scoped, kind=kind)
 
 
+# Built-in resources whose API server strategy keeps no metadata.generation (custom resources all have one).
+_NO_GENERATION = {("", "configmaps"), ("", "secrets"), ("", "services"), ("", "namespaces"), ("", "events"),
+                  ("", "serviceaccounts"), ("", "endpoints"), ("", "nodes"), ("events.k8s.io", "events"),
+                  ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", "roles"),
+                  ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "clusterroles"),
+                  ("rbac.authorization.k8s.io", "clusterrolebindings")}
+
+
+def has_generation(kind: Kind) -> bool:
+    """Whether objects of this kind carry metadata.generation (bumped when their spec changes)."""
+    return (kind.group, kind.resource) not in _NO_GENERATION
+
+
 def all_kinds() -> list[Kind]:
     return [*_KINDS, *_LEARNED.values()]
+
+
+# --- custom resource definitions ------------------------------------------------------------------
+
+
+class CrdRegistry:
+    """The CustomResourceDefinitions stored in one emulator, by (group, plural).
+
+    They serve discovery (short names, categories), tables (printer columns) and the OpenAPI documents
+    (schemas). A CRD for a kind the emulator does not know teaches it that kind (process-wide, like a
+    kind learned from a create).
+    """
+
+    def __init__(self) -> None:
+        self._crds: dict[tuple[str, str], dict[str, Any]] = {}
+        self.generation = 0  # bumped on every change (what caches of documents key on)
+
+    def register(self, crd: dict[str, Any]) -> Kind | None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        group, plural, kind_name = spec.get("group"), names.get("plural"), names.get("kind")
+        served = [v for v in spec.get("versions") or [] if v.get("served")]
+        if not (group and plural and kind_name and served):
+            return None
+        self._crds[(group, plural)] = crd
+        self.generation += 1
+        known = lookup(group, plural)
+        if known is not None:
+            return known
+        entry = next((v for v in served if v.get("storage")), served[0])
+        subresources = entry.get("subresources") or {}
+        kind = Kind(group, entry["name"], plural, kind_name,
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced", status="status" in subresources,
+                    scale="scale" in subresources, builtin=False)
+        _LEARNED[(group, plural)] = kind
+        return kind
+
+    def forget(self, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        self._crds.pop((spec.get("group"), (spec.get("names") or {}).get("plural")), None)
+        self.generation += 1
+
+    def version(self, kind: Kind) -> dict[str, Any] | None:
+        """The CRD's entry for the version the emulator serves of `kind`, when its CRD is stored."""
+        crd = self._crds.get((kind.group, kind.resource))
+        if crd is None:
+            return None
+        return next((v for v in crd["spec"].get("versions") or [] if v.get("name") == kind.version), None)
+
+    def names(self, kind: Kind) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Short names and categories: the stored CRD's, else the ones the emulator knows."""
+        crd = self._crds.get((kind.group, kind.resource))
+        if crd is None:
+            return kind.short_names, kind.categories
+        names = crd["spec"].get("names") or {}
+        return tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ())
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -149,6 +250,7 @@ def all_kinds() -> list[Kind]:
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME_KINDS = {"namespaces", "services"}
+TOTAL_ANNOTATION_BYTES = 256 * 1024  # the API server's limit on all annotations of an object together
 
 
 @dataclass(frozen=True)
@@ -176,6 +278,10 @@ def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
                                 f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
                                 "alphanumeric characters, '-' or '.', and must start and end with an "
                                 "alphanumeric character"))
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    if sum(len(str(k)) + len(str(v)) for k, v in annotations.items()) > TOTAL_ANNOTATION_BYTES:
+        causes.append(Cause("FieldValueTooLong", "metadata.annotations",
+                            f"Too long: may not be more than {TOTAL_ANNOTATION_BYTES} bytes"))
     spec = obj.get("spec")
     spec = spec if isinstance(spec, dict) else {}
     if kind.resource in ("deployments", "replicasets", "statefulsets") and kind.group == "apps":

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from aiohttp import web
 
-from . import kinds, patch
+from . import kinds, managed, openapi, patch, tables
 from .faults import Fault
 from .kinds import Kind
 from .rbac import details_for
 from .selectors import SelectorError, parse_field_selector, parse_label_selector, selector_string
-from .store import ApiError, not_found
+from .store import ApiError, not_found, now_iso
 
 if TYPE_CHECKING:
     from .emulator import KubeEmulator
 
 log = logging.getLogger(__name__)
 
-SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "sandbox",
-                  "gitTreeState": "clean", "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2",
+SERVER_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "gitCommit": "sandbox",
+                  "gitTreeState": "clean", "buildDate": "2026-08-26T00:00:00Z", "goVersion": "go1.26.0",
                   "compiler": "gc", "platform": "linux/amd64"}
 DEFAULT_WATCH_SECONDS = 1800
 
@@ -46,6 +48,21 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _error(exc: ApiError) -> web.Response:
     return _json(exc.status(), exc.code)
+
+
+def _warned(response: web.Response, warnings: list[str]) -> web.Response:
+    """Add `Warning` headers (RFC 7234 code 299, as the API server sends them; kubectl prints them)."""
+    for text in warnings:
+        response.headers.add("Warning", '299 - ' + json.dumps(text))
+    return response
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    unknown = [v for v in values if v != "All"]
+    if unknown:
+        raise ApiError(400, "BadRequest", f"Invalid dry run value: {unknown[0]!r}")
+    return bool(values)
 
 
 def parse_target(path: str, *, namespaced_hint: dict[str, Any] | None = None) -> Target | None:
@@ -83,6 +100,7 @@ class ApiServer:
         self.emu = emulator
         self.store = emulator.store
         self.app = web.Application(client_max_size=32 * 1024 * 1024)
+        self._documents: dict[tuple[str, int, int], str] = {}
         self.app.router.add_route("*", "/_emulator/faults", self.faults_endpoint)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -110,16 +128,28 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if path.startswith("/openapi/"):
+            return self.openapi(request, path)
         discovery = self.discovery(path)
         if discovery is not None:
             return discovery
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+            if request.content_type.startswith(("application/vnd.kubernetes.protobuf", "application/cbor")):
+                # the emulator speaks JSON only; clients fall back to it on 415
+                return _error(ApiError(415, "UnsupportedMediaType",
+                                       "the body of the request was in an unknown format - accepted media types "
+                                       "include: application/json, application/yaml"))
+            raw = await request.read()
             try:
-                raw = await request.read()
                 body = json.loads(raw) if raw else None
             except ValueError:
-                return _error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
+                if request.content_type != patch.APPLY:
+                    return _error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
+                try:
+                    body = yaml.safe_load(raw)
+                except yaml.YAMLError as exc:
+                    return _error(ApiError(400, "BadRequest", f"error decoding YAML: {exc}"))
         target = parse_target(path, namespaced_hint=body if request.method == "POST" and isinstance(body, dict)
                               else None)
         if target is None:
@@ -173,6 +203,36 @@ class ApiServer:
 
     # --- discovery ----------------------------------------------------------------------------------
 
+    def openapi(self, request: web.Request, path: str) -> web.Response:
+        """`/openapi/v3` (index and group-version documents) and `/openapi/v2` (JSON only)."""
+        served = kinds.all_kinds()
+        key = (path, len(served), self.emu.crds.generation)
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", "")
+            if accept and not any(t in accept for t in ("json", "*/*")):
+                return _json(ApiError(406, "NotAcceptable", "only application/json is served for /openapi/v2 "
+                                                            "(no protobuf)").status(), 406)
+            if key not in self._documents:
+                self._documents[key] = json.dumps(openapi.v2_document(served, self.emu.crds))
+        elif path == "/openapi/v3":
+            if key not in self._documents:
+                self._documents[key] = json.dumps(openapi.v3_index(served, self.emu.crds))
+        else:
+            rest = path.removeprefix("/openapi/v3/").split("/")
+            if rest[:1] == ["api"] and len(rest) == 2:
+                group, version = "", rest[1]
+            elif rest[:1] == ["apis"] and len(rest) == 3:
+                group, version = rest[1], rest[2]
+            else:
+                return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+            if (group, version) not in openapi.group_versions(served):
+                return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
+            if key not in self._documents:
+                self._documents[key] = json.dumps(
+                    openapi.group_version_document(group, version, served, self.emu.crds, v3=True))
+        return web.Response(text=self._documents[key], content_type="application/json",
+                            headers={"Cache-Control": "no-cache, private"})
+
     def discovery(self, path: str) -> web.Response | None:
         if path == "/version":
             return _json(SERVER_VERSION)
@@ -198,10 +258,16 @@ class ApiServer:
             for kind in kinds.all_kinds():
                 if kind.group != group or kind.version != version:
                     continue
-                resources.append({"name": kind.resource, "singularName": kind.kind.lower(),
-                                  "namespaced": kind.namespaced, "kind": kind.kind,
-                                  "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
-                                            "update", "watch"]})
+                entry: dict[str, Any] = {"name": kind.resource, "singularName": kind.kind.lower(),
+                                         "namespaced": kind.namespaced, "kind": kind.kind,
+                                         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
+                                                   "update", "watch"]}
+                short_names, categories = self.emu.crds.names(kind)
+                if short_names:
+                    entry["shortNames"] = list(short_names)
+                if categories:
+                    entry["categories"] = list(categories)
+                resources.append(entry)
                 if kind.status:
                     resources.append({"name": f"{kind.resource}/status", "singularName": "",
                                       "namespaced": kind.namespaced, "kind": kind.kind,
@@ -235,11 +301,33 @@ class ApiServer:
         fields = parse_field_selector(request.query.get("fieldSelector"))
         return lambda obj: labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
 
+    def _check_fields(self, request: web.Request, kind: Kind, body: Any) -> list[str]:
+        """Field validation: unknown fields refuse the request (`Strict`) or come back as warnings."""
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise ApiError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
+                                              f'not "{mode}"')
+        if mode == "Ignore" or not isinstance(body, dict):
+            return []
+        unknown = [f'unknown field "{path}"' for path in openapi.unknown_fields(kind, body, self.emu.crds)]
+        if unknown and mode == "Strict":
+            raise ApiError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled as a '
+                                              f"{kind.kind}: strict decoding error: {', '.join(unknown)}")
+        return unknown
+
+    @staticmethod
+    def _as_table(request: web.Request) -> bool:
+        return tables.wants_table(request.headers.get("Accept", ""))
+
     async def do_get(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
         obj = self._current(target)
         if target.subresource == "scale":
             return _json(self.scale_of(obj))
+        if self._as_table(request):
+            return _json(tables.table(target.kind, [obj], resource_version=obj["metadata"]["resourceVersion"],
+                                      include_object=request.query.get("includeObject", "Metadata"),
+                                      crd_version=self.emu.crds.version(target.kind)))
         return _json(obj)
 
     async def do_list(self, request: web.Request, target: Target, body: Any) -> web.Response:
@@ -247,6 +335,10 @@ class ApiServer:
         predicate = self._predicate(request)
         rv = self.store.snapshot_rv()
         items = self.store.list(kind.group, kind.resource, target.namespace, predicate)
+        if self._as_table(request):
+            return _json(tables.table(kind, items, resource_version=str(rv),
+                                      include_object=request.query.get("includeObject", "Metadata"),
+                                      crd_version=self.emu.crds.version(target.kind)))
         return _json({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                       "metadata": {"resourceVersion": str(rv)}, "items": items})
 
@@ -264,8 +356,10 @@ class ApiServer:
         if kind.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
                                               "sent on the request")
-        created = self.store.create(kind, target.namespace, body)
-        return _json(created, 201)
+        warnings = self._check_fields(request, kind, body)
+        managed.record_update(kind, self._manager(request), None, body)
+        created = self.store.create(kind, target.namespace, body, dry_run=_dry_run(request))
+        return _warned(_json(created, 201), warnings)
 
     async def do_update(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
@@ -273,16 +367,21 @@ class ApiServer:
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         kind = target.kind
         if target.subresource == "scale":
-            return _json(self._write_scale(target, body))
+            return _json(self._write_scale(request, target, body))
+        warnings = self._check_fields(request, kind, body)
+        if not target.subresource:
+            managed.record_update(kind, self._manager(request), self._current(target), body)
         updated = self.store.update(kind, target.namespace, target.name or "", body,
-                                    subresource=target.subresource or None)
-        return _json(updated)
+                                    subresource=target.subresource or None, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
 
     async def do_patch(self, request: web.Request, target: Target, body: Any) -> web.Response:
         self._check_sub(target)
         kind = target.kind
         content_type = request.content_type
-        accepted = [patch.JSON, patch.MERGE] + ([patch.STRATEGIC] if kind.builtin else [])
+        accepted = [patch.JSON, patch.MERGE] + ([patch.STRATEGIC] if kind.builtin else []) + [patch.APPLY]
+        if content_type == patch.APPLY and not target.subresource:
+            return await self.server_side_apply(request, target, body)
         if content_type not in accepted:
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media types include: "
@@ -294,13 +393,50 @@ class ApiServer:
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from exc
         if target.subresource == "scale":
-            return _json(self._write_scale(target, patched))
+            return _json(self._write_scale(request, target, patched))
+        warnings = self._check_fields(request, kind, body) if content_type != patch.JSON else []
+        if not target.subresource:
+            managed.record_update(kind, self._manager(request), current, patched)
         if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
             # A patch only conflicts when it carries a resourceVersion itself.
             patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         updated = self.store.update(kind, target.namespace, target.name or "", patched,
-                                    subresource=target.subresource or None)
-        return _json(updated)
+                                    subresource=target.subresource or None, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
+
+    @staticmethod
+    def _manager(request: web.Request) -> str:
+        return managed.manager_name(request.query.get("fieldManager"), request.headers.get("User-Agent", ""))
+
+    async def server_side_apply(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        """PATCH with `application/apply-patch+yaml`: create or merge, owning fields per field manager."""
+        kind = target.kind
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be an object")
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                                              "value: is required for apply patch")
+        meta = body.get("metadata") or {}
+        if meta.get("name") not in (None, target.name):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+        if body.get("kind") not in (None, kind.kind) or body.get("apiVersion") not in (None, kind.api_version):
+            raise ApiError(400, "BadRequest", f"the apiVersion and kind of the object must be {kind.api_version} "
+                                              f"{kind.kind}")
+        warnings = self._check_fields(request, kind, body)
+        force = request.query.get("force", "").lower() == "true"
+        current = self.store.get(kind.group, kind.resource, target.namespace if kind.namespaced else None,
+                                 target.name or "")
+        applied = {**body, "apiVersion": kind.api_version, "kind": kind.kind,
+                   "metadata": {**meta, "name": target.name}}
+        result = managed.apply(kind, manager, current, applied, force=force)
+        if current is None:
+            created = self.store.create(kind, target.namespace, result, dry_run=_dry_run(request))
+            return _warned(_json(created, 201), warnings)
+        sent_rv = meta.get("resourceVersion")
+        result["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+        updated = self.store.update(kind, target.namespace, target.name or "", result, dry_run=_dry_run(request))
+        return _warned(_json(updated), warnings)
 
     async def do_delete(self, request: web.Request, target: Target, body: Any) -> web.Response:
         if target.subresource:
@@ -316,7 +452,9 @@ class ApiServer:
                                    f'Operation cannot be fulfilled on {kind.qualified} "{target.name}": '
                                    f"Precondition failed: {field}: {precondition[field]}, "
                                    f"ObjectMeta.{field[0].upper() + field[1:]}: {current['metadata'].get(field)}")
-        gone = self.store.delete(kind, target.namespace, target.name or "")
+        if kind.group == "" and kind.resource == "namespaces":
+            return _json(self._terminate_namespace(target, _dry_run(request)))
+        gone = self.store.delete(kind, target.namespace, target.name or "", dry_run=_dry_run(request))
         if kind.group == "" and kind.resource == "pods":
             return _json(gone)
         details = {"name": target.name, "kind": kind.resource, "uid": gone["metadata"]["uid"]}
@@ -324,6 +462,15 @@ class ApiServer:
             details["group"] = kind.group
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                       "details": details})
+
+    def _terminate_namespace(self, target: Target, dry_run: bool) -> dict[str, Any]:
+        """A deleted namespace turns Terminating; the namespace controller removes it and its contents."""
+        current = self._current(target)
+        if current["metadata"].get("deletionTimestamp") or dry_run:
+            return current
+        current["metadata"]["deletionTimestamp"] = now_iso()
+        current["status"] = {"phase": "Terminating"}
+        return self.store.update(target.kind, None, target.name or "", current, internal=True)
 
     async def do_deletecollection(self, request: web.Request, target: Target, body: Any) -> web.Response:
         kind = target.kind
@@ -346,8 +493,9 @@ class ApiServer:
                 "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)),
                            "selector": selector_string(obj.get("spec", {}).get("selector"))}}
 
-    def _write_scale(self, target: Target, scale: dict[str, Any]) -> dict[str, Any]:
+    def _write_scale(self, request: web.Request, target: Target, scale: dict[str, Any]) -> dict[str, Any]:
         current = self._current(target)
+        before = copy.deepcopy(current)
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ApiError(422, "Invalid", f'Scale.autoscaling "{target.name}" is invalid: spec.replicas: '
@@ -355,7 +503,9 @@ class ApiServer:
         sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
         current["spec"]["replicas"] = replicas
         current["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
-        updated = self.store.update(target.kind, target.namespace, target.name or "", current)
+        managed.record_update(target.kind, self._manager(request), before, current)
+        updated = self.store.update(target.kind, target.namespace, target.name or "", current,
+                                    dry_run=_dry_run(request))
         return self.scale_of(updated)
 
     # --- watch --------------------------------------------------------------------------------------
@@ -375,17 +525,62 @@ class ApiServer:
             timeout = float(request.query.get("timeoutSeconds", DEFAULT_WATCH_SECONDS))
         except ValueError:
             raise ApiError(400, "BadRequest", "invalid timeoutSeconds") from None
+        initial = request.query.get("sendInitialEvents", "").lower() == "true"
+        as_table = self._as_table(request)
+        include = request.query.get("includeObject", "Metadata")
+        headers_sent = False
+
+        def line(event_type: str, obj: dict[str, Any]) -> bytes:
+            nonlocal headers_sent
+            if as_table and event_type != "BOOKMARK":
+                obj = tables.table(kind, [obj], resource_version=obj["metadata"].get("resourceVersion", ""),
+                                   include_object=include, headers=not headers_sent,
+                                   crd_version=self.emu.crds.version(kind))
+                headers_sent = True
+            return (json.dumps({"type": event_type, "object": obj}) + "\n").encode()
+
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                            "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         loop = asyncio.get_running_loop()
         try:
-            watcher, first = self.store.watch(kind.group, kind.resource, target.namespace, predicate, since, loop)
+            watcher, first, reached = self.store.watch(kind.group, kind.resource, target.namespace, predicate,
+                                                       None if initial else since, loop)
         except ApiError as exc:
             await response.prepare(request)
             await response.write((json.dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode())
             await response.write_eof()
             return response
+        self.emu.track_watch(watcher)
+        try:
+            await response.prepare(request)
+            for event_type, obj in first:
+                await response.write(line(event_type, obj))
+            if initial:
+                # The watch-list protocol: the initial state ends with a bookmark carrying this annotation.
+                await response.write(line("BOOKMARK", {
+                    "kind": kind.kind, "apiVersion": kind.api_version,
+                    "metadata": {"resourceVersion": str(reached),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}))
+            deadline = loop.time() + timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if item is None:
+                    break
+                await response.write(line(item[0], item[1]))
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        finally:
+            self.store.unwatch(watcher)
+            self.emu.untrack_watch(watcher)
+        return response
         self.emu.track_watch(watcher)
         try:
             await response.prepare(request)

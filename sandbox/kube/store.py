@@ -163,9 +163,11 @@ class Store:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any], *, keep_status: bool = False
-               ) -> dict[str, Any]:
-        """Create an object (201 semantics): validation, defaults, metadata; 409 when it exists."""
+    def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any], *, keep_status: bool = False,
+               dry_run: bool = False) -> dict[str, Any]:
+        """Create an object (201 semantics): validation, defaults, metadata; 409 when it exists.
+
+        `dry_run` (the API's `dryRun=All`) does everything but store it."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -191,6 +193,12 @@ class Store:
             if kind.namespaced and (("", "namespaces", "", ns) not in self._objects):
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
                                {"name": ns, "kind": "namespaces"})
+            if kind.namespaced and self._objects[("", "namespaces", "", ns)]["metadata"].get("deletionTimestamp"):
+                message = f"unable to create new content in namespace {ns} because it is being terminated"
+                raise ApiError(403, "Forbidden", f'{kind.qualified} "{name}" is forbidden: {message}',
+                               {"name": name, "kind": kind.resource, **({"group": kind.group} if kind.group else {}),
+                                "causes": [{"reason": "NamespaceTerminating", "message": message,
+                                            "field": "metadata.namespace"}]})
             key = (kind.group, kind.resource, ns, name)
             if key in self._objects:
                 details = {"name": name, "kind": kind.resource}
@@ -201,13 +209,16 @@ class Store:
                 meta.pop(drop, None)
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_iso()
-            meta["generation"] = 1
+            if kinds.has_generation(kind):
+                meta["generation"] = 1
             if kind.resource == "pods" and kind.group == "":
                 obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+            if dry_run:
+                return copy.deepcopy(obj)
             return self._commit(kind, key, "ADDED", None, obj)
 
     def update(self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any], *,
-               subresource: str | None = None, internal: bool = False) -> dict[str, Any]:
+               subresource: str | None = None, internal: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Replace an object (PUT semantics).
 
         A stale `metadata.resourceVersion` answers 409 Conflict; none means unconditional. For kinds with a
@@ -260,14 +271,16 @@ class Store:
             causes = kinds.validate(kind, new)
             if causes:
                 raise invalid(kind, name, causes)
-            if _spec_part(new) != _spec_part(old):
+            if kinds.has_generation(kind) and _spec_part(new) != _spec_part(old):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new == old:
                 return copy.deepcopy(old)
+            if dry_run:
+                return copy.deepcopy(new)
             return self._commit(kind, key, "MODIFIED", old, new)
 
-    def delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Delete an object and, like the garbage collector, what it owns (and a namespace's contents)."""
         ns = (namespace or "") if kind.namespaced else ""
         key = (kind.group, kind.resource, ns, name)
@@ -275,6 +288,8 @@ class Store:
             old = self._objects.get(key)
             if old is None:
                 raise not_found(kind, name)
+            if dry_run:
+                return copy.deepcopy(old)
             gone = self._commit(kind, key, "DELETED", old, copy.deepcopy(old))
             uid = old["metadata"]["uid"]
             dependants = [k for k, o in self._objects.items()
@@ -314,13 +329,14 @@ class Store:
 
     def watch(self, group: str, resource: str, namespace: str | None,
               predicate: Callable[[dict[str, Any]], bool], since: int | None,
-              loop: asyncio.AbstractEventLoop) -> tuple[Watcher, list[tuple[str, dict[str, Any]]]]:
-        """Register a watcher; returns it and the events to send first.
+              loop: asyncio.AbstractEventLoop) -> tuple[Watcher, list[tuple[str, dict[str, Any]]], int]:
+        """Register a watcher; returns it, the events to send first and the resourceVersion they reach.
 
         `since` None: synthetic ADDED events for every current object; otherwise the retained history after
         that resourceVersion. Raises ApiError 410 Expired when that history is no longer retained.
         """
         with self._lock:
+            reached = self._rv
             watcher = Watcher(group, resource, namespace, predicate, loop)
             if since is None:
                 first = [("ADDED", obj) for obj in self.list(group, resource, namespace, predicate)]
@@ -334,7 +350,7 @@ class Store:
                         if event is not None:
                             first.append((event[0], copy.deepcopy(event[1])))
             self._watchers.add(watcher)
-            return watcher, first
+            return watcher, first, reached
 
     def unwatch(self, watcher: Watcher) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ import yaml
 from kubernetes import client, config
 
 from sandbox.kube import KubeEmulator
+from tests.kubectl import kubectl_path, run_kubectl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -48,36 +49,51 @@ async def test_aio_client_loads_the_kubeconfig(tmp_path):
     assert lease.spec.holder_identity == "a"
 
 
-def test_seed_loads_a_folder_with_namespaces_first_and_skips_kustomization(tmp_path):
-    folder = tmp_path / "manifests"
+def _tree(folder: Path) -> Path:
     (folder / "a").mkdir(parents=True)
-    # Namespaces sort after their users on purpose, and kustomization.yaml is not a Kubernetes object.
+    # Namespaces sort after their users on purpose.
     (folder / "a" / "app.yaml").write_text((FIXTURES / "app.yaml").read_text())
     (folder / "z-namespace.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
                                                              "metadata": {"name": "monitoring"}}))
     (folder / "a" / "monitor.yml").write_text(yaml.safe_dump({
         "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
         "metadata": {"name": "m", "namespace": "monitoring"}, "spec": {"endpoints": []}}))
-    (folder / "kustomization.yaml").write_text("resources: [a/app.yaml]\n")
+    return folder
+
+
+def test_seed_loads_every_yaml_file_of_a_folder_without_kustomization_namespaces_first(tmp_path):
     emu = KubeEmulator()
-    emu.seed(folder)
-    emu.seed(FIXTURES)  # a second folder: extras, RBAC objects and re-applied app objects
+    emu.seed(_tree(tmp_path / "manifests"))
+    emu.seed(FIXTURES / "role.yaml")  # one file
     assert emu.get("apps", "v1", "deployments", "hello", "helloworld")["spec"]["replicas"] == 2
     assert emu.get("monitoring.coreos.com", "v1", "servicemonitors", "monitoring", "m")
     assert emu.get("rbac.authorization.k8s.io", "v1", "roles", "hello", "hello-chatops")
-    assert emu.get("cert-manager.io", "v1", "clusterissuers", None, "letsencrypt")
-    assert emu.get("metallb.io", "v1beta1", "ipaddresspools", "metallb-system", "sandbox-pool")
     assert [m["metadata"]["name"] for m in emu.list("getambassador.io", "v3alpha1", "mappings", "hello")] == [
         "helloworld", "helloworld-canary"]
 
 
+def test_seed_builds_a_kustomization_with_kubectl_kustomize(tmp_path):
+    kubectl_path()  # skipped, saying why, without the kubectl wheel
+    folder = _tree(tmp_path / "manifests")
+    (folder / "kustomization.yaml").write_text("resources: [a/app.yaml, z-namespace.yaml]\n"
+                                               "commonLabels: {seeded: by-kustomize}\n")
+    emu = KubeEmulator()
+    emu.seed(folder)
+    deployment = emu.get("apps", "v1", "deployments", "hello", "helloworld")
+    assert deployment["metadata"]["labels"]["seeded"] == "by-kustomize"
+    assert emu.get("", "v1", "namespaces", None, "monitoring")
+    assert emu.get("monitoring.coreos.com", "v1", "servicemonitors", "monitoring", "m") is None  # not listed
+    emu.seed(FIXTURES)  # a second kustomization: extras, and re-applied app objects (role.yaml is not listed)
+    assert emu.get("rbac.authorization.k8s.io", "v1", "roles", "hello", "hello-chatops") is None  # not listed
+    assert emu.get("cert-manager.io", "v1", "clusterissuers", None, "letsencrypt")
+    assert emu.get("metallb.io", "v1beta1", "ipaddresspools", "metallb-system", "sandbox-pool")
+
+
 def test_seed_accepts_the_project_manifests():
     manifests = Path(__file__).resolve().parents[2] / "manifests"
-    files = [p for p in manifests.rglob("*")
-             if p.suffix in (".yaml", ".yml") and not p.name.startswith("kustomization")]
-    expected = [(d["kind"], d["metadata"]["name"]) for p in files for d in yaml.safe_load_all(p.read_text())
-                if isinstance(d, dict) and d.get("kind")]
-    assert expected, "the project's manifests/ tree holds no Kubernetes objects"
+    built = yaml.safe_load_all(run_kubectl("kustomize", str(manifests)).stdout)
+    expected = [(d["kind"], d["metadata"]["name"]) for d in built if isinstance(d, dict)]
+    assert expected, "the project's manifests/ tree builds no Kubernetes objects"
     created = KubeEmulator().seed(manifests)
     assert sorted((o["kind"], o["metadata"]["name"]) for o in created) == sorted(expected)
 

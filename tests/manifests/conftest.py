@@ -1,10 +1,8 @@
-"""Shared fixtures for the manifest tests: the kustomize resolver, the built tree, CRD schemas."""
+"""Shared fixtures for the manifest tests: the kustomization helpers, the built tree, CRD schemas."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,34 +13,23 @@ import yaml
 
 from tests.crds import CRD_DIR, strict
 
+from . import kustomization
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-RESOLVER = REPO / "scripts" / "kustomize-build.py"
 # The CRD files are large: parse them with libyaml when PyYAML has it.
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load_resolver() -> ModuleType:
-    """scripts/kustomize-build.py as a module (its file name is not an identifier)."""
-    name = "kustomize_build"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, RESOLVER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def kbuild() -> ModuleType:
-    return load_resolver()
+    """tests/manifests/kustomization.py: the tree's kustomizations, built with `kubectl kustomize`."""
+    return kustomization
 
 
 @pytest.fixture(scope="session")
 def built(kbuild: ModuleType) -> list[dict[str, Any]]:
-    """The whole tree, as `kubectl kustomize manifests/` would print it."""
+    """The whole tree, as `kubectl kustomize manifests/` prints it."""
     return kbuild.build(MANIFESTS)
 
 

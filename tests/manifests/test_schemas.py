@@ -27,16 +27,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 
 
 def _resolver():
-    import importlib.util
-    import sys
+    from . import kustomization
 
-    name = "kustomize_build"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "kustomize-build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return kustomization
 
 
 def kustomization_folders() -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,38 @@ async def test_rollback_returns_to_the_previous_revision(chat: Chat) -> None:
     assert f"back on `{version}`" in final.text
     await chat.rolled_out()
     assert chat.audit_events("HelloRollbackSucceeded")
+
+
+async def test_rollback_puts_back_the_previous_pod_template_as_kubectl_rollout_undo_does(release, tmp_path) -> None:
+    from tests.kubectl import run_kubectl
+
+    # kubectl sends no credentials over plain HTTP, so this emulator runs without RBAC
+    async with release(rbac=False) as chat:
+        kubeconfig = chat.kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+        async def kubectl(*args: str) -> str:  # in a thread: the emulator answers from this event loop
+            done = await asyncio.to_thread(run_kubectl, *args, "-n", "hello", kubeconfig=kubeconfig)
+            return done.stdout
+
+        async def history() -> dict[str, str]:
+            lines = (await kubectl("rollout", "history", "deployment/helloworld")).splitlines()[2:]
+            return {line.split(None, 1)[0]: line.split(None, 1)[1] for line in lines if line.strip()}
+
+        await chat.approve("U1", "/hello deploy v2")
+        revision = chat.deployment()["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        cause = (await history())[revision]
+        assert cause.startswith("hello-chatops deploy helloworld: ") and cause.endswith("by U1, approved by U2)")
+        deployed = chat.deployment()["spec"]["template"]
+        # a release made by hand changes more than the image; rolling it back must undo all of it
+        container = {"name": "helloworld", "image": chat.image("v3"), "env": [{"name": "FEATURE", "value": "on"}]}
+        await kubectl("patch", "deployment/helloworld", "-p", json.dumps({"spec": {"template": {"spec": {
+            "containers": [container]}}}}))
+        await kubectl("rollout", "status", "deployment/helloworld", "--timeout=60s")
+        await chat.approve("U1", "/hello rollback")
+        assert chat.deployment()["spec"]["template"] == deployed  # as `kubectl rollout undo` puts it back
+        assert {"name": "FEATURE", "value": "on"} not in chat.container()["env"]
+        causes = await history()
+        assert causes[max(causes, key=int)].startswith("hello-chatops rollback helloworld: ")
 
 
 async def test_rollback_button_after_a_deploy_asks_for_approval(chat: Chat) -> None:

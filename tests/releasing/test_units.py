@@ -13,7 +13,9 @@ CONFIG = Config(slack_bot_token="", slack_signing_secret="")
 
 
 def test_canary_arguments() -> None:
-    assert canary.parse(["v2"], CONFIG) == canary.Request(kind="set", version="v2", percent=10)
+    assert canary.parse(["v2"], CONFIG) == canary.Request(kind="set", version="v2", analysed=True)
+    manual = Config(slack_bot_token="", slack_signing_secret="", canary_analysis=False)
+    assert canary.parse(["v2"], manual) == canary.Request(kind="set", version="v2", percent=10)
     assert canary.parse(["v2.1-rc1", "0%"], CONFIG) == canary.Request(kind="set", version="v2.1-rc1", percent=0)
     assert canary.parse(["100%"], CONFIG) == canary.Request(kind="shift", percent=100)
     assert canary.parse(["promote"], CONFIG).kind == "promote"
