@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,11 +13,14 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .state import Ephemeral, Message, ResponseTarget, Workspace
+from .views import Triggers
 from .webapi import WebApi
 
 Tamper = Literal["signature", "missing", "stale", "timestamp"] | None
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 STALE_SECONDS = 6 * 60
+#: ``Reply.status`` when the app did not answer in time (``Reply.text`` is ``operation_timeout``).
+TIMEOUT_STATUS = 408
 
 
 def sign(signing_secret: str, timestamp: str, body: bytes | str) -> str:
@@ -28,12 +30,18 @@ def sign(signing_secret: str, timestamp: str, body: bytes | str) -> str:
     return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def signed_headers(signing_secret: str, body: bytes, *, tamper: Tamper = None) -> dict[str, str]:
+def signed_headers(
+    signing_secret: str,
+    body: bytes,
+    *,
+    tamper: Tamper = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
     """Headers Slack sends with a request body; ``tamper`` breaks them the way an attacker might."""
     now = int(time.time())
     ts = str(now - STALE_SECONDS) if tamper == "stale" else str(now)
     headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "User-Agent": USER_AGENT,
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": sign(signing_secret, ts, body),
@@ -58,6 +66,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     payload: dict[str, Any] = field(default_factory=dict)
     response_url: str = ""
+    #: For view submissions: what became of the modal (``closed``, ``errors``, ``updated``, ``pushed``,
+    #: ``cleared``, ``incomplete`` when the client refused to send it, ``failed`` on a bad answer).
+    outcome: str = ""
 
     @property
     def json(self) -> Any:
@@ -66,10 +77,6 @@ class Reply:
             return json.loads(self.text) if self.text else None
         except ValueError:
             return None
-
-
-def _trigger_id() -> str:
-    return f"{secrets.randbelow(10**11)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
 
 
 def find_action(blocks: list[dict[str, Any]], action_id: str, block_id: str | None) -> tuple[str, dict[str, Any]]:
@@ -103,8 +110,10 @@ class Sender:
         signing_secret: str,
         verification_token: str,
         request_url: str | None,
+        triggers: Triggers | None = None,
     ) -> None:
         self.ws = workspace
+        self.triggers = triggers if triggers is not None else Triggers()
         self.webapi = webapi
         self.signing_secret = signing_secret
         self.verification_token = verification_token
@@ -131,15 +140,34 @@ class Sender:
     def _response_url(self, target: ResponseTarget) -> str:
         return f"{self.ws.base_url}/response/{target.id}"
 
-    async def _post(self, body: bytes, *, tamper: Tamper, url: str | None) -> tuple[int, str, dict[str, str]]:
+    async def _post(
+        self,
+        body: bytes,
+        *,
+        tamper: Tamper,
+        url: str | None,
+        content_type: str = "application/x-www-form-urlencoded",
+        timeout: float | None = None,
+    ) -> tuple[int, str, dict[str, str]]:
+        """POST a signed body; with ``timeout``, an app slower than that is answered
+        ``(TIMEOUT_STATUS, "operation_timeout", {})`` as Slack gives up on it."""
         target = url or self.request_url
         if not target:
             raise RuntimeError("no request URL: pass request_url= to the emulator (or url= here)")
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = signed_headers(self.signing_secret, body, tamper=tamper)
-        async with self._session.post(target, data=body, headers=headers) as resp:
-            return resp.status, await resp.text(), dict(resp.headers)
+        headers = signed_headers(self.signing_secret, body, tamper=tamper, content_type=content_type)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        try:
+            async with self._session.post(target, data=body, headers=headers, **extra) as resp:
+                return resp.status, await resp.text(), dict(resp.headers)
+        except TimeoutError:
+            return TIMEOUT_STATUS, "operation_timeout", {}
+
+    def user_object(self, user: str) -> dict[str, Any]:
+        """``user`` as interaction payloads carry it."""
+        u = self._user(user)
+        return {"id": user, "username": u["name"], "name": u["name"], "team_id": self.ws.team_id}
 
     async def send_command(
         self,
@@ -167,7 +195,7 @@ class Sender:
             "api_app_id": self.ws.app_id,
             "is_enterprise_install": "false",
             "response_url": self._response_url(target),
-            "trigger_id": _trigger_id(),
+            "trigger_id": self.triggers.issue(user),
         }
         body = urlencode(fields).encode()
         self.sent.append({"kind": "command", "payload": fields, "tamper": tamper})
@@ -235,7 +263,7 @@ class Sender:
                 "channel_id": channel,
                 "is_ephemeral": is_ephemeral,
             },
-            "trigger_id": _trigger_id(),
+            "trigger_id": self.triggers.issue(user),
             "team": {"id": self.ws.team_id, "domain": self.ws.team_domain},
             "enterprise": None,
             "is_enterprise_install": False,

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
@@ -46,11 +47,23 @@ def check_blocks(value: Any) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(blocks, list):
         raise ApiError("invalid_blocks_format", errors=["must be an array [json-pointer:/blocks]"])
+    problems = block_problems(blocks, limit=MAX_BLOCKS, pointer="/blocks")
+    if problems:
+        raise ApiError(
+            "invalid_blocks",
+            errors=problems,
+            response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+        )
+    return blocks
+
+
+def block_problems(blocks: list[Any], *, limit: int, pointer: str) -> list[str]:
+    """What is wrong with ``blocks`` (count, then each block through slack_sdk), with JSON pointers."""
     problems: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        problems.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    if len(blocks) > limit:
+        problems.append(f"no more than {limit} items allowed [json-pointer:{pointer}]")
     for i, raw in enumerate(blocks):
-        where = f"[json-pointer:/blocks/{i}]"
+        where = f"[json-pointer:{pointer}/{i}]"
         if not isinstance(raw, dict) or "type" not in raw:
             problems.append(f"missing required field: type {where}")
             continue
@@ -62,13 +75,7 @@ def check_blocks(value: Any) -> list[dict[str, Any]] | None:
             parsed.to_dict()
         except (SlackObjectFormationError, TypeError, ValueError, KeyError, AttributeError) as exc:
             problems.append(f"{exc} {where}")
-    if problems:
-        raise ApiError(
-            "invalid_blocks",
-            errors=problems,
-            response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
-        )
-    return blocks
+    return problems
 
 
 def check_attachments(value: Any) -> list[dict[str, Any]] | None:
@@ -98,3 +105,64 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
+
+
+MAX_VIEW_BYTES = 250 * 1024
+MAX_EXTERNAL_ID = 255
+_VIEW_FIELDS = ("title", "close", "submit", "private_metadata", "callback_id", "blocks", "type")
+
+
+def _view_validators() -> list[str]:
+    return sorted(name for name in dir(View) if not name.startswith("__") and hasattr(getattr(View, name), "validator"))
+
+
+def check_view(value: Any, *, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Parse and validate a ``view`` argument with slack_sdk's ``View`` limits (title 24 characters,
+    1-100 blocks, private_metadata 3000, callback_id 255, ...) and Slack's own rules: 250 KB at most
+    (``view_too_large``), ``type`` one of ``kinds``, a modal has a title and, with input blocks, a
+    submit button, external_id 255 characters. Anything else wrong is ``invalid_arguments`` with
+    ``[ERROR] … [json-pointer:/view/…]`` messages."""
+    spec = json_arg(value, error="invalid_arguments", name="view")
+    if spec is None:
+        raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]})
+    if not isinstance(spec, dict):
+        raise ApiError(
+            "invalid_arguments", response_metadata={"messages": ["[ERROR] must be an object [json-pointer:/view]"]}
+        )
+    if len(json.dumps(spec).encode()) > MAX_VIEW_BYTES:
+        raise ApiError("view_too_large")
+    problems: list[str] = []
+    kind = spec.get("type")
+    if kind not in kinds:
+        problems.append(f"must be one of {list(kinds)} [json-pointer:/view/type]")
+    blocks = spec.get("blocks")
+    if not isinstance(blocks, list):
+        problems.append("missing required field: blocks [json-pointer:/view/blocks]")
+        blocks = []
+    problems.extend(block_problems(blocks, limit=View.blocks_max_length, pointer="/view/blocks"))
+    if kind == "modal":
+        if not spec.get("title"):
+            problems.append("missing required field: title [json-pointer:/view/title]")
+        if any(isinstance(b, dict) and b.get("type") == "input" for b in blocks) and not spec.get("submit"):
+            problems.append("must define submit to use an input block in modals [json-pointer:/view/submit]")
+    for name in ("title", "close", "submit"):
+        text = spec.get(name)
+        if text is not None and not (isinstance(text, dict) and text.get("type") == "plain_text"):
+            problems.append(f"must be a plain_text text object [json-pointer:/view/{name}]")
+    if len(str(spec.get("external_id") or "")) > MAX_EXTERNAL_ID:
+        problems.append(f"must be at most {MAX_EXTERNAL_ID} characters [json-pointer:/view/external_id]")
+    if not problems:
+        try:
+            view = View(**spec)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            problems.append(f"{exc} [json-pointer:/view]")
+        else:
+            for name in _view_validators():
+                try:
+                    getattr(view, name)()
+                except SlackObjectFormationError as exc:
+                    field = next((f for f in _VIEW_FIELDS if f in name), "")
+                    problems.append(f"{exc} [json-pointer:/view{'/' + field if field else ''}]")
+    if problems:
+        raise ApiError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
+    return spec

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from aiohttp import web
@@ -20,6 +21,9 @@ from .state import (
     Message,
     Workspace,
 )
+from .surfaces import Surfaces
+from .views import Clock, ViewRecord, ViewStore
+from .views_api import ViewsApi
 from .webapi import Fault, WebApi
 
 
@@ -51,7 +55,12 @@ class SlackEmulator:
         request_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Clock = time.monotonic,
+        home_tab: bool = True,
     ) -> None:
+        """``clock`` (seconds, monotonic) times trigger ids: a test may pass its own and advance it
+        instead of sleeping. ``home_tab=False`` is an app without the Home tab (``views.publish``
+        answers ``not_enabled``)."""
         self.signing_secret = signing_secret
         self.bot_token = bot_token
         self.host = host
@@ -69,15 +78,20 @@ class SlackEmulator:
             channel_members=channel_members,
         )
         self.webapi = WebApi(self.workspace, bot_token=bot_token)
+        self.views = ViewStore(self.workspace, clock=clock, home_enabled=home_tab)
+        self.webapi.methods.update(ViewsApi(self.views).methods())
+        self.webapi.extra_state["views"] = self.views.snapshot
         self.sender = Sender(
             self.workspace,
             self.webapi,
             signing_secret=signing_secret,
             verification_token=verification_token,
             request_url=request_url,
+            triggers=self.views.triggers,
         )
         self.app_token = app_token
         self.socket = SocketMode(self.workspace, self.webapi, self.sender, app_token=app_token)
+        self.surfaces = Surfaces(self.views, self.sender, self.socket)
         self.app = web.Application(client_max_size=1024**3)
         self.webapi.add_routes(self.app)
         self.socket.add_routes(self.app)
@@ -169,7 +183,7 @@ class SlackEmulator:
         return self.workspace.response_posts
 
     def state(self) -> dict[str, Any]:
-        return self.workspace.snapshot()
+        return self.webapi.snapshot()
 
     async def wait_for(
         self,
@@ -251,3 +265,88 @@ class SlackEmulator:
             tamper=tamper,
             url=url,
         )
+
+    # ---- views: modals and the Home tab -----------------------------------------------------
+    def modal_stack(self, user: str) -> list[ViewRecord]:
+        """The user's open modal views, root first (empty when no modal is open)."""
+        return self.views.stack(user)
+
+    def modal(self, user: str) -> ViewRecord | None:
+        """The modal view the user sees (the top of their stack), if any."""
+        return self.views.top(user)
+
+    def modal_errors(self, user: str) -> dict[str, str]:
+        """The errors shown under input blocks of the user's visible modal (block_id -> message)."""
+        top = self.views.top(user)
+        return dict(top.errors) if top is not None else {}
+
+    def home(self, user: str) -> ViewRecord | None:
+        """The Home tab view last published for the user."""
+        return self.views.homes.get(user)
+
+    def view(self, view_id: str) -> ViewRecord | None:
+        """Any view by id, closed ones included."""
+        return self.views.by_id.get(view_id)
+
+    async def wait_for_modal(
+        self, user: str, predicate: Callable[[ViewRecord], bool] | None = None, timeout: float = 5.0
+    ) -> ViewRecord:
+        """Wait until the user sees a modal view (satisfying ``predicate``); ``TimeoutError`` after
+        ``timeout`` seconds."""
+
+        def check() -> ViewRecord | None:
+            top = self.views.top(user)
+            return top if top is not None and (predicate is None or predicate(top)) else None
+
+        return await self.workspace.wait_until(check, timeout)
+
+    async def wait_for_home(
+        self, user: str, predicate: Callable[[ViewRecord], bool] | None = None, timeout: float = 5.0
+    ) -> ViewRecord:
+        """Wait until a Home view (satisfying ``predicate``) is published for the user."""
+
+        def check() -> ViewRecord | None:
+            home = self.views.homes.get(user)
+            return home if home is not None and (predicate is None or predicate(home)) else None
+
+        return await self.workspace.wait_until(check, timeout)
+
+    async def submit_view(
+        self,
+        user: str,
+        view_id: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        via: Literal["http", "socket"] = "http",
+    ) -> Reply:
+        """Submit the user's visible modal with ``values`` (block_id -> value, or block_id ->
+        {action_id: value}) as a ``view_submission``; the app's answer is applied as Slack does and
+        ``Reply.outcome`` says what became of the modal. See :meth:`Surfaces.submit_view`."""
+        return await self.surfaces.submit_view(user, view_id, values, via=via)
+
+    async def close_view(
+        self, user: str, view_id: str | None = None, *, clear: bool = False, via: Literal["http", "socket"] = "http"
+    ) -> Reply | None:
+        """Close the user's visible modal view; ``view_closed`` goes to the app if it asked
+        (``notify_on_close``). See :meth:`Surfaces.close_view`."""
+        return await self.surfaces.close_view(user, view_id, clear=clear, via=via)
+
+    async def click_view(
+        self,
+        user: str,
+        view_id: str,
+        *,
+        action_id: str,
+        value: str | None = None,
+        block_id: str | None = None,
+        via: Literal["http", "socket"] = "http",
+    ) -> Reply:
+        """Click a button in a modal the user sees or in their Home tab (``block_actions``)."""
+        return await self.surfaces.click_view(
+            user, view_id, action_id=action_id, value=value, block_id=block_id, via=via
+        )
+
+    async def open_home(self, user: str, *, tab: str = "home", via: Literal["http", "socket"] = "http") -> Reply:
+        """The user opens the app's Home: an ``app_home_opened`` event (``event_callback`` over HTTP,
+        an ``events_api`` envelope over Socket Mode), with the Home view if one was published."""
+        return await self.surfaces.open_home(user, tab=tab, via=via)

@@ -23,13 +23,11 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .client import Reply, Sender, _trigger_id
+from .client import TIMEOUT_STATUS, Reply, Sender
 from .state import ResponseTarget, Workspace
 from .webapi import WebApi
 
 ACK_TIMEOUT = 3.0
-#: ``Reply.status`` when the app did not acknowledge an envelope in time (``Reply.text`` is ``operation_timeout``).
-TIMEOUT_STATUS = 408
 #: ``Reply.status`` when no app is connected (``Reply.text`` is ``dispatch_failed``).
 NOT_CONNECTED_STATUS = 503
 HOST_NAME = "applink-emulator"
@@ -213,7 +211,12 @@ class SocketMode:
 
     # ---- envelopes ------------------------------------------------------------------------
     async def deliver(
-        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
         """Send one envelope on the newest connection and wait for its ack.
 
@@ -228,6 +231,7 @@ class SocketMode:
             "payload": payload,
             "type": kind,
             "accepts_response_payload": accepts_response_payload,
+            **(extra or {}),
         }
         loop = asyncio.get_running_loop()
         pending = _Pending(envelope=envelope, sent=time.monotonic(), future=loop.create_future())
@@ -277,7 +281,7 @@ class SocketMode:
             "api_app_id": self.ws.app_id,
             "is_enterprise_install": "false",
             "response_url": self.sender._response_url(target),
-            "trigger_id": _trigger_id(),
+            "trigger_id": self.sender.triggers.issue(user),
         }
         return fields, target
 

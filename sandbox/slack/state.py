@@ -454,6 +454,19 @@ class Workspace:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def wait_until(self, check: Callable[[], Any], timeout: float) -> Any:
+        """The first truthy ``check()``, evaluated at once and after every change.
+
+        Raises ``TimeoutError`` when it stayed falsy for ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                found = check()
+                if found:
+                    return found
+                await changed.wait()
+
     async def wait_for(
         self,
         predicate: Callable[[Message | Ephemeral], bool],

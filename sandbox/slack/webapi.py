@@ -43,6 +43,8 @@ class WebApi:
         # Methods called with an app-level token (``xapp-…``), e.g. ``apps.connections.open``.
         self.app_tokens: set[str] = set()
         self.app_methods: dict[str, Handler] = {}
+        #: More sections of ``GET /_emulator/state`` (e.g. ``views``), by name.
+        self.extra_state: dict[str, Callable[[], Any]] = {}
         self.methods: dict[str, Handler] = {
             "api.test": self.api_test,
             "auth.test": self.auth_test,
@@ -433,5 +435,8 @@ class WebApi:
         self.ws.add_ephemeral(eph)
 
     # ---- emulator endpoints ---------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.ws.snapshot(), **{name: part() for name, part in self.extra_state.items()}}
+
     async def handle_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.ws.snapshot())
+        return web.json_response(self.snapshot())
