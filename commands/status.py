@@ -14,6 +14,7 @@ from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
+from bot.release import analysis
 from commands import Context, Reply
 from commands.release import running_section
 
@@ -41,6 +42,10 @@ def parse(args: Sequence[str], config: Config) -> Request:
 async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
     data = await status_view.gather(services, request.range)
+    if data.state is not None:
+        warning = await analysis.canary_warning(services, data.state)
+        if warning:
+            data.warnings.insert(0, warning)
     blocks = status_view.blocks(data, ctx.config)
     running = await running_section(ctx)
     if running:

@@ -28,6 +28,37 @@ def stats(counts: Any | None) -> WindowStats:
     return WindowStats(requests=counts.requests, errors=counts.errors, p50=counts.p50, p99=counts.p99)
 
 
+STATUS_WINDOW = 600.0  # seconds of evidence /hello status judges a running canary on
+
+
+async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WINDOW) -> str:
+    """A warning when a canary with traffic is significantly worse than stable, analysed or not ("" if not).
+
+    ``state`` is the :class:`~bot.cluster.kube.ReleaseState` just read; metrics that cannot be read say
+    nothing here (the status shows that on its own).
+    """
+    from bot.core.errors import DependencyUnavailable
+    from bot.release.judge import judge
+
+    canary, stable = state.canary, state.stable
+    weight = (state.canary_route.weight or 0) if state.canary_route is not None else 0
+    if not weight or canary is None or stable is None or not canary.version or canary.version == stable.version:
+        return ""
+    prometheus = services.prometheus
+    if prometheus is None:
+        return ""
+    try:
+        counts = await prometheus.window(seconds)
+    except DependencyUnavailable:
+        return ""
+    verdict = judge(stats(counts.get(canary.version)), stats(counts.get(stable.version)),
+                    settings_for(services.config), seconds=seconds)
+    if verdict.state != State.FAIL:
+        return ""
+    return (f"canary {render.escape(canary.version)} at {weight}% is significantly worse than stable over the "
+            f"last {int(seconds // 60)} min: {render.escape(verdict.reason)}")
+
+
 def _value(result: MetricResult, number: float | None) -> str:
     if number is None:
         return "–"

@@ -77,3 +77,19 @@ def test_with_no_traffic_the_canary_holds_and_asks_a_person(launch_sandbox, tool
                    "the question to a person")
     assert "could not judge the canary" in _text(asking)
     assert "requests to the canary" in _text(asking), _text(asking)
+
+
+def test_status_warns_about_a_manual_canary_significantly_worse_than_stable(launch_sandbox, tools) -> None:
+    proc = launch_sandbox(env={"HELLO_SANDBOX_RPS": "40", **FAST})
+    request = _ask_and_approve(tools, proc, "/hello canary v2-faulty 30%", set())
+    _find(tools, proc, lambda m: m["ts"] == request["ts"] and "Finished ·" in _text(m), 60, "the canary at 30%")
+
+    def warned() -> dict | None:
+        """Ask for the status again; the newest one that warns about the canary, if any."""
+        assert tools.post_json(f"{proc.url}/api/command", {"user": "U3", "text": "/hello status"})["ok"]
+        return next((m for m in reversed(_messages(tools, proc))
+                     if m["text"].startswith("helloworld status") and "significantly worse than stable" in _text(m)),
+                    None)
+
+    status = tools.wait_until(warned, 60, "a status warning about the canary", interval=2.0)
+    assert "canary v2-faulty at 30%" in _text(status)
