@@ -176,6 +176,8 @@ class PrometheusServer(LoopbackDaemon):
             f"--storage.tsdb.path={data}",
             f"--storage.tsdb.retention.time={self.retention}",
             f"--web.listen-address=127.0.0.1:{port}",
+            # links in alerts (generatorURL) point here rather than at the machine's host name
+            f"--web.external-url=http://127.0.0.1:{port}/",
             "--log.level=warn",
         ]
 
