@@ -33,6 +33,8 @@ setup() {
     echo "Python 3.11 or newer is needed as '$PYTHON' (set PYTHON=...)" >&2; exit 1; }
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || need_apt+=("python3-venv")
   want prometheus prometheus
+  # Debian names the binary prometheus-alertmanager; upstream's tarball calls it alertmanager
+  command -v alertmanager >/dev/null 2>&1 || want prometheus-alertmanager prometheus-alertmanager
   if [ "$mode" = test ]; then
     want chromium chromium
   fi

@@ -3,10 +3,14 @@
 :class:`PrometheusServer` runs the ``prometheus`` binary (Debian package ``prometheus``) with a
 temporary data directory and a generated configuration whose only scrape job reads its targets from a
 ``file_sd_configs`` file, so targets can be changed while it runs (:meth:`PrometheusServer.set_targets`).
+It can load alerting rules and send its alerts to Alertmanagers (:mod:`sandbox.alertmanager`):
 
     async with PrometheusServer(scrape_interval="1s") as prom:
         prom.set_targets([("127.0.0.1:8001", {"track": "stable"})])
         print(prom.url)
+
+    rules = shortened_rules(workdir / "rules.yaml", max_for="5s")
+    PrometheusServer(rule_files=[rules], alertmanagers=[am.url], target_labels=SERVICE_TARGET_LABELS)
 
 :func:`check_config` validates a Prometheus configuration file with ``promtool check config`` when it
 is installed, and otherwise by starting ``prometheus`` on it and waiting for it to become ready.
@@ -14,22 +18,42 @@ is installed, and otherwise by starting ``prometheus`` on it and waiting for it 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 import yaml
+
+from sandbox.daemon import LoopbackDaemon, free_port, http_status
+from sandbox.daemon import find_binary as _find_binary
+
+__all__ = [
+    "RULES_FILE",
+    "RULES_OBJECTIVE",
+    "SERVICE_TARGET_LABELS",
+    "PrometheusConfigError",
+    "PrometheusNotInstalled",
+    "PrometheusServer",
+    "PrometheusStartError",
+    "check_config",
+    "duration_seconds",
+    "find_binary",
+    "free_port",
+    "http_status",
+    "shortened_rules",
+]
+
+RULES_FILE = Path(__file__).resolve().parents[1] / "manifests" / "monitoring" / "rules" / "helloworld-alerts.yaml"
+"""The service's alerting rules (the same groups as the PrometheusRule in ``manifests/monitoring``)."""
+
+SERVICE_TARGET_LABELS: Mapping[str, str] = {"namespace": "hello", "app": "helloworld"}
+"""The target labels a cluster's Prometheus gives helloworld's pods, which the rules select on: give
+them to the sandbox's targets (``target_labels=``) when the rules are loaded."""
 
 INSTALL_HINT = "install it with `apt-get install prometheus` (Debian/Ubuntu) or put it on PATH"
 
@@ -47,28 +71,14 @@ class PrometheusConfigError(ValueError):
 
 
 def find_binary(name: str = "prometheus") -> str:
-    path = shutil.which(name)
-    if not path:
-        raise PrometheusNotInstalled(f"the {name!r} binary was not found: {INSTALL_HINT}")
-    return path
+    return _find_binary(name, missing=PrometheusNotInstalled, hint=INSTALL_HINT)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str, timeout: float) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-class PrometheusServer:
+class PrometheusServer(LoopbackDaemon):
     """One ``prometheus`` process. Not started by the constructor: use ``start``/``stop`` or ``with``."""
+
+    name = "prometheus"
+    start_error = PrometheusStartError
 
     def __init__(
         self,
@@ -77,32 +87,30 @@ class PrometheusServer:
         evaluation_interval: str | None = None,
         job: str = "helloworld",
         targets: Iterable[tuple[str, Mapping[str, str]]] = (),
+        target_labels: Mapping[str, str] | None = None,
+        rule_files: Iterable[str | os.PathLike[str]] = (),
+        alertmanagers: Iterable[str] = (),
         retention: str = "1d",
         binary: str | None = None,
         startup_timeout: float = 20.0,
         config_text: str | None = None,
     ) -> None:
-        """``config_text`` replaces the generated configuration verbatim (used by :func:`check_config`)."""
+        """``target_labels`` are added to every target (e.g. :data:`SERVICE_TARGET_LABELS`);
+        ``rule_files`` are loaded and evaluated every ``evaluation_interval`` (default: the scrape
+        interval); ``alertmanagers`` are base URLs (``http://127.0.0.1:9093``) the alerts are sent to.
+        ``config_text`` replaces the generated configuration verbatim (used by :func:`check_config`)."""
+        super().__init__(binary=binary, startup_timeout=startup_timeout)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
         self.job = job
+        self.target_labels = dict(target_labels or {})
+        self.rule_files = [Path(p).resolve() for p in rule_files]
+        self.alertmanagers = list(alertmanagers)
         self.retention = retention
-        self.binary = binary
-        self.startup_timeout = startup_timeout
         self.config_text = config_text
-        self.port = 0
         self._initial = list(targets)
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: Path | None = None
 
     # -- files
-
-    @property
-    def directory(self) -> Path:
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="prometheus-")
-        return Path(self._tmp.name)
 
     @property
     def targets_file(self) -> Path:
@@ -112,15 +120,9 @@ class PrometheusServer:
     def config_file(self) -> Path:
         return self.directory / "prometheus.yml"
 
-    @property
-    def url(self) -> str:
-        if not self.port:
-            raise RuntimeError("Prometheus is not started")
-        return f"http://127.0.0.1:{self.port}"
-
     def config(self) -> dict:
-        """The generated configuration (one file-discovered scrape job)."""
-        return {
+        """The generated configuration: one file-discovered scrape job, the rules, the Alertmanagers."""
+        config: dict = {
             "global": {
                 "scrape_interval": self.scrape_interval,
                 "evaluation_interval": self.evaluation_interval,
@@ -134,6 +136,11 @@ class PrometheusServer:
                 }
             ],
         }
+        if self.rule_files:
+            config["rule_files"] = [str(p) for p in self.rule_files]
+        if self.alertmanagers:
+            config["alerting"] = {"alertmanagers": [_alertmanager_config(url) for url in self.alertmanagers]}
+        return config
 
     def set_targets(self, targets: Iterable[tuple[str, Mapping[str, str]]]) -> None:
         """Replace the scrape targets: ``[("127.0.0.1:8001", {"track": "stable"}), ...]``.
@@ -141,7 +148,9 @@ class PrometheusServer:
         The file is rewritten atomically (write + rename); Prometheus watches it and picks the change
         up within a second or two.
         """
-        groups = [{"targets": [address], "labels": dict(labels)} for address, labels in targets]
+        groups = [
+            {"targets": [address], "labels": {**self.target_labels, **labels}} for address, labels in targets
+        ]
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".targets-", suffix=".json")
         with os.fdopen(fd, "w") as out:
             json.dump(groups, out)
@@ -149,95 +158,86 @@ class PrometheusServer:
 
     # -- lifecycle
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def find(self) -> str:
+        return find_binary()
 
-    def _spawn(self) -> None:
-        binary = self.binary or find_binary()
-        data = self.directory / "data"
-        data.mkdir(exist_ok=True)
-        self.port = free_port()
-        self._log = self.directory / "prometheus.log"
-        args = [
-            binary,
-            f"--config.file={self.config_file}",
-            f"--storage.tsdb.path={data}",
-            f"--storage.tsdb.retention.time={self.retention}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=warn",
-        ]
-        with open(self._log, "ab") as log:
-            self._proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.directory
-            )
-
-    def _tail(self) -> str:
-        if self._log and self._log.exists():
-            return "\n".join(self._log.read_text(errors="replace").splitlines()[-15:])
-        return ""
-
-    def start_blocking(self) -> PrometheusServer:
-        """Start and wait until ``/-/ready`` answers 200 (or raise :class:`PrometheusStartError`)."""
-        if self.running:
-            return self
+    def prepare(self) -> None:
         if not self.targets_file.exists():
             self.set_targets(self._initial)
         text = self.config_text or yaml.safe_dump(self.config(), sort_keys=False)
         self.config_file.write_text(text)
-        for _attempt in range(3):  # another process may grab the free port between bind and listen
-            self._spawn()
-            if self._wait_ready():
-                return self
-            if self._proc is not None and self._proc.poll() is None:
-                break
-        tail = self._tail()
-        self.stop()
-        raise PrometheusStartError(f"prometheus did not become ready on 127.0.0.1:{self.port}\n{tail}")
 
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                return False
-            with contextlib.suppress(OSError):
-                if _get(f"{self.url}/-/ready", timeout=1.0) == 200:
-                    return True
-            time.sleep(0.05)
-        return False
+    def command(self, binary: str, port: int) -> list[str]:
+        data = self.directory / "data"
+        data.mkdir(exist_ok=True)
+        return [
+            binary,
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={data}",
+            f"--storage.tsdb.retention.time={self.retention}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            # links in alerts (generatorURL) point here rather than at the machine's host name
+            f"--web.external-url=http://127.0.0.1:{port}/",
+            "--log.level=warn",
+        ]
 
-    async def start(self) -> PrometheusServer:
-        """Start without blocking the event loop; returns when Prometheus is ready."""
-        return await asyncio.to_thread(self.start_blocking)
 
-    def stop(self) -> None:
-        """Terminate Prometheus and wait for it; remove the temporary directory."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+def _alertmanager_config(url: str) -> dict:
+    scheme, _, rest = url.partition("://")
+    host, _, prefix = rest.partition("/")
+    config: dict = {"scheme": scheme, "static_configs": [{"targets": [host]}], "api_version": "v2"}
+    if prefix:
+        config["path_prefix"] = "/" + prefix
+    return config
 
-    def __enter__(self) -> PrometheusServer:
-        return self.start_blocking()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+RULES_OBJECTIVE = "0.999"
+"""The availability SLO written into :data:`RULES_FILE` (99.9%)."""
 
-    async def __aenter__(self) -> PrometheusServer:
-        return await self.start()
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.stop)
+
+def duration_seconds(text: str) -> float:
+    """A Prometheus duration (``90s``, ``1h30m``) in seconds."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def shortened_rules(
+    dest: str | os.PathLike[str],
+    *,
+    source: str | os.PathLike[str] = RULES_FILE,
+    max_for: str | None = None,
+    objective: float | None = None,
+) -> Path:
+    """Write a copy of a rules file (default: the service's) to ``dest`` for the sandbox or a test.
+
+    ``max_for`` caps every rule's ``for`` (a target down for 5 minutes becomes one down for
+    ``max_for``); the expressions, windows, thresholds and labels stay as they are. ``objective``
+    (e.g. ``0.995``) replaces the availability SLO of :data:`RULES_FILE` (``HELLO_SLO_AVAILABILITY``
+    / 100) in the expressions and the annotations.
+    """
+    source = Path(source)
+    text = source.read_text()
+    if objective is not None:
+        if not 0 < objective < 1:
+            raise ValueError(f"the objective is a ratio between 0 and 1, not {objective}")
+        percent = f"{objective * 100:g}%"
+        text = text.replace(f"(1 - {RULES_OBJECTIVE})", f"(1 - {objective:g})")
+        text = text.replace(f"{float(RULES_OBJECTIVE) * 100:g}%", percent)
+    document = yaml.safe_load(text)
+    if max_for is not None:
+        cap = duration_seconds(max_for)
+        for group in document.get("groups", []):
+            for rule in group.get("rules", []):
+                if "for" in rule and duration_seconds(rule["for"]) > cap:
+                    rule["for"] = max_for
+    dest = Path(dest)
+    dest.write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
+    return dest
 
 
 def check_config(

@@ -44,6 +44,9 @@ class CrdSchemas:
                 continue
             self.by_kind[(crd["spec"]["group"], crd["spec"]["names"]["kind"])] = crd
 
+    def has(self, api_version: str, kind: str) -> bool:
+        return (api_version.split("/")[0], kind) in self.by_kind
+
     def crd(self, api_version: str, kind: str) -> dict[str, Any]:
         group = api_version.split("/")[0]
         assert (group, kind) in self.by_kind, f"no CRD for {kind}.{group} in {CRD_DIR}"

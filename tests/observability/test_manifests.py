@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +14,7 @@ import yaml
 from bot.core.config import Config, MetricNames
 from bot.observe.prom import build_expressions
 from sandbox.prometheus import PrometheusConfigError, check_config
-from tests.crds import CRD_DIR
+from tests.crds import CRD_DIR, strict
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "manifests" / "monitoring"
@@ -62,6 +63,10 @@ def test_kustomization_generates_the_configmaps() -> None:
         for file in generator["files"]:
             assert (MONITORING / file.split("=")[-1]).is_file(), file
     assert generators["prometheus-scrape-config"]["files"] == ["prometheus.yml"]
+    assert generators["prometheus-rules"]["files"] == ["rules/helloworld-alerts.yaml"]
+    assert generators["alertmanager-config"]["files"] == ["alertmanager.yml"]
+    assert "prometheusrule.yaml" in kustomization["resources"]
+    assert not any("example" in r for r in kustomization["resources"])  # the token Secret is made by hand
 
 
 def test_servicemonitors_satisfy_the_crd_schema() -> None:
@@ -76,6 +81,8 @@ def test_servicemonitors_satisfy_the_crd_schema() -> None:
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["kind"] == "ServiceMonitor"
         jsonschema.validate(monitor, schema)
     assert monitors["helloworld"]["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    # the alerting rules select app="helloworld", as the annotation-based job labels the pods
+    assert monitors["helloworld"]["spec"]["podTargetLabels"] == ["app", "track"]
     assert monitors["emissary"]["spec"]["endpoints"][0]["port"] == "ambassador-admin"
     assert monitors["emissary"]["spec"]["namespaceSelector"]["matchNames"] == ["emissary"]
     bad = json.loads(json.dumps(monitors["helloworld"]))
@@ -124,3 +131,56 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
         swapped.write_text(yaml.safe_dump(config))
         output = check_config(swapped, use_promtool=True)
     assert "SUCCESS" in output
+
+
+def test_prometheusrule_satisfies_the_crd_schema() -> None:
+    crd_file = CRDS / "monitoring.coreos.com_prometheusrules.yaml"
+    if not crd_file.is_file():
+        pytest.skip(
+            f"PrometheusRule schema validation skipped: its CRD is not beside the checkout ({CRDS}); upstream "
+            "it is prometheus-operator/prometheus-operator "
+            "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
+        )
+    crd = yaml.safe_load(crd_file.read_text())
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
+    # Draft 4 without checking the schema itself: a pattern in it is a Go regex ("^(?i)...").
+    validator = jsonschema.Draft4Validator(strict(schema))
+    (rule,) = _documents("prometheusrule.yaml")
+    validator.validate(rule)
+    typo = json.loads(json.dumps(rule))
+    typo["spec"]["groups"][0]["rules"][0]["exprr"] = typo["spec"]["groups"][0]["rules"][0].pop("expr")
+    with pytest.raises(jsonschema.ValidationError, match="exprr"):
+        validator.validate(typo)
+
+
+def test_prometheus_config_loads_the_rules_configmap_and_names_an_alertmanager() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    [pattern] = config["rule_files"]
+    # the ConfigMap's key is the rules file's name; mounted in the folder of the pattern, it matches it
+    assert Path(pattern).parent == Path("/etc/prometheus/rules")
+    assert Path("helloworld-alerts.yaml").match(Path(pattern).name)
+    [alertmanager] = config["alerting"]["alertmanagers"]
+    assert alertmanager["static_configs"][0]["targets"]
+
+
+def test_alertmanager_config_sends_helloworlds_alerts_to_the_bot_with_the_token() -> None:
+    config = yaml.safe_load((MONITORING / "alertmanager.yml").read_text())
+    [route] = config["route"]["routes"]
+    assert route["matchers"] == ['namespace="hello"'] and route["receiver"] == "hello-chatops"
+    receivers = {r["name"]: r for r in config["receivers"]}
+    [webhook] = receivers["hello-chatops"]["webhook_configs"]
+    assert webhook["url"] == "http://hello-chatops.hello.svc/alertmanager" and webhook["send_resolved"] is True
+    assert webhook["http_config"]["authorization"] == {
+        "type": "Bearer", "credentials_file": "/etc/alertmanager/secrets/hello-alert-token/token"}
+    (secret,) = _documents("hello-alert-token.example.yaml")
+    assert secret["metadata"]["name"] == "hello-alert-token" and set(secret["stringData"]) == {"token"}
+    assert secret["stringData"]["token"] == ""  # never a real token in the repository
+
+
+@pytest.mark.prometheus
+def test_alertmanager_config_passes_amtool() -> None:
+    if shutil.which("amtool") is None:
+        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager ships it)")
+    done = subprocess.run(["amtool", "check-config", str(MONITORING / "alertmanager.yml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
