@@ -19,6 +19,7 @@ from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import CommandError
 from bot.core.text import foreign
+from bot.release.plan import ChangeParams
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,12 @@ class Change:
     verb: str  # for audit reasons: Deploy, Canary, Promote, Abort, Rollback, CertRenew
     summary: str  # one line: what, from -> to
     details: list[str] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: ChangeParams = field(default_factory=ChangeParams)
     target: dict[str, str] = field(default_factory=dict)  # apiVersion, kind, name of the object changed
     needs_approval: bool = True
+
+    def __post_init__(self) -> None:
+        self.params = ChangeParams.from_dict(self.params)  # stored requests hold plain JSON
 
     @property
     def label(self) -> str:
@@ -119,7 +123,7 @@ async def plan_deploy(cluster: Cluster, config: Config, version: str) -> Change:
         summary=f"{stable.deployment}: {stable.version or 'nothing'} → {version}",
         details=[f"image `{stable.image or 'none'}` → `{image}`",
                  f"rolling update of {stable.desired} replica(s)"],
-        params={"version": version, "image": image, "from_version": stable.version, "from_image": stable.image},
+        params=ChangeParams(version=version, image=image, from_version=stable.version, from_image=stable.image),
         target=target(DEPLOYMENT, stable.deployment),
     )
 
@@ -133,8 +137,8 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
     details = [f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
                f"scale `{canary.deployment}` {canary.desired} → {config.canary_replicas} replica(s), "
                "wait until ready"]
-    params: dict[str, Any] = {"version": version, "image": image, "from_version": canary.version,
-                              "from_weight": current, "replicas": config.canary_replicas}
+    params = ChangeParams(version=version, image=image, from_version=canary.version, from_weight=current,
+                          replicas=config.canary_replicas)
     if percent is None:
         steps = list(config.canary_steps)
         walk = " → ".join(f"{w}%" for w in steps)
@@ -145,12 +149,12 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
             details.append("an approver's click before " + ", ".join(f"{g}%" for g in gates))
         details.append("a failing canary is " + ("aborted (weight 0, scaled to 0)" if config.analysis_mode == "auto"
                                                 else "paused for a person to abort or continue"))
-        params.update(percent=steps[-1], analysed=True, steps=steps, gates=gates)
+        params.percent, params.analysed, params.steps, params.gates = steps[-1], True, tuple(steps), tuple(gates)
         summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {walk}, analysed"
     else:
         details.append(f"Mapping `{route.mapping}` weight {current}% → {percent}%")
         details.append("analysis is off for a canary at a fixed share: watch it with `/hello status`")
-        params.update(percent=percent, analysed=False)
+        params.percent, params.analysed = percent, False
         summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"
     return Change(command="canary", action="canary", verb="Canary", summary=summary, details=details,
                   params=params, target=target(DEPLOYMENT, canary.deployment))
@@ -171,7 +175,7 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int) -> Change:
         summary=f"{canary.deployment}: {canary.version} weight {current}% → {percent}%",
         details=[f"Mapping `{route.mapping}` weight {current}% → {percent}% "
                  f"(`{canary.deployment}` {canary.ready}/{canary.desired} ready)"],
-        params={"percent": percent, "from_weight": current, "version": canary.version},
+        params=ChangeParams(percent=percent, from_weight=current, version=canary.version),
         target=target(MAPPING, route.mapping),
     )
 
@@ -189,8 +193,8 @@ async def plan_promote(cluster: Cluster, config: Config) -> Change:
         details=[f"rolling update of `{stable.deployment}` to `{canary.image}`",
                  f"then Mapping `{route.mapping}` weight {route.weight or 0}% → 0%",
                  f"and scale `{canary.deployment}` {canary.desired} → 0"],
-        params={"version": canary.version, "image": canary.image, "from_version": stable.version,
-                "from_weight": route.weight or 0},
+        params=ChangeParams(version=canary.version, image=canary.image, from_version=stable.version,
+                from_weight=route.weight or 0),
         target=target(DEPLOYMENT, stable.deployment),
     )
 
@@ -205,7 +209,7 @@ async def plan_abort(cluster: Cluster, config: Config) -> Change:
         command="canary", action="abort", verb="Abort",
         summary=f"{canary.deployment}: {canary.version} weight {weight}% → 0%, {canary.desired} → 0 replicas",
         details=[f"Mapping `{route.mapping}` weight {weight}% → 0%", f"scale `{canary.deployment}` to 0"],
-        params={"version": canary.version, "from_weight": weight, "from_replicas": canary.desired},
+        params=ChangeParams(version=canary.version, from_weight=weight, from_replicas=canary.desired),
         target=target(DEPLOYMENT, canary.deployment),
         needs_approval=config.abort_needs_approval,
     )
@@ -226,8 +230,8 @@ async def plan_rollback(cluster: Cluster, config: Config) -> Change:
                  f"{previous.version} (revision {previous.number})"),
         details=[f"image `{now.image if now else 'unknown'}` → `{previous.image}`",
                  f"from ReplicaSet `{previous.replicaset}`"],
-        params={"version": previous.version, "image": previous.image, "from_version": from_version,
-                "revision": previous.number, "from_revision": current},
+        params=ChangeParams(version=previous.version, image=previous.image, from_version=from_version,
+                revision=previous.number, from_revision=current),
         target=target(DEPLOYMENT, config.stable_deployment),
     )
 
@@ -255,8 +259,8 @@ async def plan_renew(cluster: Cluster, config: Config) -> Change:
         command="cert", action="renew", verb="CertRenew",
         summary=f"certificate {cert.name}: revision {cert.revision} → a new certificate",
         details=details,
-        params={"revision": cert.revision, "not_after": cert.not_after.isoformat() if cert.not_after else "",
-                "failed_attempts": cert.failed_attempts,
-                "last_failure": cert.last_failure.isoformat() if cert.last_failure else ""},
+        params=ChangeParams(revision=cert.revision, not_after=cert.not_after.isoformat() if cert.not_after else "",
+                failed_attempts=cert.failed_attempts,
+                last_failure=cert.last_failure.isoformat() if cert.last_failure else ""),
         target=target(CERTIFICATE, cert.name),
     )

@@ -251,7 +251,7 @@ class Approvals:
     def _preview(self, record: Record, approver: str) -> Release:
         change = record.change
         return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
-                       params=dict(change.params), steps=steps_for(change.action, change.params, self.config),
+                       params=change.params, steps=steps_for(change.action, change.params, self.config),
                        requester=record.requester, approver=approver, channel=record.channel,
                        created=record.created)
 

@@ -81,7 +81,7 @@ class Audit:
             "channel": record.channel,
             "object": f"{change.target.get('kind', '')}/{change.target.get('name', '')}",
             "note": note,
-            "facts": {**{k: v for k, v in change.params.items() if isinstance(v, str | int)}, **(facts or {})},
+            "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
         log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
         await self._event(entry, change.target)

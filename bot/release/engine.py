@@ -190,7 +190,7 @@ class Engine:
     def new_release(self, record: Record) -> Release:
         change = record.change
         return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
-                       params=dict(change.params), steps=steps_for(change.action, change.params, self.config),
+                       params=change.params, steps=steps_for(change.action, change.params, self.config),
                        requester=record.requester, approver=record.approver, channel=record.channel, ts=record.ts,
                        created=now_iso(self.clock()))
 
@@ -459,7 +459,7 @@ class _Driver:
             await self.show()
         if await self._decision(step) == "continue":
             return step_runner.StepResult(True, "continued by a person")
-        return await self._abort_canary(cluster, f"Canary `{self.release.params.get('version')}` aborted by "
+        return await self._abort_canary(cluster, f"Canary `{self.release.params.version}` aborted by "
                                         f"a person before {step.percent}%")
 
     async def _analyse(self, step: Step, cluster: Any) -> step_runner.StepResult:
@@ -468,7 +468,7 @@ class _Driver:
         A resumed step starts a fresh window: a check cut short by a take-over is made again.
         """
         config, clock = self.config, self.engine.clock
-        version = str(self.release.params.get("version", ""))
+        version = self.release.params.version
         began = last = clock()
         while True:
             if step.waiting:
@@ -532,7 +532,7 @@ class _Driver:
         services = self.engine.services
         exprs = window_expressions(self.config.metrics, int(verdict.seconds))
         links = [("the queries in Prometheus", prometheus_graph_url(self.config.prometheus_url, exprs))]
-        text, blocks = analysis.card(verdict, version=str(release.params.get("version", "")), percent=step.percent,
+        text, blocks = analysis.card(verdict, version=release.params.version, percent=step.percent,
                                      index=step.index, total=step.total, look=step.looks, links=links)
         try:
             await services.messenger.post(release.channel, text, blocks, thread_ts=release.ts)

@@ -58,6 +58,43 @@ def parse_iso(text: str) -> datetime | None:
 
 
 @dataclass
+class ChangeParams:
+    """What a change is about, as planned from the cluster at request time (typed; stored as JSON)."""
+
+    version: str = ""  # the version it puts in place
+    image: str = ""
+    from_version: str = ""  # what ran before
+    from_image: str = ""
+    percent: int = 0  # canary: the share it ends at
+    from_weight: int = 0
+    replicas: int = 0  # canary: replicas while it runs
+    from_replicas: int = 0
+    revision: int = 0  # rollback: the revision to go back to; renewal: the Certificate's revision before
+    from_revision: int = 0
+    analysed: bool = False  # canary: walk ``steps`` with analysis
+    steps: tuple[int, ...] = ()
+    gates: tuple[int, ...] = ()
+    not_after: str = ""  # renewal: the Certificate as it was
+    failed_attempts: int = 0
+    last_failure: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | ChangeParams) -> ChangeParams:
+        if isinstance(data, ChangeParams):
+            return data
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        for name in ("steps", "gates"):
+            if name in values:
+                values[name] = tuple(int(x) for x in values[name] or ())
+        return cls(**values)
+
+    def facts(self) -> dict[str, Any]:
+        """The set values, for the audit record."""
+        return {k: v for k, v in asdict(self).items() if v not in ("", 0, False, (), [])}
+
+
+@dataclass
 class Step:
     """One step of a plan: what to do (typed inputs), and what happened (state, times, note)."""
 
@@ -124,7 +161,7 @@ class Release:
     action: str  # deploy | canary | shift | promote | abort | rollback | renew
     label: str  # "Deploy", "Canary promotion", ...
     summary: str
-    params: dict[str, Any]
+    params: ChangeParams
     steps: list[Step]
     requester: str = ""
     approver: str = ""
@@ -147,6 +184,7 @@ class Release:
     def from_json(cls, text: str) -> Release:
         data = json.loads(text)
         data["steps"] = [Step.from_dict(s) for s in data.get("steps") or []]
+        data["params"] = ChangeParams.from_dict(data.get("params") or {})
         data["state"] = ReleaseState(data.get("state", ReleaseState.RUNNING))
         data["outcome"] = Outcome.from_dict(data["outcome"]) if data.get("outcome") else None
         known = {f.name for f in fields(cls)}
@@ -170,28 +208,26 @@ class Release:
 # ---------------------------------------------------------------------------------- plans
 
 
-def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]:
+def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
     """The plan of a change, from its parameters (pure)."""
     stable, canary, mapping = config.stable_deployment, config.canary_deployment, config.canary_mapping
-    image, version = str(params.get("image", "")), str(params.get("version", ""))
+    image, version = params.image, params.version
     if action == "deploy":
         return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
                 Step(StepKind.WAIT_READY, "Rolling out", stable)]
     if action == "rollback":
         return [Step(StepKind.RESTORE_REVISION, f"Set `{stable}` back to `{image}` (revision "
-                     f"{params.get('revision')})", stable, image=image, version=version,
-                     revision=int(params.get("revision", 0))),
+                     f"{params.revision})", stable, image=image, version=version, revision=params.revision),
                 Step(StepKind.WAIT_READY, "Rolling out", stable)]
     if action == "canary":
-        replicas, percent = int(params.get("replicas", 1)), int(params.get("percent", 0))
+        replicas, percent = params.replicas or 1, params.percent
         start = [Step(StepKind.SET_IMAGE, f"Set `{canary}` to `{image}`", canary, image=image, version=version),
                  Step(StepKind.SCALE, f"Scale `{canary}` to {replicas}", canary, replicas=replicas),
                  Step(StepKind.WAIT_READY, f"Waiting for `{canary}` to be ready", canary)]
-        if not params.get("analysed"):
+        if not params.analysed:
             return [*start, Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping,
                                  percent=percent)]
-        weights = [int(w) for w in params.get("steps") or ()]
-        gates = {int(g) for g in params.get("gates") or ()}
+        weights, gates = list(params.steps), set(params.gates)
         for index, weight in enumerate(weights, 1):
             if weight in gates:
                 start.append(Step(StepKind.GATE, f"Wait for an approver before {weight}%", mapping, percent=weight,
@@ -201,9 +237,9 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
                               mapping, percent=weight, index=index, total=len(weights)))
         return start
     if action == "shift":
-        percent = int(params.get("percent", 0))
+        percent = params.percent
         steps = []
-        if percent > int(params.get("from_weight", 0)):
+        if percent > params.from_weight:
             steps.append(Step(StepKind.CHECK_CANARY, f"Check that `{canary}` has a ready pod", canary))
         steps.append(Step(StepKind.SET_WEIGHT, f"Set the canary weight to {percent}%", mapping, percent=percent))
         return steps
@@ -215,8 +251,8 @@ def steps_for(action: str, params: dict[str, Any], config: Config) -> list[Step]
                 *retire_steps(config)]
     if action == "renew":
         name = config.certificate
-        before = dict(revision=int(params.get("revision", 0)), failed_attempts=int(params.get("failed_attempts", 0)),
-                      last_failure=str(params.get("last_failure", "")))
+        before = dict(revision=params.revision, failed_attempts=params.failed_attempts,
+                      last_failure=params.last_failure)
         return [Step(StepKind.TRIGGER_ISSUANCE, f"Trigger the re-issuance of `{name}` (Issuing=True, "
                      "ManuallyTriggered)", name, **before),
                 Step(StepKind.WAIT_ISSUED, "Waiting for cert-manager to issue it", name, **before)]

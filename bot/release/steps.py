@@ -234,30 +234,30 @@ def _done_and_missing(release: Release, reason: str) -> list[str]:
 def succeeded(release: Release, config: Config) -> Outcome:
     """The outcome of a release whose every step is done."""
     p, action = release.params, release.action
-    version = str(p.get("version", ""))
+    version = p.version
     line = next((s.note for s in reversed(release.steps) if s.kind == StepKind.WAIT_READY), "")
     stable = config.stable_deployment
-    facts: dict[str, Any] = {"version": version, "from_version": p.get("from_version", "")}
+    facts: dict[str, Any] = {"version": version, "from_version": p.from_version}
     if action == "deploy":
         return Outcome(True, f"`{stable}` runs `{version}`: {line}", buttons=("rollback",), facts=facts)
     if action == "rollback":
         return Outcome(True, f"`{stable}` is back on `{version}`: {line}", facts=facts)
-    if action == "canary" and p.get("analysed"):
-        walk = " → ".join(f"{w}%" for w in p.get("steps") or ())
-        return Outcome(True, f"Canary `{version}` passed analysis at {walk} and gets {p.get('percent')}% of the "
+    if action == "canary" and p.analysed:
+        walk = " → ".join(f"{w}%" for w in p.steps)
+        return Outcome(True, f"Canary `{version}` passed analysis at {walk} and gets {p.percent}% of the "
                        "traffic: promote it when you are ready",
                        details=[s.note for s in release.steps if s.kind == StepKind.ANALYSE and s.note],
-                       buttons=("promote", "abort"), facts={**facts, "percent": p.get("percent"), "analysed": True})
+                       buttons=("promote", "abort"), facts={**facts, "percent": p.percent, "analysed": True})
     if action == "canary":
-        return Outcome(True, f"Canary `{version}` gets {p.get('percent')}% of the traffic ({line})",
-                       buttons=("promote", "abort"), facts={**facts, "percent": p.get("percent")})
+        return Outcome(True, f"Canary `{version}` gets {p.percent}% of the traffic ({line})",
+                       buttons=("promote", "abort"), facts={**facts, "percent": p.percent})
     if action == "shift":
-        return Outcome(True, f"Canary `{version}` gets {p.get('percent')}% of the traffic",
+        return Outcome(True, f"Canary `{version}` gets {p.percent}% of the traffic",
                        buttons=("promote", "abort"),
-                       facts={"version": version, "percent": p.get("percent"), "from_weight": p.get("from_weight", 0)})
+                       facts={"version": version, "percent": p.percent, "from_weight": p.from_weight})
     if action == "abort":
         return Outcome(True, f"Canary `{version}` aborted: no traffic, no replicas",
-                       facts={"version": version, "from_weight": p.get("from_weight", 0)})
+                       facts={"version": version, "from_weight": p.from_weight})
     if action == "promote":
         return Outcome(True, f"`{stable}` runs `{version}` ({line}); the canary is scaled to 0 and gets no traffic",
                        buttons=("rollback",), facts=facts)
@@ -274,8 +274,8 @@ def _step_facts(step: Step) -> dict[str, Any]:
 def failed(release: Release, step: Step, result: StepResult, config: Config) -> Outcome:
     """The outcome of a release stopped by ``step``, which ended as ``result``."""
     p, action = release.params, release.action
-    version = str(p.get("version", ""))
-    facts: dict[str, Any] = {"version": version, "from_version": p.get("from_version", ""), **result.facts}
+    version = p.version
+    facts: dict[str, Any] = {"version": version, "from_version": p.from_version, **result.facts}
     facts.pop("line", None)
     if step.kind == StepKind.WAIT_READY:
         line = result.note
@@ -285,17 +285,17 @@ def failed(release: Release, step: Step, result: StepResult, config: Config) -> 
         if action == "rollback":
             return Outcome(False, f"The rollback to `{version}` failed: {line}", details=result.details, facts=facts)
         if action == "canary":
-            reason = f"the canary is not ready; its weight is unchanged ({p.get('from_weight', 0)}%)"
+            reason = f"the canary is not ready; its weight is unchanged ({p.from_weight}%)"
             return Outcome(False, f"The canary `{version}` did not become ready: {line}",
                            details=[*result.details, *_done_and_missing(release, reason)[1:]],
-                           buttons=("abort",), facts={**facts, "percent": p.get("percent")})
+                           buttons=("abort",), facts={**facts, "percent": p.percent})
         if action == "promote":
             return Outcome(False, f"Promoting `{version}` failed: the stable rollout did not complete ({line}); "
-                           f"the canary still gets {p.get('from_weight', 0)}%", details=result.details,
+                           f"the canary still gets {p.from_weight}%", details=result.details,
                            buttons=("rollback", "abort"), facts=facts)
     if step.kind == StepKind.CHECK_CANARY:
         return Outcome(False, f"Not raised: {result.note}; the weight is unchanged.", buttons=("abort",),
-                       facts={"version": version, "percent": p.get("percent"), "from_weight": p.get("from_weight", 0)})
+                       facts={"version": version, "percent": p.percent, "from_weight": p.from_weight})
     if step.kind == StepKind.WAIT_ISSUED:
         return Outcome(False, result.note, details=result.details, facts=result.facts)
     if step.kind in (StepKind.ANALYSE, StepKind.GATE):
@@ -309,8 +309,8 @@ def stopped(release: Release, reason: str, config: Config) -> Outcome:
     labels = {"canary": "The canary change stopped half-way", "abort": "The abort stopped half-way",
               "promote": "Promoting stopped half-way", "shift": "The weight was not changed"}
     head = labels.get(release.action)
-    version = str(release.params.get("version", ""))
-    facts = {"version": version, "from_version": release.params.get("from_version", "")}
+    version = release.params.version
+    facts = {"version": version, "from_version": release.params.from_version}
     buttons = FALLBACK_BUTTONS.get(release.action, ())
     if head is not None:
         return Outcome(False, f"{head}: {reason}", details=_done_and_missing(release, reason), buttons=buttons,
