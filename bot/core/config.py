@@ -105,6 +105,10 @@ class Config:
     analysis_min_success: float = 99.0  # percent
     analysis_max_inconclusive: int = 3
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
+    # Bake window
+    alertmanager_url: str = ""
+    bake_minutes: float = 15.0
+    auto_rollback: bool = True
     # Observability
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_seconds: float = 5.0
@@ -250,6 +254,16 @@ def _duration(name: str, value: str) -> float:
     return seconds
 
 
+def _minutes(name: str, value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of minutes, got {value!r}") from None
+    if not 0 <= number <= 1440:
+        raise ConfigError(f"{name} must be between 0 and 1440 minutes, got {value!r}")
+    return number
+
+
 def _ratio(name: str, value: str) -> float:
     number = _float(name, value)
     if number < 1:
@@ -323,6 +337,9 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_MIN_SUCCESS": ("analysis_min_success", _success),
     "HELLO_ANALYSIS_MAX_INCONCLUSIVE": ("analysis_max_inconclusive", lambda n, v: _int(n, v, low=1)),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", _mode),
+    "HELLO_ALERTMANAGER_URL": ("alertmanager_url", _url),
+    "HELLO_BAKE_MINUTES": ("bake_minutes", _minutes),
+    "HELLO_AUTO_ROLLBACK": ("auto_rollback", _bool),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),
     "PROMETHEUS_URL": ("prometheus_url", _url),
     "PROMETHEUS_TIMEOUT": ("prometheus_timeout_seconds", _float),

@@ -538,7 +538,9 @@ class Approvals:
                 due = _parse(step.next_check) if step.next_check else None
                 if due is not None and not step.waiting:
                     line += f" · next check at {render.when(due, '%H:%M:%S UTC')}"
-            elif step.kind == StepKind.ANALYSE and step.note:
+            elif step.kind == StepKind.BAKE and step.state == StepState.RUNNING and step.next_check:
+                line += f" — until {render.when(_parse(step.next_check), '%H:%M:%S UTC')}"
+            elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
                 line += f" — {render.escape(step.note)}"
             if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
                 line += f" · decided by <@{step.decided_by}>"

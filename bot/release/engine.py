@@ -391,6 +391,8 @@ class _Driver:
                     result = await self._analyse(step, cluster)
                 elif step.kind == StepKind.GATE:
                     result = await self._gate(step, cluster)
+                elif step.kind == StepKind.BAKE:
+                    result = await self._bake(step, cluster)
                 else:
                     result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
                                                        clock=engine.clock, cause=release.change_cause())
@@ -538,6 +540,65 @@ class _Driver:
             await services.messenger.post(release.channel, text, blocks, thread_ts=release.ts)
         except DependencyUnavailable as exc:
             log.warning("release %s: cannot post the verdict card: %s", release.id, exc)
+
+    async def _bake(self, step: Step, cluster: Any) -> step_runner.StepResult:
+        """Watch the service's critical alerts until the window ends; one that started since the change
+        began rolls it back (once: a rollback's own window only reports)."""
+        from bot.observe.alertmanager import Alertmanager
+
+        config, clock, release = self.config, self.engine.clock, self.release
+        began = parse_iso(step.started) or clock()
+        end = began + timedelta(minutes=config.bake_minutes)
+        since = parse_iso(release.created) or began
+        step.next_check = now_iso(end)
+        await self.save()
+        await self.show()
+        alertmanager = Alertmanager(config.alertmanager_url)
+        poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
+        while clock() < end:
+            try:
+                alerts = {a.fingerprint or a.name: a for who in ({"namespace": config.namespace},
+                                                                  {"service": config.stable_deployment})
+                          for a in await alertmanager.active({**who, "severity": "critical"})}
+            except DependencyUnavailable as exc:
+                self._problem(str(exc))
+                await self.show()
+                alerts = {}
+            else:
+                if self.release.problem:
+                    self.release.problem = self.release.problem_since = ""
+            fired = sorted((a for a in alerts.values() if a.starts_at is None or a.starts_at >= since),
+                           key=lambda a: a.starts_at or clock())
+            if fired:
+                return await self._baked_badly(step, cluster, fired[0], since)
+            await asyncio.sleep(max(0.0, min(poll, (end - clock()).total_seconds())))
+        return step_runner.StepResult(True, f"no critical alert in {config.bake_minutes:g} min")
+
+    async def _baked_badly(self, step: Step, cluster: Any, alert: Any, since: datetime) -> step_runner.StepResult:
+        from bot.core.text import foreign
+        from bot.release.actions import plan_rollback
+
+        release, config = self.release, self.config
+        minutes = max(0, int(((alert.starts_at or self.engine.clock()) - since).total_seconds() // 60))
+        what = f"the critical alert `{foreign(alert.name, 80)}` fired {minutes} min after the change began"
+        details = [foreign(alert.summary)] if alert.summary else []
+        if release.action == "rollback" or not config.auto_rollback:
+            why = "a rollback's bake window does not roll back again" if release.action == "rollback" \
+                else "automatic rollback is off (HELLO_AUTO_ROLLBACK=false)"
+            return step_runner.StepResult(False, f"{what[0].upper()}{what[1:]}; {why}", details=details,
+                                          facts={"alert": alert.name})
+        change = await plan_rollback(cluster, config)
+        for undo in [s for s in steps_for("rollback", change.params, config) if s.kind != StepKind.BAKE]:
+            undo.started = now_iso(self.engine.clock())
+            result = await step_runner.execute(undo, cluster, config, on_status=self.on_status,
+                                               clock=self.engine.clock, cause=f"{release.change_cause()}: rolled "
+                                               f"back automatically after {alert.name}")
+            if not result.ok:
+                return step_runner.StepResult(False, f"{what[0].upper()}{what[1:]}; the automatic rollback to "
+                                              f"`{change.params.version}` failed: {result.note}",
+                                              details=[*details, *result.details], facts={"alert": alert.name})
+        return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
+                                      details=details, facts={"alert": alert.name, "rolled_back": True})
 
     async def _abort_canary(self, cluster: Any, headline: str, details: list[str] | None = None
                             ) -> step_runner.StepResult:

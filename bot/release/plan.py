@@ -29,6 +29,7 @@ class StepKind(StrEnum):
     WAIT_ISSUED = "wait_issued"  # follow the Certificate until re-issued or failed
     ANALYSE = "analyse"  # judge the canary against stable from Prometheus until it passes or fails
     GATE = "gate"  # wait for an approver's click before going on
+    BAKE = "bake"  # watch the service's critical alerts for a while; one firing rolls the change back
 
 
 class StepState(StrEnum):
@@ -214,11 +215,11 @@ def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
     image, version = params.image, params.version
     if action == "deploy":
         return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
-                Step(StepKind.WAIT_READY, "Rolling out", stable)]
+                Step(StepKind.WAIT_READY, "Rolling out", stable), *bake(action, config)]
     if action == "rollback":
         return [Step(StepKind.RESTORE_REVISION, f"Set `{stable}` back to `{image}` (revision "
                      f"{params.revision})", stable, image=image, version=version, revision=params.revision),
-                Step(StepKind.WAIT_READY, "Rolling out", stable)]
+                Step(StepKind.WAIT_READY, "Rolling out", stable), *bake(action, config)]
     if action == "canary":
         replicas, percent = params.replicas or 1, params.percent
         start = [Step(StepKind.SET_IMAGE, f"Set `{canary}` to `{image}`", canary, image=image, version=version),
@@ -248,7 +249,7 @@ def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
     if action == "promote":
         return [Step(StepKind.SET_IMAGE, f"Set `{stable}` to `{image}`", stable, image=image, version=version),
                 Step(StepKind.WAIT_READY, "Rolling out the stable track", stable),
-                *retire_steps(config)]
+                *retire_steps(config), *bake(action, config)]
     if action == "renew":
         name = config.certificate
         before = dict(revision=params.revision, failed_attempts=params.failed_attempts,
@@ -257,6 +258,19 @@ def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
                      "ManuallyTriggered)", name, **before),
                 Step(StepKind.WAIT_ISSUED, "Waiting for cert-manager to issue it", name, **before)]
     raise ValueError(f"no plan for the action {action!r}")
+
+
+def bake(action: str, config: Config) -> list[Step]:
+    """The bake window after a deploy, a promotion or a rollback, when Alertmanager is configured."""
+    if not config.alertmanager_url or config.bake_minutes <= 0:
+        return []
+    minutes = f"{config.bake_minutes:g}"
+    if action == "rollback" or not config.auto_rollback:
+        then = "a critical alert is reported (no automatic rollback" + (" after a rollback)" if action == "rollback"
+                                                                       else ": HELLO_AUTO_ROLLBACK=false)")
+    else:
+        then = "a critical alert rolls it back"
+    return [Step(StepKind.BAKE, f"Bake for {minutes} min: {then}", config.stable_deployment)]
 
 
 def retire_steps(config: Config) -> list[Step]:

@@ -217,7 +217,8 @@ def short(step: Step) -> str:
         return f"weight {step.percent}%"
     return {StepKind.WAIT_READY: "ready", StepKind.CHECK_CANARY: "canary ready",
             StepKind.TRIGGER_ISSUANCE: "re-issuance triggered", StepKind.WAIT_ISSUED: "issued",
-            StepKind.ANALYSE: f"analysis at {step.percent}%", StepKind.GATE: f"approval for {step.percent}%"}[step.kind]
+            StepKind.ANALYSE: f"analysis at {step.percent}%", StepKind.GATE: f"approval for {step.percent}%",
+            StepKind.BAKE: "bake window"}[step.kind]
 
 
 def _done_and_missing(release: Release, reason: str) -> list[str]:
@@ -298,6 +299,10 @@ def failed(release: Release, step: Step, result: StepResult, config: Config) -> 
                        facts={"version": version, "percent": p.percent, "from_weight": p.from_weight})
     if step.kind == StepKind.WAIT_ISSUED:
         return Outcome(False, result.note, details=result.details, facts=result.facts)
+    if step.kind == StepKind.BAKE:
+        rolled_back = bool(result.facts.get("rolled_back"))
+        return Outcome(False, result.note, details=result.details, buttons=() if rolled_back else ("rollback",),
+                       facts={**facts, **result.facts})
     if step.kind in (StepKind.ANALYSE, StepKind.GATE):
         return Outcome(False, result.note, details=result.details,
                        facts={**facts, "percent": step.percent})
