@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,9 @@ from typing import Any, TextIO
 
 from bot.wiring import warm_up
 from sandbox import prometheus as prom_module
+from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer
 from sandbox.console.server import ConsoleServer, is_loopback
+from sandbox.daemon import free_port
 from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
 from sandbox.processes import Fleet
 from sandbox.stack import Stack
@@ -45,7 +49,9 @@ SANDBOX_ENV = {
     # canary analysis at the sandbox's pace: a check every 15 s, judged once 20 canary requests are in
     "HELLO_ANALYSIS_INTERVAL": "15s",
     "HELLO_ANALYSIS_MIN_REQUESTS": "20",
+    "HELLO_BAKE_MINUTES": "2",  # a deploy watches the alerts for two minutes, not fifteen
 }
+SANDBOX_ALERT_FOR = "10s"  # the rules' `for` in the sandbox
 # settings a sandbox user may change from the environment (the rest make the sandbox what it is)
 PASSED_THROUGH = ("HELLO_ANALYSIS_", "HELLO_CANARY_")
 
@@ -87,6 +93,9 @@ class Sandbox:
         self.scrape_interval = scrape_interval
         self.parts: list[Part] = []
         self.prometheus: prom_module.PrometheusServer | None = None
+        self.alertmanager: AlertmanagerServer | None = None
+        self.alert_token = secrets.token_hex(16)
+        self._rules_dir: tempfile.TemporaryDirectory[str] | None = None
         self.stack: Stack | None = None
         self.fleet: Fleet | None = None
         self.load: LoadGenerator | None = None
@@ -96,9 +105,15 @@ class Sandbox:
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
         rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
-        prometheus_url = await self._start_prometheus()
+        bot_port = free_port()
+        alertmanager_url = await self._start_alertmanager(f"http://{self.host}:{bot_port}/alertmanager")
+        prometheus_url = await self._start_prometheus(alertmanager_url)
+        env = sandbox_env()
+        if alertmanager_url:
+            env.update(HELLO_ALERTMANAGER_URL=alertmanager_url, HELLO_ALERT_TOKEN=self.alert_token)
         self.stack = Stack(
-            env=sandbox_env(),
+            env=env,
+            bot_port=bot_port,
             prometheus_url=prometheus_url or NO_PROMETHEUS,
             # deadline_scale: the manifests' 120 s progress deadline passes in 30 s here
             kube_options={"tick": 0.1, "pod_ready_seconds": 1.0, "deadline_scale": 0.25},
@@ -143,11 +158,37 @@ class Sandbox:
         assert self.stack is not None
         return f"Bolt app, as in production; {await warm_up(self.stack.services)}"
 
-    async def _start_prometheus(self) -> str:
+    async def _start_alertmanager(self, webhook_url: str) -> str:
+        """The real Alertmanager, posting to the bot's ``/alertmanager``; '' when it cannot run here."""
+        if not self.use_prometheus:
+            return ""
+        server = AlertmanagerServer(webhook_url=webhook_url, token=self.alert_token)
+        try:
+            await server.start()
+        except AlertmanagerNotInstalled as exc:
+            self.parts.append(Part("Alertmanager", False, "", f"{exc}; the sandbox runs without alerts"))
+            return ""
+        except Exception as exc:
+            self.parts.append(Part("Alertmanager", False, "", f"did not start ({str(exc).splitlines()[0]})"))
+            await asyncio.to_thread(server.stop)
+            return ""
+        self.alertmanager = server
+        self.parts.append(Part("Alertmanager", True, server.url, "the service's alerts, posted to the bot"))
+        return server.url
+
+    async def _start_prometheus(self, alertmanager_url: str = "") -> str:
         if not self.use_prometheus:
             self.parts.append(Part("Prometheus", False, "", "off"))
             return ""
-        server = prom_module.PrometheusServer(scrape_interval=self.scrape_interval)
+        rules: list[Path] = []
+        if alertmanager_url:
+            self._rules_dir = tempfile.TemporaryDirectory(prefix="hello-sandbox-rules-")
+            # the service's own rules, their `for` cut so an alert fires within seconds here
+            rules.append(prom_module.shortened_rules(Path(self._rules_dir.name) / "helloworld-alerts.yaml",
+                                                     max_for=SANDBOX_ALERT_FOR))
+        server = prom_module.PrometheusServer(scrape_interval=self.scrape_interval, rule_files=rules,
+                                              alertmanagers=[alertmanager_url] if alertmanager_url else [],
+                                              target_labels=prom_module.SERVICE_TARGET_LABELS)
         try:
             await server.start()
         except prom_module.PrometheusNotInstalled:
@@ -185,7 +226,12 @@ class Sandbox:
                 log.exception("cannot stop the %s cleanly", name)
         if self.prometheus is not None:
             await asyncio.to_thread(self.prometheus.stop)
-        self.console = self.load = self.stack = self.fleet = self.prometheus = None
+        if self.alertmanager is not None:
+            await asyncio.to_thread(self.alertmanager.stop)
+        if self._rules_dir is not None:
+            self._rules_dir.cleanup()
+            self._rules_dir = None
+        self.console = self.load = self.stack = self.fleet = self.prometheus = self.alertmanager = None
 
     # ---------------------------------------------------------------- report
     def summary(self) -> str:

@@ -73,6 +73,7 @@ class Stack:
         schedules: bool = False,
         engine_interval: float = 0.2,
         engine: bool = True,
+        bot_port: int = 0,
     ) -> None:
         self.env_overrides = dict(env or {})
         self.rbac = rbac
@@ -86,6 +87,7 @@ class Stack:
         self.run_schedules = schedules
         self.engine_interval = engine_interval
         self.run_engine = engine
+        self.bot_port = bot_port  # the first replica's port (0: any free one)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.kube: KubeEmulator = kube  # type: ignore[assignment]
@@ -152,7 +154,7 @@ class Stack:
         bolt = build_app(services)
         dispatcher: Dispatcher = bolt.dispatcher  # type: ignore[attr-defined]
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
-        server = await start_in_loop(app, self.host, 0)
+        server = await start_in_loop(app, self.host, self.bot_port if index == 0 else 0)
         services.releases.interval = self.engine_interval
         if self.run_engine:
             await services.releases.start()

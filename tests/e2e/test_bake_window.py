@@ -1,0 +1,36 @@
+"""The bake window in the sandbox: a faulty deploy, the service's real burn-rate alert in the real
+Prometheus and Alertmanager, and the bot rolling it back by itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_canary_analysis import _ask_and_approve, _find, _text
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(180),
+              pytest.mark.skipif(shutil.which("prometheus") is None or (shutil.which("prometheus-alertmanager") is None
+                                 and shutil.which("alertmanager") is None),
+                                 reason="prometheus or alertmanager is not installed (./dev.sh installs both)")]
+
+
+def _step_done(message: dict, title: str) -> bool:
+    return f":white_check_mark: {title}" in json.dumps(message.get("blocks") or [], ensure_ascii=False)
+
+
+def test_a_faulty_deploy_fires_the_burn_rate_alert_and_is_rolled_back(launch_sandbox, tools: Any) -> None:
+    proc = launch_sandbox(env={"HELLO_SANDBOX_RPS": "20"})
+    assert "ok Alertmanager" in proc.output, proc.output
+    request = _ask_and_approve(tools, proc, "/hello deploy v3-faulty", set())
+    _find(tools, proc, lambda m: m["ts"] == request["ts"] and _step_done(m, "Rolling out"), 60, "the rollout")
+    rolled_out = time.monotonic()
+    final = _find(tools, proc, lambda m: m["ts"] == request["ts"] and "Finished ·" in _text(m), 150,
+                  "the automatic rollback")
+    healthy = time.monotonic()
+    assert "Rolled back to `v1` automatically" in final["text"], final["text"]
+    assert "HelloworldErrorBudgetFastBurn" in final["text"]
+    print(f"deploy rolled out -> stable healthy again after the automatic rollback: {healthy - rolled_out:.1f} s")
