@@ -14,6 +14,7 @@ from bot.observe.schedule import Scheduler
 from bot.release.approvals import Approvals
 from bot.release.audit import Audit
 from bot.release.engine import Engine
+from bot.release.home import Home
 from commands import default_registry
 
 
@@ -37,6 +38,7 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
                                     identity=config.identity or default_identity(), lease_seconds=config.lease_seconds)
     services.schedules = Scheduler(services)
     services.releases = Engine(services, services.leader)
+    services.home = Home(services)
     return services
 
 

@@ -241,9 +241,8 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         signing_secret=config.slack_signing_secret,
         process_before_response=not socket_mode,
         raise_error_for_unhandled_request=False,
-        # Only slash commands and button clicks reach this app (no Events API subscriptions), so the
-        # Events-API-only middleware (URL verification, ignoring our own events) would only cost time.
-        url_verification_enabled=False,
+        # the Events API carries one event (app_home_opened): Slack verifies the URL once when it is set
+        url_verification_enabled=True,
         ignoring_self_events_enabled=False,
     )
     app.dispatcher = dispatcher  # type: ignore[attr-defined]
@@ -259,6 +258,14 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             return
         await ack()
         dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name=f"/hello {command.name}")
+
+    @app.event("app_home_opened")
+    async def on_home(ack: Callable[..., Awaitable[Any]], event: dict) -> None:
+        await ack()
+        home = services.home
+        if home is None or event.get("tab", "home") != "home":
+            return
+        dispatcher.spawn(home.opened(str(event.get("user", ""))), name="home")
 
     @app.action(re.compile(r"^link_"))
     async def on_link(ack: Callable[..., Awaitable[Any]]) -> None:

@@ -103,6 +103,10 @@ class Messenger:
         files = data.get("files") or [data.get("file") or {}]
         return str((files[0] or {}).get("id", ""))
 
+    async def publish_home(self, user: str, view: dict) -> None:
+        """``views.publish``: ``view`` becomes ``user``'s App Home tab."""
+        await self._call("views.publish", user_id=user, view=view)
+
     async def group_members(self, group: str) -> list[str]:
         data = await self._call("usergroups.users.list", usergroup=group)
         return list(data.get("users") or [])

@@ -237,6 +237,7 @@ class Approvals:
                                ) from None
         if change.needs_approval:
             await self._update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
+            self._home_changed()
             return
         token = uuid.uuid4().hex
 
@@ -284,9 +285,10 @@ class Approvals:
         user = str((body.get("user") or {}).get("id", ""))
         container = body.get("container") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id", ""))
+        from_home = container.get("type") == "view" and (body.get("view") or {}).get("type") == "home"
         if action_id in ("approve", "reject"):
             await self.decide(value, user, approve=action_id == "approve", channel=channel,
-                              ts=str(container.get("message_ts") or ""))
+                              ts=str(container.get("message_ts") or ""), from_home=from_home)
         elif action_id in FOLLOW_UPS:
             await self.follow_up(FOLLOW_UPS[action_id], user, channel)
         elif action_id in ("analysis_continue", "analysis_abort"):
@@ -325,7 +327,8 @@ class Approvals:
         await self._audit("Continued" if decision == "continue" else "Stopped", record, user,
                           note="a person decided on a waiting release")
 
-    async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str) -> None:
+    async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str,
+                     from_home: bool = False) -> None:
         """Approve or reject a pending request from a click on its message (``channel``, ``ts``).
 
         A button's value is only the request's id, which any message could carry: the click must come
@@ -333,8 +336,11 @@ class Approvals:
         the ts may not be stored yet, then the clicked one is taken) and from a channel where changes
         may be made. Anything else changes nothing and the clicker is told why.
         """
-        self.services.policy.check_channel(channel, "decided")
         record = await self.store.get(request_id)
+        if from_home and record is not None and record.ts:
+            # the user's own Home tab, which only this bot publishes and only that user sees
+            channel, ts = record.channel, record.ts
+        self.services.policy.check_channel(channel, "decided")
         if record is None:
             raise CommandError("This request is not known any more: nothing was changed.")
         if channel != record.channel or not ts or (record.ts and ts != record.ts):
@@ -375,6 +381,7 @@ class Approvals:
             if latest is not None and latest.expired(now):
                 raise CommandError("This request expired: nothing was changed.")
             raise CommandError(self.already_text(latest) if latest else "This request is not known any more.")
+        self._home_changed()
         if not approve:
             await self._audit("Rejected", won, user)
             text, blocks = self.approval_view(won)
@@ -465,6 +472,11 @@ class Approvals:
         if engine is not None:
             engine.poke()
 
+    def _home_changed(self) -> None:
+        home = self.services.home
+        if home is not None:
+            home.changed()
+
     async def finish(self, request_id: str, state: str, headline: str) -> None:
         """The request's release ended: it leaves the ``running`` state (and frees the lock)."""
         now = _iso(self.clock())
@@ -474,6 +486,7 @@ class Approvals:
                 r.state, r.headline, r.finished = state, headline, now
 
         await self._update(request_id, finish)
+        self._home_changed()
 
     async def _finish(self, record: Record, state: str, headline: str) -> None:
         now = _iso(self.clock())

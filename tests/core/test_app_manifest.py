@@ -25,6 +25,7 @@ SCOPES = {
     "files.completeUploadExternal": "files:write",
     "users.info": "users:read",
     "usergroups.users.list": "usergroups:read",
+    "views.publish": None,  # no scope: the App Home feature (app.yaml features.app_home)
     "conversations.info": "channels:read",
 }
 CALL = re.compile(r"""_call\(\s*["']([a-z]+\.[\w.]+|files_upload_v2)["']""")

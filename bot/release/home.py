@@ -1,0 +1,142 @@
+"""Publishing the App Home tab: gathered from the requests, the releases, the cluster and the audit trail.
+
+A user's Home is published when they open it (``app_home_opened``) and again, debounced, after every
+change for the users who opened it in the last :data:`RECENT` seconds, so an open Home stays current
+without a ``views.publish`` per click (Slack rate-limits that method per user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bot.chat import render
+from bot.chat.home import HomeData, Pending, view
+from bot.core.errors import DependencyUnavailable, PermissionDenied
+from bot.core.text import foreign
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+
+log = logging.getLogger(__name__)
+
+RECENT = 3600.0  # seconds: whose Home is kept current after they opened it
+DEBOUNCE = 1.0  # seconds: changes closer than this republish once
+
+
+class Home:
+    def __init__(self, services: Services, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.services = services
+        self.clock = clock
+        self._opened: dict[str, float] = {}
+        self._pending: asyncio.Task | None = None
+
+    async def opened(self, user: str) -> None:
+        """``app_home_opened``: remember the user and publish their Home now."""
+        self._opened[user] = self.clock()
+        await self.publish(user)
+
+    def changed(self) -> None:
+        """Something changed: republish, once within :data:`DEBOUNCE`, for the users who look at Home."""
+        now = self.clock()
+        self._opened = {u: t for u, t in self._opened.items() if now - t < RECENT}
+        if not self._opened or (self._pending is not None and not self._pending.done()):
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(DEBOUNCE)
+            for user in list(self._opened):
+                with contextlib.suppress(Exception):
+                    await self.publish(user)
+
+        self._pending = asyncio.ensure_future(later())
+
+    async def publish(self, user: str) -> None:
+        data = await self.gather(user)
+        try:
+            await self.services.messenger.publish_home(user, view(data))
+        except DependencyUnavailable as exc:
+            log.warning("cannot publish the Home of %s: %s", user, exc)
+
+    async def gather(self, user: str) -> HomeData:
+        """Everything the Home shows for ``user``; a part that cannot be read is named, not fatal."""
+        from bot.release.approvals import PENDING
+
+        services, config = self.services, self.services.config
+        data = HomeData(user=user)
+        policy = services.policy
+        may_approve, _ = await policy.can_approve(user, "")
+        try:
+            await policy.check_change(user, config.ops_channels[0] if config.ops_channels else "")
+            data.may.append("ask for deploys, canaries, rollbacks and certificate renewals")
+        except PermissionDenied:
+            pass
+        if may_approve:
+            data.may.append("approve other people's requests")
+        try:
+            records = await services.approvals.store.load()
+            now = services.approvals.clock()
+            if may_approve:
+                for r in sorted(records.values(), key=lambda r: r.created):
+                    if r.state == PENDING and not r.expired(now) and r.ts and (r.requester != user
+                                                                                 or config.self_approval):
+                        data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
+                                                    requester=r.requester, channel=r.channel,
+                                                    expires=render.when(_parse(r.expires), "%H:%M UTC")))
+        except DependencyUnavailable as exc:
+            data.problems.append(f"requests: {exc}")
+        if services.releases is not None:
+            try:
+                data.running = [_running(r) for r in await services.releases.open_releases()]
+            except DependencyUnavailable as exc:
+                data.problems.append(f"releases: {exc}")
+        try:
+            state = await (await services.cluster()).release_state()
+            data.service = _service_lines(state)
+        except DependencyUnavailable as exc:
+            data.problems.append(f"cluster: {exc}")
+        if services.audit is not None:
+            try:
+                data.changes = [f"{render.when(e.at, '%m-%d %H:%M')} *{foreign(e.verb, 40)}* {foreign(e.phase, 40)} "
+                                f"by <@{e.user}>: {foreign(e.summary, 200)}" for e in await services.audit.recent(8)]
+            except DependencyUnavailable as exc:
+                data.problems.append(f"audit trail: {exc}")
+        if services.schedules is not None:
+            try:
+                listed = await services.schedules.list()
+                data.schedules = [f"`{item.entry.cron}` in <#{item.entry.channel}> · next "
+                                  f"{render.when(item.next, '%m-%d %H:%M')}" for item in listed]
+            except DependencyUnavailable as exc:
+                data.problems.append(f"schedules: {exc}")
+        return data
+
+
+def _parse(text: str):  # -> datetime
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+def _running(release: object) -> str:
+    step = release.current  # type: ignore[attr-defined]
+    where = step.title if step is not None else "reporting"
+    return (f"*{release.label}* {render.escape(release.summary)} — {render.escape(where)}"  # type: ignore[attr-defined]
+            f" · request `{release.id}`")  # type: ignore[attr-defined]
+
+
+def _service_lines(state: object) -> list[str]:
+    lines = []
+    for track in (state.stable, state.canary):  # type: ignore[attr-defined]
+        if track is not None:
+            lines.append(f"*{track.name}* `{foreign(track.version, 40)}` {track.ready}/{track.desired} ready")
+    weight = state.canary_route.weight if state.canary_route else None  # type: ignore[attr-defined]
+    if weight:
+        lines.append(f"canary gets {weight}% of the traffic")
+    cert = state.certificate  # type: ignore[attr-defined]
+    if cert is not None and cert.not_after is not None:
+        lines.append(f"certificate `{foreign(cert.name, 60)}` valid until {render.when(cert.not_after)}")
+    return lines

@@ -1,0 +1,46 @@
+"""The App Home tab: what waits for this user (with the buttons), what runs, the service, the changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.releasing.conftest import Chat
+
+
+async def _home(chat: Chat, user: str, needle: str, timeout: float = 10.0) -> Any:
+    """Open Home as ``user`` and wait until the published view says ``needle``."""
+    import asyncio
+
+    await chat.slack.open_home(user)
+    deadline = time.monotonic() + timeout
+    while True:
+        home = chat.slack.home(user)
+        if home is not None and needle in json.dumps(home.spec, ensure_ascii=False):
+            return home
+        assert time.monotonic() < deadline, f"{user}'s Home never said {needle!r}: {home and home.spec}"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_approver_sees_the_request_on_home_and_approves_it_there(chat: Chat) -> None:
+    await chat.send("U1", "/hello deploy v2")
+    request = await chat.approval()
+    home = await _home(chat, "U2", "requested by <@U1> in")
+    spec = json.dumps(home.spec, ensure_ascii=False)
+    assert "*Deploy* helloworld: v1 → v2" in spec and "requested by <@U1>" in spec
+    assert "approve other people's requests" in spec
+    assert "*stable* `v1` 2/2 ready" in spec  # the service as it runs
+    requester_home = await _home(chat, "U1", "Nothing waits for your approval.")  # not their own request
+    assert "ask for deploys" in json.dumps(requester_home.spec)
+
+    value = next(e["value"] for b in home.spec["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["action_id"] == "approve")
+    await chat.slack.click_view("U2", home.id, action_id="approve", value=value)
+    await chat.finished(request)
+    await chat.settle()
+    assert chat.container()["image"] == chat.image("v2")
+    # the approver's Home is kept current: the request is gone, the change is listed
+    await _home(chat, "U2", "Nothing waits for your approval.")
+    refreshed = await _home(chat, "U2", "Succeeded by <@U2>")
+    assert "helloworld: v1 → v2" in json.dumps(refreshed.spec, ensure_ascii=False)
