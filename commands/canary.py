@@ -23,6 +23,7 @@ from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
+from bot.release.forms import open_form
 from commands import Context, Reply
 
 NAME = "canary"
@@ -35,12 +36,13 @@ class Request:
     version: str = ""
     percent: int = 0
     analysed: bool = False  # walk HELLO_CANARY_STEPS with analysis (no percent given)
+    form: bool = False  # nothing given: open the form
     mutating: bool = True
 
 
 def parse(args: Sequence[str], config: Config) -> Request:
     if not args:
-        raise UsageError("canary needs a version, a percentage, `promote` or `abort`", USAGE)
+        return Request(kind="set", form=True)
     first = args[0]
     if first.lower() in ("promote", "abort"):
         if len(args) > 1:
@@ -62,6 +64,8 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
+    if request.form:
+        return await open_form(ctx, "canary")
     plans = {
         "set": lambda cluster: actions.plan_canary(cluster, config, request.version,
                                                    None if request.analysed else request.percent),

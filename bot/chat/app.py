@@ -19,7 +19,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.chat import metrics, render
+from bot.chat import forms, metrics, render
 from bot.chat.contract import Context, Invocation, Reply, split
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
@@ -204,6 +204,7 @@ def invocation_from(body: dict) -> Invocation:
         channel_name=str(body.get("channel_name", "")),
         response_url=str(body.get("response_url", "")),
         team_id=str(body.get("team_id", "")),
+        trigger_id=str(body.get("trigger_id", "")),
     )
 
 
@@ -258,6 +259,20 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             return
         await ack()
         dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name=f"/hello {command.name}")
+
+    @app.view(forms.CALLBACK)
+    async def on_form(ack: Callable[..., Awaitable[Any]], body: dict, view: dict) -> None:
+        """A submitted form runs as the command it stands for; a usage error is shown in the form."""
+        name, channel, values = forms.submitted(view)
+        invocation = Invocation(user_id=str((body.get("user") or {}).get("id", "")), channel_id=channel,
+                                text=forms.command_text(name, values))
+        command, request, immediate = dispatcher.prepare(invocation)
+        if immediate is not None or command is None or getattr(request, "form", False):
+            message = immediate.text.split("\nUsage:")[0] if immediate is not None else "Give a version."
+            await ack(response_action="errors", errors={"version": message[:150]})
+            return
+        await ack()
+        dispatcher.spawn(dispatcher.run(command, request, invocation), name=f"form {command.name}")
 
     @app.event("app_home_opened")
     async def on_home(ack: Callable[..., Awaitable[Any]], event: dict) -> None:

@@ -37,6 +37,7 @@ class Invocation:
     channel_name: str = ""
     response_url: str = ""
     team_id: str = ""
+    trigger_id: str = ""  # lets the command open a modal, for 3 s
 
 
 @dataclass

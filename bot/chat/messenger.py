@@ -103,6 +103,11 @@ class Messenger:
         files = data.get("files") or [data.get("file") or {}]
         return str((files[0] or {}).get("id", ""))
 
+    async def open_view(self, trigger_id: str, view: dict) -> str:
+        """``views.open`` with the trigger id of the interaction (valid 3 s, once); returns the view id."""
+        data = await self._call("views.open", trigger_id=trigger_id, view=view)
+        return str((data.get("view") or {}).get("id", ""))
+
     async def publish_home(self, user: str, view: dict) -> None:
         """``views.publish``: ``view`` becomes ``user``'s App Home tab."""
         await self._call("views.publish", user_id=user, view=view)
