@@ -62,6 +62,19 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A shaded span: an analysed window and its verdict (``state``: ``pass``, ``fail``, ``inconclusive``)."""
+
+    start: datetime
+    end: datetime
+    label: str
+    state: str = "pass"
+
+
+WINDOW_COLOURS = {"pass": "#2b9348", "fail": "#d00000", "inconclusive": "#868e96"}
+
+
+@dataclass(frozen=True)
 class _Panel:
     title: str
     unit: str
@@ -206,6 +219,7 @@ def build_figure(
     markers: Sequence[Marker] = (),
     stable_version: str | None = None,
     canary_version: str | None = None,
+    windows: Sequence[Window] = (),
 ) -> Figure:
     """The chart as a ``Figure`` (one axes per panel); :func:`render_chart` turns it into PNG bytes."""
     if kind not in KINDS:
@@ -237,6 +251,16 @@ def build_figure(
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     bottom.set_xlabel("time (UTC)", color=TEXT)
+
+    for window in windows:
+        start, stop = max(window.start.astimezone(UTC), view_start), min(window.end.astimezone(UTC), end)
+        if start >= stop:
+            continue
+        colour = WINDOW_COLOURS.get(window.state, "#868e96")
+        for ax in axes:
+            ax.axvspan(start.timestamp() / 86400.0, stop.timestamp() / 86400.0, color=colour, alpha=0.12, lw=0)
+        axes[-1].annotate(window.label, xy=((start.timestamp() + stop.timestamp()) / 2 / 86400.0, 0.02),
+                          xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8, color=colour)
 
     for marker in markers:
         at = marker.at.astimezone(UTC)
@@ -279,11 +303,12 @@ def render_chart(
     markers: Sequence[Marker] = (),
     stable_version: str | None = None,
     canary_version: str | None = None,
+    windows: Sequence[Window] = (),
 ) -> bytes:
     """PNG bytes of the chart (1200x900 px for ``all``, 1200x450 px for a single panel)."""
     fig = build_figure(
         snapshot, service=service, kind=kind, markers=markers,
-        stable_version=stable_version, canary_version=canary_version,
+        stable_version=stable_version, canary_version=canary_version, windows=windows,
     )
     return figure_png(fig)
 
@@ -296,11 +321,12 @@ async def render_chart_async(
     markers: Sequence[Marker] = (),
     stable_version: str | None = None,
     canary_version: str | None = None,
+    windows: Sequence[Window] = (),
 ) -> bytes:
     """:func:`render_chart` in a worker thread, so the event loop keeps serving."""
     return await asyncio.to_thread(
         render_chart, snapshot, service=service, kind=kind, markers=markers,
-        stable_version=stable_version, canary_version=canary_version,
+        stable_version=stable_version, canary_version=canary_version, windows=windows,
     )
 
 

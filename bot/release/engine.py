@@ -600,6 +600,36 @@ class _Driver:
         return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
                                       details=details, facts={"alert": alert.name, "rolled_back": True})
 
+    async def _analysis_chart(self) -> None:
+        """The canary against stable over the analysed windows (shaded by verdict), the steps marked,
+        in the release's thread. Best effort: without metrics there is no chart, and nothing fails."""
+        from bot.observe import charts
+
+        release, services = self.release, self.engine.services
+        if not release.ts or services.prometheus is None:
+            return
+        states = {StepState.DONE: "pass", StepState.FAILED: "fail"}
+        windows, markers = [], []
+        for step in release.steps:
+            begun, ended = parse_iso(step.started), parse_iso(step.finished) or self.engine.clock()
+            if step.kind == StepKind.ANALYSE and begun is not None:
+                state = states.get(step.state, "inconclusive")
+                windows.append(charts.Window(begun, ended, f"{step.percent}% {state}", state))
+            elif step.kind == StepKind.SET_WEIGHT and step.finished:
+                markers.append(charts.Marker(ended, f"{step.percent}%", kind="canary"))
+        try:
+            snapshot = await services.prometheus.snapshot("15m")
+            if not snapshot.has_traffic:
+                return
+            png = await charts.render_chart_async(snapshot, service=self.config.stable_deployment, kind="all",
+                                                  markers=markers, canary_version=release.params.version,
+                                                  windows=windows)
+            await services.messenger.upload(release.channel, png, f"canary-{release.id}.png",
+                                            f"canary {release.params.version} against stable, analysed windows",
+                                            thread_ts=release.ts)
+        except DependencyUnavailable as exc:
+            log.info("release %s: no analysis chart: %s", release.id, exc)
+
     async def _abort_canary(self, cluster: Any, headline: str, details: list[str] | None = None
                             ) -> step_runner.StepResult:
         """Weight 0 and the canary scaled to 0 (idempotent), then the step fails with ``headline``."""
@@ -613,6 +643,8 @@ class _Driver:
         approvals = engine.services.approvals
         outcome = release.outcome or Outcome(False, "Stopped")
         if not release.reported:
+            if release.params.analysed:
+                await self._analysis_chart()
             text, blocks = approvals.progress_view(release, self.status, outcome=outcome)
             if self.editor is not None:
                 await self.editor.final(text, blocks)

@@ -61,6 +61,9 @@ def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_san
     cards = [m for m in _messages(tools, proc) if m.get("thread_ts") == faulty["ts"]]
     failed = [c for c in cards if "analysis failed" in c["text"]]
     assert failed and "canary" in _text(failed[-1]) and "confident" in _text(failed[-1])
+    charts = _find(tools, proc, lambda m: m.get("thread_ts") == faulty["ts"] and m.get("files"), 30,
+                   "the chart of the analysed windows")
+    assert charts["files"][0]["name"].endswith(".png")
 
     healthy = _ask_and_approve(tools, proc, "/hello canary v2", seen)
     final = _find(tools, proc, lambda m: m["ts"] == healthy["ts"] and "Finished ·" in _text(m), 120,

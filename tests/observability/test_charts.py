@@ -93,6 +93,21 @@ def test_markers_inside_the_range_are_drawn_on_every_panel() -> None:
     assert labels == ["canary v2 10%", "rollback"]
 
 
+def test_analysed_windows_are_shaded_by_their_verdict_on_every_panel() -> None:
+    from bot.observe.charts import WINDOW_COLOURS, Window
+
+    windows = [Window(END - timedelta(minutes=20), END - timedelta(minutes=10), "10% pass", "pass"),
+               Window(END - timedelta(minutes=10), END - timedelta(minutes=2), "25% fail", "fail"),
+               Window(END - timedelta(days=2), END - timedelta(days=1), "old", "fail")]  # outside: skipped
+    fig = build_figure(_snapshot(), windows=windows)
+    for ax in fig.axes:
+        spans = [p for p in ax.patches if p.get_alpha() == 0.12]
+        assert [p.get_facecolor()[:3] for p in spans] == [
+            tuple(int(WINDOW_COLOURS[state][i:i + 2], 16) / 255 for i in (1, 3, 5)) for state in ("pass", "fail")]
+    labels = [t.get_text() for t in fig.axes[-1].texts]
+    assert "10% pass" in labels and "25% fail" in labels and "old" not in labels
+
+
 def test_no_traffic_is_written_on_empty_panels() -> None:
     empty = Snapshot(range="1h", start=END - timedelta(hours=1), end=END, step=10)
     fig = build_figure(empty)
