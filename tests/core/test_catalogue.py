@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +309,82 @@ def test_config_for_applies_names_namespace_cluster_access_and_overrides(tmp_pat
     assert (pay_prod.slack_bot_token, pay_prod.state_configmap) == (base.slack_bot_token, base.state_configmap)
     with pytest.raises(ValueError, match="not one of payments'"):
         pay.config_for(hello.environments[1], base)
+
+
+# ------------------------------------------------------------------------------ python -m bot
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HELLO_", "PROMETHEUS", "KUBECONFIG"))}
+    return {**base, **extra}
+
+
+async def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", *args], cwd=ROOT, env=_env(env),
+                                   capture_output=True, text=True, timeout=timeout)
+
+
+async def test_serve_and_check_stop_on_a_malformed_catalogue_naming_it(tmp_path: Path) -> None:
+    path = write(tmp_path, edited(lambda d: d["services"][1]["environments"][1].pop("namespace")))
+    env = {**BASE, "HELLO_SERVICES": str(path)}
+    serve, check = await asyncio.gather(_run(["serve", "--port", "0"], env, timeout=30), _run(["check"], env))
+    wanted = f"{path}: service 'payments', environments[1].namespace: required"
+    assert serve.returncode == 2 and f"configuration error: {wanted}" in serve.stderr, serve.stderr
+    assert check.returncode == 1 and f"configuration  failed  {wanted}" in check.stdout, check.stdout
+    assert "zz-signing-secret-zz" not in serve.stderr + check.stdout
+
+
+async def test_check_reports_every_service_in_every_environment(tmp_path: Path) -> None:
+    from sandbox.kube import KubeEmulator
+    from sandbox.prometheus import PrometheusServer
+    from sandbox.slack import SlackEmulator
+
+    catalogue = """
+services:
+  - name: helloworld
+    environments:
+      - {name: staging, context: staging, namespace: hello}
+      - {name: production, context: production, namespace: hello}
+  - name: payments
+    environments:
+      - {name: staging, context: staging, namespace: hello}
+    deployments: {stable: payments, canary: payments-canary}
+"""
+    async with (SlackEmulator(signing_secret="s", bot_token="xoxb-check") as slack,
+                KubeEmulator(tick=0.05) as staging, KubeEmulator(tick=0.05) as production,
+                PrometheusServer(scrape_interval="1s") as prom):
+        for emulator in (staging, production):
+            emulator.seed(ROOT / "manifests")
+        kubeconfig = _two_contexts(tmp_path, staging, production)
+        result = await _run(["check"], {
+            "SLACK_BOT_TOKEN": "xoxb-check", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack.api_url,
+            "KUBECONFIG": str(kubeconfig), "PROMETHEUS_URL": prom.url, "PROMETHEUS_TIMEOUT": "5",
+            "HELLO_SERVICES": str(write(tmp_path, catalogue)),
+        })
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert list(lines) == ["configuration", "slack", "helloworld/staging", "helloworld/production",
+                           "payments/staging"], result.stdout + result.stderr
+    for name in ("helloworld/staging", "helloworld/production"):
+        assert lines[name].split()[1] == "ok", lines[name]
+        assert "namespace hello: deployments helloworld, helloworld-canary" in lines[name]
+        assert "prometheus ok, Prometheus" in lines[name]
+    assert staging.url in lines["helloworld/staging"] and production.url in lines["helloworld/production"]
+    # the manifests hold no payments Deployment: named, with the reason, and the exit status says so
+    assert lines["payments/staging"].split()[1] == "failed"
+    assert ("kubernetes failed: deployments/payments not found, deployments/payments-canary not found"
+            in lines["payments/staging"])
+    assert result.returncode == 1
+
+
+def _two_contexts(tmp_path: Path, staging: Any, production: Any) -> Path:
+    """One kubeconfig with a context per emulated cluster (what a user's kubeconfig looks like)."""
+    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+                              "clusters": [], "users": [], "contexts": []}
+    for name, emulator in (("staging", staging), ("production", production)):
+        part = yaml.safe_load(emulator.write_kubeconfig(tmp_path / f"{name}.kubeconfig", context=name).read_text())
+        for key in ("clusters", "users", "contexts"):
+            merged[key].extend(part[key])
+    merged["current-context"] = "staging"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(merged))
+    return path
