@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,16 @@ def test_the_example_in_manifests_is_a_valid_catalogue(tmp_path: Path) -> None:
     assert catalogue.names == ("helloworld", "payments")
     assert all(len(service.environments) == 2 for service in catalogue.services)
     assert catalogue.services[1].queries is not None and catalogue.services[1].lock is LockMode.REFUSE
+
+
+def test_the_readme_shows_the_example_catalogue(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Several services and environments"):]
+    block = re.search(r"```yaml\n(services:.*?)```", section, re.S)
+    assert block, "the README's catalogue example is missing"
+    configmap = yaml.safe_load((ROOT / "manifests" / "bot" / "services.example.yaml").read_text())
+    shown = Catalogue.from_data(yaml.safe_load(block.group(1)))
+    assert shown.services == Catalogue.from_data(yaml.safe_load(configmap["data"]["services.yaml"])).services
 
 
 # ------------------------------------------------------------------------------ malformed catalogues
