@@ -10,10 +10,13 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core import config as config_module
 from bot.core.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from bot.core.catalogue import Catalogue
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +49,9 @@ def setup_logging(level: str) -> None:
 
 def load_or_exit(require_slack: bool = True) -> Config:
     try:
-        return config_module.load(require_slack=require_slack)
+        config = config_module.load(require_slack=require_slack)
+        config_module.load_catalogue(config)  # a malformed catalogue stops start-up too
+        return config
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -135,8 +140,39 @@ def socket_mode_refused(config: Config) -> str:
     return ""
 
 
-async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
-    """Each dependency: (name, ok, detail)."""
+async def check_service(config: Config) -> tuple[bool, str]:
+    """One service in one environment (``config`` from ``Service.config_for``): can the bot read its
+    Deployments, Mappings and Certificate, and is its Prometheus answering."""
+    from bot.cluster.kube import Cluster
+    from bot.observe.prom import Prometheus
+
+    async def kubernetes() -> str:
+        cluster = await Cluster.connect(config)
+        try:
+            found = await asyncio.gather(
+                cluster.get_deployment(config.stable_deployment), cluster.get_deployment(config.canary_deployment),
+                cluster.get_mapping(config.stable_mapping), cluster.get_mapping(config.canary_mapping),
+                cluster.get_certificate(config.certificate), return_exceptions=True)
+            failures = [str(exc) for exc in found if isinstance(exc, Exception)]
+            if failures:
+                raise RuntimeError(", ".join(dict.fromkeys(failures)))
+            return (f"{cluster.host}, namespace {config.namespace}: deployments {config.stable_deployment}, "
+                    f"{config.canary_deployment}, mappings {config.stable_mapping}, {config.canary_mapping}, "
+                    f"certificate {config.certificate}")
+        finally:
+            await cluster.close()
+
+    prom = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds, names=config.metrics)
+    kube_result, prom_result = await asyncio.gather(kubernetes(), prom.check(), return_exceptions=True)
+    ok = not isinstance(kube_result, BaseException) and not isinstance(prom_result, BaseException)
+    kube_text = f"kubernetes {'failed: ' if isinstance(kube_result, BaseException) else 'ok, '}{kube_result}"
+    prom_text = f"prometheus {'failed: ' if isinstance(prom_result, BaseException) else ''}{prom_result}"
+    return ok, f"{kube_text}; {prom_text}"
+
+
+async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list[tuple[str, bool, str]]:
+    """Each dependency: (name, ok, detail). With a catalogue file, one entry per service and environment
+    (``service/environment``) instead of the single service's kubernetes and prometheus entries."""
     from bot.chat.messenger import Messenger, make_client
     from bot.cluster.kube import Cluster
     from bot.observe.prom import Prometheus
@@ -149,6 +185,12 @@ async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
                                        f"({config.slack_api_url})"))
     except Exception as exc:
         results.append(("slack", False, str(exc)))
+    if catalogue is not None and catalogue.source:
+        pairs = list(catalogue.pairs())
+        found = await asyncio.gather(*(check_service(service.config_for(env, config)) for service, env in pairs))
+        for (service, env), (ok, detail) in zip(pairs, found, strict=True):
+            results.append((f"{service.name}/{env.name}", ok, detail))
+        return results
     try:
         cluster = await Cluster.connect(config)
         try:
@@ -168,12 +210,14 @@ async def run_checks(config: Config) -> list[tuple[str, bool, str]]:
 def check(args: argparse.Namespace) -> int:
     try:
         config = config_module.load()
+        catalogue = config_module.load_catalogue(config)
     except ConfigError as exc:
         print(f"configuration  failed  {exc}")
         return 1
-    results = asyncio.run(run_checks(config))
+    results = asyncio.run(run_checks(config, catalogue))
+    width = max(14, *(len(name) + 1 for name, _, _ in results))
     for name, ok, detail in results:
-        print(f"{name:<14} {'ok' if ok else 'failed':<7} {detail}")
+        print(f"{name:<{width}} {'ok' if ok else 'failed':<7} {detail}")
     return 0 if all(ok for _, ok, _ in results) else 1
 
 

@@ -301,8 +301,12 @@ class Cluster:
         """
         configuration = kclient.Configuration()
         path, exists = _kubeconfig_path(config.kubeconfig)
+        if config.kube_in_cluster:
+            path = "the in-cluster service account"
         try:
-            if exists:
+            if config.kube_in_cluster:  # a catalogue environment in the bot's own cluster
+                kconfig.load_incluster_config(client_configuration=configuration)
+            elif exists:
                 await kconfig.load_kube_config(
                     config_file=path,
                     context=config.kube_context or None,

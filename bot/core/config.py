@@ -13,9 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from bot.core.catalogue import Catalogue
 
 DEFAULT_VERSION_PATTERN = r"^v\d+(\.\d+)*(-[A-Za-z0-9][A-Za-z0-9.-]*)?$"
 RANGES = ("15m", "1h", "6h", "24h", "7d")
@@ -68,6 +71,7 @@ class Config:
     # Kubernetes
     kubeconfig: str = ""
     kube_context: str = ""
+    kube_in_cluster: bool = False  # set by a catalogue environment with in_cluster: true; no variable
     namespace: str = "hello"
     stable_deployment: str = "helloworld"
     canary_deployment: str = "helloworld-canary"
@@ -80,6 +84,9 @@ class Config:
     canary_replicas: int = 1
     default_canary_percent: int = 10
     state_configmap: str = "hello-chatops-state"
+    # Catalogue (bot.core.catalogue)
+    services_file: str = ""
+    default_environment: str = "default"
     # Policy
     deployers: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
@@ -297,6 +304,13 @@ def _preset(name: str, value: str) -> MetricNames:
     raise ConfigError(f"{name} must be 'helloworld' or 'envoy', got {value!r}")
 
 
+def _label(name: str, value: str) -> str:
+    value = value.strip()
+    if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value) or len(value) > 63:
+        raise ConfigError(f"{name} must be a DNS-1123 label (lower-case letters, digits and '-'), got {value!r}")
+    return value
+
+
 _VARS: dict[str, tuple[str, Any]] = {
     "SLACK_BOT_TOKEN": ("slack_bot_token", _str),
     "SLACK_SIGNING_SECRET": ("slack_signing_secret", _str),
@@ -316,6 +330,8 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_CANARY_REPLICAS": ("canary_replicas", lambda n, v: _int(n, v, low=1, high=50)),
     "HELLO_CANARY_PERCENT": ("default_canary_percent", lambda n, v: _int(n, v, low=0, high=100)),
     "HELLO_STATE_CONFIGMAP": ("state_configmap", _str),
+    "HELLO_SERVICES": ("services_file", _str),
+    "HELLO_DEFAULT_ENVIRONMENT": ("default_environment", _label),
     "HELLO_DEPLOYERS": ("deployers", lambda n, v: _ids(n, v, "UWS")),
     "HELLO_APPROVERS": ("approvers", lambda n, v: _ids(n, v, "UWS")),
     "HELLO_READERS": ("readers", lambda n, v: _ids(n, v, "UWS")),
@@ -440,6 +456,16 @@ def load(env: Mapping[str, str] | None = None, *, require_slack: bool = True) ->
     if "slack_api_url" in values and not values["slack_api_url"].endswith("/"):
         values["slack_api_url"] += "/"
     return Config(**values)
+
+
+def load_catalogue(config: Config) -> Catalogue:
+    """The service catalogue: the file ``HELLO_SERVICES`` names, else the variables' one service.
+
+    Raises :class:`ConfigError` naming the file, the service and the field of what is malformed.
+    """
+    from bot.core import catalogue
+
+    return catalogue.load(config)
 
 
 def field_names() -> set[str]:
