@@ -26,6 +26,7 @@ SCOPES = {
     "users.info": "users:read",
     "usergroups.users.list": "usergroups:read",
     "views.publish": None,  # no scope: the App Home feature (app.yaml features.app_home)
+    "views.open": None,  # no scope: a modal opened with a trigger id
     "conversations.info": "channels:read",
 }
 CALL = re.compile(r"""_call\(\s*["']([a-z]+\.[\w.]+|files_upload_v2)["']""")

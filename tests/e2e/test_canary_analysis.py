@@ -57,7 +57,8 @@ def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_san
     faulty = _ask_and_approve(tools, proc, "/hello canary v2-faulty", seen)
     final = _find(tools, proc, lambda m: m["ts"] == faulty["ts"] and "Finished ·" in _text(m), 90,
                   "the faulty canary's end")
-    assert "failed analysis at 10% and was aborted" in final["text"], final["text"]
+    # aborted at its first step as a rule; with few requests a 20% error ratio can pass one step by chance
+    assert "failed analysis at" in final["text"] and "and was aborted" in final["text"], final["text"]
     cards = [m for m in _messages(tools, proc) if m.get("thread_ts") == faulty["ts"]]
     failed = [c for c in cards if "analysis failed" in c["text"]]
     assert failed and "canary" in _text(failed[-1]) and "confident" in _text(failed[-1])
