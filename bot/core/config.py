@@ -112,6 +112,10 @@ class Config:
     grafana_dashboard_uid: str = "helloworld"
     grafana_dashboard_slug: str = "helloworld"
     metrics: MetricNames = field(default_factory=MetricNames)
+    # Alerts (Alertmanager -> POST /alertmanager)
+    alert_token: str = field(default="", repr=False)
+    alert_channel: str = ""
+    alertmanager_url: str = ""
     # Schedules
     timezone: str = "UTC"
     schedules: tuple[Schedule, ...] = ()
@@ -125,6 +129,11 @@ class Config:
     @property
     def socket_mode_available(self) -> bool:
         return bool(self.slack_app_token)
+
+    @property
+    def alert_target(self) -> str:
+        """Where alert cards go: HELLO_ALERT_CHANNEL, else the first of HELLO_OPS_CHANNELS, else "" (none)."""
+        return self.alert_channel or (self.ops_channels[0] if self.ops_channels else "")
 
 
 # variable name -> (field name, parser)
@@ -174,6 +183,13 @@ def _ids(name: str, value: str, prefixes: str) -> tuple[str, ...]:
             allowed = ", ".join(kinds[p] for p in prefixes)
             raise ConfigError(f"{name}: {item!r} is not one of {allowed}")
     return items
+
+
+def _channel(name: str, value: str) -> str:
+    ids = _ids(name, value, "CG")
+    if len(ids) > 1:
+        raise ConfigError(f"{name} takes one channel id, got {len(ids)}")
+    return ids[0] if ids else ""
 
 
 def _url(name: str, value: str) -> str:
@@ -330,6 +346,9 @@ _VARS: dict[str, tuple[str, Any]] = {
     "GRAFANA_DASHBOARD_UID": ("grafana_dashboard_uid", _str),
     "GRAFANA_DASHBOARD_SLUG": ("grafana_dashboard_slug", _str),
     "HELLO_METRICS_PRESET": ("metrics", _preset),
+    "HELLO_ALERT_TOKEN": ("alert_token", _str),
+    "HELLO_ALERT_CHANNEL": ("alert_channel", _channel),
+    "HELLO_ALERTMANAGER_URL": ("alertmanager_url", lambda n, v: _url(n, v).rstrip("/")),
     "HELLO_TIMEZONE": ("timezone", _timezone),
     "HELLO_SCHEDULES": ("schedules", _schedules),
     "HELLO_LEASE_NAME": ("lease_name", _str),

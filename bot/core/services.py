@@ -35,6 +35,7 @@ class Services:
     schedules: Any = None  # bot.observe.schedule.Scheduler
     releases: Any = None  # bot.release.engine.Engine
     leader: Any = None  # bot.cluster.leader.LeaderElector, shared by schedules and releases
+    alerts: Any = None  # bot.observe.alerts.AlertCards: Alertmanager's notifications and the alert cards
     extras: dict[str, Any] = field(default_factory=dict)
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
