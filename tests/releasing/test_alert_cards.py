@@ -227,3 +227,28 @@ def test_group_ids_are_configmap_keys() -> None:
     import re
 
     assert re.fullmatch(r"[0-9a-f]{16}", group_id(KEY))
+
+
+async def test_status_and_digests_list_the_firing_alerts(release: Any) -> None:
+    from bot.observe import digest
+    from bot.observe.schedule import Claim, Entry
+
+    async with release(env=ENV) as chat:
+        await webhook(chat, notification(summary="helloworld fails 12% of requests"))
+        await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        await chat.stack.services.alerts.drain()
+        await chat.send("U1", "/hello status")
+        status = await chat.message_saying("alert(s) firing")
+        text = json.dumps(status.blocks)
+        assert "Firing alerts" in text and "*HelloworldHighErrorRate* since" in text and "`critical`" in text
+
+        now = datetime.now(UTC)
+        entry = Entry(id="s1", cron="0 9 * * *", channel="C1", range="1h", source="config")
+        claim = Claim(entry=entry, slot=now, previous=None, skipped=0, catch_up=False)
+        post = await digest.build(chat.stack.services, claim, now=now, chart=False)
+        assert "1 alert(s) firing" in post.text and "*HelloworldHighErrorRate* since" in json.dumps(post.blocks)
+
+        await webhook(chat, notification("resolved", ended=datetime.now(UTC)))
+        await card_saying(chat, "Resolved: HelloworldHighErrorRate")
+        post = await digest.build(chat.stack.services, claim, now=datetime.now(UTC), chart=False)
+        assert "Firing alerts" not in json.dumps(post.blocks)
