@@ -57,10 +57,9 @@ log = logging.getLogger(__name__)
 CONFIGMAP = "hello-chatops-alerts"
 PREFIX = "group."
 KEEP_GROUPS = 30
-KEEP_ALERTS = 10  # alerts kept per group (the card says how many there were in all)
+KEEP_ALERTS = 20  # alerts kept per group (the card says how many there were in all)
 TEXT_LIMIT = 400  # characters kept of an annotation
-LABEL_LIMIT = 120  # characters kept of a label value
-MAX_LABELS = 24
+GROUP_LABELS_LIMIT = 2048  # bytes of JSON: Alertmanager groups by a few short labels
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
 CLAIM_GRACE = timedelta(seconds=30)  # a claim without a posted card is taken over after this
 WAIT_FOR_CARD = 35.0  # seconds a replica that lost the claim waits for the winner's message
@@ -238,14 +237,19 @@ class AlertGroup:
 
 
 def _compact(alert: Alert) -> dict[str, Any]:
-    labels = dict(list(sorted(alert.labels.items()))[:MAX_LABELS])
+    """What is kept of one alert: enough to tell the alerts of a group apart (the card shows the group)."""
     return {
         "fingerprint": alert.fingerprint[:40], "status": alert.status,
-        "labels": {cut(k, 60): cut(v, LABEL_LIMIT) for k, v in labels.items()},
-        "summary": cut(alert.annotations.get("summary", ""), TEXT_LIMIT),
-        "description": cut(alert.annotations.get("description", ""), TEXT_LIMIT),
+        "instance": cut(alert.labels.get("instance", ""), 80),
         "starts_at": _iso(alert.starts_at), "ends_at": _iso(alert.ends_at),
     }
+
+
+def _group_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The group's labels exactly (they become a silence's matchers), or {} when they are unreasonably long."""
+    if len(json.dumps(labels)) > GROUP_LABELS_LIMIT:
+        return {}
+    return dict(labels)
 
 
 def merge(group: AlertGroup | None, notification: Notification, now: datetime, channel: str) -> AlertGroup:
@@ -269,8 +273,7 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
         group.starts_at = min([*starts, group.starts_at])
     group.ends_at = max(ends) if notification.status == "resolved" and ends else (
         now if notification.status == "resolved" else None)
-    labels = list(notification.group_labels.items())[:MAX_LABELS]
-    group.group_labels = {cut(k, 60): cut(v, LABEL_LIMIT) for k, v in labels}
+    group.group_labels = _group_labels(notification.group_labels)
     group.alerts = [_compact(a) for a in alerts[:KEEP_ALERTS]]
     group.alert_count = len(alerts) + notification.truncated_alerts
     group.firing_count = len(firing)
@@ -592,7 +595,10 @@ class AlertCards:
         url = self.services.config.alertmanager_url
         if not url:
             raise CommandError("Silencing needs the Alertmanager's address: set HELLO_ALERTMANAGER_URL.")
-        matchers = dict(group.group_labels) or {"alertname": group.alertname}
+        matchers = dict(group.group_labels)
+        if not matchers:
+            raise CommandError("This alert group's labels are too long to silence from Slack: silence it in "
+                               "Alertmanager. Nothing was changed.")
         now = self.clock()
         until = now + timedelta(minutes=minutes)
         try:

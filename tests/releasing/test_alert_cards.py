@@ -6,6 +6,7 @@ emulator); the webhooks are the bodies Alertmanager sends (version "4"), posted 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -141,8 +142,6 @@ async def test_one_card_per_group_edited_by_repeats_and_green_when_resolved(rele
 
 
 async def test_two_replicas_receiving_the_same_notification_post_one_card(release: Any) -> None:
-    import asyncio
-
     async with release(env=ENV, replicas=2) as chat:
         body = notification()
         answers = await asyncio.gather(webhook(chat, body, replica=0), webhook(chat, body, replica=1))
@@ -252,3 +251,41 @@ async def test_status_and_digests_list_the_firing_alerts(release: Any) -> None:
         await card_saying(chat, "Resolved: HelloworldHighErrorRate")
         post = await digest.build(chat.stack.services, claim, now=datetime.now(UTC), chart=False)
         assert "Firing alerts" not in json.dumps(post.blocks)
+
+
+async def test_abort_canary_is_offered_while_a_canary_has_traffic(release: Any) -> None:
+    async with release(env={**ENV, "HELLO_CANARY_ANALYSIS": "false"}) as chat:
+        await chat.approve("U1", "/hello canary v2 20%")
+        assert chat.mapping()["spec"]["weight"] == 20
+        await webhook(chat, notification())
+        card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        assert "canary `v2`" in json.dumps(card.blocks) and "20%" in json.dumps(card.blocks)
+        await chat.click("U1", card, "alert_abort")  # no approval needed for an abort (HELLO_ABORT_NEEDS_APPROVAL)
+        await chat.message_saying("Canary abort: helloworld-canary: v2 weight 20% → 0%")
+        await chat.settle()
+        deadline = asyncio.get_running_loop().time() + 20
+        while chat.mapping()["spec"].get("weight", 0) != 0:
+            assert asyncio.get_running_loop().time() < deadline, chat.mapping()["spec"]
+            await asyncio.sleep(0.1)
+
+
+async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> None:
+    from bot.observe.alerts import AlertGroup
+
+    async with release(env=ENV) as chat:
+        services = chat.stack.services
+        gone = datetime.now(UTC) - timedelta(minutes=5)
+
+        def stale(groups: dict[str, AlertGroup]) -> tuple[None, bool]:
+            gid = group_id(KEY)
+            groups[gid] = AlertGroup(id=gid, key=KEY, status="firing", alertname="HelloworldHighErrorRate",
+                                     severity="critical", starts_at=gone, channel="C1", claim="dead-replica",
+                                     claimed=gone, received=gone)
+            return None, True
+
+        await services.alerts.store.transact(stale)
+        assert (await webhook(chat, notification()))[0] == 200
+        card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        await services.alerts.drain()
+        [group] = await services.alerts.store.firing()
+        assert group.ts == card.ts and group.claim != "dead-replica"
