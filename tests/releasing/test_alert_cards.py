@@ -96,6 +96,11 @@ async def test_refusals_change_nothing(release: Any, caplog: pytest.LogCaptureFi
         assert all(TOKEN not in line and "wrong-token" not in line and "fails 12%" not in line for line in refusals)
         assert any("ignoring 1 alert(s) not about helloworld" in r.getMessage() and "LedgerDown" in r.getMessage()
                    for r in caplog.records)
+        url = f"{chat.stack.replicas[0].server.url}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as answer:
+            exposed = await answer.text()
+        for outcome in ("unauthorized", "too_large", "malformed", "ignored"):
+            assert f'hello_chatops_alert_notifications_total{{outcome="{outcome}"}}' in exposed
 
 
 async def test_without_a_token_the_route_says_alerting_is_not_configured(release: Any) -> None:
