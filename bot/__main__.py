@@ -112,6 +112,7 @@ def serve(args: argparse.Namespace) -> int:
             app.ctx.socket_task.cancel()
             await app.ctx.socket.close_async()
         await bolt.dispatcher.drain(timeout=20)  # type: ignore[attr-defined]
+        await services.alerts.drain(timeout=10)  # cards being posted; another replica edits them later
         await services.releases.stop()  # a release in flight is continued by the next leader
         if services.schedules is not None:
             await services.schedules.stop()  # releases the Lease, so another replica leads at once

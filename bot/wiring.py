@@ -9,6 +9,7 @@ from bot.cluster.leader import LeaderElector, default_identity
 from bot.core.config import Config
 from bot.core.policy import GroupResolver, Policy
 from bot.core.services import Services
+from bot.observe.alerts import AlertCards
 from bot.observe.prom import Prometheus
 from bot.observe.schedule import Scheduler
 from bot.release.approvals import Approvals
@@ -34,6 +35,7 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
                                      names=config.metrics)
     services.audit = Audit(services)
     services.approvals = Approvals(services)
+    services.alerts = AlertCards(services)
     services.leader = LeaderElector(services.cluster, name=config.lease_name,
                                     identity=config.identity or default_identity(), lease_seconds=config.lease_seconds)
     services.schedules = Scheduler(services)

@@ -166,6 +166,8 @@ class Stack:
 
     async def stop_replica(self, replica: Replica) -> None:
         await replica.dispatcher.drain(timeout=10)
+        if replica.services.alerts is not None:
+            await replica.services.alerts.drain(timeout=10)
         await replica.services.releases.stop()
         if replica.services.schedules is not None:
             await replica.services.schedules.stop()
@@ -217,6 +219,8 @@ class Stack:
         """Wait until every replica has finished the work it started."""
         for replica in self.replicas:
             await replica.dispatcher.drain(timeout=timeout)
+            if replica.services.alerts is not None:
+                await replica.services.alerts.drain(timeout=timeout)
         for replica in self.replicas:
             await replica.services.releases.settle(timeout=timeout)
 

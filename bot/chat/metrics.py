@@ -26,7 +26,14 @@ ACTIONS = Counter(
 # The buttons the bot puts in its messages (approval requests, release follow-ups). A click carries
 # whatever action id its sender chose: any other id is counted as "unknown", so the label stays bounded.
 ACTION_IDS = frozenset({"approve", "reject", "release_rollback", "release_promote", "release_abort",
-                        "analysis_continue", "analysis_abort"})
+                        "analysis_continue", "analysis_abort",
+                        "alert_rollback", "alert_abort", "alert_silence", "alert_ack"})
+
+
+ALERTS = Counter(
+    "hello_chatops_alert_notifications_total", "Alertmanager notifications received at /alertmanager, by outcome.",
+    ["outcome"], registry=REGISTRY,
+)
 
 
 def action_label(action_id: str) -> str:

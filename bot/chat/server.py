@@ -1,4 +1,4 @@
-"""The bot's HTTP server (Sanic): ``/slack/events``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""The bot's HTTP server (Sanic): ``/slack/events``, ``/alertmanager``, ``/healthz``, ``/readyz``, ``/metrics``.
 
 ``/slack/events`` checks every request on its raw bytes before anything decodes or parses it:
 
@@ -8,6 +8,19 @@
    (HMAC-SHA256 with the signing secret, slack_sdk's :class:`SignatureVerifier`) must be valid, else 401;
 3. a signed body that is not UTF-8 or does not parse (broken ``payload`` JSON, JSON nested too deeply)
    gets 400.
+
+``/alertmanager`` takes Alertmanager's webhook notifications (body version "4"):
+
+1. without ``HELLO_ALERT_TOKEN`` the route answers 404 "alerting not configured" (a 4xx: Alertmanager
+   does not retry it) and reads nothing;
+2. the ``Authorization: Bearer <token>`` header must equal the token (compared in constant time),
+   else 401, before the body is read;
+3. a body over :data:`MAX_ALERT_BODY_BYTES` gets 413; a body that is not JSON, not an object or not a
+   version "4" notification gets 400;
+4. the service's alerts are stored (the compare-and-swap decides which replica posts the card) and
+   the answer is 200 at once; the card is posted or edited after the answer. Alerts about other
+   services are ignored (200, one log line). A store that cannot be written answers 503, so
+   Alertmanager sends the notification again.
 
 Each refusal is logged as one line: method, path, status, reason, body length and the peer address;
 never the body, the headers or anything parsed from them. Only signed, decoded requests reach Bolt.
@@ -21,6 +34,7 @@ import hmac
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -42,6 +56,9 @@ log = logging.getLogger(__name__)
 # at 50 blocks). 64 KiB leaves a wide margin and keeps a flood of large forged bodies cheap.
 MAX_BODY_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 5 * 60  # Slack's recommendation, as in slack_sdk's verifier
+# Alertmanager sends every alert of a group with all its labels and annotations: a group of a few
+# hundred alerts is tens of KiB. 1 MiB is far above any real group and still cheap to refuse.
+MAX_ALERT_BODY_BYTES = 1024 * 1024
 
 
 def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str, bool] | None = None,
@@ -98,6 +115,58 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
             return refuse(request, 400, "body cannot be parsed", len(body))
         return to_sanic_response(await bolt.async_dispatch(bolt_request))
 
+    services = getattr(getattr(bolt, "dispatcher", None), "services", None)
+
+    @app.post("/alertmanager", stream=True)
+    async def alertmanager(request: Request) -> Any:
+        arrived = time.perf_counter()
+        stream = request.stream
+        declared = request.headers.get("content-length")
+        alerts = getattr(services, "alerts", None)
+        token = services.config.alert_token if services is not None else ""
+        if not token or alerts is None:
+            if stream is not None:
+                stream.expecting_continue = False
+            return refuse(request, 404, "alerting not configured", declared or "?")
+        if not bearer_matches(request.headers.get("authorization"), token):
+            if stream is not None:
+                stream.expecting_continue = False
+            metrics.ALERTS.labels(outcome="unauthorized").inc()
+            return refuse(request, 401, "missing or wrong bearer token", declared or "?")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_ALERT_BODY_BYTES):
+            if stream is not None:
+                stream.expecting_continue = False
+            metrics.ALERTS.labels(outcome="too_large").inc()
+            return refuse(request, 413, "body too large", declared)
+        if stream is not None:
+            stream.request_max_size = MAX_ALERT_BODY_BYTES
+        try:
+            await request.receive_body()
+        except PayloadTooLarge:
+            metrics.ALERTS.labels(outcome="too_large").inc()
+            return refuse(request, 413, "body too large", f"over {MAX_ALERT_BODY_BYTES}")
+        body = request.body
+        try:
+            payload = json.loads(body)
+            notification = alerts.accept(payload)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and AlertPayloadError are ValueErrors
+            reason = str(exc) if type(exc).__name__ == "AlertPayloadError" else "body is not JSON"
+            metrics.ALERTS.labels(outcome="malformed").inc()
+            return refuse(request, 400, reason, len(body))
+        if notification is None:
+            metrics.ALERTS.labels(outcome="ignored").inc()
+            return response.json({"status": "ignored: no alert about this service"})
+        try:
+            received = await alerts.receive(notification, arrived)
+        except Exception:
+            log.exception("cannot store an Alertmanager notification")
+            metrics.ALERTS.labels(outcome="error").inc()
+            return refuse(request, 503, "cannot store the notification", len(body))
+        metrics.ALERTS.labels(outcome="accepted").inc()
+        if received is not None:
+            alerts.spawn(received)
+        return response.json({"status": "ok"})
+
     @app.get("/healthz")
     async def healthz(request: Request) -> Any:
         return response.json({"status": "ok"})
@@ -120,6 +189,14 @@ def refuse(request: Request, status: int, reason: str, length: int | str) -> Any
     log.warning("refused %s %s with %d: %s (%s body bytes, from %s)", request.method, request.path, status,
                 reason, length, request.client_ip or "?")
     return response.json({"error": reason}, status=status)
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>`` (the token compared in constant time)."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return hmac.compare_digest(credentials.strip().encode("utf-8", "replace"), token.encode("utf-8"))
 
 
 def _signing_secret(bolt: AsyncApp) -> str:

@@ -112,8 +112,7 @@ class Config:
     analysis_min_success: float = 99.0  # percent
     analysis_max_inconclusive: int = 3
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
-    # Bake window
-    alertmanager_url: str = ""
+    # Bake window (reads the firing alerts from alertmanager_url, below)
     bake_minutes: float = 15.0
     auto_rollback: bool = True
     # Observability
@@ -123,6 +122,10 @@ class Config:
     grafana_dashboard_uid: str = "helloworld"
     grafana_dashboard_slug: str = "helloworld"
     metrics: MetricNames = field(default_factory=MetricNames)
+    # Alerts (Alertmanager -> POST /alertmanager)
+    alert_token: str = field(default="", repr=False)
+    alert_channel: str = ""
+    alertmanager_url: str = ""  # Alertmanager's API v2: the cards' silences, the bake window's alerts
     # Schedules
     timezone: str = "UTC"
     schedules: tuple[Schedule, ...] = ()
@@ -136,6 +139,11 @@ class Config:
     @property
     def socket_mode_available(self) -> bool:
         return bool(self.slack_app_token)
+
+    @property
+    def alert_target(self) -> str:
+        """Where alert cards go: HELLO_ALERT_CHANNEL, else the first of HELLO_OPS_CHANNELS, else "" (none)."""
+        return self.alert_channel or (self.ops_channels[0] if self.ops_channels else "")
 
 
 # variable name -> (field name, parser)
@@ -185,6 +193,13 @@ def _ids(name: str, value: str, prefixes: str) -> tuple[str, ...]:
             allowed = ", ".join(kinds[p] for p in prefixes)
             raise ConfigError(f"{name}: {item!r} is not one of {allowed}")
     return items
+
+
+def _channel(name: str, value: str) -> str:
+    ids = _ids(name, value, "CG")
+    if len(ids) > 1:
+        raise ConfigError(f"{name} takes one channel id, got {len(ids)}")
+    return ids[0] if ids else ""
 
 
 def _url(name: str, value: str) -> str:
@@ -353,7 +368,6 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_MIN_SUCCESS": ("analysis_min_success", _success),
     "HELLO_ANALYSIS_MAX_INCONCLUSIVE": ("analysis_max_inconclusive", lambda n, v: _int(n, v, low=1)),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", _mode),
-    "HELLO_ALERTMANAGER_URL": ("alertmanager_url", _url),
     "HELLO_BAKE_MINUTES": ("bake_minutes", _minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", _bool),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),
@@ -363,6 +377,9 @@ _VARS: dict[str, tuple[str, Any]] = {
     "GRAFANA_DASHBOARD_UID": ("grafana_dashboard_uid", _str),
     "GRAFANA_DASHBOARD_SLUG": ("grafana_dashboard_slug", _str),
     "HELLO_METRICS_PRESET": ("metrics", _preset),
+    "HELLO_ALERT_TOKEN": ("alert_token", _str),
+    "HELLO_ALERT_CHANNEL": ("alert_channel", _channel),
+    "HELLO_ALERTMANAGER_URL": ("alertmanager_url", lambda n, v: _url(n, v).rstrip("/")),
     "HELLO_TIMEZONE": ("timezone", _timezone),
     "HELLO_SCHEDULES": ("schedules", _schedules),
     "HELLO_LEASE_NAME": ("lease_name", _str),

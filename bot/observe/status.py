@@ -32,6 +32,8 @@ class StatusData:
     metrics_error: str = ""
     warnings: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # bot.observe.alerts.AlertGroup, firing, oldest first
+    alerts_error: str = ""
 
 
 def assess(state: ReleaseState, now: datetime) -> list[str]:
@@ -99,7 +101,16 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
             text = str(exc)
             data.metrics_error = text if text.startswith("metrics unavailable") else f"metrics unavailable: {text}"
 
-    await asyncio.gather(read_cluster(), read_metrics())
+    async def read_alerts() -> None:
+        cards = getattr(services, "alerts", None)
+        if cards is None or not services.config.alert_token:
+            return
+        try:
+            data.alerts = await cards.store.firing()
+        except ClusterError as exc:
+            data.alerts_error = f"firing alerts unknown: {exc}"
+
+    await asyncio.gather(read_cluster(), read_metrics(), read_alerts())
     if data.state is not None:
         data.warnings = assess(data.state, now)
     data.links = links(services, data)
@@ -179,7 +190,23 @@ def view(data: StatusData, config: Any) -> dict:
         "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
         "versions": versions,
         "links": [{"label": label, "url": url} for label, url in data.links[:5]],
+        "alerts": [alert_line(g, data.now) for g in data.alerts[:10]],
+        "alerts_more": max(0, len(data.alerts) - 10),
+        "alerts_error": data.alerts_error,
     }
+
+
+def alert_line(group: Any, now: datetime) -> str:
+    """One firing alert group for status and digests: severity, name, since when, who looks at it."""
+    line = (f"`{foreign(group.severity or 'none', 20)}` *{foreign(group.alertname, 120)}* since "
+            f"{render.when(group.starts_at, '%H:%M UTC')} ({render.duration((now - group.starts_at).total_seconds())})")
+    if group.summary:
+        line += f": {foreign(group.summary, 160)}"
+    if group.silence:
+        line += " · silenced"
+    if group.acknowledged:
+        line += " · acknowledged"
+    return line
 
 
 def blocks(data: StatusData, config: Any) -> list[dict]:
@@ -197,6 +224,8 @@ def summary_text(data: StatusData) -> str:
         parts.append(f"canary {foreign(state.canary.version, 80)} at {canary_weight(state)}%")
     if data.warnings:
         parts.append(f"{len(data.warnings)} warning(s)")
+    if data.alerts:
+        parts.append(f"{len(data.alerts)} alert(s) firing")
     return "helloworld status: " + ", ".join(parts)
 
 

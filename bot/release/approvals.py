@@ -61,6 +61,8 @@ UNPOSTED_GRACE = 30.0
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
 # Buttons under a finished change: they start a new request (or run abort at once, per the policy).
 FOLLOW_UPS = {"release_rollback": "rollback", "release_promote": "promote", "release_abort": "abort"}
+# Buttons on an alert card: Roll back and Abort canary are follow-ups too; the others are the card's own.
+ALERT_ACTIONS = {"alert_rollback": "rollback", "alert_abort": "abort", "alert_silence": "", "alert_ack": ""}
 FOLLOW_UP_TEXT = {"rollback": "rollback", "promote": "canary promote", "abort": "canary abort"}  # as typed
 BUTTONS = {
     "rollback": {"action_id": "release_rollback", "text": "Roll back", "style": "danger"},
@@ -293,8 +295,24 @@ class Approvals:
             await self.follow_up(FOLLOW_UPS[action_id], user, channel)
         elif action_id in ("analysis_continue", "analysis_abort"):
             await self.decide_step(value, user, channel, "continue" if action_id == "analysis_continue" else "abort")
+        elif action_id in ALERT_ACTIONS:
+            await self.alert_action(action_id, value, user, channel, str(container.get("message_ts") or ""))
         else:
             raise CommandError("This button is not handled by this bot.")
+
+    async def alert_action(self, action_id: str, group: str, user: str, channel: str, ts: str) -> None:
+        """A button on an alert card (:mod:`bot.observe.alerts`): Roll back and Abort canary take the same
+        path as typing the command; Silence 1h and Acknowledge are the card's own business."""
+        alerts = self.services.alerts
+        if alerts is None:
+            raise CommandError("Alerts are not handled by this bot.")
+        if action_id == "alert_silence":
+            await alerts.silence(group, user, channel, ts)
+        elif action_id == "alert_ack":
+            await alerts.acknowledge(group, user, channel, ts)
+        else:
+            await alerts.from_card(group, channel, ts)
+            await self.follow_up(ALERT_ACTIONS[action_id], user, channel)
 
     async def follow_up(self, kind: str, user: str, channel: str) -> None:
         """A button under a finished change: the same path as typing the command (parse, policy, plan, approval)."""

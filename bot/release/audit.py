@@ -57,6 +57,7 @@ class Entry:
     note: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     message: str = ""  # the Event's own message, as people read it in `kubectl get events`
+    requester: str = ""
 
 
 class Audit:
@@ -85,6 +86,29 @@ class Audit:
         }
         log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
         await self._event(entry, change.target)
+        await self._post(entry)
+        return entry
+
+    async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
+                           note: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Audit what someone did from an alert card (``Silenced``, ``Acknowledged``): reason ``HelloAlert<Phase>``."""
+        entry = {
+            "at": self.clock().astimezone(UTC).isoformat(),
+            "reason": f"HelloAlert{phase}",
+            "verb": "Alert",
+            "phase": phase,
+            "user": user,
+            "requester": user,
+            "approver": "",
+            "summary": summary,
+            "request_id": f"alert-{group}",
+            "channel": channel,
+            "object": f"Deployment/{self.services.config.stable_deployment}",
+            "note": note,
+            "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
+        }
+        log.info("%s %s by %s: %s", entry["reason"], group, user, summary, extra={"audit": entry})
+        await self._event(entry, {"kind": "Deployment", "name": self.services.config.stable_deployment})
         await self._post(entry)
         return entry
 
@@ -200,5 +224,5 @@ def _entry(event: dict) -> Entry | None:
         summary=str(data.get("summary", event.get("message", ""))), request_id=str(data.get("request_id", "")),
         object=str(data.get("object") or f"{inv.get('kind', '')}/{inv.get('name', '')}"),
         note=str(data.get("note", "")), facts=dict(data.get("facts") or {}),
-        message=str(event.get("message") or ""),
+        message=str(event.get("message") or ""), requester=str(data.get("requester", "")),
     )

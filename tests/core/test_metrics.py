@@ -10,7 +10,8 @@ from pathlib import Path
 import aiohttp
 
 from bot.chat import metrics
-from bot.release.approvals import BUTTONS, FOLLOW_UPS
+from bot.observe import alert_card
+from bot.release.approvals import ALERT_ACTIONS, BUTTONS, FOLLOW_UPS
 from sandbox.slack import Ephemeral
 
 from .conftest import Bot
@@ -37,7 +38,8 @@ def test_every_button_the_bot_renders_is_a_known_action() -> None:
     rendered = set()
     for template in (ROOT / "bot" / "templates").glob("*.j2"):
         rendered |= set(re.findall(r'"action_id": "([^"]+)"', template.read_text()))
-    rendered |= {b["action_id"] for b in BUTTONS.values()} | set(FOLLOW_UPS)
+    rendered |= {b["action_id"] for b in BUTTONS.values()} | set(FOLLOW_UPS) | set(ALERT_ACTIONS)
+    rendered |= {alert_card.ROLLBACK, alert_card.ABORT, alert_card.SILENCE, alert_card.ACK}
     assert rendered, "no action ids found in the templates"
     assert rendered <= metrics.ACTION_IDS
     assert metrics.action_label("approve") == "approve"

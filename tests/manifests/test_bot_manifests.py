@@ -191,13 +191,18 @@ def test_network_policy(objects: list[dict[str, Any]]) -> None:
     pod_labels = _one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
-    (ingress,) = policy["ingress"]
-    assert ingress["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "emissary"}}}]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 3000}]
+    # Slack's requests through the gateway; Alertmanager's webhooks from the monitoring namespace.
+    gateway, alertmanager = policy["ingress"]
+    assert gateway["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "emissary"}}}]
+    assert alertmanager["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    for rule in (gateway, alertmanager):
+        assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443), ("TCP", 9090)} == egress_ports
-    prometheus = next(r for r in policy["egress"] if ("TCP", 9090) in {(p["protocol"], p["port"]) for p in r["ports"]})
-    assert prometheus["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443), ("TCP", 9090), ("TCP", 9093)} == egress_ports
+    for port in (9090, 9093):  # Prometheus; Alertmanager's API (silences)
+        rule = next(r for r in policy["egress"] if ("TCP", port) in {(p["protocol"], p["port"]) for p in r["ports"]})
+        assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
 
 
 def test_secret_template_is_empty_and_lists_the_keys_the_deployment_reads(container: dict[str, Any]) -> None:

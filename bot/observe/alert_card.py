@@ -1,0 +1,224 @@
+"""The alert card: what fires, since when, what runs, what changed before it, and what to do.
+
+:func:`gather` reads what the card shows besides the alert (the service's live versions and weights,
+the last changes from the audit trail); :func:`render` is pure: a stored group and that context in,
+the message's fallback text and Block Kit blocks out. Everything that came from Alertmanager (names,
+annotations, label values, the generator URL) is cut and escaped here before it reaches the blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.chat import render
+from bot.chat.render import duration, when
+from bot.cluster.kube import ReleaseState
+from bot.core.errors import DependencyUnavailable
+from bot.core.text import escape, foreign
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+    from bot.observe.alerts import AlertGroup
+
+__all__ = ["CardContext", "chart", "foreign", "gather", "render_card", "when"]
+
+log = logging.getLogger(__name__)
+
+CHANGE_VERBS = {"Deploy": "deployed", "Canary": "set the canary to", "Rollback": "rolled back",
+                "Promote": "promoted", "Abort": "aborted the canary"}
+MAX_CHANGES = 3
+CHART_RANGE = "1h"
+ICONS = {"critical": ":red_circle:", "error": ":red_circle:", "warning": ":large_orange_circle:",
+         "info": ":large_blue_circle:"}
+_USER = re.compile(r"^[UW][A-Z0-9]{1,20}$")
+_SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+# action ids of the card's buttons (handled by bot.release.approvals.Approvals.handle_action)
+ROLLBACK, ABORT, SILENCE, ACK = "alert_rollback", "alert_abort", "alert_silence", "alert_ack"
+
+
+@dataclass
+class CardContext:
+    state: ReleaseState | None = None
+    state_error: str = ""
+    changes: list[str] = field(default_factory=list)  # mrkdwn lines, written by the bot (values escaped)
+    changes_error: str = ""
+
+
+def _mention(user: str) -> str:
+    return f"<@{user}>" if _USER.match(user or "") else "someone"
+
+
+def change_line(entry: Any, starts_at: datetime) -> str:
+    """``deployed v2.3 by <@U1>, 6 min before the alert`` for one audit entry."""
+    verb = CHANGE_VERBS.get(entry.verb, entry.verb.lower())
+    version = str(entry.facts.get("version") or "")
+    what = verb
+    if entry.verb == "Canary" and "percent" in entry.facts:
+        what += f" {foreign(version, 40)} {foreign(entry.facts['percent'], 8)}%"
+    elif version:
+        what += f" {foreign(version, 40)}"
+    if entry.phase == "Failed":
+        what += " (failed)"
+    who = getattr(entry, "requester", "") or entry.user
+    seconds = (starts_at - entry.at).total_seconds()
+    minutes = round(abs(seconds) / 60)
+    if minutes == 0:
+        relation = "less than a minute before the alert" if seconds >= 0 else "as the alert started"
+    else:
+        relation = f"{minutes} min before the alert" if seconds >= 0 else f"{minutes} min after the alert started"
+    return f"{what} by {_mention(who)}, {relation}"
+
+
+def last_changes(entries: list[Any], starts_at: datetime, n: int = MAX_CHANGES) -> list[str]:
+    """The ``n`` changes that finished nearest before the alert's start (or after it), newest first."""
+    done = [e for e in entries if e.verb in CHANGE_VERBS and e.phase in ("Succeeded", "Failed")]
+    before = [e for e in done if e.at <= starts_at + timedelta(minutes=1)]
+    after = [e for e in done if e.at > starts_at + timedelta(minutes=1)]
+    chosen = sorted(before, key=lambda e: e.at, reverse=True)[:n]
+    chosen += sorted(after, key=lambda e: e.at)[: max(0, n - len(chosen))]
+    return [change_line(e, starts_at) for e in chosen]
+
+
+async def gather(services: Services, group: AlertGroup) -> CardContext:
+    """The live release and the last changes; a failure of either is said on the card, never raised."""
+    context = CardContext()
+    try:
+        cluster = await services.cluster()
+        context.state = await cluster.release_state()
+    except DependencyUnavailable as exc:
+        context.state_error = str(exc)
+    audit = services.audit
+    if audit is not None:
+        try:
+            context.changes = last_changes(await audit.entries(), group.starts_at)
+        except DependencyUnavailable as exc:
+            context.changes_error = str(exc)
+    return context
+
+
+def canary_weight(state: ReleaseState | None) -> int:
+    if state is None or state.canary_route is None or state.canary is None:
+        return 0
+    return state.canary_route.weight or 0
+
+
+def live_line(context: CardContext) -> str:
+    state = context.state
+    if state is None:
+        return f":warning: The release cannot be read: {foreign(context.state_error or 'unknown', 200)}"
+    parts = []
+    if state.stable is not None:
+        weight = state.stable_route.weight if state.stable_route else None
+        share = "the rest of traffic" if weight is None else f"{weight}%"
+        parts.append(f"stable `{foreign(state.stable.version or '?', 60)}` "
+                     f"{state.stable.ready}/{state.stable.desired} ready · {share}")
+    weight = canary_weight(state)
+    if state.canary is not None and (weight or state.canary.desired):
+        parts.append(f"canary `{foreign(state.canary.version or '?', 60)}` "
+                     f"{state.canary.ready}/{state.canary.desired} ready · {weight}%")
+    return "*Live:* " + ("; ".join(parts) if parts else "nothing running")
+
+
+def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple[str, list[dict]]:
+    """The card's fallback text and blocks (pure)."""
+    name = foreign(group.alertname, 120)
+    severity = foreign(group.severity or "no severity", 30)
+    if group.firing:
+        icon = ICONS.get(group.severity, ":red_circle:")
+        head = f"{icon} *Firing: {name}* · {severity}"
+        since = (f"Since {when(group.starts_at, '%H:%M UTC')} ({duration((now - group.starts_at).total_seconds())})")
+        text = f"Firing: {group.alertname[:120]} ({group.severity or 'no severity'}) since " \
+               f"{when(group.starts_at, '%H:%M UTC')}"
+    else:
+        ended = group.ends_at or now
+        took = duration((ended - group.starts_at).total_seconds())
+        head = f":large_green_circle: *Resolved: {name}* · {severity} · after {took}"
+        since = f"From {when(group.starts_at, '%H:%M UTC')} to {when(ended, '%H:%M UTC')}"
+        text = f"Resolved: {group.alertname[:120]} after {took}"
+    text = escape(text)
+    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}}]
+    about = [foreign(group.summary, 300)] if group.summary else []
+    if group.description and group.description != group.summary:
+        about.append(f"_{foreign(group.description, 600)}_")
+    if about:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(about)[:3000]}})
+    where = ", ".join(f"{foreign(k, 40)}={foreign(v, 80)}" for k, v in sorted(group.group_labels.items())
+                      if k != "alertname")
+    count = (f"{group.firing_count} of {group.alert_count} alerts firing" if group.firing
+             else f"{group.alert_count} alert{'s' if group.alert_count != 1 else ''}")
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": " · ".join(p for p in (since, count, where) if p)[:3000]}]})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": live_line(context)[:3000]}})
+    if context.changes:
+        lines = "\n".join(f"• {line}" for line in context.changes)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Last changes:*\n{lines}"[:3000]}})
+    elif context.changes_error:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"The audit trail cannot be read: {foreign(context.changes_error, 200)}"}]})
+    else:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": "No change by this bot is on record before the alert."}]})
+    notes = []
+    if group.silence:
+        until = group.silence.get("until", "")
+        try:
+            until_text = when(datetime.fromisoformat(until), "%H:%M UTC")
+        except ValueError:
+            until_text = "?"
+        notes.append(f":mute: silenced by {_mention(group.silence.get('user', ''))} until {until_text}")
+    if group.acknowledged:
+        who = ", ".join(_mention(a.get("user", "")) for a in group.acknowledged)
+        notes.append(f":eyes: acknowledged by {who}")
+    if notes:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(notes)[:3000]}]})
+    buttons: list[dict] = []
+    if group.firing:
+        buttons.append(_button(ROLLBACK, "Roll back", group.id, "danger"))
+        if canary_weight(context.state) > 0:
+            buttons.append(_button(ABORT, "Abort canary", group.id, "danger"))
+        if not group.silence:
+            buttons.append(_button(SILENCE, "Silence 1h", group.id))
+        buttons.append(_button(ACK, "Acknowledge", group.id))
+    if _SAFE_URL.match(group.generator_url or ""):
+        buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Open in Prometheus"},
+                        "url": group.generator_url[:3000], "action_id": "link_alert_source"})
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"alert_{group.id}", "elements": buttons})
+    return text, render.validate(blocks)
+
+
+def _button(action_id: str, label: str, value: str, style: str = "") -> dict:
+    button: dict = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id,
+                    "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes | None:
+    """A chart of the hour around the alert's start (up to 30 min after it), changes marked; None without traffic.
+
+    Raises :class:`DependencyUnavailable` when Prometheus cannot be read.
+    """
+    from bot.observe import charts
+
+    if services.prometheus is None:
+        raise DependencyUnavailable("Prometheus is not configured")
+    end = min(now, group.starts_at + timedelta(minutes=30))
+    snapshot = await services.prometheus.snapshot(CHART_RANGE, now=end)
+    if snapshot is None or not getattr(snapshot, "has_traffic", False):
+        return None
+    markers = []
+    audit = services.audit
+    if audit is not None and hasattr(audit, "markers"):
+        try:
+            markers = await audit.markers(snapshot.start, snapshot.end)
+        except DependencyUnavailable:
+            log.warning("cannot read release markers for the alert chart")
+    markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
+    return await charts.render_chart_async(snapshot, service=services.config.stable_deployment, kind="all",
+                                           markers=markers)
