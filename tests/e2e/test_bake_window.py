@@ -33,4 +33,8 @@ def test_a_faulty_deploy_fires_the_burn_rate_alert_and_is_rolled_back(launch_san
     healthy = time.monotonic()
     assert "Rolled back to `v1` automatically" in final["text"], final["text"]
     assert "HelloworldErrorBudgetFastBurn" in final["text"]
+    # the same alert reached the channel as a card through Alertmanager's webhook
+    card = _find(tools, proc, lambda m: m["ts"] != request["ts"] and "HelloworldErrorBudgetFastBurn" in m["text"]
+                 and m.get("thread_ts") in (None, m["ts"]), 60, "the alert card")
+    assert "critical" in _text(card).lower()
     print(f"deploy rolled out -> stable healthy again after the automatic rollback: {healthy - rolled_out:.1f} s")
