@@ -1,8 +1,13 @@
 """Roll the stable helloworld Deployment to a new version, after approval.
 
-`/hello deploy <version>` (e.g. `v2.1`) asks to set the stable Deployment's image to
-`<repository>:<version>` (and its `HELLO_VERSION`). An approver approves or rejects with the buttons;
-the same message then follows the rolling update and ends with the result and a Roll back button.
+`/hello deploy <version> ["<reason>"]` (e.g. `/hello deploy v2.1 "fix the login bug"`) asks to set the
+stable Deployment's image to `<repository>:<version>` (and its `HELLO_VERSION`). An approver approves or
+rejects with the buttons; the same message then follows the rolling update and ends with the result and a
+Roll back button.
+
+The reason is everything after the version (quote it); it is shown in the approval request, the
+release's message, `/hello history` and the audit trail. A reason whose first word looks like a version
+or a percentage must be quoted. `HELLO_REQUIRE_REASON=true` makes it mandatory.
 """
 
 from __future__ import annotations
@@ -17,24 +22,28 @@ from bot.release import actions
 from commands import Context, Reply
 
 NAME = "deploy"
-USAGE = "/hello deploy <version>"
+USAGE = '/hello deploy <version> ["<reason>"]'
+EXAMPLE = '/hello deploy v2 "fix the login bug"'
 
 
 @dataclass(frozen=True)
 class Request:
     version: str
+    reason: str = ""
     mutating: bool = True
 
 
 def parse(args: Sequence[str], config: Config) -> Request:
-    if len(args) != 1:
-        raise UsageError("deploy takes exactly one argument, the version (e.g. `v2`)", USAGE)
-    return Request(version=checks.version(args[0], config, USAGE))
+    if not args:
+        raise UsageError("deploy needs the version (e.g. `v2`) and, last, a reason in quotes", USAGE)
+    return Request(version=checks.version(args[0], config, USAGE),
+                   reason=checks.reason(args[1:], config, USAGE, example=EXAMPLE))
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
-    await ctx.services.approvals.propose(lambda cluster: actions.plan_deploy(cluster, config, request.version),
+    await ctx.services.approvals.propose(lambda cluster: actions.plan_deploy(cluster, config, request.version,
+                                                                                 reason=request.reason),
                                          ctx.invocation)
     return None
 
