@@ -63,6 +63,7 @@ class Entry:
     facts: dict[str, Any] = field(default_factory=dict)
     message: str = ""  # the Event's own message, as people read it in `kubectl get events`
     change_reason: str = ""  # why the change was asked for, as the requester gave it (their text: escape it)
+    action: str = ""  # deploy | canary | shift | promote | abort | rollback | renew ("" in records before it was kept)
 
 
 class Audit:
@@ -78,6 +79,7 @@ class Audit:
             "at": self.clock().astimezone(UTC).isoformat(),
             "reason": f"Hello{change.verb}{phase}",
             "verb": change.verb,
+            "action": change.action,
             "phase": phase,
             "user": user,
             "requester": record.requester,
@@ -212,4 +214,5 @@ def _entry(event: dict) -> Entry | None:
         object=str(data.get("object") or f"{inv.get('kind', '')}/{inv.get('name', '')}"),
         note=str(data.get("note", "")), facts=dict(data.get("facts") or {}),
         message=str(event.get("message") or ""), change_reason=str(data.get("change_reason") or ""),
+        action=str(data.get("action") or ""),
     )
