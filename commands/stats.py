@@ -64,7 +64,9 @@ def failure_lines(d: delivery.Delivery) -> list[str]:
     lines = []
     for o in sorted((o for o in d.outcomes if o.failed), key=lambda o: o.release.first, reverse=True):
         r = o.release
-        what = f"{r.verb.lower()} `{render.foreign(r.version, 40)}`" if r.version else r.verb.lower()
+        # the trail is read back from Events, which anyone with access to the namespace can write
+        verb = render.foreign(r.verb.lower(), 20)
+        what = f"{verb} `{render.foreign(r.version, 40)}`" if r.version else verb
         when = render.when(r.ended or r.first, "%m-%d %H:%M")
         if o.automatic:
             restored = ""
@@ -72,7 +74,7 @@ def failure_lines(d: delivery.Delivery) -> list[str]:
             restored = f", restored in {delivery.duration((o.restored_at - o.failed_at).total_seconds())}"
         else:
             restored = ", not restored yet"
-        lines.append(f"• `{when}` {what}: {o.how}{restored} (request `{r.request_id}`)")
+        lines.append(f"• `{when}` {what}: {o.how}{restored} (request `{render.foreign(r.request_id, 40)}`)")
     return lines
 
 

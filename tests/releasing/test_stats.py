@@ -66,3 +66,19 @@ async def test_stats_on_an_empty_trail_says_so(chat: Chat) -> None:
     blocks = json.dumps(reply.blocks, ensure_ascii=False)
     assert "0 in 90 days" in blocks and "the audit trail holds no records" in blocks
     assert "*Change failure rate*\\n–" in blocks
+
+
+def test_text_from_the_trail_is_escaped_in_the_answer() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.observe import delivery
+    from bot.release.audit import Entry
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    forged = [Entry(at=now - timedelta(hours=h), reason="x", verb="Deploy", phase=phase, user="U1", summary="s",
+                    request_id="<!channel>", action="deploy", facts={"version": "<https://evil.example|v2>"})
+              for h, phase in ((3, "Requested"), (2, "Approved"), (1, "Failed"))]
+    lines = stats.failure_lines(delivery.compute(forged, end=now, days=30))
+    assert len(lines) == 1
+    assert "<!channel>" not in lines[0] and "<https://" not in lines[0]
+    assert "&lt;!channel&gt;" in lines[0] and "&lt;https://evil.example|v2&gt;" in lines[0]
