@@ -14,9 +14,10 @@
   needed unless HELLO_ABORT_NEEDS_APPROVAL is set).
 
 Each form takes a reason last, in quotes: `/hello canary v2 10% "try the new cache"`,
-`/hello canary abort "p99 doubled"`. The reason is everything after the form's own arguments; one whose
-first word looks like a version, a percentage or `promote`/`abort` must be quoted. It is shown in the
-approval request, the release's message, `/hello history` and the audit trail.
+`/hello canary abort "p99 doubled"`. The reason is one argument after the form's own ones: quote it
+(unquoted words, or an extra version, percentage or `promote`/`abort`, are refused, so a typo never
+becomes a reason). It is shown in the approval request, the release's message, `/hello history` and the
+audit trail.
 `HELLO_REQUIRE_REASON=true` makes it mandatory.
 """
 

@@ -5,7 +5,7 @@
   Certificate's `Issuing` condition set to True, reason `ManuallyTriggered`); the message follows
   the issuance and reports the new expiry, or the failure and cert-manager's back-off.
 
-The reason is everything after `renew` (quote it), e.g. `/hello cert renew "key rotation"`; it is shown
+The reason is one quoted argument after `renew`, e.g. `/hello cert renew "key rotation"`; it is shown
 in the approval request, the release's message, `/hello history` and the audit trail.
 `HELLO_REQUIRE_REASON=true` makes it mandatory.
 """

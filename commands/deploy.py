@@ -5,9 +5,9 @@ stable Deployment's image to `<repository>:<version>` (and its `HELLO_VERSION`).
 rejects with the buttons; the same message then follows the rolling update and ends with the result and a
 Roll back button.
 
-The reason is everything after the version (quote it); it is shown in the approval request, the
-release's message, `/hello history` and the audit trail. A reason whose first word looks like a version
-or a percentage must be quoted. `HELLO_REQUIRE_REASON=true` makes it mandatory.
+The reason is one quoted argument after the version; it is shown in the approval request, the release's
+message, `/hello history` and the audit trail. Unquoted words, or an extra version or percentage, are
+refused, so a typo never becomes a reason. `HELLO_REQUIRE_REASON=true` makes it mandatory.
 """
 
 from __future__ import annotations

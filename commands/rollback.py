@@ -3,7 +3,7 @@
 `/hello rollback ["<reason>"]` finds the previous revision in the Deployment's ReplicaSet history
 (ordered by `deployment.kubernetes.io/revision`) and asks to set the stable image back to it.
 
-The reason is everything after `rollback` (quote it), e.g. `/hello rollback "500s on login"`; it is
+The reason is one quoted argument after `rollback`, e.g. `/hello rollback "500s on login"`; it is
 shown in the approval request, the release's message, `/hello history` and the audit trail.
 `HELLO_REQUIRE_REASON=true` makes it mandatory. The Roll back button under a finished change gives the
 reason "from the Roll back button under request <id>".
