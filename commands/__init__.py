@@ -24,7 +24,8 @@ from bot.chat.contract import Command, Context, Invocation, Registry, Reply, Upl
 __all__ = ["MODULES", "Command", "Context", "Invocation", "Registry", "Reply", "Upload", "default_registry",
            "split"]
 
-MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule")
+MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule",
+           "stats")
 
 
 def default_registry() -> Registry:

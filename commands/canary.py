@@ -12,6 +12,13 @@
   canary's traffic away and scale it to 0.
 - `/hello canary abort`: take the canary's traffic away and scale it to 0 at once (no approval
   needed unless HELLO_ABORT_NEEDS_APPROVAL is set).
+
+Each form takes a reason last, in quotes: `/hello canary v2 10% "try the new cache"`,
+`/hello canary abort "p99 doubled"`. The reason is one argument after the form's own ones: quote it
+(unquoted words, or an extra version, percentage or `promote`/`abort`, are refused, so a typo never
+becomes a reason). It is shown in the approval request, the release's message, `/hello history` and the
+audit trail.
+`HELLO_REQUIRE_REASON=true` makes it mandatory.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from dataclasses import dataclass
 
 from bot.core import args as checks
 from bot.core.config import Config
-from bot.core.errors import UsageError
 from bot.release import actions
 from bot.release.forms import open_form
 from commands import Context, Reply
 
 NAME = "canary"
-USAGE = "/hello canary <version> [<percent>%] | <percent>% | promote | abort"
+USAGE = '/hello canary <version> [<percent>%] | <percent>% | promote | abort  ["<reason>"]'
+EXAMPLE = '/hello canary v2 10% "try the new cache"'
+KEYWORDS = ("promote", "abort")
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class Request:
     percent: int = 0
     analysed: bool = False  # walk HELLO_CANARY_STEPS with analysis (no percent given)
     form: bool = False  # nothing given: open the form
+    reason: str = ""
     mutating: bool = True
 
 
@@ -44,34 +53,35 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if not args:
         return Request(kind="set", form=True)
     first = args[0]
-    if first.lower() in ("promote", "abort"):
-        if len(args) > 1:
-            raise UsageError(f"canary {first.lower()} takes no further arguments", USAGE)
-        return Request(kind=first.lower())
+
+    def why(extra: Sequence[str]) -> str:
+        return checks.reason(extra, config, USAGE, example=EXAMPLE, keywords=KEYWORDS)
+
+    if first.lower() in KEYWORDS:
+        kind = first.lower()
+        return Request(kind=kind, reason=why(args[1:]))
     if first.endswith("%"):
-        if len(args) > 1:
-            raise UsageError("canary <percent>% takes no further arguments", USAGE)
-        return Request(kind="shift", percent=checks.percent(first, USAGE))
-    if len(args) > 2:
-        raise UsageError("canary takes a version and at most one percentage", USAGE)
+        return Request(kind="shift", percent=checks.percent(first, USAGE), reason=why(args[1:]))
     version = checks.version(first, config, USAGE)
-    if len(args) == 2:
-        return Request(kind="set", version=version, percent=checks.percent(args[1], USAGE))
+    if len(args) >= 2 and args[1].endswith("%"):
+        return Request(kind="set", version=version, percent=checks.percent(args[1], USAGE), reason=why(args[2:]))
+    reason = why(args[1:])
     if config.canary_analysis:
-        return Request(kind="set", version=version, analysed=True)
-    return Request(kind="set", version=version, percent=config.default_canary_percent)
+        return Request(kind="set", version=version, analysed=True, reason=reason)
+    return Request(kind="set", version=version, percent=config.default_canary_percent, reason=reason)
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
     if request.form:
         return await open_form(ctx, "canary")
+    reason = request.reason
     plans = {
         "set": lambda cluster: actions.plan_canary(cluster, config, request.version,
-                                                   None if request.analysed else request.percent),
-        "shift": lambda cluster: actions.plan_shift(cluster, config, request.percent),
-        "promote": lambda cluster: actions.plan_promote(cluster, config),
-        "abort": lambda cluster: actions.plan_abort(cluster, config),
+                                                   None if request.analysed else request.percent, reason=reason),
+        "shift": lambda cluster: actions.plan_shift(cluster, config, request.percent, reason=reason),
+        "promote": lambda cluster: actions.plan_promote(cluster, config, reason=reason),
+        "abort": lambda cluster: actions.plan_abort(cluster, config, reason=reason),
     }
     await ctx.services.approvals.propose(plans[request.kind], ctx.invocation)
     return None

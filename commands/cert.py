@@ -1,9 +1,13 @@
 """Show the TLS certificate, or renew it through cert-manager after approval.
 
 - `/hello cert`: the Certificate's state: ready, expiry, renewal time, revision, failures.
-- `/hello cert renew`: ask cert-manager to issue it again now, as `cmctl renew` does (the
+- `/hello cert renew ["<reason>"]`: ask cert-manager to issue it again now, as `cmctl renew` does (the
   Certificate's `Issuing` condition set to True, reason `ManuallyTriggered`); the message follows
   the issuance and reports the new expiry, or the failure and cert-manager's back-off.
+
+The reason is one quoted argument after `renew`, e.g. `/hello cert renew "key rotation"`; it is shown
+in the approval request, the release's message, `/hello history` and the audit trail.
+`HELLO_REQUIRE_REASON=true` makes it mandatory.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from bot.release import actions
 from commands import Context, Reply
 
 NAME = "cert"
-USAGE = "/hello cert [renew]"
+USAGE = '/hello cert [renew ["<reason>"]]'
+EXAMPLE = '/hello cert renew "key rotation"'
 
 
 @dataclass(frozen=True)
 class Request:
     renew: bool = False
+    reason: str = ""
 
     @property
     def mutating(self) -> bool:
@@ -37,15 +43,16 @@ class Request:
 def parse(args: Sequence[str], config: Config) -> Request:
     if not args:
         return Request()
-    if len(args) == 1 and args[0].lower() == "renew":
-        return Request(renew=True)
+    if args[0].lower() == "renew":
+        return Request(renew=True, reason=checks.reason(args[1:], config, USAGE, example=EXAMPLE))
     raise UsageError(f"unknown cert argument {checks.shown(' '.join(args))}", USAGE)
 
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
     if request.renew:
-        await ctx.services.approvals.propose(lambda cluster: actions.plan_renew(cluster, config), ctx.invocation)
+        await ctx.services.approvals.propose(lambda cluster: actions.plan_renew(cluster, config, reason=request.reason),
+                                             ctx.invocation)
         return None
     cluster = await ctx.services.cluster()
     cert = cert_from(await retry(cluster.get_certificate))

@@ -1,7 +1,8 @@
 """Show the release history: the last changes asked for, decided and carried out, newest first.
 
 `/hello history [<count>]` (default 20, at most 50) reads the audit trail back from the cluster's
-Events, so it is the same from every bot replica and survives restarts.
+Events, so it is the same from every bot replica and survives restarts. Each entry shows the change's
+reason, when one was given.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         blocks = render.validate([blocks[0], *running, *blocks[1:]])
     # The entries are read back from Events, which anyone with access to the namespace can write.
     lines = [f"{render.when(e.at, '%Y-%m-%d %H:%M:%S')} {render.foreign(e.reason, 80)} {render.foreign(e.user, 40)}: "
-             f"{render.foreign(e.summary)}" for e in entries]
+             f"{render.foreign(e.summary)}" + (f" — reason: “{render.foreign(e.change_reason)}”"
+                                              if e.change_reason else "") for e in entries]
     return Reply(text="Release history\n" + ("\n".join(lines) if lines else "No releases recorded yet."),
                  blocks=blocks)

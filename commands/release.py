@@ -101,6 +101,8 @@ async def run(request: Request, ctx: Context) -> Reply:
         raise CommandError(f"There is no release `{request.id}`: it was never approved, or it is too old.")
     who = f"requested by <@{release.requester}>" + (f", approved by <@{release.approver}>" if release.approver else "")
     head = f"*{release.label}* {render.escape(release.summary)}\n{who} · {STATES[release.state]}"
+    if release.reason:
+        head += f"\n:speech_balloon: Reason: “{render.foreign(release.reason)}”"
     if release.outcome is not None:
         mark = ":white_check_mark: " if release.outcome.ok else ":x: "
         head += "\n" + mark + render.escape(release.outcome.headline)

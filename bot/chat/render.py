@@ -65,7 +65,8 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(tojson=_tojson, escape_md=escape, when=when, percent=percent, bar=bar, duration=duration)
+    env.filters.update(tojson=_tojson, escape_md=escape, when=when, percent=percent, bar=bar, duration=duration,
+                       cut=cut)
     return env
 
 

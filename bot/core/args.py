@@ -10,6 +10,7 @@ Anything that does not parse is a :class:`UsageError` for the person who typed i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 from bot.core.config import Config
@@ -59,4 +60,43 @@ def version(text: str, config: Config, usage: str) -> str:
     if not _compiled(config.version_pattern).fullmatch(text):
         raise UsageError(f"{shown(text)} is not a version I can deploy: versions look like `v2` or `v2.1.0-rc1` "
                          f"(pattern `{foreign(config.version_pattern, 120)}`).", usage)
+    return text
+
+
+REASON_MOST = 300  # characters: a reason is shown whole in the approval request, the release and the audit trail
+_NUMBERISH = re.compile(r"[0-9]+(?:\.[0-9]+)?%?", re.ASCII)
+
+
+def reason(extra: Sequence[str], config: Config, usage: str, *, example: str, keywords: Sequence[str] = ()) -> str:
+    """The reason for a change: the one argument after the command's own ones (``extra``), quoted.
+
+    ``/hello deploy v2 "fix the login bug"``: the command text is split like a shell, so a quoted reason
+    is one argument. More than one extra argument (``/hello deploy v2 fix the login bug``) is a usage error
+    asking for quotes, and so is an extra argument that looks like one of the command's own — a version,
+    a percentage, a bare number or one of ``keywords`` (``promote``, ``abort``, ...) — so that a mistyped
+    argument never becomes a reason (``"v2 broke the login"`` is one argument and is accepted). With
+    ``HELLO_REQUIRE_REASON`` a change without a reason is a usage error that shows ``example``. Free text:
+    any script, not only ASCII; whitespace is flattened to single spaces; at most :data:`REASON_MOST`
+    characters.
+    """
+    words = [w for w in extra if w.strip()]
+    if len(words) > 1:
+        raise UsageError(f"put the reason in quotes, as one argument: `{example}`", usage)
+    if words:
+        first = words[0].strip()
+        looks_like = (first.lower() in keywords or (first.isascii() and _NUMBERISH.fullmatch(first) is not None)
+                      or (first.isascii() and _compiled(config.version_pattern).fullmatch(first) is not None))
+        if first.isascii() and _NUMBERISH.fullmatch(first) and not first.endswith("%"):
+            raise UsageError(f"{shown(first)} is not a percentage (write it like `10%`) nor a reason (a reason goes "
+                             f"last, in quotes: `{example}`)", usage)
+        if looks_like:
+            raise UsageError(f"{shown(first)} is one argument too many. A reason goes last, in quotes: "
+                             f"`{example}`", usage)
+    text = " ".join(words[0].split()) if words else ""
+    if len(text) > REASON_MOST:
+        raise UsageError(f"the reason is {len(text)} characters long: keep it to {REASON_MOST} "
+                         "(link to a ticket for more).", usage)
+    if not text and config.require_reason:
+        raise UsageError(f"every change needs a reason here (HELLO_REQUIRE_REASON): add it last, in quotes: "
+                         f"`{example}`", usage)
     return text

@@ -102,6 +102,7 @@ class Config:
     cert_timeout_seconds: int = 300
     cluster_patience_seconds: int = 300
     audit_channel: str = ""
+    require_reason: bool = False
     # Canary analysis
     canary_analysis: bool = True
     canary_steps: tuple[int, ...] = (10, 25, 50)
@@ -371,6 +372,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_BAKE_MINUTES": ("bake_minutes", _minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", _bool),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),
+    "HELLO_REQUIRE_REASON": ("require_reason", _bool),
     "PROMETHEUS_URL": ("prometheus_url", _url),
     "PROMETHEUS_TIMEOUT": ("prometheus_timeout_seconds", _float),
     "GRAFANA_URL": ("grafana_url", _url),

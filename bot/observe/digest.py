@@ -2,8 +2,9 @@
 
 The status is the same as ``/hello status <range>`` (:mod:`bot.status`). The changes are the bot's
 own audit records, read through :class:`bot.audit.Audit` (deploys, canary weight changes,
-certificate renewals, rollbacks), whose time falls after the previous post. The chart over the schedule's
-range is uploaded in a thread under the post.
+certificate renewals, rollbacks), whose time falls after the previous post. A schedule whose range is
+a week or more also gets one line of delivery figures over that range (:mod:`bot.observe.delivery`, as
+``/hello stats`` gives them). The chart over the schedule's range is uploaded in a thread under the post.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.chat import render
 from bot.core.errors import ClusterError
+from bot.observe import delivery
 from bot.observe import status as status_view
 
 if TYPE_CHECKING:
@@ -53,10 +55,17 @@ class Digest:
 
 async def changes_between(services: Services, after: datetime, until: datetime) -> list[Change]:
     """The bot's audit records (:meth:`bot.audit.Audit.entries`) with a time in ``(after, until]``, oldest first."""
+    return _changes(await services.audit.entries(), after, until)
+
+
+def _changes(entries: list, after: datetime, until: datetime) -> list[Change]:
     out = [Change(at=e.at, reason=e.reason, message=e.message or e.summary, object=e.object)
-           for e in await services.audit.entries() if after < e.at <= until]
+           for e in entries if after < e.at <= until]
     out.sort(key=lambda c: c.at)
     return out
+
+
+WEEK = 7 * 86400
 
 
 async def build(services: Services, claim: Claim, *, now: datetime, chart: bool = True) -> Digest:
@@ -66,17 +75,23 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
     after = claim.previous or (claim.slot - timedelta(seconds=RANGE_SECONDS.get(entry.range, 3600)))
     changes: list[Change] = []
     changes_error = ""
+    figures = ""
     try:
-        changes = await changes_between(services, after, now)
+        entries = await services.audit.entries()
     except ClusterError as exc:
         changes_error = str(exc)
+    else:
+        changes = _changes(entries, after, now)
+        seconds = RANGE_SECONDS.get(entry.range, 3600)
+        if seconds >= WEEK:
+            figures = delivery.summary_line(delivery.compute(entries, end=now, days=seconds // 86400))
     head = render.blocks(
         "digest", id=entry.id, cron=entry.cron, timezone=services.config.timezone, range=entry.range,
         slot=render.when(claim.slot, "%Y-%m-%d %H:%M UTC"), catch_up=claim.catch_up, skipped=claim.skipped,
     )
     tail = render.blocks(
         "digest_changes", changes=[c.line() for c in changes], since=render.when(after, "%Y-%m-%d %H:%M UTC"),
-        changes_error=render.escape(changes_error),
+        changes_error=render.escape(changes_error), delivery=figures,
     )
     blocks = render.validate([*head, *status_view.blocks(data, services.config), *tail])
     late = " (posted late)" if claim.catch_up else ""

@@ -46,6 +46,7 @@ class Change:
     params: ChangeParams = field(default_factory=ChangeParams)
     target: dict[str, str] = field(default_factory=dict)  # apiVersion, kind, name of the object changed
     needs_approval: bool = True
+    reason: str = ""  # why, as the requester gave it (free text: escape it where it is shown)
 
     def __post_init__(self) -> None:
         self.params = ChangeParams.from_dict(self.params)  # stored requests hold plain JSON
@@ -113,7 +114,7 @@ async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, l
 # ---------------------------------------------------------------- plans
 
 
-async def plan_deploy(cluster: Cluster, config: Config, version: str) -> Change:
+async def plan_deploy(cluster: Cluster, config: Config, version: str, *, reason: str = "") -> Change:
     stable = await _track(cluster, config.stable_deployment, config, "stable")
     image = image_for(config, version)
     if stable.image == image:
@@ -124,11 +125,12 @@ async def plan_deploy(cluster: Cluster, config: Config, version: str) -> Change:
         details=[f"image `{stable.image or 'none'}` → `{image}`",
                  f"rolling update of {stable.desired} replica(s)"],
         params=ChangeParams(version=version, image=image, from_version=stable.version, from_image=stable.image),
-        target=target(DEPLOYMENT, stable.deployment),
+        target=target(DEPLOYMENT, stable.deployment), reason=reason,
     )
 
 
-async def plan_canary(cluster: Cluster, config: Config, version: str, percent: int | None = None) -> Change:
+async def plan_canary(cluster: Cluster, config: Config, version: str, percent: int | None = None, *,
+                      reason: str = "") -> Change:
     """A canary of ``version``: at ``percent`` (manual, no analysis), or analysed through ``HELLO_CANARY_STEPS``."""
     canary = await _track(cluster, config.canary_deployment, config, "canary")
     route = await _route(cluster, config.canary_mapping)
@@ -157,10 +159,10 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
         params.percent, params.analysed = percent, False
         summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"
     return Change(command="canary", action="canary", verb="Canary", summary=summary, details=details,
-                  params=params, target=target(DEPLOYMENT, canary.deployment))
+                  params=params, target=target(DEPLOYMENT, canary.deployment), reason=reason)
 
 
-async def plan_shift(cluster: Cluster, config: Config, percent: int) -> Change:
+async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
     route = await _route(cluster, config.canary_mapping)
     current = route.weight or 0
@@ -176,11 +178,11 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int) -> Change:
         details=[f"Mapping `{route.mapping}` weight {current}% → {percent}% "
                  f"(`{canary.deployment}` {canary.ready}/{canary.desired} ready)"],
         params=ChangeParams(percent=percent, from_weight=current, version=canary.version),
-        target=target(MAPPING, route.mapping),
+        target=target(MAPPING, route.mapping), reason=reason,
     )
 
 
-async def plan_promote(cluster: Cluster, config: Config) -> Change:
+async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     stable = await _track(cluster, config.stable_deployment, config, "stable")
     canary = await _track(cluster, config.canary_deployment, config, "canary")
     route = await _route(cluster, config.canary_mapping)
@@ -195,11 +197,11 @@ async def plan_promote(cluster: Cluster, config: Config) -> Change:
                  f"and scale `{canary.deployment}` {canary.desired} → 0"],
         params=ChangeParams(version=canary.version, image=canary.image, from_version=stable.version,
                 from_weight=route.weight or 0),
-        target=target(DEPLOYMENT, stable.deployment),
+        target=target(DEPLOYMENT, stable.deployment), reason=reason,
     )
 
 
-async def plan_abort(cluster: Cluster, config: Config) -> Change:
+async def plan_abort(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
     route = await _route(cluster, config.canary_mapping)
     weight = route.weight or 0
@@ -211,11 +213,11 @@ async def plan_abort(cluster: Cluster, config: Config) -> Change:
         details=[f"Mapping `{route.mapping}` weight {weight}% → 0%", f"scale `{canary.deployment}` to 0"],
         params=ChangeParams(version=canary.version, from_weight=weight, from_replicas=canary.desired),
         target=target(DEPLOYMENT, canary.deployment),
-        needs_approval=config.abort_needs_approval,
+        needs_approval=config.abort_needs_approval, reason=reason,
     )
 
 
-async def plan_rollback(cluster: Cluster, config: Config) -> Change:
+async def plan_rollback(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     current, history = await revisions(cluster, config.stable_deployment, config)
     now = next((r for r in history if r.number == current), None)
     older = [r for r in history if r.number < current and r.image]
@@ -232,7 +234,7 @@ async def plan_rollback(cluster: Cluster, config: Config) -> Change:
                  f"from ReplicaSet `{previous.replicaset}`"],
         params=ChangeParams(version=previous.version, image=previous.image, from_version=from_version,
                 revision=previous.number, from_revision=current),
-        target=target(DEPLOYMENT, config.stable_deployment),
+        target=target(DEPLOYMENT, config.stable_deployment), reason=reason,
     )
 
 
@@ -244,7 +246,7 @@ def backoff_until(cert: Any) -> datetime | None:
     return cert.last_failure + timedelta(hours=hours)
 
 
-async def plan_renew(cluster: Cluster, config: Config) -> Change:
+async def plan_renew(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     cert = cert_from(await retry(cluster.get_certificate))
     if cert.issuing is not None and cert.issuing.status == "True":
         raise CommandError(f"Certificate `{cert.name}` is already being issued ({foreign(cert.issuing.reason, 80)}): "
@@ -262,5 +264,5 @@ async def plan_renew(cluster: Cluster, config: Config) -> Change:
         params=ChangeParams(revision=cert.revision, not_after=cert.not_after.isoformat() if cert.not_after else "",
                 failed_attempts=cert.failed_attempts,
                 last_failure=cert.last_failure.isoformat() if cert.last_failure else ""),
-        target=target(CERTIFICATE, cert.name),
+        target=target(CERTIFICATE, cert.name), reason=reason,
     )

@@ -59,6 +59,8 @@ PENDING, RUNNING, SUPERSEDED = "pending", "running", "superseded"
 FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled", SUPERSEDED)
 UNPOSTED_GRACE = 30.0
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
+_REQUEST_ID = re.compile(r"[0-9a-f]{6,32}", re.ASCII)
+REASON_SHOWN = 300  # characters of a reason shown in a message
 # Buttons under a finished change: they start a new request (or run abort at once, per the policy).
 FOLLOW_UPS = {"release_rollback": "rollback", "release_promote": "promote", "release_abort": "abort"}
 # Buttons on an alert card: Roll back and Abort canary are follow-ups too; the others are the card's own.
@@ -256,7 +258,7 @@ class Approvals:
         return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
                        params=change.params, steps=steps_for(change.action, change.params, self.config),
                        requester=record.requester, approver=approver, channel=record.channel,
-                       created=record.created)
+                       created=record.created, reason=change.reason)
 
     def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset()) -> Record | None:
         """The request holding the lock: pending (with its message) and not expired, or running.
@@ -292,7 +294,7 @@ class Approvals:
             await self.decide(value, user, approve=action_id == "approve", channel=channel,
                               ts=str(container.get("message_ts") or ""), from_home=from_home)
         elif action_id in FOLLOW_UPS:
-            await self.follow_up(FOLLOW_UPS[action_id], user, channel)
+            await self.follow_up(FOLLOW_UPS[action_id], user, channel, value)
         elif action_id in ("analysis_continue", "analysis_abort"):
             await self.decide_step(value, user, channel, "continue" if action_id == "analysis_continue" else "abort")
         elif action_id in ALERT_ACTIONS:
@@ -314,8 +316,12 @@ class Approvals:
             await alerts.from_card(group, channel, ts)
             await self.follow_up(ALERT_ACTIONS[action_id], user, channel)
 
-    async def follow_up(self, kind: str, user: str, channel: str) -> None:
-        """A button under a finished change: the same path as typing the command (parse, policy, plan, approval)."""
+    async def follow_up(self, kind: str, user: str, channel: str, release_id: str = "") -> None:
+        """A button under a finished change: the same path as typing the command (parse, policy, plan, approval).
+
+        Nobody typed a reason: the button gives one, naming itself and the request it sits under
+        ("from the Roll back button under request 3f9c2a1b7e"), so it works with HELLO_REQUIRE_REASON too.
+        """
         from bot.chat.contract import Context, Invocation
 
         text = FOLLOW_UP_TEXT[kind]
@@ -323,9 +329,11 @@ class Approvals:
         command = self.services.registry.get(name)
         if command is None:
             raise CommandError(f"`/hello {name}` is not available in this bot.")
-        request = command.parse(words, self.config)
+        under = f" under request {release_id}" if _REQUEST_ID.fullmatch(release_id) else ""
+        reason = f"from the {BUTTONS[kind]['text']} button{under}"
+        request = command.parse([*words, reason], self.config)
         await self.services.policy.check_change(user, channel, f"ask for a {kind}")
-        invocation = Invocation(user_id=user, channel_id=channel, text=text)
+        invocation = Invocation(user_id=user, channel_id=channel, text=f'{text} "{reason}"')
         await command.run(request, Context(invocation=invocation, services=self.services))
 
     async def decide_step(self, release_id: str, user: str, channel: str, decision: str) -> None:
@@ -542,11 +550,12 @@ class Approvals:
                        "nothing was changed",
             "cancelled": f":x: Cancelled: {record.headline}",
         }.get(record.state, record.state)
+        reason = shown_reason(record.change.reason)
         text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
-                f" — {state_line}")
+                + (f" — reason: “{reason}”" if reason else "") + f" — {state_line}")
         plan = [step.title for step in steps_for(record.change.action, record.change.params, self.config)]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
-                               pending=record.state == PENDING, plan=plan)
+                               pending=record.state == PENDING, plan=plan, reason=reason)
         return text, blocks
 
     def progress_view(self, release: Release, status: RolloutStatus | None, *, outcome: Outcome | None = None,
@@ -591,12 +600,15 @@ class Approvals:
             headline = "Running…"
         else:
             headline = (":white_check_mark: " if outcome.ok else ":x: ") + render.escape(outcome.headline)
-        text = f"{release.label}: {render.escape(release.summary)} — {headline}"
+        reason = shown_reason(release.reason)
+        text = f"{release.label}: {render.escape(release.summary)} — {headline}" + (f" (reason: “{reason}”)"
+                                                                                   if reason else "")
         if problem and outcome is None:
             steps.append(f":warning: {render.escape(problem)}")
         blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps,
                                status=status if outcome is None or status is not None else None, elapsed=elapsed,
-                               outcome=outcome, headline=headline, buttons=buttons, final=outcome is not None)
+                               outcome=outcome, headline=headline, buttons=buttons, final=outcome is not None,
+                               reason=reason)
         return text, blocks
 
     def _needs_approval(self, release: Release) -> bool:
@@ -616,6 +628,11 @@ class Approvals:
             await audit.record(phase, record, user=user, note=note, facts=facts or {})
         except Exception:  # the audit trail must never break a release
             log.exception("audit record %s of %s failed", phase, record.id)
+
+
+def shown_reason(reason: str) -> str:
+    """A change's reason as a message shows it: on one line, cut, escaped for mrkdwn (it is the requester's text)."""
+    return foreign(reason, REASON_SHOWN) if reason else ""
 
 
 def _sentence(text: str) -> str:

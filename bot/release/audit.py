@@ -10,6 +10,10 @@ Each record is written three ways:
 - one JSON log line on the ``bot.audit`` logger (``extra={"audit": {...}}``);
 - a line in the audit channel(s), when ``HELLO_AUDIT_CHANNEL`` is set.
 
+Every record carries the change's reason as the requester gave it (``change_reason``; the key
+``reason`` is the Event's reason, ``HelloDeployApproved``): in the JSON, in the Event's message
+(``… because "fix the login bug"``) and in the audit channel's line.
+
 A failure to write one of them is logged and never stops the change being audited.
 """
 
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import parse_time
 from bot.core.errors import ClusterError
+from bot.core.text import foreign
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -58,6 +63,8 @@ class Entry:
     facts: dict[str, Any] = field(default_factory=dict)
     message: str = ""  # the Event's own message, as people read it in `kubectl get events`
     requester: str = ""
+    change_reason: str = ""  # why the change was asked for, as the requester gave it (their text: escape it)
+    action: str = ""  # deploy | canary | shift | promote | abort | rollback | renew ("" in records before it was kept)
 
 
 class Audit:
@@ -73,6 +80,7 @@ class Audit:
             "at": self.clock().astimezone(UTC).isoformat(),
             "reason": f"Hello{change.verb}{phase}",
             "verb": change.verb,
+            "action": change.action,
             "phase": phase,
             "user": user,
             "requester": record.requester,
@@ -82,6 +90,7 @@ class Audit:
             "channel": record.channel,
             "object": f"{change.target.get('kind', '')}/{change.target.get('name', '')}",
             "note": note,
+            "change_reason": change.reason,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
         log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
@@ -119,6 +128,8 @@ class Audit:
         message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
         if entry["note"]:
             message += f" ({entry['note']})"
+        if entry["change_reason"]:
+            message += f' because "{entry["change_reason"]}"'
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -154,7 +165,9 @@ class Audit:
         if not channels:
             return
         text = (f":memo: `{entry['reason']}` by <@{entry['user']}>: {entry['summary']}"
-                + (f" — {entry['note']}" if entry["note"] else "") + f" (request `{entry['request_id']}`)")
+                + (f" — {entry['note']}" if entry["note"] else "")
+                + (f" — reason: “{foreign(entry['change_reason'], 300)}”" if entry["change_reason"] else "")
+                + f" (request `{entry['request_id']}`)")
         for channel in channels:
             try:
                 await self.services.messenger.post(channel, text[:3000])
@@ -225,4 +238,6 @@ def _entry(event: dict) -> Entry | None:
         object=str(data.get("object") or f"{inv.get('kind', '')}/{inv.get('name', '')}"),
         note=str(data.get("note", "")), facts=dict(data.get("facts") or {}),
         message=str(event.get("message") or ""), requester=str(data.get("requester", "")),
+        change_reason=str(data.get("change_reason") or ""),
+        action=str(data.get("action") or ""),
     )

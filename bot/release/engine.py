@@ -192,7 +192,7 @@ class Engine:
         return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
                        params=change.params, steps=steps_for(change.action, change.params, self.config),
                        requester=record.requester, approver=record.approver, channel=record.channel, ts=record.ts,
-                       created=now_iso(self.clock()))
+                       created=now_iso(self.clock()), reason=change.reason)
 
     async def drive(self, record: Record) -> Release:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""

@@ -177,6 +177,7 @@ class Release:
     problem_since: str = ""
     outcome: Outcome | None = None
     reported: bool = False  # its final message and audit record are out
+    reason: str = ""  # why, as the requester gave it (releases stored before reasons existed have none)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

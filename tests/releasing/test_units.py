@@ -19,7 +19,7 @@ def test_canary_arguments() -> None:
     assert canary.parse(["v2.1-rc1", "0%"], CONFIG) == canary.Request(kind="set", version="v2.1-rc1", percent=0)
     assert canary.parse(["100%"], CONFIG) == canary.Request(kind="shift", percent=100)
     assert canary.parse(["promote"], CONFIG).kind == "promote"
-    for bad in (["v2", "-1%"], ["2"], ["v2", "10%", "x"], ["1000%"]):
+    for bad in (["v2", "-1%"], ["2"], ["v2", "10%", "x", "y"], ["v2", "10%", "25%"], ["1000%"]):
         with pytest.raises(UsageError) as info:
             canary.parse(bad, CONFIG)
         assert info.value.usage == canary.USAGE
