@@ -410,6 +410,7 @@ function modalHtml(view, depth) {
   const problem = view.problem
     ? `<div class="modal-problem" role="alert">We had some trouble connecting. Try again?`
       + `<div class="why">${escapeHtml(view.problem)}</div></div>` : "";
+  // Cancel (and ‹ on a view pushed over another) goes back one view; × closes the whole form.
   const back = depth > 1 ? `<button type="button" class="modal-x" data-close title="Back">‹</button>` : "";
   const submit = view.submit
     ? `<button type="submit" class="btn primary" id="modal-submit">${textObject(view.submit)}</button>` : "";
@@ -417,7 +418,8 @@ function modalHtml(view, depth) {
     + ` data-view-id="${escapeHtml(view.id)}" novalidate>`
     + `<header class="modal-head">${back}<div class="modal-app avatar bot">h</div>`
     + `<div class="modal-title" id="modal-title">${textObject(view.title)}</div>`
-    + `<button type="button" class="modal-x" data-close title="Close" aria-label="Close">×</button></header>`
+    + `<button type="button" class="modal-x" data-close${depth > 1 ? " data-clear" : ""} title="Close"`
+    + ` aria-label="Close">×</button></header>`
     + `<div class="modal-body body">${problem}${body}</div>`
     + `<footer class="modal-foot"><button type="button" class="btn" data-close>`
     + `${view.close ? textObject(view.close) : "Cancel"}</button>${submit}</footer></form>`;
@@ -474,12 +476,12 @@ async function submitModal(form) {
     scheduleRefresh();
   }
 }
-async function closeModal(form) {
+async function closeModal(form, clear = false) {
   try {
     await fetchJson("/api/close_view", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: app.user, view_id: form.dataset.viewId }),
+      body: JSON.stringify({ user: app.user, view_id: form.dataset.viewId, clear }),
     });
   } catch (err) {
     toast(err.message);
@@ -716,7 +718,8 @@ function bind() {
     submitModal(ev.target.closest("form"));
   });
   $("modal").addEventListener("click", (ev) => {
-    if (ev.target.closest("[data-close]")) closeModal($("modal-form"));
+    const close = ev.target.closest("[data-close]");
+    if (close) closeModal($("modal-form"), "clear" in close.dataset);
   });
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && !$("modal").hidden && $("modal-form")) {

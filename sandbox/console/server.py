@@ -15,7 +15,8 @@ Serves the static page (``index.html``, ``console.js``, ``console.css``) and a s
   person's Home tab or in the modal they see
 - ``POST /api/submit``   ``{"user", "view_id", "values": {block_id: value}}``: the person submits the
   modal they see; the answer says what became of it (``outcome``: closed, errors, updated, ...)
-- ``POST /api/close_view`` ``{"user", "view_id"}``: the person cancels (closes) the modal they see
+- ``POST /api/close_view`` ``{"user", "view_id", "clear"}``: the person cancels the modal they see (its
+  top view; ``clear``: every view of it)
 - ``GET  /files/{id}/{name}``  an uploaded file's bytes (the charts), for ``<img>`` tags
 
 Anyone who can reach the console acts as any person of the workspace, so it is kept to the browser
@@ -409,8 +410,11 @@ class ConsoleServer:
         body = await self._body(request)
         user = self._user(body)
         record = self._view(body, user, modal=True)
+        clear = body.get("clear", False)
+        if not isinstance(clear, bool):
+            raise _bad_request("clear is true or false")
         try:
-            reply = await self.slack.close_view(user, record.id)
+            reply = await self.slack.close_view(user, record.id, clear=clear)
         except LookupError as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=404)
         except Exception as exc:

@@ -154,6 +154,25 @@ async def test_cancel_closes_the_form(console) -> None:  # type: ignore[no-untyp
     assert stack.slack.messages("C1") == []
 
 
+async def test_a_view_pushed_over_another(console) -> None:  # type: ignore[no-untyped-def]
+    """Only the top view can be used; Cancel goes back one view, closing with ``clear`` closes them all."""
+    stack, _, http = console
+    views = stack.slack.views
+
+    def spec(title: str) -> dict[str, Any]:
+        return {"type": "modal", "title": {"type": "plain_text", "text": title},
+                "close": {"type": "plain_text", "text": "Back"}, "blocks": []}
+
+    for clear in (False, True):
+        root = views.open("U3", spec("First"))
+        top = views.push("U3", spec("Second"))
+        status, answer = await post(http, "/api/close_view", {"user": "U3", "view_id": root.id})
+        assert (status, answer["ok"]) == (409, False)
+        status, answer = await post(http, "/api/close_view", {"user": "U3", "view_id": top.id, "clear": clear})
+        assert (status, answer["ok"]) == (200, True)
+        assert stack.slack.modal("U3") is (None if clear else root)
+
+
 async def test_home_lists_the_request_and_approves_it(console) -> None:  # type: ignore[no-untyped-def]
     stack, _, http = console
     await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello deploy v2"})
@@ -198,6 +217,7 @@ async def test_form_and_home_routes_refuse_what_they_cannot_do(console) -> None:
         ("/api/submit", {"user": "U2", "view_id": home.id, "values": {}}, 404),  # a Home is no form
         ("/api/close_view", {"user": "U2", "view_id": form.id}, 404),
         ("/api/close_view", {"user": "U1"}, 400),
+        ("/api/close_view", {"user": "U1", "view_id": form.id, "clear": "yes"}, 400),
         ("/api/view_click", {"user": "U2", "view_id": home.id}, 400),  # no action_id
         ("/api/view_click", {"user": "U2", "view_id": home.id, "action_id": "approve", "value": 7}, 400),
         ("/api/view_click", {"user": "U2", "view_id": "V9999999999", "action_id": "approve"}, 404),
