@@ -37,6 +37,7 @@ const app = {
   user: localStorage.getItem("hello-console-user") || "U1",
   channel: "C1",
   pane: "channel", // or "home": the app's Home tab
+  homeAsked: "", // the person for whom the Home was last opened (app_home_opened sent)
   modalKey: "", // what the form on screen shows (view id, hash, errors), to redraw only on a change
   history: [],
   historyAt: -1,
