@@ -2,7 +2,9 @@
  *
  * It reads the workspace state from /api/state, follows changes over Server-Sent Events
  * (/api/events), and sends slash commands and button clicks through /api/command and /api/click,
- * which the Slack emulator delivers to the bot exactly as Slack would.
+ * which the Slack emulator delivers to the bot exactly as Slack would. The app's Home tab
+ * (/api/home, buttons through /api/view_click) and the forms it opens (modals: /api/submit,
+ * /api/close_view) are drawn from the same state, for the person chosen in the switcher.
  */
 "use strict";
 
@@ -34,6 +36,9 @@ const app = {
   state: null,
   user: localStorage.getItem("hello-console-user") || "U1",
   channel: "C1",
+  pane: "channel", // or "home": the app's Home tab
+  homeAsked: "", // the person for whom the Home was last opened (app_home_opened sent)
+  modalKey: "", // what the form on screen shows (view id, hash, errors), to redraw only on a change
   history: [],
   historyAt: -1,
   refreshTimer: null,
@@ -201,9 +206,11 @@ function button(el, msg, blockId) {
       + ` data-action-id="${escapeHtml(el.action_id || "")}">${label}<span class="ext">↗</span></a>`;
   }
   const confirm = el.confirm ? escapeHtml(JSON.stringify(el.confirm)) : "";
+  // In a message a button names the message (data-ts); in a Home tab or a modal, the view.
+  const where = msg.view_id ? `data-view-id="${escapeHtml(msg.view_id)}"` : `data-ts="${escapeHtml(msg.ts)}"`;
   return `<button class="btn ${style}" type="button" data-action-id="${escapeHtml(el.action_id || "")}"`
     + ` data-block-id="${escapeHtml(blockId || "")}" data-value="${escapeHtml(el.value ?? "")}"`
-    + ` data-ts="${escapeHtml(msg.ts)}" data-confirm="${confirm}">${label}</button>`;
+    + ` ${where} data-confirm="${confirm}">${label}</button>`;
 }
 function element(el, msg, blockId) {
   if (!el) return "";
@@ -305,7 +312,7 @@ function entries() {
   });
 }
 
-function render() {
+function renderChannel() {
   const box = $("messages");
   const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const list = entries();
@@ -341,6 +348,190 @@ function render() {
   app.stickToBottom = stick;
 }
 
+/* ------------------------------------------------------------------ the Home tab */
+function homeView() {
+  return app.state?.views?.homes?.[app.user] || null;
+}
+function renderHome() {
+  const box = $("home-body");
+  const view = homeView();
+  $("home-sub").textContent = `App Home · as ${userName(app.user)} sees it`;
+  const html = view
+    ? (view.blocks || []).map((b) => block(b, { view_id: view.id })).join("")
+    : `<div class="home-empty">${app.homeAsked === app.user ? "Opening the app's Home…"
+      : "The app has not published a Home tab for you yet."}</div>`;
+  if (box._html !== html) {
+    box.innerHTML = html;
+    box._html = html;
+  }
+}
+
+/* ------------------------------------------------------------------ forms (modals) */
+function modalStack() {
+  return app.state?.views?.modals?.[app.user] || [];
+}
+const TEXT_INPUTS = { plain_text_input: "text", email_text_input: "email", url_text_input: "url",
+  number_text_input: "text" };
+function inputControl(el, id, current, invalid) {
+  const common = `id="${id}" data-input="${escapeHtml(el.type)}"${invalid ? ' aria-invalid="true"' : ""}`;
+  const placeholder = el.placeholder?.text ? ` placeholder="${escapeHtml(el.placeholder.text)}"` : "";
+  if (TEXT_INPUTS[el.type]) {
+    const value = current?.value ?? el.initial_value ?? "";
+    const max = el.max_length ? ` maxlength="${Number(el.max_length)}"` : "";
+    if (el.multiline) return `<textarea ${common} rows="4"${placeholder}${max}>${escapeHtml(value)}</textarea>`;
+    const mode = el.type === "number_text_input" ? ' inputmode="decimal"' : "";
+    return `<input ${common} type="${TEXT_INPUTS[el.type]}"${mode}${placeholder}${max}`
+      + ` value="${escapeHtml(value)}" autocomplete="off" spellcheck="false">`;
+  }
+  if (el.type === "static_select") {
+    const chosen = (current?.selected_option ?? el.initial_option)?.value;
+    const options = (el.options || []).concat(...(el.option_groups || []).map((g) => g.options || []));
+    return `<select ${common}><option value="">${escapeHtml(el.placeholder?.text || "Select an item")}</option>`
+      + options.map((o) => `<option value="${escapeHtml(o.value)}"${o.value === chosen ? " selected" : ""}>`
+        + `${escapeHtml(o.text?.text)}</option>`).join("") + `</select>`;
+  }
+  return `<span class="unknown-block">[${escapeHtml(el.type)}]</span>`;
+}
+function inputBlock(b, view, index) {
+  const el = b.element || {};
+  const id = `modal-input-${index}`;
+  const error = (view.errors || {})[b.block_id];
+  const current = Object.values(view.state?.values?.[b.block_id] || {})[0];
+  const optional = b.optional ? `<span class="optional">(optional)</span>` : "";
+  const hint = b.hint ? `<div class="input-hint">${textObject(b.hint)}</div>` : "";
+  const shown = error ? `<div class="input-error" role="alert">${escapeHtml(error)}</div>` : "";
+  return `<div class="block b-input${error ? " invalid" : ""}" data-block-id="${escapeHtml(b.block_id)}">`
+    + `<label class="input-label" for="${id}">${textObject(b.label)}${optional}</label>`
+    + `${inputControl(el, id, current, Boolean(error))}${shown}${hint}</div>`;
+}
+function modalHtml(view, depth) {
+  const ctx = { view_id: view.id };
+  const body = (view.blocks || []).map((b, i) => (b.type === "input" ? inputBlock(b, view, i) : block(b, ctx)))
+    .join("");
+  const problem = view.problem
+    ? `<div class="modal-problem" role="alert">We had some trouble connecting. Try again?`
+      + `<div class="why">${escapeHtml(view.problem)}</div></div>` : "";
+  // Cancel (and ‹ on a view pushed over another) goes back one view; × closes the whole form.
+  const back = depth > 1 ? `<button type="button" class="modal-x" data-close title="Back">‹</button>` : "";
+  const submit = view.submit
+    ? `<button type="submit" class="btn primary" id="modal-submit">${textObject(view.submit)}</button>` : "";
+  return `<form class="modal" id="modal-form" role="dialog" aria-modal="true" aria-labelledby="modal-title"`
+    + ` data-view-id="${escapeHtml(view.id)}" novalidate>`
+    + `<header class="modal-head">${back}<div class="modal-app avatar bot">h</div>`
+    + `<div class="modal-title" id="modal-title">${textObject(view.title)}</div>`
+    + `<button type="button" class="modal-x" data-close${depth > 1 ? " data-clear" : ""} title="Close"`
+    + ` aria-label="Close">×</button></header>`
+    + `<div class="modal-body body">${problem}${body}</div>`
+    + `<footer class="modal-foot"><button type="button" class="btn" data-close>`
+    + `${view.close ? textObject(view.close) : "Cancel"}</button>${submit}</footer></form>`;
+}
+function typedValues() {
+  const values = {};
+  for (const node of $("modal").querySelectorAll(".b-input[data-block-id]")) {
+    const control = node.querySelector("[data-input]");
+    if (control) values[node.dataset.blockId] = control.value === "" ? null : control.value;
+  }
+  return values;
+}
+function renderModal() {
+  const overlay = $("modal");
+  const stack = modalStack();
+  const view = stack[stack.length - 1];
+  if (!view) {
+    overlay.hidden = true;
+    overlay.innerHTML = "";
+    app.modalKey = "";
+    return;
+  }
+  const key = JSON.stringify([app.user, view.id, view.hash, view.errors, view.problem, stack.length]);
+  if (key === app.modalKey) return;
+  const sameView = overlay.querySelector("#modal-form")?.dataset.viewId === view.id;
+  const typed = sameView ? typedValues() : {};
+  const focused = sameView ? document.activeElement?.id : null;
+  overlay.innerHTML = modalHtml(view, stack.length);
+  app.modalKey = key;
+  overlay.hidden = false;
+  // What the person typed since stays (a redraw for the errors must not undo it).
+  for (const node of overlay.querySelectorAll(".b-input[data-block-id]")) {
+    const control = node.querySelector("[data-input]");
+    if (control && node.dataset.blockId in typed) control.value = typed[node.dataset.blockId] ?? "";
+  }
+  const invalid = overlay.querySelector("[aria-invalid=true]");
+  const target = invalid || (focused && document.getElementById(focused)) || overlay.querySelector("[data-input]");
+  if (target) target.focus();
+}
+async function submitModal(form) {
+  const submit = $("modal-submit");
+  if (submit?.disabled) return;
+  if (submit) submit.disabled = true;
+  try {
+    await fetchJson("/api/submit", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: app.user, view_id: form.dataset.viewId, values: typedValues() }),
+    });
+  } catch (err) {
+    toast(err.message);
+  } finally {
+    if (submit && submit.isConnected) submit.disabled = false;
+    scheduleRefresh();
+  }
+}
+async function closeModal(form, clear = false) {
+  try {
+    await fetchJson("/api/close_view", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: app.user, view_id: form.dataset.viewId, clear }),
+    });
+  } catch (err) {
+    toast(err.message);
+  } finally {
+    scheduleRefresh();
+  }
+}
+
+function render() {
+  renderChannel();
+  renderHome();
+  renderModal();
+}
+
+/* ------------------------------------------------------------------ the channel or the Home tab */
+async function openHome() {
+  const user = app.user;
+  app.homeAsked = user;
+  renderHome();
+  try {
+    await fetchJson("/api/home", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user }),
+    });
+  } catch (err) {
+    toast(`The app's Home did not open: ${err.message}`);
+  }
+}
+function showPane(pane) {
+  app.pane = pane === "home" ? "home" : "channel";
+  const home = app.pane === "home";
+  $("home").hidden = !home;
+  $("messages").hidden = home;
+  $("composer-form").hidden = home;
+  $("hint").hidden = home;
+  $("suggest").hidden = true;
+  $("tab-channel").setAttribute("aria-selected", String(!home));
+  $("tab-home").setAttribute("aria-selected", String(home));
+  document.body.dataset.pane = app.pane;
+  renderTitle();
+  if (home) {
+    openHome();
+  } else {
+    $("composer").focus();
+    renderChannel();
+  }
+}
+
 /* ------------------------------------------------------------------ data */
 async function fetchJson(url, options) {
   const response = await fetch(url, options);
@@ -371,7 +562,8 @@ function connect() {
   source.onerror = () => { $("live").classList.remove("on"); };
   source.onmessage = scheduleRefresh;
   for (const type of ["message_posted", "message_updated", "message_deleted", "ephemeral_posted",
-    "ephemeral_updated", "ephemeral_deleted", "file_shared", "file_uploaded"]) {
+    "ephemeral_updated", "ephemeral_deleted", "file_shared", "file_uploaded", "modal_opened", "modal_pushed",
+    "modal_updated", "modal_errors", "modal_closed", "home_published"]) {
     source.addEventListener(type, scheduleRefresh);
   }
 }
@@ -405,12 +597,16 @@ async function click(btn) {
     if (!window.confirm(decodeEntities(question || "Are you sure?"))) return;
   }
   btn.disabled = true;
+  // A button in a message names the message; one in the Home tab or a form names the view.
+  const [url, where] = btn.dataset.viewId
+    ? ["/api/view_click", { view_id: btn.dataset.viewId }]
+    : ["/api/click", { channel: app.channel, message_ts: btn.dataset.ts }];
   try {
-    await fetchJson("/api/click", {
+    await fetchJson(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
-        user: app.user, channel: app.channel, message_ts: btn.dataset.ts, action_id: btn.dataset.actionId,
+        user: app.user, ...where, action_id: btn.dataset.actionId,
         block_id: btn.dataset.blockId || null, value: btn.dataset.value || null,
       }),
     });
@@ -448,9 +644,8 @@ function renderChrome() {
   const cfg = app.config;
   $("workspace-name").textContent = cfg.team || "hello-chatops";
   const channel = cfg.channels.find((c) => c.id === app.channel) || { name: app.channel };
-  $("channel-name").textContent = channel.name;
+  $("tab-channel-name").textContent = channel.name;
   $("composer").placeholder = `Message #${channel.name}  —  try ${cfg.command} status`;
-  document.title = `#${channel.name} · hello-chatops sandbox`;
   $("channels").innerHTML = cfg.channels.map((c) => `<li class="${c.id === app.channel ? "active" : ""}"`
     + ` data-channel="${escapeHtml(c.id)}"><span class="hash">#</span>${escapeHtml(c.name)}</li>`).join("");
   $("links").innerHTML = (cfg.links || []).map((l) => l.url
@@ -461,7 +656,17 @@ function renderChrome() {
     + `${escapeHtml(u.name)}${u.role ? " — " + escapeHtml(u.role) : ""}</option>`).join("");
   if (!cfg.users.some((u) => u.id === app.user)) app.user = cfg.users[0]?.id || "U1";
   switcher.value = app.user;
+  renderTitle();
   renderMe();
+}
+function renderTitle() {
+  // The channel's name and topic, or the app's name on its Home tab.
+  const home = app.pane === "home";
+  const channel = app.config.channels.find((c) => c.id === app.channel) || { name: app.channel };
+  $("channel-name").textContent = home ? "hello" : channel.name;
+  $("channel-title-hash").hidden = home;
+  $("channel-topic").hidden = home;
+  document.title = `${home ? "hello · Home" : "#" + channel.name} · hello-chatops sandbox`;
 }
 function renderMe() {
   const u = app.config.users.find((x) => x.id === app.user);
@@ -503,22 +708,42 @@ function bind() {
     completeSuggest();
     $("composer").focus();
   });
-  $("messages").addEventListener("click", (ev) => {
-    const btn = ev.target.closest("button.btn");
-    if (btn && btn.dataset.actionId) click(btn);
+  for (const id of ["messages", "home-body", "modal"]) {
+    $(id).addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button.btn");
+      if (btn && btn.dataset.actionId) click(btn);
+    });
+  }
+  $("modal").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    submitModal(ev.target.closest("form"));
   });
+  $("modal").addEventListener("click", (ev) => {
+    const close = ev.target.closest("[data-close]");
+    if (close) closeModal($("modal-form"), "clear" in close.dataset);
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !$("modal").hidden && $("modal-form")) {
+      ev.preventDefault();
+      closeModal($("modal-form"));
+    }
+  });
+  for (const tab of document.querySelectorAll(".tab[data-pane]")) {
+    tab.addEventListener("click", () => showPane(tab.dataset.pane));
+  }
   $("user-switcher").addEventListener("change", (ev) => {
     app.user = ev.target.value;
     localStorage.setItem("hello-console-user", app.user);
     renderMe();
     render();
+    if (app.pane === "home") openHome();
   });
   $("channels").addEventListener("click", (ev) => {
     const li = ev.target.closest("li[data-channel]");
     if (!li) return;
     app.channel = li.dataset.channel;
     renderChrome();
-    render();
+    showPane("channel");
   });
 }
 

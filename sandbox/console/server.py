@@ -9,6 +9,14 @@ Serves the static page (``index.html``, ``console.js``, ``console.css``) and a s
   by the emulator's client side exactly as Slack sends it
 - ``POST /api/click``    ``{"user", "channel", "message_ts", "action_id", "block_id", "value"}``: a button
 - ``POST /api/message``  ``{"user", "channel", "text"}``: a plain chat message from a person
+- ``POST /api/home``     ``{"user"}``: the person opens the app's Home tab (``app_home_opened``); the app
+  answers by publishing the view, which arrives in ``state.views.homes`` and as ``home_published``
+- ``POST /api/view_click`` ``{"user", "view_id", "action_id", "block_id", "value"}``: a button in the
+  person's Home tab or in the modal they see
+- ``POST /api/submit``   ``{"user", "view_id", "values": {block_id: value}}``: the person submits the
+  modal they see; the answer says what became of it (``outcome``: closed, errors, updated, ...)
+- ``POST /api/close_view`` ``{"user", "view_id", "clear"}``: the person cancels the modal they see (its
+  top view; ``clear``: every view of it)
 - ``GET  /files/{id}/{name}``  an uploaded file's bytes (the charts), for ``<img>`` tags
 
 Anyone who can reach the console acts as any person of the workspace, so it is kept to the browser
@@ -42,8 +50,9 @@ from urllib.parse import urlsplit
 import yaml
 from aiohttp import web
 
-from sandbox.slack import Message, SlackEmulator
+from sandbox.slack import Message, Reply, SlackEmulator
 from sandbox.slack.sse import ChangeStream
+from sandbox.slack.views import ViewRecord
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,12 @@ def split_command(text: str) -> tuple[str, str] | None:
     return command, rest.strip()
 
 
+def _is_value(value: Any) -> bool:
+    """What a person enters in one input: text (None when empty), or a list of option values."""
+    return value is None or isinstance(value, str) or (isinstance(value, list)
+                                                       and all(isinstance(v, str) for v in value))
+
+
 def _bad_request(error: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"ok": False, "error": error}), content_type="application/json")
 
@@ -155,6 +170,10 @@ class ConsoleServer:
         self.app.router.add_post("/api/command", self.command)
         self.app.router.add_post("/api/click", self.click)
         self.app.router.add_post("/api/message", self.message)
+        self.app.router.add_post("/api/home", self.home)
+        self.app.router.add_post("/api/view_click", self.view_click)
+        self.app.router.add_post("/api/submit", self.submit)
+        self.app.router.add_post("/api/close_view", self.close_view)
         self.app.router.add_get("/files/{file_id}/{name}", self.file)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.on_shutdown.append(self.changes.close)
@@ -260,13 +279,40 @@ class ConsoleServer:
         return body
 
     def _user_channel(self, body: Mapping[str, Any]) -> tuple[str, str]:
-        user = str(body.get("user") or "")
+        user = self._user(body)
         channel = str(body.get("channel") or self.channel)
-        if user not in self.slack.workspace.users:
-            raise _bad_request(f"unknown user {user!r}")
         if channel not in self.slack.workspace.channels:
             raise _bad_request(f"unknown channel {channel!r}")
         return user, channel
+
+    def _user(self, body: Mapping[str, Any]) -> str:
+        user = str(body.get("user") or "")
+        if user not in self.slack.workspace.users:
+            raise _bad_request(f"unknown user {user!r}")
+        return user
+
+    def _view(self, body: Mapping[str, Any], user: str, *, modal: bool = False) -> ViewRecord:
+        """The open view ``body["view_id"]`` of ``user``: 400 when none is named, 404 when it is not one
+        of theirs (or closed); ``modal=True``: it must be the modal they see now (409 for one under it)."""
+        view_id = body.get("view_id")
+        if not isinstance(view_id, str) or not view_id:
+            raise _bad_request("expected a view_id")
+        record = self.slack.views.get(view_id)
+        if record is None or record.user != user or (modal and record.type != "modal"):
+            raise web.HTTPNotFound(text=json.dumps({"ok": False, "error": f"{user} has no open view {view_id[:40]!r}"}),
+                                   content_type="application/json")
+        if record.type == "modal" and record is not self.slack.modal(user):
+            raise web.HTTPConflict(text=json.dumps({"ok": False, "error": f"view {view_id} is under another one: "
+                                                    "only the modal on top can be used"}),
+                                   content_type="application/json")
+        return record
+
+    @staticmethod
+    def _delivered(reply: Reply | None, what: str, **extra: Any) -> web.Response:
+        if reply is not None and reply.status not in (0, 200):
+            return web.json_response({"ok": False, "error": f"the app answered HTTP {reply.status} to {what}"},
+                                     status=502)
+        return web.json_response({"ok": True, "status": reply.status if reply else None, **extra})
 
     async def command(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -310,6 +356,71 @@ class ConsoleServer:
         if reply.status != 200:
             return web.json_response({"ok": False, "error": f"the app answered HTTP {reply.status}"}, status=502)
         return web.json_response({"ok": True, "status": reply.status})
+
+    async def home(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(body)
+        try:
+            reply = await self.slack.open_home(user)
+        except Exception as exc:
+            log.warning("app_home_opened not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": "the app did not respond"}, status=502)
+        return self._delivered(reply, "app_home_opened")
+
+    async def view_click(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(body)
+        record = self._view(body, user)
+        action_id = body.get("action_id")
+        if not isinstance(action_id, str) or not action_id:
+            raise _bad_request("expected an action_id")
+        value, block_id = body.get("value"), body.get("block_id")
+        if not isinstance(value, str | None) or not isinstance(block_id, str | None):
+            raise _bad_request("value and block_id are strings")
+        try:
+            reply = await self.slack.click_view(user, record.id, action_id=action_id, value=value,
+                                                block_id=block_id or None)
+        except LookupError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=404)
+        except Exception as exc:
+            log.warning("button click in a view not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": "the app did not respond"}, status=502)
+        return self._delivered(reply, "the click")
+
+    async def submit(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(body)
+        record = self._view(body, user, modal=True)
+        values = body.get("values", {})
+        if not isinstance(values, dict) or not all(_is_value(v) for v in values.values()):
+            raise _bad_request("values: expected {block_id: text, or a list of texts}")
+        try:
+            reply = await self.slack.submit_view(user, record.id, values)
+        except (LookupError, ValueError) as exc:  # a block or an option the view does not have
+            raise _bad_request(str(exc)) from None
+        except Exception as exc:
+            log.warning("view submission not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": "the app did not respond"}, status=502)
+        # "errors", "incomplete" and "failed" (the app's answer was late or wrong, as Slack shows it)
+        # keep the form open with the reasons in it.
+        return web.json_response({"ok": True, "status": reply.status, "outcome": reply.outcome,
+                                  "errors": dict(record.errors), "problem": record.problem})
+
+    async def close_view(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        user = self._user(body)
+        record = self._view(body, user, modal=True)
+        clear = body.get("clear", False)
+        if not isinstance(clear, bool):
+            raise _bad_request("clear is true or false")
+        try:
+            reply = await self.slack.close_view(user, record.id, clear=clear)
+        except LookupError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=404)
+        except Exception as exc:
+            log.warning("view_closed not delivered: %s", exc)
+            return web.json_response({"ok": False, "error": "the app did not respond"}, status=502)
+        return self._delivered(reply, "closing the form")
 
     async def message(self, request: web.Request) -> web.Response:
         body = await self._body(request)

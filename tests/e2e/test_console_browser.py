@@ -78,3 +78,59 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     assert not page.js_errors, page.js_errors
     tools.artifacts.mkdir(exist_ok=True)
     page.screenshot(path=str(tools.artifacts / "console.png"), full_page=False)
+
+
+def test_deploy_through_the_form_and_approve_from_home(launch_sandbox, page, tools) -> None:  # type: ignore[no-untyped-def]
+    """dana asks for a deploy through the form (a wrong version first), avery approves it from Home."""
+    sandbox = launch_sandbox()
+    page.goto(sandbox.url)
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#user-switcher").input_value() == "U1"
+    tools.artifacts.mkdir(exist_ok=True)
+
+    # /hello deploy with no version opens the form.
+    send(page, "/hello deploy")
+    form = page.locator("#modal-form")
+    form.wait_for()
+    assert page.inner_text("#modal-title") == "Deploy"
+    version = form.locator(".b-input[data-block-id=version] input")
+    assert version.get_attribute("placeholder")
+    assert "Recent versions" in form.locator(".b-input[data-block-id=version] .input-hint").inner_text()
+
+    # A full-width digit: the bot's answer is shown under the field, and the form stays open.
+    version.fill("v\uff12")
+    page.click("#modal-submit")
+    error = form.locator(".b-input[data-block-id=version] .input-error")
+    error.wait_for()
+    assert "ASCII" in error.inner_text()
+    assert version.input_value() == "v\uff12"
+    page.screenshot(path=str(tools.artifacts / "console-modal-error.png"))
+
+    # The right version: the form closes and the request waits for approval in the channel.
+    version.fill("v2")
+    version.press("Enter")
+    page.wait_for_selector("#modal", state="hidden")
+    request = page.locator(".entry", has=page.locator("button.btn:has-text('Approve')")).last
+    request.wait_for()
+    assert re.search(r"asks for a\s+Deploy", request.inner_text()), request.inner_text()
+
+    # avery opens Home: the request is listed there with its buttons; Approve from Home.
+    page.select_option("#user-switcher", "U2")
+    page.click("#tab-home")
+    home = page.locator("#home-body")
+    approve = home.locator("button.btn:has-text('Approve')")
+    approve.wait_for(timeout=30_000)  # published on opening, and again once the request is recorded
+    assert re.search(r"Deploy\s+helloworld: v1 → v2\s+requested by @dana", home.inner_text()), home.inner_text()
+    assert page.locator("#messages").is_hidden() and page.locator("#composer").is_hidden()
+    page.screenshot(path=str(tools.artifacts / "console-home.png"))
+    approve.click()
+    home.locator(":text('Nothing waits for your approval.')").wait_for(timeout=30_000)
+
+    # The channel's message shows the rollout finishing (then the bake window watches the alerts).
+    page.click("#tab-channel")
+    done = page.locator(".msg", has_text=re.compile(r"helloworld\s+v2\s+2/2 updated · 2/2 ready")).last
+    done.wait_for(timeout=60_000)
+    text = done.inner_text()
+    assert "approved by @avery" in text and "Rolling out" in text, text
+    page.screenshot(path=str(tools.artifacts / "console-home-approved.png"))
+    assert not page.js_errors, page.js_errors

@@ -108,6 +108,141 @@ async def test_uploaded_files_are_served_for_img_tags(console) -> None:  # type:
         assert response.status == 404
 
 
+# ------------------------------------------------------------- forms and the Home tab (issue 18)
+def has_approve(view: Any) -> bool:
+    return any(b.get("type") == "actions" and any(e.get("action_id") == "approve" for e in b.get("elements", []))
+               for b in view.blocks)
+
+
+async def test_the_form_shows_its_errors_then_asks_for_approval(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, http = console
+    status, _ = await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello deploy"})
+    assert status == 200
+    form = await stack.slack.wait_for_modal("U1", timeout=10)
+    async with http.get("/api/state") as response:
+        shown = (await response.json())["views"]["modals"]["U1"][-1]
+    assert shown["id"] == form.id and shown["title"]["text"] == "Deploy"
+    assert [b["block_id"] for b in shown["blocks"] if b["type"] == "input"] == ["version"]
+
+    # A full-width digit: the bot answers with response_action errors, shown under the block.
+    wide = {"user": "U1", "view_id": form.id, "values": {"version": "v\uff12"}}
+    status, answer = await post(http, "/api/submit", wide)
+    assert (status, answer["ok"], answer["outcome"]) == (200, True, "errors"), answer
+    assert "ASCII" in answer["errors"]["version"]
+    assert stack.slack.modal_errors("U1") == answer["errors"]
+    # Empty: the client refuses it itself (a required field), nothing reaches the bot.
+    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": ""}})
+    assert (status, answer["outcome"]) == (200, "incomplete") and answer["errors"]["version"]
+
+    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": "v2"}})
+    assert (status, answer["outcome"]) == (200, "closed"), answer
+    assert stack.slack.modal("U1") is None
+    approval = await stack.slack.wait_for(approval_with_button, 20)
+    assert "v2" in approval.text and "U1" in approval.text
+
+
+async def test_cancel_closes_the_form(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, http = console
+    await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello canary"})
+    form = await stack.slack.wait_for_modal("U1", timeout=10)
+    assert list(form.input_blocks()) == ["version", "percent"]
+    status, answer = await post(http, "/api/close_view", {"user": "U1", "view_id": form.id})
+    assert (status, answer["ok"]) == (200, True)
+    assert stack.slack.modal("U1") is None
+    status, answer = await post(http, "/api/close_view", {"user": "U1", "view_id": form.id})
+    assert status == 404 and not answer["ok"]
+    assert stack.slack.messages("C1") == []
+
+
+async def test_a_view_pushed_over_another(console) -> None:  # type: ignore[no-untyped-def]
+    """Only the top view can be used; Cancel goes back one view, closing with ``clear`` closes them all."""
+    stack, _, http = console
+    views = stack.slack.views
+
+    def spec(title: str) -> dict[str, Any]:
+        return {"type": "modal", "title": {"type": "plain_text", "text": title},
+                "close": {"type": "plain_text", "text": "Back"}, "blocks": []}
+
+    for clear in (False, True):
+        root = views.open("U3", spec("First"))
+        top = views.push("U3", spec("Second"))
+        status, answer = await post(http, "/api/close_view", {"user": "U3", "view_id": root.id})
+        assert (status, answer["ok"]) == (409, False)
+        status, answer = await post(http, "/api/close_view", {"user": "U3", "view_id": top.id, "clear": clear})
+        assert (status, answer["ok"]) == (200, True)
+        assert stack.slack.modal("U3") is (None if clear else root)
+
+
+async def test_home_lists_the_request_and_approves_it(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, http = console
+    await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello deploy v2"})
+    approval = await stack.slack.wait_for(approval_with_button, 20)
+    status, answer = await post(http, "/api/home", {"user": "U2"})
+    assert (status, answer["ok"]) == (200, True)
+    # The Home is published on opening, and again once the request is recorded with its message.
+    home = await stack.slack.wait_for_home("U2", has_approve, timeout=15)
+    async with http.get("/api/state") as response:
+        assert (await response.json())["views"]["homes"]["U2"]["id"] == home.id
+    block = next(b for b in home.blocks if b.get("type") == "actions")
+    button = block["elements"][0]
+    status, answer = await post(http, "/api/view_click", {
+        "user": "U2", "view_id": home.id, "action_id": "approve", "block_id": block["block_id"],
+        "value": button["value"]})
+    assert (status, answer["ok"]) == (200, True), answer
+    done = await stack.slack.wait_for(
+        lambda m: getattr(m, "ts", "") == approval.ts and "runs `v2`" in m.text, 40)
+    assert "2/2 ready" in done.text
+    # Nothing waits for avery any more.
+    await stack.slack.wait_for_home("U2", lambda view: not has_approve(view), timeout=15)
+
+
+async def test_form_and_home_routes_refuse_what_they_cannot_do(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, http = console
+    await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello deploy"})
+    form = await stack.slack.wait_for_modal("U1", timeout=10)
+    await post(http, "/api/home", {"user": "U2"})
+    home = await stack.slack.wait_for_home("U2", timeout=10)
+    sent = len(stack.slack.sender.sent)
+    refused = [
+        ("/api/home", {"user": "U9"}, 400),
+        ("/api/home", {}, 400),
+        ("/api/submit", {"user": "U9", "view_id": form.id, "values": {}}, 400),
+        ("/api/submit", {"user": "U1", "values": {"version": "v2"}}, 400),
+        ("/api/submit", {"user": "U1", "view_id": ["V1"], "values": {}}, 400),
+        ("/api/submit", {"user": "U1", "view_id": form.id, "values": ["v2"]}, 400),
+        ("/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": {"x": 1}}}, 400),
+        ("/api/submit", {"user": "U1", "view_id": form.id, "values": {"nowhere": "v2"}}, 400),
+        ("/api/submit", {"user": "U1", "view_id": "V9999999999", "values": {"version": "v2"}}, 404),
+        ("/api/submit", {"user": "U2", "view_id": form.id, "values": {"version": "v2"}}, 404),  # dana's form
+        ("/api/submit", {"user": "U2", "view_id": home.id, "values": {}}, 404),  # a Home is no form
+        ("/api/close_view", {"user": "U2", "view_id": form.id}, 404),
+        ("/api/close_view", {"user": "U1"}, 400),
+        ("/api/close_view", {"user": "U1", "view_id": form.id, "clear": "yes"}, 400),
+        ("/api/view_click", {"user": "U2", "view_id": home.id}, 400),  # no action_id
+        ("/api/view_click", {"user": "U2", "view_id": home.id, "action_id": "approve", "value": 7}, 400),
+        ("/api/view_click", {"user": "U2", "view_id": "V9999999999", "action_id": "approve"}, 404),
+        ("/api/view_click", {"user": "U1", "view_id": home.id, "action_id": "approve"}, 404),  # avery's Home
+        ("/api/view_click", {"user": "U2", "view_id": home.id, "action_id": "launch"}, 404),  # no such button
+    ]
+    for path, body, expected in refused:
+        status, answer = await send(http, path, body)
+        assert (status, answer["ok"]) == (expected, False), (path, body, answer)
+        assert answer["error"]
+    for path in ("/api/home", "/api/submit", "/api/close_view", "/api/view_click"):
+        status, answer = await send(http, path, "[1, 2")
+        assert (status, answer["ok"]) == (400, False), path
+    # What another site would make dana submit, avery click or cancel: refused before it is read.
+    forged = [("/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": "v2"}}),
+              ("/api/close_view", {"user": "U1", "view_id": form.id}),
+              ("/api/view_click", {"user": "U2", "view_id": home.id, "action_id": "approve"})]
+    for path, body in forged:
+        for headers in ({"Origin": EVIL}, {"Referer": f"{EVIL}/"}, {"Sec-Fetch-Site": "cross-site"}):
+            status, answer = await send(http, path, body, **headers)
+            assert (status, answer["ok"]) == (403, False), (path, headers)
+    assert len(stack.slack.sender.sent) == sent  # nothing reached the bot
+    assert stack.slack.modal("U1") is form and stack.slack.modal_errors("U1") == {}
+
+
 # ------------------------------------------------------------- requests from other sites (issue 12, 2)
 EVIL = "http://evil.example"
 
@@ -144,6 +279,7 @@ async def test_a_page_on_another_site_cannot_approve_or_deploy(console) -> None:
         ("/api/command", deploy, {"Origin": "null"}),  # a sandboxed iframe or a file:// page
         ("/api/click", click, {"Referer": f"{EVIL}/cat-pictures"}),  # no Origin, a foreign Referer
         ("/api/command", deploy, {"Sec-Fetch-Site": "cross-site"}),
+        ("/api/home", {"user": "U2"}, {"Origin": EVIL}),
     ]
     for path, body, headers in forged:
         status, answer = await send(http, path, body, **headers)
@@ -188,7 +324,8 @@ async def test_only_json_bodies_are_accepted(console) -> None:  # type: ignore[n
         ("multipart/form-data; boundary=x", multipart),
         ("application/octet-stream", as_json),
     ):
-        for path in ("/api/command", "/api/message", "/api/click"):
+        for path in ("/api/command", "/api/message", "/api/click", "/api/home", "/api/view_click", "/api/submit",
+                     "/api/close_view"):
             status, answer = await send(http, path, data, **{"Content-Type": content_type})
             assert (status, answer["ok"]) == (415, False), (path, content_type, answer)
             assert "application/json" in answer["error"]
