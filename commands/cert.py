@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from bot.chat import render
 from bot.cluster.kube import cert_from
-from bot.cluster.retry import retry
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
@@ -55,7 +54,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
                                              ctx.invocation)
         return None
     cluster = await ctx.services.cluster()
-    cert = cert_from(await retry(cluster.get_certificate))
+    cert = cert_from(await cluster.get_certificate())
     now = datetime.now(UTC)
     days = cert.days_left(now)
     backoff = actions.backoff_until(cert)

@@ -24,6 +24,7 @@ from kubernetes.aio import watch as kwatch
 from kubernetes.aio.client.exceptions import ApiException
 
 from bot.cluster.deployments import RolloutStatus, image_version, status_of
+from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import ClusterError, Conflict, Forbidden, NotFound
 from bot.core.text import foreign
@@ -38,6 +39,11 @@ JSON_PATCH = "application/json-patch+json"
 
 T = TypeVar("T")
 
+
+# Writes that may be repeated with no harm: a patch that sets a value, an audit Event (a repeat after a
+# lost answer is refused as existing). Replacements carry a resourceVersion: their callers decide again.
+IDEMPOTENT_WRITES = {("patch", "deployments"), ("patch", "deployments/scale"), ("patch", "mappings"),
+                     ("create", "events")}
 
 # ---------------------------------------------------------------- state dataclasses
 
@@ -331,12 +337,19 @@ class Cluster:
 
     async def _call(self, verb: str, kind: str, name: str | None, fn: Callable[..., Any], *args: Any,
                     **kwargs: Any) -> Any:
+        """One API call, its errors translated; idempotent ones (reads, patches that set a value) are
+        retried here by the one policy of :mod:`bot.cluster.retry`, so callers never wrap them."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            raise translate(exc, verb, kind, name) from None
-        return result
+
+        async def once() -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc, verb, kind, name) from None
+
+        if verb in ("get", "list") or (verb, kind) in IDEMPOTENT_WRITES:
+            return await retry(once)
+        return await once()
 
     # -- deployments
     async def get_deployment(self, name: str) -> dict:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.cluster.kube import Cluster
-from bot.cluster.retry import RETRY_ATTEMPTS, jitter, retry, transient
+from bot.cluster.retry import RETRY_ATTEMPTS, jitter, transient
 from bot.core.errors import ClusterError, Conflict
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class ConfigMapStore:
     async def read(self) -> dict[str, str] | None:
         """The data, or ``None`` when the ConfigMap does not exist."""
         cluster = await self._cluster()
-        cm = await retry(cluster.get_configmap, self.name)
+        cm = await cluster.get_configmap(self.name)
         return None if cm is None else dict(cm.get("data") or {})
 
     async def update(self, mutate: Callable[[dict[str, str]], T], *, create: bool = True) -> T:
@@ -52,7 +52,7 @@ class ConfigMapStore:
         cluster = await self._cluster()
         failures = 0
         for _ in range(self.attempts):
-            cm = await retry(cluster.get_configmap, self.name)
+            cm = await cluster.get_configmap(self.name)
             data = dict((cm or {}).get("data") or {})
             before = dict(data)
             result = mutate(data)

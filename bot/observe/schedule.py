@@ -30,7 +30,8 @@ from croniter import CroniterBadDateError, croniter
 
 from bot.cluster.kube import parse_time
 from bot.cluster.leader import LeaderElector, default_identity
-from bot.core.errors import CommandError, Conflict, UsageError
+from bot.cluster.store import ConfigMapStore
+from bot.core.errors import CommandError, UsageError
 from bot.core.text import foreign
 
 if TYPE_CHECKING:
@@ -226,29 +227,18 @@ class Store:
     async def update(self, mutate: Callable[[dict[str, Any], dict[str, Any]], Any]) -> Any:
         """Read, ``mutate(schedules, state)`` in place, write back if it changed; retry on conflicts.
 
-        ``mutate`` returns the result; raising aborts without writing.
+        ``mutate`` returns the result; raising aborts without writing. The compare-and-swap is the one
+        ConfigMap store's (:class:`bot.cluster.store.ConfigMapStore`).
         """
-        cluster = await self.services.cluster()
-        for _ in range(CAS_ATTEMPTS):
-            cm = await cluster.get_configmap(self.name)
-            schedules, state = self._decode(cm)
-            before = (json.dumps(schedules, sort_keys=True), json.dumps(state, sort_keys=True))
+
+        def change(data: dict[str, str]) -> Any:
+            schedules, state = self._decode({"data": data})
             result = mutate(schedules, state)
-            after = (json.dumps(schedules, sort_keys=True), json.dumps(state, sort_keys=True))
-            if after == before and cm is not None:
-                return result
-            data = {SCHEDULES_KEY: after[0], STATE_KEY: after[1]}
-            try:
-                if cm is None:
-                    await cluster.create_configmap(self.name, data)
-                else:
-                    cm = dict(cm)
-                    cm["data"] = {**(cm.get("data") or {}), **data}
-                    await cluster.replace_configmap(cm)
-            except Conflict:
-                continue  # someone wrote meanwhile (or created it first): read again
+            data[SCHEDULES_KEY] = json.dumps(schedules, sort_keys=True)
+            data[STATE_KEY] = json.dumps(state, sort_keys=True)
             return result
-        raise Conflict(f"configmap {self.name} keeps changing; gave up after {CAS_ATTEMPTS} attempts", 409)
+
+        return await ConfigMapStore(self.services.cluster, self.name, attempts=CAS_ATTEMPTS).update(change)
 
 
 # -------------------------------------------------------------------------------------- scheduler

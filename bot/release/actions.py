@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.cluster.kube import Cluster, cert_from, image_version, route_from, track_from
-from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import CommandError
 from bot.core.text import foreign
@@ -73,11 +72,11 @@ def image_for(config: Config, version: str) -> str:
 
 
 async def _track(cluster: Cluster, name: str, config: Config, role: str):  # -> Track
-    return track_from(role, await retry(cluster.get_deployment, name), config.container)
+    return track_from(role, await cluster.get_deployment(name), config.container)
 
 
 async def _route(cluster: Cluster, name: str):  # -> Route
-    return route_from(await retry(cluster.get_mapping, name))
+    return route_from(await cluster.get_mapping(name))
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,11 @@ class Revision:
 
 async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, list[Revision]]:
     """The Deployment's current revision and its ReplicaSet history, oldest first."""
-    deploy = await retry(cluster.get_deployment, name)
+    deploy = await cluster.get_deployment(name)
     meta = deploy.get("metadata") or {}
     labels = ((deploy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    sets = await retry(cluster.list_replicasets, selector)
+    sets = await cluster.list_replicasets(selector)
     out = []
     for rs in sets:
         rs_meta = rs.get("metadata") or {}
@@ -247,7 +246,7 @@ def backoff_until(cert: Any) -> datetime | None:
 
 
 async def plan_renew(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
-    cert = cert_from(await retry(cluster.get_certificate))
+    cert = cert_from(await cluster.get_certificate())
     if cert.issuing is not None and cert.issuing.status == "True":
         raise CommandError(f"Certificate `{cert.name}` is already being issued ({foreign(cert.issuing.reason, 80)}): "
                            "wait for it to finish.")

@@ -128,7 +128,7 @@ class Audit:
         message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
         if entry["note"]:
             message += f" ({entry['note']})"
-        if entry["change_reason"]:
+        if entry.get("change_reason"):
             message += f' because "{entry["change_reason"]}"'
         body = {
             "apiVersion": "v1",
@@ -154,9 +154,8 @@ class Audit:
         }
         try:
             cluster = await self.services.cluster()
-            from bot.cluster.retry import retry
 
-            await retry(cluster.create_event, body)
+            await cluster.create_event(body)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
 
@@ -166,7 +165,7 @@ class Audit:
             return
         text = (f":memo: `{entry['reason']}` by <@{entry['user']}>: {entry['summary']}"
                 + (f" — {entry['note']}" if entry["note"] else "")
-                + (f" — reason: “{foreign(entry['change_reason'], 300)}”" if entry["change_reason"] else "")
+                + (f" — reason: “{foreign(entry['change_reason'], 300)}”" if entry.get("change_reason") else "")
                 + f" (request `{entry['request_id']}`)")
         for channel in channels:
             try:
@@ -177,10 +176,9 @@ class Audit:
     async def entries(self) -> list[Entry]:
         """Every audit record kept in the cluster's Events, newest first."""
         cluster = await self.services.cluster()
-        from bot.cluster.retry import retry
 
         out = []
-        for event in await retry(cluster.list_raw_events, SELECTOR):
+        for event in await cluster.list_raw_events(SELECTOR):
             entry = _entry(event)
             if entry is not None:
                 out.append(entry)

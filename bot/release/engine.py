@@ -509,9 +509,8 @@ class _Driver:
 
     async def _judge(self, cluster: Any, version: str, seconds: float) -> Verdict:
         from bot.cluster.kube import track_from
-        from bot.cluster.retry import retry
 
-        stable = track_from("stable", await retry(cluster.get_deployment, self.config.stable_deployment),
+        stable = track_from("stable", await cluster.get_deployment(self.config.stable_deployment),
                             self.config.container)
         if stable.version == version:
             return Verdict(State.INCONCLUSIVE, f"the canary runs the stable version `{version}`: nothing to compare",

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from bot.chat.messenger import Messenger, SlackError
 from bot.cluster.deployments import RolloutStatus, status_of
 from bot.cluster.kube import Cluster
-from bot.cluster.retry import retry
 from bot.core.errors import ClusterError, NotFound
 from bot.core.text import foreign
 
@@ -48,7 +47,7 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
     """Watch Deployment ``name`` until it is rolled out (ok), stuck, stalled or ``timeout`` passes."""
     started = clock()
     deadline = started + timeout
-    deploy = await retry(cluster.get_deployment, name)
+    deploy = await cluster.get_deployment(name)
     current = status_of(deploy, container)
     await on_change(current)
     last_change = clock()
@@ -82,7 +81,7 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
             # 410 Gone (history compacted), a dropped stream or a 5xx: read afresh and watch again.
             log.info("watch on deployments/%s ended (%s); reading it again", name, exc)
             await asyncio.sleep(0.1)
-            deploy = await retry(cluster.get_deployment, name)
+            deploy = await cluster.get_deployment(name)
             seen = status_of(deploy, container)
             if seen.signature != current.signature:
                 last_change = clock()

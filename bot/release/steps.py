@@ -55,25 +55,25 @@ async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: On
     if step.kind == StepKind.RESTORE_REVISION:
         return await _restore_revision(step, cluster, config, cause)
     if step.kind == StepKind.SCALE:
-        deploy = await retry(cluster.get_deployment, step.target)
+        deploy = await cluster.get_deployment(step.target)
         if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
-            await retry(cluster.scale_deployment, step.target, step.replicas)
+            await cluster.scale_deployment(step.target, step.replicas)
         return StepResult(True, f"{step.replicas} replica(s)")
     if step.kind == StepKind.WAIT_READY:
         return await _wait_ready(step, cluster, config, on_status, clock)
     if step.kind == StepKind.SET_WEIGHT:
-        route = route_from(await retry(cluster.get_mapping, step.target))
+        route = route_from(await cluster.get_mapping(step.target))
         if (route.weight or 0) != step.percent:
-            await retry(cluster.patch_mapping, step.target, {"spec": {"weight": step.percent}})
+            await cluster.patch_mapping(step.target, {"spec": {"weight": step.percent}})
         return StepResult(True, f"weight {step.percent}%")
     if step.kind == StepKind.CHECK_CANARY:
-        canary = track_from("canary", await retry(cluster.get_deployment, step.target), config.container)
+        canary = track_from("canary", await cluster.get_deployment(step.target), config.container)
         if canary.ready == 0:
             return StepResult(False, f"`{canary.deployment}` has no ready pod any more "
                               f"({canary.ready}/{canary.desired})")
         return StepResult(True, f"{canary.ready}/{canary.desired} ready")
     if step.kind == StepKind.TRIGGER_ISSUANCE:
-        cert = await retry(cluster.get_certificate, step.target)
+        cert = await cluster.get_certificate(step.target)
         state = cert_from(cert)
         issuing = state.issuing is not None and state.issuing.status == "True"
         if state.revision <= step.revision and not issuing:
@@ -85,7 +85,7 @@ async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: On
 
 
 async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -> StepResult:
-    deploy = await retry(cluster.get_deployment, step.target)
+    deploy = await cluster.get_deployment(step.target)
     containers = (((deploy.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     chosen = next((c for c in containers if c.get("name") == config.container), containers[0] if containers else {})
     env = {e.get("name"): e.get("value") for e in chosen.get("env") or []}
@@ -96,7 +96,7 @@ async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -
         patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [container]}}}}
         if cause:
             patch["metadata"] = {"annotations": {CHANGE_CAUSE: cause}}
-        await retry(cluster.patch_deployment, step.target, patch)
+        await cluster.patch_deployment(step.target, patch)
     return StepResult(True, f"image {step.image}")
 
 
@@ -104,7 +104,7 @@ async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause:
     """Put back the revision's whole pod template, as ``kubectl rollout undo`` does (unless it is back)."""
     _, history = await revisions(cluster, step.target, config)
     kept = next((r for r in history if r.number == step.revision and r.template), None)
-    deploy = await retry(cluster.get_deployment, step.target)
+    deploy = await cluster.get_deployment(step.target)
     current = (deploy.get("spec") or {}).get("template") or {}
     if kept is None:
         if track_from("stable", deploy, config.container).image == step.image:
@@ -115,7 +115,7 @@ async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause:
         annotations = {**((deploy.get("metadata") or {}).get("annotations") or {})}
         if cause:
             annotations[CHANGE_CAUSE] = cause
-        await retry(cluster.patch_deployment, step.target, [
+        await cluster.patch_deployment(step.target, [
             {"op": "replace", "path": "/spec/template", "value": kept.template},
             {"op": "add", "path": "/metadata/annotations", "value": annotations}])
     return StepResult(True, f"revision {step.revision}'s pod template")
@@ -150,7 +150,7 @@ async def _trigger(cluster: Cluster, name: str) -> dict:
 async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Callable[[], datetime]) -> StepResult:
     started = parse_iso(step.started) or clock()
     end = started.timestamp() + config.cert_timeout_seconds
-    latest = await retry(cluster.get_certificate, step.target)
+    latest = await cluster.get_certificate(step.target)
     while True:
         verdict = renewal_verdict(step, latest)
         if verdict is not None:
@@ -169,7 +169,7 @@ async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Call
         except ClusterError as exc:
             log.info("certificate watch ended (%s); reading it again", exc)
             await asyncio.sleep(0.2)
-            latest = await retry(cluster.get_certificate, step.target)
+            latest = await cluster.get_certificate(step.target)
     state = cert_from(latest)
     return StepResult(False, f"`{state.name}` was not re-issued within {config.cert_timeout_seconds}s "
                       f"(revision still {state.revision})",
