@@ -269,7 +269,7 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         command, request, immediate = dispatcher.prepare(invocation)
         if immediate is not None or command is None or getattr(request, "form", False):
             message = immediate.text.split("\nUsage:")[0] if immediate is not None else "Give a version."
-            await ack(response_action="errors", errors={"version": message[:150]})
+            await ack(response_action="errors", errors={forms.error_block(message): message[:150]})
             return
         await ack()
         dispatcher.spawn(dispatcher.run(command, request, invocation), name=f"form {command.name}")

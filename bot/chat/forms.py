@@ -8,6 +8,7 @@ the form itself (``response_action: errors``) rather than as a message.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,13 +26,16 @@ def _input(block_id: str, label: str, hint: str, *, optional: bool = False, plac
             "label": {"type": "plain_text", "text": label}, "hint": {"type": "plain_text", "text": hint[:2000]}}
 
 
-def view(command: str, channel: str, recent: Sequence[str] = ()) -> dict:
+def view(command: str, channel: str, recent: Sequence[str] = (), *, require_reason: bool = False) -> dict:
     """The modal for ``command`` (deploy or canary), remembering the channel it was asked from."""
     hint = "Recent versions: " + ", ".join(recent[-6:]) if recent else "For example v2 or v2.1.0-rc1"
     blocks = [_input("version", "Version", hint, placeholder=recent[-1] if recent else "v2")]
     if command == "canary":
         blocks.append(_input("percent", "Share of the traffic", "Leave empty for an analysed canary that walks its "
                              "steps; a share like 10% makes a manual canary", optional=True, placeholder="10%"))
+    blocks.append(_input("reason", "Reason", "Why this change: shown in the request, the release and the audit "
+                         "trail", optional=not require_reason, placeholder="fix the login bug"))
+    blocks[-1]["element"]["max_length"] = 300
     modal = {"type": "modal", "callback_id": CALLBACK, "title": {"type": "plain_text", "text": TITLES[command]},
              "submit": {"type": "plain_text", "text": "Ask for approval"},
              "close": {"type": "plain_text", "text": "Cancel"},
@@ -51,8 +55,15 @@ def submitted(view_payload: Mapping[str, Any]) -> tuple[str, str, dict[str, str]
 
 
 def command_text(command: str, values: Mapping[str, str]) -> str:
-    """The command as typed: ``deploy v2`` / ``canary v2 25%``."""
+    """The command as typed: ``deploy v2`` / ``canary v2 25% 'fix the login bug'``."""
     words = [command, values.get("version", "")]
     if command == "canary" and values.get("percent"):
         words.append(values["percent"] if values["percent"].endswith("%") else values["percent"] + "%")
-    return " ".join(w for w in words if w)
+    text = " ".join(w for w in words if w)
+    reason = " ".join(values.get("reason", "").split())
+    return f"{text} {shlex.quote(reason)}" if reason else text
+
+
+def error_block(message: str) -> str:
+    """Which field a usage error belongs under."""
+    return "reason" if "reason" in message.lower() else "percent" if "percent" in message.lower() else "version"

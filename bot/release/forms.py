@@ -19,5 +19,6 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
         recent = list(dict.fromkeys(r.version for r in history if r.version))
     except DependencyUnavailable:
         pass  # the form works without the list
-    await ctx.services.messenger.open_view(invocation.trigger_id, forms.view(command, invocation.channel_id, recent))
+    await ctx.services.messenger.open_view(invocation.trigger_id, forms.view(command, invocation.channel_id, recent,
+                                                                          require_reason=ctx.config.require_reason))
     return None
