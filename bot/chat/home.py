@@ -37,6 +37,8 @@ class HomeData:
     service: list[str] = field(default_factory=list)  # mrkdwn lines: versions, weights, certificate, warnings
     changes: list[str] = field(default_factory=list)  # mrkdwn lines, escaped
     schedules: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # mrkdwn lines, escaped: what fires now
+    delivery: str = ""  # one line: the last 30 days' delivery figures
     problems: list[str] = field(default_factory=list)  # what could not be read
 
 
@@ -65,12 +67,17 @@ def view(data: HomeData) -> dict:
              "text": {"type": "plain_text", "text": "Approve"}},
             {"type": "button", "action_id": "reject", "style": "danger", "value": item.id,
              "text": {"type": "plain_text", "text": "Reject"}}]})
+    if data.alerts:
+        blocks.append(_header("Firing alerts"))
+        blocks.append(_section("\n".join(data.alerts)))
     blocks.append(_header("Running now"))
     blocks.append(_section("\n".join(data.running) if data.running else "No release is running."))
     blocks.append(_header("The service"))
     blocks.append(_section("\n".join(data.service) if data.service else "–"))
     blocks.append(_header("Last changes"))
     blocks.append(_section("\n".join(data.changes) if data.changes else "No changes recorded yet."))
+    if data.delivery:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": data.delivery[:3000]}]})
     if data.schedules:
         blocks.append(_header("Scheduled status posts"))
         blocks.append(_section("\n".join(data.schedules)))

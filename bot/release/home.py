@@ -105,6 +105,24 @@ class Home:
                                 f"by <@{e.user}>: {foreign(e.summary, 200)}" for e in await services.audit.recent(8)]
             except DependencyUnavailable as exc:
                 data.problems.append(f"audit trail: {exc}")
+        alerts = getattr(services, "alerts", None)
+        if alerts is not None:
+            try:
+                data.alerts = [f":rotating_light: *{foreign(g.alertname, 80)}* "
+                               f"({foreign(g.severity or 'no severity', 20)}) since "
+                               f"{render.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
+            except DependencyUnavailable as exc:
+                data.problems.append(f"alerts: {exc}")
+        if services.audit is not None:
+            try:
+                from datetime import UTC, datetime
+
+                from bot.observe import delivery
+
+                figures = delivery.compute(await services.audit.entries(), end=datetime.now(UTC), days=30)
+                data.delivery = render.escape(delivery.summary_line(figures))
+            except DependencyUnavailable as exc:
+                data.problems.append(f"delivery figures: {exc}")
         if services.schedules is not None:
             try:
                 listed = await services.schedules.list()

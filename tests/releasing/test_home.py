@@ -31,6 +31,7 @@ async def test_an_approver_sees_the_request_on_home_and_approves_it_there(chat: 
     assert "*Deploy* helloworld: v1 → v2" in spec and "requested by <@U1>" in spec
     assert "approve other people's requests" in spec
     assert "*stable* `v1` 2/2 ready" in spec  # the service as it runs
+    assert "Delivery, last 30 days:" in spec
     requester_home = await _home(chat, "U1", "Nothing waits for your approval.")  # not their own request
     assert "ask for deploys" in json.dumps(requester_home.spec)
 
@@ -44,3 +45,13 @@ async def test_an_approver_sees_the_request_on_home_and_approves_it_there(chat: 
     await _home(chat, "U2", "Nothing waits for your approval.")
     refreshed = await _home(chat, "U2", "Succeeded by <@U2>")
     assert "helloworld: v1 → v2" in json.dumps(refreshed.spec, ensure_ascii=False)
+
+
+async def test_home_lists_the_firing_alerts(release: Any) -> None:
+    from tests.releasing.test_alert_cards import ENV, card_saying, notification, webhook
+
+    async with release(env=ENV) as chat:
+        await webhook(chat, notification())
+        await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        home = await _home(chat, "U3", "Firing alerts")
+        assert "*HelloworldHighErrorRate*" in json.dumps(home.spec)
