@@ -163,6 +163,8 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": "No change by this bot is on record before the alert."}]})
     notes = []
+    if group.release_note:
+        notes.append(group.release_note)
     if group.silence:
         until = group.silence.get("until", "")
         try:

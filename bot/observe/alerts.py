@@ -216,6 +216,7 @@ class AlertGroup:
     acknowledged: list[dict[str, str]] = field(default_factory=list)  # [{"user", "at"}]
     silence: dict[str, str] = field(default_factory=dict)  # {"id", "user", "until"}
     chart: bool = False  # the chart was uploaded (or said to be unavailable) in the card's thread
+    release_note: str = ""  # what a release did about this alert (its bake window rolled back), mrkdwn
 
     @property
     def firing(self) -> bool:
@@ -585,6 +586,23 @@ class AlertCards:
         await self._audit("Acknowledged", group, user, "looking at it")
         async with self._lock(gid):
             await self._refresh(gid)
+
+    async def note_release(self, alertname: str, note: str) -> int:
+        """A release acted on an alert (the bake window rolled back): the cards of its firing groups say so.
+
+        Returns how many cards were given the note; ``note`` is bot-written mrkdwn.
+        """
+        groups = [g for g in await self.store.firing() if g.alertname == alertname]
+        for group in groups:
+
+            def mark(g: AlertGroup) -> None:
+                if g.release_note != note:
+                    g.release_note, g.revision = note, g.revision + 1
+
+            await self.store.change(group.id, mark)
+            async with self._lock(group.id):
+                await self._refresh(group.id)
+        return len(groups)
 
     async def silence(self, gid: str, user: str, channel: str, ts: str, minutes: int = SILENCE_MINUTES) -> str:
         """Silence the group's alerts for ``minutes`` through Alertmanager's API v2; returns the silence id."""

@@ -57,6 +57,7 @@ PREFIX = "hello-chatops-release-"
 KEY = "release.json"
 LABELS = {"app.kubernetes.io/component": "release"}
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
+CARD_NOTE_TRIES, CARD_NOTE_PAUSE = 10, 2.0  # the alert's card may be posted a little after the alert is seen
 DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (any replica may get the click)
 
 
@@ -83,6 +84,7 @@ class Engine:
         self._shown: dict[str, _Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self.background: set[asyncio.Task] = set()  # notes on alert cards, finished or cancelled on stop
 
     @property
     def config(self) -> Any:
@@ -113,6 +115,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._drop_all()
+        for task in list(self.background):
+            task.cancel()
 
     def poke(self) -> None:
         """Look at the releases now (this replica just approved one)."""
@@ -596,8 +600,30 @@ class _Driver:
                 return step_runner.StepResult(False, f"{what[0].upper()}{what[1:]}; the automatic rollback to "
                                               f"`{change.params.version}` failed: {result.note}",
                                               details=[*details, *result.details], facts={"alert": alert.name})
+        self._note_on_card(alert.name, f":leftwards_arrow_with_hook: rolled back to `{change.params.version}` "
+                           f"automatically by the bake window of request `{release.id}`")
         return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
                                       details=details, facts={"alert": alert.name, "rolled_back": True})
+
+    def _note_on_card(self, alertname: str, note: str) -> None:
+        """The alert's card says what the release did about it (in the background: Alertmanager's
+        notification may reach the bot a little after the bake window saw the alert)."""
+        alerts = getattr(self.engine.services, "alerts", None)
+        if alerts is None:
+            return
+
+        async def note_it() -> None:
+            for _ in range(CARD_NOTE_TRIES):
+                try:
+                    if await alerts.note_release(alertname, note):
+                        return
+                except DependencyUnavailable as exc:
+                    log.info("release %s: cannot note the rollback on the alert's card: %s", self.release.id, exc)
+                await asyncio.sleep(CARD_NOTE_PAUSE)
+
+        task = asyncio.ensure_future(note_it())
+        self.engine.background.add(task)
+        task.add_done_callback(self.engine.background.discard)
 
     async def _analysis_chart(self) -> None:
         """The canary against stable over the analysed windows (shaded by verdict), the steps marked,

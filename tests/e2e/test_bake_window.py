@@ -37,4 +37,6 @@ def test_a_faulty_deploy_fires_the_burn_rate_alert_and_is_rolled_back(launch_san
     card = _find(tools, proc, lambda m: m["ts"] != request["ts"] and "HelloworldErrorBudgetFastBurn" in m["text"]
                  and m.get("thread_ts") in (None, m["ts"]), 60, "the alert card")
     assert "critical" in _text(card).lower()
+    _find(tools, proc, lambda m: m["ts"] == card["ts"] and "rolled back to `v1` automatically by the bake window"
+          in _text(m), 60, "the card saying the bake window rolled back")
     print(f"deploy rolled out -> stable healthy again after the automatic rollback: {healthy - rolled_out:.1f} s")
