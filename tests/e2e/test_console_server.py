@@ -122,7 +122,7 @@ async def test_the_form_shows_its_errors_then_asks_for_approval(console) -> None
     async with http.get("/api/state") as response:
         shown = (await response.json())["views"]["modals"]["U1"][-1]
     assert shown["id"] == form.id and shown["title"]["text"] == "Deploy"
-    assert [b["block_id"] for b in shown["blocks"] if b["type"] == "input"] == ["version"]
+    assert [b["block_id"] for b in shown["blocks"] if b["type"] == "input"] == ["version", "reason"]
 
     # A full-width digit: the bot answers with response_action errors, shown under the block.
     wide = {"user": "U1", "view_id": form.id, "values": {"version": "v\uff12"}}
@@ -145,7 +145,7 @@ async def test_cancel_closes_the_form(console) -> None:  # type: ignore[no-untyp
     stack, _, http = console
     await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello canary"})
     form = await stack.slack.wait_for_modal("U1", timeout=10)
-    assert list(form.input_blocks()) == ["version", "percent"]
+    assert list(form.input_blocks()) == ["version", "percent", "reason"]
     status, answer = await post(http, "/api/close_view", {"user": "U1", "view_id": form.id})
     assert (status, answer["ok"]) == (200, True)
     assert stack.slack.modal("U1") is None
