@@ -516,6 +516,15 @@ class Cluster:
                                self.namespace, cm)
         return self._dict(obj)
 
+    async def delete_configmap(self, name: str) -> bool:
+        """Delete it; returns whether it existed."""
+        try:
+            await self._call("delete", "configmaps", name, self.core.delete_namespaced_config_map, name,
+                             self.namespace)
+        except NotFound:
+            return False
+        return True
+
     # -- leases
     async def get_lease(self, name: str) -> dict | None:
         try:

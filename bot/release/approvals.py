@@ -121,9 +121,13 @@ class Record:
 class RequestStore:
     """The requests in the state ConfigMap, changed only through :meth:`transact`."""
 
-    def __init__(self, cluster: Callable[[], Awaitable[Cluster]], name: str) -> None:
+    def __init__(self, cluster: Callable[[], Awaitable[Cluster]], name: str, *, keep: int = KEEP_FINISHED,
+                 on_pruned: Callable[[list[str]], Awaitable[None]] | None = None) -> None:
+        """``keep`` finished requests are kept (the oldest go); ``on_pruned`` hears the ids that went."""
         self._store = ConfigMapStore(cluster, name)
         self.name = name
+        self.keep = keep
+        self.on_pruned = on_pruned
 
     async def load(self) -> dict[str, Record]:
         return self._records(await self._store.read() or {})
@@ -150,22 +154,31 @@ class RequestStore:
         ``decide`` may raise (e.g. :class:`CommandError`) to give up without writing.
         """
 
+        dropped: list[str] = []
+
         def mutate(data: dict[str, str]) -> T:
             records = self._records(data)
             result, changed = decide(records)
+            dropped.clear()
             if changed:
                 for key in [k for k in data if k.startswith(PREFIX)]:
                     del data[key]
-                data.update({PREFIX + r.id: r.to_json() for r in _pruned(records)})
+                kept, gone = _pruned(records, self.keep)
+                data.update({PREFIX + r.id: r.to_json() for r in kept})
+                dropped.extend(gone)
             return result
 
-        return await self._store.update(mutate)
+        result = await self._store.update(mutate)
+        if dropped and self.on_pruned is not None:
+            await self.on_pruned(list(dropped))
+        return result
 
 
-def _pruned(records: dict[str, Record]) -> list[Record]:
+def _pruned(records: dict[str, Record], keep: int) -> tuple[list[Record], list[str]]:
+    """The records to keep, and the ids of the oldest finished ones beyond ``keep``."""
     finished = sorted((r for r in records.values() if r.state in FINISHED), key=lambda r: r.created)
-    drop = {r.id for r in finished[:-KEEP_FINISHED]} if len(finished) > KEEP_FINISHED else set()
-    return [r for r in records.values() if r.id not in drop]
+    drop = {r.id for r in finished[:-keep]} if len(finished) > keep else set()
+    return [r for r in records.values() if r.id not in drop], sorted(drop)
 
 
 class Approvals:
@@ -176,7 +189,8 @@ class Approvals:
         self.services = services
         self.clock = clock or (lambda: datetime.now(UTC))
         self.edit_interval = edit_interval
-        self.store = RequestStore(services.cluster, services.config.state_configmap)
+        self.store = RequestStore(services.cluster, services.config.state_configmap,
+                                  keep=services.config.keep_releases, on_pruned=self._forget)
         self._sweeper: asyncio.Future | None = None
 
     @property
@@ -497,6 +511,12 @@ class Approvals:
         engine = self.services.releases
         if engine is not None:
             engine.poke()
+
+    async def _forget(self, ids: list[str]) -> None:
+        """Finished requests pruned from the state ConfigMap take their release records with them."""
+        engine = self.services.releases
+        if engine is not None:
+            await engine.forget(ids)
 
     def _home_changed(self) -> None:
         home = self.services.home

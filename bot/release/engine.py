@@ -263,6 +263,15 @@ class Engine:
         self.poke()
         return found[0]
 
+    async def forget(self, release_ids: list[str]) -> None:
+        """Delete the release records of finished requests that are no longer kept (best effort)."""
+        try:
+            cluster = await self.services.cluster()
+            for rid in release_ids:
+                await cluster.delete_configmap(configmap_name(rid))
+        except ClusterError as exc:
+            log.info("cannot delete old release records: %s", exc)
+
     async def supersede(self, release_id: str, note: str) -> None:
         """Mark a release superseded (its driver stops at its next write)."""
         def mutate(data: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ EXPECTED_ACCESS = {
     ("apps", "deployments/scale", "patch"),
     ("apps", "replicasets", "list"),
     *(("", "events", v) for v in ("list", "create")),
-    *(("", "configmaps", v) for v in ("get", "create", "update")),
+    *(("", "configmaps", v) for v in ("get", "create", "update", "delete")),
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
     *(("getambassador.io", "mappings", v) for v in ("get", "patch")),
     *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),

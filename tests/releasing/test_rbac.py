@@ -27,7 +27,8 @@ def granted() -> set[tuple[str, str, str]]:
 
 
 async def test_key_flows_use_exactly_the_role(release: Any) -> None:
-    async with release(rbac=True) as chat:
+    # keeping 3 finished requests, the older ones' release records are deleted on the way
+    async with release(rbac=True, env={"HELLO_KEEP_RELEASES": "3"}) as chat:
         deployed = await chat.approve("U1", "/hello deploy v2")
         done = [deployed.ts]
         for text in ("/hello canary v3 10%", "/hello canary 20%", "/hello canary promote", "/hello rollback",
@@ -52,6 +53,9 @@ async def test_key_flows_use_exactly_the_role(release: Any) -> None:
         await scheduler.tick(datetime(2026, 11, 30, 9, 0, 5, tzinfo=UTC))
         await scheduler.stop()
         await chat.settle()
+        releases = [cm["metadata"]["name"] for cm in chat.kube.list("", "v1", "configmaps", "hello")
+                    if cm["metadata"]["name"].startswith("hello-chatops-release-")]
+        assert 1 <= len(releases) <= 3 + 1, releases  # the kept ones (and at most one running)
         used = {(verb, group, f"{resource}/{sub}" if sub else resource)
                 for verb, group, resource, sub in chat.kube.rbac_usage("bot-token")}
 
