@@ -64,14 +64,6 @@ def step_lines(release: Release) -> list[str]:
     return lines
 
 
-def current_line(release: Release) -> str:
-    """``Deploy helloworld: v1 → v2 — step 2/2: Rolling out`` (pure)."""
-    step = release.current
-    where = (f"step {release.steps.index(step) + 1}/{len(release.steps)}: {render.escape(step.title)}"
-             if step is not None else "reporting")
-    return f"*{release.label}* {render.escape(release.summary)} — {where} · request `{release.id}`"
-
-
 async def running_section(ctx: Context) -> list[dict]:
     """A block listing the releases running now (none when there are none or they cannot be read)."""
     engine = ctx.services.releases
@@ -83,7 +75,7 @@ async def running_section(ctx: Context) -> list[dict]:
         return []
     if not running:
         return []
-    text = "*Running now*\n" + "\n".join(current_line(r) for r in running)
+    text = "*Running now*\n" + "\n".join(r.running_line() for r in running)
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
 
 
@@ -93,7 +85,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         running = await engine.open_releases()
         if not running:
             return Reply(text="No release is running.", ephemeral=True)
-        lines = [current_line(r) for r in running]
+        lines = [r.running_line() for r in running]
         return Reply(text="Releases running\n" + "\n".join(lines), blocks=render.text_block("\n".join(lines)),
                      ephemeral=True)
     release = await engine.load(request.id)

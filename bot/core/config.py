@@ -278,11 +278,19 @@ def _duration(name: str, value: str) -> float:
     return seconds
 
 
-def _minutes(name: str, value: str) -> float:
+def _read_float(name: str, text: str, what: str) -> float:
+    """``text`` as a finite number, or a :class:`ConfigError` saying it should be ``what``."""
     try:
-        number = float(value.strip())
+        number = float(text.strip())
     except ValueError:
-        raise ConfigError(f"{name} must be a number of minutes, got {value!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {text!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be {what}, got {text!r}")
+    return number
+
+
+def _minutes(name: str, value: str) -> float:
+    number = _read_float(name, value, "a number of minutes")
     if not 0 <= number <= 1440:
         raise ConfigError(f"{name} must be between 0 and 1440 minutes, got {value!r}")
     return number
@@ -296,10 +304,7 @@ def _ratio(name: str, value: str) -> float:
 
 
 def _success(name: str, value: str) -> float:
-    try:
-        number = float(value.strip().rstrip("%"))
-    except ValueError:
-        raise ConfigError(f"{name} must be a percentage like 99 or 99.5, got {value!r}") from None
+    number = _read_float(name, value.strip().rstrip("%"), "a percentage like 99 or 99.5")
     if not 0 < number < 100:
         raise ConfigError(f"{name} must be between 0 and 100 (exclusive), got {value!r}")
     return number

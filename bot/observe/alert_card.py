@@ -214,13 +214,9 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     snapshot = await services.prometheus.snapshot(CHART_RANGE, now=end)
     if snapshot is None or not getattr(snapshot, "has_traffic", False):
         return None
-    markers = []
-    audit = services.audit
-    if audit is not None and hasattr(audit, "markers"):
-        try:
-            markers = await audit.markers(snapshot.start, snapshot.end)
-        except DependencyUnavailable:
-            log.warning("cannot read release markers for the alert chart")
+    from bot.observe.status import release_markers
+
+    markers = await release_markers(services, snapshot.start, snapshot.end)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
     return await charts.render_chart_async(snapshot, service=services.config.stable_deployment, kind="all",
                                            markers=markers)

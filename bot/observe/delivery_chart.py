@@ -8,7 +8,6 @@ failed changes in red beside them), and each deployment's request-to-live time (
 from __future__ import annotations
 
 import asyncio
-import io
 from datetime import datetime, time, timedelta
 
 import matplotlib.dates as mdates
@@ -16,11 +15,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from bot.observe.charts import BACKGROUND, GRID, PANEL, TEXT
+from bot.observe.charts import BACKGROUND, DPI, GRID, PANEL, TEXT, figure_png
 from bot.observe.delivery import Delivery, duration
 
 SIZE = (12.0, 6.5)  # inches; 1200x650 px at DPI
-DPI = 100
 DEPLOYED = "#2f9e44"
 FAILED = "#c92a2a"
 LEAD = "#1f6feb"
@@ -85,10 +83,7 @@ def build_figure(d: Delivery, *, service: str = "helloworld") -> Figure:
 
 
 def render(d: Delivery, *, service: str = "helloworld") -> bytes:
-    fig = build_figure(d, service=service)
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=DPI, facecolor=fig.get_facecolor(), pil_kwargs={"compress_level": 2})
-    return out.getvalue()
+    return figure_png(build_figure(d, service=service))
 
 
 async def render_async(d: Delivery, *, service: str = "helloworld") -> bytes:

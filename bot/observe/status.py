@@ -229,17 +229,23 @@ def summary_text(data: StatusData) -> str:
     return "helloworld status: " + ", ".join(parts)
 
 
+async def release_markers(services: Services, start: datetime, end: datetime) -> list[Any]:
+    """The audit trail's changes between ``start`` and ``end`` as chart markers; none when unreadable."""
+    audit = services.audit
+    if audit is None or not hasattr(audit, "markers"):
+        return []
+    try:
+        return list(await audit.markers(start, end))
+    except Exception:  # a chart without markers is still a chart
+        log.exception("cannot read release markers for the chart")
+        return []
+
+
 async def chart_uploads(services: Services, data: StatusData, kind: str = "all") -> list[Upload]:
     """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
     from bot.observe import charts
 
-    markers = []
-    audit = services.audit
-    if audit is not None and hasattr(audit, "markers"):
-        try:
-            markers = await audit.markers(data.snapshot.start, data.snapshot.end)
-        except Exception:
-            log.exception("cannot read release markers for the chart")
+    markers = await release_markers(services, data.snapshot.start, data.snapshot.end)
     state = data.state
     png = await charts.render_chart_async(
         data.snapshot,

@@ -42,7 +42,7 @@ from bot.cluster.store import ConfigMapStore
 from bot.core.errors import CommandError, PermissionDenied
 from bot.core.text import foreign
 from bot.release.actions import Change
-from bot.release.plan import Outcome, Release, StepKind, StepState, steps_for
+from bot.release.plan import Outcome, Release, StepKind, StepState, release_for, steps_for
 from bot.release.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -244,13 +244,14 @@ class Approvals:
             if change.needs_approval:
                 text, blocks = self.approval_view(record)
             else:
-                text, blocks = self.progress_view(self._preview(record, invocation.user_id), None)
+                text, blocks = self.progress_view(
+                    release_for(record, self.config, created=record.created, approver=invocation.user_id), None)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
         except Exception as exc:
             error = foreign(exc.error, 80) if isinstance(exc, SlackError) else type(exc).__name__
             if not isinstance(exc, SlackError):
                 log.exception("posting request %s failed", record.id)
-            await self._finish(record, "cancelled", f"the request could not be posted ({error})")
+            await self.finish(record.id, "cancelled", f"the request could not be posted ({error})", was=PENDING)
             raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
         if change.needs_approval:
@@ -266,13 +267,6 @@ class Approvals:
         await self._update(record.id, start)
         await self._audit("Approved", record, invocation.user_id, note="no approval needed")
         await self._run(record)
-
-    def _preview(self, record: Record, approver: str) -> Release:
-        change = record.change
-        return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
-                       params=change.params, steps=steps_for(change.action, change.params, self.config),
-                       requester=record.requester, approver=approver, channel=record.channel,
-                       created=record.created, reason=change.reason)
 
     def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset()) -> Record | None:
         """The request holding the lock: pending (with its message) and not expired, or running.
@@ -523,25 +517,17 @@ class Approvals:
         if home is not None:
             home.changed()
 
-    async def finish(self, request_id: str, state: str, headline: str) -> None:
-        """The request's release ended: it leaves the ``running`` state (and frees the lock)."""
+    async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
+        """The request leaves the state ``was`` (its release ended; or, pending, it could not be posted),
+        which frees the one-change-at-a-time lock."""
         now = _iso(self.clock())
 
         def finish(r: Record) -> None:
-            if r.state == RUNNING:
+            if r.state == was:
                 r.state, r.headline, r.finished = state, headline, now
 
         await self._update(request_id, finish)
         self._home_changed()
-
-    async def _finish(self, record: Record, state: str, headline: str) -> None:
-        now = _iso(self.clock())
-
-        def finish(r: Record) -> None:
-            r.state, r.headline, r.finished = state, headline, now
-
-        record.state, record.headline, record.finished = state, headline, now
-        await self._update(record.id, finish)
 
     async def _update(self, request_id: str, change: Callable[[Record], Any]) -> None:
         def apply(records: dict[str, Record]) -> tuple[None, bool]:

@@ -42,6 +42,7 @@ from bot.release.plan import (
     StepState,
     now_iso,
     parse_iso,
+    release_for,
     retire_steps,
     steps_for,
 )
@@ -179,9 +180,6 @@ class Engine:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
-    def driving(self) -> list[str]:
-        return [rid for rid, task in self._drivers.items() if not task.done()]
-
     # ------------------------------------------------------------------ one release
     async def _guarded(self, record: Record) -> None:
         try:
@@ -192,11 +190,7 @@ class Engine:
             log.exception("release %s: driver failed; the next pass starts it again", record.id)
 
     def new_release(self, record: Record) -> Release:
-        change = record.change
-        return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
-                       params=change.params, steps=steps_for(change.action, change.params, self.config),
-                       requester=record.requester, approver=record.approver, channel=record.channel, ts=record.ts,
-                       created=now_iso(self.clock()), reason=change.reason)
+        return release_for(record, self.config, created=now_iso(self.clock()))
 
     async def drive(self, record: Record) -> Release:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
@@ -209,6 +203,7 @@ class Engine:
         try:
             await driver.run()
         finally:
+            self._shown.pop(record.id, None)
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await beat
@@ -257,9 +252,7 @@ class Engine:
             found.append(waiting)
             data[KEY] = release.to_json()
 
-        await self.store(release_id).update(mutate, create=False)
-        if not found:
-            raise CommandError("There is no such release: nothing was changed.")
+        await self.store(release_id).update(mutate, create=False)  # a missing release raises in mutate
         self.poke()
         return found[0]
 
@@ -412,21 +405,12 @@ class _Driver:
                 break
             except ClusterError as exc:
                 if not transient(exc):
-                    result = step_runner.StepResult(False, str(exc))
-                    step.state, step.finished, step.note = StepState.FAILED, now_iso(engine.clock()), str(exc)
-                    release.outcome = step_runner.stopped(release, str(exc), self.config)
-                    release.problem = release.problem_since = ""
-                    await self.save()
-                    return
+                    return await self._stop(step, str(exc))
                 log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
                 self._problem(f"cannot reach the cluster ({exc})")
                 since = parse_iso(release.problem_since) or engine.clock()
                 if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
-                    step.state, step.finished, step.note = StepState.FAILED, now_iso(engine.clock()), str(exc)
-                    release.outcome = step_runner.stopped(release, str(exc), self.config)
-                    release.problem = release.problem_since = ""
-                    await self.save()
-                    return
+                    return await self._stop(step, str(exc))
                 await self.show()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
@@ -449,18 +433,22 @@ class _Driver:
             release.outcome = step_runner.failed(release, step, result, self.config)
         await self.save()
 
+    async def _stop(self, step: Step, reason: str) -> None:
+        """The cluster refused the step (403, 404, 422) or stayed away too long: the release stops here."""
+        step.state, step.finished, step.note = StepState.FAILED, now_iso(self.engine.clock()), reason
+        self.release.outcome = step_runner.stopped(self.release, reason, self.config)
+        self.release.problem = self.release.problem_since = ""
+        await self.save()
+
     # ------------------------------------------------------------------ analysis and gates
     async def _decision(self, step: Step) -> str:
         """Wait until a person has clicked Continue or Abort on the waiting ``step``; returns which."""
-        index = self.release.steps.index(step)
         while not step.decision:
             stored = await self.engine.load(self.release.id)
-            if stored is not None and index < len(stored.steps):
-                theirs = stored.steps[index]
-                if theirs.decision and theirs.waiting == step.waiting:
-                    step.decision, step.decided_by = theirs.decision, theirs.decided_by
-                    break
-            await asyncio.sleep(DECISION_POLL)
+            if stored is not None:
+                _take_decisions(stored, self.release)
+            if not step.decision:
+                await asyncio.sleep(DECISION_POLL)
         decision, who = step.decision, step.decided_by
         step.waiting = step.decision = ""
         step.decided_by = who
@@ -593,11 +581,12 @@ class _Driver:
         release, config = self.release, self.config
         minutes = max(0, int(((alert.starts_at or self.engine.clock()) - since).total_seconds() // 60))
         what = f"the critical alert `{foreign(alert.name, 80)}` fired {minutes} min after the change began"
+        what_ = what[0].upper() + what[1:]
         details = [foreign(alert.summary)] if alert.summary else []
         if release.action == "rollback" or not config.auto_rollback:
             why = "a rollback's bake window does not roll back again" if release.action == "rollback" \
                 else "automatic rollback is off (HELLO_AUTO_ROLLBACK=false)"
-            return step_runner.StepResult(False, f"{what[0].upper()}{what[1:]}; {why}", details=details,
+            return step_runner.StepResult(False, f"{what_}; {why}", details=details,
                                           facts={"alert": alert.name})
         change = await plan_rollback(cluster, config)
         for undo in [s for s in steps_for("rollback", change.params, config) if s.kind != StepKind.BAKE]:
@@ -606,7 +595,7 @@ class _Driver:
                                                clock=self.engine.clock, cause=f"{release.change_cause()}: rolled "
                                                f"back automatically after {alert.name}")
             if not result.ok:
-                return step_runner.StepResult(False, f"{what[0].upper()}{what[1:]}; the automatic rollback to "
+                return step_runner.StepResult(False, f"{what_}; the automatic rollback to "
                                               f"`{change.params.version}` failed: {result.note}",
                                               details=[*details, *result.details], facts={"alert": alert.name})
         self._note_on_card(alert.name, f":leftwards_arrow_with_hook: rolled back to `{change.params.version}` "
@@ -617,7 +606,7 @@ class _Driver:
     def _note_on_card(self, alertname: str, note: str) -> None:
         """The alert's card says what the release did about it (in the background: Alertmanager's
         notification may reach the bot a little after the bake window saw the alert)."""
-        alerts = getattr(self.engine.services, "alerts", None)
+        alerts = self.engine.services.alerts
         if alerts is None:
             return
 

@@ -91,7 +91,7 @@ class Home:
             data.problems.append(f"requests: {exc}")
         if services.releases is not None:
             try:
-                data.running = [_running(r) for r in await services.releases.open_releases()]
+                data.running = [r.running_line() for r in await services.releases.open_releases()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
         try:
@@ -137,13 +137,6 @@ def _parse(text: str):  # -> datetime
     from datetime import datetime
 
     return datetime.fromisoformat(text)
-
-
-def _running(release: object) -> str:
-    step = release.current  # type: ignore[attr-defined]
-    where = step.title if step is not None else "reporting"
-    return (f"*{release.label}* {render.escape(release.summary)} — {render.escape(where)}"  # type: ignore[attr-defined]
-            f" · request `{release.id}`")  # type: ignore[attr-defined]
 
 
 def _service_lines(state: object) -> list[str]:

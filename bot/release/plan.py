@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.core.config import Config
+from bot.core.text import escape
 
 
 class StepKind(StrEnum):
@@ -197,17 +198,29 @@ class Release:
         return (f"hello-chatops {self.label.lower()} {self.summary} (request {self.id} by {self.requester}, "
                 f"approved by {self.approver or 'nobody'})")
 
+    def running_line(self) -> str:
+        """``*Deploy* helloworld: v1 → v2 — step 2/2: Rolling out · request `id``` (mrkdwn, escaped)."""
+        step = self.current
+        where = (f"step {self.steps.index(step) + 1}/{len(self.steps)}: {escape(step.title)}"
+                 if step is not None else "reporting")
+        return f"*{escape(self.label)}* {escape(self.summary)} — {where} · request `{self.id}`"
+
     @property
     def current(self) -> Step | None:
         """The first step not done yet (``None`` once every step is done)."""
         return next((s for s in self.steps if s.state != StepState.DONE), None)
 
-    @property
-    def finished_ok(self) -> bool:
-        return all(s.state == StepState.DONE for s in self.steps)
-
 
 # ---------------------------------------------------------------------------------- plans
+
+
+def release_for(record: Any, config: Config, *, created: str, approver: str | None = None) -> Release:
+    """The release a request (:class:`bot.release.approvals.Record`) becomes, its plan from its change."""
+    change = record.change
+    return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
+                   params=change.params, steps=steps_for(change.action, change.params, config),
+                   requester=record.requester, approver=record.approver if approver is None else approver,
+                   channel=record.channel, ts=record.ts, created=created, reason=change.reason)
 
 
 def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:

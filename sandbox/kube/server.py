@@ -581,27 +581,3 @@ class ApiServer:
             self.store.unwatch(watcher)
             self.emu.untrack_watch(watcher)
         return response
-        self.emu.track_watch(watcher)
-        try:
-            await response.prepare(request)
-            for event_type, obj in first:
-                await response.write((json.dumps({"type": event_type, "object": obj}) + "\n").encode())
-            deadline = loop.time() + timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except TimeoutError:
-                    break
-                if item is None:
-                    break
-                await response.write((json.dumps({"type": item[0], "object": item[1]}) + "\n").encode())
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
-        finally:
-            self.store.unwatch(watcher)
-            self.emu.untrack_watch(watcher)
-        return response
