@@ -425,6 +425,7 @@ class _Driver:
                 await self.save()
                 return
         step.finished, step.note, step.details = now_iso(engine.clock()), result.note, result.details
+        step.facts = dict(result.facts)
         release.problem = release.problem_since = ""
         if result.ok:
             step.state = StepState.DONE

@@ -115,6 +115,7 @@ class Step:
     finished: str = ""
     note: str = ""  # the result in one line (a rollout's counts, a certificate's new expiry, an error)
     details: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # what it saw, for the audit record (a new revision)
     runs: int = 0  # how many times the step was begun (more than once after a take-over)
     index: int = 0  # analysis: which traffic step (1-based) of how many
     total: int = 0

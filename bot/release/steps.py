@@ -264,12 +264,8 @@ def succeeded(release: Release, config: Config) -> Outcome:
                        buttons=("rollback",), facts=facts)
     if action == "renew":
         last = release.steps[-1]
-        return Outcome(True, last.note, facts=_step_facts(last))
+        return Outcome(True, last.note, facts=dict(last.facts))
     return Outcome(True, "Done", facts=facts)
-
-
-def _step_facts(step: Step) -> dict[str, Any]:
-    return {k: v for k, v in (("revision", step.revision),) if v}
 
 
 def failed(release: Release, step: Step, result: StepResult, config: Config) -> Outcome:
