@@ -83,19 +83,9 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
 
     @app.post("/slack/events", stream=True)
     async def slack_events(request: Request) -> Any:
-        stream = request.stream
-        declared = request.headers.get("content-length")
-        if declared is not None and int(declared) > MAX_BODY_BYTES:
-            if stream is not None:
-                stream.expecting_continue = False  # refused unread: no "100 Continue" after the answer
-            return refuse(request, 413, "body too large", declared)
-        if stream is not None:
-            stream.request_max_size = MAX_BODY_BYTES  # a chunked body stops here too
-        try:
-            await request.receive_body()
-        except PayloadTooLarge:
-            return refuse(request, 413, "body too large", f"over {MAX_BODY_BYTES}")
-        body = request.body
+        body, size = await receive_limited(request, MAX_BODY_BYTES)
+        if body is None:
+            return refuse(request, 413, "body too large", size)
         headers = request.headers
         problem = verifier.problem(body, headers.get("x-slack-request-timestamp"),
                                    headers.get("x-slack-signature"))
@@ -120,32 +110,18 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     @app.post("/alertmanager", stream=True)
     async def alertmanager(request: Request) -> Any:
         arrived = time.perf_counter()
-        stream = request.stream
         declared = request.headers.get("content-length")
         alerts = getattr(services, "alerts", None)
         token = services.config.alert_token if services is not None else ""
         if not token or alerts is None:
-            if stream is not None:
-                stream.expecting_continue = False
-            return refuse(request, 404, "alerting not configured", declared or "?")
+            return refuse(request, 404, "alerting not configured", declared or "?", unread=True)
         if not bearer_matches(request.headers.get("authorization"), token):
-            if stream is not None:
-                stream.expecting_continue = False
             metrics.ALERTS.labels(outcome="unauthorized").inc()
-            return refuse(request, 401, "missing or wrong bearer token", declared or "?")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_ALERT_BODY_BYTES):
-            if stream is not None:
-                stream.expecting_continue = False
+            return refuse(request, 401, "missing or wrong bearer token", declared or "?", unread=True)
+        body, size = await receive_limited(request, MAX_ALERT_BODY_BYTES)
+        if body is None:
             metrics.ALERTS.labels(outcome="too_large").inc()
-            return refuse(request, 413, "body too large", declared)
-        if stream is not None:
-            stream.request_max_size = MAX_ALERT_BODY_BYTES
-        try:
-            await request.receive_body()
-        except PayloadTooLarge:
-            metrics.ALERTS.labels(outcome="too_large").inc()
-            return refuse(request, 413, "body too large", f"over {MAX_ALERT_BODY_BYTES}")
-        body = request.body
+            return refuse(request, 413, "body too large", size)
         try:
             payload = json.loads(body)
             notification = alerts.accept(payload)
@@ -184,8 +160,29 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     return app
 
 
-def refuse(request: Request, status: int, reason: str, length: int | str) -> Any:
-    """Answer a refused request and log it as one line (never its body or headers)."""
+async def receive_limited(request: Request, limit: int) -> tuple[bytes | None, str]:
+    """Read a streamed body of at most ``limit`` bytes: ``(body, size)``, or ``(None, size)`` when it is
+    larger (refused unread when its Content-Length says so; a chunked body is cut at the limit)."""
+    stream = request.stream
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if stream is not None:
+            stream.expecting_continue = False  # refused unread: no "100 Continue" after the answer
+        return None, declared
+    if stream is not None:
+        stream.request_max_size = limit
+    try:
+        await request.receive_body()
+    except PayloadTooLarge:
+        return None, f"over {limit}"
+    return request.body, str(len(request.body))
+
+
+def refuse(request: Request, status: int, reason: str, length: int | str, *, unread: bool = False) -> Any:
+    """Answer a refused request and log it as one line (never its body or headers). ``unread``: the body
+    was not read and will not be (no "100 Continue")."""
+    if unread and request.stream is not None:
+        request.stream.expecting_continue = False
     log.warning("refused %s %s with %d: %s (%s body bytes, from %s)", request.method, request.path, status,
                 reason, length, request.client_ip or "?")
     return response.json({"error": reason}, status=status)
