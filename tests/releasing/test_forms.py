@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from tests.releasing.conftest import Chat
 
 
 async def _modal(chat: Chat, user: str, timeout: float = 10.0):  # -> ViewRecord
-    deadline = time.monotonic() + timeout
-    while (modal := chat.slack.modal(user)) is None:
-        assert time.monotonic() < deadline, f"no form opened for {user}"
-        await asyncio.sleep(0.05)
-    return modal
+    try:
+        return await chat.slack.wait_for_modal(user, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"no form opened for {user}") from None
 
 
 async def test_the_deploy_form_shows_a_bad_version_in_the_form_then_asks_for_approval(chat: Chat) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from tests.releasing.conftest import Chat
@@ -11,16 +10,13 @@ from tests.releasing.conftest import Chat
 
 async def _home(chat: Chat, user: str, needle: str, timeout: float = 10.0) -> Any:
     """Open Home as ``user`` and wait until the published view says ``needle``."""
-    import asyncio
-
     await chat.slack.open_home(user)
-    deadline = time.monotonic() + timeout
-    while True:
+    try:
+        return await chat.slack.wait_for_home(
+            user, lambda home: needle in json.dumps(home.spec, ensure_ascii=False), timeout)
+    except TimeoutError:
         home = chat.slack.home(user)
-        if home is not None and needle in json.dumps(home.spec, ensure_ascii=False):
-            return home
-        assert time.monotonic() < deadline, f"{user}'s Home never said {needle!r}: {home and home.spec}"
-        await asyncio.sleep(0.05)
+        raise AssertionError(f"{user}'s Home never said {needle!r}: {home and home.spec}") from None
 
 
 async def test_an_approver_sees_the_request_on_home_and_approves_it_there(chat: Chat) -> None:
