@@ -42,7 +42,7 @@ from bot.cluster.store import ConfigMapStore
 from bot.core.errors import CommandError, PermissionDenied
 from bot.core.text import foreign
 from bot.release.actions import Change
-from bot.release.plan import Outcome, Release, StepKind, StepState, release_for, steps_for
+from bot.release.plan import Outcome, Release, Step, StepKind, StepState, release_for, steps_for
 from bot.release.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -571,26 +571,10 @@ class Approvals:
             who = f"Requested by <@{release.requester}>, approved by <@{release.approver}>"
         else:
             who = f"Run by <@{release.requester}> (no approval needed)"
-        begun = [s for s in release.steps if s.state != StepState.WAITING]
         steps = []
         waiting = None
-        for step in begun:
-            mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(
-                step.state, ":hourglass_flowing_sand:")
-            line = f"{mark} {render.escape(step.title)}"
-            if step.kind == StepKind.ANALYSE and step.state == StepState.RUNNING:
-                if step.verdict:
-                    line += f" — last check: {render.escape(step.verdict)}"
-                due = _parse(step.next_check) if step.next_check else None
-                if due is not None and not step.waiting:
-                    line += f" · next check at {render.when(due, '%H:%M:%S UTC')}"
-            elif step.kind == StepKind.BAKE and step.state == StepState.RUNNING and step.next_check:
-                line += f" — until {render.when(_parse(step.next_check), '%H:%M:%S UTC')}"
-            elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
-                line += f" — {render.escape(step.note)}"
-            if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
-                line += f" · decided by <@{step.decided_by}>"
-            steps.append(line)
+        for step in (s for s in release.steps if s.state != StepState.WAITING):
+            steps.append(_step_line(step))
             if step.waiting and step.state == StepState.RUNNING:
                 waiting = step
                 steps.append(f":raising_hand: {render.escape(step.waiting)}")
@@ -612,7 +596,7 @@ class Approvals:
         if problem and outcome is None:
             steps.append(f":warning: {render.escape(problem)}")
         blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps,
-                               status=status if outcome is None or status is not None else None, elapsed=elapsed,
+                               status=status, elapsed=elapsed,
                                outcome=outcome, headline=headline, buttons=buttons, final=outcome is not None,
                                reason=reason)
         return text, blocks
@@ -639,6 +623,25 @@ class Approvals:
 def shown_reason(reason: str) -> str:
     """A change's reason as a message shows it: on one line, cut, escaped for mrkdwn (it is the requester's text)."""
     return foreign(reason, REASON_SHOWN) if reason else ""
+
+
+def _step_line(step: Step) -> str:
+    """One begun step in the release's message: its mark and title, and what an analysis or bake shows."""
+    mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(step.state, ":hourglass_flowing_sand:")
+    line = f"{mark} {render.escape(step.title)}"
+    running = step.state == StepState.RUNNING
+    if step.kind == StepKind.ANALYSE and running:
+        if step.verdict:
+            line += f" — last check: {render.escape(step.verdict)}"
+        if step.next_check and not step.waiting:
+            line += f" · next check at {render.when(_parse(step.next_check), '%H:%M:%S UTC')}"
+    elif step.kind == StepKind.BAKE and running and step.next_check:
+        line += f" — until {render.when(_parse(step.next_check), '%H:%M:%S UTC')}"
+    elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
+        line += f" — {render.escape(step.note)}"
+    if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
+        line += f" · decided by <@{step.decided_by}>"
+    return line
 
 
 def _sentence(text: str) -> str:
