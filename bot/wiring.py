@@ -6,7 +6,7 @@ from bot.chat.contract import Registry
 from bot.chat.messenger import Messenger, make_client
 from bot.cluster.kube import Cluster
 from bot.cluster.leader import LeaderElector, default_identity
-from bot.core.config import Config
+from bot.core.config import Config, load_catalogue
 from bot.core.policy import GroupResolver, Policy
 from bot.core.services import Services
 from bot.observe.alerts import AlertCards
@@ -30,9 +30,10 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
         registry=registry or default_registry(),
         connect=Cluster.connect,
         cluster_override=cluster,
+        catalogue=load_catalogue(config),
+        make_prometheus=prometheus_for,
     )
-    services.prometheus = Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds,
-                                     names=config.metrics)
+    services.prometheus = prometheus_for(config)
     services.audit = Audit(services)
     services.approvals = Approvals(services)
     services.alerts = AlertCards(services)
@@ -42,6 +43,10 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
     services.releases = Engine(services, services.leader)
     services.home = Home(services)
     return services
+
+
+def prometheus_for(config: Config) -> Prometheus:
+    return Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds, names=config.metrics)
 
 
 async def warm_up(services: Services) -> str:

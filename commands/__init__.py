@@ -19,10 +19,21 @@ from __future__ import annotations
 
 import importlib
 
-from bot.chat.contract import Command, Context, Invocation, Registry, Reply, Upload, split
+from bot.chat.contract import EVERY, Command, Context, Invocation, Registry, Reply, Targeted, Upload, split
 
-__all__ = ["MODULES", "Command", "Context", "Invocation", "Registry", "Reply", "Upload", "default_registry",
-           "split"]
+__all__ = [
+    "EVERY",
+    "MODULES",
+    "Command",
+    "Context",
+    "Invocation",
+    "Registry",
+    "Reply",
+    "Targeted",
+    "Upload",
+    "default_registry",
+    "split",
+]
 
 MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule",
            "stats")

@@ -36,6 +36,7 @@ NAME = "canary"
 USAGE = '/hello canary <version> [<percent>%] | <percent>% | promote | abort  ["<reason>"]'
 EXAMPLE = '/hello canary v2 10% "try the new cache"'
 KEYWORDS = ("promote", "abort")
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,6 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         "promote": lambda cluster: actions.plan_promote(cluster, config, reason=reason),
         "abort": lambda cluster: actions.plan_abort(cluster, config, reason=reason),
     }
-    await ctx.services.approvals.propose(plans[request.kind], ctx.invocation)
+    await ctx.propose(plans[request.kind])
     return None
 

@@ -27,6 +27,7 @@ from commands import Context, Reply
 NAME = "cert"
 USAGE = '/hello cert [renew ["<reason>"]]'
 EXAMPLE = '/hello cert renew "key rotation"'
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,9 @@ def parse(args: Sequence[str], config: Config) -> Request:
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
     if request.renew:
-        await ctx.services.approvals.propose(lambda cluster: actions.plan_renew(cluster, config, reason=request.reason),
-                                             ctx.invocation)
+        await ctx.propose(lambda cluster: actions.plan_renew(cluster, config, reason=request.reason))
         return None
-    cluster = await ctx.services.cluster()
+    cluster = await ctx.cluster()
     cert = cert_from(await cluster.get_certificate())
     now = datetime.now(UTC)
     days = cert.days_left(now)

@@ -19,6 +19,7 @@ from commands import Context, Reply
 NAME = "chart"
 USAGE = "/hello chart [traffic|errors|latency|all] [15m|1h|6h|24h|7d]"
 KINDS = ("traffic", "errors", "latency", "all")
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    data = await status_view.gather(ctx.services, request.range)
+    data = await status_view.gather(ctx.services, request.range, config=ctx.config)
     if data.snapshot is None:
         raise CommandError(data.metrics_error or "metrics unavailable")
     if not data.snapshot.has_traffic:

@@ -25,6 +25,7 @@ from commands import Context, Reply
 NAME = "deploy"
 USAGE = '/hello deploy <version> ["<reason>"]'
 EXAMPLE = '/hello deploy v2 "fix the login bug"'
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,8 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
     if request.form:
         return await open_form(ctx, "deploy")
-    await ctx.services.approvals.propose(lambda cluster: actions.plan_deploy(cluster, config, request.version,
-                                                                                 reason=request.reason),
-                                         ctx.invocation)
+    await ctx.propose(lambda cluster: actions.plan_deploy(cluster, config, request.version,
+                                                                                 reason=request.reason))
     return None
 
 

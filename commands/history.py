@@ -21,6 +21,7 @@ NAME = "history"
 USAGE = "/hello history [<count>]"
 DEFAULT = 20
 MOST = 50
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    entries = await ctx.services.audit.recent(request.count)
+    entries = await ctx.services.audit.recent(request.count, ctx.config)
     blocks = render.blocks("history", entries=entries, count=request.count)
     running = await running_section(ctx)
     if running:

@@ -22,6 +22,7 @@ from commands import Context, Reply
 NAME = "rollback"
 USAGE = '/hello rollback ["<reason>"]'
 EXAMPLE = '/hello rollback "500s on login since v2"'
+TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 async def run(request: Request, ctx: Context) -> Reply | None:
     config = ctx.config
-    await ctx.services.approvals.propose(lambda cluster: actions.plan_rollback(cluster, config, reason=request.reason),
-                                         ctx.invocation)
+    await ctx.propose(lambda cluster: actions.plan_rollback(cluster, config, reason=request.reason))
     return None
 
 

@@ -2,6 +2,10 @@
 
 `/hello status [range]` posts in the channel; the range (15m, 1h, 6h, 24h, 7d; default 1h) applies to
 the metrics and the chart, which is uploaded in a thread under the status.
+
+With several services (HELLO_SERVICES), `/hello status [<service>] [<environment>] [range]` shows one;
+in a channel of several services (or one of none) `/hello status` alone gives one line per service and
+environment: live versions, canary and health.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
 from bot.release import analysis
-from commands import Context, Reply
+from commands import EVERY, Context, Reply
 from commands.release import running_section
 
 NAME = "status"
 USAGE = "/hello status [15m|1h|6h|24h|7d]"
+TARGETED = True  # [<service>] [<environment>] first
+OVERVIEW = True  # no service named where several could be meant: every service, one line each
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,9 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
-    data = await status_view.gather(services, request.range)
+    if ctx.service == EVERY:
+        return await overview(ctx)
+    data = await status_view.gather(services, request.range, config=ctx.config)
     if data.state is not None:
         warning = await analysis.canary_warning(services, data.state)
         if warning:
@@ -54,3 +62,17 @@ async def run(request: Request, ctx: Context) -> Reply:
     if data.snapshot is not None and getattr(data.snapshot, "has_traffic", False):
         reply.followup = lambda: status_view.chart_uploads(services, data)
     return reply
+
+
+async def overview(ctx: Context) -> Reply:
+    """One line per service and environment: those of this channel, or all when it has none."""
+    catalogue = ctx.services.catalogue
+    assert catalogue is not None
+    services = catalogue.in_channel(ctx.invocation.channel_id) or catalogue.services
+    pairs = [(s.name, e.name) for s in services for e in s.environments]
+    lines = [line.text() for line in await status_view.overview(ctx.services, pairs)]
+    hint = "Details: `/hello status <service> [<environment>]`"
+    text = "Services\n" + "\n".join(lines)
+    blocks = render.validate([{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+                              {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}])
+    return Reply(text=text, blocks=blocks)

@@ -20,7 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.chat import forms, metrics, render
-from bot.chat.contract import Context, Invocation, Reply, split
+from bot.chat.contract import EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.core.errors import ClusterError, CommandError, UsageError
@@ -74,7 +74,12 @@ class Dispatcher:
             usage = "\n".join(f"{c.usage}" for c in registry)
             return None, None, self.error_reply(f"Unknown command `{foreign(args[0], 40)}`. Commands:", usage)
         try:
-            request = command.parse(rest, self.services.config)
+            if command.targeted:
+                service, environment, rest = self.target(command, rest, invocation.channel_id)
+                config = self.services.config_for(service, environment) if service != EVERY else self.services.config
+                request = Targeted(command.parse(rest, config), service, environment)
+            else:
+                request = command.parse(rest, self.services.config)
         except UsageError as exc:
             metrics.COMMANDS.labels(command=name, outcome="usage").inc()
             return command, None, self.error_reply(str(exc), exc.usage or command.usage)
@@ -84,6 +89,18 @@ class Dispatcher:
             except UsageError as exc:
                 return command, None, self.error_reply(str(exc), exc.usage)
         return command, request, None
+
+    def target(self, command: Command, args: list[str], channel: str) -> tuple[str, str, list[str]]:
+        """The service and environment a targeted command names (see :func:`take_target`); a command
+        with an overview (``/hello status``) given no service where several could be meant covers all."""
+        try:
+            return take_target(args, self.services, channel)
+        except UsageError:
+            catalogue = self.services.catalogue
+            named = catalogue is not None and bool(args) and args[0] in catalogue.names
+            if getattr(command.module, "OVERVIEW", False) and not named:
+                return EVERY, "", list(args)
+            raise
 
     def help_reply(self, topic: str) -> Reply:
         reply = self._help.get(topic)
@@ -103,8 +120,10 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "ok"
         ctx = Context(invocation=invocation, services=self.services)
+        if isinstance(request, Targeted):
+            ctx.service, ctx.environment, request = request.service, request.environment, request.request
         try:
-            policy = self.services.policy
+            policy = ctx.policy if ctx.service != EVERY else self.services.policy
             if getattr(request, "mutating", False):
                 await policy.check_change(invocation.user_id, invocation.channel_id,
                                           f"run `{command.name}`")

@@ -23,7 +23,9 @@ from bot.core.errors import UsageError
 from bot.core.text import foreign
 
 if TYPE_CHECKING:
+    from bot.cluster.kube import Cluster
     from bot.core.config import Config
+    from bot.core.policy import Policy
     from bot.core.services import Services
 
 @dataclass(frozen=True)
@@ -64,16 +66,53 @@ class Upload:
     comment: str = ""
 
 
+EVERY = "*"  # Context.service of a command covering every service (``/hello status`` in a shared channel)
+
+
 @dataclass
 class Context:
-    """What a handler receives: the invocation and the service objects (no Slack or Kubernetes clients)."""
+    """What a handler receives: the invocation and the service objects (no Slack or Kubernetes clients).
+
+    ``service`` and ``environment`` name the catalogue's service and environment the command acts on
+    ("" for the default); :attr:`config`, :meth:`cluster` and :attr:`policy` are theirs.
+    """
 
     invocation: Invocation
     services: Services
+    service: str = ""
+    environment: str = ""
 
     @property
     def config(self) -> Config:
-        return self.services.config
+        if self.service == EVERY or (not self.service and not self.environment):
+            return self.services.config
+        return self.services.config_for(self.service, self.environment)
+
+    @property
+    def policy(self) -> Policy:
+        return self.services.policy_for(self.config)
+
+    async def cluster(self) -> Cluster:
+        """The cluster and namespace of the service and environment the command acts on."""
+        return await self.services.cluster_for(self.config)
+
+    async def propose(self, plan: Callable[[Cluster], Awaitable[Any]]) -> None:
+        """Ask for the change ``plan`` makes from the cluster's state, for this service and environment."""
+        await self.services.approvals.propose(plan, self.invocation, service=self.service,
+                                              environment=self.environment)
+
+
+@dataclass(frozen=True)
+class Targeted:
+    """A parsed request for one service in one environment (what the dispatcher hands to ``run``)."""
+
+    request: Any
+    service: str
+    environment: str
+
+    @property
+    def mutating(self) -> bool:
+        return bool(getattr(self.request, "mutating", False))
 
 
 @dataclass(frozen=True)
@@ -85,6 +124,7 @@ class Command:
     parse: Callable[[Sequence[str], Config], Any]
     run: Callable[[Any, Context], Awaitable[Reply | None]]
     module: ModuleType | None = None
+    targeted: bool = False  # takes [<service>] [<environment>] before its own arguments
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Command:
@@ -98,6 +138,7 @@ class Command:
             parse=module.parse,
             run=module.run,
             module=module,
+            targeted=bool(getattr(module, "TARGETED", False)),
         )
 
 
@@ -128,6 +169,35 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self._commands)
+
+
+def take_target(args: Sequence[str], services: Services, channel: str) -> tuple[str, str, list[str]]:
+    """Peel ``[<service>] [<environment>]`` off the front of a targeted command's arguments.
+
+    A first word naming a catalogue service is the service; then a word naming one of that service's
+    environments (or, with the service left out, of the service the channel means) is the environment.
+    Returns the resolved names ("" when the catalogue is the variables' one service) and the rest; an
+    unknown or ambiguous service raises :class:`UsageError` listing what exists.
+    """
+    catalogue = services.catalogue
+    rest = list(args)
+    if catalogue is None or not services.several:
+        return "", "", rest
+    service = rest.pop(0) if rest and rest[0] in catalogue.names else None
+    environment = None
+    if service is None:
+        try:
+            chosen, _ = catalogue.resolve(None, None, channel)
+        except UsageError:
+            chosen = None
+        if chosen is not None and rest and rest[0] in chosen.environment_names:
+            environment = rest.pop(0)
+    else:
+        chosen = catalogue.service(service)
+        if rest and rest[0] in chosen.environment_names:
+            environment = rest.pop(0)
+    resolved, env = catalogue.resolve(service, environment, channel)
+    return resolved.name, env.name, rest
 
 
 def split(text: str) -> list[str]:

@@ -329,6 +329,11 @@ class Cluster:
             raise ClusterError(f"cannot load Kubernetes configuration from {path}: {type(exc).__name__}") from None
         return cls(kclient.ApiClient(configuration), config, host=configuration.host)
 
+    def scoped(self, config: Config) -> Cluster:
+        """The same connection for another service or namespace (``config`` from ``Service.config_for``);
+        closing the original closes it."""
+        return Cluster(self._api, config, host=self.host)
+
     async def close(self) -> None:
         await self._api.close()
 

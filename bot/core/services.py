@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.core.catalogue import Catalogue, Environment, Service
 from bot.core.config import Config
 from bot.core.policy import Policy
 
@@ -37,9 +38,79 @@ class Services:
     leader: Any = None  # bot.cluster.leader.LeaderElector, shared by schedules and releases
     home: Any = None  # bot.release.home.Home: the App Home tabs
     alerts: Any = None  # bot.observe.alerts.AlertCards: Alertmanager's notifications and the alert cards
+    holds: Any = None  # bot.release.holds.Holds: freezes and manual locks
+    catalogue: Catalogue | None = None  # None: the catalogue of one the variables describe
     extras: dict[str, Any] = field(default_factory=dict)
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _scoped: dict[tuple[str, str], Config] = field(default_factory=dict)
+    _clusters: dict[tuple[str, bool], Cluster] = field(default_factory=dict)  # connections by context
+    _policies: dict[int, Policy] = field(default_factory=dict)
+    make_prometheus: Callable[[Config], Any] | None = None  # a Prometheus client for one service's config
+    _prometheus: dict[int, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.catalogue is None:
+            self.catalogue = Catalogue.from_config(self.config)
+
+    @property
+    def several(self) -> bool:
+        """Whether a catalogue file lists the services (else the variables describe one service)."""
+        return bool(self.catalogue and self.catalogue.source)
+
+    def resolve(self, service: str | None, environment: str | None, channel: str = "") -> tuple[Service, Environment]:
+        """The catalogue's service and environment (see :meth:`Catalogue.resolve`)."""
+        assert self.catalogue is not None
+        return self.catalogue.resolve(service, environment, channel)
+
+    def config_for(self, service: str = "", environment: str = "") -> Config:
+        """The configuration of a service in an environment; "" for either means the default.
+
+        With the variables' catalogue of one service this is :attr:`config` itself.
+        """
+        chosen, env = self.resolve(service or None, environment or None)
+        if not self.several:
+            return self.config
+        key = (chosen.name, env.name)
+        if key not in self._scoped:
+            self._scoped[key] = chosen.config_for(env, self.config)
+        return self._scoped[key]
+
+    def policy_for(self, config: Config) -> Policy:
+        """The policy with ``config``'s deployers, approvers and channels (one service in one environment)."""
+        if config is self.config:
+            return self.policy
+        policy = self._policies.get(id(config))
+        if policy is None:
+            policy = self._policies[id(config)] = Policy(config, self.policy.groups)
+        return policy
+
+    def prometheus_for(self, config: Config) -> Any:
+        """The Prometheus client for one service in one environment (its URL, metric names and selectors)."""
+        if config is self.config or self.make_prometheus is None:
+            return self.prometheus
+        if id(config) not in self._prometheus:
+            self._prometheus[id(config)] = self.make_prometheus(config)
+        return self._prometheus[id(config)]
+
+    async def cluster_for(self, config: Config) -> Cluster:
+        """The cluster and namespace ``config`` names (from :meth:`config_for`): the bot's own connection when
+        the kubeconfig context is the same, else one connection per context, shared by its services."""
+        home = await self.cluster()
+        if config is self.config:
+            return home
+        where = (config.kube_context, config.kube_in_cluster)
+        if where == (self.config.kube_context, self.config.kube_in_cluster):
+            return home.scoped(config)
+        async with self._cluster_lock:
+            base = self._clusters.get(where)
+            if base is None:
+                if self.connect is None:
+                    from bot.core.errors import ClusterError
+
+                    raise ClusterError("no way to reach a Kubernetes cluster is configured")
+                base = self._clusters[where] = await self.connect(config)
+        return base.scoped(config)
 
     async def cluster(self) -> Cluster:
         """The connected cluster; raises :class:`bot.core.errors.ClusterError` with the reason if unavailable."""
@@ -55,6 +126,9 @@ class Services:
             return self._cluster
 
     async def close(self) -> None:
+        for other in self._clusters.values():
+            await other.close()
+        self._clusters.clear()
         if self._cluster is not None:
             await self._cluster.close()
             self._cluster = None

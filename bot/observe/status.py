@@ -34,6 +34,7 @@ class StatusData:
     links: list[tuple[str, str]] = field(default_factory=list)
     alerts: list[Any] = field(default_factory=list)  # bot.observe.alerts.AlertGroup, firing, oldest first
     alerts_error: str = ""
+    config: Any = None  # the configuration of the service and environment described (Services.config_for)
 
 
 def assess(state: ReleaseState, now: datetime) -> list[str]:
@@ -79,24 +80,30 @@ def canary_weight(state: ReleaseState | None) -> int:
     return state.canary_route.weight or 0
 
 
-async def gather(services: Services, range_text: str = "1h", *, now: datetime | None = None) -> StatusData:
-    """Read the cluster and Prometheus concurrently; a failure of either is recorded, not raised."""
+async def gather(services: Services, range_text: str = "1h", *, now: datetime | None = None,
+                 config: Any = None) -> StatusData:
+    """Read the cluster and Prometheus concurrently; a failure of either is recorded, not raised.
+
+    ``config`` is the service and environment to read (``Services.config_for``; default the bot's own).
+    """
     now = now or datetime.now(UTC)
-    data = StatusData(now=now, range=range_text, state=None)
+    config = config or services.config
+    data = StatusData(now=now, range=range_text, state=None, config=config)
+    prometheus = services.prometheus_for(config)
 
     async def read_cluster() -> None:
         try:
-            cluster = await services.cluster()
+            cluster = await services.cluster_for(config)
             data.state = await cluster.release_state()
         except ClusterError as exc:
             data.cluster_error = str(exc)
 
     async def read_metrics() -> None:
-        if services.prometheus is None:
+        if prometheus is None:
             data.metrics_error = "metrics unavailable: Prometheus is not configured"
             return
         try:
-            data.snapshot = await services.prometheus.snapshot(range_text, now=now)
+            data.snapshot = await prometheus.snapshot(range_text, now=now)
         except DependencyUnavailable as exc:
             text = str(exc)
             data.metrics_error = text if text.startswith("metrics unavailable") else f"metrics unavailable: {text}"
@@ -124,7 +131,7 @@ def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
         return []
     version = data.state.canary.version if data.state and data.state.canary and canary_weight(data.state) else None
     try:
-        return list(grafana.links_for(services.config, data.snapshot or data.range, version))
+        return list(grafana.links_for(data.config or services.config, data.snapshot or data.range, version))
     except Exception:  # links are a convenience; never lose the status over them
         log.exception("cannot build dashboard links")
         return []
@@ -229,13 +236,13 @@ def summary_text(data: StatusData) -> str:
     return "helloworld status: " + ", ".join(parts)
 
 
-async def release_markers(services: Services, start: datetime, end: datetime) -> list[Any]:
+async def release_markers(services: Services, start: datetime, end: datetime, config: Any = None) -> list[Any]:
     """The audit trail's changes between ``start`` and ``end`` as chart markers; none when unreadable."""
     audit = services.audit
     if audit is None or not hasattr(audit, "markers"):
         return []
     try:
-        return list(await audit.markers(start, end))
+        return list(await audit.markers(start, end, config=config))
     except Exception:  # a chart without markers is still a chart
         log.exception("cannot read release markers for the chart")
         return []
@@ -245,15 +252,61 @@ async def chart_uploads(services: Services, data: StatusData, kind: str = "all")
     """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
     from bot.observe import charts
 
-    markers = await release_markers(services, data.snapshot.start, data.snapshot.end)
+    config = data.config or services.config
+    markers = await release_markers(services, data.snapshot.start, data.snapshot.end, config)
     state = data.state
     png = await charts.render_chart_async(
         data.snapshot,
-        service=services.config.stable_deployment,
+        service=config.stable_deployment,
         kind=kind,
         markers=markers,
         stable_version=state.stable.version if state and state.stable else None,
         canary_version=state.canary.version if state and state.canary and canary_weight(state) else None,
     )
-    return [Upload(filename=f"helloworld-{kind}-{data.range}.png", content=png,
-                   title=f"helloworld {kind}, last {data.range} (UTC)")]
+    name = config.stable_deployment
+    return [Upload(filename=f"{name}-{kind}-{data.range}.png", content=png,
+                   title=f"{name} {kind}, last {data.range} (UTC)")]
+
+
+@dataclass
+class OverviewLine:
+    """One service in one environment, as ``/hello status`` in a channel of several services shows it."""
+
+    service: str
+    environment: str
+    state: ReleaseState | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def text(self) -> str:
+        where = f"*{render.escape(self.service)}* {render.escape(self.environment)}"
+        if self.state is None:
+            return f":grey_question: {where}: {foreign(self.error or 'unknown', 200)}"
+        parts = []
+        stable, canary = self.state.stable, self.state.canary
+        if stable is not None:
+            parts.append(f"stable `{render.escape(stable.version or '?')}` {stable.ready}/{stable.desired} ready")
+        weight = canary_weight(self.state)
+        if canary is not None and (weight or canary.desired):
+            parts.append(f"canary `{render.escape(canary.version or '?')}` at {weight}%")
+        mark = ":white_check_mark:" if not self.warnings else ":warning:"
+        health = "healthy" if not self.warnings else f"{len(self.warnings)} warning(s): {self.warnings[0]}"
+        return f"{mark} {where}: " + ", ".join([*parts, health])
+
+
+async def overview(services: Services, pairs: list[tuple[str, str]], *, now: datetime | None = None
+                   ) -> list[OverviewLine]:
+    """Every (service, environment) in ``pairs`` read concurrently; a failure is recorded on its line."""
+    now = now or datetime.now(UTC)
+
+    async def one(service: str, environment: str) -> OverviewLine:
+        line = OverviewLine(service, environment)
+        try:
+            cluster = await services.cluster_for(services.config_for(service, environment))
+            line.state = await cluster.release_state()
+            line.warnings = assess(line.state, now)
+        except ClusterError as exc:
+            line.error = str(exc)
+        return line
+
+    return list(await asyncio.gather(*(one(s, e) for s, e in pairs)))

@@ -46,6 +46,8 @@ class Change:
     target: dict[str, str] = field(default_factory=dict)  # apiVersion, kind, name of the object changed
     needs_approval: bool = True
     reason: str = ""  # why, as the requester gave it (free text: escape it where it is shown)
+    service: str = ""  # the catalogue's service and environment it changes ("": the one service)
+    environment: str = ""
 
     def __post_init__(self) -> None:
         self.params = ChangeParams.from_dict(self.params)  # stored requests hold plain JSON

@@ -48,6 +48,7 @@ from bot.release.rollout import RolloutStatus
 if TYPE_CHECKING:
     from bot.chat.contract import Invocation
     from bot.core.config import Config
+    from bot.core.policy import Policy
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,11 @@ class Record:
 
     def what(self) -> str:
         return f"*{self.change.label}* {render.escape(self.change.summary)}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The lock it takes: one change at a time per service and environment."""
+        return self.change.service, self.change.environment
 
 
 class RequestStore:
@@ -197,8 +203,16 @@ class Approvals:
     def config(self) -> Config:
         return self.services.config
 
+    def config_of(self, change: Change) -> Config:
+        """The configuration of the service and environment a change is for."""
+        return self.services.config_for(change.service, change.environment)
+
+    def policy_of(self, change: Change) -> Policy:
+        return self.services.policy_for(self.config_of(change))
+
     # ------------------------------------------------------------------ asking
-    async def propose(self, plan: Callable[[Cluster], Awaitable[Change]], invocation: Invocation) -> None:
+    async def propose(self, plan: Callable[[Cluster], Awaitable[Change]], invocation: Invocation, *,
+                      service: str = "", environment: str = "") -> None:
         """Plan a change from the cluster's state and post it for approval (or run it, if none is needed).
 
         The request is stored (taking the lock) before its message is posted; if the message cannot be
@@ -206,8 +220,12 @@ class Approvals:
         or holds no lock. A rollback is never refused because another change holds the lock: it
         supersedes that change, and both messages say so.
         """
-        cluster = await self.services.cluster()
-        change = await plan(cluster)
+        config = self.services.config_for(service, environment)
+        change = await plan(await self.services.cluster_for(config))
+        if self.services.several:
+            chosen, env = self.services.resolve(service or None, environment or None)
+            change.service, change.environment = chosen.name, env.name
+            change.summary = f"{chosen.name} ({env.name}): {change.summary}"
         now = self.clock()
         record = Record(
             id=uuid.uuid4().hex[:10], change=change, requester=invocation.user_id, channel=invocation.channel_id,
@@ -222,13 +240,13 @@ class Approvals:
             for r in expired:
                 r.state, r.decided = "expired", _iso(now)
             superseded: list[Record] = []
-            busy = self.active(records, now, stale)
+            busy = self.active(records, now, stale, record.key)
             while busy is not None and (change.action == "rollback" or busy.id in stale):
                 why = (f"superseded by a rollback requested by <@{invocation.user_id}>"
                        if change.action == "rollback" else "nobody advanced it any more; superseded by a new request")
                 busy.state, busy.headline, busy.finished = SUPERSEDED, why, _iso(now)
                 superseded.append(busy)
-                busy = self.active(records, now, stale)
+                busy = self.active(records, now, stale, record.key)
             if busy is not None:
                 raise CommandError(self.busy_text(busy))
             records[record.id] = record
@@ -245,7 +263,7 @@ class Approvals:
                 text, blocks = self.approval_view(record)
             else:
                 text, blocks = self.progress_view(
-                    release_for(record, self.config, created=record.created, approver=invocation.user_id), None)
+                    release_for(record, config, created=record.created, approver=invocation.user_id), None)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
         except Exception as exc:
             error = foreign(exc.error, 80) if isinstance(exc, SlackError) else type(exc).__name__
@@ -268,13 +286,17 @@ class Approvals:
         await self._audit("Approved", record, invocation.user_id, note="no approval needed")
         await self._run(record)
 
-    def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset()) -> Record | None:
-        """The request holding the lock: pending (with its message) and not expired, or running.
+    def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset(),
+               key: tuple[str, str] | None = None) -> Record | None:
+        """The request holding the lock of ``key`` (a service and environment; ``None``: any): pending (with
+        its message) and not expired, or running.
 
         A pending request whose message was never posted (its replica died first) holds no lock after
         ``UNPOSTED_GRACE`` seconds.
         """
         for r in sorted(records.values(), key=lambda r: r.created):
+            if key is not None and r.key != key:
+                continue
             if r.state == PENDING and not r.expired(now):
                 if r.ts or now - _parse(r.created) < timedelta(seconds=UNPOSTED_GRACE):
                     return r
@@ -339,10 +361,14 @@ class Approvals:
             raise CommandError(f"`/hello {name}` is not available in this bot.")
         under = f" under request {release_id}" if _REQUEST_ID.fullmatch(release_id) else ""
         reason = f"from the {BUTTONS[kind]['text']} button{under}"
-        request = command.parse([*words, reason], self.config)
-        await self.services.policy.check_change(user, channel, f"ask for a {kind}")
+        under_record = await self.store.get(release_id) if under else None
+        service, environment = under_record.key if under_record is not None else ("", "")
+        config = self.services.config_for(service, environment)
+        request = command.parse([*words, reason], config)
+        await self.services.policy_for(config).check_change(user, channel, f"ask for a {kind}")
         invocation = Invocation(user_id=user, channel_id=channel, text=f'{text} "{reason}"')
-        await command.run(request, Context(invocation=invocation, services=self.services))
+        await command.run(request, Context(invocation=invocation, services=self.services, service=service,
+                                           environment=environment))
 
     async def decide_step(self, release_id: str, user: str, channel: str, decision: str) -> None:
         """Continue or Abort on a release that waits for a person: an approver continues, a deployer may abort."""
@@ -351,12 +377,13 @@ class Approvals:
             raise CommandError("This release is not running any more: nothing was changed.")
         if channel != record.channel:
             raise PermissionDenied("This click did not come from the release's message: nothing was changed.")
+        policy = self.policy_of(record.change)
         if decision == "continue":
-            ok, why = await self.services.policy.can_approve(user, "")
+            ok, why = await policy.can_approve(user, "")
             if not ok:
                 raise PermissionDenied(why)
         else:
-            await self.services.policy.check_change(user, channel, "abort the canary")
+            await policy.check_change(user, channel, "abort the canary")
         await self.services.releases.decide(release_id, user, decision)
         await self._audit("Continued" if decision == "continue" else "Stopped", record, user,
                           note="a person decided on a waiting release")
@@ -374,7 +401,8 @@ class Approvals:
         if from_home and record is not None and record.ts:
             # the user's own Home tab, which only this bot publishes and only that user sees
             channel, ts = record.channel, record.ts
-        self.services.policy.check_channel(channel, "decided")
+        policy = self.policy_of(record.change) if record is not None else self.services.policy
+        policy.check_channel(channel, "decided")
         if record is None:
             raise CommandError("This request is not known any more: nothing was changed.")
         if channel != record.channel or not ts or (record.ts and ts != record.ts):
@@ -391,7 +419,7 @@ class Approvals:
             raise CommandError(f"This request expired at {render.when(_parse(record.expires))}: nothing was changed. "
                                "Ask again if it is still wanted.")
         if approve or user != record.requester:
-            ok, why = await self.services.policy.can_approve(user, record.requester)
+            ok, why = await policy.can_approve(user, record.requester)
             if not ok:
                 raise PermissionDenied(why)
         token = uuid.uuid4().hex
@@ -559,7 +587,8 @@ class Approvals:
         reason = shown_reason(record.change.reason)
         text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
                 + (f" — reason: “{reason}”" if reason else "") + f" — {state_line}")
-        plan = [step.title for step in steps_for(record.change.action, record.change.params, self.config)]
+        plan = [step.title for step in steps_for(record.change.action, record.change.params,
+                                                 self.config_of(record.change))]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
                                pending=record.state == PENDING, plan=plan, reason=reason)
         return text, blocks

@@ -91,10 +91,12 @@ class Audit:
             "object": f"{change.target.get('kind', '')}/{change.target.get('name', '')}",
             "note": note,
             "change_reason": change.reason,
+            "service": change.service,
+            "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
         log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
-        await self._event(entry, change.target)
+        await self._event(entry, change.target, self.services.config_for(change.service, change.environment))
         await self._post(entry)
         return entry
 
@@ -121,8 +123,9 @@ class Audit:
         await self._post(entry)
         return entry
 
-    async def _event(self, entry: dict[str, Any], target: dict[str, str]) -> None:
-        config = self.services.config
+    async def _event(self, entry: dict[str, Any], target: dict[str, str], config: Any = None) -> None:
+        """The audit Event, in the namespace (and cluster) of the object the change is about."""
+        config = config or self.services.config
         stamp = entry["at"][:19] + "Z"
         name = target.get("name") or config.stable_deployment
         message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
@@ -153,8 +156,7 @@ class Audit:
             "count": 1,
         }
         try:
-            cluster = await self.services.cluster()
-
+            cluster = await self.services.cluster_for(config)
             await cluster.create_event(body)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
@@ -173,9 +175,10 @@ class Audit:
             except SlackError as exc:
                 log.warning("cannot post to the audit channel %s: %s", channel, exc)
 
-    async def entries(self) -> list[Entry]:
-        """Every audit record kept in the cluster's Events, newest first."""
-        cluster = await self.services.cluster()
+    async def entries(self, config: Any = None) -> list[Entry]:
+        """Every audit record kept in the Events of a service's namespace (``config``, from
+        ``Services.config_for``; default the bot's own), newest first."""
+        cluster = await self.services.cluster_for(config or self.services.config)
 
         out = []
         for event in await cluster.list_raw_events(SELECTOR):
@@ -185,16 +188,16 @@ class Audit:
         out.sort(key=lambda e: e.at, reverse=True)
         return out
 
-    async def recent(self, n: int = 20) -> list[Entry]:
+    async def recent(self, n: int = 20, config: Any = None) -> list[Entry]:
         """The ``n`` newest audit records, newest first."""
-        return (await self.entries())[:n]
+        return (await self.entries(config))[:n]
 
-    async def markers(self, start: datetime, end: datetime) -> list[Any]:
+    async def markers(self, start: datetime, end: datetime, config: Any = None) -> list[Any]:
         """Chart markers (:class:`bot.charts.Marker`) for the changes that finished between start and end."""
         from bot.observe.charts import Marker
 
         out = []
-        for entry in reversed(await self.entries()):
+        for entry in reversed(await self.entries(config)):
             kind = MARKER_KINDS.get(entry.verb)
             if kind is None or entry.phase not in ("Succeeded", "Failed") or not start <= entry.at <= end:
                 continue

@@ -190,7 +190,8 @@ class Engine:
             log.exception("release %s: driver failed; the next pass starts it again", record.id)
 
     def new_release(self, record: Record) -> Release:
-        return release_for(record, self.config, created=now_iso(self.clock()))
+        config = self.services.config_for(record.change.service, record.change.environment)
+        return release_for(record, config, created=now_iso(self.clock()))
 
     async def drive(self, record: Record) -> Release:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
@@ -293,7 +294,7 @@ class _Driver:
         self.engine = engine
         self.record = record
         self.release = release
-        self.config = engine.config
+        self.config = engine.services.config_for(release.service, release.environment)
         self.status: RolloutStatus | None = None
         self._lock = asyncio.Lock()
         editor = None
@@ -392,7 +393,7 @@ class _Driver:
         delay = 0.5
         while True:
             try:
-                cluster = await engine.services.cluster()
+                cluster = await engine.services.cluster_for(self.config)
                 if step.kind == StepKind.ANALYSE:
                     result = await self._analyse(step, cluster)
                 elif step.kind == StepKind.GATE:
@@ -517,7 +518,7 @@ class _Driver:
         if stable.version == version:
             return Verdict(State.INCONCLUSIVE, f"the canary runs the stable version `{version}`: nothing to compare",
                            (), seconds)
-        prometheus = self.engine.services.prometheus
+        prometheus = self.engine.services.prometheus_for(self.config)
         try:
             counts = await prometheus.window(seconds)
         except DependencyUnavailable as exc:
@@ -630,7 +631,8 @@ class _Driver:
         from bot.observe import charts
 
         release, services = self.release, self.engine.services
-        if not release.ts or services.prometheus is None:
+        prometheus = services.prometheus_for(self.config)
+        if not release.ts or prometheus is None:
             return
         states = {StepState.DONE: "pass", StepState.FAILED: "fail"}
         windows, markers = [], []
@@ -642,7 +644,7 @@ class _Driver:
             elif step.kind == StepKind.SET_WEIGHT and step.finished:
                 markers.append(charts.Marker(ended, f"{step.percent}%", kind="canary"))
         try:
-            snapshot = await services.prometheus.snapshot("15m")
+            snapshot = await prometheus.snapshot("15m")
             if not snapshot.has_traffic:
                 return
             png = await charts.render_chart_async(snapshot, service=self.config.stable_deployment, kind="all",

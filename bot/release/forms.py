@@ -15,7 +15,7 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
         raise CommandError(f"Give a version: `/hello {command} <version>` (no form can be opened from here).")
     recent: list[str] = []
     try:
-        _, history = await revisions(await ctx.services.cluster(), ctx.config.stable_deployment, ctx.config)
+        _, history = await revisions(await ctx.cluster(), ctx.config.stable_deployment, ctx.config)
         recent = list(dict.fromkeys(r.version for r in history if r.version))
     except DependencyUnavailable:
         pass  # the form works without the list

@@ -180,6 +180,13 @@ class Release:
     outcome: Outcome | None = None
     reported: bool = False  # its final message and audit record are out
     reason: str = ""  # why, as the requester gave it (releases stored before reasons existed have none)
+    service: str = ""  # the catalogue's service and environment ("": the default, one service)
+    environment: str = ""
+
+    @property
+    def where(self) -> str:
+        """"greeter in production", or "" for the one service of a configuration without a catalogue."""
+        return f"{self.service} in {self.environment}" if self.service else ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -221,7 +228,8 @@ def release_for(record: Any, config: Config, *, created: str, approver: str | No
     return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
                    params=change.params, steps=steps_for(change.action, change.params, config),
                    requester=record.requester, approver=record.approver if approver is None else approver,
-                   channel=record.channel, ts=record.ts, created=created, reason=change.reason)
+                   channel=record.channel, ts=record.ts, created=created, reason=change.reason,
+                   service=change.service, environment=change.environment)
 
 
 def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
