@@ -283,12 +283,16 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
     async def on_form(ack: Callable[..., Awaitable[Any]], body: dict, view: dict) -> None:
         """A submitted form runs as the command it stands for; a usage error is shown in the form."""
         name, channel, values = forms.submitted(view)
+        errors = forms.version_errors(values)
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
         invocation = Invocation(user_id=str((body.get("user") or {}).get("id", "")), channel_id=channel,
                                 text=forms.command_text(name, values))
         command, request, immediate = dispatcher.prepare(invocation)
         if immediate is not None or command is None or getattr(request, "form", False):
             message = immediate.text.split("\nUsage:")[0] if immediate is not None else "Give a version."
-            await ack(response_action="errors", errors={forms.error_block(message): message[:150]})
+            await ack(response_action="errors", errors={forms.error_block(message, values): message[:150]})
             return
         await ack()
         dispatcher.spawn(dispatcher.run(command, request, invocation), name=f"form {command.name}")

@@ -1,4 +1,5 @@
-"""Opening the deploy and canary forms: the modal, with the versions the stable Deployment ran recently."""
+"""Opening the deploy and canary forms: the modal, with a choice of the versions the stable Deployment ran
+recently (its ReplicaSet history, newest first, the running one marked)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
     if not invocation.trigger_id:
         raise CommandError(f"Give a version: `/hello {command} <version>` (no form can be opened from here).")
     recent: list[str] = []
+    running = ""
     try:
-        _, history = await revisions(await ctx.cluster(), ctx.config.stable_deployment, ctx.config)
-        recent = list(dict.fromkeys(r.version for r in history if r.version))
+        current, history = await revisions(await ctx.cluster(), ctx.config.stable_deployment, ctx.config)
+        recent = [r.version for r in reversed(history) if r.version]  # newest first
+        running = next((r.version for r in history if r.number == current), "")
     except DependencyUnavailable:
-        pass  # the form works without the list
-    await ctx.services.messenger.open_view(invocation.trigger_id, forms.view(command, invocation.channel_id, recent,
-                                                                          require_reason=ctx.config.require_reason))
+        pass  # the form works without the list: the version is typed
+    form = forms.view(command, invocation.channel_id, recent, running=running,
+                      require_reason=ctx.config.require_reason)
+    await ctx.services.messenger.open_view(invocation.trigger_id, form)
     return None

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, Option
 from slack_sdk.models.views import View
 
 MAX_TEXT = 40_000
@@ -75,6 +75,36 @@ def block_problems(blocks: list[Any], *, limit: int, pointer: str) -> list[str]:
             parsed.to_dict()
         except (SlackObjectFormationError, TypeError, ValueError, KeyError, AttributeError) as exc:
             problems.append(f"{exc} {where}")
+            continue
+        problems.extend(option_problems(raw, f"{pointer}/{i}"))
+    return problems
+
+
+def _elements(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = [(f"/{key}", block[key]) for key in ("element", "accessory") if isinstance(block.get(key), dict)]
+    found += [(f"/elements/{j}", e) for j, e in enumerate(block.get("elements") or []) if isinstance(e, dict)]
+    return found
+
+
+def option_problems(block: dict[str, Any], pointer: str) -> list[str]:
+    """The option objects' own rules, which slack_sdk leaves to Slack: text at most 75 characters,
+    value at most 150, and an ``initial_option`` that is one of the element's options."""
+    problems: list[str] = []
+    for path, element in _elements(block):
+        options = [(f"{path}/options/{k}", o) for k, o in enumerate(element.get("options") or [])]
+        for g, group in enumerate(element.get("option_groups") or []):
+            options += [(f"{path}/option_groups/{g}/options/{k}", o) for k, o in enumerate(group.get("options") or [])]
+        for where, option in options:
+            text = str((option.get("text") or {}).get("text", ""))
+            if len(text) > Option.label_max_length:
+                problems.append(f"must be less than {Option.label_max_length + 1} characters "
+                                f"[json-pointer:{pointer}{where}/text/text]")
+            if len(str(option.get("value", ""))) > Option.value_max_length:
+                problems.append(f"must be less than {Option.value_max_length + 1} characters "
+                                f"[json-pointer:{pointer}{where}/value]")
+        initial = element.get("initial_option")
+        if isinstance(initial, dict) and initial not in [o for _, o in options]:
+            problems.append(f"must match one of the options [json-pointer:{pointer}{path}/initial_option]")
     return problems
 
 

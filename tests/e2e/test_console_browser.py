@@ -93,16 +93,26 @@ def test_deploy_through_the_form_and_approve_from_home(launch_sandbox, page, too
     form = page.locator("#modal-form")
     form.wait_for()
     assert page.inner_text("#modal-title") == "Deploy"
+    recent = form.locator(".b-input[data-block-id=recent] select")
+    assert recent.locator("option").all_inner_texts() == ["Choose a recent version", "v1 (running)"]
     version = form.locator(".b-input[data-block-id=version] input")
     assert version.get_attribute("placeholder")
-    assert "Recent versions" in form.locator(".b-input[data-block-id=version] .input-hint").inner_text()
 
-    # A full-width digit: the bot's answer is shown under the field, and the form stays open.
-    version.fill("v\uff12")
+    # A recent version chosen and another typed: the bot asks for one of them, under the typed one.
+    recent.select_option("v1")
+    version.fill("v2")
     page.click("#modal-submit")
     error = form.locator(".b-input[data-block-id=version] .input-error")
     error.wait_for()
-    assert "ASCII" in error.inner_text()
+    assert "not both" in error.inner_text()
+    assert recent.input_value() == "v1" and version.input_value() == "v2"  # the redraw kept both
+    page.screenshot(path=str(tools.artifacts / "console-modal-select.png"))
+
+    # A full-width digit: the bot's answer is shown under the field, and the form stays open.
+    recent.select_option("")
+    version.fill("v\uff12")
+    page.click("#modal-submit")
+    error.filter(has_text="ASCII").wait_for()
     assert version.input_value() == "v\uff12"
     page.screenshot(path=str(tools.artifacts / "console-modal-error.png"))
 

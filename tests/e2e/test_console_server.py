@@ -122,7 +122,8 @@ async def test_the_form_shows_its_errors_then_asks_for_approval(console) -> None
     async with http.get("/api/state") as response:
         shown = (await response.json())["views"]["modals"]["U1"][-1]
     assert shown["id"] == form.id and shown["title"]["text"] == "Deploy"
-    assert [b["block_id"] for b in shown["blocks"] if b["type"] == "input"] == ["version", "reason"]
+    assert [b["block_id"] for b in shown["blocks"] if b["type"] == "input"] == ["recent", "version", "reason"]
+    assert [o["text"]["text"] for o in shown["blocks"][0]["element"]["options"]] == ["v1 (running)"]
 
     # A full-width digit: the bot answers with response_action errors, shown under the block.
     wide = {"user": "U1", "view_id": form.id, "values": {"version": "v\uff12"}}
@@ -130,11 +131,17 @@ async def test_the_form_shows_its_errors_then_asks_for_approval(console) -> None
     assert (status, answer["ok"], answer["outcome"]) == (200, True, "errors"), answer
     assert "ASCII" in answer["errors"]["version"]
     assert stack.slack.modal_errors("U1") == answer["errors"]
-    # Empty: the client refuses it itself (a required field), nothing reaches the bot.
-    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": ""}})
-    assert (status, answer["outcome"]) == (200, "incomplete") and answer["errors"]["version"]
+    # Neither a recent version nor a typed one: the bot asks for one under the select.
+    empty = {"recent": None, "version": ""}
+    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": empty})
+    assert (status, answer["outcome"]) == (200, "errors") and list(answer["errors"]) == ["recent"], answer
+    # Both: under the typed version.
+    both = {"recent": "v1", "version": "v2"}
+    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": both})
+    assert (status, answer["outcome"]) == (200, "errors") and list(answer["errors"]) == ["version"], answer
 
-    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": {"version": "v2"}})
+    typed = {"recent": None, "version": "v2"}
+    status, answer = await post(http, "/api/submit", {"user": "U1", "view_id": form.id, "values": typed})
     assert (status, answer["outcome"]) == (200, "closed"), answer
     assert stack.slack.modal("U1") is None
     approval = await stack.slack.wait_for(approval_with_button, 20)
@@ -145,7 +152,7 @@ async def test_cancel_closes_the_form(console) -> None:  # type: ignore[no-untyp
     stack, _, http = console
     await post(http, "/api/command", {"user": "U1", "channel": "C1", "text": "/hello canary"})
     form = await stack.slack.wait_for_modal("U1", timeout=10)
-    assert list(form.input_blocks()) == ["version", "percent", "reason"]
+    assert list(form.input_blocks()) == ["recent", "version", "percent", "reason"]
     status, answer = await post(http, "/api/close_view", {"user": "U1", "view_id": form.id})
     assert (status, answer["ok"]) == (200, True)
     assert stack.slack.modal("U1") is None

@@ -2,7 +2,61 @@
 
 from __future__ import annotations
 
+from bot.chat import forms
+from sandbox.slack.content import check_view
 from tests.releasing.conftest import Chat
+
+
+def _block(modal: dict, block_id: str) -> dict:
+    return next(b for b in modal["blocks"] if b["block_id"] == block_id)
+
+
+def test_the_form_offers_the_recent_versions_newest_first_with_the_running_one_marked() -> None:
+    modal = forms.view("deploy", "C1", ["v3", "v2", "v3", "", "v1"], running="v2")
+    assert [b["block_id"] for b in modal["blocks"]] == ["recent", "version", "reason"]
+    select = _block(modal, "recent")
+    assert select["element"]["type"] == "static_select" and select["optional"] is True
+    options = select["element"]["options"]
+    assert [o["value"] for o in options] == ["v3", "v2", "v1"]  # each once, in the order given
+    assert [o["text"]["text"] for o in options] == ["v3", "v2 (running)", "v1"]
+    typed = _block(modal, "version")
+    assert typed["element"]["type"] == "plain_text_input" and typed["optional"] is True
+    assert typed["label"]["text"] == "Or another version"
+    check_view(modal, kinds=("modal",))  # as Slack would take it
+
+
+def test_without_history_the_version_is_only_typed_and_required() -> None:
+    modal = forms.view("canary", "C1", [])
+    assert [b["block_id"] for b in modal["blocks"]] == ["version", "percent", "reason"]
+    typed = _block(modal, "version")
+    assert typed["optional"] is False and typed["label"]["text"] == "Version"
+    assert "static_select" not in str(modal)
+
+
+def test_the_select_keeps_slacks_limits() -> None:
+    long = "v1." + "9" * 80  # a label longer than 75 characters, a value Slack still carries
+    too_long = "v2." + "9" * 150  # a value Slack cannot carry: left out, never cut into another version
+    many = [f"v{n}" for n in range(150, 0, -1)]
+    modal = forms.view("deploy", "C1", [long, too_long, *many], running=long)
+    options = _block(modal, "recent")["element"]["options"]
+    assert len(options) == forms.MAX_OPTIONS == 100
+    assert options[0]["value"] == long and too_long not in [o["value"] for o in options]
+    assert options[0]["text"]["text"].endswith("… (running)") and len(options[0]["text"]["text"]) == 75
+    assert [o["value"] for o in options[1:]] == many[:99]  # the newest hundred, in order
+    check_view(modal, kinds=("modal",))
+
+
+def test_exactly_one_of_the_select_and_the_typed_version() -> None:
+    assert forms.version_errors({"recent": "v1", "version": "", "reason": ""}) == {}
+    assert forms.version_errors({"recent": "", "version": "v2"}) == {}
+    assert forms.version_errors({"recent": "", "version": ""}) == {"recent": forms.PICK_ONE}
+    assert forms.version_errors({"recent": "v1", "version": "v2"}) == {"version": forms.NOT_BOTH}
+    assert forms.version_errors({"version": ""}) == {}  # no select: the client requires the typed version
+    assert forms.command_text("deploy", {"recent": "v1", "version": ""}) == "deploy v1"
+    bad = "`v1_` is not a version I can deploy"
+    assert forms.error_block(bad, {"recent": "v1_", "version": ""}) == "recent"  # under the field that gave it
+    assert forms.error_block(bad, {"recent": "", "version": "v1_"}) == "version"
+    assert forms.error_block("a percent from 1 to 99", {"recent": "v1"}) == "percent"
 
 
 async def _modal(chat: Chat, user: str, timeout: float = 10.0):  # -> ViewRecord
@@ -16,7 +70,8 @@ async def test_the_deploy_form_shows_a_bad_version_in_the_form_then_asks_for_app
     await chat.send("U1", "/hello deploy")
     modal = await _modal(chat, "U1")
     assert modal.spec["title"]["text"] == "Deploy"
-    assert "Recent versions: v1" in str(modal.spec["blocks"])  # from the ReplicaSet history
+    options = next(b for b in modal.spec["blocks"] if b["block_id"] == "recent")["element"]["options"]
+    assert options == [{"text": {"type": "plain_text", "text": "v1 (running)"}, "value": "v1"}]  # ReplicaSet history
 
     reply = await chat.slack.submit_view("U1", modal.id, {"version": "v２"})  # a full-width 2
     assert reply.outcome == "errors"
@@ -55,3 +110,39 @@ async def test_a_required_reason_left_out_is_shown_under_the_reason_field(releas
         reply = await chat.slack.submit_view("U1", modal.id, {"version": "v2", "reason": "ship it"})
         assert reply.outcome == "closed"
         await chat.approval()
+
+
+async def test_a_version_chosen_from_the_history_is_asked_for(chat: Chat) -> None:
+    deployed = await chat.approve("U1", "/hello deploy v2")  # the history is now v1, then v2 (running)
+    await chat.send("U1", "/hello deploy")
+    modal = await _modal(chat, "U1")
+    options = next(b for b in modal.spec["blocks"] if b["block_id"] == "recent")["element"]["options"]
+    assert [(o["value"], o["text"]["text"]) for o in options] == [("v2", "v2 (running)"), ("v1", "v1")]
+
+    reply = await chat.slack.submit_view("U1", modal.id, {"recent": "v1", "reason": "back to v1"})
+    assert reply.outcome == "closed"
+    chosen = {"type": "static_select", "selected_option": options[1]}  # as Slack sends it in view.state.values
+    assert modal.values["recent"] == {"recent": chosen}
+    request = await chat.approval(exclude=[deployed.ts])
+    assert "v2 → v1" in request.text and "back to v1" in str(request.blocks)
+
+
+async def test_neither_or_both_versions_are_shown_in_the_form_and_nothing_is_asked(chat: Chat) -> None:
+    await chat.send("U1", "/hello canary")
+    modal = await _modal(chat, "U1")
+
+    reply = await chat.slack.submit_view("U1", modal.id, {"percent": "10"})
+    assert reply.outcome == "errors"
+    assert chat.slack.modal_errors("U1") == {"recent": forms.PICK_ONE}
+
+    reply = await chat.slack.submit_view("U1", modal.id, {"recent": "v1", "version": "v2"})
+    assert reply.outcome == "errors"
+    assert chat.slack.modal_errors("U1") == {"version": forms.NOT_BOTH}
+
+    reply = await chat.slack.submit_view("U1", modal.id, {"recent": None, "version": "v2!"})
+    assert reply.outcome == "errors" and list(chat.slack.modal_errors("U1")) == ["version"]
+    assert chat.slack.messages("C1") == []  # nothing asked
+
+    reply = await chat.slack.submit_view("U1", modal.id, {"version": "v2"})
+    assert reply.outcome == "closed"
+    assert "v2 at 10%" in (await chat.approval()).text  # the share typed before stayed in the form

@@ -187,6 +187,26 @@ async def test_invalid_views_are_refused_with_slacks_messages_and_keep_the_trigg
     assert len(emu.modal_stack("U1")) == 1
 
 
+async def test_select_options_over_slacks_limits_are_refused(
+    emu: SlackEmulator, client: AsyncWebClient, recorder: Recorder
+) -> None:
+    trigger = await command_trigger(emu, recorder)
+    view = modal(inputs=True)
+    select = view["blocks"][2]["element"]
+    select["options"][0]["text"]["text"] = "s" * 76
+    select["options"][1]["value"] = "p" * 151
+    select["initial_option"] = {"text": plain("qa"), "value": "qa"}
+    msgs = (await api_error(client.views_open(trigger_id=trigger, view=view)))["response_metadata"]["messages"]
+    assert any("76" in m and "/view/blocks/2/element/options/0/text/text" in m for m in msgs), msgs
+    assert any("151" in m and "/view/blocks/2/element/options/1/value" in m for m in msgs), msgs
+    assert any("/view/blocks/2/element/initial_option" in m for m in msgs), msgs
+
+    view = modal(inputs=True)
+    view["blocks"][2]["element"]["initial_option"] = view["blocks"][2]["element"]["options"][1]
+    opened = (await client.views_open(trigger_id=trigger, view=view))["view"]
+    assert emu.modal("U1").id == opened["id"]  # an initial option that is one of the options is fine
+
+
 # ---- views.push / views.update ----------------------------------------------------------------
 async def test_push_from_inside_a_modal_stacks_at_most_three_views(
     emu: SlackEmulator, client: AsyncWebClient, recorder: Recorder
