@@ -228,7 +228,7 @@ class RawSignatureVerifier(SignatureVerifier):
         return ""
 
 
-WANTED = (b"command", b"text", b"ssl_check")  # all that decides a pure answer
+WANTED = (b"command", b"text", b"ssl_check", b"channel_id")  # all that decides a pure answer
 KNOWN = {b"%2Fhello": "/hello", b"%2fhello": "/hello", b"help": "help", b"": ""}  # the frequent values
 
 
@@ -291,7 +291,8 @@ class QuickAnswers:
         if immediate is not None:
             self.help_ok.inc()
             return response.raw(self._body(immediate), content_type="application/json")
-        command, _, immediate = self.dispatcher.prepare(Invocation(user_id="", channel_id="", text=text))
+        command, _, immediate = self.dispatcher.prepare(Invocation(user_id="", channel_id=form.get("channel_id", ""),
+                                                                   text=text))
         if immediate is None:
             return None
         if command is not None and command.name == "help":

@@ -222,8 +222,9 @@ def blocks(data: StatusData, config: Any) -> list[dict]:
 
 def summary_text(data: StatusData) -> str:
     state = data.state
+    name = data.config.stable_deployment if data.config is not None else "helloworld"
     if state is None:
-        return f"helloworld status: cluster unavailable ({data.cluster_error})"
+        return f"{name} status: cluster unavailable ({data.cluster_error})"
     parts = []
     if state.stable:
         parts.append(f"stable {foreign(state.stable.version, 80)} {state.stable.ready}/{state.stable.desired} ready")
@@ -233,7 +234,7 @@ def summary_text(data: StatusData) -> str:
         parts.append(f"{len(data.warnings)} warning(s)")
     if data.alerts:
         parts.append(f"{len(data.alerts)} alert(s) firing")
-    return "helloworld status: " + ", ".join(parts)
+    return f"{name} status: " + ", ".join(parts)
 
 
 async def release_markers(services: Services, start: datetime, end: datetime, config: Any = None) -> list[Any]:
