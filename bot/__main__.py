@@ -1,4 +1,4 @@
-"""``python -m bot serve | check | sandbox``."""
+"""``python -m bot serve | check | rbac | sandbox``."""
 
 from __future__ import annotations
 
@@ -143,7 +143,9 @@ def socket_mode_refused(config: Config) -> str:
 
 async def check_service(config: Config) -> tuple[bool, str]:
     """One service in one environment (``config`` from ``Service.config_for``): can the bot read its
-    Deployments, Mappings and Certificate, and is its Prometheus answering."""
+    Deployments, Mappings and Certificate, may it do everything it does to them (:data:`access.SERVICE`),
+    and is its Prometheus answering."""
+    from bot.cluster import access
     from bot.cluster.kube import Cluster
     from bot.observe.prom import Prometheus
 
@@ -153,13 +155,17 @@ async def check_service(config: Config) -> tuple[bool, str]:
             found = await asyncio.gather(
                 cluster.get_deployment(config.stable_deployment), cluster.get_deployment(config.canary_deployment),
                 cluster.get_mapping(config.stable_mapping), cluster.get_mapping(config.canary_mapping),
-                cluster.get_certificate(config.certificate), return_exceptions=True)
-            failures = [str(exc) for exc in found if isinstance(exc, Exception)]
+                cluster.get_certificate(config.certificate), access.missing(cluster, access.SERVICE),
+                return_exceptions=True)
+            *reads, lacking = found
+            failures = [str(exc) for exc in (*reads, lacking) if isinstance(exc, Exception)]
+            if isinstance(lacking, list) and lacking:
+                failures.append(access.refusal(lacking, config.namespace))
             if failures:
                 raise RuntimeError(", ".join(dict.fromkeys(failures)))
             return (f"{cluster.host}, namespace {config.namespace}: deployments {config.stable_deployment}, "
                     f"{config.canary_deployment}, mappings {config.stable_mapping}, {config.canary_mapping}, "
-                    f"certificate {config.certificate}")
+                    f"certificate {config.certificate}; allowed all {len(access.SERVICE)} verbs")
         finally:
             await cluster.close()
 
@@ -171,10 +177,31 @@ async def check_service(config: Config) -> tuple[bool, str]:
     return ok, f"{kube_text}; {prom_text}"
 
 
+async def check_state(config: Config) -> tuple[bool, str]:
+    """May the bot keep its state (:data:`access.STATE`: ConfigMaps, the Lease) in ``HELLO_NAMESPACE``."""
+    from bot.cluster import access
+    from bot.cluster.kube import Cluster
+
+    try:
+        cluster = await Cluster.connect(config)
+        try:
+            lacking = await access.missing(cluster, access.STATE)
+        finally:
+            await cluster.close()
+    except Exception as exc:
+        return False, f"kubernetes failed: {exc}"
+    if lacking:
+        return False, f"kubernetes failed: {access.refusal(lacking, config.namespace)}"
+    return True, (f"kubernetes ok, {cluster.host}, namespace {config.namespace}: allowed all {len(access.STATE)} "
+                  "verbs on configmaps and leases")
+
+
 async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list[tuple[str, bool, str]]:
     """Each dependency: (name, ok, detail). With a catalogue file, one entry per service and environment
-    (``service/environment``) instead of the single service's kubernetes and prometheus entries."""
+    (``service/environment``) and one for the bot's state in ``HELLO_NAMESPACE`` instead of the single
+    service's kubernetes and prometheus entries."""
     from bot.chat.messenger import Messenger, make_client
+    from bot.cluster import access
     from bot.cluster.kube import Cluster
     from bot.observe.prom import Prometheus
 
@@ -191,11 +218,16 @@ async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list
         found = await asyncio.gather(*(check_service(service.config_for(env, config)) for service, env in pairs))
         for (service, env), (ok, detail) in zip(pairs, found, strict=True):
             results.append((f"{service.name}/{env.name}", ok, detail))
+        results.append(("state", *await check_state(config)))
         return results
     try:
         cluster = await Cluster.connect(config)
         try:
-            results.append(("kubernetes", True, await cluster.check()))
+            line = await cluster.check()
+            lacking = await access.missing(cluster, access.REQUIRED)
+            if lacking:
+                raise RuntimeError(access.refusal(lacking, config.namespace))
+            results.append(("kubernetes", True, f"{line}; allowed all {len(access.REQUIRED)} verbs"))
         finally:
             await cluster.close()
     except Exception as exc:
@@ -222,6 +254,20 @@ def check(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
+def rbac(args: argparse.Namespace) -> int:
+    """Print the bot's Role and RoleBinding for every namespace of the catalogue (:mod:`bot.cluster.roles`)."""
+    from bot.cluster import roles
+
+    try:
+        config = config_module.load(require_slack=False)
+        text = roles.render(config_module.load_catalogue(config), config, context=args.context)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
 def sandbox(args: argparse.Namespace) -> int:
     from sandbox.run import main as sandbox_main
 
@@ -237,8 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--socket-mode", action="store_true", help="receive events over Socket Mode "
                          "(needs SLACK_APP_TOKEN); the HTTP server still serves health and metrics")
     p_serve.set_defaults(func=serve)
-    p_check = sub.add_parser("check", help="validate configuration and reach Slack, Kubernetes, Prometheus")
+    p_check = sub.add_parser("check", help="validate configuration and reach Slack, Kubernetes (with every "
+                             "permission the bot uses), Prometheus")
     p_check.set_defaults(func=check)
+    p_rbac = sub.add_parser("rbac", help="print the bot's Role and RoleBinding for every namespace it manages")
+    p_rbac.add_argument("--context", default=None, help="only this cluster: a kubeconfig context of the "
+                        "catalogue, or in-cluster for the bot's own (default: every cluster)")
+    p_rbac.set_defaults(func=rbac)
     p_sandbox = sub.add_parser("sandbox", help="run everything locally with emulated Slack and Kubernetes")
     p_sandbox.add_argument("--port", type=int, default=None, help="console port (default 3000)")
     p_sandbox.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)

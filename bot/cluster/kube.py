@@ -43,7 +43,7 @@ T = TypeVar("T")
 # Writes that may be repeated with no harm: a patch that sets a value, an audit Event (a repeat after a
 # lost answer is refused as existing). Replacements carry a resourceVersion: their callers decide again.
 IDEMPOTENT_WRITES = {("patch", "deployments"), ("patch", "deployments/scale"), ("patch", "mappings"),
-                     ("create", "events")}
+                     ("create", "events"), ("create", "selfsubjectaccessreviews")}  # a review stores nothing
 
 # ---------------------------------------------------------------- state dataclasses
 
@@ -297,6 +297,7 @@ class Cluster:
         self.core = kclient.CoreV1Api(api_client)
         self.custom = kclient.CustomObjectsApi(api_client)
         self.coordination = kclient.CoordinationV1Api(api_client)
+        self.authorization = kclient.AuthorizationV1Api(api_client)
         self.request_timeout = 10.0
 
     @classmethod
@@ -589,6 +590,21 @@ class Cluster:
             warnings=tuple(events or ()),
             missing=missing,
         )
+
+    # -- access
+    async def may(self, verb: str, group: str, resource: str, *, namespace: str | None = None) -> bool:
+        """Whether this client's identity may ``verb`` ``resource`` (``deployments/scale`` names a
+        subresource) of API ``group`` in ``namespace`` (default: the service's), as the API server's
+        authorizer answers a SelfSubjectAccessReview; nothing is tried."""
+        top, _, sub = resource.partition("/")
+        attributes = {"namespace": namespace or self.namespace, "verb": verb, "group": group, "resource": top}
+        if sub:
+            attributes["subresource"] = sub
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes}}
+        review = self._dict(await self._call("create", "selfsubjectaccessreviews", None,
+                                             self.authorization.create_self_subject_access_review, body))
+        return bool((review.get("status") or {}).get("allowed"))
 
     async def check(self) -> str:
         """One line for ``bot check``: can we read the stable Deployment?"""

@@ -42,6 +42,9 @@ class Target:
     watch_path: bool = False  # legacy /watch/ URL
 
 
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
@@ -150,6 +153,8 @@ class ApiServer:
                     body = yaml.safe_load(raw)
                 except yaml.YAMLError as exc:
                     return _error(ApiError(400, "BadRequest", f"error decoding YAML: {exc}"))
+        if path == ACCESS_REVIEWS and request.method == "POST":
+            return self.access_review(request, body)
         target = parse_target(path, namespaced_hint=body if request.method == "POST" and isinstance(body, dict)
                               else None)
         if target is None:
@@ -200,6 +205,37 @@ class ApiServer:
             message = self.emu.rbac.forbidden_message(verb, kind.group, kind.resource, target.subresource,
                                                       target.name, namespace)
             raise ApiError(403, "Forbidden", message, details_for(target.name, kind.group, kind.resource))
+
+    def access_review(self, request: web.Request, body: Any) -> web.Response:
+        """``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews``: may the caller do this?
+
+        As in Kubernetes every authenticated caller may ask about itself (nothing is stored): the
+        admin token and an emulator without RBAC may do anything; the bot's token is answered from the
+        rules of the Roles the emulator enforces. Non-resource requests (``/healthz``) are allowed.
+        """
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if self.emu.rbac_enabled and token not in (self.emu.admin_token, self.emu.rbac_token):
+            return _error(ApiError(401, "Unauthorized", "Unauthorized"))
+        spec = body.get("spec") if isinstance(body, dict) else None
+        attrs = spec.get("resourceAttributes") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or (not isinstance(attrs, dict) and not spec.get("nonResourceAttributes")):
+            return _error(ApiError(422, "Invalid", "SelfSubjectAccessReview.authorization.k8s.io is invalid: "
+                                   "spec.resourceAttributes: Invalid value: null: exactly one of "
+                                   "nonResourceAttributes or resourceAttributes must be specified"))
+        if not self.emu.rbac_enabled or token == self.emu.admin_token or not isinstance(attrs, dict):
+            allowed, reason = True, "" if self.emu.rbac_enabled else "the emulator enforces no RBAC"
+        else:
+            allowed = self.emu.rbac.allows(str(attrs.get("verb") or ""), str(attrs.get("group") or ""),
+                                           str(attrs.get("resource") or ""), str(attrs.get("subresource") or ""),
+                                           attrs.get("name") or None, attrs.get("namespace") or None)
+            reason = f'RBAC: allowed by a Role bound to "{self.emu.rbac.user}"' if allowed else ""
+        status: dict[str, Any] = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                  "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+        return _json(review, 201)
 
     # --- discovery ----------------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from sandbox.prometheus import PrometheusServer
-from sandbox.stack import Stack
+from sandbox.stack import ROLE, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +31,22 @@ async def test_check_reports_every_dependency_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[0] for line in lines] == ["configuration", "slack", "kubernetes", "prometheus"]
     assert all(line.split()[1] == "ok" for line in lines)
-    assert "namespace hello" in lines[2]
+    assert "namespace hello" in lines[2] and "allowed all 19 verbs" in lines[2]
+
+
+async def test_check_fails_naming_each_verb_the_role_does_not_grant(tmp_path: Path) -> None:
+    role = yaml.safe_load(ROLE.read_text())
+    role["rules"] = [rule for rule in role["rules"] if rule["resources"] != ["deployments/scale"]]
+    for rule in role["rules"]:
+        if rule["resources"] == ["configmaps"]:
+            rule["verbs"].remove("delete")
+    (tmp_path / "role.yaml").write_text(yaml.safe_dump(role))
+    async with Stack(rbac=True, kube_options={"rbac_files": (tmp_path / "role.yaml",)}) as stack:
+        result = await run_check(stack.env())
+    assert result.returncode == 1
+    kubernetes = next(line for line in result.stdout.splitlines() if line.startswith("kubernetes"))
+    assert kubernetes.split(None, 2)[1:] == ["failed",
+                                             "cannot patch deployments/scale, delete configmaps in namespace hello"]
 
 
 async def test_check_fails_with_reasons_when_dependencies_are_down(tmp_path: Path) -> None:

@@ -374,11 +374,15 @@ services:
         })
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert list(lines) == ["configuration", "slack", "helloworld/staging", "helloworld/production",
-                           "payments/staging"], result.stdout + result.stderr
+                           "payments/staging", "state"], result.stdout + result.stderr
     for name in ("helloworld/staging", "helloworld/production"):
         assert lines[name].split()[1] == "ok", lines[name]
         assert "namespace hello: deployments helloworld, helloworld-canary" in lines[name]
         assert "prometheus ok, Prometheus" in lines[name]
+        assert "certificate helloworld-tls; allowed all 12 verbs" in lines[name]  # no RBAC: all allowed
+    # the bot's state (ConfigMaps, the Lease) in HELLO_NAMESPACE of its own cluster (the current context)
+    assert lines["state"].split(None, 2)[1:] == [
+        "ok", f"kubernetes ok, {staging.url}, namespace hello: allowed all 7 verbs on configmaps and leases"]
     assert staging.url in lines["helloworld/staging"] and production.url in lines["helloworld/production"]
     # the manifests hold no payments Deployment: named, with the reason, and the exit status says so
     assert lines["payments/staging"].split()[1] == "failed"

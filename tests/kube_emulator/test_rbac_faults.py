@@ -137,3 +137,44 @@ def test_fault_rules_over_http(kube):
     assert err.value.status == 403
     # the plain resource was not matched by the subresource rule
     kube.apps.patch_namespaced_deployment("helloworld", NS, {"metadata": {"labels": {"x": "y"}}})
+
+
+def _review(cluster, verb: str, resource: str, *, group: str = "", subresource: str = "", name: str = "",
+            namespace: str = NS) -> dict:
+    from kubernetes import client
+
+    attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+    attributes.update({k: v for k, v in (("subresource", subresource), ("name", name)) if v})
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}
+    review = client.AuthorizationV1Api(cluster.api).create_self_subject_access_review(body)
+    return cluster.api.sanitize_for_serialization(review)
+
+
+def test_self_subject_access_review_answers_from_the_role_of_the_caller(rbac, cluster_for):
+    emu, bot, admin = rbac
+    review = _review(bot, "patch", "deployments", group="apps", name="helloworld")
+    assert review["kind"] == "SelfSubjectAccessReview" and review["status"]["allowed"] is True
+    assert review["spec"]["resourceAttributes"]["name"] == "helloworld"
+    assert _review(bot, "patch", "deployments", group="apps", name="other")["status"]["allowed"] is False
+    assert _review(bot, "patch", "deployments", group="apps", subresource="scale",
+                   name="helloworld")["status"]["allowed"] is False
+    assert _review(bot, "list", "events")["status"]["allowed"] is True
+    assert _review(bot, "create", "events")["status"]["allowed"] is False
+    assert _review(bot, "list", "events", namespace="default")["status"]["allowed"] is False  # a Role's namespace
+    assert _review(admin, "delete", "secrets")["status"]["allowed"] is True
+    with pytest.raises(ApiException) as err:
+        _review(cluster_for(emu, token="who-knows"), "get", "pods")
+    assert err.value.status == 401
+    assert emu.rbac_usage("bot-token") == set()  # asking is not using: the Role's usage record is untouched
+
+
+def test_self_subject_access_review_allows_everything_without_rbac(emu, cluster_for):
+    review = _review(cluster_for(emu, token="anyone"), "delete", "secrets")
+    assert review["status"]["allowed"] is True
+    with pytest.raises(ApiException) as err:  # the real API's validation: the spec names what is asked
+        from kubernetes import client
+
+        client.AuthorizationV1Api(cluster_for(emu).api).create_self_subject_access_review(
+            {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}})
+    assert err.value.status == 422

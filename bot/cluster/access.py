@@ -1,0 +1,62 @@
+"""What the bot must be allowed to do, asked of the API server (a SelfSubjectAccessReview per verb).
+
+:data:`SERVICE` is what it does to a service's objects, in every namespace a catalogue environment
+names; :data:`STATE` is what its own state needs, in its home namespace (``HELLO_NAMESPACE``): approval
+requests, the lock and release records (ConfigMaps) and leader election (the Lease). Together they are
+exactly the rules of ``manifests/bot/role.yaml``, verb by verb (a test holds the two together). Nothing
+is tried: ``python -m bot check`` reports what is missing before a release would need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.cluster.kube import Cluster
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One verb on one resource of an API group; ``resource`` may name a subresource (``deployments/scale``)."""
+
+    group: str
+    resource: str
+    verb: str
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.resource}"
+
+
+def _grant(group: str, resource: str, *verbs: str) -> tuple[Permission, ...]:
+    return tuple(Permission(group, resource, verb) for verb in verbs)
+
+
+SERVICE: tuple[Permission, ...] = (
+    *_grant("apps", "deployments", "get", "watch", "patch"),  # read, set the image, follow the rollout
+    *_grant("apps", "deployments/scale", "patch"),  # size the canary
+    *_grant("apps", "replicasets", "list"),  # the previous revision's image, for rollback
+    *_grant("", "events", "list", "create"),  # audit records and rollout warnings
+    *_grant("getambassador.io", "mappings", "get", "patch"),  # canary weights
+    *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
+    *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
+)
+STATE: tuple[Permission, ...] = (
+    *_grant("", "configmaps", "get", "create", "update", "delete"),  # requests, lock, release records
+    *_grant("coordination.k8s.io", "leases", "get", "create", "update"),  # leader election
+)
+REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # the home namespace of a single service holds both
+STATE_RESOURCES = frozenset((p.group, p.resource) for p in STATE)
+
+
+async def missing(cluster: Cluster, permissions: Sequence[Permission], namespace: str | None = None
+                  ) -> list[Permission]:
+    """The permissions the cluster's identity lacks in ``namespace`` (default: the cluster's), in order."""
+    allowed = await asyncio.gather(*(cluster.may(p.verb, p.group, p.resource, namespace=namespace)
+                                     for p in permissions))
+    return [p for p, ok in zip(permissions, allowed, strict=True) if not ok]
+
+
+def refusal(lacking: Sequence[Permission], namespace: str) -> str:
+    """``cannot patch deployments/scale, list replicasets in namespace hello``."""
+    return f"cannot {', '.join(str(p) for p in lacking)} in namespace {namespace}"

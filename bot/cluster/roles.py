@@ -1,0 +1,113 @@
+"""``python -m bot rbac``: the bot's Role and RoleBinding in every namespace its catalogue names.
+
+The rules are read from ``manifests/bot/role.yaml`` (the one source of truth, also applied by
+kustomize) and the subject from ``manifests/bot/serviceaccount.yaml``. The bot's home namespace
+(``HELLO_NAMESPACE``, in the cluster of ``HELLO_KUBE_CONTEXT`` or the bot's own) gets that Role as it
+is: its state lives there. Every other namespace gets the same rules without ConfigMaps and Leases
+(:data:`bot.cluster.access.STATE`), under the name ``<role>-service``, so the two never overwrite each
+other when one cluster is reached through two contexts. The output is a multi-document YAML stream
+grouped by cluster, a comment naming each; apply each cluster's part with its own context.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.cluster.access import STATE_RESOURCES
+from bot.core.catalogue import Catalogue, Environment
+from bot.core.config import Config, ConfigError
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "bot"
+ROLE = MANIFESTS / "role.yaml"
+SERVICE_ACCOUNT = MANIFESTS / "serviceaccount.yaml"
+OWN_CLUSTER = "in-cluster"  # the cluster the bot runs in (or the kubeconfig's current context)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The Role one namespace of one cluster gets; ``home``: it holds the bot's state too."""
+
+    cluster: str  # a kubeconfig context, or OWN_CLUSTER
+    namespace: str
+    home: bool
+
+
+def cluster_of(env: Environment) -> str:
+    """The cluster an environment reaches: its context, or OWN_CLUSTER (in-cluster, or no context)."""
+    return OWN_CLUSTER if env.in_cluster or not env.context else env.context
+
+
+def grants(catalogue: Catalogue, config: Config) -> list[Grant]:
+    """The home namespace first, then each namespace the catalogue names once, in catalogue order."""
+    home = (config.kube_context or OWN_CLUSTER, config.namespace)
+    seen = {home}
+    found = [Grant(*home, home=True)]
+    for _, env in catalogue.pairs():
+        key = (cluster_of(env), env.namespace)
+        if key not in seen:
+            seen.add(key)
+            found.append(Grant(*key, home=False))
+    return found
+
+
+def _document(path: Path, kind: str) -> dict[str, Any]:
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {type(exc).__name__}") from None
+    if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind") != kind:
+        raise ConfigError(f"{path} must hold exactly one {kind}")
+    return docs[0]
+
+
+def service_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rules`` without the state's resources (ConfigMaps, Leases); a rule left with none is dropped."""
+    kept = []
+    for rule in rules:
+        groups = rule.get("apiGroups") or []
+        resources = [r for r in rule.get("resources") or []
+                     if not any((g, r) in STATE_RESOURCES for g in groups)]
+        if resources:
+            kept.append({**copy.deepcopy(rule), "resources": resources})
+    return kept
+
+
+def manifests(grant: Grant, role: dict[str, Any], account: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Role and its RoleBinding for one namespace."""
+    name = role["metadata"]["name"] if grant.home else f"{role['metadata']['name']}-service"
+    labels = copy.deepcopy(role["metadata"].get("labels") or {})
+    meta = {"name": name, "namespace": grant.namespace, **({"labels": labels} if labels else {})}
+    rules = copy.deepcopy(role["rules"]) if grant.home else service_rules(role["rules"])
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": copy.deepcopy(meta),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                       "namespace": account["metadata"]["namespace"]}]},
+    ]
+
+
+def render(catalogue: Catalogue, config: Config, *, context: str | None = None, role_path: Path = ROLE,
+           account_path: Path = SERVICE_ACCOUNT) -> str:
+    """The YAML stream; ``context`` keeps one cluster (a context name, or ``in-cluster``)."""
+    role, account = _document(role_path, "Role"), _document(account_path, "ServiceAccount")
+    chosen = [g for g in grants(catalogue, config) if context is None or g.cluster == context]
+    if not chosen:
+        known = sorted({g.cluster for g in grants(catalogue, config)})
+        raise ConfigError(f"no namespace of the catalogue is in cluster {context!r}; clusters: {', '.join(known)}")
+    out = [f"# The bot's Roles, generated by `python -m bot rbac` from {role_path.name}; bound to the\n"
+           f"# ServiceAccount {account['metadata']['namespace']}/{account['metadata']['name']}.\n"]
+    for cluster in dict.fromkeys(g.cluster for g in chosen):
+        where = ("the bot's own cluster (in-cluster, or the kubeconfig's current context)"
+                 if cluster == OWN_CLUSTER else f"kubeconfig context {cluster}")
+        flag = "" if cluster == OWN_CLUSTER else f" --context {cluster}"
+        out.append(f"# Cluster: {where}. Apply: python -m bot rbac --context {cluster} | kubectl{flag} apply -f -\n")
+        for grant in (g for g in chosen if g.cluster == cluster):
+            for doc in manifests(grant, role, account):
+                out.append("---\n" + yaml.safe_dump(doc, sort_keys=False))
+    return "".join(out)
