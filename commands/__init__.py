@@ -25,7 +25,7 @@ __all__ = ["MODULES", "Command", "Context", "Invocation", "Registry", "Reply", "
            "split"]
 
 MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule",
-           "stats")
+           "stats", "freeze", "unfreeze", "lock", "unlock")
 
 
 def default_registry() -> Registry:

@@ -37,6 +37,7 @@ class Services:
     leader: Any = None  # bot.cluster.leader.LeaderElector, shared by schedules and releases
     home: Any = None  # bot.release.home.Home: the App Home tabs
     alerts: Any = None  # bot.observe.alerts.AlertCards: Alertmanager's notifications and the alert cards
+    holds: Any = None  # bot.release.holds.Holds: locks and freezes
     extras: dict[str, Any] = field(default_factory=dict)
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
