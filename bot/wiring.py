@@ -15,6 +15,7 @@ from bot.observe.schedule import Scheduler
 from bot.release.approvals import Approvals
 from bot.release.audit import Audit
 from bot.release.engine import Engine
+from bot.release.holds import Holds
 from bot.release.home import Home
 from commands import default_registry
 
@@ -42,6 +43,7 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
     services.schedules = Scheduler(services)
     services.releases = Engine(services, services.leader)
     services.home = Home(services)
+    services.holds = Holds(services)
     return services
 
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule",
-           "stats")
+           "stats", "freeze", "unfreeze", "lock", "unlock")
 
 
 def default_registry() -> Registry:

@@ -15,12 +15,16 @@ import re
 import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import yaml
+from croniter import CroniterBadDateError, croniter
 
 from bot.core import config as config_module
+from bot.core.args import SPAN_MOST, span
 from bot.core.config import DEFAULT_VERSION_PATTERN, Config, ConfigError, MetricNames
 from bot.core.errors import UsageError
 from bot.core.text import foreign
@@ -31,6 +35,7 @@ _REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/[a-z0-9]+([._-]
 QUERY_KEYS = ("requests", "errors", "p50", "p99")
 PRESETS = ("helloworld", "envoy")
 DEFAULT_SOAK_MINUTES = 60.0
+ALL = "all"  # not a service's name: `/hello freeze all` means every service
 
 
 class LockMode(enum.StrEnum):
@@ -99,6 +104,38 @@ class Overrides:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FreezeWindow:
+    """A recurring freeze: changes need break-glass from each time ``cron`` fires, for ``duration``.
+
+    ``cron`` (five fields) is read in ``timezone`` (empty: ``HELLO_TIMEZONE``); ``duration`` is elapsed
+    time, so a window that spans a daylight-saving change still lasts exactly that long.
+    ``environments`` empty: every environment of the service.
+    """
+
+    cron: str
+    duration: timedelta
+    timezone: str = ""
+    reason: str = "freeze window"
+    environments: tuple[str, ...] = ()
+
+    def covers(self, environment: str) -> bool:
+        return not self.environments or environment in self.environments
+
+    def active(self, now: datetime, default_timezone: str = "UTC") -> tuple[datetime, datetime] | None:
+        """``(start, end)`` in UTC of the window ``now`` falls in (start <= now < end), else ``None``."""
+        tz = ZoneInfo(self.timezone or default_timezone)
+        start: datetime = croniter(self.cron, now.astimezone(tz) + timedelta(microseconds=1)).get_prev(datetime)
+        start = start.astimezone(UTC)  # aware arithmetic in a zone adds wall-clock time: add elapsed time
+        end = start + self.duration
+        return (start, end) if end > now else None
+
+    def next_start(self, now: datetime, default_timezone: str = "UTC") -> datetime:
+        """The first time strictly after ``now`` the window opens."""
+        tz = ZoneInfo(self.timezone or default_timezone)
+        return croniter(self.cron, now.astimezone(tz)).get_next(datetime)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Service:
     """One released service: its objects, where it runs, who may change it, and how it is judged."""
 
@@ -120,6 +157,7 @@ class Service:
     overrides: Overrides = field(default_factory=Overrides)
     soak_minutes: float = DEFAULT_SOAK_MINUTES
     lock: LockMode = LockMode.QUEUE
+    freezes: tuple[FreezeWindow, ...] = ()  # recurring freeze windows (bot.release.holds)
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -397,7 +435,8 @@ class _Reader:
 
 
 _SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "container", "certificate", "image", "metrics",
-                   "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock")
+                   "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock", "freezes")
+_FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
 _ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers")
 _ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
     "enabled": ("canary_analysis", config_module._bool),
@@ -421,6 +460,8 @@ def _service(source: str, index: int, item: Any) -> Service:
     if not isinstance(item, dict):
         reader.fail("", "must be a mapping")
     name = reader.name(item, "name", "name", label=True, required=True)
+    if name == ALL:
+        reader.fail("name", f"{ALL!r} is reserved: `/hello freeze {ALL}` means every service")
     r = _Reader(source, name)
     r.known(item, "", _SERVICE_FIELDS)
 
@@ -481,7 +522,48 @@ def _service(source: str, index: int, item: Any) -> Service:
         overrides=Overrides(**overrides),
         soak_minutes=DEFAULT_SOAK_MINUTES if soak is None else soak,
         lock=LockMode(lock),
+        freezes=_freezes(r, item.get("freezes"), tuple(env.name for env in environments)),
     )
+
+
+def _freezes(r: _Reader, data: Any, environments: tuple[str, ...]) -> tuple[FreezeWindow, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        r.fail("freezes", "must be a list of windows (cron, duration, timezone, reason, environments)")
+    windows = []
+    for index, item in enumerate(data):
+        at = f"freezes[{index}]"
+        if not isinstance(item, dict):
+            r.fail(at, "must be a mapping (cron, duration, timezone, reason, environments)")
+        r.known(item, at, _FREEZE_FIELDS)
+        cron = " ".join(r.text(item, "cron", f"{at}.cron", required=True).split())
+        if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
+            r.fail(f"{at}.cron", f"{cron!r} is not a cron expression (minute hour day-of-month month day-of-week)")
+        try:
+            croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+        except CroniterBadDateError:
+            r.fail(f"{at}.cron", f"{cron!r} never fires")
+        raw = item.get("duration")
+        length = span(raw) if isinstance(raw, str) else None
+        if length is None:
+            r.fail(f"{at}.duration", "required: a duration like 64h, 90m, 2d or 1d12h")
+        if not timedelta(0) < length <= SPAN_MOST:
+            r.fail(f"{at}.duration", "must be more than 0 and at most 31 days")
+        tz = r.setting(item, "timezone", f"{at}.timezone", config_module._timezone) or ""
+        reason = r.text(item, "reason", f"{at}.reason", default="freeze window")
+        names = item.get("environments")
+        if names is None:
+            names = []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            r.fail(f"{at}.environments", "must be a list of the service's environment names")
+        for n, env in enumerate(names):
+            if env not in environments:
+                r.fail(f"{at}.environments[{n}]", f"{env!r} is not one of the service's environments "
+                       f"({', '.join(environments)})")
+        windows.append(FreezeWindow(cron=cron, duration=length, timezone=tz, reason=reason,
+                                    environments=tuple(names)))
+    return tuple(windows)
 
 
 def _environment(r: _Reader, index: int, item: Any) -> Environment:

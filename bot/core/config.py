@@ -84,6 +84,7 @@ class Config:
     canary_replicas: int = 1
     default_canary_percent: int = 10
     state_configmap: str = "hello-chatops-state"
+    holds_configmap: str = "hello-chatops-holds"  # locks and ad-hoc freezes (bot.release.holds)
     # Catalogue (bot.core.catalogue)
     services_file: str = ""
     default_environment: str = "default"
@@ -352,6 +353,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_CANARY_REPLICAS": ("canary_replicas", lambda n, v: _int(n, v, low=1, high=50)),
     "HELLO_CANARY_PERCENT": ("default_canary_percent", lambda n, v: _int(n, v, low=0, high=100)),
     "HELLO_STATE_CONFIGMAP": ("state_configmap", _str),
+    "HELLO_HOLDS_CONFIGMAP": ("holds_configmap", _str),
     "HELLO_SERVICES": ("services_file", _str),
     "HELLO_DEFAULT_ENVIRONMENT": ("default_environment", _label),
     "HELLO_DEPLOYERS": ("deployers", lambda n, v: _ids(n, v, "UWS")),

@@ -123,6 +123,35 @@ class Audit:
         await self._post(entry)
         return entry
 
+    async def record_hold(self, verb: str, phase: str, *, user: str, summary: str, channel: str,
+                          change_reason: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Audit a lock or freeze set or lifted in chat (``verb`` Lock | Freeze, ``phase`` Set | Lifted).
+
+        Reason ``Hello<Verb><Phase>`` (``HelloFreezeSet``); the Event is on the holds ConfigMap.
+        """
+        config = self.services.config
+        entry = {
+            "at": self.clock().astimezone(UTC).isoformat(),
+            "reason": f"Hello{verb}{phase}",
+            "verb": verb,
+            "action": verb.lower(),
+            "phase": phase,
+            "user": user,
+            "requester": user,
+            "approver": "",
+            "summary": summary,
+            "request_id": f"{verb.lower()}-{secrets.token_hex(4)}",
+            "channel": channel,
+            "object": f"ConfigMap/{config.holds_configmap}",
+            "note": "",
+            "change_reason": change_reason,
+            "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
+        }
+        log.info("%s by %s: %s", entry["reason"], user, summary, extra={"audit": entry})
+        await self._event(entry, {"apiVersion": "v1", "kind": "ConfigMap", "name": config.holds_configmap})
+        await self._post(entry)
+        return entry
+
     async def _event(self, entry: dict[str, Any], target: dict[str, str], config: Any = None) -> None:
         """The audit Event, in the namespace (and cluster) of the object the change is about."""
         config = config or self.services.config

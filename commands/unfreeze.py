@@ -1,0 +1,47 @@
+"""End a freeze made in chat before its time.
+
+`/hello unfreeze <service|all> [<environment>]` ends the freeze `/hello freeze` set on exactly that service
+(or `all`) and environment (or every environment). A freeze window of the catalogue cannot be ended from
+chat: the reply says when a freeze still holds. Needs deployer rights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.chat import render
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.core.text import foreign
+from bot.release.holds import scope
+from commands import Context, Reply
+from commands.freeze import audit, holds_of, target, usage_of
+
+NAME = "unfreeze"
+USAGE = "/hello unfreeze <service|all> [<environment>]"
+
+
+@dataclass(frozen=True)
+class Request:
+    service: str
+    environment: str | None = None
+    mutating: bool = True
+
+
+def parse(args: Sequence[str], config: Config) -> Request:
+    service, rest = target(args, USAGE, every=True)
+    if len(rest) > 1:
+        raise UsageError("unfreeze takes a service (or `all`) and at most one environment", USAGE)
+    return Request(service=service, environment=rest[0] if rest else None)
+
+
+async def run(request: Request, ctx: Context) -> Reply:
+    holds = holds_of(ctx)
+    with usage_of(USAGE):
+        ended = await holds.unfreeze(request.service, request.environment)
+    where = scope(ended.service, ended.environment)
+    text = f":sunny: <@{ctx.invocation.user_id}> ended the freeze on {where} (“{foreign(ended.reason)}”)."
+    await audit(ctx, "Freeze", "Lifted", f"ended the freeze on {where}", ended.reason,
+                service=ended.service, environment=ended.environment or "")
+    return Reply(text=text, blocks=render.text_block(text))

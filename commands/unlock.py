@@ -1,0 +1,46 @@
+"""Lift a lock set with `/hello lock`.
+
+`/hello unlock <service> [<environment>]` removes the lock on exactly that service and environment (or
+the service-wide one when no environment is given). Needs deployer rights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.chat import render
+from bot.core.config import Config
+from bot.core.errors import UsageError
+from bot.core.text import foreign
+from bot.release.holds import scope
+from commands import Context, Reply
+from commands.freeze import audit, holds_of, target, usage_of
+
+NAME = "unlock"
+USAGE = "/hello unlock <service> [<environment>]"
+
+
+@dataclass(frozen=True)
+class Request:
+    service: str
+    environment: str | None = None
+    mutating: bool = True
+
+
+def parse(args: Sequence[str], config: Config) -> Request:
+    service, rest = target(args, USAGE, every=False)
+    if len(rest) > 1:
+        raise UsageError("unlock takes a service and at most one environment", USAGE)
+    return Request(service=service, environment=rest[0] if rest else None)
+
+
+async def run(request: Request, ctx: Context) -> Reply:
+    with usage_of(USAGE):
+        lifted = await holds_of(ctx).unlock(request.service, request.environment)
+    where = scope(lifted.service, lifted.environment)
+    text = (f":unlock: <@{ctx.invocation.user_id}> unlocked {where} (locked by <@{lifted.user}>: "
+            f"“{foreign(lifted.reason)}”).")
+    await audit(ctx, "Lock", "Lifted", f"unlocked {where}", lifted.reason, service=lifted.service,
+                environment=lifted.environment or "")
+    return Reply(text=text, blocks=render.text_block(text))
