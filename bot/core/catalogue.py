@@ -61,6 +61,7 @@ class Environment:
     prometheus_url: str = ""
     deployers: tuple[str, ...] | None = None
     approvers: tuple[str, ...] | None = None
+    approvals: int = 1  # distinct approvers a change here needs (none of them the requester)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -437,7 +438,7 @@ class _Reader:
 _SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "container", "certificate", "image", "metrics",
                    "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock", "freezes")
 _FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
-_ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers")
+_ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers", "approvals")
 _ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
     "enabled": ("canary_analysis", config_module._bool),
     "steps": ("canary_steps", config_module._percents),
@@ -576,6 +577,9 @@ def _environment(r: _Reader, index: int, item: Any) -> Environment:
     if context and in_cluster:
         r.fail(at, "give either context (a kubeconfig context) or in_cluster: true, not both")
     url = r.setting(item, "prometheus_url", f"{at}.prometheus_url", config_module._url) or ""
+    approvals = item.get("approvals", 1)
+    if isinstance(approvals, bool) or not isinstance(approvals, int) or not 1 <= approvals <= 5:
+        r.fail(f"{at}.approvals", "must be a whole number from 1 to 5 (distinct approvers a change needs)")
     return Environment(
         name=r.name(item, "name", f"{at}.name", label=True, required=True),
         namespace=r.name(item, "namespace", f"{at}.namespace", label=True, required=True),
@@ -584,6 +588,7 @@ def _environment(r: _Reader, index: int, item: Any) -> Environment:
         prometheus_url=url,
         deployers=r.ids(item, "deployers", f"{at}.deployers", "UWS"),
         approvers=r.ids(item, "approvers", f"{at}.approvers", "UWS"),
+        approvals=approvals,
     )
 
 

@@ -31,7 +31,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,9 +102,20 @@ class Record:
     finished: str = ""
     headline: str = ""
     token: str = ""  # set by whoever won the pending -> running transition
+    needed: int = 1  # distinct approvers it needs (the environment's ``approvals``; 2 under break-glass)
+    approvals: list[str] = field(default_factory=list)  # who approved so far, in order
+    break_glass: str = ""  # why it needs break-glass (the freeze in force when it was asked), else ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    @property
+    def approved_so_far(self) -> str:
+        """"1 of 2: <@U2>" while it waits for more approvers ("" when it needs one)."""
+        if self.needed <= 1:
+            return ""
+        who = ", ".join(f"<@{u}>" for u in self.approvals) or "nobody yet"
+        return f"{len(self.approvals)} of {self.needed} approvals: {who}"
 
     @classmethod
     def from_json(cls, text: str) -> Record:
@@ -221,15 +232,24 @@ class Approvals:
         supersedes that change, and both messages say so.
         """
         config = self.services.config_for(service, environment)
+        chosen, env = self.services.resolve(service or None, environment or None)
+        now = self.clock()
+        break_glass = await self._holds(chosen.name, env.name, now)
         change = await plan(await self.services.cluster_for(config))
         if self.services.several:
-            chosen, env = self.services.resolve(service or None, environment or None)
             change.service, change.environment = chosen.name, env.name
             change.summary = f"{chosen.name} ({env.name}): {change.summary}"
-        now = self.clock()
+        needed = max(env.approvals, 2 if break_glass else 1) if change.needs_approval or break_glass else 1
+        if break_glass:
+            if not change.reason:
+                raise CommandError(f"{break_glass}. A change now needs break-glass: give a reason "
+                                   f"(`/hello {change.command} … \"why it cannot wait\"`) and two approvers "
+                                   "will be asked. Nothing was changed.")
+            change.needs_approval = True
         record = Record(
             id=uuid.uuid4().hex[:10], change=change, requester=invocation.user_id, channel=invocation.channel_id,
             created=_iso(now), expires=_iso(now + timedelta(seconds=self.config.approval_ttl_seconds)),
+            needed=needed, break_glass=break_glass,
         )
         running = [r for r in (await self.store.load()).values() if r.state == RUNNING]
         engine = self.services.releases
@@ -285,6 +305,24 @@ class Approvals:
         await self._update(record.id, start)
         await self._audit("Approved", record, invocation.user_id, note="no approval needed")
         await self._run(record)
+
+    async def _holds(self, service: str, environment: str, now: datetime) -> str:
+        """Refuse a change to a locked service; for a frozen one, the break-glass sentence ("" when free)."""
+        holds = self.services.holds
+        if holds is None:
+            return ""
+        state = await holds.check(service, environment, now)
+        where = f"{service} in {environment}" if self.services.several else service
+        if state.lock is not None:
+            lock = state.lock
+            since = render.when(lock.since, "%Y-%m-%d %H:%M UTC")
+            raise CommandError(f"{where} is locked by <@{lock.user}> since {since}: “{foreign(lock.reason, 300)}”. "
+                               "Nothing was changed; `/hello unlock` ends the lock.")
+        if state.freeze is not None:
+            freeze = state.freeze
+            return (f"{where} is frozen until {render.when(freeze.until, '%Y-%m-%d %H:%M UTC')} "
+                    f"({freeze.source}: “{foreign(freeze.reason, 200)}”)")
+        return ""
 
     def active(self, records: dict[str, Record], now: datetime, stale: set[str] = frozenset(),
                key: tuple[str, str] | None = None) -> Record | None:
@@ -422,6 +460,9 @@ class Approvals:
             ok, why = await policy.can_approve(user, record.requester)
             if not ok:
                 raise PermissionDenied(why)
+        if approve and user in record.approvals:
+            raise CommandError(f"You have approved already; it needs {record.needed} different approvers "
+                               f"({record.approved_so_far}).")
         token = uuid.uuid4().hex
 
         def transition(records: dict[str, Record]) -> tuple[Record | None, bool]:
@@ -430,6 +471,14 @@ class Approvals:
                 return r, False
             if r.ts and r.ts != ts:  # stored meanwhile, and it is another message
                 raise PermissionDenied("This click did not come from the request's message: nothing was changed.")
+            if approve and user in r.approvals:
+                return r, False
+            if approve and len(r.approvals) + 1 < r.needed:  # one more of several approvals: still pending
+                r.approvals.append(user)
+                r.ts, r.token = r.ts or ts, token
+                return r, True
+            if approve:
+                r.approvals.append(user)
             r.state = RUNNING if approve else "rejected"
             r.approver, r.decided, r.token, r.ts = user, _iso(now), token, r.ts or ts
             if not approve:
@@ -444,12 +493,20 @@ class Approvals:
                 raise CommandError("This request expired: nothing was changed.")
             raise CommandError(self.already_text(latest) if latest else "This request is not known any more.")
         self._home_changed()
+        if approve and won.state == PENDING:  # approved by one of several
+            await self._audit("Approved", won, user, note=won.approved_so_far)
+            text, blocks = self.approval_view(won)
+            await self._edit(won, text, blocks)
+            return
         if not approve:
             await self._audit("Rejected", won, user)
             text, blocks = self.approval_view(won)
             await self._edit(won, text, blocks)
             return
-        await self._audit("Approved", won, user)
+        note = f"break-glass: {won.break_glass}" if won.break_glass else ""
+        if won.needed > 1:
+            note = "; ".join(p for p in (note, f"approved by {', '.join(won.approvals)}") if p)
+        await self._audit("Approved", won, user, note=note)
         await self._run(won)
 
     @staticmethod
@@ -578,7 +635,8 @@ class Approvals:
 
     def approval_view(self, record: Record) -> tuple[str, list[dict]]:
         state_line = {
-            PENDING: f"Waiting for approval until {render.when(_parse(record.expires), '%H:%M UTC')}",
+            PENDING: f"Waiting for approval until {render.when(_parse(record.expires), '%H:%M UTC')}"
+                     + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
             "rejected": f":no_entry: {_sentence(record.headline) or 'Rejected'}: nothing was changed",
             "expired": f":hourglass: Expired at {render.when(_parse(record.expires), '%H:%M UTC')}: "
                        "nothing was changed",
@@ -590,7 +648,8 @@ class Approvals:
         plan = [step.title for step in steps_for(record.change.action, record.change.params,
                                                  self.config_of(record.change))]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
-                               pending=record.state == PENDING, plan=plan, reason=reason)
+                               pending=record.state == PENDING, plan=plan, reason=reason,
+                               break_glass=record.break_glass)
         return text, blocks
 
     def progress_view(self, release: Release, status: RolloutStatus | None, *, outcome: Outcome | None = None,

@@ -29,10 +29,11 @@ services:
   - name: greeter
     environments:
       - {name: staging, context: staging, namespace: greeter}
-      - {name: production, context: production, namespace: greeter}
+      - {name: production, context: production, namespace: greeter, approvals: 2}
     image: {repository: ghcr.io/example/greeter}
     channels: [CGREET]
 """
+APPROVE = "'action_id': 'approve'"  # an Approve button
 KINDS = [("apps", "v1", "deployments"), ("getambassador.io", "v3alpha1", "mappings"),
          ("cert-manager.io", "v1", "certificates")]
 
@@ -87,9 +88,10 @@ class World:
     async def request(self, channel: str, needle: str) -> Message:
         try:
             return await self.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == channel
-                                             and needle in m.text and "approve" in str(m.blocks), 15)
+                                             and needle in m.text and APPROVE in str(m.blocks), 15)
         except TimeoutError:
-            said = [m.text for m in self.slack.workspace.messages(channel)] + [e.text for e in self.slack.workspace._ephemerals.get(channel, [])]
+            said = [m.text for m in self.slack.workspace.messages(channel)]
+            said += [e.text for e in self.slack.workspace._ephemerals.get(channel, [])]
             raise AssertionError(f"no request for {needle} in {channel}; it says {said}") from None
 
     async def private(self, user: str, channel: str, needle: str) -> Ephemeral:
@@ -113,7 +115,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         services = tmp_path / "services.yaml"
         services.write_text(CATALOGUE)
         env = {"KUBECONFIG": str(kubeconfig(tmp_path, clusters)), "HELLO_KUBE_CONTEXT": "production",
-               "HELLO_SERVICES": str(services), "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2",
+               "HELLO_SERVICES": str(services), "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2,U3",
                "HELLO_ROLLOUT_STALL": "20", "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_BAKE_MINUTES": "0"}
         channels = {"C1": "ops", "CHELLO": "helloworld", "CGREET": "greeter"}
         async with Stack(kube=clusters["production"], env=env, slack_options={"channels": channels}) as stack:
@@ -174,7 +176,7 @@ async def test_names_are_checked_and_status_covers_every_service(world: World) -
     assert "helloworld, greeter" in which.text
     await world.ask("U1", "/hello deploy greeter qa v2", "CGREET")  # qa is not an environment: a version?
     await world.private("U1", "CGREET", "")  # answered privately, nothing requested
-    assert not [m for m in world.slack.messages("CGREET") if "approve" in str(m.blocks)]
+    assert not [m for m in world.slack.messages("CGREET") if APPROVE in str(m.blocks)]
 
     await world.ask("U1", "/hello status", "C1")
     overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
@@ -189,3 +191,43 @@ async def test_names_are_checked_and_status_covers_every_service(world: World) -
                                         and m.ts != overview.ts and "greeter" in str(m.blocks), 15)
     assert detail.text.startswith("greeter status: stable v1")
     assert "greeter in greeter" in str(detail.blocks[0])  # the Deployment and its namespace
+
+
+async def test_a_lock_refuses_a_freeze_needs_break_glass_and_production_needs_two_approvers(world: World) -> None:
+    await world.ask("U1", '/hello lock greeter production "database migration"', "CGREET")
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "CGREET" and "lock" in m.text, 15)
+    await world.ask("U1", "/hello deploy production v5", "CGREET")
+    locked = await world.private("U1", "CGREET", "is locked by <@U1>")
+    assert "database migration" in locked.text and "Nothing was changed" in locked.text
+    await world.ask("U1", "/hello unlock greeter production", "CGREET")
+
+    await world.ask("U1", '/hello freeze greeter staging 2h "release weekend"', "CGREET")
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "CGREET" and "froze" in m.text.lower(),
+                               15)
+    await world.ask("U1", "/hello deploy staging v5", "CGREET")
+    await world.private("U1", "CGREET", "needs break-glass")
+    assert not [m for m in world.slack.messages("CGREET") if APPROVE in str(m.blocks)]
+    await world.ask("U1", '/hello deploy staging v5 "security fix"', "CGREET")
+    glass = await world.request("CGREET", "greeter (staging)")
+    assert "Break-glass" in str(glass.blocks) and "release weekend" in str(glass.blocks)
+    await world.stack.click("U2", glass.ts, "approve", channel="CGREET")
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == glass.ts
+                               and "1 of 2 approvals: <@U2>" in str(m.blocks), 15)
+    await world.stack.click("U2", glass.ts, "approve", channel="CGREET")  # the same approver twice counts once
+    await world.private("U2", "CGREET", "approved already")
+    assert world.image("staging", "greeter", "greeter").endswith(":v1")
+    await world.stack.click("U3", glass.ts, "approve", channel="CGREET")
+    final = await world.finished(glass)
+    assert ":white_check_mark:" in str(final.blocks)
+    assert world.image("staging", "greeter", "greeter").endswith(":v5")
+    approved = [e for e in world.clusters["staging"].list("", "v1", "events", "greeter")
+                if e["reason"] == "HelloDeployApproved"]
+    assert any("break-glass" in e["message"] and "U2, U3" in e["message"] for e in approved), approved
+
+    # production asks two approvers without any freeze (approvals: 2 in the catalogue)
+    await world.ask("U1", "/hello deploy production v5", "CGREET")
+    prod = await world.request("CGREET", "greeter (production)")
+    await world.stack.click("U3", prod.ts, "approve", channel="CGREET")
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == prod.ts
+                               and "1 of 2 approvals: <@U3>" in str(m.blocks), 15)
+    assert world.image("production", "greeter", "greeter").endswith(":v1")
