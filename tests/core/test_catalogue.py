@@ -173,6 +173,10 @@ def test_the_readme_shows_the_example_catalogue(tmp_path: Path) -> None:
         (lambda d: d["services"][0].update(image={"version_pattern": "(("}),
          "service 'helloworld', image.version_pattern is not a valid regular expression"),
         (lambda d: d.update(services=[]), "services: required"),
+        (lambda d: d["services"][0]["environments"][1].update(approvals=0),
+         "service 'helloworld', environments[1].approvals: must be a whole number from 1 to 5"),
+        (lambda d: d["services"][0]["environments"][1].update(approvals="two"),
+         "service 'helloworld', environments[1].approvals: must be a whole number from 1 to 5"),
     ],
 )
 def test_a_malformed_catalogue_names_the_file_the_service_and_the_field(
