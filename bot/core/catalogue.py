@@ -292,6 +292,7 @@ class Catalogue:
             channels=config.ops_channels,
             deployers=config.deployers,
             approvers=config.approvers,
+            lock=LockMode.REFUSE,  # as before catalogues: a second request is refused, naming the first
         )
         return cls(services=(service,), default_environment=config.default_environment)
 

@@ -39,6 +39,7 @@ from bot.chat import render
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
+from bot.core.catalogue import LockMode
 from bot.core.errors import CommandError, PermissionDenied
 from bot.core.text import foreign
 from bot.release.actions import Change
@@ -57,6 +58,7 @@ T = TypeVar("T")
 PREFIX = "request."
 KEEP_FINISHED = 50
 PENDING, RUNNING, SUPERSEDED = "pending", "running", "superseded"
+QUEUED = "queued"  # waits for the service and environment's running change; then pending (its approval opens)
 FINISHED = ("succeeded", "failed", "rejected", "expired", "cancelled", SUPERSEDED)
 UNPOSTED_GRACE = 30.0
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
@@ -239,6 +241,7 @@ class Approvals:
         if self.services.several:
             change.service, change.environment = chosen.name, env.name
             change.summary = f"{chosen.name} ({env.name}): {change.summary}"
+        queue = chosen.lock == LockMode.QUEUE
         needed = max(env.approvals, 2 if break_glass else 1) if change.needs_approval or break_glass else 1
         if break_glass:
             if not change.reason:
@@ -268,7 +271,9 @@ class Approvals:
                 superseded.append(busy)
                 busy = self.active(records, now, stale, record.key)
             if busy is not None:
-                raise CommandError(self.busy_text(busy))
+                if not (queue and change.needs_approval):
+                    raise CommandError(self.busy_text(busy))
+                record.state = QUEUED
             records[record.id] = record
             return (expired, superseded), True
 
@@ -279,7 +284,9 @@ class Approvals:
             await self._show_superseded(old)
         await self._audit("Requested", record, invocation.user_id)
         try:
-            if change.needs_approval:
+            if record.state == QUEUED:
+                text, blocks = self.approval_view(record, place=await self._place(record))
+            elif change.needs_approval:
                 text, blocks = self.approval_view(record)
             else:
                 text, blocks = self.progress_view(
@@ -289,12 +296,14 @@ class Approvals:
             error = foreign(exc.error, 80) if isinstance(exc, SlackError) else type(exc).__name__
             if not isinstance(exc, SlackError):
                 log.exception("posting request %s failed", record.id)
-            await self.finish(record.id, "cancelled", f"the request could not be posted ({error})", was=PENDING)
+            await self.finish(record.id, "cancelled", f"the request could not be posted ({error})", was=record.state)
             raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
         if change.needs_approval:
             await self._update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
             self._home_changed()
+            if record.state == QUEUED:
+                await self.advance(record.key)  # the change it waited for may have ended meanwhile
             return
         token = uuid.uuid4().hex
 
@@ -448,7 +457,10 @@ class Approvals:
                                    f"reject it with the buttons on that message in <#{record.channel}>. "
                                    "Nothing was changed.")
         record.ts = record.ts or ts
-        if record.state != PENDING:
+        if record.state == QUEUED and approve:
+            raise CommandError("This request is queued behind another change to the same service: its approval "
+                               "opens when that one ends. Nothing was changed.")
+        if record.state not in (PENDING, QUEUED):
             raise CommandError(self.already_text(record))
         now = self.clock()
         if record.expired(now):
@@ -467,7 +479,9 @@ class Approvals:
 
         def transition(records: dict[str, Record]) -> tuple[Record | None, bool]:
             r = records.get(request_id)
-            if r is None or r.state != PENDING or r.expired(now):
+            if r is not None and r.state == QUEUED and not approve:
+                pass  # withdrawn (or rejected) while it waited its turn
+            elif r is None or r.state != PENDING or r.expired(now):
                 return r, False
             if r.ts and r.ts != ts:  # stored meanwhile, and it is another message
                 raise PermissionDenied("This click did not come from the request's message: nothing was changed.")
@@ -502,6 +516,7 @@ class Approvals:
             await self._audit("Rejected", won, user)
             text, blocks = self.approval_view(won)
             await self._edit(won, text, blocks)
+            await self.advance(won.key)
             return
         note = f"break-glass: {won.break_glass}" if won.break_glass else ""
         if won.needed > 1:
@@ -544,6 +559,8 @@ class Approvals:
         expired = await self.store.transact(expire)
         for record in expired:
             await self._show_expired(record)
+        for key in {r.key for r in expired}:
+            await self.advance(key)
         return len(expired)
 
     async def start(self, interval: float = 30.0) -> None:
@@ -554,6 +571,8 @@ class Approvals:
                 await asyncio.sleep(interval)
                 try:
                     await self.sweep()
+                    for key in {r.key for r in (await self.store.load()).values() if r.state == QUEUED}:
+                        await self.advance(key)
                 except Exception:  # the cluster may be away for a while; try again next time
                     log.warning("cannot sweep expired approval requests", exc_info=True)
 
@@ -613,6 +632,48 @@ class Approvals:
 
         await self._update(request_id, finish)
         self._home_changed()
+        record = await self.store.get(request_id)
+        if record is not None:
+            await self.advance(record.key)
+
+    async def advance(self, key: tuple[str, str]) -> None:
+        """When nothing holds ``key``'s lock, the oldest queued request there becomes pending: its approval
+        opens (its message gets the buttons, its expiry starts now); the others' messages show their place."""
+        now = self.clock()
+        ttl = timedelta(seconds=self.config.approval_ttl_seconds)
+
+        def promote(records: dict[str, Record]) -> tuple[Record | None, bool]:
+            if self.active(records, now, key=key) is not None:
+                return None, False
+            waiting = sorted((r for r in records.values() if r.state == QUEUED and r.key == key),
+                             key=lambda r: r.created)
+            if not waiting:
+                return None, False
+            head = waiting[0]
+            head.state, head.expires = PENDING, _iso(now + ttl)
+            return head, True
+
+        head = await self.store.transact(promote)
+        if head is None:
+            return
+        await self._audit("Dequeued", head, head.requester, note="its turn: the approval is open")
+        text, blocks = self.approval_view(head)
+        await self._edit(head, text, blocks)
+        for r in (await self.store.load()).values():
+            if r.state == QUEUED and r.key == key:
+                text, blocks = self.approval_view(r, place=await self._place(r))
+                await self._edit(r, text, blocks)
+        self._home_changed()
+
+    async def _place(self, record: Record) -> str:
+        """"2nd in line, behind Deploy greeter (production): v1 → v2" for a queued request."""
+        records = await self.store.load()
+        now = self.clock()
+        ahead = [r for r in records.values()
+                 if r.state == QUEUED and r.key == record.key and r.created < record.created]
+        holder = self.active(records, now, key=record.key)
+        behind = f", behind {holder.what()}" if holder is not None else ""
+        return f"{_ordinal(len(ahead) + 1)} in line{behind}"
 
     async def _update(self, request_id: str, change: Callable[[Record], Any]) -> None:
         def apply(records: dict[str, Record]) -> tuple[None, bool]:
@@ -633,8 +694,10 @@ class Approvals:
         except SlackError as exc:
             log.warning("cannot edit request message %s: %s", record.ts, exc)
 
-    def approval_view(self, record: Record) -> tuple[str, list[dict]]:
+    def approval_view(self, record: Record, *, place: str = "") -> tuple[str, list[dict]]:
         state_line = {
+            QUEUED: f":hourglass: Queued, {place or 'waiting for the change before it'}: its approval opens when "
+                    "that one ends",
             PENDING: f"Waiting for approval until {render.when(_parse(record.expires), '%H:%M UTC')}"
                      + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
             "rejected": f":no_entry: {_sentence(record.headline) or 'Rejected'}: nothing was changed",
@@ -648,7 +711,8 @@ class Approvals:
         plan = [step.title for step in steps_for(record.change.action, record.change.params,
                                                  self.config_of(record.change))]
         blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
-                               pending=record.state == PENDING, plan=plan, reason=reason,
+                               pending=record.state == PENDING, queued=record.state == QUEUED, plan=plan,
+                               reason=reason,
                                break_glass=record.break_glass)
         return text, blocks
 
@@ -730,6 +794,11 @@ def _step_line(step: Step) -> str:
     if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
         line += f" · decided by <@{step.decided_by}>"
     return line
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _sentence(text: str) -> str:

@@ -239,6 +239,7 @@ def test_without_hello_services_the_variables_are_a_catalogue_of_one() -> None:
         canary_mapping="web-map-canary", container="main", certificate="web-tls",
         image_repository="reg.example.com/web", version_pattern="^[0-9]+$", metrics_preset="envoy",
         channels=("C9",), deployers=("U1", "S2"), approvers=("S3",),
+        lock=LockMode.REFUSE,  # a second request is refused, as it always was without a catalogue
     ),), default_environment="default")
     service, env = catalogue.resolve(None, None, "C-ANYWHERE")
     # handed back, the one service's Config is the Config the variables made

@@ -26,6 +26,7 @@ services:
       - {name: staging, context: staging, namespace: hello}
       - {name: production, context: production, namespace: hello}
     channels: [CHELLO]
+    lock: refuse
   - name: greeter
     environments:
       - {name: staging, context: staging, namespace: greeter}
@@ -160,10 +161,10 @@ async def test_the_service_may_be_left_out_in_its_channel_and_locks_are_per_serv
     await world.request("CGREET", "greeter (staging)")
     await world.ask("U1", "/hello deploy helloworld production v3", "CHELLO")
     await world.request("CHELLO", "helloworld (production)")
-    # the same service and environment is: one change at a time, naming the one that holds it
-    await world.ask("U1", "/hello deploy greeter production v4", "CGREET")
-    busy = await world.private("U1", "CGREET", "One change at a time")
-    assert "greeter (production)" in busy.text and first.ts
+    # the same service and environment is: one change at a time, naming the one that holds it (lock: refuse)
+    await world.ask("U1", "/hello deploy helloworld production v4", "CHELLO")
+    busy = await world.private("U1", "CHELLO", "One change at a time")
+    assert "helloworld (production)" in busy.text and first.ts
     # a service's changes are asked for in its channels
     await world.ask("U1", "/hello deploy greeter staging v4", "CHELLO")
     refused = await world.private("U1", "CHELLO", "Changes can only be requested in")
@@ -231,3 +232,30 @@ async def test_a_lock_refuses_a_freeze_needs_break_glass_and_production_needs_tw
     await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == prod.ts
                                and "1 of 2 approvals: <@U3>" in str(m.blocks), 15)
     assert world.image("production", "greeter", "greeter").endswith(":v1")
+
+
+async def test_a_request_while_one_runs_is_queued_and_its_approval_opens_when_that_one_ends(world: World) -> None:
+    await world.ask("U1", '/hello deploy greeter staging v2 "first"', "CGREET")
+    first = await world.request("CGREET", "first")
+    await world.ask("U1", '/hello deploy greeter staging v3 "second"', "CGREET")
+    second = await world.slack.wait_for(lambda m: isinstance(m, Message) and "second" in m.text
+                                        and "Queued, 1st in line, behind" in m.text, 15)
+    await world.ask("U1", '/hello deploy greeter staging v4 "third"', "CGREET")
+    third = await world.slack.wait_for(lambda m: isinstance(m, Message) and "third" in m.text
+                                       and "Queued, 2nd in line" in m.text, 15)
+    assert APPROVE not in str(second.blocks)  # no approval while it waits; the requester may withdraw
+    with pytest.raises(LookupError):  # Slack itself refuses a click on a button the message does not have
+        await world.stack.click("U2", second.ts, "approve", channel="CGREET")
+    await world.stack.click("U1", third.ts, "reject", channel="CGREET")  # withdrawn while queued
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == third.ts and "Withdrawn" in m.text, 15)
+
+    await world.stack.click("U2", first.ts, "approve", channel="CGREET")
+    await world.finished(first)
+    # the first ended: the second's approval opens on its own message
+    opened = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == second.ts
+                                        and APPROVE in str(m.blocks), 15)
+    assert "Waiting for approval" in opened.text
+    await world.stack.click("U2", second.ts, "approve", channel="CGREET")
+    await world.finished(second)
+    await world.stack.settle(30)
+    assert world.image("staging", "greeter", "greeter").endswith(":v3")
