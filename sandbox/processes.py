@@ -93,8 +93,11 @@ class Fleet:
         drain_seconds: float = 2.0,
         on_change: Callable[[], None] | None = None,
         check_interval: float = 1.0,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
+        """``labels`` go on every scrape target beside its track (e.g. the service's namespace and app)."""
         self.kube = kube
+        self.labels = dict(labels or {})
         self.namespace = namespace
         self.deployments = dict(deployments)
         self.container = container
@@ -119,8 +122,9 @@ class Fleet:
         return {track: proc.version for track, proc in self.current.items() if proc.alive}
 
     def targets(self) -> list[tuple[str, dict[str, str]]]:
-        """Prometheus ``file_sd`` targets: one per live process, labelled with its track."""
-        return [(proc.address, {"track": track}) for track, proc in sorted(self.current.items()) if proc.alive]
+        """Prometheus ``file_sd`` targets: one per live process, labelled with its track and ``labels``."""
+        return [(proc.address, {**self.labels, "track": track})
+                for track, proc in sorted(self.current.items()) if proc.alive]
 
     def pids(self) -> list[int]:
         return [proc.running.pid for proc in self.current.values()]

@@ -94,11 +94,14 @@ class PrometheusServer(LoopbackDaemon):
         binary: str | None = None,
         startup_timeout: float = 20.0,
         config_text: str | None = None,
+        external_labels: Mapping[str, str] | None = None,
     ) -> None:
         """``target_labels`` are added to every target (e.g. :data:`SERVICE_TARGET_LABELS`);
         ``rule_files`` are loaded and evaluated every ``evaluation_interval`` (default: the scrape
         interval); ``alertmanagers`` are base URLs (``http://127.0.0.1:9093``) the alerts are sent to.
-        ``config_text`` replaces the generated configuration verbatim (used by :func:`check_config`)."""
+        ``config_text`` replaces the generated configuration verbatim (used by :func:`check_config`).
+        ``external_labels`` go on the alerts it sends (e.g. ``{"cluster": "staging"}``), as a cluster's
+        Prometheus names its cluster."""
         super().__init__(binary=binary, startup_timeout=startup_timeout)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
@@ -108,6 +111,7 @@ class PrometheusServer(LoopbackDaemon):
         self.alertmanagers = list(alertmanagers)
         self.retention = retention
         self.config_text = config_text
+        self.external_labels = dict(external_labels or {})
         self._initial = list(targets)
 
     # -- files
@@ -136,6 +140,8 @@ class PrometheusServer(LoopbackDaemon):
                 }
             ],
         }
+        if self.external_labels:
+            config["global"]["external_labels"] = self.external_labels
         if self.rule_files:
             config["rule_files"] = [str(p) for p in self.rule_files]
         if self.alertmanagers:

@@ -2,13 +2,23 @@
 
 Starts, on loopback:
 
-- the Kubernetes API emulator seeded from ``manifests/`` with its controllers, and the bot itself
-  (:class:`sandbox.stack.Stack`), configured with a fixed team: dana (U1) deploys, avery (U2, group
-  S1) approves, sam (U3) has no rights, in channel #ops (C1);
-- a real helloworld process per release track, following the Deployments (:mod:`sandbox.processes`);
-- the real Prometheus scraping them, when it is installed (:mod:`sandbox.prometheus`);
-- a small load generator split by the Mapping weights (:mod:`sandbox.loadgen`);
+- two environments, ``staging`` and ``production``: a Kubernetes API emulator each, with its
+  controllers, seeded from ``manifests/`` (helloworld, namespace hello) and ``sandbox/greeter`` (the
+  same service deployed again as greeter, namespace greeter); and the bot itself
+  (:class:`sandbox.stack.Stack`) with a kubeconfig context per environment and a service catalogue
+  (``HELLO_SERVICES``) listing both services in both, configured with a fixed team: dana (U1) deploys,
+  avery (U2, group S1) approves, sam (U3) has no rights, in channel #ops (C1), with a channel per
+  service (#helloworld C3, #greeter C4);
+- in each environment, a real helloworld process per service and release track, following the
+  Deployments (:mod:`sandbox.processes`), the real Prometheus scraping them when it is installed
+  (:mod:`sandbox.prometheus`; one per environment, as each cluster has its own), and a small load
+  generator split by the Mapping weights (:mod:`sandbox.loadgen`);
 - the Slack emulator and the console, a Slack-like web page over it (:mod:`sandbox.console.server`).
+
+Both services run the helloworld image, so their series have the same names: the scrape targets
+carry the ``namespace`` and ``app`` labels a cluster's Prometheus gives its pods (``hello`` /
+``helloworld``, ``greeter`` / ``greeter``) and ``track``; each Prometheus has the external label
+``cluster`` (the environment) on the alerts it sends.
 
 It prints what started and where, and runs until Ctrl-C (SIGINT) or SIGTERM, then stops every part
 and every process it started.
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -25,7 +36,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,7 +47,7 @@ from sandbox.console.server import ConsoleServer, is_loopback
 from sandbox.daemon import free_port
 from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
 from sandbox.processes import Fleet
-from sandbox.stack import Stack
+from sandbox.stack import ENVIRONMENTS, SERVICES, SandboxService, Stack, write_kubeconfig
 
 log = logging.getLogger("sandbox")
 
@@ -72,12 +83,28 @@ class Part:
     detail: str = ""
 
 
+@dataclass
+class Environment:
+    """One environment's processes: a Fleet per service, their Prometheus, their load."""
+
+    name: str
+    prometheus: prom_module.PrometheusServer | None = None
+    fleets: dict[str, Fleet] = field(default_factory=dict)
+    loads: list[LoadGenerator] = field(default_factory=list)
+
+    def targets(self) -> list[tuple[str, dict[str, str]]]:
+        return [target for fleet in self.fleets.values() for target in fleet.targets()]
+
+
 class Sandbox:
     """All the sandbox's parts; ``await start()``, then ``await stop()`` (also after a failed start)."""
 
     def __init__(self, *, port: int = 3000, host: str = "127.0.0.1", rps: float | None = None,
-                 use_prometheus: bool = True, scrape_interval: str = "1s", seed: Path | None = None) -> None:
-        """``seed``: the folder of manifests the cluster starts with (default: the project's ``manifests/``).
+                 use_prometheus: bool = True, scrape_interval: str = "1s", seed: Path | None = None,
+                 environments: tuple[str, ...] = ENVIRONMENTS, services: tuple[SandboxService, ...] = SERVICES
+                 ) -> None:
+        """``seed``: the folder of manifests each cluster starts with (default: the project's ``manifests/``),
+        beside the ``services`` it does not hold (greeter). The first environment is the bot's default.
 
         ``host`` must be a loopback address (ValueError otherwise): the console lets whoever reaches it
         act as anyone in the workspace, and the emulators take unauthenticated requests.
@@ -92,13 +119,12 @@ class Sandbox:
         self.use_prometheus = use_prometheus
         self.scrape_interval = scrape_interval
         self.parts: list[Part] = []
-        self.prometheus: prom_module.PrometheusServer | None = None
+        self.environments = [Environment(name) for name in environments]
+        self.services = services
         self.alertmanager: AlertmanagerServer | None = None
         self.alert_token = secrets.token_hex(16)
         self._rules_dir: tempfile.TemporaryDirectory[str] | None = None
         self.stack: Stack | None = None
-        self.fleet: Fleet | None = None
-        self.load: LoadGenerator | None = None
         self.console: ConsoleServer | None = None
         self.admin_kubeconfig = ""
 
@@ -107,48 +133,70 @@ class Sandbox:
         rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
         bot_port = free_port()
         alertmanager_url = await self._start_alertmanager(f"http://{self.host}:{bot_port}/alertmanager")
-        prometheus_url = await self._start_prometheus(alertmanager_url)
+        urls = [await self._start_prometheus(env, alertmanager_url) for env in self.environments]
+        prometheus_urls = {env.name: url for env, url in zip(self.environments, urls, strict=True) if url}
         env = sandbox_env()
         if alertmanager_url:
             env.update(HELLO_ALERTMANAGER_URL=alertmanager_url, HELLO_ALERT_TOKEN=self.alert_token)
         self.stack = Stack(
             env=env,
             bot_port=bot_port,
-            prometheus_url=prometheus_url or NO_PROMETHEUS,
+            prometheus_url=urls[0] or NO_PROMETHEUS,
             # deadline_scale: the manifests' 120 s progress deadline passes in 30 s here
             kube_options={"tick": 0.1, "pod_ready_seconds": 1.0, "deadline_scale": 0.25},
             schedules=True,
             host=self.host,
+            environments=[e.name for e in self.environments],
+            services=self.services,
+            prometheus_urls=prometheus_urls,
             **({"seed": self.seed} if self.seed is not None else {}),
         )
         await self.stack.start()
-        kube, slack = self.stack.kube, self.stack.slack
+        slack, clusters = self.stack.slack, self.stack.clusters
         assert self.stack.workdir is not None
-        self.admin_kubeconfig = str(kube.write_kubeconfig(self.stack.workdir / "admin.kubeconfig", namespace="hello"))
-        self.parts.append(Part("Kubernetes API", True, kube.url,
-                               f"kubeconfig {self.admin_kubeconfig} (bot: {self.stack.kubeconfig})"))
+        self.admin_kubeconfig = str(write_kubeconfig(self.stack.workdir / "admin.kubeconfig", clusters,
+                                                     namespace="hello"))
+        for index, name in enumerate(clusters):
+            detail = (f"{name}: kubeconfig {self.admin_kubeconfig} (bot: {self.stack.kubeconfig}, "
+                      f"services {self.stack.catalogue_file})" if index == 0 else f"{name}: kubectl --context {name}")
+            self.parts.append(Part("Kubernetes API", True, clusters[name].url, detail))
         self.parts.append(Part("Slack API", True, slack.api_url, "workspace state at /_emulator/state"))
-        self.fleet = Fleet(kube, on_change=self._targets_changed)
-        bot_detail, _ = await asyncio.gather(self._warm_up(), self.fleet.start())
+        for environment in self.environments:
+            kube = clusters[environment.name]
+            for service in self.services:
+                environment.fleets[service.name] = Fleet(
+                    kube, namespace=service.namespace, container=service.container,
+                    deployments={"stable": service.name, "canary": f"{service.name}-canary"},
+                    labels={"namespace": service.namespace, "app": service.name},
+                    on_change=lambda environment=environment: self._targets_changed(environment))
+        fleets = [fleet for environment in self.environments for fleet in environment.fleets.values()]
+        bot_detail, *_ = await asyncio.gather(self._warm_up(), *(fleet.start() for fleet in fleets))
         self.parts.append(Part("bot", True, self.stack.replicas[0].url, bot_detail))
-        self._targets_changed()
-        versions = self.fleet.versions()
-        if versions:
-            detail = ", ".join(f"{track} {version} at {self.fleet.endpoints()[track]}"
-                               for track, version in sorted(versions.items()))
-            self.parts.append(Part("helloworld", True, "", detail))
-        else:
-            self.parts.append(Part("helloworld", False, "", "no Deployment asks for a process yet "
-                                   "(manifests/helloworld); processes start when one does"))
+        for environment in self.environments:
+            self._targets_changed(environment)
+        for service in self.services:
+            running = [f"{environment.name} {track} {version}"
+                       for environment in self.environments
+                       for track, version in sorted(environment.fleets[service.name].versions().items())]
+            self.parts.append(Part(service.name, bool(running), "", ", ".join(running) if running else
+                                   "no Deployment asks for a process yet; processes start when one does"))
 
-        self.load = LoadGenerator(self.fleet.endpoints, lambda: mapping_weights(kube), rps=rps)
-        await self.load.start()
-        self.parts.append(Part("load", rps > 0, "", f"{rps:g} requests/s split by the Mapping weights"
-                               if rps > 0 else "off (HELLO_SANDBOX_RPS=0)"))
+        for environment in self.environments:
+            kube = clusters[environment.name]
+            for service in self.services:
+                share = functools.partial(mapping_weights, kube, service.namespace, service.name,
+                                          f"{service.name}-canary")
+                load = LoadGenerator(environment.fleets[service.name].endpoints, share, rps=rps)
+                environment.loads.append(load)
+                await load.start()
+        self.parts.append(Part("load", rps > 0, "", f"{rps:g} requests/s to each service in each environment, "
+                               "split by the Mapping weights" if rps > 0 else "off (HELLO_SANDBOX_RPS=0)"))
 
-        links = [{"label": "Prometheus", "url": prometheus_url or "", "note": "not installed"},
-                 {"label": "Kubernetes API", "url": f"{kube.url}/apis/apps/v1/namespaces/hello/deployments"},
-                 {"label": "Slack emulator state", "url": f"{slack.base_url}/_emulator/state"}]
+        links = [{"label": f"Prometheus {e.name}", "url": e.prometheus.url if e.prometheus else "",
+                  "note": "not installed"} for e in self.environments]
+        links += [{"label": f"Kubernetes {name}", "url": f"{kube.url}/apis/apps/v1/deployments"}
+                  for name, kube in clusters.items()]
+        links.append({"label": "Slack emulator state", "url": f"{slack.base_url}/_emulator/state"})
         self.console = ConsoleServer(slack, roles=ROLES, channel="C1", links=links, host=self.host, port=self.port)
         await self.console.start()
         self.parts.insert(0, Part("console", True, self.console.url, "open it in a browser"))
@@ -176,47 +224,55 @@ class Sandbox:
         self.parts.append(Part("Alertmanager", True, server.url, "the service's alerts, posted to the bot"))
         return server.url
 
-    async def _start_prometheus(self, alertmanager_url: str = "") -> str:
+    async def _start_prometheus(self, environment: Environment, alertmanager_url: str = "") -> str:
+        """The environment's Prometheus (its URL), or '' with a part saying why there is none."""
         if not self.use_prometheus:
-            self.parts.append(Part("Prometheus", False, "", "off"))
+            self._add(Part("Prometheus", False, "", "off"))
             return ""
         rules: list[Path] = []
         if alertmanager_url:
-            self._rules_dir = tempfile.TemporaryDirectory(prefix="hello-sandbox-rules-")
+            if self._rules_dir is None:
+                self._rules_dir = tempfile.TemporaryDirectory(prefix="hello-sandbox-rules-")
             # the service's own rules, their `for` cut so an alert fires within seconds here
-            rules.append(prom_module.shortened_rules(Path(self._rules_dir.name) / "helloworld-alerts.yaml",
-                                                     max_for=SANDBOX_ALERT_FOR))
+            rules.append(prom_module.shortened_rules(
+                Path(self._rules_dir.name) / f"helloworld-alerts-{environment.name}.yaml", max_for=SANDBOX_ALERT_FOR))
         server = prom_module.PrometheusServer(scrape_interval=self.scrape_interval, rule_files=rules,
                                               alertmanagers=[alertmanager_url] if alertmanager_url else [],
-                                              target_labels=prom_module.SERVICE_TARGET_LABELS)
+                                              external_labels={"cluster": environment.name})
         try:
             await server.start()
         except prom_module.PrometheusNotInstalled:
-            self.parts.append(Part("Prometheus", False, "", f"not installed: {prom_module.INSTALL_HINT}; "
-                                   "the sandbox runs without charts"))
+            self._add(Part("Prometheus", False, "", f"not installed: {prom_module.INSTALL_HINT}; "
+                           "the sandbox runs without charts"))
             return ""
         except prom_module.PrometheusStartError as exc:
             first = str(exc).splitlines()[0]
-            self.parts.append(Part("Prometheus", False, "", f"did not start ({first}); running without charts"))
+            self.parts.append(Part("Prometheus", False, "", f"{environment.name}: did not start ({first}); "
+                                   "running without charts"))
             await asyncio.to_thread(server.stop)
             return ""
-        self.prometheus = server
-        self.parts.append(Part("Prometheus", True, server.url, f"scraping helloworld every {self.scrape_interval}"))
+        environment.prometheus = server
+        names = " and ".join(service.name for service in self.services)
+        self.parts.append(Part("Prometheus", True, server.url,
+                               f"{environment.name}: scraping {names} every {self.scrape_interval}"))
         return server.url
 
-    def _targets_changed(self) -> None:
-        if self.prometheus is not None and self.fleet is not None:
-            self.prometheus.set_targets(self.fleet.targets())
+    def _add(self, part: Part) -> None:
+        """Add a part to the summary once (a Prometheus missing is said once, not per environment)."""
+        if part not in self.parts:
+            self.parts.append(part)
+
+    def _targets_changed(self, environment: Environment) -> None:
+        if environment.prometheus is not None:
+            environment.prometheus.set_targets(environment.targets())
 
     # ---------------------------------------------------------------- stop
     async def stop(self) -> None:
         """Stop every part, newest first; each one is stopped even if another fails."""
-        steps: list[tuple[str, Any]] = [
-            ("console", self.console.stop if self.console else None),
-            ("load", self.load.stop if self.load else None),
-            ("bot and emulators", self.stack.stop if self.stack else None),
-            ("helloworld", self.fleet.stop if self.fleet else None),
-        ]
+        steps: list[tuple[str, Any]] = [("console", self.console.stop if self.console else None)]
+        steps += [("load", load.stop) for env in self.environments for load in env.loads]
+        steps.append(("bot and emulators", self.stack.stop if self.stack else None))
+        steps += [(name, fleet.stop) for env in self.environments for name, fleet in env.fleets.items()]
         for name, step in steps:
             if step is None:
                 continue
@@ -224,14 +280,17 @@ class Sandbox:
                 await step()
             except Exception:
                 log.exception("cannot stop the %s cleanly", name)
-        if self.prometheus is not None:
-            await asyncio.to_thread(self.prometheus.stop)
+        for env in self.environments:
+            if env.prometheus is not None:
+                await asyncio.to_thread(env.prometheus.stop)
         if self.alertmanager is not None:
             await asyncio.to_thread(self.alertmanager.stop)
         if self._rules_dir is not None:
             self._rules_dir.cleanup()
             self._rules_dir = None
-        self.console = self.load = self.stack = self.fleet = self.prometheus = self.alertmanager = None
+        for env in self.environments:
+            env.prometheus, env.fleets, env.loads = None, {}, []
+        self.console = self.stack = self.alertmanager = None
 
     # ---------------------------------------------------------------- report
     def summary(self) -> str:
@@ -243,7 +302,10 @@ class Sandbox:
             lines.append(f"  {mark}{part.name:<{width}}  {where}{part.detail}".rstrip())
         lines += [
             "",
-            "People: dana (U1) deploys, avery (U2, group S1) approves, sam (U3) has no rights; channel #ops (C1).",
+            "People: dana (U1) deploys, avery (U2, group S1) approves, sam (U3) has no rights.",
+            "Channels: #ops (C1), " + ", ".join(f"#{s.name} ({s.channel})" for s in self.services) + ". "
+            "Environments: " + ", ".join(e.name for e in self.environments) + " (the first is the default; "
+            f"kubectl --kubeconfig {self.admin_kubeconfig} --context <environment> get deployments -A).",
             f"Open {self.console.url if self.console else 'the console'} and type `/hello status`. "
             "Ctrl-C stops everything.",
         ]

@@ -9,18 +9,25 @@ Used by the sandbox and by the end-to-end tests::
 Each bot replica is the real thing: configuration loaded from an environment mapping, the Bolt app
 on its Sanic server on a free port, the official kubernetes client reading a kubeconfig that points
 at the emulator, the Slack Web API client pointing at the Slack emulator.
+
+With ``environments=("staging", "production")`` it runs one emulated cluster per environment instead
+(:attr:`Stack.clusters`), each seeded with ``seed`` and the :data:`SERVICES` the project's manifests do
+not hold (greeter, ``sandbox/greeter``); the bot gets a kubeconfig with one context per environment
+and a service catalogue (``HELLO_SERVICES``) listing every service in every environment, each with
+its own Slack channel (created in the Slack emulator beside #ops and #general).
 """
 
 from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sanic import Sanic
 
 from bot.chat.app import Dispatcher, build_app
@@ -32,6 +39,7 @@ from bot.wiring import build_services
 from commands import default_registry
 from sandbox.kube import KubeEmulator
 from sandbox.slack import SlackEmulator
+from sandbox.slack.state import DEFAULT_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -39,6 +47,76 @@ ROLE = MANIFESTS / "bot" / "role.yaml"
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox-bot-token"
 _names = itertools.count(1)
+ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass(frozen=True)
+class SandboxService:
+    """A service of the multi-cluster stack: seeded into every cluster, listed in the catalogue."""
+
+    name: str  # its Deployments are <name> and <name>-canary, its Mappings too, its Certificate <name>-tls
+    namespace: str
+    channel: str  # the Slack channel id it belongs to; the channel is called #<name>
+    seed: Path | None  # manifests to add to the Stack's seed (None: the seed holds it already)
+
+    @property
+    def container(self) -> str:
+        return self.name
+
+    def queries(self) -> dict[str, str]:
+        """The canary judge's PromQL, narrowed to this service's namespace (both run the helloworld image,
+        so their series differ by the ``namespace`` and ``app`` labels, as a cluster's scrape gives them)."""
+        where = f'namespace="{self.namespace}", route=~"/v1/hello|/v2/hello"'
+        buckets = f"increase(helloworld_request_duration_seconds_bucket{{{where}}}[$window])"
+        return {
+            "requests": f"sum by (version) (increase(helloworld_requests_total{{{where}}}[$window]))",
+            "errors": f'sum by (version) (increase(helloworld_requests_total{{{where}, status=~"5.."}}[$window]))',
+            "p50": f"histogram_quantile(0.5, sum by (le, version) ({buckets}))",
+            "p99": f"histogram_quantile(0.99, sum by (le, version) ({buckets}))",
+        }
+
+
+SERVICES = (
+    SandboxService("helloworld", "hello", "C3", None),
+    SandboxService("greeter", "greeter", "C4", ROOT / "sandbox" / "greeter"),
+)
+
+
+def write_kubeconfig(path: Path, clusters: Mapping[str, KubeEmulator], *, token: str | None = None,
+                     namespace: str = "default", current: str | None = None) -> Path:
+    """A kubeconfig with one context per emulated cluster, named after it (``kubectl --context staging``);
+    the token is each emulator's admin token unless given. ``current``: the first cluster by default."""
+    names = list(clusters)
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": current or names[0], "preferences": {},
+        "clusters": [{"name": n, "cluster": {"server": kube.url, "insecure-skip-tls-verify": True}}
+                     for n, kube in clusters.items()],
+        "users": [{"name": n, "user": {"token": token or kube.admin_token}} for n, kube in clusters.items()],
+        "contexts": [{"name": n, "context": {"cluster": n, "user": n, "namespace": namespace}} for n in names],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = SERVICES,
+              prometheus_urls: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The service catalogue (``HELLO_SERVICES``) of the multi-cluster stack: every service in every
+    environment, the environment's context named after it, its Prometheus when ``prometheus_urls`` has one."""
+    urls = prometheus_urls or {}
+    return {"services": [
+        {
+            "name": service.name,
+            "environments": [{"name": env, "context": env, "namespace": service.namespace,
+                              **({"prometheus_url": urls[env]} if urls.get(env) else {})}
+                             for env in environments],
+            "container": service.container,
+            "image": {"repository": service.name},
+            "metrics": {"queries": service.queries()},
+            "channels": [service.channel],
+        }
+        for service in services
+    ]}
 
 
 @dataclass
@@ -74,7 +152,21 @@ class Stack:
         engine_interval: float = 0.2,
         engine: bool = True,
         bot_port: int = 0,
+        environments: Sequence[str] = (),
+        services: Sequence[SandboxService] = SERVICES,
+        prometheus_urls: Mapping[str, str] | None = None,
     ) -> None:
+        """``environments``: one emulated cluster each (see the module's docstring); the first is the
+        kubeconfig's current context, so :attr:`kube` and the single-service variables act there.
+        ``prometheus_urls``: each environment's Prometheus, written into the catalogue."""
+        self.environments = tuple(environments)
+        self.sandbox_services = tuple(services)
+        self.prometheus_urls = dict(prometheus_urls or {})
+        self.clusters: dict[str, KubeEmulator] = {}
+        self._started: list[KubeEmulator] = []
+        self.catalogue_file = Path()
+        if self.environments and kube is not None:
+            raise ValueError("a Stack with environments starts its own clusters: give no kube")
         self.env_overrides = dict(env or {})
         self.rbac = rbac
         self.replica_count = replicas
@@ -91,7 +183,6 @@ class Stack:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.kube: KubeEmulator = kube  # type: ignore[assignment]
-        self._own_kube = kube is None
         self.slack: SlackEmulator = None  # type: ignore[assignment]
         self.replicas: list[Replica] = []
         self.kubeconfig = Path()
@@ -115,6 +206,8 @@ class Stack:
             "HELLO_DEPLOYERS": "U1",
             "HELLO_APPROVERS": "S1",
         }
+        if self.environments:
+            env.update(HELLO_SERVICES=str(self.catalogue_file), HELLO_DEFAULT_ENVIRONMENT=self.environments[0])
         env.update(self.env_overrides)
         return env
 
@@ -129,21 +222,41 @@ class Stack:
         if self.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="hello-stack-")
             self.workdir = Path(self._tmp.name)
-        if self.kube is None:
-            options = {"tick": 0.05, "pod_ready_seconds": 0.2, **self.kube_options}
-            if self.rbac:
-                options.setdefault("rbac_files", (ROLE,))
-            self.kube = KubeEmulator(**options)
-            await self.kube.start(host=self.host, port=0)
-            if self.seed_path is not None:
-                self.kube.seed(self.seed_path)
         token = self.kube_options.get("rbac_token", "bot-token")
-        self.kubeconfig = Path(self.kube.write_kubeconfig(self.workdir / "kubeconfig", token=token))
-        self.slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, **self.slack_options)
+        slack_options = dict(self.slack_options)
+        if self.environments:
+            for name in self.environments:
+                self.clusters[name] = await self._start_cluster(
+                    [self.seed_path, *(s.seed for s in self.sandbox_services)])
+            self.kube = self.clusters[self.environments[0]]
+            self.kubeconfig = write_kubeconfig(self.workdir / "kubeconfig", self.clusters, token=token)
+            self.catalogue_file = self.workdir / "services.yaml"
+            self.catalogue_file.write_text(yaml.safe_dump(
+                catalogue(self.environments, self.sandbox_services, self.prometheus_urls), sort_keys=False,
+                width=1000))
+            slack_options.setdefault("channels", {**DEFAULT_CHANNELS,
+                                                  **{s.channel: s.name for s in self.sandbox_services}})
+        else:
+            if self.kube is None:
+                self.kube = await self._start_cluster([self.seed_path])
+            self.kubeconfig = Path(self.kube.write_kubeconfig(self.workdir / "kubeconfig", token=token))
+        self.slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, **slack_options)
         await self.slack.start()
         for index in range(self.replica_count):
             self.replicas.append(await self.start_replica(index))
         self.slack.request_url = self.replicas[0].url
+
+    async def _start_cluster(self, seeds: Sequence[Path | None]) -> KubeEmulator:
+        options = {"tick": 0.05, "pod_ready_seconds": 0.2, **self.kube_options}
+        if self.rbac:
+            options.setdefault("rbac_files", (ROLE,))
+        kube = KubeEmulator(**options)
+        self._started.append(kube)  # stopped by stop() even if seeding fails
+        await kube.start(host=self.host, port=0)
+        for seed in seeds:
+            if seed is not None:
+                kube.seed(seed)
+        return kube
 
     async def start_replica(self, index: int, extra_env: Mapping[str, str] | None = None) -> Replica:
         env = self.env()
@@ -187,8 +300,9 @@ class Stack:
         self.replicas.clear()
         if self.slack is not None:
             await self.slack.stop()
-        if self.kube is not None and self._own_kube:
-            await self.kube.stop()
+        for kube in self._started:
+            await kube.stop()
+        self._started.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

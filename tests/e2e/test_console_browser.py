@@ -36,6 +36,15 @@ def send(page, text: str) -> None:  # type: ignore[no-untyped-def]
     page.press("#composer", "Enter")
 
 
+def open_channel(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Switch to a channel in the sidebar: the sandbox has #ops and one per service (#helloworld, #greeter);
+    in a service's channel the commands act on that service without naming it."""
+    names = {text.replace("#", "").strip() for text in page.locator("#channels li").all_inner_texts()}
+    assert {"ops", "helloworld", "greeter"} <= names, names
+    page.click(f"#channels li:has-text('{name}')")
+    page.wait_for_function(f"document.querySelector('#tab-channel-name').textContent === '{name}'")
+
+
 def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None:  # type: ignore[no-untyped-def]
     if not shutil.which("prometheus"):
         pytest.fail("the prometheus binary is missing: install it with `apt-get install prometheus`; "
@@ -52,6 +61,7 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     assert "dana" in page.locator("#user-switcher").input_value() or \
         page.locator("#user-switcher").input_value() == "U1"
     assert "status|deploy|canary" in page.inner_text("#hint")
+    open_channel(page, "helloworld")
 
     # /hello status: the status message, then its chart in the thread under it.
     send(page, "/hello status")
@@ -87,6 +97,7 @@ def test_deploy_through_the_form_and_approve_from_home(launch_sandbox, page, too
     page.wait_for_selector("body[data-ready=true]")
     assert page.locator("#user-switcher").input_value() == "U1"
     tools.artifacts.mkdir(exist_ok=True)
+    open_channel(page, "helloworld")
 
     # /hello deploy with no version opens the form.
     send(page, "/hello deploy")
@@ -130,7 +141,8 @@ def test_deploy_through_the_form_and_approve_from_home(launch_sandbox, page, too
     home = page.locator("#home-body")
     approve = home.locator("button.btn:has-text('Approve')")
     approve.wait_for(timeout=30_000)  # published on opening, and again once the request is recorded
-    assert re.search(r"Deploy\s+helloworld: v1 → v2\s+requested by @dana", home.inner_text()), home.inner_text()
+    assert re.search(r"Deploy\s+helloworld \(staging\): helloworld: v1 → v2\s+requested by @dana in #helloworld",
+                     home.inner_text()), home.inner_text()
     assert page.locator("#messages").is_hidden() and page.locator("#composer").is_hidden()
     page.screenshot(path=str(tools.artifacts / "console-home.png"))
     approve.click()
