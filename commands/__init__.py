@@ -35,8 +35,8 @@ __all__ = [
     "split",
 ]
 
-MODULES = ("help", "status", "deploy", "canary", "rollback", "cert", "chart", "history", "release", "schedule",
-           "stats", "freeze", "unfreeze", "lock", "unlock")
+MODULES = ("help", "status", "deploy", "promote", "canary", "rollback", "cert", "chart", "history", "release",
+           "schedule", "stats", "freeze", "unfreeze", "lock", "unlock")
 
 
 def default_registry() -> Registry:

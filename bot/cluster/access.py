@@ -36,6 +36,7 @@ SERVICE: tuple[Permission, ...] = (
     *_grant("apps", "deployments", "get", "watch", "patch"),  # read, set the image, follow the rollout
     *_grant("apps", "deployments/scale", "patch"),  # size the canary
     *_grant("apps", "replicasets", "list"),  # the previous revision's image, for rollback
+    *_grant("", "pods", "list"),  # the image digest the ready pods run, for promotion
     *_grant("", "events", "list", "create"),  # audit records and rollout warnings
     *_grant("getambassador.io", "mappings", "get", "patch"),  # canary weights
     *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance

@@ -29,7 +29,7 @@ __all__ = ["CardContext", "chart", "foreign", "gather", "render_card", "when"]
 log = logging.getLogger(__name__)
 
 CHANGE_VERBS = {"Deploy": "deployed", "Canary": "set the canary to", "Rollback": "rolled back",
-                "Promote": "promoted", "Abort": "aborted the canary"}
+                "Promote": "promoted", "Abort": "aborted the canary", "EnvPromote": "promoted"}
 MAX_CHANGES = 3
 CHART_RANGE = "1h"
 ICONS = {"critical": ":red_circle:", "error": ":red_circle:", "warning": ":large_orange_circle:",

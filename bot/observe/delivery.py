@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-LIVE = ("Deploy", "Promote")  # a version in front of every user
+LIVE = ("Deploy", "Promote", "EnvPromote")  # a version in front of every user
 UNDO = {"stable": "Rollback", "canary": "Abort"}
 ENDS = ("Succeeded", "Failed", "Superseded")
 RANGES = {"7d": 7, "30d": 30, "90d": 90}
@@ -128,7 +128,7 @@ class Delivery:
 
 
 def _track(verb: str, action: str) -> str:
-    if verb in ("Deploy", "Rollback", "Promote"):
+    if verb in ("Deploy", "Rollback", "Promote", "EnvPromote"):
         return "stable"
     if verb in ("Canary", "Abort"):
         return "canary"

@@ -43,7 +43,8 @@ ANNOTATION = "hello-chatops/audit"
 SELECTOR = f"{MANAGED_BY}={COMPONENT}"
 # Which changes become chart markers, and of what kind.
 MARKER_KINDS = {"Deploy": "deploy", "Canary": "canary", "Rollback": "rollback", "Promote": "promote",
-                "Abort": "canary"}
+                "Abort": "canary", "EnvPromote": "deploy"}
+MARKER_WORDS = {"EnvPromote": "promoted"}  # a marker's first word, when not the verb in lower case
 WARNING_PHASES = ("Failed", "Rejected", "Expired")
 
 
@@ -231,7 +232,8 @@ class Audit:
             if kind is None or entry.phase not in ("Succeeded", "Failed") or not start <= entry.at <= end:
                 continue
             version = entry.facts.get("version") or ""
-            label = " ".join(p for p in (entry.verb.lower(), str(version)) if p)
+            word = MARKER_WORDS.get(entry.verb, entry.verb.lower())
+            label = " ".join(p for p in (word, str(version)) if p)
             if entry.verb == "Canary" and "percent" in entry.facts:
                 label += f" {entry.facts['percent']}%"
             if entry.phase == "Failed":

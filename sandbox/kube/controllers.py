@@ -52,6 +52,19 @@ def template_hash(template: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def image_id(image: str) -> str:
+    """A container's ``imageID`` as the kubelet reports it from containerd: ``<repository>@sha256:<digest>``.
+
+    An image pinned by digest (``repo:tag@sha256:...`` or ``repo@sha256:...``) reports that digest; a
+    tag stands for a deterministic digest of its reference, so one tag is one digest in every cluster.
+    """
+    name, _, pinned = image.partition("@")
+    head, slash, last = name.rpartition("/")
+    repository = head + slash + last.partition(":")[0]
+    digest = pinned if pinned.startswith("sha256:") else "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    return f"{repository}@{digest}"
+
+
 def _random_suffix(n: int = 5) -> str:
     return "".join(secrets.choice(_SAFE) for _ in range(n))
 
@@ -183,9 +196,8 @@ class DeploymentController:
                      if bad else {"running": {"startedAt": stamp}})
             last = ({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": stamp, "finishedAt": stamp,
                                     "containerID": f"containerd://{_random_suffix(12)}"}} if bad else {})
-            digest = hashlib.sha256(str(c.get("image")).encode()).hexdigest()
             statuses.append({"name": c["name"], "image": c.get("image", ""),
-                             "imageID": f"{c.get('image', '')}@sha256:{digest}",
+                             "imageID": image_id(str(c.get("image", ""))),
                              "containerID": f"containerd://{_random_suffix(12)}", "ready": not bad,
                              "started": not bad, "restartCount": 1 if bad else 0, "state": state,
                              "lastState": last})

@@ -22,6 +22,7 @@ EXPECTED_ACCESS = {
     *(("apps", "deployments", v) for v in ("get", "watch", "patch")),
     ("apps", "deployments/scale", "patch"),
     ("apps", "replicasets", "list"),
+    ("", "pods", "list"),
     *(("", "events", v) for v in ("list", "create")),
     *(("", "configmaps", v) for v in ("get", "create", "update", "delete")),
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),

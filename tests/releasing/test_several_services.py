@@ -7,125 +7,19 @@ Two emulated clusters (staging, production) reached through two kubeconfig conte
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from sandbox.kube import KubeEmulator
-from sandbox.slack.state import Ephemeral, Message
-from sandbox.stack import MANIFESTS, Stack
-
-CATALOGUE = """
-services:
-  - name: helloworld
-    environments:
-      - {name: staging, context: staging, namespace: hello}
-      - {name: production, context: production, namespace: hello}
-    channels: [CHELLO]
-    lock: refuse
-  - name: greeter
-    environments:
-      - {name: staging, context: staging, namespace: greeter}
-      - {name: production, context: production, namespace: greeter, approvals: 2}
-    image: {repository: ghcr.io/example/greeter}
-    channels: [CGREET]
-"""
-APPROVE = "'action_id': 'approve'"  # an Approve button
-KINDS = [("apps", "v1", "deployments"), ("getambassador.io", "v3alpha1", "mappings"),
-         ("cert-manager.io", "v1", "certificates")]
-
-
-def greeter_manifests(tmp: Path) -> Path:
-    """helloworld's manifests again as greeter, in namespace greeter (what a second team's service looks like)."""
-    out = tmp / "greeter"
-    out.mkdir()
-    sources = [*sorted((MANIFESTS / "helloworld").glob("*.yaml")), MANIFESTS / "cert-manager" / "certificate.yaml"]
-    for source in sources:
-        if source.name == "kustomization.yaml":
-            continue
-        text = source.read_text().replace("helloworld", "greeter").replace("namespace: hello\n", "namespace: greeter\n")
-        text = text.replace("name: hello\n", "name: greeter\n")
-        (out / source.name).write_text(text)
-    return out
-
-
-def kubeconfig(tmp: Path, clusters: dict[str, KubeEmulator]) -> Path:
-    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
-    for name, emulator in clusters.items():
-        part = yaml.safe_load(emulator.write_kubeconfig(tmp / f"{name}.kubeconfig", context=name).read_text())
-        for key in ("clusters", "users", "contexts"):
-            merged[key].extend(part[key])
-    merged["current-context"] = "production"
-    path = tmp / "kubeconfig"
-    path.write_text(yaml.safe_dump(merged))
-    return path
-
-
-class World:
-    def __init__(self, stack: Stack, clusters: dict[str, KubeEmulator]) -> None:
-        self.stack, self.clusters, self.slack = stack, clusters, stack.slack
-
-    def objects(self) -> dict[tuple[str, str, str, str], dict]:
-        """Every Deployment, Mapping and Certificate in both clusters, by (cluster, namespace, kind, name)."""
-        out = {}
-        for cluster, emulator in self.clusters.items():
-            for namespace in ("hello", "greeter"):
-                for group, version, plural in KINDS:
-                    for obj in emulator.list(group, version, plural, namespace):
-                        out[(cluster, namespace, plural, obj["metadata"]["name"])] = copy.deepcopy(obj["spec"])
-        return out
-
-    def image(self, cluster: str, namespace: str, name: str) -> str:
-        d = self.clusters[cluster].get("apps", "v1", "deployments", namespace, name)
-        return d["spec"]["template"]["spec"]["containers"][0]["image"]
-
-    async def ask(self, user: str, text: str, channel: str) -> None:
-        await self.stack.command(user, text, channel=channel)
-
-    async def request(self, channel: str, needle: str) -> Message:
-        try:
-            return await self.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == channel
-                                             and needle in m.text and APPROVE in str(m.blocks), 15)
-        except TimeoutError:
-            said = [m.text for m in self.slack.workspace.messages(channel)]
-            said += [e.text for e in self.slack.workspace._ephemerals.get(channel, [])]
-            raise AssertionError(f"no request for {needle} in {channel}; it says {said}") from None
-
-    async def private(self, user: str, channel: str, needle: str) -> Ephemeral:
-        return await self.slack.wait_for(lambda m: isinstance(m, Ephemeral) and m.user == user
-                                         and m.channel == channel and needle in m.text, 15)
-
-    async def finished(self, message: Message) -> Message:
-        return await self.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == message.ts
-                                         and "Finished ·" in str(m.blocks), 40)
+from sandbox.slack.state import Message
+from tests.releasing.several import APPROVE, World, two_clusters
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    clusters = {name: KubeEmulator(tick=0.03, pod_ready_seconds=0.1) for name in ("staging", "production")}
-    greeter = greeter_manifests(tmp_path)
-    try:
-        for emulator in clusters.values():
-            await emulator.start()
-            emulator.seed(MANIFESTS)
-            emulator.seed(greeter)
-        services = tmp_path / "services.yaml"
-        services.write_text(CATALOGUE)
-        env = {"KUBECONFIG": str(kubeconfig(tmp_path, clusters)), "HELLO_KUBE_CONTEXT": "production",
-               "HELLO_SERVICES": str(services), "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2,U3",
-               "HELLO_ROLLOUT_STALL": "20", "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_BAKE_MINUTES": "0"}
-        channels = {"C1": "ops", "CHELLO": "helloworld", "CGREET": "greeter"}
-        async with Stack(kube=clusters["production"], env=env, slack_options={"channels": channels}) as stack:
-            for replica in stack.replicas:
-                replica.services.approvals.edit_interval = 0.2
-            yield World(stack, clusters)
-    finally:
-        for emulator in clusters.values():
-            await emulator.stop()
+    async with two_clusters(tmp_path) as w:
+        yield w
 
 
 async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(world: World) -> None:
