@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,9 @@ class World:
                                          and "Finished ·" in str(m.blocks), 40)
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+@asynccontextmanager
+async def open_world(tmp_path: Path, catalogue: str = CATALOGUE) -> AsyncIterator[World]:
+    """Both clusters seeded with both services, and the bot reading ``catalogue``."""
     clusters = {name: KubeEmulator(tick=0.03, pod_ready_seconds=0.1) for name in ("staging", "production")}
     greeter = greeter_manifests(tmp_path)
     try:
@@ -113,7 +115,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             emulator.seed(MANIFESTS)
             emulator.seed(greeter)
         services = tmp_path / "services.yaml"
-        services.write_text(CATALOGUE)
+        services.write_text(catalogue)
         env = {"KUBECONFIG": str(kubeconfig(tmp_path, clusters)), "HELLO_KUBE_CONTEXT": "production",
                "HELLO_SERVICES": str(services), "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2,U3",
                "HELLO_ROLLOUT_STALL": "20", "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_BAKE_MINUTES": "0"}
@@ -125,6 +127,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     finally:
         for emulator in clusters.values():
             await emulator.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with open_world(tmp_path) as opened:
+        yield opened
 
 
 async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(world: World) -> None:
