@@ -37,6 +37,7 @@ USAGE = '/hello canary <version> [<percent>%] | <percent>% | promote | abort  ["
 EXAMPLE = '/hello canary v2 10% "try the new cache"'
 KEYWORDS = ("promote", "abort")
 TARGETED = True  # [<service>] [<environment>] first
+FORM = True  # nothing given: a form, which offers the services where nothing names one
 
 
 @dataclass(frozen=True)

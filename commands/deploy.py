@@ -2,7 +2,7 @@
 
 `/hello deploy <version> ["<reason>"]` (e.g. `/hello deploy v2.1 "fix the login bug"`) asks to set the
 stable Deployment's image to `<repository>:<version>` (and its `HELLO_VERSION`); `/hello deploy` alone opens
-a form. An approver approves or
+a form (with several services, where nothing names the service, it asks which one). An approver approves or
 rejects with the buttons; the same message then follows the rolling update and ends with the result and a
 Roll back button.
 
@@ -26,6 +26,7 @@ NAME = "deploy"
 USAGE = '/hello deploy <version> ["<reason>"]'
 EXAMPLE = '/hello deploy v2 "fix the login bug"'
 TARGETED = True  # [<service>] [<environment>] first
+FORM = True  # nothing given: a form, which offers the services where nothing names one
 
 
 @dataclass(frozen=True)

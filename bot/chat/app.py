@@ -20,7 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.chat import forms, metrics, render
-from bot.chat.contract import EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
+from bot.chat.contract import CHOOSE, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.core.errors import ClusterError, CommandError, UsageError
@@ -76,7 +76,8 @@ class Dispatcher:
         try:
             if command.targeted:
                 service, environment, rest = self.target(command, rest, invocation.channel_id)
-                config = self.services.config_for(service, environment) if service != EVERY else self.services.config
+                config = (self.services.config_for(service, environment) if service not in (EVERY, CHOOSE)
+                          else self.services.config)
                 request = Targeted(command.parse(rest, config), service, environment)
             else:
                 request = command.parse(rest, self.services.config)
@@ -92,7 +93,8 @@ class Dispatcher:
 
     def target(self, command: Command, args: list[str], channel: str) -> tuple[str, str, list[str]]:
         """The service and environment a targeted command names (see :func:`take_target`); a command
-        with an overview (``/hello status``) given no service where several could be meant covers all."""
+        with an overview (``/hello status``) given no service where several could be meant covers all,
+        and one that opens a form when given nothing (``/hello deploy``) lets the person choose in it."""
         try:
             return take_target(args, self.services, channel)
         except UsageError:
@@ -100,6 +102,8 @@ class Dispatcher:
             named = catalogue is not None and bool(args) and args[0] in catalogue.names
             if getattr(command.module, "OVERVIEW", False) and not named:
                 return EVERY, "", list(args)
+            if getattr(command.module, "FORM", False) and not args:
+                return CHOOSE, "", []
             raise
 
     def help_reply(self, topic: str) -> Reply:
@@ -123,8 +127,8 @@ class Dispatcher:
         if isinstance(request, Targeted):
             ctx.service, ctx.environment, request = request.service, request.environment, request.request
         try:
-            policy = ctx.policy if ctx.service != EVERY else self.services.policy
-            if getattr(request, "mutating", False):
+            policy = ctx.policy if ctx.service not in (EVERY, CHOOSE) else self.services.policy
+            if getattr(request, "mutating", False) and ctx.service != CHOOSE:
                 await policy.check_change(invocation.user_id, invocation.channel_id,
                                           f"run `{command.name}`")
             else:
@@ -283,12 +287,13 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
     async def on_form(ack: Callable[..., Awaitable[Any]], body: dict, view: dict) -> None:
         """A submitted form runs as the command it stands for; a usage error is shown in the form."""
         name, channel, values = forms.submitted(view)
-        errors = forms.version_errors(values)
+        errors = {**forms.target_errors(values), **forms.version_errors(values)}
         if errors:
             await ack(response_action="errors", errors=errors)
             return
+        service, environment = forms.target(view, values)
         invocation = Invocation(user_id=str((body.get("user") or {}).get("id", "")), channel_id=channel,
-                                text=forms.command_text(name, values))
+                                text=forms.command_text(name, values, service, environment))
         command, request, immediate = dispatcher.prepare(invocation)
         if immediate is not None or command is None or getattr(request, "form", False):
             message = immediate.text.split("\nUsage:")[0] if immediate is not None else "Give a version."

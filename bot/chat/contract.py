@@ -67,6 +67,9 @@ class Upload:
 
 
 EVERY = "*"  # Context.service of a command covering every service (``/hello status`` in a shared channel)
+# Context.service of a form opened where nothing determines the service (``/hello deploy`` in a shared channel):
+# the person chooses the service and environment in it, among those they may change from there
+CHOOSE = "?"
 
 
 @dataclass
@@ -84,7 +87,7 @@ class Context:
 
     @property
     def config(self) -> Config:
-        if self.service == EVERY or (not self.service and not self.environment):
+        if self.service in (EVERY, CHOOSE) or (not self.service and not self.environment):
             return self.services.config
         return self.services.config_for(self.service, self.environment)
 

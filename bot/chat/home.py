@@ -2,6 +2,10 @@
 
 :func:`view` turns :class:`HomeData` into a ``home`` view for ``views.publish``, checked against
 Slack's own limits (100 blocks, the section text lengths) through ``slack_sdk``'s view model.
+
+With several services (a catalogue file) each service in each environment gets a compact section of
+its own; when they would not fit in the view's 100 blocks, each gets one line instead, packed into as
+few sections as the text limit allows, and what still does not fit is counted, not dropped silently.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from slack_sdk.models.views import View
 from bot.chat import render
 
 MAX_BLOCKS = 100
+MAX_TEXT = 3000  # a section's text
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,16 @@ class Pending:
     expires: str  # already formatted
 
 
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service in one environment as Home shows it (mrkdwn, bot-written, names escaped)."""
+
+    service: str
+    environment: str
+    lines: tuple[str, ...]  # live versions, canary weight, certificate, health: one fact a line
+    line: str  # the same in one line, for when every service cannot have a section
+
+
 @dataclass
 class HomeData:
     user: str
@@ -35,6 +50,7 @@ class HomeData:
     pending: list[Pending] = field(default_factory=list)
     running: list[str] = field(default_factory=list)  # mrkdwn lines, bot-written
     service: list[str] = field(default_factory=list)  # mrkdwn lines: versions, weights, certificate, warnings
+    services: list[ServiceStatus] = field(default_factory=list)  # several services: one per service and environment
     changes: list[str] = field(default_factory=list)  # mrkdwn lines, escaped
     schedules: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)  # mrkdwn lines, escaped: what fires now
@@ -72,18 +88,47 @@ def view(data: HomeData) -> dict:
         blocks.append(_section("\n".join(data.alerts)))
     blocks.append(_header("Running now"))
     blocks.append(_section("\n".join(data.running) if data.running else "No release is running."))
-    blocks.append(_header("The service"))
-    blocks.append(_section("\n".join(data.service) if data.service else "–"))
-    blocks.append(_header("Last changes"))
-    blocks.append(_section("\n".join(data.changes) if data.changes else "No changes recorded yet."))
+    tail: list[dict] = [_header("Last changes"),
+                        _section("\n".join(data.changes) if data.changes else "No changes recorded yet.")]
     if data.delivery:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": data.delivery[:3000]}]})
+        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": data.delivery[:3000]}]})
     if data.schedules:
-        blocks.append(_header("Scheduled status posts"))
-        blocks.append(_section("\n".join(data.schedules)))
+        tail.append(_header("Scheduled status posts"))
+        tail.append(_section("\n".join(data.schedules)))
     if data.problems:
-        blocks.append({"type": "context", "elements": [
+        tail.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": render.escape("; ".join(data.problems))[:3000]}]})
-    home: dict[str, Any] = {"type": "home", "blocks": render.validate(blocks[:MAX_BLOCKS])}
+    if data.services:
+        blocks.append(_header("Services"))
+        blocks.extend(service_blocks(data.services, MAX_BLOCKS - len(blocks) - len(tail)))
+    else:
+        blocks.append(_header("The service"))
+        blocks.append(_section("\n".join(data.service) if data.service else "–"))
+    blocks.extend(tail)
+    home: dict[str, Any] = {"type": "home", "blocks": render.validate(blocks[:MAX_BLOCKS], limit=MAX_BLOCKS)}
     View(**home).validate_json()  # Slack's limits, before Slack would refuse the view
     return home
+
+
+def service_blocks(items: list[ServiceStatus], budget: int) -> list[dict]:
+    """At most ``budget`` blocks for the services: a section each when they fit, else one line each."""
+    budget = max(budget, 1)
+    if len(items) <= budget:
+        return [_section("\n".join((f"*{render.escape(item.service)}* · {render.escape(item.environment)}",
+                                    *item.lines))) for item in items]
+    chunks: list[str] = []
+    current = ""
+    room = MAX_TEXT - 120  # the last section keeps room to say how many are left out
+    for shown, item in enumerate(items):
+        line = item.line[:room]
+        if not current or len(current) + 1 + len(line) <= (room if len(chunks) == budget - 1 else MAX_TEXT):
+            current = f"{current}\n{line}" if current else line
+            continue
+        if len(chunks) == budget - 1:
+            left = len(items) - shown
+            current += f"\n…and {left} more: `/hello status` lists every service and environment"
+            break
+        chunks.append(current)
+        current = line
+    chunks.append(current)
+    return [_section(chunk) for chunk in chunks]

@@ -80,10 +80,11 @@ def blocks(template: str, **data: Any) -> list[dict]:
     return validate(parsed)
 
 
-def validate(items: list[dict]) -> list[dict]:
-    """Check blocks against Slack's limits; raises ``SlackObjectFormationError`` or ``ValueError``."""
-    if len(items) > MAX_BLOCKS:
-        raise ValueError(f"{len(items)} blocks: Slack accepts at most {MAX_BLOCKS}")
+def validate(items: list[dict], *, limit: int = MAX_BLOCKS) -> list[dict]:
+    """Check blocks against Slack's limits (``limit`` blocks: a message's, unless a view's is given);
+    raises ``SlackObjectFormationError`` or ``ValueError``."""
+    if len(items) > limit:
+        raise ValueError(f"{len(items)} blocks: Slack accepts at most {limit}")
     out = []
     for item in items:
         block = Block.parse(item)

@@ -1,11 +1,16 @@
 """Opening the deploy and canary forms: the modal, with a choice of the versions the stable Deployment ran
-recently (its ReplicaSet history, newest first, the running one marked)."""
+recently (its ReplicaSet history, newest first, the running one marked).
+
+With several services the form is for the service and environment the command resolved, and the versions
+are that service's; where nothing determined the service (a channel of none, or of several) the form
+offers the service / environment pairs this person may change from that channel, and the version is typed.
+"""
 
 from __future__ import annotations
 
 from bot.chat import forms
-from bot.chat.contract import Context, Reply
-from bot.core.errors import CommandError, DependencyUnavailable
+from bot.chat.contract import CHOOSE, Context, Reply
+from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
 from bot.release.actions import revisions
 
 
@@ -16,13 +21,41 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
         raise CommandError(f"Give a version: `/hello {command} <version>` (no form can be opened from here).")
     recent: list[str] = []
     running = ""
-    try:
-        current, history = await revisions(await ctx.cluster(), ctx.config.stable_deployment, ctx.config)
-        recent = [r.version for r in reversed(history) if r.version]  # newest first
-        running = next((r.version for r in history if r.number == current), "")
-    except DependencyUnavailable:
-        pass  # the form works without the list: the version is typed
+    pairs: list[tuple[str, str]] = []
+    if ctx.service == CHOOSE:
+        pairs = await _choices(ctx, command)
+    else:
+        try:
+            current, history = await revisions(await ctx.cluster(), ctx.config.stable_deployment, ctx.config)
+            recent = [r.version for r in reversed(history) if r.version]  # newest first
+            running = next((r.version for r in history if r.number == current), "")
+        except DependencyUnavailable:
+            pass  # the form works without the list: the version is typed
+    target = ctx.service if ctx.service != CHOOSE else ""
     form = forms.view(command, invocation.channel_id, recent, running=running,
-                      require_reason=ctx.config.require_reason)
+                      require_reason=ctx.config.require_reason, service=target,
+                      environment=ctx.environment if target else "", pairs=pairs)
     await ctx.services.messenger.open_view(invocation.trigger_id, form)
     return None
+
+
+async def _choices(ctx: Context, command: str) -> list[tuple[str, str]]:
+    """The service / environment pairs of the channel's services (all, in a channel of none) that this
+    person may ask to change from this channel; none raises the first refusal."""
+    services, invocation = ctx.services, ctx.invocation
+    catalogue = services.catalogue
+    assert catalogue is not None
+    out: list[tuple[str, str]] = []
+    refusal: PermissionDenied | None = None
+    for service in catalogue.in_channel(invocation.channel_id) or catalogue.services:
+        for env in service.environments:
+            policy = services.policy_for(services.config_for(service.name, env.name))
+            try:
+                await policy.check_change(invocation.user_id, invocation.channel_id, f"run `{command}`")
+            except PermissionDenied as exc:
+                refusal = refusal or exc
+                continue
+            out.append((service.name, env.name))
+    if not out:
+        raise refusal or CommandError("The catalogue lists no service to choose from.")
+    return out

@@ -12,10 +12,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
-from bot.chat.home import HomeData, Pending, view
+from bot.chat.home import HomeData, Pending, ServiceStatus, view
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 
@@ -94,17 +94,22 @@ class Home:
                 data.running = [r.running_line() for r in await services.releases.open_releases()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
-        try:
-            state = await (await services.cluster()).release_state()
-            data.service = _service_lines(state)
-        except DependencyUnavailable as exc:
-            data.problems.append(f"cluster: {exc}")
-        if services.audit is not None:
+        entries = None  # several services: the audit records of them all, newest first
+        if services.several:
+            data.services = await self._services()
+            entries = await self._entries(data)
+            data.changes = [_change_line(e) for e in (entries or [])[:8]]
+        else:
             try:
-                data.changes = [f"{render.when(e.at, '%m-%d %H:%M')} *{foreign(e.verb, 40)}* {foreign(e.phase, 40)} "
-                                f"by <@{e.user}>: {foreign(e.summary, 200)}" for e in await services.audit.recent(8)]
+                state = await (await services.cluster()).release_state()
+                data.service = _service_lines(state)
             except DependencyUnavailable as exc:
-                data.problems.append(f"audit trail: {exc}")
+                data.problems.append(f"cluster: {exc}")
+            if services.audit is not None:
+                try:
+                    data.changes = [_change_line(e) for e in await services.audit.recent(8)]
+                except DependencyUnavailable as exc:
+                    data.problems.append(f"audit trail: {exc}")
         alerts = getattr(services, "alerts", None)
         if alerts is not None:
             try:
@@ -113,13 +118,14 @@ class Home:
                                f"{render.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
-        if services.audit is not None:
+        if services.audit is not None and (entries is not None or not services.several):
             try:
                 from datetime import UTC, datetime
 
                 from bot.observe import delivery
 
-                figures = delivery.compute(await services.audit.entries(), end=datetime.now(UTC), days=30)
+                read = entries if entries is not None else await services.audit.entries()
+                figures = delivery.compute(read, end=datetime.now(UTC), days=30)
                 data.delivery = render.escape(delivery.summary_line(figures))
             except DependencyUnavailable as exc:
                 data.problems.append(f"delivery figures: {exc}")
@@ -131,6 +137,82 @@ class Home:
             except DependencyUnavailable as exc:
                 data.problems.append(f"schedules: {exc}")
         return data
+
+    async def _services(self) -> list[ServiceStatus]:
+        """Each service in each environment of the catalogue, read concurrently (``/hello status``'s reading)."""
+        from datetime import UTC, datetime
+
+        from bot.observe import status
+
+        catalogue = self.services.catalogue
+        assert catalogue is not None
+        now = datetime.now(UTC)
+        pairs = [(service.name, env.name) for service, env in catalogue.pairs()]
+        return [_service_status(line, now) for line in await status.overview(self.services, pairs, now=now)]
+
+    async def _entries(self, data: HomeData) -> list[Any] | None:
+        """The audit records of every service and environment (each namespace read once), newest first;
+        ``None`` without an audit trail or when none could be read."""
+        services = self.services
+        audit = services.audit
+        if audit is None:
+            return None
+        assert services.catalogue is not None
+        configs = {}
+        for config in [services.config, *(services.config_for(s.name, e.name) for s, e in services.catalogue.pairs())]:
+            configs.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), config)
+
+        async def read(config: Any) -> list[Any]:  # -> [bot.release.audit.Entry]
+            try:
+                return list(await audit.entries(config))
+            except DependencyUnavailable as exc:
+                data.problems.append(f"audit trail of {config.namespace}"
+                                     f"{' in ' + config.kube_context if config.kube_context else ''}: {exc}")
+                return []
+
+        failed = len(data.problems)
+        read_all = await asyncio.gather(*(read(c) for c in configs.values()))
+        if len(data.problems) - failed == len(configs):
+            return None  # nothing read: no figures rather than figures of nothing
+        seen, out = set(), []
+        for entry in (e for part in read_all for e in part):
+            key = (entry.at, entry.reason, entry.request_id, entry.summary)
+            if key not in seen:
+                seen.add(key)
+                out.append(entry)
+        out.sort(key=lambda e: e.at, reverse=True)
+        return out
+
+
+def _change_line(entry: Any) -> str:
+    return (f"{render.when(entry.at, '%m-%d %H:%M')} *{foreign(entry.verb, 40)}* {foreign(entry.phase, 40)} "
+            f"by <@{entry.user}>: {foreign(entry.summary, 200)}")
+
+
+def _service_status(line: Any, now: Any) -> ServiceStatus:
+    """A :class:`~bot.observe.status.OverviewLine` as Home's section: versions, canary, certificate, health."""
+    from bot.observe.status import canary_weight
+
+    state = line.state
+    if state is None:
+        text = f":grey_question: cannot read it: {foreign(line.error or 'unknown', 200)}"
+        return ServiceStatus(line.service, line.environment, (text,), line.text())
+    lines = [f"*{track.name}* `{foreign(track.version or '?', 40)}` {track.ready}/{track.desired} ready"
+             for track in (state.stable, state.canary) if track is not None
+             and (track.name != "canary" or track.desired or canary_weight(state))]
+    weight = canary_weight(state)
+    if weight:
+        lines.append(f"canary gets {weight}% of the traffic")
+    extra = ""
+    cert = state.certificate
+    days = cert.days_left(now) if cert is not None else None
+    if cert is not None and days is not None:
+        lines.append(f"certificate `{foreign(cert.name, 60)}`: {max(days, 0):.0f} days left")
+        extra = f" · certificate {max(days, 0):.0f} days"
+    health = (":white_check_mark: healthy" if not line.warnings
+              else f":warning: {len(line.warnings)} warning(s): " + "; ".join(line.warnings[:3]))
+    lines.append(health[:1000])
+    return ServiceStatus(line.service, line.environment, tuple(lines), line.text() + extra)
 
 
 def _parse(text: str):  # -> datetime

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.chat import forms
 from sandbox.slack.content import check_view
 from tests.releasing.conftest import Chat
@@ -146,3 +148,72 @@ async def test_neither_or_both_versions_are_shown_in_the_form_and_nothing_is_ask
     reply = await chat.slack.submit_view("U1", modal.id, {"version": "v2"})
     assert reply.outcome == "closed"
     assert "v2 at 10%" in (await chat.approval()).text  # the share typed before stayed in the form
+
+
+# ---------------------------------------------------------------- several services (a catalogue file)
+
+
+def test_with_one_service_the_form_carries_no_target() -> None:
+    modal = forms.view("deploy", "C1", ["v1"], running="v1")
+    assert json.loads(modal["private_metadata"]) == {"command": "deploy", "channel": "C1"}
+    assert all(b["block_id"] not in (forms.TARGET, forms.WHERE) for b in modal["blocks"])
+    view = {"private_metadata": modal["private_metadata"]}
+    assert forms.target(view, {"recent": "v1"}) == ("", "")
+    assert forms.target_errors({"recent": "v1"}) == {}
+    assert forms.command_text("deploy", {"recent": "v1", "reason": "ok"}) == "deploy v1 ok"
+
+
+def test_a_resolved_service_is_kept_in_the_metadata_and_named_in_a_context_line() -> None:
+    modal = forms.view("canary", "CGREET", ["v2", "v1"], running="v2", service="greeter", environment="production")
+    assert json.loads(modal["private_metadata"]) == {"command": "canary", "channel": "CGREET",
+                                                     "service": "greeter", "environment": "production"}
+    first = modal["blocks"][0]
+    assert first["type"] == "context" and first["block_id"] == forms.WHERE
+    assert first["elements"][0]["text"] == "For *greeter* in *production*"
+    assert [b["block_id"] for b in modal["blocks"][1:]] == ["recent", "version", "percent", "reason"]
+    assert forms.TARGET not in str(modal["blocks"])  # nothing to choose
+    check_view(modal, kinds=("modal",))
+    values = {"recent": "v1", "version": "", "percent": "10", "reason": "try it"}
+    service, environment = forms.target(modal, values)
+    assert (service, environment) == ("greeter", "production")
+    assert forms.command_text("canary", values, service, environment) == "canary greeter production v1 10% 'try it'"
+
+
+def test_where_nothing_names_the_service_a_select_of_pairs_comes_first_and_is_required() -> None:
+    pairs = [("helloworld", "staging"), ("helloworld", "production"), ("greeter", "staging"),
+             ("greeter", "staging")]
+    modal = forms.view("deploy", "C1", pairs=pairs)
+    assert json.loads(modal["private_metadata"]) == {"command": "deploy", "channel": "C1"}
+    assert [b["block_id"] for b in modal["blocks"]] == ["target", "version", "reason"]
+    select = _block(modal, "target")
+    assert select["optional"] is False and select["element"]["type"] == "static_select"
+    assert [(o["value"], o["text"]["text"]) for o in select["element"]["options"]] == [
+        ("helloworld staging", "helloworld / staging"), ("helloworld production", "helloworld / production"),
+        ("greeter staging", "greeter / staging")]  # each once, in catalogue order
+    assert _block(modal, "version")["optional"] is False  # no versions to choose from: typed
+    check_view(modal, kinds=("modal",))
+
+    values = {"target": "greeter staging", "version": "v2", "reason": "fix the login bug"}
+    assert forms.target_errors(values) == {}
+    service, environment = forms.target(modal, values)
+    assert forms.command_text("deploy", values, service, environment) == \
+        "deploy greeter staging v2 'fix the login bug'"
+    assert forms.target_errors({"target": "", "version": "v2"}) == {"target": forms.PICK_TARGET}
+    assert forms.error_block("there is no service gone; services: a, b", {"target": "gone x", "version": "v2"}) \
+        == "target"
+    assert forms.error_block("`v2!` is not a version I can deploy", {"target": "a b", "version": "v2!"}) == "version"
+
+
+def test_many_pairs_are_grouped_by_service_within_slacks_limits() -> None:
+    pairs = [(f"service{s}", f"env{e}") for s in range(30) for e in range(5)]  # 150 pairs: over 100 options
+    long = ("s" * 80, "production")  # a label over 75 characters
+    modal = forms.view("deploy", "C1", pairs=[long, *pairs])
+    element = _block(modal, "target")["element"]
+    assert "options" not in element
+    groups = element["option_groups"]
+    assert len(groups) == 31 and all(len(g["options"]) <= forms.MAX_OPTIONS for g in groups)
+    assert groups[0]["label"]["text"] == "s" * 74 + "…"
+    assert groups[0]["options"][0]["value"] == f"{'s' * 80} production"
+    assert len(groups[0]["options"][0]["text"]["text"]) == 75
+    assert [o["value"] for o in groups[1]["options"]] == [f"service0 env{e}" for e in range(5)]
+    check_view(modal, kinds=("modal",))

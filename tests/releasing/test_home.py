@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.chat.home import MAX_BLOCKS, HomeData, Pending, ServiceStatus, view
 from tests.releasing.conftest import Chat
 
 
@@ -51,3 +52,82 @@ async def test_home_lists_the_firing_alerts(release: Any) -> None:
         await card_saying(chat, "Firing: HelloworldHighErrorRate")
         home = await _home(chat, "U3", "Firing alerts")
         assert "*HelloworldHighErrorRate*" in json.dumps(home.spec)
+
+
+# ---------------------------------------------------------------- the pure view, one service and several
+
+
+def _status(service: str, environment: str) -> ServiceStatus:
+    lines = ("*stable* `v1` 2/2 ready", "certificate `hello-tls`: 60 days left", ":white_check_mark: healthy")
+    line = f":white_check_mark: *{service}* {environment}: stable `v1` 2/2 ready, healthy · certificate 60 days"
+    return ServiceStatus(service, environment, lines, line)
+
+
+def _texts(home: dict) -> list[str]:
+    return [b["text"]["text"] for b in home["blocks"] if b["type"] in ("section", "header")]
+
+
+def test_with_one_service_home_keeps_its_one_service_section() -> None:
+    home = view(HomeData(user="U1", service=["*stable* `v1` 2/2 ready"]))
+    texts = _texts(home)
+    assert "The service" in texts and "Services" not in texts
+    assert texts[texts.index("The service") + 1] == "*stable* `v1` 2/2 ready"
+
+
+def test_several_services_get_a_section_each() -> None:
+    pairs = [("helloworld", "staging"), ("helloworld", "production"), ("greeter", "staging")]
+    home = view(HomeData(user="U1", services=[_status(s, e) for s, e in pairs]))
+    texts = _texts(home)
+    assert "The service" not in texts
+    start = texts.index("Services") + 1
+    assert texts[start:start + 3] == [f"*{s}* · {e}\n*stable* `v1` 2/2 ready\ncertificate `hello-tls`: 60 days left"
+                                      "\n:white_check_mark: healthy" for s, e in pairs]
+    assert texts[start + 3] == "Last changes"
+
+
+def _full(services: list[ServiceStatus]) -> HomeData:
+    """Home with everything else at its largest: ten requests with their buttons, alerts, schedules, problems."""
+    pending = [Pending(id=f"r{n}", label="Deploy", summary=f"greeter (staging): v{n} → v{n + 1}", requester="U1",
+                       channel="C1", expires="12:00 UTC") for n in range(12)]
+    return HomeData(user="U2", may=["approve other people's requests"], pending=pending, running=["*Deploy* x"],
+                    services=services, changes=["a change"], schedules=["`0 9 * * *` in <#C1>"],
+                    alerts=["an alert"], delivery="Delivery, last 30 days: 3 deploys", problems=["audit: down"])
+
+
+def test_when_the_sections_would_pass_100_blocks_each_pair_gets_one_line() -> None:
+    items = [_status(f"service{n:02}", env) for n in range(40) for env in ("staging", "production")]
+    home = view(_full(items))
+    blocks = home["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    texts = _texts(home)
+    listed = "\n".join(texts[texts.index("Services") + 1:texts.index("Last changes")])
+    assert listed.splitlines() == [item.line for item in items]  # every pair, one line each, in order
+    assert "Scheduled status posts" in texts and blocks[-1]["type"] == "context"  # nothing after it was lost
+    assert sum(1 for b in blocks if b["type"] == "actions") == 10  # the requests keep their buttons
+
+
+def test_more_pairs_than_even_one_line_each_can_hold_are_counted() -> None:
+    items = [_status(f"service{n:04}", "production") for n in range(3000)]
+    home = view(_full(items))
+    assert len(home["blocks"]) == MAX_BLOCKS
+    texts = _texts(home)
+    section = texts[texts.index("Services") + 1:texts.index("Last changes")]
+    assert all(len(text) <= 3000 for text in section)
+    shown = [line for text in section for line in text.splitlines() if line.startswith(":white_check_mark:")]
+    assert shown == [item.line for item in items[:len(shown)]] and 1000 < len(shown) < 3000
+    assert section[-1].endswith(f"…and {3000 - len(shown)} more: `/hello status` lists every service and environment")
+
+
+def test_a_pair_that_cannot_be_read_says_why_in_its_section() -> None:
+    from datetime import UTC, datetime
+
+    from bot.observe.status import OverviewLine
+    from bot.release.home import _service_status
+
+    item = _service_status(OverviewLine("greeter", "production", error="context production: connection refused"),
+                           datetime.now(UTC))
+    assert item.lines == (":grey_question: cannot read it: context production: connection refused",)
+    assert item.line == ":grey_question: *greeter* production: context production: connection refused"
+    home = view(HomeData(user="U1", services=[item]))
+    assert "*greeter* · production\n:grey_question: cannot read it" in json.dumps(home, ensure_ascii=False) \
+        .replace("\\n", "\n")
