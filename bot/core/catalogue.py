@@ -177,8 +177,12 @@ class Service:
     def approvers_for(self, env: Environment) -> tuple[str, ...] | None:
         return env.approvers if env.approvers is not None else self.approvers
 
-    def config_for(self, env: Environment | str, base: Config) -> Config:
-        """``base`` with this service's names, the environment's cluster and namespace, and the overrides."""
+    def config_for(self, env: Environment | str, base: Config, *, by_namespace: bool = False) -> Config:
+        """``base`` with this service's names, the environment's cluster and namespace, and the overrides.
+
+        ``by_namespace``: its helloworld-preset series are told from other services' by the ``namespace``
+        label (as Prometheus's Kubernetes discovery sets it), for a catalogue of several services.
+        """
         if isinstance(env, str):
             env = self.environment(env)
         elif env not in self.environments:
@@ -197,8 +201,16 @@ class Service:
             "version_pattern": self.version_pattern,
             **self.overrides.changes(),
         }
+        metrics = base.metrics
         if self.metrics_preset is not None and self.metrics_preset != base.metrics.preset:
-            changes["metrics"] = MetricNames.envoy() if self.metrics_preset == "envoy" else MetricNames()
+            metrics = MetricNames.envoy() if self.metrics_preset == "envoy" else MetricNames()
+        if self.queries is not None:
+            metrics = replace(metrics, window_queries=tuple((k, getattr(self.queries, k)) for k in QUERY_KEYS))
+        if metrics.preset == "helloworld" and by_namespace:
+            # one Prometheus may scrape several services: this service's series are those of its namespace
+            metrics = replace(metrics, route_filter=f'{metrics.route_filter},namespace="{env.namespace}"')
+        if metrics != base.metrics:
+            changes["metrics"] = metrics
         if self.channels:
             changes["ops_channels"] = self.channels
         if env.prometheus_url:

@@ -38,6 +38,8 @@ class MetricNames:
     version_label: str = "version"
     status_label: str = "status"
     route_filter: str = 'route=~"/v1/hello|/v2/hello"'
+    # a service's own counts for the canary judge (catalogue ``metrics.queries``): (key, template with $window)
+    window_queries: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def envoy(cls) -> MetricNames:

@@ -73,7 +73,7 @@ class Services:
             return self.config
         key = (chosen.name, env.name)
         if key not in self._scoped:
-            self._scoped[key] = chosen.config_for(env, self.config)
+            self._scoped[key] = chosen.config_for(env, self.config, by_namespace=len(self.catalogue.services) > 1)
         return self._scoped[key]
 
     def policy_for(self, config: Config) -> Policy:

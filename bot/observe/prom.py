@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -145,6 +146,8 @@ def window_expressions(names: MetricNames, seconds: int) -> dict[str, str]:
     """
     v = names.version_label
     window = f"{max(1, int(seconds))}s"
+    if names.window_queries:  # the service's own PromQL (catalogue metrics.queries)
+        return {key: string.Template(text).substitute(window=window) for key, text in names.window_queries}
     base = _selector(names.route_filter)
     by = f"sum by ({v})"
     out = {"requests": f"{by} (increase({names.requests}{base}[{window}]))"}

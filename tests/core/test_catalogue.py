@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -318,13 +319,44 @@ def test_config_for_applies_names_namespace_cluster_access_and_overrides(tmp_pat
     assert (pay_prod.stable_deployment, pay_prod.canary_deployment) == ("payments-v", "payments-v-canary")
     assert (pay_prod.stable_mapping, pay_prod.canary_mapping) == ("pay", "pay-canary")
     assert (pay_prod.container, pay_prod.certificate, pay_prod.image_repository) == ("app", "pay-tls", "payments")
-    assert pay_prod.metrics == MetricNames.envoy()
+    assert replace(pay_prod.metrics, window_queries=()) == MetricNames.envoy()
+    own = dict(pay_prod.metrics.window_queries)
+    assert own["requests"] == "sum by (envoy_cluster_name) (increase(rq_total[$window]))"
     assert (pay_prod.deployers, pay_prod.approvers) == (("U7",), ("U8",))  # not in the catalogue: the variables
     assert (pay_prod.bake_minutes, pay_prod.canary_steps) == (5.0, base.canary_steps)
     # everything the catalogue does not describe stays as the variables say
     assert (pay_prod.slack_bot_token, pay_prod.state_configmap) == (base.slack_bot_token, base.state_configmap)
     with pytest.raises(ValueError, match="not one of payments'"):
         pay.config_for(hello.environments[1], base)
+
+
+def test_a_services_metrics_are_its_own_queries_or_its_namespaces_series(tmp_path: Path) -> None:
+    from bot.observe.prom import window_expressions
+
+    base = load(BASE)
+    catalogue = catalogue_from(tmp_path, """
+services:
+  - name: web
+    environments: [{name: prod, namespace: shop}]
+  - name: pay
+    environments: [{name: prod, namespace: payments}]
+    metrics:
+      queries:
+        requests: sum by (version) (increase(pay_total[$window]))
+        errors: sum by (version) (increase(pay_total{code="500"}[$window]))
+        p50: histogram_quantile(0.5, sum by (le, version) (increase(pay_seconds_bucket[$window])))
+        p99: histogram_quantile(0.99, sum by (le, version) (increase(pay_seconds_bucket[$window])))
+""")
+    web, pay = catalogue.services
+    shared = web.config_for("prod", base, by_namespace=True)
+    exprs = window_expressions(shared.metrics, 300)
+    assert 'namespace="shop"' in exprs["requests"] and 'namespace="shop"' in exprs["p99"]
+    assert "namespace=" not in window_expressions(web.config_for("prod", base).metrics, 300)["requests"]
+    own = window_expressions(pay.config_for("prod", base, by_namespace=True).metrics, 120)
+    assert own == {"requests": "sum by (version) (increase(pay_total[120s]))",
+                   "errors": 'sum by (version) (increase(pay_total{code="500"}[120s]))',
+                   "p50": "histogram_quantile(0.5, sum by (le, version) (increase(pay_seconds_bucket[120s])))",
+                   "p99": "histogram_quantile(0.99, sum by (le, version) (increase(pay_seconds_bucket[120s])))"}
 
 
 # ------------------------------------------------------------------------------ python -m bot
@@ -384,7 +416,7 @@ services:
         assert lines[name].split()[1] == "ok", lines[name]
         assert "namespace hello: deployments helloworld, helloworld-canary" in lines[name]
         assert "prometheus ok, Prometheus" in lines[name]
-        assert "certificate helloworld-tls; allowed all 12 verbs" in lines[name]  # no RBAC: all allowed
+        assert "certificate helloworld-tls; allowed all 13 verbs" in lines[name]  # no RBAC: all allowed
     # the bot's state (ConfigMaps, the Lease) in HELLO_NAMESPACE of its own cluster (the current context)
     assert lines["state"].split(None, 2)[1:] == [
         "ok", f"kubernetes ok, {staging.url}, namespace hello: allowed all 7 verbs on configmaps and leases"]
