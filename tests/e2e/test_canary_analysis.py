@@ -17,11 +17,12 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(180),
               pytest.mark.skipif(shutil.which("prometheus") is None,
                                  reason="the prometheus binary is not installed (./dev.sh installs it)")]
 
+CHANNEL = "C3"  # #helloworld: the sandbox has two services, and helloworld's changes are asked for there
 FAST = {"HELLO_ANALYSIS_INTERVAL": "4s", "HELLO_ANALYSIS_MIN_REQUESTS": "20", "HELLO_CANARY_STEPS": "10,30"}
 
 
 def _messages(tools: Any, proc: Any) -> list[dict]:
-    return tools.get_json(f"{proc.url}/api/state")["messages"]["C1"]
+    return tools.get_json(f"{proc.url}/api/state")["messages"][CHANNEL]
 
 
 def _find(tools: Any, proc: Any, predicate: Any, timeout: float, what: str) -> dict:
@@ -37,11 +38,11 @@ def _button(message: dict, action_id: str) -> dict | None:
 
 
 def _ask_and_approve(tools: Any, proc: Any, text: str, seen: set[str]) -> dict:
-    assert tools.post_json(f"{proc.url}/api/command", {"user": "U1", "text": text})["ok"]
+    assert tools.post_json(f"{proc.url}/api/command", {"user": "U1", "channel": CHANNEL, "text": text})["ok"]
     request = _find(tools, proc, lambda m: m["ts"] not in seen and _button(m, "approve"), 20, "the approval request")
     seen.add(request["ts"])
     approve = _button(request, "approve")
-    reply = tools.post_json(f"{proc.url}/api/click", {"user": "U2", "message_ts": request["ts"],
+    reply = tools.post_json(f"{proc.url}/api/click", {"user": "U2", "channel": CHANNEL, "message_ts": request["ts"],
                                                       "action_id": "approve", "value": approve["value"]})
     assert reply["ok"], reply
     return request
@@ -90,7 +91,8 @@ def test_status_warns_about_a_manual_canary_significantly_worse_than_stable(laun
 
     def warned() -> dict | None:
         """Ask for the status again; the newest one that warns about the canary, if any."""
-        assert tools.post_json(f"{proc.url}/api/command", {"user": "U3", "text": "/hello status"})["ok"]
+        asked = {"user": "U3", "channel": CHANNEL, "text": "/hello status"}
+        assert tools.post_json(f"{proc.url}/api/command", asked)["ok"]
         return next((m for m in reversed(_messages(tools, proc))
                      if m["text"].startswith("helloworld status") and "significantly worse than stable" in _text(m)),
                     None)

@@ -60,7 +60,7 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     page.wait_for_selector("body[data-ready=true]")
     assert "dana" in page.locator("#user-switcher").input_value() or \
         page.locator("#user-switcher").input_value() == "U1"
-    assert "status|deploy|canary" in page.inner_text("#hint")
+    assert "status|deploy|promote|canary" in page.inner_text("#hint")
     open_channel(page, "helloworld")
 
     # /hello status: the status message, then its chart in the thread under it.
