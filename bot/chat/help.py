@@ -8,6 +8,8 @@ from bot.core import args as checks
 from bot.core.errors import UsageError
 
 USAGE = "/hello help [command]"
+TARGET = ("With several services (HELLO_SERVICES), name the service and environment first, e.g. "
+          "`/hello {name} greeter production …`; in a channel of one service it may be left out.")
 
 
 def reply_for(registry: Registry, topic: str = "") -> Reply:
@@ -16,8 +18,9 @@ def reply_for(registry: Registry, topic: str = "") -> Reply:
         command = registry.get(topic)
         if command is None:
             raise UsageError(f"there is no {checks.shown(topic)} command. Try `/hello help`.", USAGE)
-        blocks = render.blocks("help", detail={"usage": command.usage, "help": command.help}, lines="")
-        return Reply(text=f"{command.usage}\n{command.help}", blocks=blocks, ephemeral=True)
+        text = command.help + ("\n\n" + TARGET.format(name=command.name) if command.targeted else "")
+        blocks = render.blocks("help", detail={"usage": command.usage, "help": text}, lines="")
+        return Reply(text=f"{command.usage}\n{text}", blocks=blocks, ephemeral=True)
     lines = "\n".join(f"`{c.usage}`  {c.summary}" for c in registry)
     blocks = render.blocks("help", detail=None, lines=lines)
     return Reply(text=lines, blocks=blocks, ephemeral=True)

@@ -42,6 +42,9 @@ async def test_bare_hello_is_help(bot: Bot) -> None:
 async def test_help_for_one_command_shows_its_docstring(bot: Bot) -> None:
     reply = await bot.send("U3", "help status")
     assert "15m, 1h, 6h, 24h, 7d" in reply.json["text"]
+    # commands for one service say how to name it; the others do not
+    assert "name the service and environment first, e.g. `/hello status greeter production" in reply.json["text"]
+    assert "name the service and environment" not in (await bot.send("U3", "help schedule")).json["text"]
 
 
 async def test_unknown_command_gets_usage_privately(bot: Bot) -> None:
