@@ -83,13 +83,19 @@ async def run(request: Request, ctx: Context) -> Reply:
     if audit is None:
         raise CommandError("There is no audit trail on this bot: nothing to measure.")
     days = delivery.RANGES[request.range]
-    d = delivery.compute(await audit.entries(), end=datetime.now(UTC), days=days)
+    if ctx.services.several:  # every service's audit trail, each in its own namespace
+        entries, problems = await audit.everywhere()
+        if entries is None:
+            raise CommandError("No audit trail could be read: " + "; ".join(problems))
+    else:
+        entries = await audit.entries()
+    d = delivery.compute(entries, end=datetime.now(UTC), days=days)
     figures = delivery.figures(d)
     blocks = render.blocks("stats", days=days, figures=figures, failures=failure_lines(d), coverage=coverage(d))
     text = (f"Delivery, last {days} days: {figures['deployments']}; change failure rate {figures['failure_rate']}; "
             f"time to restore {figures['restore']}; request to live {figures['lead']}")
     reply = Reply(text=text, blocks=blocks)
-    service = ctx.config.stable_deployment
+    service = "all services" if ctx.services.several else ctx.config.stable_deployment
 
     async def chart() -> list[Upload]:
         from bot.observe import delivery_chart

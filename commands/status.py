@@ -51,7 +51,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         return await overview(ctx)
     data = await status_view.gather(services, request.range, config=ctx.config)
     if data.state is not None:
-        warning = await analysis.canary_warning(services, data.state)
+        warning = await analysis.canary_warning(services, data.state, config=ctx.config)
         if warning:
             data.warnings.insert(0, warning)
     blocks = status_view.blocks(data, ctx.config)

@@ -77,7 +77,9 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
     changes_error = ""
     figures = ""
     try:
-        entries = await services.audit.entries()
+        entries, problems = await services.audit.everywhere()
+        if entries is None:
+            raise ClusterError("; ".join(problems))
     except ClusterError as exc:
         changes_error = str(exc)
     else:
@@ -93,7 +95,13 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
         "digest_changes", changes=[c.line() for c in changes], since=render.when(after, "%Y-%m-%d %H:%M UTC"),
         changes_error=render.escape(changes_error), delivery=figures,
     )
-    blocks = render.validate([*head, *status_view.blocks(data, services.config), *tail])
+    body = status_view.blocks(data, services.config)
+    if services.several and services.catalogue is not None:  # every service in every environment, one line each
+        pairs = [(service.name, env.name) for service, env in services.catalogue.pairs()]
+        lines = [line.text() for line in await status_view.overview(services, pairs, now=now)]
+        body = [{"type": "section", "text": {"type": "mrkdwn", "text": ("*Services*\n" + "\n".join(lines))[:3000]}},
+                *body]
+    blocks = render.validate([*head, *body, *tail])
     late = " (posted late)" if claim.catch_up else ""
     text = f"Scheduled status{late}: {status_view.summary_text(data)}"
     if changes:

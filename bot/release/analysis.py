@@ -31,7 +31,7 @@ def stats(counts: Any | None) -> WindowStats:
 STATUS_WINDOW = 600.0  # seconds of evidence /hello status judges a running canary on
 
 
-async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WINDOW) -> str:
+async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WINDOW, config: Any = None) -> str:
     """A warning when a canary with traffic is significantly worse than stable, analysed or not ("" if not).
 
     ``state`` is the :class:`~bot.cluster.kube.ReleaseState` just read; metrics that cannot be read say
@@ -44,7 +44,8 @@ async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WIND
     weight = (state.canary_route.weight or 0) if state.canary_route is not None else 0
     if not weight or canary is None or stable is None or not canary.version or canary.version == stable.version:
         return ""
-    prometheus = services.prometheus
+    config = config or services.config
+    prometheus = services.prometheus_for(config)
     if prometheus is None:
         return ""
     try:
@@ -52,7 +53,7 @@ async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WIND
     except DependencyUnavailable:
         return ""
     verdict = judge(stats(counts.get(canary.version)), stats(counts.get(stable.version)),
-                    settings_for(services.config), seconds=seconds)
+                    settings_for(config), seconds=seconds)
     if verdict.state != State.FAIL:
         return ""
     return (f"canary {render.escape(canary.version)} at {weight}% is significantly worse than stable over the "

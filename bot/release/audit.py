@@ -19,6 +19,7 @@ A failure to write one of them is logged and never stops the change being audite
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import parse_time
-from bot.core.errors import ClusterError
+from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.text import foreign
 
 if TYPE_CHECKING:
@@ -217,6 +218,39 @@ class Audit:
                 out.append(entry)
         out.sort(key=lambda e: e.at, reverse=True)
         return out
+
+    async def everywhere(self) -> tuple[list[Entry] | None, list[str]]:
+        """The audit records of every service in every environment (each cluster and namespace read once),
+        newest first, and what could not be read; ``None`` when nothing could be read at all.
+
+        Without a catalogue file this is :meth:`entries` of the bot's own namespace.
+        """
+        services = self.services
+        configs: dict[tuple[str, bool, str], Any] = {}
+        pairs = services.catalogue.pairs() if services.several and services.catalogue is not None else ()
+        for config in [services.config, *(services.config_for(s.name, e.name) for s, e in pairs)]:
+            configs.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), config)
+        problems: list[str] = []
+
+        async def read(config: Any) -> list[Entry]:
+            try:
+                return await self.entries(config)
+            except DependencyUnavailable as exc:
+                where = config.namespace + (f" in {config.kube_context}" if config.kube_context else "")
+                problems.append(f"audit trail of {where}: {exc}")
+                return []
+
+        parts = await asyncio.gather(*(read(c) for c in configs.values()))
+        if len(problems) == len(configs):
+            return None, problems  # nothing read: no figures rather than figures of nothing
+        seen, out = set(), []
+        for entry in (e for part in parts for e in part):
+            key = (entry.at, entry.reason, entry.request_id, entry.summary)
+            if key not in seen:
+                seen.add(key)
+                out.append(entry)
+        out.sort(key=lambda e: e.at, reverse=True)
+        return out, problems
 
     async def recent(self, n: int = 20, config: Any = None) -> list[Entry]:
         """The ``n`` newest audit records, newest first."""

@@ -153,35 +153,12 @@ class Home:
     async def _entries(self, data: HomeData) -> list[Any] | None:
         """The audit records of every service and environment (each namespace read once), newest first;
         ``None`` without an audit trail or when none could be read."""
-        services = self.services
-        audit = services.audit
+        audit = self.services.audit
         if audit is None:
             return None
-        assert services.catalogue is not None
-        configs = {}
-        for config in [services.config, *(services.config_for(s.name, e.name) for s, e in services.catalogue.pairs())]:
-            configs.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), config)
-
-        async def read(config: Any) -> list[Any]:  # -> [bot.release.audit.Entry]
-            try:
-                return list(await audit.entries(config))
-            except DependencyUnavailable as exc:
-                data.problems.append(f"audit trail of {config.namespace}"
-                                     f"{' in ' + config.kube_context if config.kube_context else ''}: {exc}")
-                return []
-
-        failed = len(data.problems)
-        read_all = await asyncio.gather(*(read(c) for c in configs.values()))
-        if len(data.problems) - failed == len(configs):
-            return None  # nothing read: no figures rather than figures of nothing
-        seen, out = set(), []
-        for entry in (e for part in read_all for e in part):
-            key = (entry.at, entry.reason, entry.request_id, entry.summary)
-            if key not in seen:
-                seen.add(key)
-                out.append(entry)
-        out.sort(key=lambda e: e.at, reverse=True)
-        return out
+        entries, problems = await audit.everywhere()
+        data.problems.extend(problems)
+        return entries
 
 
 def _change_line(entry: Any) -> str:

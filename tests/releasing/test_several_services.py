@@ -43,6 +43,11 @@ async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(w
     await world.ask("U1", "/hello history greeter staging", "C1")
     await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
                                and "greeter (staging)" in m.text and "Release history" in m.text, 15)
+    # delivery figures count every service's changes, read from each service's namespace
+    await world.ask("U1", "/hello stats", "C1")
+    stats = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                       and m.text.startswith("Delivery, last 30 days"), 15)
+    assert stats.text.startswith("Delivery, last 30 days: 1 in 30 days"), stats.text
 
 
 async def test_the_service_may_be_left_out_in_its_channel_and_locks_are_per_service_and_environment(
@@ -153,3 +158,25 @@ async def test_a_request_while_one_runs_is_queued_and_its_approval_opens_when_th
     await world.finished(second)
     await world.stack.settle(30)
     assert world.image("staging", "greeter", "greeter").endswith(":v3")
+
+
+async def test_a_digest_lists_every_service_and_counts_every_services_changes(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.observe import digest
+    from bot.observe.schedule import Claim, Entry
+
+    await world.ask("U1", '/hello deploy greeter staging v2 "digest"', "CGREET")
+    request = await world.request("CGREET", "digest")
+    await world.stack.click("U2", request.ts, "approve", channel="CGREET")
+    await world.finished(request)
+    await world.stack.settle(30)
+    now = datetime.now(UTC)
+    claim = Claim(entry=Entry(id="d1", cron="0 9 * * MON", channel="C1", range="7d", source="chat"),
+                  slot=now, previous=now - timedelta(hours=1), skipped=0, catch_up=False)
+    post = await digest.build(world.stack.services, claim, now=now, chart=False)
+    shown = str(post.blocks)
+    assert "*Services*" in shown
+    for pair in ("*helloworld* staging", "*helloworld* production", "*greeter* staging", "*greeter* production"):
+        assert pair in shown, pair
+    assert "greeter (staging)" in shown  # the change, read from greeter's namespace in staging
