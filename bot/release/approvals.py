@@ -240,7 +240,10 @@ class Approvals:
         change = await plan(await self.services.cluster_for(config))
         if self.services.several:
             change.service, change.environment = chosen.name, env.name
-            change.summary = f"{chosen.name} ({env.name}): {change.summary}"
+            summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
+            if summary.startswith(f"{config.stable_deployment}: "):
+                summary = summary[len(config.stable_deployment) + 2:]
+            change.summary = f"{chosen.name} ({env.name}): {summary}"
         queue = chosen.lock == LockMode.QUEUE
         needed = max(env.approvals, 2 if break_glass else 1) if change.needs_approval or break_glass else 1
         if break_glass:

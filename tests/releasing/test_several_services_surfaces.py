@@ -131,8 +131,8 @@ async def test_home_shows_every_service_in_every_environment_and_names_the_servi
     assert all("days left" in s and ":white_check_mark: healthy" in s for s in sections), sections
     assert texts[start + 4] == "Last changes"
     spec = json.dumps(home.spec, ensure_ascii=False)
-    assert "*Deploy* helloworld (production): helloworld: v1 → v3" in spec  # waiting for U2, naming the service
+    assert "*Deploy* helloworld (production): v1 → v3" in spec  # waiting for U2, naming the service
     changes = texts[texts.index("Last changes") + 1]
-    assert "Succeeded by <@U2>: greeter (staging): greeter: v1 → v2" in changes
+    assert "Succeeded by <@U2>: greeter (staging): v1 → v2" in changes
     assert "Delivery, last 30 days:" in spec
     assert not [m for m in world.slack.messages("C1") if isinstance(m, Message) and "went wrong" in m.text]
