@@ -150,6 +150,8 @@ def releases(entries: Iterable[Any]) -> list[Release]:
             action = "canary" if any("image" in e.facts for e in group) else "shift"
         at = {e.phase: e.at for e in group}
         end = next((e for e in reversed(group) if e.phase in ENDS), None)
+        if not ({"Requested", "Approved"} & at.keys()) and end is None:
+            continue  # not a change request (a lock or freeze set or lifted): nothing to measure
         facts: dict[str, Any] = {}
         for e in group:
             facts.update(e.facts)

@@ -80,13 +80,14 @@ class Home:
         try:
             records = await services.approvals.store.load()
             now = services.approvals.clock()
-            if may_approve:
-                for r in sorted(records.values(), key=lambda r: r.created):
-                    if r.state == PENDING and not r.expired(now) and r.ts and (r.requester != user
-                                                                                 or config.self_approval):
-                        data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
-                                                    requester=r.requester, channel=r.channel,
-                                                    expires=render.when(_parse(r.expires), "%H:%M UTC")))
+            approvals = services.approvals
+            for r in sorted(records.values(), key=lambda r: r.created):
+                if r.state != PENDING or r.expired(now) or not r.ts or user in r.approvals:
+                    continue  # not waiting, or waiting for others than this user (who approved already)
+                if (await approvals.policy_of(r.change).can_approve(user, r.requester))[0]:
+                    data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
+                                                requester=r.requester, channel=r.channel,
+                                                expires=render.when(_parse(r.expires), "%H:%M UTC")))
         except DependencyUnavailable as exc:
             data.problems.append(f"requests: {exc}")
         if services.releases is not None:

@@ -158,3 +158,12 @@ def test_the_digest_line_is_short() -> None:
     d = delivery.compute(change("Deploy", at(1)), end=END, days=7)
     line = delivery.summary_line(d)
     assert line.startswith("*Delivery, last 7 days:* 1 deployment (1.0/week)") and len(line) < 300
+
+
+def test_locks_and_freezes_in_the_trail_are_not_changes() -> None:
+    holds = [Entry(at=at(2), reason="HelloFreezeSet", verb="Freeze", phase="Set", user="U1", summary="froze",
+                   request_id="freeze-1a2b3c4d", action="freeze"),
+             Entry(at=at(1), reason="HelloLockLifted", verb="Lock", phase="Lifted", user="U1", summary="unlocked",
+                   request_id="lock-5e6f7a8b", action="lock")]
+    d = delivery.compute([*holds, *change("Deploy", at(3))], end=END, days=30)
+    assert (d.deployments, d.changes, d.failures) == (1, 1, 0)

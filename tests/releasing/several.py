@@ -88,7 +88,7 @@ class World:
     async def request(self, channel: str, needle: str) -> Message:
         try:
             return await self.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == channel
-                                             and needle in m.text and APPROVE in str(m.blocks), 15)
+                                             and needle in m.text and APPROVE in str(m.blocks), 30)
         except TimeoutError:
             said = [m.text for m in self.slack.workspace.messages(channel)]
             said += [e.text for e in self.slack.workspace._ephemerals.get(channel, [])]
@@ -96,11 +96,11 @@ class World:
 
     async def private(self, user: str, channel: str, needle: str) -> Ephemeral:
         return await self.slack.wait_for(lambda m: isinstance(m, Ephemeral) and m.user == user
-                                         and m.channel == channel and needle in m.text, 15)
+                                         and m.channel == channel and needle in m.text, 30)
 
     async def finished(self, message: Message) -> Message:
         return await self.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == message.ts
-                                         and "Finished ·" in str(m.blocks), 40)
+                                         and "Finished ·" in str(m.blocks), 60)
 
 
 @asynccontextmanager

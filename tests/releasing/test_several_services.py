@@ -42,11 +42,11 @@ async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(w
     # history of that service shows it; another service's history does not
     await world.ask("U1", "/hello history greeter staging", "C1")
     await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                               and "greeter (staging)" in m.text and "Release history" in m.text, 15)
+                               and "greeter (staging)" in m.text and "Release history" in m.text, 30)
     # delivery figures count every service's changes, read from each service's namespace
     await world.ask("U1", "/hello stats", "C1")
     stats = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                                       and m.text.startswith("Delivery, last 30 days"), 15)
+                                       and m.text.startswith("Delivery, last 30 days"), 30)
     assert stats.text.startswith("Delivery, last 30 days: 1 in 30 days"), stats.text
 
 
@@ -80,7 +80,7 @@ async def test_names_are_checked_and_status_covers_every_service(world: World) -
 
     await world.ask("U1", "/hello status", "C1")
     overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                                          and m.text.startswith("Services"), 15)
+                                          and m.text.startswith("Services"), 30)
     lines = overview.text.splitlines()[1:]
     assert [line.split("*")[1] + " " + line.split("*")[2].split(":")[0].strip() for line in lines] == [
         "helloworld staging", "helloworld production", "greeter staging", "greeter production"]
@@ -88,14 +88,14 @@ async def test_names_are_checked_and_status_covers_every_service(world: World) -
 
     await world.ask("U1", "/hello status greeter staging", "C1")
     detail = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                                        and m.ts != overview.ts and "greeter" in str(m.blocks), 15)
+                                        and m.ts != overview.ts and "greeter" in str(m.blocks), 30)
     assert detail.text.startswith("greeter status: stable v1")
     assert "greeter in greeter" in str(detail.blocks[0])  # the Deployment and its namespace
 
 
 async def test_a_lock_refuses_a_freeze_needs_break_glass_and_production_needs_two_approvers(world: World) -> None:
     await world.ask("U1", '/hello lock greeter production "database migration"', "CGREET")
-    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "CGREET" and "lock" in m.text, 15)
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "CGREET" and "lock" in m.text, 30)
     await world.ask("U1", "/hello deploy production v5", "CGREET")
     locked = await world.private("U1", "CGREET", "is locked by <@U1>")
     assert "database migration" in locked.text and "Nothing was changed" in locked.text
@@ -112,7 +112,12 @@ async def test_a_lock_refuses_a_freeze_needs_break_glass_and_production_needs_tw
     assert "Break-glass" in str(glass.blocks) and "release weekend" in str(glass.blocks)
     await world.stack.click("U2", glass.ts, "approve", channel="CGREET")
     await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == glass.ts
-                               and "1 of 2 approvals: <@U2>" in str(m.blocks), 15)
+                               and "1 of 2 approvals: <@U2>" in str(m.blocks), 30)
+    # Home lists it for the approver still to come, not for the one who approved
+    home = world.stack.services.home
+    waiting = (await home.gather("U3")).pending
+    assert [p.summary for p in waiting] == ["greeter (staging): v1 → v5"]
+    assert (await home.gather("U2")).pending == []
     await world.stack.click("U2", glass.ts, "approve", channel="CGREET")  # the same approver twice counts once
     await world.private("U2", "CGREET", "approved already")
     assert world.image("staging", "greeter", "greeter").endswith(":v1")
@@ -129,7 +134,7 @@ async def test_a_lock_refuses_a_freeze_needs_break_glass_and_production_needs_tw
     prod = await world.request("CGREET", "greeter (production)")
     await world.stack.click("U3", prod.ts, "approve", channel="CGREET")
     await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == prod.ts
-                               and "1 of 2 approvals: <@U3>" in str(m.blocks), 15)
+                               and "1 of 2 approvals: <@U3>" in str(m.blocks), 30)
     assert world.image("production", "greeter", "greeter").endswith(":v1")
 
 
@@ -138,21 +143,21 @@ async def test_a_request_while_one_runs_is_queued_and_its_approval_opens_when_th
     first = await world.request("CGREET", "first")
     await world.ask("U1", '/hello deploy greeter staging v3 "second"', "CGREET")
     second = await world.slack.wait_for(lambda m: isinstance(m, Message) and "second" in m.text
-                                        and "Queued, 1st in line, behind" in m.text, 15)
+                                        and "Queued, 1st in line, behind" in m.text, 30)
     await world.ask("U1", '/hello deploy greeter staging v4 "third"', "CGREET")
     third = await world.slack.wait_for(lambda m: isinstance(m, Message) and "third" in m.text
-                                       and "Queued, 2nd in line" in m.text, 15)
+                                       and "Queued, 2nd in line" in m.text, 30)
     assert APPROVE not in str(second.blocks)  # no approval while it waits; the requester may withdraw
     with pytest.raises(LookupError):  # Slack itself refuses a click on a button the message does not have
         await world.stack.click("U2", second.ts, "approve", channel="CGREET")
     await world.stack.click("U1", third.ts, "reject", channel="CGREET")  # withdrawn while queued
-    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == third.ts and "Withdrawn" in m.text, 15)
+    await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == third.ts and "Withdrawn" in m.text, 30)
 
     await world.stack.click("U2", first.ts, "approve", channel="CGREET")
     await world.finished(first)
     # the first ended: the second's approval opens on its own message
     opened = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == second.ts
-                                        and APPROVE in str(m.blocks), 15)
+                                        and APPROVE in str(m.blocks), 30)
     assert "Waiting for approval" in opened.text
     await world.stack.click("U2", second.ts, "approve", channel="CGREET")
     await world.finished(second)
