@@ -9,10 +9,16 @@ first, so the state is read again and the decision made again on it. The transit
 ``pending -> running`` is that compare-and-swap: of any number of simultaneous Approve clicks, on
 any number of replicas, exactly one wins and runs the change.
 
-One change at a time per service: a new request is refused while another one is waiting for
-approval (until it is approved, rejected or expires) or running; the refusal names it. The lock is
-the stored requests themselves, so it holds across replicas. A running request whose replica died
-stops holding the lock after the rollout and certificate time limits have passed.
+One change at a time per service and environment: a new request while another one for the same pair is
+waiting for approval (until it is approved, rejected or expires) or running is queued (the catalogue's
+``lock: queue``: its approval opens when the lock frees, see :meth:`Approvals.advance`) or refused
+naming it (``lock: refuse``, and always without a catalogue). The lock is the stored requests
+themselves, so it holds across replicas. A running request whose replica died stops holding the lock
+after the rollout and certificate time limits have passed.
+
+Before planning, a manual lock on the service refuses the change and a freeze makes it break-glass (a
+reason, and two distinct approvers); an environment's ``approvals: N`` asks N distinct approvers, none
+the requester (:attr:`Record.needed`, :attr:`Record.approvals`).
 
 Who may approve is the policy's business (:meth:`bot.policy.Policy.can_approve`); the requester may
 withdraw (reject) their own request. A decision counts only from a click on the request's own
