@@ -46,6 +46,8 @@ class CardContext:
     state_error: str = ""
     changes: list[str] = field(default_factory=list)  # mrkdwn lines, written by the bot (values escaped)
     changes_error: str = ""
+    where: str = ""  # several services: "greeter (production)", the pair the card is about
+    ambiguous: bool = False  # several services: the group is no single pair's (no Roll back / Abort canary)
 
 
 def _mention(user: str) -> str:
@@ -84,17 +86,26 @@ def last_changes(entries: list[Any], starts_at: datetime, n: int = MAX_CHANGES) 
 
 
 async def gather(services: Services, group: AlertGroup) -> CardContext:
-    """The live release and the last changes; a failure of either is said on the card, never raised."""
-    context = CardContext()
+    """The live release and the last changes; a failure of either is said on the card, never raised.
+
+    With several services they are those of the group's service and environment; an ambiguous group's
+    card shows neither (it is about no single service).
+    """
+    place = group.place
+    if place is not None and place.ambiguous:
+        return CardContext(ambiguous=True)
+    config = services.config_for(group.service, group.environment) if place is not None else None
+    context = CardContext(where=place.label if place is not None else "")
     try:
-        cluster = await services.cluster()
+        cluster = await (services.cluster_for(config) if config is not None else services.cluster())
         context.state = await cluster.release_state()
     except DependencyUnavailable as exc:
         context.state_error = str(exc)
     audit = services.audit
     if audit is not None:
         try:
-            context.changes = last_changes(await audit.entries(), group.starts_at)
+            entries = await (audit.entries(config) if config is not None else audit.entries())
+            context.changes = last_changes(entries, group.starts_at)
         except DependencyUnavailable as exc:
             context.changes_error = str(exc)
     return context
@@ -107,6 +118,9 @@ def canary_weight(state: ReleaseState | None) -> int:
 
 
 def live_line(context: CardContext) -> str:
+    if context.ambiguous:
+        return ("*Live:* not shown: the alerts' labels fit several services or environments of the catalogue "
+                "(add a `service` or `cluster` label to the alerting rule to tell them apart)")
     state = context.state
     if state is None:
         return f":warning: The release cannot be read: {foreign(context.state_error or 'unknown', 200)}"
@@ -139,6 +153,11 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
         head = f":large_green_circle: *Resolved: {name}* · {severity} · after {took}"
         since = f"From {when(group.starts_at, '%H:%M UTC')} to {when(ended, '%H:%M UTC')}"
         text = f"Resolved: {group.alertname[:120]} after {took}"
+    if context.where:
+        head += f" · *{escape(context.where)}*"
+        text += f" — {context.where}"
+    elif context.ambiguous:
+        head += " · _service and environment not known_"
     text = escape(text)
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}}]
     about = [foreign(group.summary, 300)] if group.summary else []
@@ -156,6 +175,8 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
     if context.changes:
         lines = "\n".join(f"• {line}" for line in context.changes)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Last changes:*\n{lines}"[:3000]}})
+    elif context.ambiguous:
+        pass
     elif context.changes_error:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"The audit trail cannot be read: {foreign(context.changes_error, 200)}"}]})
@@ -179,7 +200,8 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(notes)[:3000]}]})
     buttons: list[dict] = []
     if group.firing:
-        buttons.append(_button(ROLLBACK, "Roll back", group.id, "danger"))
+        if not context.ambiguous:
+            buttons.append(_button(ROLLBACK, "Roll back", group.id, "danger"))
         if canary_weight(context.state) > 0:
             buttons.append(_button(ABORT, "Abort canary", group.id, "danger"))
         if not group.silence:
@@ -208,15 +230,19 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     """
     from bot.observe import charts
 
-    if services.prometheus is None:
+    config = services.config_for(group.service, group.environment) if group.service and services.several \
+        else services.config
+    prometheus = services.prometheus_for(config)
+    if prometheus is None:
         raise DependencyUnavailable("Prometheus is not configured")
     end = min(now, group.starts_at + timedelta(minutes=30))
-    snapshot = await services.prometheus.snapshot(CHART_RANGE, now=end)
+    snapshot = await prometheus.snapshot(CHART_RANGE, now=end)
     if snapshot is None or not getattr(snapshot, "has_traffic", False):
         return None
     from bot.observe.status import release_markers
 
-    markers = await release_markers(services, snapshot.start, snapshot.end)
+    markers = await release_markers(services, snapshot.start, snapshot.end,
+                                    config=None if config is services.config else config)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
-    return await charts.render_chart_async(snapshot, service=services.config.stable_deployment, kind="all",
+    return await charts.render_chart_async(snapshot, service=config.stable_deployment, kind="all",
                                            markers=markers)

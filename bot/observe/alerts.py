@@ -7,6 +7,15 @@ cannot use). An alert belongs to the service when its labels name the service's 
 (``namespace`` == ``HELLO_NAMESPACE``) or the service (``service`` == the stable Deployment's name);
 the others are ignored with a log line.
 
+With a catalogue of several services (``HELLO_SERVICES``) an alert belongs to the catalogue's service
+and environment (a *pair*) that :func:`place_of` finds: the environment's namespace is the alert's
+``namespace`` label and, when the alert carries them, its ``cluster`` / ``environment`` label is the
+environment's name and its ``service`` / ``deployment`` label is the service's stable or canary
+Deployment (or the service's name). Alerts of no pair are ignored with a log line; a group whose
+alerts do not all fall on one and the same pair is *ambiguous* (:func:`group_place`): its card goes
+to ``HELLO_ALERT_CHANNEL`` (the default target) and acts on no service. A group of one pair is posted
+in the service's first channel, names the service and environment, and its buttons act on them.
+
 Alert groups live in the ConfigMap :data:`CONFIGMAP` (one key ``group.<id>`` per Alertmanager group
 key, JSON; the :data:`KEEP_GROUPS` most recently changed are kept, firing ones first, and every text
 in them is cut, so the ConfigMap stays far under its 1 MiB limit), written only through the
@@ -50,6 +59,9 @@ from bot.core.errors import ClusterError, CommandError, DependencyUnavailable, P
 from bot.core.text import cut, foreign
 
 if TYPE_CHECKING:
+    from bot.core.catalogue import Catalogue
+    from bot.core.config import Config
+    from bot.core.policy import Policy
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
@@ -170,6 +182,89 @@ def ours(notification: Notification, namespace: str, service: str) -> Notificati
     return Notification(**{**notification.__dict__, "alerts": kept})
 
 
+ENVIRONMENT_LABELS = ("cluster", "environment")  # equal to the environment's name when an alert carries them
+SERVICE_LABELS = ("service", "deployment")  # the service's stable or canary Deployment (or its name)
+SCOPE_LABELS = ("namespace", *ENVIRONMENT_LABELS)  # added to a silence's matchers when the whole group shares them
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an alert (or a group) belongs in a catalogue of several services.
+
+    ``service`` and ``environment`` name one pair; ``ambiguous``: several pairs match (or the group's
+    alerts fall on different ones), so it is nobody's in particular.
+    """
+
+    service: str = ""
+    environment: str = ""
+    ambiguous: bool = False
+
+    @property
+    def label(self) -> str:
+        """"greeter (production)", or "" when ambiguous."""
+        return f"{self.service} ({self.environment})" if self.service else ""
+
+
+AMBIGUOUS = Place(ambiguous=True)
+
+
+def place_of(labels: dict[str, str], catalogue: Catalogue) -> Place | None:
+    """The pair an alert belongs to (pure): None when none matches, :data:`AMBIGUOUS` when several do.
+
+    The ``namespace`` label must be an environment's namespace; ``cluster`` / ``environment``, when the
+    alert carries them, must equal the environment's name; ``service`` / ``deployment``, when carried,
+    must be the service's stable or canary Deployment or its catalogue name.
+    """
+    namespace = labels.get("namespace", "")
+    if not namespace:
+        return None
+    found = [(s, e) for s, e in catalogue.pairs() if e.namespace == namespace]
+    for key in ENVIRONMENT_LABELS:
+        if labels.get(key):
+            found = [(s, e) for s, e in found if e.name == labels[key]]
+    for key in SERVICE_LABELS:
+        if labels.get(key):
+            found = [(s, e) for s, e in found
+                     if labels[key] in (s.stable_deployment, s.canary_deployment, s.name)]
+    if not found:
+        return None
+    if len(found) > 1:
+        return AMBIGUOUS
+    service, env = found[0]
+    return Place(service=service.name, environment=env.name)
+
+
+def group_place(alerts: tuple[Alert, ...] | list[Alert], catalogue: Catalogue) -> Place:
+    """The pair of a group's alerts (all of which belong to some pair): theirs when it is one and the same,
+    else :data:`AMBIGUOUS` (never a guess)."""
+    places = {place_of(a.labels, catalogue) for a in alerts}
+    if len(places) == 1:
+        [place] = places
+        if place is not None:
+            return place
+    return AMBIGUOUS
+
+
+def bakes(labels: dict[str, str], catalogue: Catalogue, service: str, environment: str) -> bool:
+    """Whether an alert counts in the bake window of a release of ``service`` in ``environment`` (pure).
+
+    Only an alert of exactly that pair (:func:`place_of`) counts: with environments that share a namespace
+    name it must carry ``cluster`` or ``environment`` equal to the release's environment, so an alert of
+    staging (or one that does not say where it fired) never rolls back production.
+    """
+    return place_of(labels, catalogue) == Place(service=service, environment=environment)
+
+
+def scope(alerts: tuple[Alert, ...] | list[Alert]) -> dict[str, str]:
+    """The :data:`SCOPE_LABELS` every one of the alerts carries with the same value (pure)."""
+    out: dict[str, str] = {}
+    for key in SCOPE_LABELS:
+        values = {a.labels.get(key, "") for a in alerts}
+        if len(values) == 1 and "" not in values:
+            out[key] = values.pop()
+    return out
+
+
 def group_id(group_key: str) -> str:
     """A ConfigMap-key-safe id for an Alertmanager group key."""
     return hashlib.sha256(group_key.encode()).hexdigest()[:16]
@@ -217,6 +312,24 @@ class AlertGroup:
     silence: dict[str, str] = field(default_factory=dict)  # {"id", "user", "until"}
     chart: bool = False  # the chart was uploaded (or said to be unavailable) in the card's thread
     release_note: str = ""  # what a release did about this alert (its bake window rolled back), mrkdwn
+    # several services: the catalogue's pair the group belongs to ("" for both: ambiguous, or one service)
+    service: str = ""
+    environment: str = ""
+    ambiguous: bool = False
+    scope: dict[str, str] = field(default_factory=dict)  # namespace / cluster labels its alerts share
+
+    @property
+    def place(self) -> Place | None:
+        """Its pair (several services), :data:`AMBIGUOUS`, or None (one service: no catalogue file)."""
+        if self.service:
+            return Place(service=self.service, environment=self.environment)
+        return AMBIGUOUS if self.ambiguous else None
+
+    def silence_matchers(self) -> dict[str, str]:
+        """What Silence 1h matches: the group's labels, and the namespace (and cluster) its alerts share."""
+        if not self.group_labels:
+            return {}
+        return {**self.group_labels, **self.scope}
 
     @property
     def firing(self) -> bool:
@@ -253,8 +366,13 @@ def _group_labels(labels: dict[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
-def merge(group: AlertGroup | None, notification: Notification, now: datetime, channel: str) -> AlertGroup:
-    """The group after ``notification`` (pure): a new group, or the stored one brought up to date."""
+def merge(group: AlertGroup | None, notification: Notification, now: datetime, channel: str,
+          place: Place | None = None) -> AlertGroup:
+    """The group after ``notification`` (pure): a new group, or the stored one brought up to date.
+
+    ``place`` (several services): the pair the notification's alerts belong to, kept with the group;
+    the channel is the one of its first notification (the card stays where it was posted).
+    """
     alerts = notification.alerts
     firing = [a for a in alerts if a.status == "firing"]
     starts = [a.starts_at for a in alerts if a.starts_at is not None]
@@ -284,6 +402,9 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
     group.received = now
     group.notifications += 1
     group.revision += 1
+    if place is not None:
+        group.service, group.environment, group.ambiguous = place.service, place.environment, place.ambiguous
+        group.scope = scope(alerts)
     return group
 
 
@@ -387,6 +508,8 @@ class AlertCards:
     def accept(self, payload: Any) -> Notification | None:
         """Parse a webhook body (raises :class:`AlertPayloadError`); None when no alert is the service's."""
         notification = parse(payload)
+        if self.services.several:
+            return self._accept_several(notification)
         config = self.services.config
         kept = ours(notification, config.namespace, config.stable_deployment)
         if kept is None or len(kept.alerts) < len(notification.alerts):
@@ -397,10 +520,50 @@ class AlertCards:
                      config.namespace, ", ".join(names)[:200])
         return kept
 
+    def _accept_several(self, notification: Notification) -> Notification | None:
+        """:meth:`accept` with a catalogue of several services: the alerts of some pair (:func:`place_of`)."""
+        catalogue = self.services.catalogue
+        assert catalogue is not None
+        kept = tuple(a for a in notification.alerts if place_of(a.labels, catalogue) is not None)
+        if len(kept) < len(notification.alerts):
+            names = sorted({cut(a.labels.get("alertname", "?"), 60) for a in notification.alerts if a not in kept})
+            log.info("ignoring %d alert(s) of no service and environment of the catalogue: %s",
+                     len(notification.alerts) - len(kept), ", ".join(names)[:200])
+        if not kept:
+            return None
+        if len(kept) == len(notification.alerts):
+            return notification
+        return Notification(**{**notification.__dict__, "alerts": kept})
+
+    def place(self, notification: Notification) -> Place | None:
+        """The pair a notification's group belongs to (several services), else None."""
+        if not self.services.several or self.services.catalogue is None:
+            return None
+        return group_place(notification.alerts, self.services.catalogue)
+
+    def channel_for(self, place: Place | None) -> str:
+        """Where a group's card goes: its service's first channel, else ``HELLO_ALERT_CHANNEL`` (or the first
+        ops channel); an ambiguous group always goes there."""
+        if place is not None and place.service and self.services.catalogue is not None:
+            channels = self.services.catalogue.service(place.service).channels
+            if channels:
+                return channels[0]
+        return self.services.config.alert_target
+
+    def config_of(self, group: AlertGroup) -> Config:
+        """The configuration of the group's service and environment (the bot's own without one)."""
+        if group.service and self.services.several:
+            return self.services.config_for(group.service, group.environment)
+        return self.services.config
+
+    def policy_of(self, group: AlertGroup) -> Policy:
+        return self.services.policy_for(self.config_of(group))
+
     async def receive(self, notification: Notification, arrived: float | None = None) -> Received | None:
         """Store the notification; returns what to show, or None when no channel is configured."""
         arrived = time.perf_counter() if arrived is None else arrived
-        channel = self.services.config.alert_target
+        place = self.place(notification)
+        channel = self.channel_for(place)
         if not channel:
             log.warning("alert %s not posted: no channel (set HELLO_ALERT_CHANNEL or HELLO_OPS_CHANNELS)",
                         cut(notification.group_labels.get("alertname", "?"), 60))
@@ -410,7 +573,7 @@ class AlertCards:
 
         def decide(groups: dict[str, AlertGroup]) -> tuple[tuple[AlertGroup, bool], bool]:
             gid = group_id(notification.group_key)
-            group = merge(groups.get(gid), notification, now, channel)
+            group = merge(groups.get(gid), notification, now, channel, place)
             groups[gid] = group
             post = False
             if not group.ts and (not group.claim or (group.claimed and now - group.claimed > CLAIM_GRACE)):
@@ -571,10 +734,20 @@ class AlertCards:
             raise PermissionDenied("This click did not come from the alert's card: nothing was changed.")
         return group
 
+    async def checked(self, gid: str, channel: str, ts: str,
+                      check: Callable[[Policy], Awaitable[None]]) -> AlertGroup:
+        """The clicked group (:meth:`from_card`) after ``check`` of the policy of its service and environment
+        (one service: the bot's policy, checked before the card is looked at, as ever)."""
+        if not self.services.several:
+            await check(self.services.policy)
+            return await self.from_card(gid, channel, ts)
+        group = await self.from_card(gid, channel, ts)
+        await check(self.policy_of(group))
+        return group
+
     async def acknowledge(self, gid: str, user: str, channel: str, ts: str) -> None:
         """Record that ``user`` looks at the alert; the card shows it."""
-        await self.services.policy.check_read(user)
-        group = await self.from_card(gid, channel, ts)
+        group = await self.checked(gid, channel, ts, lambda policy: policy.check_read(user))
         now = self.clock()
 
         def ack(g: AlertGroup) -> None:
@@ -587,12 +760,14 @@ class AlertCards:
         async with self._lock(gid):
             await self._refresh(gid)
 
-    async def note_release(self, alertname: str, note: str) -> int:
+    async def note_release(self, alertname: str, note: str, service: str = "", environment: str = "") -> int:
         """A release acted on an alert (the bake window rolled back): the cards of its firing groups say so.
 
-        Returns how many cards were given the note; ``note`` is bot-written mrkdwn.
+        ``service`` / ``environment`` (several services): only the groups of that pair. Returns how many
+        cards were given the note; ``note`` is bot-written mrkdwn.
         """
-        groups = [g for g in await self.store.firing() if g.alertname == alertname]
+        groups = [g for g in await self.store.firing() if g.alertname == alertname
+                  and (not service or (g.service, g.environment) == (service, environment))]
         for group in groups:
 
             def mark(g: AlertGroup) -> None:
@@ -608,12 +783,12 @@ class AlertCards:
         """Silence the group's alerts for ``minutes`` through Alertmanager's API v2; returns the silence id."""
         from bot.observe import alertmanager
 
-        await self.services.policy.check_change(user, channel, "silence alerts")
-        group = await self.from_card(gid, channel, ts)
+        group = await self.checked(gid, channel, ts,
+                                   lambda policy: policy.check_change(user, channel, "silence alerts"))
         url = self.services.config.alertmanager_url
         if not url:
             raise CommandError("Silencing needs the Alertmanager's address: set HELLO_ALERTMANAGER_URL.")
-        matchers = dict(group.group_labels)
+        matchers = group.silence_matchers()
         if not matchers:
             raise CommandError("This alert group's labels are too long to silence from Slack: silence it in "
                                "Alertmanager. Nothing was changed.")

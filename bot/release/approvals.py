@@ -399,14 +399,26 @@ class Approvals:
         elif action_id == "alert_ack":
             await alerts.acknowledge(group, user, channel, ts)
         else:
-            await alerts.from_card(group, channel, ts)
-            await self.follow_up(ALERT_ACTIONS[action_id], user, channel)
+            found = await alerts.from_card(group, channel, ts)
+            place = found.place
+            if place is None:  # one service: the command as typed in the channel
+                await self.follow_up(ALERT_ACTIONS[action_id], user, channel)
+                return
+            if place.ambiguous:
+                raise CommandError("This alert fits several services or environments, so the card cannot tell which "
+                                   "to change: type the command naming them (`/hello rollback <service> "
+                                   "<environment>`). Nothing was changed.")
+            await self.follow_up(ALERT_ACTIONS[action_id], user, channel, service=place.service,
+                                 environment=place.environment)
 
-    async def follow_up(self, kind: str, user: str, channel: str, release_id: str = "") -> None:
+    async def follow_up(self, kind: str, user: str, channel: str, release_id: str = "", *,
+                        service: str | None = None, environment: str | None = None) -> None:
         """A button under a finished change: the same path as typing the command (parse, policy, plan, approval).
 
         Nobody typed a reason: the button gives one, naming itself and the request it sits under
         ("from the Roll back button under request 3f9c2a1b7e"), so it works with HELLO_REQUIRE_REASON too.
+        The change is for the service and environment of that request; ``service`` / ``environment`` name
+        them instead (an alert card's buttons act on the pair of the card's alert group).
         """
         from bot.chat.contract import Context, Invocation
 
@@ -417,8 +429,11 @@ class Approvals:
             raise CommandError(f"`/hello {name}` is not available in this bot.")
         under = f" under request {release_id}" if _REQUEST_ID.fullmatch(release_id) else ""
         reason = f"from the {BUTTONS[kind]['text']} button{under}"
-        under_record = await self.store.get(release_id) if under else None
-        service, environment = under_record.key if under_record is not None else ("", "")
+        if service is not None:
+            service, environment = service, environment or ""
+        else:
+            under_record = await self.store.get(release_id) if under else None
+            service, environment = under_record.key if under_record is not None else ("", "")
         config = self.services.config_for(service, environment)
         request = command.parse([*words, reason], config)
         await self.services.policy_for(config).check_change(user, channel, f"ask for a {kind}")

@@ -545,10 +545,29 @@ class _Driver:
 
     async def _bake(self, step: Step, cluster: Any) -> step_runner.StepResult:
         """Watch the service's critical alerts until the window ends; one that started since the change
-        began rolls it back (once: a rollback's own window only reports)."""
+        began rolls it back (once: a rollback's own window only reports).
+
+        One service: the critical alerts of its namespace or naming it (``service`` label). Several services
+        (a catalogue file): the critical alerts of its namespace that belong to exactly this service and
+        environment (:func:`bot.observe.alerts.bakes`): where environments share a namespace name, only
+        alerts carrying ``cluster`` / ``environment`` equal to the release's environment count.
+        """
         from bot.observe.alertmanager import Alertmanager
+        from bot.observe.alerts import bakes
 
         config, clock, release = self.config, self.engine.clock, self.release
+        services = self.engine.services
+        catalogue = services.catalogue if services.several else None
+        if catalogue is not None:
+            queries: tuple[dict[str, str], ...] = ({"namespace": config.namespace},)
+
+            def counts(alert: Any) -> bool:
+                return bakes(dict(alert.labels), catalogue, release.service, release.environment)
+        else:
+            queries = ({"namespace": config.namespace}, {"service": config.stable_deployment})
+
+            def counts(alert: Any) -> bool:
+                return True
         began = parse_iso(step.started) or clock()
         end = began + timedelta(minutes=config.bake_minutes)
         since = parse_iso(release.created) or began
@@ -559,9 +578,8 @@ class _Driver:
         poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
         while clock() < end:
             try:
-                alerts = {a.fingerprint or a.name: a for who in ({"namespace": config.namespace},
-                                                                  {"service": config.stable_deployment})
-                          for a in await alertmanager.active({**who, "severity": "critical"})}
+                alerts = {a.fingerprint or a.name: a for who in queries
+                          for a in await alertmanager.active({**who, "severity": "critical"}) if counts(a)}
             except DependencyUnavailable as exc:
                 self._problem(str(exc))
                 await self.show()
@@ -615,7 +633,7 @@ class _Driver:
         async def note_it() -> None:
             for _ in range(CARD_NOTE_TRIES):
                 try:
-                    if await alerts.note_release(alertname, note):
+                    if await alerts.note_release(alertname, note, self.release.service, self.release.environment):
                         return
                 except DependencyUnavailable as exc:
                     log.info("release %s: cannot note the rollback on the alert's card: %s", self.release.id, exc)
