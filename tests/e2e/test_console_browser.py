@@ -141,7 +141,7 @@ def test_deploy_through_the_form_and_approve_from_home(launch_sandbox, page, too
     home = page.locator("#home-body")
     approve = home.locator("button.btn:has-text('Approve')")
     approve.wait_for(timeout=30_000)  # published on opening, and again once the request is recorded
-    assert re.search(r"Deploy\s+helloworld \(staging\): helloworld: v1 → v2\s+requested by @dana in #helloworld",
+    assert re.search(r"Deploy\s+helloworld \(staging\): v1 → v2\s+requested by @dana in #helloworld",
                      home.inner_text()), home.inner_text()
     assert page.locator("#messages").is_hidden() and page.locator("#composer").is_hidden()
     page.screenshot(path=str(tools.artifacts / "console-home.png"))
