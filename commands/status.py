@@ -49,7 +49,8 @@ async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
     if ctx.service == EVERY:
         return await overview(ctx)
-    data = await status_view.gather(services, request.range, config=ctx.config)
+    data = await status_view.gather(services, request.range, config=ctx.config,
+                                     pair=(ctx.service, ctx.environment))
     if data.state is not None:
         warning = await analysis.canary_warning(services, data.state, config=ctx.config)
         if warning:

@@ -81,10 +81,11 @@ def canary_weight(state: ReleaseState | None) -> int:
 
 
 async def gather(services: Services, range_text: str = "1h", *, now: datetime | None = None,
-                 config: Any = None) -> StatusData:
+                 config: Any = None, pair: tuple[str, str] = ("", "")) -> StatusData:
     """Read the cluster and Prometheus concurrently; a failure of either is recorded, not raised.
 
-    ``config`` is the service and environment to read (``Services.config_for``; default the bot's own).
+    ``config`` is the service and environment to read (``Services.config_for``; default the bot's own);
+    with several services, ``pair`` (their names) keeps the firing alerts to those of that service there.
     """
     now = now or datetime.now(UTC)
     config = config or services.config
@@ -114,6 +115,8 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
             return
         try:
             data.alerts = await cards.store.firing()
+            if services.several and pair[0]:
+                data.alerts = [g for g in data.alerts if (g.service, g.environment) == pair]
         except ClusterError as exc:
             data.alerts_error = f"firing alerts unknown: {exc}"
 

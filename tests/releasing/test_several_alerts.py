@@ -179,6 +179,17 @@ async def test_an_alert_that_fits_several_pairs_goes_to_the_default_channel_and_
                   for g in await world.stack.services.alerts.store.firing()}
         assert firing == {"GreeterSlow": ("", "", "C1"), "HelloworldDown": ("helloworld", "staging", "CHELLO")}
 
+        # a service's status shows its own firing alerts, not another service's nor an ambiguous group
+        await world.ask("U1", "/hello status helloworld staging", "C1")
+        mine = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                          and m.text.startswith("helloworld status"), 30)
+        assert "1 alert(s) firing" in mine.text and "HelloworldDown" in json.dumps(mine.blocks)
+        assert "GreeterSlow" not in json.dumps(mine.blocks)
+        await world.ask("U1", "/hello status greeter production", "C1")
+        theirs = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                            and m.text.startswith("greeter status"), 30)
+        assert "alert(s) firing" not in theirs.text and "HelloworldDown" not in json.dumps(theirs.blocks)
+
 
 async def test_a_staging_alert_never_rolls_production_back_in_its_bake_window(tmp_path: Path) -> None:
     async with AlertmanagerServer() as am, two_clusters(
