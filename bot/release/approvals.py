@@ -280,7 +280,8 @@ class Approvals:
                 superseded.append(busy)
                 busy = self.active(records, now, stale, record.key)
             if busy is not None:
-                if not (queue and change.needs_approval):
+                if not (queue and change.needs_approval) or change.action == "abort":  # never wait behind
+                    # the canary an abort is meant to stop: refused, naming what holds the lock
                     raise CommandError(self.busy_text(busy))
                 record.state = QUEUED
             records[record.id] = record

@@ -185,3 +185,18 @@ async def test_a_digest_lists_every_service_and_counts_every_services_changes(wo
     for pair in ("*helloworld* staging", "*helloworld* production", "*greeter* staging", "*greeter* production"):
         assert pair in shown, pair
     assert "greeter (staging)" in shown  # the change, read from greeter's namespace in staging
+
+
+async def test_an_abort_is_never_queued_behind_the_change_it_should_stop(tmp_path: Path) -> None:
+    async with two_clusters(tmp_path, env={"HELLO_ABORT_NEEDS_APPROVAL": "true"}) as world:
+        await world.ask("U1", '/hello canary greeter staging v2 10% "try it"', "CGREET")
+        canary = await world.request("CGREET", "try it")
+        await world.stack.click("U2", canary.ts, "approve", channel="CGREET")
+        await world.finished(canary)
+        await world.stack.settle(30)
+        await world.ask("U1", '/hello deploy greeter staging v3 "next"', "CGREET")
+        await world.request("CGREET", "next")  # pending: it holds greeter staging
+        await world.ask("U1", '/hello canary abort "p99 doubled"', "CGREET")
+        refused = await world.private("U1", "CGREET", "One change at a time")
+        assert "greeter (staging): v1 → v3" in refused.text
+        assert not [m for m in world.slack.messages("CGREET") if "p99 doubled" in m.text]
