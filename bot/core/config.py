@@ -73,7 +73,7 @@ class Config:
     # Kubernetes
     kubeconfig: str = ""
     kube_context: str = ""
-    kube_in_cluster: bool = False  # set by a catalogue environment with in_cluster: true; no variable
+    kube_in_cluster: bool = False  # the Pod's own cluster even when KUBECONFIG names a file (other clusters')
     namespace: str = "hello"
     stable_deployment: str = "helloworld"
     canary_deployment: str = "helloworld-canary"
@@ -343,6 +343,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "SLACK_API_URL": ("slack_api_url", _url),
     "KUBECONFIG": ("kubeconfig", _str),
     "HELLO_KUBE_CONTEXT": ("kube_context", _str),
+    "HELLO_KUBE_IN_CLUSTER": ("kube_in_cluster", _bool),
     "HELLO_NAMESPACE": ("namespace", _str),
     "HELLO_STABLE_DEPLOYMENT": ("stable_deployment", _str),
     "HELLO_CANARY_DEPLOYMENT": ("canary_deployment", _str),
@@ -485,6 +486,9 @@ def load(env: Mapping[str, str] | None = None, *, require_slack: bool = True) ->
         raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with 'xapp-'")
     if "slack_api_url" in values and not values["slack_api_url"].endswith("/"):
         values["slack_api_url"] += "/"
+    if values.get("kube_in_cluster") and values.get("kube_context"):
+        raise ConfigError("HELLO_KUBE_IN_CLUSTER and HELLO_KUBE_CONTEXT name two places for the bot's own cluster: "
+                          "give one")
     return Config(**values)
 
 

@@ -115,7 +115,7 @@ def test_a_complete_catalogue_of_two_services_in_two_environments_loads(tmp_path
 
 
 def test_the_example_in_manifests_is_a_valid_catalogue(tmp_path: Path) -> None:
-    configmap = yaml.safe_load((ROOT / "manifests" / "bot" / "services.example.yaml").read_text())
+    configmap = yaml.safe_load((ROOT / "manifests" / "several-services" / "services.yaml").read_text())
     assert configmap["kind"] == "ConfigMap"
     catalogue = catalogue_from(tmp_path, configmap["data"]["services.yaml"])
     assert catalogue.names == ("helloworld", "payments")
@@ -128,7 +128,7 @@ def test_the_readme_shows_the_example_catalogue(tmp_path: Path) -> None:
     section = readme[readme.index("### Several services and environments"):]
     block = re.search(r"```yaml\n(services:.*?)```", section, re.S)
     assert block, "the README's catalogue example is missing"
-    configmap = yaml.safe_load((ROOT / "manifests" / "bot" / "services.example.yaml").read_text())
+    configmap = yaml.safe_load((ROOT / "manifests" / "several-services" / "services.yaml").read_text())
     shown = Catalogue.from_data(yaml.safe_load(block.group(1)))
     assert shown.services == Catalogue.from_data(yaml.safe_load(configmap["data"]["services.yaml"])).services
 

@@ -114,3 +114,12 @@ def test_a_yaml_error_names_file_line_and_key_never_the_value(tmp_path, text: st
     if key is not None:
         assert key in message
     assert "\n" not in message
+
+
+def test_the_bots_own_cluster_is_in_cluster_or_a_context_never_both() -> None:
+    assert load({**BASE, "HELLO_KUBE_IN_CLUSTER": "true"}).kube_in_cluster
+    assert not load(BASE).kube_in_cluster
+    with pytest.raises(ConfigError, match="HELLO_KUBE_IN_CLUSTER and HELLO_KUBE_CONTEXT"):
+        load({**BASE, "HELLO_KUBE_IN_CLUSTER": "true", "HELLO_KUBE_CONTEXT": "prod"})
+    with pytest.raises(ConfigError, match="HELLO_KUBE_IN_CLUSTER must be true or false"):
+        load({**BASE, "HELLO_KUBE_IN_CLUSTER": "sometimes"})

@@ -48,9 +48,11 @@ def generator_paths(folder: Path) -> list[Path]:
 
 
 def listed_paths(folder: Path) -> list[Path]:
-    """Every file and folder `folder`'s kustomization refers to (resources, components, generator files)."""
+    """Every file and folder `folder`'s kustomization refers to (resources, components, patch files,
+    generator files)."""
     data = load_kustomization(Path(folder))
-    entries = [*data.get("resources", []), *data.get("bases", []), *data.get("components", [])]
+    entries = [*data.get("resources", []), *data.get("bases", []), *data.get("components", []),
+               *(p["path"] for p in data.get("patches", []) if isinstance(p, dict) and "path" in p)]
     return [(Path(folder) / entry).resolve() for entry in entries] + generator_paths(folder)
 
 

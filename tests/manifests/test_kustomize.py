@@ -14,6 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 FOLDERS = ("helloworld", "gateway", "cert-manager", "metallb", "monitoring", "bot")
+OVERLAYS = ("several-services",)  # applied instead of the root: `kubectl apply -k manifests/several-services/`
 # Namespaces the tree uses but does not create: those of the controllers installed beforehand.
 PREREQUISITE_NAMESPACES = {"emissary", "metallb-system"}
 # Custom kinds that are cluster-scoped (kustomize only knows the built-in ones).
@@ -26,7 +27,7 @@ def test_root_kustomization_lists_every_folder() -> None:
     assert sorted(entry.rstrip("/") for entry in listed) == sorted(FOLDERS)
 
 
-@pytest.mark.parametrize("folder", ["", *FOLDERS], ids=lambda f: f"manifests/{f}")
+@pytest.mark.parametrize("folder", ["", *FOLDERS, *OVERLAYS], ids=lambda f: f"manifests/{f}")
 def test_kustomization_builds(kbuild: ModuleType, folder: str) -> None:
     path = MANIFESTS / folder
     assert (path / "kustomization.yaml").is_file(), f"manifests/{folder} has no kustomization.yaml yet"
@@ -51,9 +52,12 @@ def _reached_files(kbuild: ModuleType, folder: Path, seen: set[Path]) -> set[Pat
 
 
 def test_no_manifest_file_is_left_out_of_the_build(kbuild: ModuleType) -> None:
-    """Every YAML/JSON file under manifests/ is reached from the root kustomization, except the
-    documented examples (*.example.yaml), which users apply by hand."""
-    reached = _reached_files(kbuild, MANIFESTS.resolve(), set())
+    """Every YAML/JSON file under manifests/ is reached from the root kustomization or an overlay, except
+    the documented examples (*.example.yaml), which users apply by hand."""
+    seen: set[Path] = set()
+    reached = _reached_files(kbuild, MANIFESTS.resolve(), seen)
+    for overlay in OVERLAYS:
+        reached |= _reached_files(kbuild, (MANIFESTS / overlay).resolve(), seen)
     candidates = {
         p.resolve()
         for p in MANIFESTS.rglob("*")
@@ -98,3 +102,35 @@ def test_every_namespace_used_is_created_or_a_prerequisite(built: list[dict[str,
     used = {obj["metadata"]["namespace"] for obj in built if obj["metadata"].get("namespace")}
     assert {"hello", "monitoring"} <= created
     assert used - created <= PREREQUISITE_NAMESPACES, f"namespaces nobody creates: {used - created}"
+
+
+def test_the_several_services_overlay_is_the_tree_plus_the_catalogue_mounted(built: list[dict[str, Any]],
+                                                                           kbuild: ModuleType) -> None:
+    from bot.core.catalogue import Catalogue
+
+    overlay = kbuild.build(MANIFESTS / "several-services")
+
+    def key(o: dict[str, Any]) -> tuple[str, str, str]:
+        return o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]
+
+    base = {key(o): o for o in built}
+    extra = {key(o): o for o in overlay}
+    catalogue = extra.pop(("ConfigMap", "hello", "hello-chatops-services"))
+    deployment = extra.pop(("Deployment", "hello", "hello-chatops"))
+    assert extra == {k: v for k, v in base.items() if k != ("Deployment", "hello", "hello-chatops")}
+    # the catalogue it mounts is a valid one
+    parsed = Catalogue.from_data(yaml.safe_load(catalogue["data"]["services.yaml"]), source="services.yaml")
+    assert parsed.names
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert env["HELLO_SERVICES"] == f"{mounts['catalogue']}/services.yaml"
+    assert volumes["catalogue"]["configMap"]["name"] == "hello-chatops-services"
+    assert env["KUBECONFIG"] == f"{mounts['kubeconfig']}/config"
+    assert volumes["kubeconfig"]["secret"] == {"secretName": "hello-chatops-kubeconfig", "optional": True}
+    assert env["HELLO_KUBE_IN_CLUSTER"] == "true"  # the bot's own state stays in the cluster it runs in
+    # the rest of the container is the base's
+    before = next(o for o in built if key(o) == ("Deployment", "hello", "hello-chatops"))
+    assert container["image"] == before["spec"]["template"]["spec"]["containers"][0]["image"]
