@@ -66,8 +66,11 @@ class Services:
     def config_for(self, service: str = "", environment: str = "") -> Config:
         """The configuration of a service in an environment; "" for either means the default.
 
-        With the variables' catalogue of one service this is :attr:`config` itself.
+        With the variables' catalogue of one service this is :attr:`config` itself; so is it for both names
+        "" (a request or release recorded before a catalogue was configured is the variables' service's).
         """
+        if not service and not environment:
+            return self.config
         chosen, env = self.resolve(service or None, environment or None)
         if not self.several:
             return self.config

@@ -200,3 +200,21 @@ async def test_an_abort_is_never_queued_behind_the_change_it_should_stop(tmp_pat
         refused = await world.private("U1", "CGREET", "One change at a time")
         assert "greeter (staging): v1 → v3" in refused.text
         assert not [m for m in world.slack.messages("CGREET") if "p99 doubled" in m.text]
+
+
+async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_variables_service(world: World) -> None:
+    """Requests and releases stored before HELLO_SERVICES was set name no service: they are the service the
+    variables describe (HELLO_NAMESPACE, HELLO_STABLE_DEPLOYMENT …), so an upgrade loses nothing in flight."""
+    from bot.release.actions import Change
+    from bot.release.approvals import Record
+    from bot.release.plan import release_for
+
+    services = world.stack.services
+    assert services.config_for("", "") is services.config
+    old = Record(id="0123456789", change=Change(command="deploy", action="deploy", verb="Deploy",
+                                                summary="helloworld: v1 → v2"),
+                 requester="U1", channel="C1", created="2026-12-01T00:00:00+00:00",
+                 expires="2026-12-01T01:00:00+00:00")
+    assert services.approvals.config_of(old.change) is services.config
+    release = release_for(old, services.config_for(old.change.service, old.change.environment), created="")
+    assert release.steps[0].target == "helloworld" and release.where == ""
