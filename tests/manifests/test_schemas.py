@@ -10,6 +10,7 @@ from ../shared/crds beside the checkout.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,18 @@ def objects_to_check() -> list[tuple[str, dict[str, Any]]]:
     """(where, object) for every object each top folder builds, plus the example files (which
     users apply by hand). A folder that fails to build yields one entry carrying the error."""
     found: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()  # an overlay (several-services/) repeats the tree: each object is checked once
     for folder in top_folders():
         try:
             built = _resolver().build(folder)
         except Exception as error:
             found.append((f"{folder.name}/", {"kind": "BuildError", "error": str(error)}))
             continue
-        found.extend((f"{folder.name}/", obj) for obj in built)
+        for obj in built:
+            text = json.dumps(obj, sort_keys=True)
+            if text not in seen:
+                seen.add(text)
+                found.append((f"{folder.name}/", obj))
     for example in sorted(MANIFESTS.rglob("*.example.yaml")):
         found.extend((_id(example), doc) for doc in yaml.safe_load_all(example.read_text()) if doc)
     return found
