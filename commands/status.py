@@ -72,8 +72,13 @@ async def overview(ctx: Context) -> Reply:
     services = catalogue.in_channel(ctx.invocation.channel_id) or catalogue.services
     pairs = [(s.name, e.name) for s in services for e in s.environments]
     lines = [line.text() for line in await status_view.overview(ctx.services, pairs)]
-    hint = "Details: `/hello status <service> [<environment>]`"
+    hint = "Details: choose one, or `/hello status <service> [<environment>]`"
     text = "Services\n" + "\n".join(lines)
+    options = [{"text": {"type": "plain_text", "text": f"{service} · {env}"[:75]}, "value": f"{service} {env}"}
+               for service, env in pairs][:100]  # Slack's limit for a select's options
+    select = {"type": "static_select", "action_id": "status_details", "options": options,
+              "placeholder": {"type": "plain_text", "text": "Details of…"}}
     blocks = render.validate([{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+                              {"type": "actions", "block_id": "status_details", "elements": [select]},
                               {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}])
     return Reply(text=text, blocks=blocks)

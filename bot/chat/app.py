@@ -29,6 +29,7 @@ from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
+DETAILS = "status_details"  # the status overview's select of a service and environment
 COMMAND = "/hello"
 
 
@@ -320,6 +321,9 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         handler = getattr(services.approvals, "handle_action", None)
         action_id = str(action.get("action_id", ""))
         label = metrics.action_label(action_id)
+        if action_id == DETAILS:
+            await details(body, action, respond)
+            return
         if handler is None:
             metrics.ACTIONS.labels(action=label, outcome="unhandled").inc()
             await respond(text="This button is not handled by this bot.", response_type="ephemeral",
@@ -342,6 +346,21 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
                               replace_original=False)
 
         dispatcher.spawn(work(), name=f"action {label}")
+
+    async def details(body: dict, action: dict, respond: Any) -> None:
+        """A choice in the status overview's select: that service's status, as if typed by the chooser."""
+        chosen = str((action.get("selected_option") or {}).get("value", ""))
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        invocation = Invocation(user_id=str((body.get("user") or {}).get("id", "")), channel_id=channel,
+                                text=f"status {chosen}")
+        command, request, immediate = dispatcher.prepare(invocation)
+        if immediate is not None or command is None or command.name != "status" or not chosen:
+            metrics.ACTIONS.labels(action=DETAILS, outcome="refused").inc()
+            message = immediate.text if immediate is not None else "Choose a service and environment."
+            await respond(text=message, response_type="ephemeral", replace_original=False)
+            return
+        metrics.ACTIONS.labels(action=DETAILS, outcome="ok").inc()
+        dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name="status details")
 
     @app.error
     async def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:

@@ -27,7 +27,7 @@ ACTIONS = Counter(
 # whatever action id its sender chose: any other id is counted as "unknown", so the label stays bounded.
 ACTION_IDS = frozenset({"approve", "reject", "release_rollback", "release_promote", "release_abort",
                         "analysis_continue", "analysis_abort",
-                        "alert_rollback", "alert_abort", "alert_silence", "alert_ack"})
+                        "alert_rollback", "alert_abort", "alert_silence", "alert_ack", "status_details"})
 
 
 ALERTS = Counter(

@@ -212,9 +212,20 @@ function button(el, msg, blockId) {
     + ` data-block-id="${escapeHtml(blockId || "")}" data-value="${escapeHtml(el.value ?? "")}"`
     + ` ${where} data-confirm="${confirm}">${label}</button>`;
 }
+function select(el, msg, blockId) {
+  // A select in a message or Home: choosing an option sends it, as Slack does (no submit button).
+  const where = msg.view_id ? `data-view-id="${escapeHtml(msg.view_id)}"` : `data-ts="${escapeHtml(msg.ts)}"`;
+  const options = (el.options || []).concat(...(el.option_groups || []).map((g) => g.options || []));
+  return `<select class="msg-select" data-action-id="${escapeHtml(el.action_id || "")}"`
+    + ` data-block-id="${escapeHtml(blockId || "")}" ${where}>`
+    + `<option value="">${escapeHtml(el.placeholder?.text || "Select an item")}</option>`
+    + options.map((o) => `<option value="${escapeHtml(o.value)}">${escapeHtml(o.text?.text)}</option>`).join("")
+    + `</select>`;
+}
 function element(el, msg, blockId) {
   if (!el) return "";
   if (el.type === "button") return button(el, msg, blockId);
+  if (el.type === "static_select") return select(el, msg, blockId);
   if (el.type === "image") {
     return `<img class="accessory-img" src="${escapeHtml(imageUrl(el))}" alt="${escapeHtml(el.alt_text || "")}">`;
   }
@@ -712,6 +723,15 @@ function bind() {
     $(id).addEventListener("click", (ev) => {
       const btn = ev.target.closest("button.btn");
       if (btn && btn.dataset.actionId) click(btn);
+    });
+  }
+  for (const id of ["messages", "home-body"]) {
+    $(id).addEventListener("change", (ev) => {
+      const chosen = ev.target.closest("select.msg-select");
+      if (chosen && chosen.value) {
+        chosen.dataset.value = chosen.value;
+        click(chosen);
+      }
     });
   }
   $("modal").addEventListener("submit", (ev) => {

@@ -245,11 +245,23 @@ class Sender:
             "type": element.get("type", "button"),
             "action_ts": f"{time.time():.6f}",
         }
-        if "text" in element:
-            action["text"] = element["text"]
-        chosen = value if value is not None else element.get("value")
-        if chosen is not None:
-            action["value"] = chosen
+        if element.get("type") == "static_select":
+            # a choice, not a click: Slack sends the chosen option (and no value), one of the element's options
+            options = [*element.get("options", []), *(o for g in element.get("option_groups", [])
+                                                      for o in g.get("options", []))]
+            option = next((o for o in options if value is not None and o.get("value") == value), None)
+            if option is None:
+                raise LookupError(f"{action_id!r} has no option {value!r}; its options are "
+                                  f"{[o.get('value') for o in options]}")
+            action["selected_option"] = option
+            if element.get("placeholder"):
+                action["placeholder"] = element["placeholder"]
+        else:
+            if "text" in element:
+                action["text"] = element["text"]
+            chosen = value if value is not None else element.get("value")
+            if chosen is not None:
+                action["value"] = chosen
         if element.get("style"):
             action["style"] = element["style"]
         payload: dict[str, Any] = {

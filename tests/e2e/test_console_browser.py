@@ -61,6 +61,17 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     assert "dana" in page.locator("#user-switcher").input_value() or \
         page.locator("#user-switcher").input_value() == "U1"
     assert "status|deploy|promote|canary" in page.inner_text("#hint")
+
+    # In #ops, shared by both services, /hello status is one line per service and environment; choosing
+    # one in its select posts that one's status.
+    open_channel(page, "ops")
+    send(page, "/hello status")
+    details = page.locator(".msg select.msg-select").last
+    details.wait_for()
+    assert "greeter · production" in details.locator("option").all_inner_texts()
+    details.select_option("greeter production")
+    page.wait_for_selector(".msg .b-header:has-text('greeter in greeter')")
+
     open_channel(page, "helloworld")
 
     # /hello status: the status message, then its chart in the thread under it.

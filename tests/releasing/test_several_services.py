@@ -218,3 +218,19 @@ async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_varia
     assert services.approvals.config_of(old.change) is services.config
     release = release_for(old, services.config_for(old.change.service, old.change.environment), created="")
     assert release.steps[0].target == "helloworld" and release.where == ""
+
+
+async def test_the_overview_offers_each_service_and_environment_in_detail(world: World) -> None:
+    await world.ask("U3", "/hello status", "C1")
+    overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                          and m.text.startswith("Services"), 30)
+    select = next(e for b in overview.blocks if b.get("type") == "actions" for e in b["elements"])
+    assert select["type"] == "static_select"
+    assert [o["value"] for o in select["options"]] == ["helloworld staging", "helloworld production",
+                                                       "greeter staging", "greeter production"]
+    with pytest.raises(LookupError):  # Slack only sends one of the options
+        await world.stack.click("U3", overview.ts, "status_details", value="greeter qa", channel="C1")
+    await world.stack.click("U3", overview.ts, "status_details", value="greeter production", channel="C1")
+    detail = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                        and m.text.startswith("greeter status"), 30)
+    assert "greeter in greeter" in str(detail.blocks[0])
