@@ -285,6 +285,10 @@ def _kubeconfig_path(configured: str) -> tuple[str, bool]:
     return default, os.path.exists(default)
 
 
+async def _nothing() -> None:
+    return None
+
+
 class Cluster:
     """Async access to the service's namespace. Create with :meth:`connect`; close with :meth:`close`."""
 
@@ -552,8 +556,8 @@ class Cluster:
         return self._dict(obj)
 
     # -- the release as a whole
-    async def release_state(self) -> ReleaseState:
-        """Read both tracks, both routes, the certificate and recent warnings, concurrently.
+    async def release_state(self, *, events: bool = True) -> ReleaseState:
+        """Read both tracks, both routes, the certificate and (``events``) recent warnings, concurrently.
 
         A part that cannot be read is recorded in ``missing`` with the reason instead of failing the whole.
         """
@@ -575,10 +579,10 @@ class Cluster:
             part("stable route", self.get_mapping(cfg.stable_mapping)),
             part("canary route", self.get_mapping(cfg.canary_mapping)),
             part("certificate", self.get_certificate()),
-            part("events", self.list_events(warnings_only=True, limit=5)),
+            part("events", self.list_events(warnings_only=True, limit=5)) if events else _nothing(),
         )
         unreachable = [m for m in missing.values() if "unreachable" in m or "timed out" in m]
-        if unreachable and len(missing) == 6:
+        if unreachable and len(missing) == (6 if events else 5):
             raise ClusterError(unreachable[0])
         return ReleaseState(
             namespace=self.namespace,

@@ -307,7 +307,7 @@ async def overview(services: Services, pairs: list[tuple[str, str]], *, now: dat
         line = OverviewLine(service, environment)
         try:
             cluster = await services.cluster_for(services.config_for(service, environment))
-            line.state = await cluster.release_state()
+            line.state = await cluster.release_state(events=False)  # the line shows no Events
             line.warnings = assess(line.state, now)
         except ClusterError as exc:
             line.error = str(exc)

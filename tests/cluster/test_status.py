@@ -126,6 +126,11 @@ async def test_stuck_rollout_is_a_warning() -> None:
         assert "stable rollout is stuck" in blocks
         assert "rotating_light" in blocks
         assert "Recent warning events" in blocks and "BackOff Pod/helloworld-" in blocks
+        # the overview's lighter read: the same health, no Events asked for
+        cluster = await stack.services.cluster()
+        full, light = await cluster.release_state(), await cluster.release_state(events=False)
+        assert full.warnings and light.warnings == () and "events" not in light.missing
+        assert light.stable == full.stable and light.canary_route == full.canary_route
 
 
 async def test_status_with_the_bot_role_enforced() -> None:
