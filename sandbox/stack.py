@@ -99,6 +99,9 @@ def write_kubeconfig(path: Path, clusters: Mapping[str, KubeEmulator], *, token:
     return path
 
 
+SOAK_MINUTES = 3  # a version may be promoted from staging to production after three minutes (sixty by default)
+
+
 def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = SERVICES,
               prometheus_urls: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The service catalogue (``HELLO_SERVICES``) of the multi-cluster stack: every service in every
@@ -114,6 +117,7 @@ def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = 
             "image": {"repository": service.name},
             "metrics": {"queries": service.queries()},
             "channels": [service.channel],
+            "soak_minutes": SOAK_MINUTES,
         }
         for service in services
     ]}
