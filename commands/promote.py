@@ -52,6 +52,12 @@ def parse(args: Sequence[str], config: Config) -> Request:
                    reason=checks.reason(args[3:], config, USAGE, example=EXAMPLE))
 
 
+def scope(request: Request) -> tuple[str, str]:
+    """The service and environment the change is made in: the target's deployers and channels decide, as for a
+    deploy there (the dispatcher checks them before :func:`run`)."""
+    return request.service, request.target
+
+
 async def _critical(config: Config) -> list[str]:
     """The critical alerts firing for the service in ``config``'s namespace (as the bake window reads them)."""
     alertmanager = Alertmanager(config.alertmanager_url)
@@ -72,9 +78,6 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         raise UsageError(str(exc), USAGE) from None
     source_config = services.config_for(service.name, source_env.name)
     target_config = services.config_for(service.name, target_env.name)
-    # the target's deployers and channels decide, as for a deploy there
-    await services.policy_for(target_config).check_change(ctx.invocation.user_id, ctx.invocation.channel_id,
-                                                          f"promote {service.name} to {target_env.name}")
     ctx.service, ctx.environment = service.name, target_env.name
     where = f"{service.name} from {source_env.name} to {target_env.name}"
 

@@ -128,6 +128,9 @@ class Dispatcher:
         if isinstance(request, Targeted):
             ctx.service, ctx.environment, request = request.service, request.environment, request.request
         try:
+            scope = getattr(command.module, "scope", None)  # a command naming its service and environment itself
+            if scope is not None:
+                ctx.service, ctx.environment = scope(request)
             policy = ctx.policy if ctx.service not in (EVERY, CHOOSE) else self.services.policy
             if getattr(request, "mutating", False) and ctx.service != CHOOSE:
                 await policy.check_change(invocation.user_id, invocation.channel_id,

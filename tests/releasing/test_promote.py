@@ -120,13 +120,18 @@ async def test_a_soaked_version_is_promoted_by_digest_and_nothing_else_changes(t
 
 
 async def test_promotion_waits_for_the_soak_and_names_what_exists(tmp_path: Path) -> None:
-    async with two_clusters(tmp_path, catalogue=SOAKING) as world:
+    # the bot's own HELLO_OPS_CHANNELS is another channel (as in the sandbox): the target's channels decide
+    async with two_clusters(tmp_path, catalogue=SOAKING, env={"HELLO_OPS_CHANNELS": "C1"}) as world:
         await deployed(world, "/hello deploy helloworld staging v2", "CHELLO", "helloworld (staging)")
         at = datetime.fromisoformat(audited(world, "staging", "hello", "HelloDeploySucceeded")[-1]["at"])
         await world.ask("U1", "/hello promote helloworld staging production", "CHELLO")
         refused = await world.private("U1", "CHELLO", "Not promoted")
         assert (f"`v2` has run in staging for 0 min of 60; promotable at {rounded_up(at + timedelta(minutes=60))}"
                 in refused.text), refused.text
+
+        await world.ask("U1", "/hello promote helloworld staging production", "C1")
+        elsewhere = await world.private("U1", "C1", "Changes can only be requested in")
+        assert "<#CHELLO>" in elsewhere.text
 
         await world.ask("U1", "/hello promote helloworld staging qa", "CHELLO")
         unknown = await world.private("U1", "CHELLO", "no environment")
