@@ -52,7 +52,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
                    reason=checks.reason(args[3:], config, USAGE, example=EXAMPLE))
 
 
-def scope(request: Request) -> tuple[str, str]:
+def change_scope(request: Request) -> tuple[str, str]:
     """The service and environment the change is made in: the target's deployers and channels decide, as for a
     deploy there (the dispatcher checks them before :func:`run`)."""
     return request.service, request.target

@@ -128,7 +128,7 @@ class Dispatcher:
         if isinstance(request, Targeted):
             ctx.service, ctx.environment, request = request.service, request.environment, request.request
         try:
-            scope = getattr(command.module, "scope", None)  # a command naming its service and environment itself
+            scope = getattr(command.module, "change_scope", None)  # a command naming its own service and environment
             if scope is not None:
                 ctx.service, ctx.environment = scope(request)
             policy = ctx.policy if ctx.service not in (EVERY, CHOOSE) else self.services.policy
