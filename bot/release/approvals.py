@@ -46,7 +46,7 @@ from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.catalogue import LockMode
-from bot.core.errors import CommandError, PermissionDenied
+from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 from bot.release.actions import Change
 from bot.release.plan import Outcome, Release, Step, StepKind, StepState, release_for, steps_for
@@ -663,7 +663,16 @@ class Approvals:
 
     async def advance(self, key: tuple[str, str]) -> None:
         """When nothing holds ``key``'s lock, the oldest queued request there becomes pending: its approval
-        opens (its message gets the buttons, its expiry starts now); the others' messages show their place."""
+        opens (its message gets the buttons, its expiry starts now); the others' messages show their place.
+
+        Never raises: the cluster away, the queue waits for the next change or the sweeper (every 30 s).
+        """
+        try:
+            await self._advance(key)
+        except DependencyUnavailable as exc:
+            log.warning("cannot advance the queue of %s: %s", "/".join(k for k in key if k) or "the service", exc)
+
+    async def _advance(self, key: tuple[str, str]) -> None:
         now = self.clock()
         ttl = timedelta(seconds=self.config.approval_ttl_seconds)
 

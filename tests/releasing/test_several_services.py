@@ -234,3 +234,17 @@ async def test_the_overview_offers_each_service_and_environment_in_detail(world:
     detail = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
                                         and m.text.startswith("greeter status"), 30)
     assert "greeter in greeter" in str(detail.blocks[0])
+
+
+async def test_the_queue_waits_when_the_cluster_is_away(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from bot.core.errors import ClusterError
+
+    approvals = world.stack.services.approvals
+
+    async def away(decide: object) -> None:
+        raise ClusterError("the API server is unreachable")
+
+    monkeypatch.setattr(approvals.store, "transact", away)
+    await approvals.advance(("greeter", "staging"))  # nothing raised: the sweeper tries again
+    assert "cannot advance the queue of greeter/staging: the API server is unreachable" in caplog.text
