@@ -56,6 +56,7 @@ class Release:
     phase: str  # Succeeded | Failed | Superseded | "" (running, or never approved)
     version: str = ""
     facts: dict[str, Any] = field(default_factory=dict, compare=False)
+    where: tuple[str, str] = ("", "")  # the service and environment (several services: a track is theirs)
 
     @property
     def first(self) -> datetime:
@@ -158,7 +159,8 @@ def releases(entries: Iterable[Any]) -> list[Release]:
         out.append(Release(request_id=rid, verb=first.verb, action=action or first.verb.lower(),
                            track=_track(first.verb, action), requested=at.get("Requested"),
                            approved=at.get("Approved"), ended=end.at if end else None,
-                           phase=end.phase if end else "", version=str(facts.get("version") or ""), facts=facts))
+                           phase=end.phase if end else "", version=str(facts.get("version") or ""), facts=facts,
+                           where=(str(getattr(first, "service", "")), str(getattr(first, "environment", "")))))
     out.sort(key=lambda r: r.first)
     return out
 
@@ -166,6 +168,7 @@ def releases(entries: Iterable[Any]) -> list[Release]:
 def _outcome(change: Release, later: list[Release]) -> Outcome | None:
     """Judge a change by its own end and by the next approved change of its track (``later``: oldest first)."""
     same = [r for r in later if (r.track == change.track or (change.track == "canary" and r.verb == "Promote"))
+            and r.where == change.where  # another service's rollback undoes nothing of this one
             and r.approved is not None and r.action != "shift" and r.request_id != change.request_id]
     nxt = next((r for r in same if r.first >= change.first), None)
     undone = nxt is not None and nxt.verb == UNDO.get(change.track)

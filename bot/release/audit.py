@@ -67,6 +67,8 @@ class Entry:
     requester: str = ""
     change_reason: str = ""  # why the change was asked for, as the requester gave it (their text: escape it)
     action: str = ""  # deploy | canary | shift | promote | abort | rollback | renew ("" in records before it was kept)
+    service: str = ""  # the catalogue's service and environment ("": one service, or a record from before them)
+    environment: str = ""
 
 
 class Audit:
@@ -306,4 +308,5 @@ def _entry(event: dict) -> Entry | None:
         message=str(event.get("message") or ""), requester=str(data.get("requester", "")),
         change_reason=str(data.get("change_reason") or ""),
         action=str(data.get("action") or ""),
+        service=str(data.get("service") or ""), environment=str(data.get("environment") or ""),
     )

@@ -167,3 +167,17 @@ def test_locks_and_freezes_in_the_trail_are_not_changes() -> None:
                    request_id="lock-5e6f7a8b", action="lock")]
     d = delivery.compute([*holds, *change("Deploy", at(3))], end=END, days=30)
     assert (d.deployments, d.changes, d.failures) == (1, 1, 0)
+
+
+def test_with_several_services_a_rollback_undoes_only_its_own_services_change() -> None:
+    from dataclasses import replace
+
+    def of(service: str, environment: str, records: list[Entry]) -> list[Entry]:
+        return [replace(e, service=service, environment=environment) for e in records]
+
+    entries = [*of("greeter", "production", change("Deploy", at(3))),
+               *of("helloworld", "production", change("Deploy", at(2))),
+               *of("helloworld", "production", change("Rollback", at(1)))]
+    d = delivery.compute(entries, end=END, days=30)
+    assert (d.changes, d.failures) == (2, 1)  # helloworld's deploy was rolled back; greeter's was not
+    assert [o.release.where for o in d.outcomes if o.failed] == [("helloworld", "production")]
