@@ -12,12 +12,16 @@ failed changes per day, request-to-live time per deployment):
 - *request to live*: median from a deploy's or promotion's request to its success (approval, rollout and
   bake window included).
 
+With several services (HELLO_SERVICES) the figures cover them all, in every environment; `/hello stats <service>`
+(or `/hello stats` in a service's own channel) covers that one service, in all its environments.
+
 The figures cover what the audit trail in the cluster still holds: Kubernetes Events expire (one hour by
 default), so the answer says since when it has records; the JSON audit log lines are the durable record.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,25 +34,46 @@ from bot.observe import delivery
 from commands import Context, Reply, Upload
 
 NAME = "stats"
-USAGE = "/hello stats [7d|30d|90d]"
+USAGE = "/hello stats [<service>] [7d|30d|90d]"
 DEFAULT = "30d"
+SERVICE = re.compile(r"[a-z][a-z0-9-]{0,62}", re.ASCII)  # a catalogue service's name (a range starts with a digit)
 
 
 @dataclass(frozen=True)
 class Request:
     range: str = DEFAULT
+    service: str = ""  # "" : every service (or the channel's own); checked against the catalogue by run()
     mutating: bool = False
 
 
 def parse(args: Sequence[str], config: Config) -> Request:
+    service = ""
+    if args and SERVICE.fullmatch(args[0]) and args[0].lower() not in delivery.RANGES:
+        service, args = args[0], args[1:]
     if len(args) > 1:
-        raise UsageError("stats takes at most one argument, the range", USAGE)
+        raise UsageError("stats takes at most a service and a range", USAGE)
     if args:
         rng = args[0].lower()
         if rng not in delivery.RANGES:
             raise UsageError(f"unknown range {checks.shown(args[0])}: use one of {', '.join(delivery.RANGES)}", USAGE)
-        return Request(range=rng)
-    return Request()
+        return Request(range=rng, service=service)
+    return Request(service=service)
+
+
+def _service(request: Request, ctx: Context) -> str:
+    """The one service the figures are about ("" for all): named, else the channel's own when it has one."""
+    services = ctx.services
+    if not services.several or services.catalogue is None:
+        if request.service:
+            raise UsageError("there is one service here: `/hello stats [7d|30d|90d]`", USAGE)
+        return ""
+    if request.service:
+        try:
+            return services.catalogue.service(request.service).name
+        except UsageError as exc:
+            raise UsageError(str(exc), USAGE) from None
+    here = services.catalogue.in_channel(ctx.invocation.channel_id)
+    return here[0].name if len(here) == 1 else ""
 
 
 def coverage(d: delivery.Delivery) -> str:
@@ -83,19 +108,24 @@ async def run(request: Request, ctx: Context) -> Reply:
     if audit is None:
         raise CommandError("There is no audit trail on this bot: nothing to measure.")
     days = delivery.RANGES[request.range]
+    only = _service(request, ctx)
     if ctx.services.several:  # every service's audit trail, each in its own namespace
         entries, problems = await audit.everywhere()
         if entries is None:
             raise CommandError("No audit trail could be read: " + "; ".join(problems))
+        if only:
+            entries = [e for e in entries if e.service == only]
     else:
         entries = await audit.entries()
     d = delivery.compute(entries, end=datetime.now(UTC), days=days)
     figures = delivery.figures(d)
-    blocks = render.blocks("stats", days=days, figures=figures, failures=failure_lines(d), coverage=coverage(d))
-    text = (f"Delivery, last {days} days: {figures['deployments']}; change failure rate {figures['failure_rate']}; "
+    blocks = render.blocks("stats", days=days, figures=figures, failures=failure_lines(d), coverage=coverage(d),
+                           service=only)
+    of = f" of {only}" if only else ""
+    text = (f"Delivery{of}, last {days} days: {figures['deployments']}; change failure rate {figures['failure_rate']}; "
             f"time to restore {figures['restore']}; request to live {figures['lead']}")
     reply = Reply(text=text, blocks=blocks)
-    service = "all services" if ctx.services.several else ctx.config.stable_deployment
+    service = only or ("all services" if ctx.services.several else ctx.config.stable_deployment)
 
     async def chart() -> list[Upload]:
         from bot.observe import delivery_chart

@@ -48,6 +48,14 @@ async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(w
     stats = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
                                        and m.text.startswith("Delivery, last 30 days"), 30)
     assert stats.text.startswith("Delivery, last 30 days: 1 in 30 days"), stats.text
+    for asked, channel, said in (("/hello stats greeter", "C1", "Delivery of greeter, last 30 days: 1 in 30 days"),
+                                 ("/hello stats helloworld 7d", "C1", "Delivery of helloworld, last 7 days: 0 in 7"),
+                                 ("/hello stats", "CGREET", "Delivery of greeter, last 30 days: 1 in 30 days")):
+        await world.ask("U1", asked, channel)
+        await world.slack.wait_for(lambda m, c=channel, t=said: isinstance(m, Message) and m.channel == c
+                                   and m.text.startswith(t), 30)
+    await world.ask("U1", "/hello stats payroll", "C1")
+    await world.private("U1", "C1", "there is no service payroll; services: helloworld, greeter")
 
 
 async def test_the_service_may_be_left_out_in_its_channel_and_locks_are_per_service_and_environment(

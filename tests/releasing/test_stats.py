@@ -25,6 +25,13 @@ def test_the_range_is_30_days_unless_asked() -> None:
     for bad in (["1h"], ["30d", "90d"], ["３0d"]):
         with pytest.raises(UsageError):
             stats.parse(bad, CONFIG)
+    # a service's name first (several services); checked against the catalogue when the command runs
+    assert (stats.parse(["greeter"], CONFIG).service, stats.parse(["greeter"], CONFIG).range) == ("greeter", "30d")
+    assert (stats.parse(["greeter", "7d"], CONFIG).service, stats.parse(["greeter", "7d"], CONFIG).range) == (
+        "greeter", "7d")
+    for bad in (["greeter", "7d", "x"], ["greeter", "greeter"], ["7d", "greeter"]):
+        with pytest.raises(UsageError):
+            stats.parse(bad, CONFIG)
 
 
 async def newest_upload(chat: Chat, before: int) -> Any:
@@ -66,6 +73,8 @@ async def test_stats_on_an_empty_trail_says_so(chat: Chat) -> None:
     blocks = json.dumps(reply.blocks, ensure_ascii=False)
     assert "0 in 90 days" in blocks and "the audit trail holds no records" in blocks
     assert "*Change failure rate*\\n–" in blocks
+    await chat.send("U3", "/hello stats greeter")  # no catalogue: there is no service to name
+    await chat.private("U3", "there is one service here")
 
 
 def test_text_from_the_trail_is_escaped_in_the_answer() -> None:
