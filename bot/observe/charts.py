@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -295,39 +296,15 @@ def figure_png(fig: Figure) -> bytes:
     return out.getvalue()
 
 
-def render_chart(
-    snapshot: Snapshot,
-    *,
-    service: str = "helloworld",
-    kind: str = "all",
-    markers: Sequence[Marker] = (),
-    stable_version: str | None = None,
-    canary_version: str | None = None,
-    windows: Sequence[Window] = (),
-) -> bytes:
-    """PNG bytes of the chart (1200x900 px for ``all``, 1200x450 px for a single panel)."""
-    fig = build_figure(
-        snapshot, service=service, kind=kind, markers=markers,
-        stable_version=stable_version, canary_version=canary_version, windows=windows,
-    )
-    return figure_png(fig)
+def render_chart(snapshot: Snapshot, **options: Any) -> bytes:
+    """PNG bytes of the chart (1200x900 px for ``all``, 1200x450 px for a single panel); ``options`` are
+    :func:`build_figure`'s."""
+    return figure_png(build_figure(snapshot, **options))
 
 
-async def render_chart_async(
-    snapshot: Snapshot,
-    *,
-    service: str = "helloworld",
-    kind: str = "all",
-    markers: Sequence[Marker] = (),
-    stable_version: str | None = None,
-    canary_version: str | None = None,
-    windows: Sequence[Window] = (),
-) -> bytes:
+async def render_chart_async(snapshot: Snapshot, **options: Any) -> bytes:
     """:func:`render_chart` in a worker thread, so the event loop keeps serving."""
-    return await asyncio.to_thread(
-        render_chart, snapshot, service=service, kind=kind, markers=markers,
-        stable_version=stable_version, canary_version=canary_version, windows=windows,
-    )
+    return await asyncio.to_thread(render_chart, snapshot, **options)
 
 
 def pixel_size(kind: str = "all") -> tuple[int, int]:
