@@ -55,6 +55,25 @@ def target(args: Sequence[str], usage: str, *, every: bool) -> tuple[str, list[s
     return service, list(args[1:])
 
 
+@dataclass(frozen=True)
+class Lift:
+    """What `/hello unfreeze` and `/hello unlock` take: a service (or `all`) and, maybe, an environment."""
+
+    service: str
+    environment: str | None = None
+    mutating: bool = True
+
+
+def parse_lift(args: Sequence[str], usage: str, *, every: bool) -> Lift:
+    """``<service> [<environment>]``; ``every``: the service may be ``all``."""
+    service, rest = target(args, usage, every=every)
+    if len(rest) > 1:
+        name = usage.split()[1]
+        raise UsageError(f"{name} takes a service{' (or `all`)' if every else ''} and at most one environment",
+                         usage)
+    return Lift(service=service, environment=rest[0] if rest else None)
+
+
 def parse(args: Sequence[str], config: Config) -> Request:
     if not args:
         return Request()

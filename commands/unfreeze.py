@@ -8,32 +8,21 @@ chat: the reply says when a freeze still holds. Needs deployer rights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from bot.chat import render
 from bot.core.config import Config
-from bot.core.errors import UsageError
 from bot.core.text import foreign
 from bot.release.holds import scope
 from commands import Context, Reply
-from commands.freeze import audit, holds_of, target, usage_of
+from commands.freeze import Lift, audit, holds_of, parse_lift, usage_of
 
 NAME = "unfreeze"
 USAGE = "/hello unfreeze <service|all> [<environment>]"
-
-
-@dataclass(frozen=True)
-class Request:
-    service: str
-    environment: str | None = None
-    mutating: bool = True
+Request = Lift
 
 
 def parse(args: Sequence[str], config: Config) -> Request:
-    service, rest = target(args, USAGE, every=True)
-    if len(rest) > 1:
-        raise UsageError("unfreeze takes a service (or `all`) and at most one environment", USAGE)
-    return Request(service=service, environment=rest[0] if rest else None)
+    return parse_lift(args, USAGE, every=True)
 
 
 async def run(request: Request, ctx: Context) -> Reply:

@@ -7,32 +7,21 @@ the service-wide one when no environment is given). Needs deployer rights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from bot.chat import render
 from bot.core.config import Config
-from bot.core.errors import UsageError
 from bot.core.text import foreign
 from bot.release.holds import scope
 from commands import Context, Reply
-from commands.freeze import audit, holds_of, target, usage_of
+from commands.freeze import Lift, audit, holds_of, parse_lift, usage_of
 
 NAME = "unlock"
 USAGE = "/hello unlock <service> [<environment>]"
-
-
-@dataclass(frozen=True)
-class Request:
-    service: str
-    environment: str | None = None
-    mutating: bool = True
+Request = Lift
 
 
 def parse(args: Sequence[str], config: Config) -> Request:
-    service, rest = target(args, USAGE, every=False)
-    if len(rest) > 1:
-        raise UsageError("unlock takes a service and at most one environment", USAGE)
-    return Request(service=service, environment=rest[0] if rest else None)
+    return parse_lift(args, USAGE, every=False)
 
 
 async def run(request: Request, ctx: Context) -> Reply:
