@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.core.policy import Policy
     from bot.core.services import Services
 
+
 @dataclass(frozen=True)
 class Invocation:
     """Who typed what, where."""
@@ -187,18 +188,11 @@ def take_target(args: Sequence[str], services: Services, channel: str) -> tuple[
     if catalogue is None or not services.several:
         return "", "", rest
     service = rest.pop(0) if rest and rest[0] in catalogue.names else None
-    environment = None
-    if service is None:
-        try:
-            chosen, _ = catalogue.resolve(None, None, channel)
-        except UsageError:
-            chosen = None
-        if chosen is not None and rest and rest[0] in chosen.environment_names:
-            environment = rest.pop(0)
-    else:
-        chosen = catalogue.service(service)
-        if rest and rest[0] in chosen.environment_names:
-            environment = rest.pop(0)
+    try:
+        chosen = catalogue.service(service) if service else catalogue.resolve(None, None, channel)[0]
+    except UsageError:
+        chosen = None  # no service meant here: resolve() below says which exist
+    environment = rest.pop(0) if chosen is not None and rest and rest[0] in chosen.environment_names else None
     resolved, env = catalogue.resolve(service, environment, channel)
     return resolved.name, env.name, rest
 

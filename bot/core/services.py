@@ -45,6 +45,7 @@ class Services:
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _scoped: dict[tuple[str, str], Config] = field(default_factory=dict)
     _clusters: dict[tuple[str, bool], Cluster] = field(default_factory=dict)  # connections by context
+    _scoped_clusters: dict[int, Cluster] = field(default_factory=dict)  # by the config (one per pair)
     _policies: dict[int, Policy] = field(default_factory=dict)
     make_prometheus: Callable[[Config], Any] | None = None  # a Prometheus client for one service's config
     _prometheus: dict[int, Any] = field(default_factory=dict)
@@ -99,21 +100,25 @@ class Services:
     async def cluster_for(self, config: Config) -> Cluster:
         """The cluster and namespace ``config`` names (from :meth:`config_for`): the bot's own connection when
         the kubeconfig context is the same, else one connection per context, shared by its services."""
-        home = await self.cluster()
         if config is self.config:
-            return home
+            return await self.cluster()
+        scoped = self._scoped_clusters.get(id(config))
+        if scoped is not None:
+            return scoped
         where = (config.kube_context, config.kube_in_cluster)
         if where == (self.config.kube_context, self.config.kube_in_cluster):
-            return home.scoped(config)
-        async with self._cluster_lock:
-            base = self._clusters.get(where)
-            if base is None:
-                if self.connect is None:
-                    from bot.core.errors import ClusterError
+            base = await self.cluster()
+        else:
+            async with self._cluster_lock:
+                base = self._clusters.get(where)
+                if base is None:
+                    if self.connect is None:
+                        from bot.core.errors import ClusterError
 
-                    raise ClusterError("no way to reach a Kubernetes cluster is configured")
-                base = self._clusters[where] = await self.connect(config)
-        return base.scoped(config)
+                        raise ClusterError("no way to reach a Kubernetes cluster is configured")
+                    base = self._clusters[where] = await self.connect(config)
+        scoped = self._scoped_clusters[id(config)] = base.scoped(config)
+        return scoped
 
     async def cluster(self) -> Cluster:
         """The connected cluster; raises :class:`bot.core.errors.ClusterError` with the reason if unavailable."""
@@ -132,6 +137,7 @@ class Services:
         for other in self._clusters.values():
             await other.close()
         self._clusters.clear()
+        self._scoped_clusters.clear()
         if self._cluster is not None:
             await self._cluster.close()
             self._cluster = None

@@ -295,7 +295,7 @@ class Approvals:
         await self._audit("Requested", record, invocation.user_id)
         try:
             if record.state == QUEUED:
-                text, blocks = self.approval_view(record, place=await self._place(record))
+                text, blocks = self.approval_view(record, place=self._place(await self.store.load(), record))
             elif change.needs_approval:
                 text, blocks = self.approval_view(record)
             else:
@@ -430,11 +430,10 @@ class Approvals:
             raise CommandError(f"`/hello {name}` is not available in this bot.")
         under = f" under request {release_id}" if _REQUEST_ID.fullmatch(release_id) else ""
         reason = f"from the {BUTTONS[kind]['text']} button{under}"
-        if service is not None:
-            service, environment = service, environment or ""
-        else:
+        if service is None:  # the pair of the request the button sits under (none: the default)
             under_record = await self.store.get(release_id) if under else None
             service, environment = under_record.key if under_record is not None else ("", "")
+        environment = environment or ""
         config = self.services.config_for(service, environment)
         request = command.parse([*words, reason], config)
         await self.services.policy_for(config).check_change(user, channel, f"ask for a {kind}")
@@ -693,15 +692,15 @@ class Approvals:
         await self._audit("Dequeued", head, head.requester, note="its turn: the approval is open")
         text, blocks = self.approval_view(head)
         await self._edit(head, text, blocks)
-        for r in (await self.store.load()).values():
+        records = await self.store.load()  # once, for every place in line
+        for r in records.values():
             if r.state == QUEUED and r.key == key:
-                text, blocks = self.approval_view(r, place=await self._place(r))
+                text, blocks = self.approval_view(r, place=self._place(records, r))
                 await self._edit(r, text, blocks)
         self._home_changed()
 
-    async def _place(self, record: Record) -> str:
-        """"2nd in line, behind Deploy greeter (production): v1 → v2" for a queued request."""
-        records = await self.store.load()
+    def _place(self, records: dict[str, Record], record: Record) -> str:
+        """"2nd in line, behind Deploy greeter (production): v1 → v2" for a queued request (pure)."""
         now = self.clock()
         ahead = [r for r in records.values()
                  if r.state == QUEUED and r.key == record.key and r.created < record.created]
