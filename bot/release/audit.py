@@ -99,33 +99,15 @@ class Audit:
             "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
-        log.info("%s %s by %s: %s", entry["reason"], record.id, user, change.summary, extra={"audit": entry})
-        await self._event(entry, change.target, self.services.config_for(change.service, change.environment))
-        await self._post(entry)
-        return entry
+        return await self._write(entry, change.target, self.services.config_for(change.service, change.environment))
 
     async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
                            note: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
         """Audit what someone did from an alert card (``Silenced``, ``Acknowledged``): reason ``HelloAlert<Phase>``."""
-        entry = {
-            "at": self.clock().astimezone(UTC).isoformat(),
-            "reason": f"HelloAlert{phase}",
-            "verb": "Alert",
-            "phase": phase,
-            "user": user,
-            "requester": user,
-            "approver": "",
-            "summary": summary,
-            "request_id": f"alert-{group}",
-            "channel": channel,
-            "object": f"Deployment/{self.services.config.stable_deployment}",
-            "note": note,
-            "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
-        }
-        log.info("%s %s by %s: %s", entry["reason"], group, user, summary, extra={"audit": entry})
-        await self._event(entry, {"kind": "Deployment", "name": self.services.config.stable_deployment})
-        await self._post(entry)
-        return entry
+        deployment = self.services.config.stable_deployment
+        entry = self._action("Alert", phase, user=user, summary=summary, request_id=f"alert-{group}",
+                             channel=channel, object=f"Deployment/{deployment}", note=note, facts=facts)
+        return await self._write(entry, {"kind": "Deployment", "name": deployment})
 
     async def record_hold(self, verb: str, phase: str, *, user: str, summary: str, channel: str,
                           change_reason: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -133,26 +115,38 @@ class Audit:
 
         Reason ``Hello<Verb><Phase>`` (``HelloFreezeSet``); the Event is on the holds ConfigMap.
         """
-        config = self.services.config
-        entry = {
+        name = self.services.config.holds_configmap
+        entry = self._action(verb, phase, user=user, summary=summary,
+                             request_id=f"{verb.lower()}-{secrets.token_hex(4)}", channel=channel,
+                             object=f"ConfigMap/{name}", facts=facts, action=verb.lower(),
+                             change_reason=change_reason)
+        return await self._write(entry, {"apiVersion": "v1", "kind": "ConfigMap", "name": name})
+
+    def _action(self, verb: str, phase: str, *, user: str, summary: str, request_id: str, channel: str,
+                object: str, note: str = "", facts: dict[str, Any] | None = None, **more: str) -> dict[str, Any]:
+        """The record of something a person did in chat that is not a change request (no approver)."""
+        return {
             "at": self.clock().astimezone(UTC).isoformat(),
             "reason": f"Hello{verb}{phase}",
             "verb": verb,
-            "action": verb.lower(),
             "phase": phase,
             "user": user,
             "requester": user,
             "approver": "",
             "summary": summary,
-            "request_id": f"{verb.lower()}-{secrets.token_hex(4)}",
+            "request_id": request_id,
             "channel": channel,
-            "object": f"ConfigMap/{config.holds_configmap}",
-            "note": "",
-            "change_reason": change_reason,
+            "object": object,
+            "note": note,
+            **more,
             "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
         }
-        log.info("%s by %s: %s", entry["reason"], user, summary, extra={"audit": entry})
-        await self._event(entry, {"apiVersion": "v1", "kind": "ConfigMap", "name": config.holds_configmap})
+
+    async def _write(self, entry: dict[str, Any], target: dict[str, str], config: Any = None) -> dict[str, Any]:
+        """Log the record, write its Event and post it to the audit channel."""
+        log.info("%s %s by %s: %s", entry["reason"], entry["request_id"], entry["user"], entry["summary"],
+                 extra={"audit": entry})
+        await self._event(entry, target, config)
         await self._post(entry)
         return entry
 
