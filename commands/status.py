@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.chat import render
+from bot.chat.contract import DETAILS
 from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
@@ -76,9 +77,9 @@ async def overview(ctx: Context) -> Reply:
     text = "Services\n" + "\n".join(lines)
     options = [{"text": {"type": "plain_text", "text": f"{service} · {env}"[:75]}, "value": f"{service} {env}"}
                for service, env in pairs][:100]  # Slack's limit for a select's options
-    select = {"type": "static_select", "action_id": "status_details", "options": options,
+    select = {"type": "static_select", "action_id": DETAILS, "options": options,
               "placeholder": {"type": "plain_text", "text": "Details of…"}}
     blocks = render.validate([{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
-                              {"type": "actions", "block_id": "status_details", "elements": [select]},
+                              {"type": "actions", "block_id": DETAILS, "elements": [select]},
                               {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}])
     return Reply(text=text, blocks=blocks)

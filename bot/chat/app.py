@@ -20,7 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.chat import forms, metrics, render
-from bot.chat.contract import CHOOSE, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
+from bot.chat.contract import CHOOSE, DETAILS, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.core.errors import ClusterError, CommandError, UsageError
@@ -29,7 +29,6 @@ from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
 
-DETAILS = "status_details"  # the status overview's select of a service and environment
 COMMAND = "/hello"
 
 

@@ -71,6 +71,7 @@ EVERY = "*"  # Context.service of a command covering every service (``/hello sta
 # Context.service of a form opened where nothing determines the service (``/hello deploy`` in a shared channel):
 # the person chooses the service and environment in it, among those they may change from there
 CHOOSE = "?"
+DETAILS = "status_details"  # action id of the status overview's select of a service and environment
 
 
 @dataclass
