@@ -76,8 +76,7 @@ class Dispatcher:
         try:
             if command.targeted:
                 service, environment, rest = self.target(command, rest, invocation.channel_id)
-                config = (self.services.config_for(service, environment) if service not in (EVERY, CHOOSE)
-                          else self.services.config)
+                config = Context(invocation, self.services, service, environment).config
                 request = Targeted(command.parse(rest, config), service, environment)
             else:
                 request = command.parse(rest, self.services.config)
@@ -130,7 +129,7 @@ class Dispatcher:
             scope = getattr(command.module, "change_scope", None)  # a command naming its own service and environment
             if scope is not None:
                 ctx.service, ctx.environment = scope(request)
-            policy = ctx.policy if ctx.service not in (EVERY, CHOOSE) else self.services.policy
+            policy = ctx.policy  # the bot's own for EVERY and CHOOSE
             if getattr(request, "mutating", False) and ctx.service != CHOOSE:
                 await policy.check_change(invocation.user_id, invocation.channel_id,
                                           f"run `{command.name}`")
