@@ -285,10 +285,6 @@ def _kubeconfig_path(configured: str) -> tuple[str, bool]:
     return default, os.path.exists(default)
 
 
-async def _nothing() -> None:
-    return None
-
-
 class Cluster:
     """Async access to the service's namespace. Create with :meth:`connect`; close with :meth:`close`."""
 
@@ -573,16 +569,18 @@ class Cluster:
                 missing[key] = str(exc)
             return None
 
-        stable, canary, sroute, croute, cert, events = await asyncio.gather(
+        reads = [
             part("stable", self.get_deployment(cfg.stable_deployment)),
             part("canary", self.get_deployment(cfg.canary_deployment)),
             part("stable route", self.get_mapping(cfg.stable_mapping)),
             part("canary route", self.get_mapping(cfg.canary_mapping)),
             part("certificate", self.get_certificate()),
-            part("events", self.list_events(warnings_only=True, limit=5)) if events else _nothing(),
-        )
+        ]
+        if events:
+            reads.append(part("events", self.list_events(warnings_only=True, limit=5)))
+        stable, canary, sroute, croute, cert, *warnings = await asyncio.gather(*reads)
         unreachable = [m for m in missing.values() if "unreachable" in m or "timed out" in m]
-        if unreachable and len(missing) == (6 if events else 5):
+        if unreachable and len(missing) == len(reads):
             raise ClusterError(unreachable[0])
         return ReleaseState(
             namespace=self.namespace,
@@ -591,7 +589,7 @@ class Cluster:
             stable_route=route_from(sroute) if sroute else None,
             canary_route=route_from(croute) if croute else None,
             certificate=cert_from(cert) if cert else None,
-            warnings=tuple(events or ()),
+            warnings=tuple(warnings[0] or ()) if warnings else (),
             missing=missing,
         )
 
