@@ -94,18 +94,17 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
     place = group.place
     if place is not None and place.ambiguous:
         return CardContext(ambiguous=True)
-    config = services.config_for(group.service, group.environment) if place is not None else None
+    config = services.config_for(group.service, group.environment)  # one service: the bot's own
     context = CardContext(where=place.label if place is not None else "")
     try:
-        cluster = await (services.cluster_for(config) if config is not None else services.cluster())
+        cluster = await services.cluster_for(config)
         context.state = await cluster.release_state()
     except DependencyUnavailable as exc:
         context.state_error = str(exc)
     audit = services.audit
     if audit is not None:
         try:
-            entries = await (audit.entries(config) if config is not None else audit.entries())
-            context.changes = last_changes(entries, group.starts_at)
+            context.changes = last_changes(await audit.entries(config), group.starts_at)
         except DependencyUnavailable as exc:
             context.changes_error = str(exc)
     return context
@@ -175,8 +174,6 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
     if context.changes:
         lines = "\n".join(f"• {line}" for line in context.changes)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Last changes:*\n{lines}"[:3000]}})
-    elif context.ambiguous:
-        pass
     elif context.changes_error:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"The audit trail cannot be read: {foreign(context.changes_error, 200)}"}]})
@@ -230,8 +227,7 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     """
     from bot.observe import charts
 
-    config = services.config_for(group.service, group.environment) if group.service and services.several \
-        else services.config
+    config = services.config_for(group.service, group.environment)  # "": the bot's own (one service, or unknown)
     prometheus = services.prometheus_for(config)
     if prometheus is None:
         raise DependencyUnavailable("Prometheus is not configured")
@@ -241,8 +237,7 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
         return None
     from bot.observe.status import release_markers
 
-    markers = await release_markers(services, snapshot.start, snapshot.end,
-                                    config=None if config is services.config else config)
+    markers = await release_markers(services, snapshot.start, snapshot.end, config)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
     return await charts.render_chart_async(snapshot, service=config.stable_deployment, kind="all",
                                            markers=markers)
