@@ -165,10 +165,14 @@ class Engine:
         records = await self.services.approvals.store.load()
         running = {r.id: r for r in records.values() if r.state == RUNNING}
         for rid, task in list(self._drivers.items()):
-            if task.done() or rid not in running:
-                if not task.done():
-                    log.info("release %s is no longer running (superseded?): its driver stops", rid)
-                    task.cancel()
+            if task.done():
+                del self._drivers[rid]
+            elif rid not in running:
+                driver = self._shown.get(rid)
+                if driver is not None and driver.release.reported:
+                    continue  # it ended its request itself and is winding up (opening the queue behind it)
+                log.info("release %s is no longer running (superseded?): its driver stops", rid)
+                task.cancel()
                 del self._drivers[rid]
         for rid, record in running.items():
             if rid not in self._drivers:
