@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cluster.kube import Cluster, cert_from, image_version, parse_time, route_from, track_from
+from bot.cluster.kube import Cluster, Route, cert_from, image_version, parse_time, track_from
+from bot.cluster.traffic import router_for
 from bot.core.config import Config
 from bot.core.errors import CommandError
 from bot.core.text import foreign
@@ -81,8 +82,9 @@ async def _track(cluster: Cluster, name: str, config: Config, role: str):  # -> 
     return track_from(role, await cluster.get_deployment(name), config.container)
 
 
-async def _route(cluster: Cluster, name: str):  # -> Route
-    return route_from(await cluster.get_mapping(name))
+async def _canary_route(cluster: Cluster, config: Config) -> Route:
+    """The canary's route, as the service's traffic router reads it."""
+    return await router_for(cluster, config.canary_mapping).canary_route()
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
                       reason: str = "") -> Change:
     """A canary of ``version``: at ``percent`` (manual, no analysis), or analysed through ``HELLO_CANARY_STEPS``."""
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _route(cluster, config.canary_mapping)
+    route = await _canary_route(cluster, config)
     image = image_for(config, version)
     current = route.weight or 0
     details = [f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
@@ -169,7 +171,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
 
 async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _route(cluster, config.canary_mapping)
+    route = await _canary_route(cluster, config)
     current = route.weight or 0
     if percent == current:
         raise CommandError(f"The canary already gets {current}% of the traffic.")
@@ -190,7 +192,7 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: 
 async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     stable = await _track(cluster, config.stable_deployment, config, "stable")
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _route(cluster, config.canary_mapping)
+    route = await _canary_route(cluster, config)
     if canary.desired == 0 or canary.ready == 0:
         raise CommandError(f"There is no running canary to promote (`{canary.deployment}` "
                            f"{canary.ready}/{canary.desired} ready).")
@@ -208,7 +210,7 @@ async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") ->
 
 async def plan_abort(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _route(cluster, config.canary_mapping)
+    route = await _canary_route(cluster, config)
     weight = route.weight or 0
     if weight == 0 and canary.desired == 0:
         raise CommandError("There is no canary to abort: it gets no traffic and has no replicas.")

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.cluster.kube import Cluster, cert_from, parse_time, route_from, track_from
+from bot.cluster.kube import Cluster, cert_from, parse_time, track_from
 from bot.cluster.retry import retry
+from bot.cluster.traffic import TrafficRouter, router_for
 from bot.core.config import Config
 from bot.core.errors import ClusterError, NotFound
 from bot.core.text import foreign
@@ -46,42 +47,96 @@ async def _no_status(status: RolloutStatus) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What a step handler works with: the service's cluster, configuration and traffic router."""
+
+    cluster: Cluster
+    config: Config
+    on_status: OnStatus = _no_status
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    cause: str = ""  # the change cause recorded on the Deployments it changes
+
+    @property
+    def router(self) -> TrafficRouter:
+        return router_for(self.cluster, self.config.canary_mapping)
+
+
+Handler = Callable[[Step, StepContext], Awaitable[StepResult]]
+HANDLERS: dict[StepKind, Handler] = {}  # the step kinds carried out here; the engine drives gates, analyses, bakes
+
+
+def handles(kind: StepKind) -> Callable[[Handler], Handler]:
+    """Register the handler of a step kind (one per kind)."""
+    def register(handler: Handler) -> Handler:
+        if kind in HANDLERS:
+            raise ValueError(f"a handler of {kind} is registered already")
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
 async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: OnStatus = _no_status,
                   clock: Callable[[], datetime] = lambda: datetime.now(UTC), cause: str = "") -> StepResult:
-    """Do what is still missing of ``step``. ``step.started`` (stored) anchors its deadlines; ``cause`` is
-    the change cause recorded on the Deployments it changes."""
-    if step.kind == StepKind.SET_IMAGE:
-        return await _set_image(step, cluster, config, cause)
-    if step.kind == StepKind.RESTORE_REVISION:
-        return await _restore_revision(step, cluster, config, cause)
-    if step.kind == StepKind.SCALE:
-        deploy = await cluster.get_deployment(step.target)
-        if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
-            await cluster.scale_deployment(step.target, step.replicas)
-        return StepResult(True, f"{step.replicas} replica(s)")
-    if step.kind == StepKind.WAIT_READY:
-        return await _wait_ready(step, cluster, config, on_status, clock)
-    if step.kind == StepKind.SET_WEIGHT:
-        route = route_from(await cluster.get_mapping(step.target))
-        if (route.weight or 0) != step.percent:
-            await cluster.patch_mapping(step.target, {"spec": {"weight": step.percent}})
-        return StepResult(True, f"weight {step.percent}%")
-    if step.kind == StepKind.CHECK_CANARY:
-        canary = track_from("canary", await cluster.get_deployment(step.target), config.container)
-        if canary.ready == 0:
-            return StepResult(False, f"`{canary.deployment}` has no ready pod any more "
-                              f"({canary.ready}/{canary.desired})")
-        return StepResult(True, f"{canary.ready}/{canary.desired} ready")
-    if step.kind == StepKind.TRIGGER_ISSUANCE:
-        cert = await cluster.get_certificate(step.target)
-        state = cert_from(cert)
-        issuing = state.issuing is not None and state.issuing.status == "True"
-        if state.revision <= step.revision and not issuing:
-            await retry(_trigger, cluster, step.target)
-        return StepResult(True, f"revision {state.revision}")
-    if step.kind == StepKind.WAIT_ISSUED:
-        return await _wait_issued(step, cluster, config, clock)
-    raise ValueError(f"unknown step kind {step.kind!r}")
+    """Do what is still missing of ``step``, by its kind's handler. ``step.started`` (stored) anchors its
+    deadlines; ``cause`` is the change cause recorded on the Deployments it changes."""
+    handler = HANDLERS.get(step.kind)
+    if handler is None:
+        raise ValueError(f"unknown step kind {step.kind!r}")
+    return await handler(step, StepContext(cluster, config, on_status, clock, cause))
+
+
+@handles(StepKind.SET_IMAGE)
+async def _set_image_step(step: Step, ctx: StepContext) -> StepResult:
+    return await _set_image(step, ctx.cluster, ctx.config, ctx.cause)
+
+
+@handles(StepKind.RESTORE_REVISION)
+async def _restore_revision_step(step: Step, ctx: StepContext) -> StepResult:
+    return await _restore_revision(step, ctx.cluster, ctx.config, ctx.cause)
+
+
+@handles(StepKind.SCALE)
+async def _scale(step: Step, ctx: StepContext) -> StepResult:
+    deploy = await ctx.cluster.get_deployment(step.target)
+    if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
+        await ctx.cluster.scale_deployment(step.target, step.replicas)
+    return StepResult(True, f"{step.replicas} replica(s)")
+
+
+@handles(StepKind.WAIT_READY)
+async def _wait_ready_step(step: Step, ctx: StepContext) -> StepResult:
+    return await _wait_ready(step, ctx.cluster, ctx.config, ctx.on_status, ctx.clock)
+
+
+@handles(StepKind.SET_WEIGHT)
+async def _set_weight(step: Step, ctx: StepContext) -> StepResult:
+    await ctx.router.set_canary_share(step.percent)
+    return StepResult(True, f"weight {step.percent}%")
+
+
+@handles(StepKind.CHECK_CANARY)
+async def _check_canary(step: Step, ctx: StepContext) -> StepResult:
+    canary = track_from("canary", await ctx.cluster.get_deployment(step.target), ctx.config.container)
+    if canary.ready == 0:
+        return StepResult(False, f"`{canary.deployment}` has no ready pod any more "
+                          f"({canary.ready}/{canary.desired})")
+    return StepResult(True, f"{canary.ready}/{canary.desired} ready")
+
+
+@handles(StepKind.TRIGGER_ISSUANCE)
+async def _trigger_issuance(step: Step, ctx: StepContext) -> StepResult:
+    state = cert_from(await ctx.cluster.get_certificate(step.target))
+    issuing = state.issuing is not None and state.issuing.status == "True"
+    if state.revision <= step.revision and not issuing:
+        await retry(_trigger, ctx.cluster, step.target)
+    return StepResult(True, f"revision {state.revision}")
+
+
+@handles(StepKind.WAIT_ISSUED)
+async def _wait_issued_step(step: Step, ctx: StepContext) -> StepResult:
+    return await _wait_issued(step, ctx.cluster, ctx.config, ctx.clock)
 
 
 async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -> StepResult:
