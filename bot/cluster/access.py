@@ -43,7 +43,7 @@ SERVICE: tuple[Permission, ...] = (
     *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
 )
 STATE: tuple[Permission, ...] = (
-    *_grant("", "configmaps", "get", "create", "update", "delete"),  # requests, lock, release records
+    *_grant("", "configmaps", "get", "list", "create", "update", "delete"),  # requests, locks, releases
     *_grant("coordination.k8s.io", "leases", "get", "create", "update"),  # leader election
 )
 REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # the home namespace of a single service holds both

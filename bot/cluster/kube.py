@@ -496,7 +496,7 @@ class Cluster:
         obj = await self._call("create", "events", None, self.core.create_namespaced_event, self.namespace, body)
         return self._dict(obj)
 
-    # -- configmaps (bot state: approvals, schedules)
+    # -- configmaps (bot state: requests and their locks, releases, schedules)
     async def get_configmap(self, name: str) -> dict | None:
         try:
             obj = await self._call("get", "configmaps", name, self.core.read_namespaced_config_map, name,
@@ -504,6 +504,11 @@ class Cluster:
         except NotFound:
             return None
         return self._dict(obj)
+
+    async def list_configmaps(self, label_selector: str) -> list[dict]:
+        obj = await self._call("list", "configmaps", None, self.core.list_namespaced_config_map, self.namespace,
+                               label_selector=label_selector)
+        return self._dict(obj).get("items", [])
 
     async def create_configmap(self, name: str, data: dict[str, str], labels: dict[str, str] | None = None
                                ) -> dict:

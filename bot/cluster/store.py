@@ -30,7 +30,7 @@ class ConfigMapStore:
     """
 
     def __init__(self, cluster: Callable[[], Awaitable[Cluster]], name: str, *,
-                 labels: dict[str, str] | None = None, attempts: int = 40) -> None:
+                 labels: dict[str, str] | None = None, attempts: int = 400) -> None:
         self._cluster = cluster
         self.name = name
         self.labels = {**MANAGED, **(labels or {})}
@@ -50,7 +50,7 @@ class ConfigMapStore:
         never created (``mutate`` sees empty data and its changes are dropped).
         """
         cluster = await self._cluster()
-        failures = 0
+        failures = conflicts = 0
         for _ in range(self.attempts):
             cm = await cluster.get_configmap(self.name)
             data = dict((cm or {}).get("data") or {})
@@ -66,8 +66,9 @@ class ConfigMapStore:
                 else:
                     await cluster.replace_configmap({**cm, "data": data})
                 return result
-            except Conflict:
-                await asyncio.sleep(jitter())
+            except Conflict:  # a pause that grows with the crowd, so many writers of one object all get through
+                conflicts += 1
+                await asyncio.sleep(jitter(0.0, min(0.25, 0.005 * 2 ** min(conflicts, 6))))
             except ClusterError as exc:
                 if not transient(exc) or failures >= RETRY_ATTEMPTS:
                     raise

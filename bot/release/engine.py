@@ -46,11 +46,11 @@ from bot.release.plan import (
     retire_steps,
     steps_for,
 )
+from bot.release.requests import RUNNING, Record
 from bot.release.rollout import MessageEditor, RolloutStatus
 
 if TYPE_CHECKING:
     from bot.core.services import Services
-    from bot.release.approvals import Record
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,6 @@ class Engine:
 
     async def reconcile(self) -> None:
         """Start a driver for every running request not driven here; stop those no longer running."""
-        from bot.release.approvals import RUNNING
-
         records = await self.services.approvals.store.load()
         running = {r.id: r for r in records.values() if r.state == RUNNING}
         for rid, task in list(self._drivers.items()):
@@ -216,8 +214,6 @@ class Engine:
 
     async def open_releases(self) -> list[Release]:
         """The releases running now (those not begun yet as planned), oldest first."""
-        from bot.release.approvals import RUNNING
-
         records = sorted((r for r in (await self.services.approvals.store.load()).values() if r.state == RUNNING),
                          key=lambda r: r.created)
         out = []
@@ -398,13 +394,10 @@ class _Driver:
         while True:
             try:
                 cluster = await engine.services.cluster_for(self.config)
-                if step.kind == StepKind.ANALYSE:
-                    result = await self._analyse(step, cluster)
-                elif step.kind == StepKind.GATE:
-                    result = await self._gate(step, cluster)
-                elif step.kind == StepKind.BAKE:
-                    result = await self._bake(step, cluster)
-                else:
+                driven = {StepKind.ANALYSE: self._analyse, StepKind.GATE: self._gate, StepKind.BAKE: self._bake}
+                if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
+                    result = await driven[step.kind](step, cluster)
+                else:  # the rest by their handler (bot.release.steps.HANDLERS)
                     result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
                                                        clock=engine.clock, cause=release.change_cause())
                 break

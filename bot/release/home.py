@@ -18,6 +18,7 @@ from bot.chat import render
 from bot.chat.home import HomeData, Pending, ServiceStatus, view
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
+from bot.release.requests import PENDING
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -64,7 +65,6 @@ class Home:
 
     async def gather(self, user: str) -> HomeData:
         """Everything the Home shows for ``user``; a part that cannot be read is named, not fatal."""
-        from bot.release.approvals import PENDING
 
         services, config = self.services, self.services.config
         data = HomeData(user=user)

@@ -11,7 +11,8 @@ import aiohttp
 
 from bot.chat import metrics
 from bot.observe import alert_card
-from bot.release.approvals import ALERT_ACTIONS, BUTTONS, FOLLOW_UPS
+from bot.release.buttons import ALERT_ACTIONS, FOLLOW_UPS
+from bot.release.messages import BUTTONS
 from sandbox.slack import Ephemeral
 
 from .conftest import Bot

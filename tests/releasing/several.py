@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sandbox.kube import KubeEmulator
-from sandbox.slack.state import Ephemeral, Message
+from sandbox.slack.state import DEFAULT_USERS, Ephemeral, Message
 from sandbox.stack import MANIFESTS, ROLE, Stack
 
 CATALOGUE = """
@@ -105,8 +105,9 @@ class World:
 
 @asynccontextmanager
 async def two_clusters(tmp_path: Path, *, catalogue: str = CATALOGUE, env: dict[str, str] | None = None,
-                       rbac: bool = False) -> AsyncIterator[World]:
-    """The world; with ``rbac`` both clusters enforce the bot's Role in both namespaces (and the bot uses its token)."""
+                       rbac: bool = False, people: tuple[str, ...] = ()) -> AsyncIterator[World]:
+    """The world; with ``rbac`` both clusters enforce the bot's Role in both namespaces (and the bot uses its token);
+    ``people``: more users of the workspace, besides U1-U3."""
     options: dict[str, Any] = {"tick": 0.03, "pod_ready_seconds": 0.1}
     if rbac:
         greeter_role = tmp_path / "greeter-role.yaml"
@@ -127,7 +128,9 @@ async def two_clusters(tmp_path: Path, *, catalogue: str = CATALOGUE, env: dict[
                     "HELLO_ROLLOUT_STALL": "20", "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_BAKE_MINUTES": "0",
                     **(env or {})}
         channels = {"C1": "ops", "CHELLO": "helloworld", "CGREET": "greeter"}
-        async with Stack(kube=clusters["production"], env=settings, slack_options={"channels": channels}) as stack:
+        users = [*DEFAULT_USERS, *({"id": p, "name": p.lower(), "real_name": f"Person {p}"} for p in people)]
+        async with Stack(kube=clusters["production"], env=settings,
+                         slack_options={"channels": channels, "users": users}) as stack:
             for replica in stack.replicas:
                 replica.services.approvals.edit_interval = 0.2
             yield World(stack, clusters)

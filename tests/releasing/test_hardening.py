@@ -152,16 +152,15 @@ async def test_an_approve_click_from_another_message_in_the_channel_changes_noth
 
 def _forget_message_ts(chat: Chat) -> None:
     """As right after posting, before the request's message ts is stored."""
-    cm = chat.kube.get("", "v1", "configmaps", "hello", chat.config.state_configmap)
-    data = {}
-    for key, value in cm["data"].items():
-        record = json.loads(value) if key.startswith("request.") else None
-        if record is not None:
-            record["ts"] = ""
-            value = json.dumps(record)
-        data[key] = value
-    chat.kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": cm["metadata"]["name"], "namespace": "hello"}, "data": data})
+    for cm in chat.kube.list("", "v1", "configmaps", "hello"):
+        if cm["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "request":
+            continue
+        record = json.loads(cm["data"]["request.json"])
+        record["ts"] = ""
+        chat.kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": cm["metadata"]["name"], "namespace": "hello",
+                                      "labels": cm["metadata"]["labels"]},
+                         "data": {"request.json": json.dumps(record)}})
 
 
 async def test_before_the_message_ts_is_stored_only_a_click_in_the_requests_channel_counts(chat: Chat) -> None:

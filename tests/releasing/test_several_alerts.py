@@ -162,7 +162,9 @@ async def test_an_alert_that_fits_several_pairs_goes_to_the_default_channel_and_
         # a Roll back action for the group (a button its card does not have) is refused, nothing is asked
         value = next(e["value"] for b in shown.blocks if b.get("type") == "actions" for e in b["elements"])
         with pytest.raises(CommandError, match="fits several services or environments") as refused:
-            await world.stack.services.approvals.alert_action("alert_rollback", value, "U1", "C1", shown.ts)
+            body = {"user": {"id": "U1"}, "channel": {"id": "C1"}, "container": {"message_ts": shown.ts}}
+            await world.stack.services.approvals.handle_action(body, {"action_id": "alert_rollback", "value": value},
+                                                               respond=None)
         assert "Nothing was changed" in str(refused.value)
         assert not await world.stack.services.approvals.store.load()
 

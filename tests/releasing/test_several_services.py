@@ -250,9 +250,9 @@ async def test_the_queue_waits_when_the_cluster_is_away(world: World, monkeypatc
 
     approvals = world.stack.services.approvals
 
-    async def away(decide: object) -> None:
+    async def away(key: object) -> None:
         raise ClusterError("the API server is unreachable")
 
-    monkeypatch.setattr(approvals.store, "transact", away)
+    monkeypatch.setattr(approvals.store, "lock", away)
     await approvals.advance(("greeter", "staging"))  # nothing raised: the sweeper tries again
     assert "cannot advance the queue of greeter/staging: the API server is unreachable" in caplog.text

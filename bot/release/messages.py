@@ -1,0 +1,153 @@
+"""The messages of a request and of its release: the approval request, then the release's progress.
+
+Pure: records and releases in, ``(text, blocks)`` out (the blocks from the ``approval`` and ``progress``
+templates of :mod:`bot.chat.render`). Everything the bot did not write (summaries, reasons, errors from
+the cluster) is escaped here or in the templates.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bot.chat import render
+from bot.core.config import Config
+from bot.core.text import foreign
+from bot.release.plan import Outcome, Release, Step, StepKind, StepState, steps_for
+from bot.release.requests import PENDING, QUEUED, Record, parse
+from bot.release.rollout import RolloutStatus
+
+REASON_SHOWN = 300  # characters of a reason shown in a message
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
+BUTTONS = {
+    "rollback": {"action_id": "release_rollback", "text": "Roll back", "style": "danger"},
+    "promote": {"action_id": "release_promote", "text": "Promote", "style": "primary"},
+    "abort": {"action_id": "release_abort", "text": "Abort canary", "style": "danger"},
+    # a release that waits for a person (a gate, or an analysis that could not decide or failed in advise mode)
+    "continue": {"action_id": "analysis_continue", "text": "Continue", "style": "primary"},
+    "stop": {"action_id": "analysis_abort", "text": "Abort canary", "style": "danger"},
+}
+
+
+def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[str, list[dict]]:
+    """A request's message: what, why, the plan, and its state (queued with its place, pending with buttons)."""
+    state_line = {
+        QUEUED: f":hourglass: Queued, {place or 'waiting for the change before it'}: its approval opens when "
+                "that one ends",
+        PENDING: f"Waiting for approval until {render.when(parse(record.expires), '%H:%M UTC')}"
+                 + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
+        "rejected": f":no_entry: {sentence(record.headline) or 'Rejected'}: nothing was changed",
+        "expired": f":hourglass: Expired at {render.when(parse(record.expires), '%H:%M UTC')}: "
+                   "nothing was changed",
+        "cancelled": f":x: Cancelled: {record.headline}",
+    }.get(record.state, str(record.state))
+    reason = shown_reason(record.change.reason)
+    text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
+            + (f" — reason: “{reason}”" if reason else "") + f" — {state_line}")
+    plan = [step.title for step in steps_for(record.change.action, record.change.params, config)]
+    blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
+                           pending=record.state == PENDING, queued=record.state == QUEUED, plan=plan,
+                           reason=reason, break_glass=record.break_glass)
+    return text, blocks
+
+
+def superseded_view(record: Record) -> tuple[str, list[dict]]:
+    text = f"{record.change.label}: {record.change.summary} — {sentence(record.headline)}"
+    return text, render.text_block(f":arrow_heading_down: *{record.change.label}* "
+                                   f"{render.escape(record.change.summary)}\n{sentence(record.headline)}")
+
+
+def progress_view(release: Release, status: RolloutStatus | None, *, now: datetime, approved: bool,
+                  outcome: Outcome | None = None, problem: str = "") -> tuple[str, list[dict]]:
+    """The release's one message: who, the steps begun so far, the rollout, the outcome.
+
+    ``approved``: the change went through an approval (an abort may run without one).
+    """
+    if (release.approver and release.approver != release.requester) or approved:
+        who = f"Requested by <@{release.requester}>, approved by <@{release.approver}>"
+    else:
+        who = f"Run by <@{release.requester}> (no approval needed)"
+    steps = []
+    waiting = None
+    for step in (s for s in release.steps if s.state != StepState.WAITING):
+        steps.append(step_line(step))
+        if step.waiting and step.state == StepState.RUNNING:
+            waiting = step
+            steps.append(f":raising_hand: {render.escape(step.waiting)}")
+    buttons = []
+    if outcome is not None:
+        buttons = [{**BUTTONS[b], "value": release.id} for b in outcome.buttons if b in BUTTONS]
+    elif waiting is not None:
+        buttons = [{**BUTTONS[b], "value": release.id} for b in ("continue", "stop")]
+    started = parse(release.created) if release.created else now
+    end = parse(release.finished) if outcome is not None and release.finished else now
+    elapsed = render.duration(max(0.0, (end - started).total_seconds()))
+    if outcome is None:
+        headline = "Running…"
+    else:
+        headline = (":white_check_mark: " if outcome.ok else ":x: ") + render.escape(outcome.headline)
+    reason = shown_reason(release.reason)
+    text = f"{release.label}: {render.escape(release.summary)} — {headline}" + (f" (reason: “{reason}”)"
+                                                                               if reason else "")
+    if problem and outcome is None:
+        steps.append(f":warning: {render.escape(problem)}")
+    blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps, status=status,
+                           elapsed=elapsed, outcome=outcome, headline=headline, buttons=buttons,
+                           final=outcome is not None, reason=reason)
+    return text, blocks
+
+
+def step_line(step: Step) -> str:
+    """One begun step in the release's message: its mark and title, and what an analysis or bake shows."""
+    mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(step.state, ":hourglass_flowing_sand:")
+    line = f"{mark} {render.escape(step.title)}"
+    running = step.state == StepState.RUNNING
+    if step.kind == StepKind.ANALYSE and running:
+        if step.verdict:
+            line += f" — last check: {render.escape(step.verdict)}"
+        if step.next_check and not step.waiting:
+            line += f" · next check at {render.when(parse(step.next_check), '%H:%M:%S UTC')}"
+    elif step.kind == StepKind.BAKE and running and step.next_check:
+        line += f" — until {render.when(parse(step.next_check), '%H:%M:%S UTC')}"
+    elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
+        line += f" — {render.escape(step.note)}"
+    if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
+        line += f" · decided by <@{step.decided_by}>"
+    return line
+
+
+def already_text(record: Record) -> str:
+    """Why a click on a request that is no longer waiting changes nothing."""
+    who = f" by <@{record.approver}>" if record.approver else ""
+    states = {"running": f"already approved{who} and running", "succeeded": f"already approved{who} and done",
+              "failed": f"already approved{who}; it failed", "rejected": f"already rejected{who}",
+              "expired": "expired", "cancelled": "cancelled", "superseded": "superseded"}
+    return f"This request was {states.get(record.state, record.state)}: nothing more was changed."
+
+
+def busy_text(busy: Record) -> str:
+    """Why a change is refused while another one holds the service and environment."""
+    doing = "is waiting for approval" if busy.state in (PENDING, QUEUED) else \
+        f"is running (approved by <@{busy.approver}>)"
+    return (f"One change at a time: {busy.what()} requested by <@{busy.requester}> {doing}. "
+            "Wait for it to finish (or reject it), then ask again.")
+
+
+def place_text(place: int, holder: Record | None) -> str:
+    """"2nd in line, behind *Deploy* greeter (production): v1 → v2" for a queued request."""
+    behind = f", behind {holder.what()}" if holder is not None else ""
+    return f"{ordinal(place)} in line{behind}"
+
+
+def shown_reason(reason: str) -> str:
+    """A change's reason as a message shows it: on one line, cut, escaped for mrkdwn (it is the requester's text)."""
+    return foreign(reason, REASON_SHOWN) if reason else ""
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,75 @@
+"""Many people asking for a change to one service and environment at the same moment, over HTTP through the
+Slack emulator: every request is queued or refused with a clear answer, exactly one is open for approval, the
+queue's places are 1..N without duplicates, and the releases never overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from sandbox.slack.state import Ephemeral, Message
+from tests.releasing.several import APPROVE, World, two_clusters
+
+PEOPLE = [f"U{100 + n}" for n in range(24)]
+PLACE = re.compile(r"Queued, (\d+)(?:st|nd|rd|th) in line")
+
+
+def _requests(world: World, channel: str) -> list[Message]:
+    return [m for m in world.slack.workspace.messages(channel) if "requested by" in m.text]
+
+
+def _refusals(world: World, channel: str) -> list[Ephemeral]:
+    return [e for e in world.slack.workspace._ephemerals.get(channel, []) if "One change at a time" in e.text]
+
+
+async def _all_answered(world: World, channel: str, count: int) -> tuple[list[Message], list[Ephemeral]]:
+    if len(_requests(world, channel)) + len(_refusals(world, channel)) < count:
+        await world.slack.wait_for(
+            lambda _: len(_requests(world, channel)) + len(_refusals(world, channel)) >= count, 60)
+    return _requests(world, channel), _refusals(world, channel)
+
+
+async def test_simultaneous_requests_queue_with_unique_places_and_one_open(tmp_path: Path) -> None:
+    env = {"HELLO_DEPLOYERS": ",".join(PEOPLE), "HELLO_APPROVERS": "U2,U3"}
+    async with two_clusters(tmp_path, env=env, people=tuple(PEOPLE)) as world:
+        await asyncio.gather(*(world.ask(user, "/hello deploy greeter staging v2", "CGREET") for user in PEOPLE))
+        await world.slack.wait_for(lambda _: len(_requests(world, "CGREET")) >= len(PEOPLE)
+                                   and all(m.text.count("Queued") or APPROVE in str(m.blocks)
+                                           for m in _requests(world, "CGREET")), 60)
+        await world.stack.settle()
+        requests = _requests(world, "CGREET")
+        assert len(requests) == len(PEOPLE)
+        open_ = [m for m in requests if APPROVE in str(m.blocks)]
+        assert len(open_) == 1, [m.text for m in requests]
+        places = sorted(int(PLACE.search(m.text).group(1)) for m in requests if PLACE.search(m.text))
+        assert places == list(range(1, len(PEOPLE))), places
+        records = await world.stack.services.approvals.store.load()
+        assert sorted(r.state for r in records.values()) == ["pending"] + ["queued"] * (len(PEOPLE) - 1)
+        assert all(r.ts for r in records.values())
+
+        # the holder is approved and runs; when it ends, the first in line (and only it) opens
+        head = open_[0]
+        await world.stack.click("U2", head.ts, "approve", channel="CGREET")
+        await world.finished(head)
+        first = next(m for m in requests if PLACE.search(m.text) and PLACE.search(m.text).group(1) == "1")
+        await world.slack.wait_for(lambda m: isinstance(m, Message) and m.ts == first.ts and APPROVE in str(m.blocks),
+                                   30)
+        await world.stack.settle()
+        requests = _requests(world, "CGREET")
+        assert [m.ts for m in requests if APPROVE in str(m.blocks)] == [first.ts]
+        places = sorted(int(PLACE.search(m.text).group(1)) for m in requests if PLACE.search(m.text))
+        assert places == list(range(1, len(PEOPLE) - 1)), places
+
+
+async def test_simultaneous_requests_under_lock_refuse_leave_exactly_one(tmp_path: Path) -> None:
+    env = {"HELLO_DEPLOYERS": ",".join(PEOPLE), "HELLO_APPROVERS": "U2,U3"}
+    async with two_clusters(tmp_path, env=env, people=tuple(PEOPLE)) as world:  # helloworld: `lock: refuse`
+        await asyncio.gather(*(world.ask(user, "/hello deploy helloworld staging v2", "CHELLO") for user in PEOPLE))
+        requests, refused = await _all_answered(world, "CHELLO", len(PEOPLE))
+        await world.stack.settle()
+        assert len(requests) == 1 and len(refused) == len(PEOPLE) - 1, ([m.text for m in requests],
+                                                                         [e.text for e in refused])
+        assert APPROVE in str(requests[0].blocks)
+        records = await world.stack.services.approvals.store.load()
+        assert [r.state for r in records.values()] == ["pending"]  # the refused ones left nothing behind
