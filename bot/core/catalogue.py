@@ -1,6 +1,6 @@
 """The service catalogue: which services the bot releases, in which environments (clusters, namespaces).
 
-``HELLO_SERVICES`` names a YAML file listing the services (format in the README, "Several services");
+``HELLO_SERVICES`` names a YAML file listing the services (format in docs/operator-guide.md, "Several services");
 without it the single-service variables (``HELLO_NAMESPACE``, ``HELLO_STABLE_DEPLOYMENT``, …) describe
 a catalogue of one service in one environment, so a configuration from before the catalogue keeps
 working unchanged. A malformed file raises :class:`ConfigError` naming the file, the service and the

@@ -1,7 +1,8 @@
 """The bot's configuration: one frozen dataclass, loaded once from the environment.
 
-Every setting is an environment variable (documented in the README); an optional YAML file
-named by ``HELLO_CONFIG`` supplies defaults with the same names (keys are the variable names).
+Every setting is an environment variable (documented in docs/operator-guide.md, "Configuration"); an
+optional YAML file named by ``HELLO_CONFIG`` supplies defaults with the same names (keys are the variable
+names).
 Values from the environment win over the file. Nothing else in the project reads ``os.environ``
 for bot settings: the loaded :class:`Config` is passed to whoever needs it.
 """
@@ -476,7 +477,7 @@ def load(env: Mapping[str, str] | None = None, *, require_slack: bool = True) ->
     if require_slack:
         for key in REQUIRED:
             if not values.get(_VARS[key][0]):
-                raise ConfigError(f"{key} is required (see the README, 'Configuration')")
+                raise ConfigError(f"{key} is required (see docs/operator-guide.md, 'Configuration')")
     else:
         values.setdefault("slack_bot_token", "")
         values.setdefault("slack_signing_secret", "")

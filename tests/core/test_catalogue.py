@@ -123,11 +123,11 @@ def test_the_example_in_manifests_is_a_valid_catalogue(tmp_path: Path) -> None:
     assert catalogue.services[1].queries is not None and catalogue.services[1].lock is LockMode.REFUSE
 
 
-def test_the_readme_shows_the_example_catalogue(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Several services and environments"):]
+def test_the_operator_guide_shows_the_example_catalogue(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "operator-guide.md").read_text()
+    section = guide[guide.index("## Several services and environments"):]
     block = re.search(r"```yaml\n(services:.*?)```", section, re.S)
-    assert block, "the README's catalogue example is missing"
+    assert block, "the operator guide's catalogue example is missing"
     configmap = yaml.safe_load((ROOT / "manifests" / "several-services" / "services.yaml").read_text())
     shown = Catalogue.from_data(yaml.safe_load(block.group(1)))
     assert shown.services == Catalogue.from_data(yaml.safe_load(configmap["data"]["services.yaml"])).services

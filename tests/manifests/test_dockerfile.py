@@ -172,7 +172,7 @@ def test_constraints_satisfy_the_projects_own_requirements() -> None:
         assert requirement.specifier.contains(pins[canonicalize_name(requirement.name)], prereleases=True), line
 
 
-# --- Procfile and README (written alongside, checked here against the image) -----------------
+# --- Procfile and the operator guide (written alongside, checked here against the image) ------
 
 
 def test_procfile_web_command_is_the_images_command_on_the_platforms_port() -> None:
@@ -185,7 +185,7 @@ def test_procfile_web_command_is_the_images_command_on_the_platforms_port() -> N
     assert [part.replace("$PORT", "3000") for part in command] == CMD
 
 
-def test_readme_tells_how_to_deploy_with_kustomize() -> None:
-    readme = REPO / "README.md"
-    assert readme.is_file(), "README.md is missing"
-    assert "kubectl apply -k manifests/" in readme.read_text()
+def test_operator_guide_tells_how_to_deploy_with_kustomize() -> None:
+    guide = REPO / "docs" / "operator-guide.md"
+    assert guide.is_file(), "docs/operator-guide.md is missing"
+    assert "kubectl apply -k manifests/" in guide.read_text()
