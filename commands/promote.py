@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bot.core import args as checks
+from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.text import foreign
@@ -86,7 +86,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         raise CommandError(f"Not promoted ({where}): `{source.deployment}` in {source_env.name} is still rolling out "
                            f"({source.ready}/{source.desired} ready); promote it once it has rolled out.")
     entries = await services.audit.entries(source_config) if services.audit is not None else []
-    clock = getattr(services.approvals, "clock", None) or (lambda: datetime.now(UTC))
+    clock = getattr(services.approvals, "clock", None) or times.now
     soaked = actions.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
     problems = list(soaked.problems)
     if source_config.alertmanager_url:
