@@ -547,48 +547,31 @@ class _Driver:
         """Watch the service's critical alerts until the window ends; one that started since the change
         began rolls it back (once: a rollback's own window only reports).
 
-        One service: the critical alerts of its namespace or naming it (``service`` label). Several services
-        (a catalogue file): the critical alerts of its namespace that belong to exactly this service and
-        environment (:func:`bot.observe.alerts.bakes`): where environments share a namespace name, only
-        alerts carrying ``cluster`` / ``environment`` equal to the release's environment count.
+        The alerts are :func:`bot.observe.critical.critical_alerts` of the release's service and environment,
+        the same ones `/hello promote` asks about.
         """
-        from bot.observe.alertmanager import Alertmanager
-        from bot.observe.alerts import bakes
+        from bot.observe.critical import critical_alerts
 
         config, clock, release = self.config, self.engine.clock, self.release
         services = self.engine.services
         catalogue = services.catalogue if services.several else None
-        if catalogue is not None:
-            queries: tuple[dict[str, str], ...] = ({"namespace": config.namespace},)
-
-            def counts(alert: Any) -> bool:
-                return bakes(dict(alert.labels), catalogue, release.service, release.environment)
-        else:
-            queries = ({"namespace": config.namespace}, {"service": config.stable_deployment})
-
-            def counts(alert: Any) -> bool:
-                return True
         began = parse_time(step.started) or clock()
         end = began + timedelta(minutes=config.bake_minutes)
         since = parse_time(release.created) or began
         step.next_check = iso(end)
         await self.save()
         await self.show()
-        alertmanager = Alertmanager(config.alertmanager_url)
         poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
         while clock() < end:
             try:
-                alerts = {a.fingerprint or a.name: a for who in queries
-                          for a in await alertmanager.active({**who, "severity": "critical"}) if counts(a)}
+                fired = await critical_alerts(config, catalogue, release.service, release.environment, since=since)
             except DependencyUnavailable as exc:
                 self._problem(str(exc))
                 await self.show()
-                alerts = {}
+                fired = []
             else:
                 if self.release.problem:
                     self.release.problem = self.release.problem_since = ""
-            fired = sorted((a for a in alerts.values() if a.starts_at is None or a.starts_at >= since),
-                           key=lambda a: a.starts_at or clock())
             if fired:
                 return await self._baked_badly(step, cluster, fired[0], since)
             await asyncio.sleep(max(0.0, min(poll, (end - clock()).total_seconds())))
