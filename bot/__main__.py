@@ -9,10 +9,10 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.core import config as config_module
+from bot.core import times
 from bot.core.config import Config, ConfigError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         await services.releases.stop()  # a release in flight is continued by the next leader
         if services.schedules is not None:
             await services.schedules.stop()  # releases the Lease, so another replica leads at once
-        await services.leader.release(datetime.now(UTC))
+        await services.leader.release(times.now())
         await services.approvals.stop()
         await services.close()
 

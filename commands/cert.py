@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bot.chat import render
 from bot.cluster.kube import cert_from
 from bot.core import args as checks
+from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
@@ -55,7 +55,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         return None
     cluster = await ctx.cluster()
     cert = cert_from(await cluster.get_certificate())
-    now = datetime.now(UTC)
+    now = times.now()
     days = cert.days_left(now)
     backoff = actions.backoff_until(cert)
     blocks = render.blocks("cert", cert=cert, days=None if days is None else int(days),

@@ -21,6 +21,7 @@ from bot.chat import render
 from bot.core import args as checks
 from bot.core.catalogue import ALL
 from bot.core.config import Config
+from bot.core.durations import duration, parse_duration
 from bot.core.errors import UsageError
 from bot.core.text import foreign
 from bot.release.holds import Holds, scope
@@ -79,9 +80,9 @@ def parse(args: Sequence[str], config: Config) -> Request:
         return Request()
     service, rest = target(args, USAGE, every=True)
     environment: str | None = None
-    if len(rest) >= 2 and checks.span(rest[1]) is not None and checks.span(rest[0]) is None:
+    if len(rest) >= 2 and parse_duration(rest[1]) is not None and parse_duration(rest[0]) is None:
         environment, rest = rest[0], rest[1:]
-    if not rest or checks.span(rest[0]) is None:
+    if not rest or parse_duration(rest[0]) is None:
         raise UsageError(f"say how long the freeze lasts (like `30m`, `2h`, `1d`), then why: `{EXAMPLE}`", USAGE)
     length = checks.duration(rest[0], USAGE)
     reason = checks.reason(rest[1:], config, USAGE, example=EXAMPLE)
@@ -144,6 +145,6 @@ async def listing(holds: Holds) -> Reply:
         envs = ", ".join(window.environments) or "every environment"
         state = (f"*open* until {render.when(item.until)}" if item.until else f"next opens {render.when(item.next)}")
         lines.append(f"• {item.service} in {envs}: `{window.cron}` ({window.timezone or holds.timezone}) for "
-                     f"{render.duration(window.duration.total_seconds())}, “{foreign(window.reason)}” — {state}")
+                     f"{duration(window.duration.total_seconds())}, “{foreign(window.reason)}” — {state}")
     text = "\n".join(lines)
     return Reply(text=text, blocks=render.text_block(text), ephemeral=True)

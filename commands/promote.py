@@ -8,21 +8,22 @@ ReplicaSet reports the same one, else the image reference as it is (the request 
 It is refused, saying why, unless the version has run in `<from-env>` for the service's `soak_minutes` (counted
 from the end of the deploy, promotion or rollback that put it there, else from its ReplicaSet's creation), with
 no failed release, failed canary analysis or aborted canary of that version there since, and no critical alert
-firing for its namespace (when `HELLO_ALERTMANAGER_URL` is set; an Alertmanager that cannot be asked refuses
-too). The change then goes through the same approvals, locks and freezes as a deploy to `<to-env>`.
+of the service in `<from-env>` firing (when `HELLO_ALERTMANAGER_URL` is set; the alerts a bake window there
+counts; an Alertmanager that cannot be asked refuses too). The change then goes through the same approvals,
+locks and freezes as a deploy to `<to-env>`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bot.core import args as checks
+from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.text import foreign
-from bot.observe.alertmanager import Alertmanager
+from bot.observe.critical import critical_alerts
 from bot.release import actions
 from commands import Context, Reply
 
@@ -58,16 +59,6 @@ def change_scope(request: Request) -> tuple[str, str]:
     return request.service, request.target
 
 
-async def _critical(config: Config) -> list[str]:
-    """The critical alerts firing for the service in ``config``'s namespace (as the bake window reads them)."""
-    alertmanager = Alertmanager(config.alertmanager_url)
-    found = {}
-    for who in ({"namespace": config.namespace}, {"service": config.stable_deployment}):
-        for alert in await alertmanager.active({**who, "severity": "critical"}):
-            found[alert.fingerprint or alert.name] = alert.name
-    return sorted(found.values())
-
-
 async def run(request: Request, ctx: Context) -> Reply | None:
     services = ctx.services
     assert services.catalogue is not None
@@ -86,17 +77,18 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         raise CommandError(f"Not promoted ({where}): `{source.deployment}` in {source_env.name} is still rolling out "
                            f"({source.ready}/{source.desired} ready); promote it once it has rolled out.")
     entries = await services.audit.entries(source_config) if services.audit is not None else []
-    clock = getattr(services.approvals, "clock", None) or (lambda: datetime.now(UTC))
+    clock = getattr(services.approvals, "clock", None) or times.now
     soaked = actions.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
     problems = list(soaked.problems)
     if source_config.alertmanager_url:
         try:
-            firing = await _critical(source_config)
+            catalogue = services.catalogue if services.several else None
+            found = await critical_alerts(source_config, catalogue, service.name, source_env.name)
         except DependencyUnavailable as exc:
             raise CommandError(f"Not promoted ({where}): I cannot tell whether a critical alert fires in "
                                f"{source_env.name}: {foreign(str(exc), 200)}.") from None
-        if firing:
-            names = ", ".join(f"`{foreign(name, 80)}`" for name in firing)
+        if found:
+            names = ", ".join(f"`{foreign(name, 80)}`" for name in sorted({a.name for a in found}))
             problems.append(f"critical alert(s) firing for {service.name} in {source_env.name}: {names}")
         alerts = f"no critical alert fires for it in {source_env.name}"
     else:

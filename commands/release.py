@@ -15,7 +15,8 @@ from bot.chat import render
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
-from bot.release.plan import Release, ReleaseState, StepState, parse_iso
+from bot.core.times import parse_time
+from bot.release.plan import Release, ReleaseState, StepState
 from commands import Context, Reply
 
 NAME = "release"
@@ -45,7 +46,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 def _time(text: str) -> str:
-    moment = parse_iso(text)
+    moment = parse_time(text)
     return render.when(moment, "%H:%M:%S") if moment else "–"
 
 

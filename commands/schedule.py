@@ -14,15 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bot.chat import render
 from bot.core import args as checks
+from bot.core import times
 from bot.core.config import RANGES, Config
+from bot.core.cron import validate_cron
 from bot.core.errors import CommandError, UsageError
 from bot.core.text import foreign
 from bot.observe.digest import describe_age
-from bot.observe.schedule import UNREACHABLE_CHANNEL, validate_cron
+from bot.observe.schedule import UNREACHABLE_CHANNEL
 from commands import Context, Reply
 
 NAME = "schedule"
@@ -122,7 +123,7 @@ async def run(request: Request, ctx: Context) -> Reply:
 
 async def _list(ctx: Context) -> Reply:
     scheduler = ctx.services.schedules
-    now = datetime.now(UTC)
+    now = times.now()
     items = []
     lines = []
     for item in await scheduler.list():

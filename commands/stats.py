@@ -24,11 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bot.chat import render
 from bot.core import args as checks
+from bot.core import times
 from bot.core.config import Config
+from bot.core.durations import duration
 from bot.core.errors import CommandError, UsageError
 from bot.observe import delivery
 from commands import Context, Reply, Upload
@@ -96,7 +97,7 @@ def failure_lines(d: delivery.Delivery) -> list[str]:
         if o.automatic:
             restored = ""
         elif o.restored_at and o.failed_at:
-            restored = f", restored in {delivery.duration((o.restored_at - o.failed_at).total_seconds())}"
+            restored = f", restored in {duration((o.restored_at - o.failed_at).total_seconds(), compact=True)}"
         else:
             restored = ", not restored yet"
         lines.append(f"• `{when}` {what}: {o.how}{restored} (request `{render.foreign(r.request_id, 40)}`)")
@@ -117,7 +118,7 @@ async def run(request: Request, ctx: Context) -> Reply:
             entries = [e for e in entries if e.service == only]
     else:
         entries = await audit.entries()
-    d = delivery.compute(entries, end=datetime.now(UTC), days=days)
+    d = delivery.compute(entries, end=times.now(), days=days)
     figures = delivery.figures(d)
     blocks = render.blocks("stats", days=days, figures=figures, failures=failure_lines(d), coverage=coverage(d),
                            service=only)

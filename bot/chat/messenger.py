@@ -21,18 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat import metrics
 from bot.core.config import Config
-from bot.core.errors import DependencyUnavailable
+from bot.core.errors import SlackError
+
+__all__ = ["Messenger", "SlackError", "make_client"]
 
 log = logging.getLogger(__name__)
-
-
-class SlackError(DependencyUnavailable):
-    """Slack refused or could not be reached. ``error`` is Slack's error code (e.g. ``not_in_channel``)."""
-
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"Slack {method} failed: {error}")
-        self.method = method
-        self.error = error
 
 
 def make_client(config: Config) -> AsyncWebClient:

@@ -16,11 +16,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from slack_sdk.models.blocks import Block
 
+from bot.core.durations import duration
 from bot.core.text import cut, escape, foreign
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_BLOCKS = 50
-__all__ = ["blocks", "cut", "error", "escape", "foreign", "text_block", "validate"]
+__all__ = ["blocks", "cut", "duration", "error", "escape", "foreign", "text_block", "validate"]
 
 
 def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
@@ -39,17 +40,6 @@ def bar(done: int, total: int, width: int = 10) -> str:
         return "▱" * width
     filled = max(0, min(width, round(width * done / total)))
     return "▰" * filled + "▱" * (width - filled)
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def _tojson(value: Any) -> str:

@@ -24,10 +24,11 @@ from kubernetes.aio import watch as kwatch
 from kubernetes.aio.client.exceptions import ApiException
 
 from bot.cluster.deployments import RolloutStatus, image_version, status_of
-from bot.cluster.retry import retry
 from bot.core.config import Config
 from bot.core.errors import ClusterError, Conflict, Forbidden, NotFound
+from bot.core.retry import retry
 from bot.core.text import foreign
+from bot.core.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +144,6 @@ class ReleaseState:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _container(deploy: dict, container: str) -> dict:
@@ -344,7 +334,7 @@ class Cluster:
     async def _call(self, verb: str, kind: str, name: str | None, fn: Callable[..., Any], *args: Any,
                     **kwargs: Any) -> Any:
         """One API call, its errors translated; idempotent ones (reads, patches that set a value) are
-        retried here by the one policy of :mod:`bot.cluster.retry`, so callers never wrap them."""
+        retried here by the one policy of :mod:`bot.core.retry`, so callers never wrap them."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
 
         async def once() -> Any:

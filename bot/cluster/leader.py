@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cluster.kube import Cluster, parse_time
+from bot.cluster.kube import Cluster
 from bot.core.errors import ClusterError, Conflict
+from bot.core.times import parse_time
 
 log = logging.getLogger(__name__)
 

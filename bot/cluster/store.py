@@ -8,14 +8,14 @@ all live in ConfigMaps written this way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from bot.cluster.kube import Cluster
-from bot.cluster.retry import RETRY_ATTEMPTS, jitter, transient
 from bot.core.errors import ClusterError, Conflict
+from bot.core.retry import CONFLICTS, conflict, outage, retry
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +45,29 @@ class ConfigMapStore:
     async def update(self, mutate: Callable[[dict[str, str]], T], *, create: bool = True) -> T:
         """Read, let ``mutate`` change the data in place and return a result, write it back if it changed.
 
-        A conflict means someone else wrote first: the data is read again and ``mutate`` called again.
+        A conflict means someone else wrote first: the data is read again and ``mutate`` called again
+        (up to ``attempts`` times, a few milliseconds apart). A write the API server failed (5xx, 429,
+        unreachable) is sent again after a pause, as :data:`bot.core.retry.CLUSTER` says.
         ``mutate`` may raise to give up without writing. With ``create=False`` a missing ConfigMap is
         never created (``mutate`` sees empty data and its changes are dropped).
         """
         cluster = await self._cluster()
-        failures = conflicts = 0
-        for _ in range(self.attempts):
+
+        async def once() -> T:
             cm = await cluster.get_configmap(self.name)
             data = dict((cm or {}).get("data") or {})
             before = dict(data)
             result = mutate(data)
-            if data == before and cm is not None:
+            if (data == before and cm is not None) or (cm is None and not create):
                 return result
-            if cm is None and not create:
-                return result
-            try:
-                if cm is None:
-                    await cluster.create_configmap(self.name, data, labels=self.labels)
-                else:
-                    await cluster.replace_configmap({**cm, "data": data})
-                return result
-            except Conflict:  # a pause that grows with the crowd, so many writers of one object all get through
-                conflicts += 1
-                await asyncio.sleep(jitter(0.0, min(0.25, 0.005 * 2 ** min(conflicts, 6))))
-            except ClusterError as exc:
-                if not transient(exc) or failures >= RETRY_ATTEMPTS:
-                    raise
-                failures += 1
-                await asyncio.sleep(0.05 * 2 ** failures)
-        raise ClusterError(f"configmaps/{self.name} kept changing: gave up after {self.attempts} attempts", 409)
+            if cm is None:
+                await retry(cluster.create_configmap, self.name, data, self.labels, when=outage)
+            else:
+                await retry(cluster.replace_configmap, {**cm, "data": data}, when=outage)
+            return result
+
+        try:
+            return await retry(once, backoff=replace(CONFLICTS, attempts=self.attempts), when=conflict)
+        except Conflict:
+            raise ClusterError(f"configmaps/{self.name} kept changing: gave up after {self.attempts} attempts",
+                               409) from None

@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import cache
 
 from bot.core.config import Config
+from bot.core.durations import parse_duration
 from bot.core.errors import UsageError
 from bot.core.text import foreign
 
@@ -103,25 +104,13 @@ def reason(extra: Sequence[str], config: Config, usage: str, *, example: str, ke
     return text
 
 
-_SPAN = re.compile(r"(?:[0-9]{1,4}[mhdw])+", re.ASCII)
-_SPAN_PART = re.compile(r"([0-9]{1,4})([mhdw])", re.ASCII)
-_SPAN_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SPAN_MOST = timedelta(days=31)
 
 
-def span(text: str) -> timedelta | None:
-    """``"2h"``, ``"30m"``, ``"1d"``, ``"1w"`` or a sum like ``"1h30m"`` -> the time; ``None`` if it is not one.
-
-    Not range-checked: see :func:`duration` (chat) and the catalogue's ``freezes[].duration`` (a file).
-    """
-    if not text.isascii() or not _SPAN.fullmatch(text.lower()):
-        return None
-    return timedelta(seconds=sum(int(n) * _SPAN_UNITS[unit] for n, unit in _SPAN_PART.findall(text.lower())))
-
-
 def duration(text: str, usage: str) -> timedelta:
-    """A length of time typed in chat (see :func:`span`): more than zero, at most :data:`SPAN_MOST`."""
-    value = span(text)
+    """A length of time typed in chat (:func:`bot.core.durations.parse_duration`): more than zero, at most
+    :data:`SPAN_MOST`."""
+    value = parse_duration(text)
     if value is None:
         raise UsageError(f"{shown(text)} is not a duration: write it like `30m`, `2h`, `1d` or `1h30m`.", usage)
     if not timedelta(0) < value <= SPAN_MOST:

@@ -21,11 +21,12 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import yaml
-from croniter import CroniterBadDateError, croniter
 
 from bot.core import config as config_module
-from bot.core.args import SPAN_MOST, span
+from bot.core.args import SPAN_MOST
 from bot.core.config import DEFAULT_VERSION_PATTERN, Config, ConfigError, MetricNames
+from bot.core.cron import NeverFires, latest_slot, next_slot, validate_cron
+from bot.core.durations import parse_duration
 from bot.core.errors import UsageError
 from bot.core.text import foreign
 
@@ -124,16 +125,14 @@ class FreezeWindow:
 
     def active(self, now: datetime, default_timezone: str = "UTC") -> tuple[datetime, datetime] | None:
         """``(start, end)`` in UTC of the window ``now`` falls in (start <= now < end), else ``None``."""
-        tz = ZoneInfo(self.timezone or default_timezone)
-        start: datetime = croniter(self.cron, now.astimezone(tz) + timedelta(microseconds=1)).get_prev(datetime)
+        start = latest_slot(self.cron, now, ZoneInfo(self.timezone or default_timezone))
         start = start.astimezone(UTC)  # aware arithmetic in a zone adds wall-clock time: add elapsed time
         end = start + self.duration
         return (start, end) if end > now else None
 
     def next_start(self, now: datetime, default_timezone: str = "UTC") -> datetime:
         """The first time strictly after ``now`` the window opens."""
-        tz = ZoneInfo(self.timezone or default_timezone)
-        return croniter(self.cron, now.astimezone(tz)).get_next(datetime)
+        return next_slot(self.cron, now, ZoneInfo(self.timezone or default_timezone))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -552,14 +551,14 @@ def _freezes(r: _Reader, data: Any, environments: tuple[str, ...]) -> tuple[Free
             r.fail(at, "must be a mapping (cron, duration, timezone, reason, environments)")
         r.known(item, at, _FREEZE_FIELDS)
         cron = " ".join(r.text(item, "cron", f"{at}.cron", required=True).split())
-        if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
-            r.fail(f"{at}.cron", f"{cron!r} is not a cron expression (minute hour day-of-month month day-of-week)")
         try:
-            croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-        except CroniterBadDateError:
+            validate_cron(cron, aliases=False)
+        except NeverFires:
             r.fail(f"{at}.cron", f"{cron!r} never fires")
+        except UsageError:
+            r.fail(f"{at}.cron", f"{cron!r} is not a cron expression (minute hour day-of-month month day-of-week)")
         raw = item.get("duration")
-        length = span(raw) if isinstance(raw, str) else None
+        length = parse_duration(raw) if isinstance(raw, str) else None
         if length is None:
             r.fail(f"{at}.duration", "required: a duration like 64h, 90m, 2d or 1d12h")
         if not timedelta(0) < length <= SPAN_MOST:

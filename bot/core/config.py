@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bot.core.cron import validate_cron
+from bot.core.durations import parse_duration
+from bot.core.errors import UsageError
+
 if TYPE_CHECKING:
     from bot.core.catalogue import Catalogue
 
@@ -225,8 +229,6 @@ def _pattern(name: str, value: str) -> str:
 
 def _schedules(name: str, value: str) -> tuple[Schedule, ...]:
     """``HELLO_SCHEDULES``: entries ``<cron>|<channel>[|<range>]`` separated by ``;``."""
-    from croniter import croniter
-
     out = []
     for entry in (e.strip() for e in value.split(";")):
         if not entry:
@@ -236,8 +238,10 @@ def _schedules(name: str, value: str) -> tuple[Schedule, ...]:
             raise ConfigError(f"{name}: {entry!r} must be '<cron>|<channel>[|<range>]'")
         cron, channel = parts[0], parts[1]
         rng = parts[2] if len(parts) == 3 else "1h"
-        if not croniter.is_valid(cron):
-            raise ConfigError(f"{name}: {cron!r} is not a valid cron expression")
+        try:
+            validate_cron(cron)
+        except UsageError as exc:
+            raise ConfigError(f"{name}: {cron!r} is not a valid cron expression ({exc})") from None
         _ids(name, channel, "CG")
         if rng not in RANGES:
             raise ConfigError(f"{name}: range {rng!r} must be one of {', '.join(RANGES)}")
@@ -269,12 +273,11 @@ def _percents(name: str, value: str) -> tuple[int, ...]:
 
 
 def _duration(name: str, value: str) -> float:
-    """``"60s"``, ``"2m"`` or plain seconds."""
-    text = value.strip().lower()
-    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
-    number = text[:-1] if scale else text
+    """``"60s"``, ``"2m"`` (:func:`bot.core.durations.parse_duration`) or plain seconds."""
+    text = value.strip()
+    length = parse_duration(text)
     try:
-        seconds = float(number) * (scale or 1)
+        seconds = length.total_seconds() if length is not None else float(text)
     except ValueError:
         raise ConfigError(f"{name} must be a duration like 60s or 2m, got {value!r}") from None
     if not 1 <= seconds <= 86400:

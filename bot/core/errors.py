@@ -55,3 +55,13 @@ class Forbidden(ClusterError):
 
 class MetricsUnavailable(DependencyUnavailable):
     """Prometheus is down, slow or refused the query."""
+
+
+class SlackError(DependencyUnavailable):
+    """Slack refused or could not be reached. ``error`` is Slack's error code (e.g. ``not_in_channel``),
+    or the name of the exception when Slack could not be reached at all."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error

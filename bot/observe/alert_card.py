@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
-from bot.chat.render import duration, when
+from bot.chat.render import when
 from bot.cluster.kube import ReleaseState
+from bot.core.durations import duration
 from bot.core.errors import DependencyUnavailable
 from bot.core.text import escape, foreign
+from bot.core.times import parse_time
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -184,11 +186,8 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
     if group.release_note:
         notes.append(group.release_note)
     if group.silence:
-        until = group.silence.get("until", "")
-        try:
-            until_text = when(datetime.fromisoformat(until), "%H:%M UTC")
-        except ValueError:
-            until_text = "?"
+        until = parse_time(group.silence.get("until", ""))
+        until_text = when(until, "%H:%M UTC") if until is not None else "?"
         notes.append(f":mute: silenced by {_mention(group.silence.get('user', ''))} until {until_text}")
     if group.acknowledged:
         who = ", ".join(_mention(a.get("user", "")) for a in group.acknowledged)

@@ -13,17 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 
 from bot.core.errors import DependencyUnavailable
+from bot.core.times import iso, parse_time
 
 TIMEOUT_SECONDS = 10.0
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def create_silence(url: str, matchers: Mapping[str, str], starts: datetime, ends: datetime, *,
@@ -35,7 +32,7 @@ async def create_silence(url: str, matchers: Mapping[str, str], starts: datetime
     """
     body = {
         "matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
-        "startsAt": _stamp(starts), "endsAt": _stamp(ends), "createdBy": created_by, "comment": comment,
+        "startsAt": iso(starts), "endsAt": iso(ends), "createdBy": created_by, "comment": comment,
     }
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
@@ -68,13 +65,6 @@ class ActiveAlert:
         return str(self.labels.get("severity", ""))
 
 
-def _time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
 class Alertmanager:
     """``url`` is Alertmanager's base URL (``HELLO_ALERTMANAGER_URL``)."""
 
@@ -99,6 +89,6 @@ class Alertmanager:
             labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
             out.append(ActiveAlert(name=labels.get("alertname", "?"), labels=labels,
                                    summary=str((item.get("annotations") or {}).get("summary", "")),
-                                   starts_at=_time(str(item.get("startsAt") or "")),
+                                   starts_at=parse_time(item.get("startsAt")),
                                    fingerprint=str(item.get("fingerprint", ""))))
         return out

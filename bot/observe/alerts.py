@@ -53,10 +53,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
-from bot.cluster.kube import Cluster, parse_time
+from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
+from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable, PermissionDenied
+from bot.core.retry import Backoff, never, retry
 from bot.core.text import cut, foreign
+from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
     from bot.core.catalogue import Catalogue
@@ -123,10 +126,7 @@ def _time(value: Any) -> datetime | None:
     """Alertmanager's RFC 3339 times; its "zero" time (``0001-01-01T00:00:00Z``) means none."""
     if not value or not isinstance(value, str) or value.startswith("0001-"):
         return None
-    try:
-        return parse_time(value)
-    except (ValueError, TypeError):
-        return None
+    return parse_time(value)
 
 
 def parse(payload: Any) -> Notification:
@@ -275,14 +275,6 @@ def highest(severities: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- storing
-def _iso(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat() if moment is not None else ""
-
-
-def _at(text: str) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 @dataclass
 class AlertGroup:
     """One Alertmanager alert group as stored (and as its card shows it)."""
@@ -338,14 +330,14 @@ class AlertGroup:
     def to_json(self) -> str:
         data = asdict(self)
         for name in ("starts_at", "ends_at", "received", "claimed"):
-            data[name] = _iso(getattr(self, name))
+            data[name] = iso(getattr(self, name))
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AlertGroup:
         data = json.loads(text)
         for name in ("starts_at", "ends_at", "received", "claimed"):
-            data[name] = _at(data.get(name) or "")
+            data[name] = parse_time(data.get(name))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -355,7 +347,7 @@ def _compact(alert: Alert) -> dict[str, Any]:
     return {
         "fingerprint": alert.fingerprint[:40], "status": alert.status,
         "instance": cut(alert.labels.get("instance", ""), 80),
-        "starts_at": _iso(alert.starts_at), "ends_at": _iso(alert.ends_at),
+        "starts_at": iso(alert.starts_at), "ends_at": iso(alert.ends_at),
     }
 
 
@@ -497,7 +489,7 @@ class AlertCards:
     def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
                  wait_for_card: float = WAIT_FOR_CARD) -> None:
         self.services = services
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or times.now
         self.store = AlertStore(services.cluster)
         self.wait_for_card = wait_for_card
         self.tasks: set[asyncio.Task] = set()
@@ -643,34 +635,37 @@ class AlertCards:
         return True
 
     async def _edit_when_posted(self, received: Received) -> None:
+        """Edit the card once the replica that claimed it has posted it; post it here if that replica is gone.
+
+        Looks again after 0.05 s, growing by half up to 0.5 s, for ``wait_for_card`` seconds at most."""
         gid = received.group.id
-        deadline = time.monotonic() + self.wait_for_card
-        delay = 0.05
-        while True:
+
+        async def settled() -> bool:
             group = await self.store.get(gid)
             if group is None:
-                return
+                return True
             if group.ts:
                 async with self._lock(gid):
                     await self._refresh(gid)
-                return
+                return True
             now = self.clock()
             if group.claimed is None or now - group.claimed > CLAIM_GRACE:  # the winner is gone: take over
                 token = uuid.uuid4().hex
 
-                def take(g: AlertGroup, now: datetime = now, token: str = token) -> bool:
+                def take(g: AlertGroup) -> bool:
                     if g.ts or (g.claimed is not None and now - g.claimed <= CLAIM_GRACE):
                         return False
                     g.claim, g.claimed = token, now
                     return True
 
                 if await self.store.change(gid, take):
-                    return await self._post(Received(group=group, post=True, token=token, arrived=received.arrived))
-            if time.monotonic() > deadline:
-                log.warning("alert card %s was never posted by the replica that claimed it", gid)
-                return
-            await asyncio.sleep(delay)
-            delay = min(0.5, delay * 1.5)
+                    await self._post(Received(group=group, post=True, token=token, arrived=received.arrived))
+                    return True
+            return False
+
+        waiting = Backoff(first=0.05, factor=1.5, most=0.5, attempts=None, patience=self.wait_for_card)
+        if not await retry(settled, backoff=waiting, when=never, until=bool):
+            log.warning("alert card %s was never posted by the replica that claimed it", gid)
 
     async def _refresh(self, gid: str, shown: int = -1) -> None:
         """Edit the card until it shows the stored group's latest revision."""
@@ -752,7 +747,7 @@ class AlertCards:
 
         def ack(g: AlertGroup) -> None:
             if all(a.get("user") != user for a in g.acknowledged):
-                g.acknowledged = [*g.acknowledged, {"user": user, "at": _iso(now)}][-5:]
+                g.acknowledged = [*g.acknowledged, {"user": user, "at": iso(now)}][-5:]
                 g.revision += 1
 
         await self.store.change(gid, ack)
@@ -803,7 +798,7 @@ class AlertCards:
                                "Nothing was changed.") from None
 
         def note(g: AlertGroup) -> None:
-            g.silence = {"id": silence_id, "user": user, "until": _iso(until)}
+            g.silence = {"id": silence_id, "user": user, "until": iso(until)}
             g.revision += 1
 
         await self.store.change(gid, note)

@@ -30,6 +30,8 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
+from bot.core.durations import duration
+
 LIVE = ("Deploy", "Promote", "EnvPromote")  # a version in front of every user
 UNDO = {"stable": "Rollback", "canary": "Abort"}
 ENDS = ("Succeeded", "Failed", "Superseded")
@@ -226,25 +228,10 @@ def compute(entries: Iterable[Any], *, end: datetime, days: int) -> Delivery:
 # ---------------------------------------------------------------- words (pure)
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {sec:02d}s" if sec else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    return f"{hours // 24}d {hours % 24}h"
-
-
 def figures(d: Delivery) -> dict[str, str]:
     """The four figures in words: deployments, failure rate, time to restore, request to live."""
     rate = d.failure_rate
-    restore = f"median {duration(d.restore.seconds)} ({d.restore.count} restored"
+    restore = f"median {duration(d.restore.seconds, compact=True)} ({d.restore.count} restored"
     if d.restored_automatically:
         restore += f"; {d.restored_automatically} undone by the bot"
     if d.unrestored:
@@ -254,7 +241,8 @@ def figures(d: Delivery) -> dict[str, str]:
         "deployments": f"{d.deployments} in {d.days} days · {d.per_week:.1f}/week · {d.per_day:.2f}/day",
         "failure_rate": "–" if rate is None else f"{rate * 100:.0f}% ({d.failures} of {d.changes} changes)",
         "restore": restore if d.failures else "no failures",
-        "lead": f"median {duration(d.lead.seconds)} ({d.lead.count} deployment{'' if d.lead.count == 1 else 's'})"
+        "lead": f"median {duration(d.lead.seconds, compact=True)} "
+                f"({d.lead.count} deployment{'' if d.lead.count == 1 else 's'})"
         if d.lead.count else "–",
     }
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.chat import render
+from bot.core.durations import duration
 from bot.core.errors import ClusterError
 from bot.observe import delivery
 from bot.observe import status as status_view
@@ -147,5 +148,5 @@ def describe_age(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "never"
     seconds = (now - then).total_seconds()
-    return f"{render.duration(seconds)} ago" if seconds >= 0 else render.when(then)
+    return f"{duration(seconds)} ago" if seconds >= 0 else render.when(then)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
+from bot.core import times
 from bot.core.config import Config
 from bot.observe.prom import DEFAULT_RANGE, Prometheus, Snapshot, duration_seconds, parse_range
 
@@ -56,7 +57,7 @@ def links_for(
         rng, start, end = snapshot_or_range.range, snapshot_or_range.start, snapshot_or_range.end
     else:
         rng = parse_range(snapshot_or_range)
-        end = datetime.now(UTC)
+        end = times.now()
         start = end - timedelta(seconds=duration_seconds(rng))
     if config.grafana_url:
         url = dashboard_url(

@@ -35,25 +35,26 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 from requests.adapters import Retry
 
+from bot.core import times
 from bot.core.config import RANGES, MetricNames
+from bot.core.durations import parse_duration
 from bot.core.errors import MetricsUnavailable, UsageError
 
 DEFAULT_RANGE = "1h"
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 MAX_POINTS = 700
 _NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # --------------------------------------------------------------------------------------------- ranges
 
 
 def duration_seconds(text: str) -> int:
-    """``"15m"`` -> 900. Accepts a single Prometheus-style unit (s, m, h, d, w)."""
-    match = re.fullmatch(r"([0-9]+)([smhdw])", text.strip(), re.ASCII)
-    if not match:
+    """``"15m"`` -> 900 (:func:`bot.core.durations.parse_duration`); ``ValueError`` if it is not a duration."""
+    length = parse_duration(text.strip())
+    if length is None:
         raise ValueError(f"not a duration: {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    return int(length.total_seconds())
 
 
 def format_duration(seconds: float) -> str:
@@ -379,7 +380,7 @@ class Prometheus:
     async def snapshot(self, range_text: str = DEFAULT_RANGE, *, now: datetime | None = None) -> Snapshot:
         """Rate, success ratio and p99 series per version over the range, plus the latest figures."""
         rng = parse_range(range_text)
-        end = (now or datetime.now(UTC)).astimezone(UTC)
+        end = (now or times.now()).astimezone(UTC)
         start = end - timedelta(seconds=duration_seconds(rng))
         step = step_for(rng)
         exprs = self.expressions(rng)
@@ -412,7 +413,7 @@ class Prometheus:
 
     async def window(self, seconds: float, *, now: datetime | None = None) -> dict[str, WindowCounts]:
         """Requests, errors and latency quantiles per version over the ``seconds`` before ``now``."""
-        at = (now or datetime.now(UTC)).astimezone(UTC)
+        at = (now or times.now()).astimezone(UTC)
         exprs = window_expressions(self.names, int(seconds))
         keys = ("requests", "errors", "p50", "p99")
         results = await self._bounded(*((self._query, exprs[k], at) for k in keys))

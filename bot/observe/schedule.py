@@ -19,20 +19,21 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, croniter
-
-from bot.cluster.kube import parse_time
 from bot.cluster.leader import LeaderElector, default_identity
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import CommandError, UsageError
-from bot.core.text import foreign
+from bot.core import times
+from bot.core.cron import latest_slot, next_slot, slots_between, validate_cron
+from bot.core.errors import CommandError, SlackError
+from bot.core.retry import Backoff, retry
+from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -44,78 +45,6 @@ SCHEDULES_KEY = "schedules.json"
 STATE_KEY = "state.json"
 CAS_ATTEMPTS = 8
 MAX_SCHEDULES = 50
-
-# ------------------------------------------------------------------------------------------ cron
-
-FIELDS = (
-    ("minute", "0-59"),
-    ("hour", "0-23"),
-    ("day of month", "1-31"),
-    ("month", "1-12 or jan-dec"),
-    ("day of week", "0-6 or sun-sat"),
-)
-ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-
-
-def validate_cron(expr: str) -> str:
-    """Return the normalised expression or raise :class:`UsageError` naming the bad field.
-
-    Five fields (minute hour day-of-month month day-of-week) or one of the ``@daily``-style aliases.
-    Each field is checked on its own (croniter's own messages do not say which field is wrong), then
-    the whole, and finally that it ever fires (``0 0 30 2 *`` never does).
-    """
-    text = " ".join(expr.split())
-    if not text:
-        raise UsageError("the cron expression is empty")
-    shown = foreign(text, 80)
-    if not text.isascii():
-        raise UsageError(f"`{shown}` is not a cron expression: its fields are ASCII digits, `*`, `,`, `-` and `/`")
-    if text.startswith("@"):
-        if text.lower() not in ALIASES:
-            raise UsageError(f"unknown cron alias `{shown}`: use one of {', '.join(ALIASES)}")
-        return text.lower()
-    parts = text.split(" ")
-    if len(parts) != 5:
-        raise UsageError(
-            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
-            f"`{shown}` has {len(parts)}"
-        )
-    for index, (name, allowed) in enumerate(FIELDS):
-        probe = ["*"] * 5
-        probe[index] = parts[index]
-        if not croniter.is_valid(" ".join(probe)):
-            raise UsageError(f"invalid {name} field `{foreign(parts[index], 40)}` in `{shown}`: "
-                             f"allowed values are {allowed}")
-    if not croniter.is_valid(text):
-        raise UsageError(f"`{shown}` is not a valid cron expression")
-    try:
-        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except CroniterBadDateError:
-        raise UsageError(f"`{shown}` never fires: no date matches its day of month and month") from None
-    return text
-
-
-def latest_slot(cron: str, now: datetime, tz: ZoneInfo) -> datetime:
-    """The most recent time at or before ``now`` the expression fires (aware, in ``tz``)."""
-    return croniter(cron, now.astimezone(tz) + timedelta(microseconds=1)).get_prev(datetime)
-
-
-def next_slot(cron: str, now: datetime, tz: ZoneInfo) -> datetime:
-    """The first time strictly after ``now`` the expression fires."""
-    return croniter(cron, now.astimezone(tz)).get_next(datetime)
-
-
-def slots_between(cron: str, after: datetime, before: datetime, tz: ZoneInfo, limit: int = 10_000) -> int:
-    """How many times the expression fires strictly between ``after`` and ``before`` (capped at ``limit``)."""
-    it = croniter(cron, after.astimezone(tz))
-    count = 0
-    while count < limit:
-        at = it.get_next(datetime)
-        if at >= before:
-            break
-        count += 1
-    return count
-
 
 # ---------------------------------------------------------------------------------------- entries
 
@@ -174,10 +103,6 @@ class Claim:
     previous: datetime | None  # the slot posted before (None: first post)
     skipped: int  # slots that came due unposted between ``previous`` and ``slot``
     catch_up: bool  # the slot came due while this replica was not leading
-
-
-def iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
 
 def config_id(cron: str, channel: str, rng: str) -> str:
@@ -243,14 +168,7 @@ class Store:
 
 # -------------------------------------------------------------------------------------- scheduler
 
-TRANSIENT_SLACK = {"fatal_error", "internal_error", "service_unavailable", "request_timeout", "ratelimited",
-                   "unknown_error"}
 UNREACHABLE_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
-
-
-def transient(error: str) -> bool:
-    """A Slack failure worth retrying: a server error or a connection problem (exception names)."""
-    return error in TRANSIENT_SLACK or any(c.isupper() for c in error)
 
 
 @dataclass
@@ -290,7 +208,7 @@ class Scheduler:
         self.elector = services.leader or LeaderElector(services.cluster, name=config.lease_name,
                                                         identity=self.identity, lease_seconds=config.lease_seconds)
         self.options = _Options(chart=chart, post_attempts=max(1, post_attempts), retry_delay=retry_delay)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or times.now
         self._sleep = sleep or asyncio.sleep
         self._task: asyncio.Task | None = None
         self._next_due: datetime | None = None
@@ -380,7 +298,6 @@ class Scheduler:
         return await self.store.update(mutate)
 
     async def _post(self, claim: Claim, now: datetime) -> Posted:
-        from bot.chat.messenger import SlackError
         from bot.observe import digest
 
         entry = claim.entry
@@ -402,18 +319,15 @@ class Scheduler:
         return result
 
     async def _post_with_retry(self, channel: str, text: str, blocks: list[dict]) -> str:
-        from bot.chat.messenger import SlackError
+        """Post, trying again after Slack's own trouble (the client's retries spent): ``retry_delay`` seconds,
+        doubling, ``post_attempts`` tries in all."""
 
-        attempts = self.options.post_attempts
-        for attempt in range(attempts):
-            try:
-                return await self.services.messenger.post(channel, text, blocks)
-            except SlackError as exc:
-                if attempt + 1 >= attempts or not transient(exc.error):
-                    raise
-                log.warning("posting scheduled status to %s failed (%s); retrying", channel, exc.error)
-                await self._sleep(self.options.retry_delay * 2**attempt)
-        raise AssertionError("unreachable")
+        async def retrying(exc: BaseException | None) -> None:
+            log.warning("posting scheduled status to %s failed (%s); retrying", channel, exc)
+
+        backoff = Backoff(first=self.options.retry_delay, most=math.inf, attempts=self.options.post_attempts)
+        return await retry(self.services.messenger.post, channel, text, blocks, backoff=backoff,
+                           on_retry=retrying, sleep=self._sleep)
 
     async def _record(self, sid: str, result: Posted, now: datetime) -> None:
         def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> None:

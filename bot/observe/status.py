@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
 from bot.chat.contract import Upload
 from bot.cluster.kube import ReleaseState
+from bot.core import times
+from bot.core.durations import duration
 from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.text import foreign
 
@@ -87,7 +89,7 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
     ``config`` is the service and environment to read (``Services.config_for``; default the bot's own);
     with several services, ``pair`` (their names) keeps the firing alerts to those of that service there.
     """
-    now = now or datetime.now(UTC)
+    now = now or times.now()
     config = config or services.config
     data = StatusData(now=now, range=range_text, state=None, config=config)
     prometheus = services.prometheus_for(config)
@@ -209,7 +211,7 @@ def view(data: StatusData, config: Any) -> dict:
 def alert_line(group: Any, now: datetime) -> str:
     """One firing alert group for status and digests: severity, name, since when, who looks at it."""
     line = (f"`{foreign(group.severity or 'none', 20)}` *{foreign(group.alertname, 120)}* since "
-            f"{render.when(group.starts_at, '%H:%M UTC')} ({render.duration((now - group.starts_at).total_seconds())})")
+            f"{render.when(group.starts_at, '%H:%M UTC')} ({duration((now - group.starts_at).total_seconds())})")
     if group.summary:
         line += f": {foreign(group.summary, 160)}"
     if group.silence:
@@ -301,7 +303,7 @@ class OverviewLine:
 async def overview(services: Services, pairs: list[tuple[str, str]], *, now: datetime | None = None
                    ) -> list[OverviewLine]:
     """Every (service, environment) in ``pairs`` read concurrently; a failure is recorded on its line."""
-    now = now or datetime.now(UTC)
+    now = now or times.now()
 
     async def one(service: str, environment: str) -> OverviewLine:
         line = OverviewLine(service, environment)

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cluster.kube import Cluster, Route, cert_from, image_version, parse_time, track_from
+from bot.cluster.kube import Cluster, Route, cert_from, image_version, track_from
 from bot.cluster.traffic import router_for
 from bot.core.config import Config
 from bot.core.errors import CommandError
 from bot.core.text import foreign
+from bot.core.times import iso, parse_time
 from bot.release.plan import ChangeParams
 
 log = logging.getLogger(__name__)
@@ -268,9 +269,9 @@ async def plan_renew(cluster: Cluster, config: Config, *, reason: str = "") -> C
         command="cert", action="renew", verb="CertRenew",
         summary=f"certificate {cert.name}: revision {cert.revision} → a new certificate",
         details=details,
-        params=ChangeParams(revision=cert.revision, not_after=cert.not_after.isoformat() if cert.not_after else "",
+        params=ChangeParams(revision=cert.revision, not_after=iso(cert.not_after),
                 failed_attempts=cert.failed_attempts,
-                last_failure=cert.last_failure.isoformat() if cert.last_failure else ""),
+                last_failure=iso(cert.last_failure)),
         target=target(CERTIFICATE, cert.name), reason=reason,
     )
 

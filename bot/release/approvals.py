@@ -35,7 +35,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
@@ -44,6 +44,7 @@ from bot.cluster.kube import Cluster
 from bot.core.catalogue import LockMode
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
+from bot.core.times import iso, now
 from bot.release import messages
 from bot.release.actions import Change
 from bot.release.buttons import Buttons
@@ -58,8 +59,7 @@ from bot.release.requests import (
     Record,
     RequestState,
     RequestStore,
-    iso,
-    parse,
+    at,
 )
 from bot.release.rollout import RolloutStatus
 
@@ -81,7 +81,7 @@ class Approvals:
     def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
                  edit_interval: float = 0.5) -> None:
         self.services = services
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or now
         self.edit_interval = edit_interval
         self.store = RequestStore(services.cluster, services.config.state_configmap)
         self.keep = services.config.keep_releases
@@ -245,7 +245,7 @@ class Approvals:
             if await self._expire(record.id, now):
                 await self._show_expired(record)
             return None
-        if record.state != RUNNING and not record.ts and now - parse(record.created) >= timedelta(
+        if record.state != RUNNING and not record.ts and now - at(record.created) >= timedelta(
                 seconds=UNPOSTED_GRACE):
             why = "its message was never recorded"
             if await self.store.update(record.id, lambda r: _end_if(r, (PENDING, QUEUED), "cancelled", why, now)):
@@ -307,7 +307,7 @@ class Approvals:
         if record.expired(now):
             if await self._expire(record.id, now):
                 await self._show_expired(record)
-            raise CommandError(f"This request expired at {render.when(parse(record.expires))}: nothing was changed. "
+            raise CommandError(f"This request expired at {render.when(at(record.expires))}: nothing was changed. "
                                "Ask again if it is still wanted.")
         if approve or user != record.requester:
             ok, why = await policy.can_approve(user, record.requester)

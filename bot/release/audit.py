@@ -24,13 +24,14 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
-from bot.cluster.kube import parse_time
+from bot.core import times
 from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.text import foreign
+from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -74,14 +75,14 @@ class Entry:
 class Audit:
     def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
         self.services = services
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or times.now
 
     async def record(self, phase: str, record: Record, *, user: str, note: str = "",
                      facts: dict[str, Any] | None = None) -> dict[str, Any]:
         """Audit ``phase`` (Requested, Approved, Rejected, Expired, Succeeded, Failed) of a request."""
         change = record.change
         entry = {
-            "at": self.clock().astimezone(UTC).isoformat(),
+            "at": iso(self.clock()),
             "reason": f"Hello{change.verb}{phase}",
             "verb": change.verb,
             "action": change.action,
@@ -126,7 +127,7 @@ class Audit:
                 object: str, note: str = "", facts: dict[str, Any] | None = None, **more: str) -> dict[str, Any]:
         """The record of something a person did in chat that is not a change request (no approver)."""
         return {
-            "at": self.clock().astimezone(UTC).isoformat(),
+            "at": iso(self.clock()),
             "reason": f"Hello{verb}{phase}",
             "verb": verb,
             "phase": phase,

@@ -23,13 +23,15 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.cluster.leader import LeaderElector
-from bot.cluster.retry import transient
 from bot.cluster.store import ConfigMapStore
+from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.core.retry import Backoff, retry
+from bot.core.times import iso, parse_time
 from bot.release import analysis
 from bot.release import steps as step_runner
 from bot.release.judge import State, Verdict, judge
@@ -40,8 +42,6 @@ from bot.release.plan import (
     Step,
     StepKind,
     StepState,
-    now_iso,
-    parse_iso,
     release_for,
     retire_steps,
     steps_for,
@@ -58,7 +58,9 @@ PREFIX = "hello-chatops-release-"
 KEY = "release.json"
 LABELS = {"app.kubernetes.io/component": "release"}
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
-CARD_NOTE_TRIES, CARD_NOTE_PAUSE = 10, 2.0  # the alert's card may be posted a little after the alert is seen
+CARD_NOTE = Backoff(first=2.0, most=2.0, attempts=10)  # the alert's card may be posted a little after the alert
+STORE_WAIT = Backoff(first=0.2, most=3.0, attempts=None)  # the cluster is away: store the progress when it is back
+STEP_WAIT = Backoff(first=0.5, most=3.0, attempts=None)  # ... and do the step then (HELLO_CLUSTER_PATIENCE at most)
 DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (any replica may get the click)
 
 
@@ -80,7 +82,7 @@ class Engine:
         self.identity = elector.identity
         self.interval = interval
         self.edit_interval = edit_interval
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or times.now
         self._drivers: dict[str, asyncio.Task] = {}
         self._shown: dict[str, _Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
@@ -149,7 +151,7 @@ class Engine:
         if why:
             for driver in shown:
                 driver.release.problem = why
-                driver.release.problem_since = now_iso(self.clock() - timedelta(seconds=PROBLEM_AFTER))
+                driver.release.problem_since = iso(self.clock() - timedelta(seconds=PROBLEM_AFTER))
                 with contextlib.suppress(Exception):
                     await driver.show()
         for task in tasks:
@@ -193,7 +195,7 @@ class Engine:
 
     def new_release(self, record: Record) -> Release:
         config = self.services.config_for(record.change.service, record.change.environment)
-        return release_for(record, config, created=now_iso(self.clock()))
+        return release_for(record, config, created=iso(self.clock()))
 
     async def drive(self, record: Record) -> Release:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
@@ -231,11 +233,11 @@ class Engine:
             except ClusterError:
                 continue
             if release is None:
-                began = parse_iso(record.decided) or now
+                began = parse_time(record.decided) or now
                 if now - began > limit:
                     out.add(record.id)
                 continue
-            beat = parse_iso(release.heartbeat) or parse_iso(release.created) or now
+            beat = parse_time(release.heartbeat) or parse_time(release.created) or now
             if (release.state != ReleaseState.RUNNING and release.reported) or now - beat > limit:
                 out.add(record.id)
         return out
@@ -273,7 +275,7 @@ class Engine:
                 release = Release.from_json(data[KEY])
                 if release.state == ReleaseState.RUNNING:
                     release.state, release.problem = ReleaseState.SUPERSEDED, note
-                    release.finished = now_iso(self.clock())
+                    release.finished = iso(self.clock())
                     data[KEY] = release.to_json()
 
         with contextlib.suppress(ClusterError):
@@ -316,22 +318,15 @@ class _Driver:
                 if not claim and stored.driver != me:
                     raise Lost(release.id)
                 _take_decisions(stored, release)
-            release.driver, release.heartbeat = me, now_iso(self.engine.clock())
+            release.driver, release.heartbeat = me, iso(self.engine.clock())
             data[KEY] = release.to_json()
 
+        async def unreachable(exc: BaseException | None) -> None:
+            self._problem(f"cannot reach the cluster to store the release's progress ({exc})")
+            await self.show()
+
         async with self._lock:
-            delay = 0.2
-            while True:
-                try:
-                    await self.engine.store(release.id).update(mutate)
-                    return
-                except ClusterError as exc:
-                    if not transient(exc):
-                        raise
-                    self._problem(f"cannot reach the cluster to store the release's progress ({exc})")
-                    await self.show()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 3.0)
+            await retry(self.engine.store(release.id).update, mutate, backoff=STORE_WAIT, on_retry=unreachable)
 
     async def heartbeat(self) -> None:
         every = max(0.5, self.config.lease_seconds / 3)
@@ -343,7 +338,7 @@ class _Driver:
         release = self.release
         if release.problem != text:
             release.problem = text
-            release.problem_since = release.problem_since or now_iso(self.engine.clock())
+            release.problem_since = release.problem_since or iso(self.engine.clock())
 
     async def show(self) -> None:
         if self.editor is None:
@@ -353,7 +348,7 @@ class _Driver:
         await self.editor.show(text, blocks)
 
     def _visible_problem(self) -> str:
-        since = parse_iso(self.release.problem_since)
+        since = parse_time(self.release.problem_since)
         if not self.release.problem or since is None:
             return ""
         if (self.engine.clock() - since).total_seconds() < PROBLEM_AFTER:
@@ -377,7 +372,7 @@ class _Driver:
                 await self._step(step)
                 continue
             release.state = ReleaseState.SUCCEEDED if release.outcome.ok else ReleaseState.FAILED
-            release.finished = now_iso(engine.clock())
+            release.finished = iso(engine.clock())
             await self.save()
         if release.state == ReleaseState.SUPERSEDED:
             raise Lost(release.id)
@@ -386,43 +381,45 @@ class _Driver:
     async def _step(self, step: Any) -> None:
         release, engine = self.release, self.engine
         if step.state != StepState.RUNNING:
-            step.state, step.started = StepState.RUNNING, step.started or now_iso(engine.clock())
+            step.state, step.started = StepState.RUNNING, step.started or iso(engine.clock())
         step.runs += 1
         await self.save()
         await self.show()
-        delay = 0.5
-        while True:
-            try:
-                cluster = await engine.services.cluster_for(self.config)
-                driven = {StepKind.ANALYSE: self._analyse, StepKind.GATE: self._gate, StepKind.BAKE: self._bake}
-                if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
-                    result = await driven[step.kind](step, cluster)
-                else:  # the rest by their handler (bot.release.steps.HANDLERS)
-                    result = await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
-                                                       clock=engine.clock, cause=release.change_cause())
-                break
-            except ClusterError as exc:
-                if not transient(exc):
-                    return await self._stop(step, str(exc))
-                log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
-                self._problem(f"cannot reach the cluster ({exc})")
-                since = parse_iso(release.problem_since) or engine.clock()
-                if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
-                    return await self._stop(step, str(exc))
-                await self.show()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 3.0)
-            except Exception:
-                ref = uuid.uuid4().hex[:8]
-                log.exception("release %s: step %s failed (reference %s)", release.id, step.kind, ref)
-                step.state, step.finished = StepState.FAILED, now_iso(engine.clock())
-                begun = "; ".join(s.title for s in release.steps if s.state != StepState.WAITING)
-                release.outcome = Outcome(False, f"Stopped by an error on my side (reference {ref}).",
-                                          details=[f"Steps begun: {begun}."],
-                                          buttons=step_runner.FALLBACK_BUTTONS.get(release.action, ()))
-                await self.save()
-                return
-        step.finished, step.note, step.details = now_iso(engine.clock()), result.note, result.details
+
+        async def attempt() -> step_runner.StepResult:
+            cluster = await engine.services.cluster_for(self.config)
+            driven = {StepKind.ANALYSE: self._analyse, StepKind.GATE: self._gate, StepKind.BAKE: self._bake}
+            if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
+                return await driven[step.kind](step, cluster)
+            # the rest by their handler (bot.release.steps.HANDLERS)
+            return await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
+                                             clock=engine.clock, cause=release.change_cause())
+
+        async def unreachable(exc: BaseException | None) -> None:
+            """The cluster is away: say so, and give up (raise) once it has been away too long."""
+            log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
+            self._problem(f"cannot reach the cluster ({exc})")
+            since = parse_time(release.problem_since) or engine.clock()
+            if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
+                assert exc is not None
+                raise exc
+            await self.show()
+
+        try:
+            result = await retry(attempt, backoff=STEP_WAIT, on_retry=unreachable)
+        except ClusterError as exc:  # refused (403, 404, 422), or away longer than the patience
+            return await self._stop(step, str(exc))
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("release %s: step %s failed (reference %s)", release.id, step.kind, ref)
+            step.state, step.finished = StepState.FAILED, iso(engine.clock())
+            begun = "; ".join(s.title for s in release.steps if s.state != StepState.WAITING)
+            release.outcome = Outcome(False, f"Stopped by an error on my side (reference {ref}).",
+                                      details=[f"Steps begun: {begun}."],
+                                      buttons=step_runner.FALLBACK_BUTTONS.get(release.action, ()))
+            await self.save()
+            return
+        step.finished, step.note, step.details = iso(engine.clock()), result.note, result.details
         step.facts = dict(result.facts)
         release.problem = release.problem_since = ""
         if result.ok:
@@ -434,7 +431,7 @@ class _Driver:
 
     async def _stop(self, step: Step, reason: str) -> None:
         """The cluster refused the step (403, 404, 422) or stayed away too long: the release stops here."""
-        step.state, step.finished, step.note = StepState.FAILED, now_iso(self.engine.clock()), reason
+        step.state, step.finished, step.note = StepState.FAILED, iso(self.engine.clock()), reason
         self.release.outcome = step_runner.stopped(self.release, reason, self.config)
         self.release.problem = self.release.problem_since = ""
         await self.save()
@@ -482,7 +479,7 @@ class _Driver:
                                                     f"{step.percent}%", [step.verdict])
                 return step_runner.StepResult(True, f"continued by a person after: {step.verdict}")
             due = last + timedelta(seconds=config.analysis_interval_seconds)
-            step.next_check = now_iso(due)
+            step.next_check = iso(due)
             await self.save()
             await self.show()
             await asyncio.sleep(max(0.0, (due - clock()).total_seconds()))
@@ -544,48 +541,31 @@ class _Driver:
         """Watch the service's critical alerts until the window ends; one that started since the change
         began rolls it back (once: a rollback's own window only reports).
 
-        One service: the critical alerts of its namespace or naming it (``service`` label). Several services
-        (a catalogue file): the critical alerts of its namespace that belong to exactly this service and
-        environment (:func:`bot.observe.alerts.bakes`): where environments share a namespace name, only
-        alerts carrying ``cluster`` / ``environment`` equal to the release's environment count.
+        The alerts are :func:`bot.observe.critical.critical_alerts` of the release's service and environment,
+        the same ones `/hello promote` asks about.
         """
-        from bot.observe.alertmanager import Alertmanager
-        from bot.observe.alerts import bakes
+        from bot.observe.critical import critical_alerts
 
         config, clock, release = self.config, self.engine.clock, self.release
         services = self.engine.services
         catalogue = services.catalogue if services.several else None
-        if catalogue is not None:
-            queries: tuple[dict[str, str], ...] = ({"namespace": config.namespace},)
-
-            def counts(alert: Any) -> bool:
-                return bakes(dict(alert.labels), catalogue, release.service, release.environment)
-        else:
-            queries = ({"namespace": config.namespace}, {"service": config.stable_deployment})
-
-            def counts(alert: Any) -> bool:
-                return True
-        began = parse_iso(step.started) or clock()
+        began = parse_time(step.started) or clock()
         end = began + timedelta(minutes=config.bake_minutes)
-        since = parse_iso(release.created) or began
-        step.next_check = now_iso(end)
+        since = parse_time(release.created) or began
+        step.next_check = iso(end)
         await self.save()
         await self.show()
-        alertmanager = Alertmanager(config.alertmanager_url)
         poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
         while clock() < end:
             try:
-                alerts = {a.fingerprint or a.name: a for who in queries
-                          for a in await alertmanager.active({**who, "severity": "critical"}) if counts(a)}
+                fired = await critical_alerts(config, catalogue, release.service, release.environment, since=since)
             except DependencyUnavailable as exc:
                 self._problem(str(exc))
                 await self.show()
-                alerts = {}
+                fired = []
             else:
                 if self.release.problem:
                     self.release.problem = self.release.problem_since = ""
-            fired = sorted((a for a in alerts.values() if a.starts_at is None or a.starts_at >= since),
-                           key=lambda a: a.starts_at or clock())
             if fired:
                 return await self._baked_badly(step, cluster, fired[0], since)
             await asyncio.sleep(max(0.0, min(poll, (end - clock()).total_seconds())))
@@ -607,7 +587,7 @@ class _Driver:
                                           facts={"alert": alert.name})
         change = await plan_rollback(cluster, config)
         for undo in [s for s in steps_for("rollback", change.params, config) if s.kind != StepKind.BAKE]:
-            undo.started = now_iso(self.engine.clock())
+            undo.started = iso(self.engine.clock())
             result = await step_runner.execute(undo, cluster, config, on_status=self.on_status,
                                                clock=self.engine.clock, cause=f"{release.change_cause()}: rolled "
                                                f"back automatically after {alert.name}")
@@ -627,14 +607,16 @@ class _Driver:
         if alerts is None:
             return
 
+        def unavailable(exc: BaseException) -> bool:
+            if isinstance(exc, DependencyUnavailable):
+                log.info("release %s: cannot note the rollback on the alert's card: %s", self.release.id, exc)
+                return True
+            return False
+
         async def note_it() -> None:
-            for _ in range(CARD_NOTE_TRIES):
-                try:
-                    if await alerts.note_release(alertname, note, self.release.service, self.release.environment):
-                        return
-                except DependencyUnavailable as exc:
-                    log.info("release %s: cannot note the rollback on the alert's card: %s", self.release.id, exc)
-                await asyncio.sleep(CARD_NOTE_PAUSE)
+            with contextlib.suppress(DependencyUnavailable):
+                await retry(alerts.note_release, alertname, note, self.release.service, self.release.environment,
+                            backoff=CARD_NOTE, when=unavailable, until=bool)
 
         task = asyncio.ensure_future(note_it())
         self.engine.background.add(task)
@@ -652,7 +634,7 @@ class _Driver:
         states = {StepState.DONE: "pass", StepState.FAILED: "fail"}
         windows, markers = [], []
         for step in release.steps:
-            begun, ended = parse_iso(step.started), parse_iso(step.finished) or self.engine.clock()
+            begun, ended = parse_time(step.started), parse_time(step.finished) or self.engine.clock()
             if step.kind == StepKind.ANALYSE and begun is not None:
                 state = states.get(step.state, "inconclusive")
                 windows.append(charts.Window(begun, ended, f"{step.percent}% {state}", state))

@@ -26,11 +26,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.render import when
-from bot.cluster.kube import parse_time
 from bot.cluster.store import ConfigMapStore
+from bot.core import times
 from bot.core.catalogue import ALL, Catalogue, FreezeWindow, Service
 from bot.core.errors import CommandError, UsageError
 from bot.core.text import foreign
+from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -146,10 +147,6 @@ def decide(service: Service, environment: str, now: datetime, locks: Iterable[Lo
 # ------------------------------------------------------------------------------------- the store
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _key(service: str, environment: str | None) -> str:
     return f"{service}/{environment or '*'}"
 
@@ -191,7 +188,7 @@ class Holds:
                  name: str | None = None) -> None:
         self.services = services
         self.name = name or services.config.holds_configmap
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or times.now
         self.store = ConfigMapStore(services.cluster, self.name, attempts=8)
 
     @property
@@ -299,7 +296,7 @@ class Holds:
                 raise CommandError("That freeze would already be over.")
             state["freezes"][_key(service, environment)] = {
                 "service": service, "environment": environment, "reason": reason, "user": user,
-                "since": _iso(now), "until": _iso(until)}
+                "since": iso(now), "until": iso(until)}
             return Freeze(service=service, environment=environment, reason=reason, until=until,
                           source=FreezeSource.AD_HOC, user=user, since=now)
 
@@ -333,7 +330,7 @@ class Holds:
                 raise CommandError(f"{scope(service, environment)} is already locked by <@{held.user}> "
                                    f"since {when(held.since)}: “{foreign(held.reason, 300)}”")
             state["locks"][key] = {"service": service, "environment": environment, "reason": reason,
-                                   "user": user, "since": _iso(now)}
+                                   "user": user, "since": iso(now)}
             return Lock(service=service, environment=environment, reason=reason, user=user, since=now)
 
         return await self._update(change)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
 from bot.chat.home import HomeData, Pending, ServiceStatus, view
+from bot.core import times
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 from bot.release.requests import PENDING
@@ -87,7 +88,7 @@ class Home:
                 if (await approvals.policy_of(r.change).can_approve(user, r.requester))[0]:
                     data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
                                                 requester=r.requester, channel=r.channel,
-                                                expires=render.when(_parse(r.expires), "%H:%M UTC")))
+                                                expires=render.when(times.parse_time(r.expires), "%H:%M UTC")))
         except DependencyUnavailable as exc:
             data.problems.append(f"requests: {exc}")
         if services.releases is not None:
@@ -121,12 +122,10 @@ class Home:
                 data.problems.append(f"alerts: {exc}")
         if services.audit is not None and (entries is not None or not services.several):
             try:
-                from datetime import UTC, datetime
-
                 from bot.observe import delivery
 
                 read = entries if entries is not None else await services.audit.entries()
-                figures = delivery.compute(read, end=datetime.now(UTC), days=30)
+                figures = delivery.compute(read, end=times.now(), days=30)
                 data.delivery = render.escape(delivery.summary_line(figures))
             except DependencyUnavailable as exc:
                 data.problems.append(f"delivery figures: {exc}")
@@ -141,13 +140,11 @@ class Home:
 
     async def _services(self) -> list[ServiceStatus]:
         """Each service in each environment of the catalogue, read concurrently (``/hello status``'s reading)."""
-        from datetime import UTC, datetime
-
         from bot.observe import status
 
         catalogue = self.services.catalogue
         assert catalogue is not None
-        now = datetime.now(UTC)
+        now = times.now()
         pairs = [(service.name, env.name) for service, env in catalogue.pairs()]
         return [_service_status(line, now) for line in await status.overview(self.services, pairs, now=now)]
 
@@ -193,10 +190,6 @@ def _service_status(line: Any, now: Any) -> ServiceStatus:
     return ServiceStatus(line.service, line.environment, tuple(lines), line.text() + extra)
 
 
-def _parse(text: str):  # -> datetime
-    from datetime import datetime
-
-    return datetime.fromisoformat(text)
 
 
 def _service_lines(state: object) -> list[str]:

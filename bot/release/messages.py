@@ -12,9 +12,10 @@ from datetime import datetime
 
 from bot.chat import render
 from bot.core.config import Config
+from bot.core.durations import duration
 from bot.core.text import foreign
 from bot.release.plan import Outcome, Release, Step, StepKind, StepState, steps_for
-from bot.release.requests import PENDING, QUEUED, Record, parse
+from bot.release.requests import PENDING, QUEUED, Record, at
 from bot.release.rollout import RolloutStatus
 
 REASON_SHOWN = 300  # characters of a reason shown in a message
@@ -34,10 +35,10 @@ def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[s
     state_line = {
         QUEUED: f":hourglass: Queued, {place or 'waiting for the change before it'}: its approval opens when "
                 "that one ends",
-        PENDING: f"Waiting for approval until {render.when(parse(record.expires), '%H:%M UTC')}"
+        PENDING: f"Waiting for approval until {render.when(at(record.expires), '%H:%M UTC')}"
                  + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
         "rejected": f":no_entry: {sentence(record.headline) or 'Rejected'}: nothing was changed",
-        "expired": f":hourglass: Expired at {render.when(parse(record.expires), '%H:%M UTC')}: "
+        "expired": f":hourglass: Expired at {render.when(at(record.expires), '%H:%M UTC')}: "
                    "nothing was changed",
         "cancelled": f":x: Cancelled: {record.headline}",
     }.get(record.state, str(record.state))
@@ -79,9 +80,9 @@ def progress_view(release: Release, status: RolloutStatus | None, *, now: dateti
         buttons = [{**BUTTONS[b], "value": release.id} for b in outcome.buttons if b in BUTTONS]
     elif waiting is not None:
         buttons = [{**BUTTONS[b], "value": release.id} for b in ("continue", "stop")]
-    started = parse(release.created) if release.created else now
-    end = parse(release.finished) if outcome is not None and release.finished else now
-    elapsed = render.duration(max(0.0, (end - started).total_seconds()))
+    started = at(release.created) if release.created else now
+    end = at(release.finished) if outcome is not None and release.finished else now
+    elapsed = duration(max(0.0, (end - started).total_seconds()))
     if outcome is None:
         headline = "Running…"
     else:
@@ -106,9 +107,9 @@ def step_line(step: Step) -> str:
         if step.verdict:
             line += f" — last check: {render.escape(step.verdict)}"
         if step.next_check and not step.waiting:
-            line += f" · next check at {render.when(parse(step.next_check), '%H:%M:%S UTC')}"
+            line += f" · next check at {render.when(at(step.next_check), '%H:%M:%S UTC')}"
     elif step.kind == StepKind.BAKE and running and step.next_check:
-        line += f" — until {render.when(parse(step.next_check), '%H:%M:%S UTC')}"
+        line += f" — until {render.when(at(step.next_check), '%H:%M:%S UTC')}"
     elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
         line += f" — {render.escape(step.note)}"
     if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):

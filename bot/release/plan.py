@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -46,17 +45,6 @@ class ReleaseState(StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"
 
-
-def now_iso(moment: datetime | None = None) -> str:
-    """The one timestamp format of stored state: RFC 3339 in UTC with microseconds."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat()
-
-
-def parse_iso(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.errors import Conflict
 from bot.core.text import escape
+from bot.core.times import parse_time
 from bot.release.actions import Change
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,9 @@ SUPERSEDED = RequestState.SUPERSEDED
 FINISHED = frozenset(set(RequestState) - {QUEUED, PENDING, RUNNING})
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def at(text: str) -> datetime:
+    """A stored time of a request; an unreadable one counts as long past."""
+    return parse_time(text) or datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -112,7 +110,7 @@ class Record:
         return f"{len(self.approvals)} of {self.needed} approvals: {who}"
 
     def expired(self, now: datetime) -> bool:
-        return self.state == PENDING and now >= parse(self.expires)
+        return self.state == PENDING and now >= at(self.expires)
 
     def what(self) -> str:
         return f"*{self.change.label}* {escape(self.change.summary)}"

@@ -15,18 +15,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from bot.cluster.kube import Cluster, cert_from, parse_time, track_from
-from bot.cluster.retry import retry
+from bot.cluster.kube import Cluster, cert_from, track_from
 from bot.cluster.traffic import TrafficRouter, router_for
+from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import ClusterError, NotFound
+from bot.core.retry import retry
 from bot.core.text import foreign
+from bot.core.times import iso, parse_time
 from bot.release import rollout
 from bot.release.actions import CHANGE_CAUSE, backoff_until, revisions
-from bot.release.plan import Outcome, Release, Step, StepKind, StepState, parse_iso
+from bot.release.plan import Outcome, Release, Step, StepKind, StepState
 from bot.release.rollout import RolloutStatus
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class StepContext:
     cluster: Cluster
     config: Config
     on_status: OnStatus = _no_status
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], datetime] = times.now
     cause: str = ""  # the change cause recorded on the Deployments it changes
 
     @property
@@ -78,7 +80,7 @@ def handles(kind: StepKind) -> Callable[[Handler], Handler]:
 
 
 async def execute(step: Step, cluster: Cluster, config: Config, *, on_status: OnStatus = _no_status,
-                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), cause: str = "") -> StepResult:
+                  clock: Callable[[], datetime] = times.now, cause: str = "") -> StepResult:
     """Do what is still missing of ``step``, by its kind's handler. ``step.started`` (stored) anchors its
     deadlines; ``cause`` is the change cause recorded on the Deployments it changes."""
     handler = HANDLERS.get(step.kind)
@@ -178,7 +180,7 @@ async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause:
 
 async def _wait_ready(step: Step, cluster: Cluster, config: Config, on_status: OnStatus,
                       clock: Callable[[], datetime]) -> StepResult:
-    started = parse_iso(step.started) or clock()
+    started = parse_time(step.started) or clock()
     left = config.rollout_timeout_seconds - (clock() - started).total_seconds()
     result = await rollout.follow(cluster, step.target, on_change=on_status, timeout=max(1.0, left),
                                   stall=config.rollout_stall_seconds, container=config.container)
@@ -193,7 +195,7 @@ async def _trigger(cluster: Cluster, name: str) -> dict:
     """Set Issuing=True as ``cmctl renew`` does, guarded by the resourceVersion just read."""
     cert = await cluster.get_certificate(name)
     meta = cert.get("metadata") or {}
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = times.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     conditions = [c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") != "Issuing"]
     conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
                        "message": "Certificate re-issuance manually triggered", "lastTransitionTime": stamp,
@@ -203,7 +205,7 @@ async def _trigger(cluster: Cluster, name: str) -> dict:
 
 
 async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Callable[[], datetime]) -> StepResult:
-    started = parse_iso(step.started) or clock()
+    started = parse_time(step.started) or clock()
     end = started.timestamp() + config.cert_timeout_seconds
     latest = await cluster.get_certificate(step.target)
     while True:
@@ -239,7 +241,7 @@ def renewal_verdict(step: Step, obj: dict) -> StepResult | None:
         expires = state.not_after.strftime("%Y-%m-%d %H:%M UTC") if state.not_after else "unknown"
         return StepResult(True, f"`{state.name}` re-issued: revision {state.revision}, valid until {expires}",
                           facts={"revision": state.revision,
-                                 "not_after": state.not_after.isoformat() if state.not_after else ""})
+                                 "not_after": iso(state.not_after)})
     issuing = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Issuing"), None)
     failed_at = parse_time((obj.get("status") or {}).get("lastFailureTime"))
     before = parse_time(step.last_failure)

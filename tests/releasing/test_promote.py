@@ -147,10 +147,12 @@ async def test_promotion_waits_for_the_soak_and_names_what_exists(tmp_path: Path
         assert world.image("production", "hello", "helloworld").endswith(":v1")
 
 
-def fire(url: str, namespace: str) -> None:
-    """What Prometheus does when a rule fires: POST a critical alert to Alertmanager's API v2."""
-    body = [{"labels": {"alertname": "GreeterErrorBudgetFastBurn", "severity": "critical", "namespace": namespace},
-             "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}]
+def fire(url: str, namespace: str, cluster: str) -> None:
+    """What Prometheus does when a rule fires: POST a critical alert to Alertmanager's API v2. ``cluster`` is
+    the external label each environment's Prometheus adds (staging and production share namespace names)."""
+    labels = {"alertname": "GreeterErrorBudgetFastBurn", "severity": "critical", "namespace": namespace,
+              "cluster": cluster}
+    body = [{"labels": labels, "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}]
     request = urllib.request.Request(f"{url}/api/v2/alerts", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -182,7 +184,7 @@ async def test_an_aborted_canary_or_a_critical_alert_in_the_source_refuses_promo
             await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "CGREET"
                                        and "aborted" in m.text, 15)
             await soaked(world, "greeter", 0.03)
-            await asyncio.to_thread(fire, alertmanager.url, "greeter")
+            await asyncio.to_thread(fire, alertmanager.url, "greeter", "staging")
             await firing(alertmanager.url)
             await world.ask("U1", "/hello promote greeter staging production", "CGREET")
             refused = await world.private("U1", "CGREET", "Not promoted")
@@ -196,6 +198,26 @@ async def test_an_aborted_canary_or_a_critical_alert_in_the_source_refuses_promo
             assert "in staging" in unreachable.text, unreachable.text
             await world.stack.settle(30)
             assert world.image("production", "greeter", "greeter").endswith(":v1")
+    finally:
+        alertmanager.stop()
+
+
+async def test_a_critical_alert_of_the_other_environment_sharing_the_namespace_does_not_refuse_promotion(
+        tmp_path: Path) -> None:
+    # production burns its error budget on v1 while the fix, v2, has soaked in staging; both environments name
+    # their namespace greeter, and the alert says where it fired: it is production's, not staging's
+    alertmanager = await AlertmanagerServer().start()
+    try:
+        env = {"HELLO_ALERTMANAGER_URL": alertmanager.url}
+        async with two_clusters(tmp_path, catalogue=SOAKING, env=env) as world:
+            await deployed(world, "/hello deploy greeter staging v2", "CGREET", "greeter (staging)")
+            await soaked(world, "greeter", 0.03)
+            await asyncio.to_thread(fire, alertmanager.url, "greeter", "production")
+            await firing(alertmanager.url)
+            await world.ask("U1", "/hello promote greeter staging production", "CGREET")
+            request = await world.request("CGREET", "greeter (production)")
+            shown = json.dumps(request.blocks, ensure_ascii=False)
+            assert "v1 → v2 (from staging)" in shown and "no critical alert fires for it in staging" in shown
     finally:
         alertmanager.stop()
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.core.config import Config
+from bot.core.cron import latest_slot, next_slot, slots_between, validate_cron
 from bot.core.errors import UsageError
-from bot.observe.schedule import latest_slot, next_slot, slots_between, validate_cron
 from commands import schedule as command
 
 CONFIG = Config(slack_bot_token="xoxb-x", slack_signing_secret="s")

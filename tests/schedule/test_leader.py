@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.cluster.kube import parse_time
 from bot.cluster.leader import LeaderElector
 from bot.core.errors import Conflict
+from bot.core.times import parse_time
 from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
 
