@@ -1,0 +1,282 @@
+"""Admission: the one-change-at-a-time lock of each service and environment, its queue, and holds.
+
+A request is admitted when it takes the lock of its service and environment (it becomes pending) or a
+place in the lock's queue (queued, with the catalogue's ``lock: queue``), or it is refused naming the
+holder (``lock: refuse``, and always without a catalogue). A rollback supersedes the holder; a holder
+nobody advances any more is superseded by the next request. The lock moves away from a request only
+after that request's record has left pending and running (see :mod:`bot.release.requests`), and when it
+frees, the first in the queue gets it (:meth:`Admission.advance`). A manual lock on the service refuses a
+change and a freeze makes it break-glass (:meth:`Admission.holds`). Expiry and the sweeper live here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.chat import render
+from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.core.text import foreign
+from bot.core.times import iso
+from bot.release import messages
+from bot.release.requests import (
+    FINISHED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SUPERSEDED,
+    Lock,
+    Record,
+    RequestState,
+    at,
+)
+
+if TYPE_CHECKING:
+    from bot.release.approvals import Approvals
+
+log = logging.getLogger(__name__)
+
+UNPOSTED_GRACE = 30.0  # seconds a request may hold the lock before its message ts is stored
+LOCK_ROUNDS = 20  # looks at a lock whose holder changed while admission decided
+
+
+class Admission:
+    """The lock, the queue and the holds of every service and environment, for the requests of ``requests``."""
+
+    def __init__(self, requests: Approvals) -> None:
+        self.requests = requests
+
+    async def admit(self, record: Record, user: str, *, queue: bool) -> tuple[int, Record | None]:
+        """Take the lock of ``record``'s service and environment (place 0) or a place in its queue (1, 2, ...),
+        and the holder it waits behind; or refuse, naming the holder. A rollback supersedes the holder, and so
+        does any request a holder that nobody advanced any more."""
+        change, key = record.change, record.key
+        jumps = not (queue and change.needs_approval) or change.action in ("abort", "rollback")
+        for _ in range(LOCK_ROUNDS):
+            now = self.requests.clock()
+            seen = await self.requests.store.lock(key)
+            holder = await self._holding(seen.holder, now)
+            if holder is not None and holder.id == record.id:
+                return 0, None
+            if holder is not None:
+                stale = holder.state == RUNNING and await self._stale(holder, now)
+                if change.action == "rollback" or stale:
+                    why = (f"superseded by a rollback requested by <@{user}>" if change.action == "rollback"
+                           else "nobody advanced it any more; superseded by a new request")
+                    await self.supersede(holder, why)
+                    continue
+                if change.action == "abort" or not (queue and change.needs_approval):
+                    # never wait behind the canary an abort is meant to stop: refused, naming what holds the lock
+                    raise CommandError(messages.busy_text(holder))
+
+            def take(lock: Lock, seen: Lock = seen, free: bool = holder is None) -> int | None:
+                if lock.holder != seen.holder:
+                    return None  # the lock moved meanwhile: look again
+                if free and (jumps or not lock.queue):
+                    lock.holder = record.id
+                    lock.queue = [q for q in lock.queue if q != record.id]
+                    return 0
+                if record.id not in lock.queue:
+                    lock.queue.append(record.id)
+                return lock.place(record.id)
+
+            place = await self.requests.store.update_lock(key, take)
+            if place is not None:
+                return place, holder
+        raise ClusterError("the lock of this service kept changing: try again", 409)
+
+    async def _holding(self, request_id: str, now: datetime) -> Record | None:
+        """The request ``request_id`` if it still holds the lock that names it, else ``None``.
+
+        A pending request past its expiry is expired here; one that never got its message stored
+        (its replica died) is cancelled after ``UNPOSTED_GRACE`` seconds: the lock moves only away from
+        requests that can no longer be approved.
+        """
+        record = await self.requests.store.get(request_id) if request_id else None
+        if record is None or record.state in FINISHED:
+            return None
+        if record.expired(now):
+            if await self.expire(record.id, now):
+                await self.show_expired(record)
+            return None
+        if record.state != RUNNING and not record.ts and now - at(record.created) >= timedelta(
+                seconds=UNPOSTED_GRACE):
+            why = "its message was never recorded"
+            ended = await self.requests.store.update(record.id, lambda r: end_if(r, (PENDING, QUEUED), "cancelled",
+                                                                               why, now))
+            if ended:
+                await self.requests.audit("Cancelled", record, record.requester, note=why)
+            return None
+        return record
+
+    async def _stale(self, record: Record, now: datetime) -> bool:
+        engine = self.requests.services.releases
+        return engine is not None and record.id in await engine.stale([record], now)
+
+    async def holds(self, service: str, environment: str, now: datetime) -> str:
+        """Refuse a change to a locked service; for a frozen one, the break-glass sentence ("" when free)."""
+        holds = self.requests.services.holds
+        if holds is None:
+            return ""
+        state = await holds.check(service, environment, now)
+        where = f"{service} in {environment}" if self.requests.services.several else service
+        if state.lock is not None:
+            lock = state.lock
+            since = render.when(lock.since, "%Y-%m-%d %H:%M UTC")
+            raise CommandError(f"{where} is locked by <@{lock.user}> since {since}: “{foreign(lock.reason, 300)}”. "
+                               "Nothing was changed; `/hello unlock` ends the lock.")
+        if state.freeze is not None:
+            freeze = state.freeze
+            return (f"{where} is frozen until {render.when(freeze.until, '%Y-%m-%d %H:%M UTC')} "
+                    f"({freeze.source}: “{foreign(freeze.reason, 200)}”)")
+        return ""
+
+    async def expire(self, request_id: str, now: datetime) -> bool:
+        def expire(r: Record) -> bool:
+            if not r.expired(now):
+                return False
+            r.state, r.decided = RequestState.EXPIRED, iso(now)
+            return True
+
+        return bool(await self.requests.store.update(request_id, expire))
+
+    async def supersede(self, record: Record, why: str) -> None:
+        """End ``record`` as superseded (its record first: then the lock may move), stop its release, say so."""
+        now = self.requests.clock()
+        if not await self.requests.store.update(record.id, lambda r: end_if(r, (PENDING, QUEUED, RUNNING), SUPERSEDED,
+                                                                    why, now)):
+            return
+        record.state, record.headline = SUPERSEDED, why
+        await self.requests.audit("Superseded", record, record.requester, note=why)
+        engine = self.requests.services.releases
+        if engine is not None:
+            await engine.supersede(record.id, why)
+        await self.requests.edit(record, *messages.superseded_view(record))
+
+    async def show_expired(self, record: Record) -> None:
+        record.state = RequestState.EXPIRED
+        await self.requests.audit("Expired", record, record.requester)
+        await self.requests.edit(record, *messages.approval_view(record, self.requests.config_of(record.change)))
+
+    async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
+        """The request leaves the state ``was`` (its release ended; or it could not be posted), which frees
+        the one-change-at-a-time lock: the next in the queue gets it."""
+        now = self.requests.clock()
+        record = await self.requests.store.update(
+            request_id, lambda r: (end_if(r, (was,), RequestState(state), headline, now), r)[1])
+        self.requests.home_changed()
+        if record is not None:
+            await self.advance(record.key)
+        with contextlib.suppress(DependencyUnavailable):
+            await self._prune(await self.requests.store.load())
+
+    async def advance(self, key: tuple[str, str]) -> None:
+        """When nothing holds ``key``'s lock, the first queued request there gets it: its approval opens (its
+        message gets the buttons, its expiry starts now); the others' messages show their place.
+
+        Never raises: the cluster away, the queue waits for the next change or the sweeper (every 30 s).
+        """
+        try:
+            await self._advance(key)
+        except DependencyUnavailable as exc:
+            log.warning("cannot advance the queue of %s: %s", "/".join(k for k in key if k) or "the service", exc)
+
+    async def _advance(self, key: tuple[str, str]) -> None:
+        now = self.requests.clock()
+        seen = await self.requests.store.lock(key)
+        holder = await self._holding(seen.holder, now)
+        if holder is not None:
+            if holder.state == QUEUED:  # the lock names it, its approval not open yet (a replica died between)
+                await self._open(holder)
+            return
+        if not seen.queue:
+            return
+        records = await self.requests.store.load()
+        waiting = [q for q in seen.queue if q in records and records[q].state == QUEUED]
+        head = waiting[0] if waiting else ""
+
+        def seat(lock: Lock) -> Lock | None:
+            if lock.holder != seen.holder:
+                return None  # someone else moved the lock: they advance the queue
+            lock.queue = [q for q in lock.queue if q != head and (q in waiting or q not in seen.queue)]
+            lock.holder = head or lock.holder
+            return Lock(lock.holder, list(lock.queue))
+
+        seated = await self.requests.store.update_lock(key, seat)
+        if seated is None or not head:
+            return
+        opened = await self._open(records[head])
+        for place, rid in enumerate(seated.queue, 1):
+            if rid in records:
+                text, blocks = messages.approval_view(records[rid], self.requests.config_of(records[rid].change),
+                                                      place=messages.place_text(place, opened))
+                await self.requests.edit(records[rid], text, blocks)
+        self.requests.home_changed()
+
+    async def _open(self, record: Record) -> Record:
+        """A queued request that holds the lock now: pending, its expiry from now, its message with buttons."""
+        expires = iso(self.requests.clock() + timedelta(seconds=self.requests.config.approval_ttl_seconds))
+
+        def open_it(r: Record) -> bool:
+            if r.state != QUEUED:
+                return False
+            r.state, r.expires = PENDING, expires
+            return True
+
+        if await self.requests.store.update(record.id, open_it):
+            record.state, record.expires = PENDING, expires
+            await self.requests.audit("Dequeued", record, record.requester, note="its turn: the approval is open")
+            await self.requests.edit(record, *messages.approval_view(record, self.requests.config_of(record.change)))
+        return record
+
+    async def queue_place(self, record: Record) -> str:
+        """"2nd in line, behind …" for a queued request ("" when it is not queued)."""
+        lock = await self.requests.store.lock(record.key)
+        place = lock.place(record.id)
+        holder = await self.requests.store.get(lock.holder) if lock.holder else None
+        return messages.place_text(place, holder) if place else ""
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Expire every pending request past its expiry (its message loses its buttons), open the queues whose
+        lock is free, and delete the oldest finished requests beyond ``HELLO_KEEP_RELEASES``.
+
+        Safe on several replicas at once: compare-and-swap on each request gives each expiry to exactly one
+        of them. Returns how many requests this call expired.
+        """
+        now = now or self.requests.clock()
+        records = await self.requests.store.load()
+        expired = 0
+        for record in records.values():
+            if record.expired(now) and await self.expire(record.id, now):
+                expired += 1
+                await self.show_expired(record)
+        for key in {r.key for r in records.values() if r.state in (QUEUED, PENDING)}:
+            await self.advance(key)
+        await self._prune(records)
+        return expired
+
+    async def _prune(self, records: dict[str, Record]) -> None:
+        finished = sorted((r for r in records.values() if r.state in FINISHED), key=lambda r: r.created)
+        gone = [r.id for r in finished[:-self.requests.keep]] if len(finished) > self.requests.keep else []
+        for rid in gone:
+            await self.requests.store.delete(rid)
+        engine = self.requests.services.releases
+        if gone and engine is not None:
+            await engine.forget(gone)
+
+
+def end_if(record: Record, states: tuple[str, ...], state: str, headline: str, now: datetime) -> bool:
+    """End ``record`` in ``state`` if it is in one of ``states``; whether it did."""
+    if record.state not in states:
+        return False
+    record.state, record.headline, record.finished = RequestState(state), headline, iso(now)
+    if state == RequestState.CANCELLED and not record.decided:
+        record.decided = record.finished
+    return True
+
+def to_pending(record: Record) -> None:
+    if record.state == QUEUED:
+        record.state = PENDING
+
