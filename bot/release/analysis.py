@@ -25,9 +25,30 @@ def mark(verdict: Verdict) -> str:
 
 
 def summary(verdict: Verdict) -> str:
-    """The verdict in one line for the release's message: the word, the reason, what it waits for."""
+    """The verdict in one line for the release's message: the word, what it rests on, per metric the
+    estimate, its interval and the limit, and what a waiting look needs."""
     more = verdict.waiting_text()
-    return f"{word(verdict)}: {verdict.reason}" + (f"; {more}" if more else "")
+    if verdict.blind or not verdict.metrics:
+        head = verdict.reason
+    elif verdict.state is State.FAIL:
+        head = verdict.reason
+    else:
+        head = f"{verdict.canary_requests} canary requests in {duration(verdict.seconds)}"
+    parts = [head, compact(verdict)] if verdict.metrics and not verdict.blind else [head]
+    return f"{word(verdict)}: " + "; ".join(p for p in [*parts, more] if p)
+
+
+def compact(verdict: Verdict) -> str:
+    """``error ratio 0% (0%–1.5%, limit 0.5%) · success 100% (98.47%–100%, SLO 99%) · ...``"""
+    out = []
+    for m in verdict.metrics:
+        if m.canary is None:
+            continue
+        interval = f"{_value(m, m.low)}–{_value(m, m.high)}" if m.low is not None and m.high is not None else ""
+        limit = "" if m.threshold is None else f"{'SLO' if m.name == 'success' else 'limit'} {_value(m, m.threshold)}"
+        inside = ", ".join(x for x in (interval, limit) if x)
+        out.append(f"{m.name} {_value(m, m.canary)}" + (f" ({inside})" if inside else ""))
+    return " · ".join(out)
 
 
 def settings_for(config: Config) -> AnalysisSettings:

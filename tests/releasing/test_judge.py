@@ -246,3 +246,36 @@ def test_settings_are_frozen_keyword_only_with_the_defaults() -> None:
 ])
 def test_durations_read_as_people_write_them(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+# ------------------------------------------------------------------------------------- what it shows
+
+
+def test_the_card_shows_per_metric_the_estimate_its_interval_and_the_limit() -> None:
+    from bot.release import analysis
+
+    waiting = judge(window(180, 0), window(1620, 0), seconds=360.4)
+    text, blocks = analysis.card(waiting, version="v2", percent=10, index=1, total=3, look=6,
+                                 links=[("the queries in Prometheus", "http://prometheus.example/graph")])
+    assert text.startswith("Canary v2 at 10%: analysis waiting: not decided yet over 180 canary requests in 6 min")
+    assert "needs about " in text and " min at the current rate" in text
+    lines = blocks[1]["text"]["text"].splitlines()
+    assert lines[0].startswith(":hourglass_flowing_sand: *error ratio*: canary 0% (90% interval 0%–1.")
+    assert "· limit 0.5% · stable 0% · 180 canary requests" in lines[0]
+    assert "· SLO at least 99% ·" in lines[1]
+    context = blocks[2]["elements"][0]["text"]
+    assert context.startswith("evidence: the last 6 min, canary against stable, 90% confidence")
+    line = analysis.summary(waiting)
+    assert line.startswith("waiting: 180 canary requests in 6 min; error ratio 0% (0%–1.")
+    assert "limit 0.5%) · success 100% (" in line and line.endswith(" min at the current rate")
+
+
+def test_a_faulty_canarys_card_is_escaped_and_never_says_passed() -> None:
+    from bot.release import analysis
+
+    failed = judge(window(20, 4), window(180, 0), seconds=45.0078)
+    text, blocks = analysis.card(failed, version="v2-<faulty>", percent=10, index=1, total=3, look=1, links=[])
+    assert "analysis failed" in text and "passed" not in text
+    assert "`v2-&lt;faulty&gt;`" in blocks[0]["text"]["text"]
+    assert "45 s" in blocks[2]["elements"][0]["text"]
+    assert analysis.summary(failed).startswith("failed: success 80.0% (")
