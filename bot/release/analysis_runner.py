@@ -13,7 +13,9 @@ the flow the bench measures is the product's own:
 
 The evidence carries across steps (:func:`evidence_since`): every look judges the counts since the
 canary's first analysed step began, which the judge's confidence sequences allow (see
-:mod:`bot.release.judge`); each step still waits at least one interval at its own weight.
+:mod:`bot.release.judge`); each step still waits at least one interval at its own weight. The price:
+a canary that degrades only under a larger share is judged on evidence that includes the smaller
+shares, so it is seen later than on the step's own counts.
 """
 
 from __future__ import annotations

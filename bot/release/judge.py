@@ -38,8 +38,10 @@ lower ones), interpolated within a bucket as Prometheus's ``histogram_quantile``
 bounds themselves are simultaneous: ``S_n(b)`` (requests slower than ``b``) is monotone in ``b``,
 so a bound that is wrong at some ``b`` is wrong at the true quantile (Howard and Ramdas, "Sequential
 estimation of quantiles with applications to A/B-testing and best-arm identification", Bernoulli
-28(3), 2022). A limit is ``max_latency_ratio`` times stable's quantile, and never under
-``latency_floor`` or stable + ``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail,
+28(3), 2022). The guarantee is on those shares at the bucket bounds; between two bounds the
+interpolation assumes requests spread evenly, as ``histogram_quantile`` does. A limit is
+``max_latency_ratio`` times stable's quantile, and never under ``latency_floor`` or stable +
+``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail,
 the canary's lower bound must exceed the limit computed from stable's upper bound, and to pass its
 upper bound must be under the limit computed from stable's lower bound. Without bucket counts the
 latency cannot be judged and the verdict waits.
