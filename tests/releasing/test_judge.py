@@ -279,3 +279,36 @@ def test_a_faulty_canarys_card_is_escaped_and_never_says_passed() -> None:
     assert "`v2-&lt;faulty&gt;`" in blocks[0]["text"]["text"]
     assert "45 s" in blocks[2]["elements"][0]["text"]
     assert analysis.summary(failed).startswith("failed: success 80.0% (")
+
+
+async def test_the_status_warning_uses_the_same_judge() -> None:
+    from types import SimpleNamespace
+
+    from bot.observe.prom import WindowCounts
+    from bot.release import analysis
+
+    class Prometheus:
+        def __init__(self, counts: dict[str, WindowCounts]) -> None:
+            self.counts = counts
+
+        async def window(self, seconds: float) -> dict[str, WindowCounts]:
+            return self.counts
+
+    def counts(version: str, n: int, errors: int) -> WindowCounts:
+        return WindowCounts(version, n, errors, None, None, histogram(n))
+
+    state = SimpleNamespace(canary=SimpleNamespace(version="v2-<faulty>"), stable=SimpleNamespace(version="v1"),
+                            canary_route=SimpleNamespace(weight=30))
+    config = SimpleNamespace(analysis_min_requests=50, analysis_max_latency_ratio=1.5, analysis_min_success=99.0,
+                             analysis_confidence=90.0)
+
+    def services(canary_errors: int) -> SimpleNamespace:
+        prometheus = Prometheus({"v2-<faulty>": counts("v2-<faulty>", 2400, canary_errors),
+                                 "v1": counts("v1", 5600, 0)})
+        return SimpleNamespace(config=config, prometheus_for=lambda _config: prometheus)
+
+    warning = await analysis.canary_warning(services(480), state)
+    assert warning.startswith("canary v2-&lt;faulty&gt; at 30% is significantly worse than stable over the last "
+                              "10 min (90% confidence): success 80.0% (")
+    assert await analysis.canary_warning(services(2), state) == ""  # 0.08%: within the limits
+    assert await analysis.canary_warning(services(0), state) == ""
