@@ -2,10 +2,12 @@
 
 - `/hello canary <version>`: an analysed canary. Set the canary Deployment to the version, scale it up,
   wait until it is ready, then walk the traffic steps of HELLO_CANARY_STEPS (10% → 25% → 50%): at each
-  step the canary is judged against stable from Prometheus every HELLO_ANALYSIS_INTERVAL, and goes on,
-  holds (too little traffic to judge: after HELLO_ANALYSIS_MAX_INCONCLUSIVE checks a person is asked)
-  or is aborted (HELLO_ANALYSIS_MODE=advise pauses for a person instead). After the last step it
-  offers the promotion. HELLO_CANARY_ANALYSIS=false makes the manual canary below the default.
+  step the canary is judged against stable from Prometheus every HELLO_ANALYSIS_INTERVAL, and goes on
+  when the evidence shows it within the limits, waits while it cannot tell yet (nothing to judge for
+  HELLO_ANALYSIS_MAX_INCONCLUSIVE checks, or undecided for HELLO_ANALYSIS_MAX_WAIT: a person is asked)
+  or is aborted when it shows it beyond them (HELLO_ANALYSIS_MODE=advise pauses for a person instead).
+  After the last step it offers the promotion. HELLO_CANARY_ANALYSIS=false makes the manual canary
+  below the default.
 - `/hello canary <version> <percent>%`: a manual canary at that share, no analysis.
 - `/hello canary <percent>%`: change the canary's share (raising it needs a ready canary).
 - `/hello canary promote`: roll the stable Deployment to the canary's version, then take the

@@ -97,6 +97,8 @@ class Overrides:
     analysis_max_latency_ratio: float | None = None
     analysis_min_success: float | None = None
     analysis_max_inconclusive: int | None = None
+    analysis_max_wait_seconds: float | None = None
+    analysis_confidence: float | None = None
     analysis_mode: str | None = None
     bake_minutes: float | None = None
     auto_rollback: bool | None = None
@@ -460,6 +462,8 @@ _ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
     "max_latency_ratio": ("analysis_max_latency_ratio", config_module._ratio),
     "min_success": ("analysis_min_success", config_module._success),
     "max_inconclusive": ("analysis_max_inconclusive", lambda n, v: config_module._int(n, v, low=1)),
+    "max_wait": ("analysis_max_wait_seconds", config_module._duration),
+    "confidence": ("analysis_confidence", config_module._success),
     "mode": ("analysis_mode", config_module._mode),
 }
 _BAKE = {

@@ -121,6 +121,8 @@ class Config:
     analysis_max_latency_ratio: float = 1.5
     analysis_min_success: float = 99.0  # percent
     analysis_max_inconclusive: int = 3
+    analysis_max_wait_seconds: float = 1800.0  # a step undecided this long asks a person
+    analysis_confidence: float = 90.0  # percent, time-uniform: holds over every look of a canary
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
     # Bake window (reads the firing alerts from alertmanager_url, below)
     bake_minutes: float = 15.0
@@ -384,6 +386,8 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_MAX_LATENCY_RATIO": ("analysis_max_latency_ratio", _ratio),
     "HELLO_ANALYSIS_MIN_SUCCESS": ("analysis_min_success", _success),
     "HELLO_ANALYSIS_MAX_INCONCLUSIVE": ("analysis_max_inconclusive", lambda n, v: _int(n, v, low=1)),
+    "HELLO_ANALYSIS_MAX_WAIT": ("analysis_max_wait_seconds", _duration),
+    "HELLO_ANALYSIS_CONFIDENCE": ("analysis_confidence", _success),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", _mode),
     "HELLO_BAKE_MINUTES": ("bake_minutes", _minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", _bool),

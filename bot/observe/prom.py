@@ -139,11 +139,29 @@ def build_expressions(
     return out
 
 
+_QUANTILE_OF = re.compile(r"\s*histogram_quantile\(\s*[0-9.]+\s*,\s*(?P<inner>.+)\)\s*(?P<scale>/\s*1000)?\s*",
+                          re.DOTALL)
+
+
+def bucket_query(exprs: Mapping[str, str]) -> tuple[str, float] | None:
+    """The request-duration histogram's bucket counts over the window, ``sum by (le, version)``, and the
+    unit of its ``le`` bounds in seconds (``0.001`` for Envoy's milliseconds): the ``buckets`` query if
+    there is one, else the histogram inside the ``p99`` query (``histogram_quantile(0.99, <buckets>)``,
+    optionally ``/ 1000``). ``None`` when neither says."""
+    if "buckets" in exprs:
+        return exprs["buckets"], 1.0
+    match = _QUANTILE_OF.fullmatch(exprs.get("p99", ""))
+    if match is None:
+        return None
+    return match.group("inner"), 0.001 if match.group("scale") else 1.0
+
+
 def window_expressions(names: MetricNames, seconds: int) -> dict[str, str]:
     """Counts over the last ``seconds``, ``sum by`` version: requests, errors (5xx), p50 and p99.
 
     What the canary judge reads: ``increase()`` over the whole window (the evidence since a step
-    began), not a rate, so small windows keep their counts.
+    began), not a rate, so small windows keep their counts. The bucket counts behind p50 and p99 are
+    :func:`bucket_query`'s.
     """
     v = names.version_label
     window = f"{max(1, int(seconds))}s"
@@ -171,13 +189,18 @@ def window_expressions(names: MetricNames, seconds: int) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class WindowCounts:
-    """One version's numbers over an analysis window; ``None`` where Prometheus has none."""
+    """One version's numbers over an analysis window; ``None`` where Prometheus has none.
+
+    ``buckets`` is the request-duration histogram over the window: ``(upper bound in seconds,
+    cumulative count)`` by bound, ``+Inf`` last; empty when Prometheus has none.
+    """
 
     version: str
     requests: float | None
     errors: float | None
     p50: float | None
     p99: float | None
+    buckets: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,6 +287,33 @@ def _instant(result: Iterable[Mapping[str, Any]], label: str) -> dict[str, float
         version = item.get("metric", {}).get(label) or "unknown"
         value = item.get("value") or (None, None)
         out[version] = _number(value[1])
+    return out
+
+
+def _buckets(result: Iterable[Mapping[str, Any]], label: str, unit: float
+             ) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Bucket counts per version from a ``sum by (le, version)`` answer; bounds in seconds, ``+Inf`` last.
+    A version without a ``+Inf`` bucket, or with a NaN count, has no histogram."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    broken: set[str] = set()
+    for item in result:
+        metric = item.get("metric", {})
+        version = metric.get(label) or "unknown"
+        try:
+            bound = float(metric.get("le", ""))
+        except ValueError:
+            broken.add(version)
+            continue
+        count = _number((item.get("value") or (None, None))[1])
+        if count is None or count < 0:
+            broken.add(version)
+            continue
+        found.setdefault(version, []).append((bound * unit if math.isfinite(bound) else bound, count))
+    out = {}
+    for version, pairs in found.items():
+        pairs.sort()
+        if version not in broken and pairs and math.isinf(pairs[-1][0]):
+            out[version] = tuple(pairs)
     return out
 
 
@@ -416,9 +466,12 @@ class Prometheus:
         at = (now or times.now()).astimezone(UTC)
         exprs = window_expressions(self.names, int(seconds))
         keys = ("requests", "errors", "p50", "p99")
-        results = await self._bounded(*((self._query, exprs[k], at) for k in keys))
+        histogram = bucket_query(exprs)
+        queries = [exprs[k] for k in keys] + ([histogram[0]] if histogram else [])
+        results = await self._bounded(*((self._query, q, at) for q in queries))
         label = self.names.version_label
-        values = dict(zip(keys, (_instant(r, label) for r in results), strict=True))
+        values = dict(zip(keys, (_instant(r, label) for r in results[:4]), strict=True))
+        buckets = _buckets(results[4], label, histogram[1]) if histogram else {}
         versions = sorted(set().union(*(d.keys() for d in values.values())))
         out = {}
         for version in versions:
@@ -427,5 +480,5 @@ class Prometheus:
             if requests is not None and errors is None:
                 errors = 0.0  # no 5xx series for this version: none counted in the window
             out[version] = WindowCounts(version, requests, errors, values["p50"].get(version),
-                                        values["p99"].get(version))
+                                        values["p99"].get(version), buckets.get(version, ()))
         return out

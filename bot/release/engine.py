@@ -462,11 +462,16 @@ class _Driver:
                                         f"a person before {step.percent}%")
 
     async def _analyse(self, step: Step, cluster: Any) -> step_runner.StepResult:
-        """Judge the canary every interval on the evidence since this driver began the step.
+        """Judge the canary every interval and act on the runner's decision (:mod:`analysis_runner`).
 
-        A resumed step starts a fresh window: a check cut short by a take-over is made again.
+        Each look judges the evidence since the release's first analysis step began (the same version at
+        every weight; the judge's bounds hold over every look), so a resumed step judges again at once on
+        all of it; the step itself waits at least one interval at its weight.
         """
+        from bot.release import analysis_runner as runner
+
         config, clock = self.config, self.engine.clock
+        policy = runner.Policy.from_config(config)
         version = self.release.params.version
         began = last = clock()
         while True:
@@ -484,25 +489,23 @@ class _Driver:
             await self.show()
             await asyncio.sleep(max(0.0, (due - clock()).total_seconds()))
             last = clock()
-            verdict = await self._judge(cluster, version, (last - began).total_seconds())
+            since = runner.evidence_since((parse_time(s.started) for s in self.release.steps
+                                           if s.kind == StepKind.ANALYSE and s.started), began)
+            verdict = await self._judge(cluster, version, (last - since).total_seconds())
             step.looks += 1
-            step.verdict = f"{analysis.WORD[verdict.state]}: {verdict.reason}"
+            step.verdict = analysis.summary(verdict)
             await self._post_card(step, verdict)
-            if verdict.state == State.PASS:
-                step.inconclusive = 0
+            move = runner.decide(verdict, policy=policy, percent=step.percent, inconclusive=step.inconclusive,
+                                 waited=(last - began).total_seconds())
+            step.inconclusive = move.inconclusive
+            if move.action == runner.Action.NEXT:
                 return step_runner.StepResult(True, step.verdict, details=analysis.metric_lines(verdict))
-            if verdict.state == State.FAIL:
-                if config.analysis_mode == "auto":
-                    return await self._abort_canary(
-                        cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
-                        f"{verdict.reason}", analysis.metric_lines(verdict))
-                step.waiting = f"The canary failed analysis at {step.percent}%: abort it, or continue if you know why"
-            else:
-                step.inconclusive += 1
-                if step.inconclusive >= config.analysis_max_inconclusive:
-                    step.waiting = (f"{step.inconclusive} checks in a row could not judge the canary "
-                                    f"({verdict.reason}): continue, or abort it?")
-                    step.inconclusive = 0
+            if move.action == runner.Action.ABORT:
+                return await self._abort_canary(
+                    cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
+                    f"{verdict.reason}", analysis.metric_lines(verdict))
+            if move.action == runner.Action.ASK:
+                step.waiting = move.question
 
     async def _judge(self, cluster: Any, version: str, seconds: float) -> Verdict:
         from bot.cluster.kube import track_from
@@ -510,13 +513,13 @@ class _Driver:
         stable = track_from("stable", await cluster.get_deployment(self.config.stable_deployment),
                             self.config.container)
         if stable.version == version:
-            return Verdict(State.INCONCLUSIVE, f"the canary runs the stable version `{version}`: nothing to compare",
-                           (), seconds)
+            return Verdict(State.WAIT, f"the canary runs the stable version `{version}`: nothing to compare",
+                           (), seconds, blind=True)
         prometheus = self.engine.services.prometheus_for(self.config)
         try:
             counts = await prometheus.window(seconds)
         except DependencyUnavailable as exc:
-            return Verdict(State.INCONCLUSIVE, f"no metrics: {exc}", (), seconds)
+            return Verdict(State.WAIT, f"no metrics: {exc}", (), seconds, blind=True)
         return judge(analysis.stats(counts.get(version)), analysis.stats(counts.get(stable.version)),
                      analysis.settings_for(self.config), seconds=seconds)
 

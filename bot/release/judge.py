@@ -1,48 +1,72 @@
-"""The canary judge: one window of canary and stable numbers in, a :class:`Verdict` out (pure).
+"""The canary judge: the evidence so far in, a :class:`Verdict` out (pure).
 
-The window is whatever the caller measured both versions over, best the cumulative counts since
-the current step began (``increase(...[since])``), so that every look sees all the evidence so far.
-Four metrics are judged; any failing one fails the canary:
+The evidence is the cumulative counts of both versions since the canary's analysis began (the engine
+reads ``increase(...[since])`` from Prometheus at every look): requests, 5xx errors and the
+request-duration histogram's bucket counts. There are three outcomes, each on evidence:
 
-* **error ratio** (5xx / requests), canary against stable. The test is the conditional exact test
-  for two Poisson rates: given the ``E`` errors of both versions together, if the canary were no
-  worse than stable its share of them would be ``Binomial(E, n_canary / (n_canary + n_stable))``;
-  the confidence is one minus the chance of the canary getting at least the errors it got. It is
-  exact at small counts (3 errors in 20 against 0 in 200: 99.9%), needs no prior, and is a
-  ``scipy.special.bdtrc`` call. The canary fails when that confidence reaches
-  ``confidence`` *and* its ratio exceeds stable's by more than ``error_tolerance``.
-* **success** against the absolute SLO ``min_success``, whatever stable does: an exact one-sided
-  binomial test of "the canary's error ratio is at most ``1 - min_success``". An observed 98% over
-  50 requests (1 error) is not a failure: a 0.5% error ratio gives that one time in five.
-* **p50** and **p99 latency**: the canary fails when its quantile is above ``max_latency_ratio``
-  times stable's *and* above the absolute floor (``latency_floor``, and stable + ``latency_margin``):
-  0.4 ms against 0.2 ms is no regression. A quantile is judged only once the window holds
-  ``tail_requests / (1 - q)`` requests of each version: a "p99" of 60 requests is just the
-  slowest one, and judging it makes false aborts (p99 needs 500 requests, p50 the minimum).
+* **FAIL** when the data show, at the configured ``confidence``, that the canary is worse than stable
+  by more than ``error_tolerance``, has an error ratio over the SLO's budget (``1 - min_success``),
+  or a p50 / p99 latency over its limit;
+* **PASS** only when the data show, at the same standard, that it is within all of them: the upper
+  confidence bound of the canary's error ratio under stable's lower bound + ``error_tolerance`` and
+  under the SLO's budget, and the upper bound of each judged latency quantile under its limit, with
+  at least ``min_requests`` canary requests;
+* **WAIT** otherwise, saying what is not decided yet; :meth:`Verdict.needs` projects how many more
+  canary requests would decide it if the proportions seen so far hold.
 
-Both error rules also need ``min_errors`` canary errors: one error in three requests is an
-anecdote, however unlikely under the null. Repeated looks at growing windows inflate false
-alarms, so the default per-look ``confidence`` is strict (99.9%); ``bench/analysis`` measures the
-false-abort rate this gives over whole runs.
+Method: **confidence sequences** from a **beta-binomial mixture martingale** (Robbins 1970; Howard,
+Ramdas, McAuliffe and Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence sequences",
+Annals of Statistics 49(2), 2021, section 3 and the conjugate-mixture boundaries; the same object as
+the mixture SPRT behind Johari et al.'s "always valid p-values"). For a proportion ``p`` (errors per
+request, or the share of requests slower than a bucket bound) and ``k`` hits in ``n`` requests,
 
-No data is never a pass: missing or NaN numbers, or fewer than ``min_requests`` canary (or
-stable) requests, give INCONCLUSIVE with the reason. A window too small to pass can still fail when
-the evidence is already strong enough (3 errors in 20 requests).
+    M_n(p) = B(k + a, n - k + b) / B(a, b) / (p^k (1 - p)^(n - k))
+
+is a nonnegative martingale with mean 1 when ``p`` is the true proportion, so by Ville's inequality
+``P(exists n: M_n(p) >= 1/alpha) <= alpha``. The set ``{p : M_n(p) < 1/alpha}`` is therefore a
+confidence sequence: **with probability at least 1 - alpha it holds the true proportion at every
+n at once**. The judge may look after every interval, hundreds of times, at a growing window, and
+carry the evidence from one traffic step to the next (the same version): its chance of failing a
+canary that is within a limit, or of passing one that is beyond it, stays at most ``alpha`` per
+bound over the whole run, not per look. A comparison with stable uses one bound of each version
+(at most ``2 * alpha``). The prior ``Beta(a, b)`` only shapes how fast the bounds close; its mean
+is the proportion the limit is about (1% for errors and p99, 50% for p50).
+
+Latency: the share of requests slower than each bucket bound is such a proportion. The q-quantile's
+upper bound is read from the histogram whose bucket shares are the upper bounds (lower bound: the
+lower ones), interpolated within a bucket as Prometheus's ``histogram_quantile`` does. The bucket
+bounds themselves are simultaneous: ``S_n(b)`` (requests slower than ``b``) is monotone in ``b``,
+so a bound that is wrong at some ``b`` is wrong at the true quantile (Howard and Ramdas, "Sequential
+estimation of quantiles with applications to A/B-testing and best-arm identification", Bernoulli
+28(3), 2022). The guarantee is on those shares at the bucket bounds; between two bounds the
+interpolation assumes requests spread evenly, as ``histogram_quantile`` does. A limit is
+``max_latency_ratio`` times stable's quantile, and never under ``latency_floor`` or stable +
+``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail,
+the canary's lower bound must exceed the limit computed from stable's upper bound, and to pass its
+upper bound must be under the limit computed from stable's lower bound. Without bucket counts the
+latency cannot be judged and the verdict waits.
+
+No data is never a pass: missing or NaN numbers, no stable to compare with, or fewer than
+``min_requests`` canary requests give WAIT; such a look is ``blind`` when there is nothing to judge
+at all (no canary request, no stable, no metrics), which the analysis runner counts separately.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-
-from scipy.special import bdtrc
 
 
 class State(StrEnum):
     PASS = "pass"
     FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
+    WAIT = "wait"
+
+
+Buckets = tuple[tuple[float, float], ...]
+"""A histogram: ``(upper bound in seconds, cumulative count)`` by bound, ``+Inf`` last."""
 
 
 @dataclass(frozen=True)
@@ -50,32 +74,40 @@ class WindowStats:
     """One version over the analysis window; ``None`` (or NaN) where Prometheus had no answer.
 
     ``requests`` and ``errors`` (5xx) are counts over the window (Prometheus' ``increase`` may make
-    them fractional); ``p50`` and ``p99`` are request latencies in seconds.
+    them fractional); ``p50`` and ``p99`` are Prometheus's interpolated latencies in seconds;
+    ``buckets`` the request-duration histogram over the same window (empty: unknown).
     """
 
     requests: float | None
     errors: float | None
     p50: float | None = None
     p99: float | None = None
+    buckets: Buckets = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class AnalysisSettings:
-    min_requests: int = 50  # canary (and stable) requests in the window before anything can pass
+    min_requests: int = 50  # canary requests in the evidence before anything can pass
     max_latency_ratio: float = 1.5  # canary quantile / stable quantile
     min_success: float = 0.99  # absolute SLO for the canary
     latency_floor: float = 0.005  # s: a canary quantile under this is never a regression
     latency_margin: float = 0.002  # s: nor one within this of stable's
     error_tolerance: float = 0.005  # canary error ratio may exceed stable's by this much
-    min_errors: int = 3  # canary errors before an error rule may fail
-    confidence: float = 0.999  # per look, for the error rules
-    tail_requests: int = 5  # requests beyond a quantile before it is judged (p99: 500 requests)
+    confidence: float = 0.90  # time-uniform, per bound: 1 - alpha
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
 
 
 @dataclass(frozen=True)
 class MetricResult:
-    """One row of the verdict card. ``threshold`` is the canary value that would fail the metric
-    (for success: the value it must stay above); ``confidence`` is None for rules without a test."""
+    """One row of the verdict card.
+
+    ``canary`` and ``stable`` are the estimates, ``low``-``high`` the canary's confidence interval
+    (for success: of the success ratio), ``threshold`` the limit the interval is judged against (for
+    success: the value it must stay above). ``confidence`` is the level of the interval.
+    """
 
     name: str
     canary: float | None
@@ -85,6 +117,8 @@ class MetricResult:
     confidence: float | None
     outcome: State
     note: str
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,178 @@ class Verdict:
     reason: str
     metrics: tuple[MetricResult, ...]
     seconds: float
+    blind: bool = False  # nothing to judge at all: no metrics, no canary request, no stable
+    evidence: tuple[WindowStats, WindowStats, AnalysisSettings] | None = field(default=None, repr=False)
+
+    @property
+    def canary_requests(self) -> int:
+        return max((m.requests for m in self.metrics), default=0)
+
+    def needs(self, limit: float = 200.0) -> int | None:
+        """About how many more canary requests would decide a waiting verdict if the proportions seen
+        so far held (the stable side grows in step); ``None`` when it cannot tell or not within
+        ``limit`` times the evidence so far."""
+        if self.state is not State.WAIT or self.evidence is None:
+            return None
+        canary, stable, settings = self.evidence
+        n = _count(canary.requests) or 0
+        if n <= 0:
+            return None
+
+        def decided(scale: float) -> bool:
+            state = judge(_scaled(canary, scale), _scaled(stable, scale), settings, seconds=self.seconds).state
+            return state is not State.WAIT
+
+        grid = [1.1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200]
+        hi = next((s for s in grid if s <= limit and decided(s)), None)
+        if hi is None:
+            return None
+        lo = max([s for s in grid if s < hi] or [1.0])
+        for _ in range(6):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if decided(mid) else (mid, hi)
+        return max(1, math.ceil(max(n * (hi - 1), settings.min_requests - n)))
+
+    def waiting_text(self, rate: float | None = None) -> str:
+        """``needs about 240 more canary requests, about 8 min at the current rate`` (``rate``: canary
+        requests per second; by default the evidence's average); "" when not waiting."""
+        if self.state is not State.WAIT or self.blind:
+            return ""
+        more = self.needs()
+        if more is None:
+            return "cannot tell yet how many more canary requests it needs"
+        text = f"needs about {_round(more)} more canary requests"
+        if rate is None and self.seconds > 0:
+            rate = self.canary_requests / self.seconds
+        if rate and rate > 0:
+            text += f", about {duration(more / rate)} at the current rate"
+        return text
+
+
+# ---------------------------------------------------------------------------- confidence sequences
+
+
+def _prior(centre: float) -> tuple[float, float]:
+    """Beta(a, b) with mean ``centre``: little weight on ``a`` for rare events (it closes faster on
+    zero hits), uniform-like for common ones."""
+    a = 0.2 if centre < 0.1 else 1.0
+    return a, a * (1.0 - centre) / centre
+
+
+def _betaln(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def interval(hits: int, n: int, alpha: float, centre: float) -> tuple[float, float]:
+    """The confidence sequence's interval for a proportion after ``hits`` in ``n``: the ``p`` with
+    ``M_n(p) < 1/alpha`` (see the module docstring); ``(0, 1)`` before any request."""
+    if n <= 0:
+        return 0.0, 1.0
+    k = min(max(hits, 0), n)
+    a, b = _prior(centre)
+    # log M_n(p) < log(1/alpha)  <=>  k log p + (n - k) log(1 - p) > t
+    t = _betaln(k + a, n - k + b) - _betaln(a, b) - math.log(1.0 / alpha)
+    low = 0.0 if k == 0 else _root(k, n - k, t)
+    high = 1.0 if k == n else 1.0 - _root(n - k, k, t)
+    return low, high
+
+
+def _root(k: int, m: int, t: float) -> float:
+    """The ``p`` below ``k / (k + m)`` where ``k log p + m log(1 - p) = t`` (concave in ``x = log p``:
+    Newton from the left of the root converges monotonically)."""
+    if m == 0:
+        return math.exp(t / k)
+    n = k + m
+    top = k / n
+
+    def g(x: float) -> float:
+        return k * x + m * math.log1p(-math.exp(x)) - t
+
+    gap = k * math.log(top) + m * math.log1p(-top) - t  # > 0: the maximum is inside
+    guess = top - math.sqrt(2.0 * max(gap, 0.0) * top * (1.0 - top) / n) * 1.1
+    x = math.log(guess) if guess > 0 else math.log(top) - 1.0
+    # from either side, Newton's first step lands left of the root (the tangent lies above g), then it
+    # climbs monotonically
+    for _ in range(100):
+        e = math.exp(x)
+        value = g(x)
+        slope = k - m * e / (1.0 - e)
+        if abs(value) < 1e-7 or slope <= 0:
+            break
+        x -= value / slope
+    return math.exp(x)
+
+
+def _interpolate(bounds: Sequence[float], cdf: Callable[[int], float], j: int, q: float) -> float:
+    """``histogram_quantile``'s linear interpolation within bucket ``j`` (``cdf(j) >= q``)."""
+    below_bound = bounds[j - 1] if j > 0 else 0.0
+    below = cdf(j - 1) if j > 0 else 0.0
+    value = cdf(j)
+    if value <= below:
+        return bounds[j]
+    return below_bound + (bounds[j] - below_bound) * (q - below) / (value - below)
+
+
+def _first(cdf: Callable[[int], float], q: float, start: int, size: int) -> int | None:
+    """The first bucket index whose ``cdf`` reaches ``q`` (``cdf`` never decreases), searching from
+    ``start`` in whichever direction it lies; ``None`` when none does."""
+    j = start
+    if j < size and cdf(j) >= q:
+        while j > 0 and cdf(j - 1) >= q:
+            j -= 1
+        return j
+    while j < size and cdf(j) < q:
+        j += 1
+    return j if j < size else None
+
+
+@dataclass(frozen=True)
+class _Quantile:
+    estimate: float | None
+    low: float | None  # None: no data
+    high: float | None  # inf: beyond the last finite bucket
+
+
+def _quantile(buckets: Buckets, q: float, alpha: float) -> _Quantile:
+    finite = [(b, c) for b, c in buckets if math.isfinite(b)]
+    total = _count(buckets[-1][1]) if buckets and math.isinf(buckets[-1][0]) else None
+    if not finite or not total:
+        return _Quantile(None, None, None)
+    bounds = [b for b, _ in finite]
+    counts = [min(max(round(c) if math.isfinite(c) else 0, 0), total) for _, c in finite]
+    for i in range(1, len(counts)):  # cumulative counts never decrease
+        counts[i] = max(counts[i], counts[i - 1])
+    size = len(bounds)
+    memo: dict[int, tuple[float, float]] = {}
+
+    def share(j: int) -> tuple[float, float]:  # the interval of the share of requests slower than bounds[j]
+        if j not in memo:
+            memo[j] = interval(total - counts[j], total, alpha, 1.0 - q)
+        return memo[j]
+
+    def empirical(j: int) -> float:
+        return counts[j] / total
+
+    def pessimistic(j: int) -> float:
+        return 1.0 - share(j)[1]
+
+    def optimistic(j: int) -> float:
+        return 1.0 - share(j)[0]
+
+    j0 = _first(empirical, q, 0, size)
+    if j0 is None:  # beyond the last finite bound, as histogram_quantile says
+        estimate = bounds[-1]
+        j0 = size - 1
+    else:
+        estimate = _interpolate(bounds, empirical, j0, q)
+    j_high = _first(pessimistic, q, j0, size)
+    high = math.inf if j_high is None else _interpolate(bounds, pessimistic, j_high, q)
+    j_low = _first(optimistic, q, j0, size)
+    low = bounds[-1] if j_low is None else _interpolate(bounds, optimistic, j_low, q)
+    return _Quantile(estimate, min(low, estimate), max(high, estimate))
+
+
+# ------------------------------------------------------------------------------------------ judge
 
 
 def judge(
@@ -102,7 +308,7 @@ def judge(
     *,
     seconds: float = 60.0,
 ) -> Verdict:
-    """Judge ``canary`` against ``stable`` over one window of ``seconds``."""
+    """Judge ``canary`` against ``stable`` on the evidence of the last ``seconds``."""
     s = settings or AnalysisSettings()
     n_c, e_c = _count(canary.requests), _count(canary.errors)
     n_s, e_s = _count(stable.requests), _count(stable.errors)
@@ -110,34 +316,31 @@ def judge(
     e_s = None if e_s is None or n_s is None else min(e_s, n_s)
     rows = (
         _error_ratio(n_c, e_c, n_s, e_s, s),
-        _success(n_c, e_c, n_s, e_s, s),
-        *(_latency(name, q, _value(getattr(canary, name)), _value(getattr(stable, name)), n_c, n_s, s)
-          for name, q in (("p50", 0.5), ("p99", 0.99))),
+        _success(n_c, e_c, s),
+        _latency("p50", 0.5, canary, stable, n_c, s),
+        _latency("p99", 0.99, canary, stable, n_c, s),
     )
-    failed = [r for r in rows if r.outcome is State.FAIL]
-    if failed:
+    evidence = (canary, stable, s)
+    window = duration(seconds)
+    failed = sorted((r for r in rows if r.outcome is State.FAIL), key=lambda r: r.name != "success")
+    if failed:  # the SLO first: it holds whatever stable does
         also = f" (also failing: {', '.join(r.name for r in failed[1:])})" if failed[1:] else ""
-        return Verdict(State.FAIL, failed[0].note + also, rows, seconds)
-    window = f"{_secs(seconds)} s"
+        return Verdict(State.FAIL, failed[0].note + also, rows, seconds, evidence=evidence)
+    blind = not n_c or e_c is None or n_s is None or e_s is None or not n_s
     if n_c is None or e_c is None:
         reason = f"no data for the canary in {window}"
-    elif n_c < s.min_requests:
-        reason = f"{n_c} requests to the canary in {window}, need {s.min_requests}"
-    elif n_s is None or e_s is None:
+    elif n_c == 0:
+        reason = f"0 requests to the canary in {window}"
+    elif n_s is None or e_s is None or n_s == 0:
         reason = f"no data for stable in {window}, nothing to compare with"
-    elif n_s < s.min_requests:
-        reason = f"{n_s} requests to stable in {window}, need {s.min_requests} to compare"
-    elif missing := [r.name for r in rows if r.canary is None or r.stable is None]:
-        reason = f"no {' or '.join(missing)} data in {window}"
+    elif n_c < s.min_requests:
+        reason = f"{n_c} requests to the canary in {window}, need at least {s.min_requests}"
+    elif undecided := [r for r in rows if r.outcome is State.WAIT]:
+        reason = f"not decided yet over {n_c} canary requests in {window}: " + "; ".join(r.note for r in undecided)
     else:
-        errors, success, *latency = rows
-        summary = [f"errors {errors.canary:.1%} vs {errors.stable:.1%}", f"success {success.canary:.1%}"]
-        summary += [f"{r.name} {_ms(r.canary)} vs {_ms(r.stable)}" for r in latency if r.outcome is State.PASS]
-        reason = f"no regression in {n_c} canary requests over {window}: {', '.join(summary)}"
-        if later := [r.note for r in rows if r.outcome is State.INCONCLUSIVE]:
-            reason += "; not judged yet: " + ", ".join(later)
-        return Verdict(State.PASS, reason, rows, seconds)
-    return Verdict(State.INCONCLUSIVE, reason, rows, seconds)
+        reason = f"within every limit over {n_c} canary requests in {window}: " + "; ".join(r.note for r in rows)
+        return Verdict(State.PASS, reason, rows, seconds, evidence=evidence)
+    return Verdict(State.WAIT, reason, rows, seconds, blind=blind, evidence=evidence)
 
 
 # --------------------------------------------------------------------------------------- the rules
@@ -145,64 +348,68 @@ def judge(
 
 def _error_ratio(n_c: int | None, e_c: int | None, n_s: int | None, e_s: int | None,
                  s: AnalysisSettings) -> MetricResult:
-    ratio_c = _ratio(e_c, n_c)
-    ratio_s = _ratio(e_s, n_s)
-    threshold = None if ratio_s is None else ratio_s + s.error_tolerance
-    if ratio_c is None or ratio_s is None or threshold is None:
-        return MetricResult("error ratio", ratio_c, ratio_s, threshold, n_c or 0, None, State.INCONCLUSIVE, "no data")
-    assert n_c is not None and e_c is not None and n_s is not None and e_s is not None
-    # P(canary gets >= e_c of all the errors | both versions have the same error ratio)
-    share = n_c / (n_c + n_s)
-    p_value = float(bdtrc(e_c - 1, e_c + e_s, share)) if e_c > 0 else 1.0
-    confidence = 1.0 - p_value
-    text = (f"{e_c} errors in {n_c} requests ({ratio_c:.1%}) vs {e_s} in {n_s} ({ratio_s:.1%}), "
-            f"{confidence:.1%} confident the canary is worse")
-    if confidence >= s.confidence and ratio_c > threshold and e_c >= s.min_errors:
-        outcome = State.FAIL
-    elif n_c < s.min_requests or n_s < s.min_requests:
-        outcome = State.INCONCLUSIVE
+    ratio_c, ratio_s = _ratio(e_c, n_c), _ratio(e_s, n_s)
+    if ratio_c is None or ratio_s is None or n_c is None or e_c is None or n_s is None or e_s is None:
+        return MetricResult("error ratio", ratio_c, ratio_s, None, n_c or 0, s.confidence, State.WAIT,
+                            "error ratio: no data" if ratio_c is None else "error ratio: no stable to compare")
+    centre = 1.0 - s.min_success
+    low_c, high_c = interval(e_c, n_c, s.alpha, centre)
+    low_s, high_s = interval(e_s, n_s, s.alpha, centre)
+    seen = f"error ratio {_pct(ratio_c)} ({_pct(low_c)}–{_pct(high_c)}) vs stable {_pct(ratio_s)}"
+    if low_c > high_s + s.error_tolerance:
+        outcome, note = State.FAIL, f"{seen}: worse than stable by more than {_pct(s.error_tolerance)} " \
+                                    f"(at least {_pct(low_c)} against at most {_pct(high_s)})"
+        limit = high_s + s.error_tolerance
+    elif high_c < low_s + s.error_tolerance:
+        outcome, note = State.PASS, f"{seen}, limit {_pct(low_s + s.error_tolerance)}"
+        limit = low_s + s.error_tolerance
     else:
-        outcome = State.PASS
-    return MetricResult("error ratio", ratio_c, ratio_s, threshold, n_c, confidence, outcome, text)
+        limit = low_s + s.error_tolerance
+        outcome, note = State.WAIT, f"{seen}: could be up to {_pct(high_c)}, limit {_pct(limit)}"
+    return MetricResult("error ratio", ratio_c, ratio_s, limit, n_c, s.confidence, outcome, note, low_c, high_c)
 
 
-def _success(n_c: int | None, e_c: int | None, n_s: int | None, e_s: int | None,
-             s: AnalysisSettings) -> MetricResult:
+def _success(n_c: int | None, e_c: int | None, s: AnalysisSettings) -> MetricResult:
     ratio_c = _ratio(e_c, n_c)
-    ratio_s = _ratio(e_s, n_s)
-    success_s = None if ratio_s is None else 1.0 - ratio_s
-    if ratio_c is None:
-        return MetricResult("success", None, success_s, s.min_success, n_c or 0, None, State.INCONCLUSIVE, "no data")
-    assert n_c is not None and e_c is not None
-    # P(at least e_c errors in n_c requests | the canary's error ratio is exactly 1 - min_success)
-    p_value = float(bdtrc(e_c - 1, n_c, 1.0 - s.min_success)) if e_c > 0 else 1.0
-    confidence = 1.0 - p_value
-    text = (f"success {1 - ratio_c:.1%} over {n_c} requests, SLO {s.min_success:.1%}, "
-            f"{confidence:.1%} confident it is below")
-    if confidence >= s.confidence and e_c >= s.min_errors:
-        outcome = State.FAIL
-    elif n_c < s.min_requests:
-        outcome = State.INCONCLUSIVE
+    if ratio_c is None or n_c is None or e_c is None:
+        return MetricResult("success", None, None, s.min_success, n_c or 0, s.confidence, State.WAIT,
+                            "success: no data")
+    budget = 1.0 - s.min_success
+    low, high = interval(e_c, n_c, s.alpha, budget)
+    seen = f"success {_pct(1 - ratio_c)} ({_pct(1 - high)}–{_pct(1 - low)}), SLO {_pct(s.min_success)}"
+    if low > budget:
+        outcome, note = State.FAIL, f"{seen}: under the SLO (at most {_pct(1 - low)})"
+    elif high < budget:
+        outcome, note = State.PASS, seen
     else:
-        outcome = State.PASS
-    return MetricResult("success", 1.0 - ratio_c, success_s, s.min_success, n_c, confidence, outcome, text)
+        outcome, note = State.WAIT, f"{seen}: could be as low as {_pct(1 - high)}"
+    return MetricResult("success", 1.0 - ratio_c, None, s.min_success, n_c, s.confidence, outcome, note,
+                        1.0 - high, 1.0 - low)
 
 
-def _latency(name: str, q: float, canary: float | None, stable: float | None, n_c: int | None, n_s: int | None,
+def _latency(name: str, q: float, canary: WindowStats, stable: WindowStats, n_c: int | None,
              s: AnalysisSettings) -> MetricResult:
-    if canary is None or stable is None:
-        return MetricResult(name, canary, stable, None, n_c or 0, None, State.INCONCLUSIVE, "no data")
-    threshold = max(stable * s.max_latency_ratio, stable + s.latency_margin, s.latency_floor)
-    need = max(s.min_requests, math.ceil(s.tail_requests / (1.0 - q) - 1e-9))
-    ratio = f"{canary / stable:.2f}x" if stable > 0 else "stable 0"
-    text = f"{_ms(canary)} vs {_ms(stable)} ({ratio}, limit {_ms(threshold)})"
-    if n_c is None or n_s is None or min(n_c, n_s) < need:
-        counted = "?" if n_c is None or n_s is None else str(min(n_c, n_s))
-        return MetricResult(name, canary, stable, threshold, n_c or 0, None, State.INCONCLUSIVE,
-                            f"{name} needs {need} requests of each version, has {counted}")
-    outcome = State.FAIL if canary > threshold else State.PASS
-    return MetricResult(name, canary, stable, threshold, n_c, None, outcome,
-                        f"{name} latency {text}" if outcome is State.FAIL else text)
+    c, st = _quantile(canary.buckets, q, s.alpha), _quantile(stable.buckets, q, s.alpha)
+    estimate_c = c.estimate if c.estimate is not None else _value(getattr(canary, name))
+    estimate_s = st.estimate if st.estimate is not None else _value(getattr(stable, name))
+    if c.low is None or c.high is None or st.low is None or st.high is None:
+        what = "no histogram buckets" if not canary.buckets or not stable.buckets else "no requests"
+        return MetricResult(name, estimate_c, estimate_s, None, n_c or 0, s.confidence, State.WAIT,
+                            f"{name}: {what}, cannot judge the latency")
+
+    def limit(x: float) -> float:
+        return max(x * s.max_latency_ratio, x + s.latency_margin, s.latency_floor)
+
+    seen = f"{name} {_ms(estimate_c)} ({_ms(c.low)}–{_ms(c.high)}) vs stable {_ms(estimate_s)}"
+    fail_at, pass_at = limit(st.high), limit(st.low)
+    if c.low > fail_at:
+        return MetricResult(name, estimate_c, estimate_s, fail_at, n_c or 0, s.confidence, State.FAIL,
+                            f"{seen}: over the limit {_ms(fail_at)}", c.low, c.high)
+    if c.high <= pass_at:
+        return MetricResult(name, estimate_c, estimate_s, pass_at, n_c or 0, s.confidence, State.PASS,
+                            f"{seen}, limit {_ms(pass_at)}", c.low, c.high)
+    return MetricResult(name, estimate_c, estimate_s, pass_at, n_c or 0, s.confidence, State.WAIT,
+                        f"{seen}: could be up to {_ms(c.high)}, limit {_ms(pass_at)}", c.low, c.high)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -228,9 +435,50 @@ def _ratio(errors: int | None, requests: int | None) -> float | None:
     return errors / requests
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+def _scaled(w: WindowStats, scale: float) -> WindowStats:
+    def times(x: float | None) -> float | None:
+        v = _value(x)
+        return None if v is None else v * scale
+
+    return replace(w, requests=times(w.requests), errors=times(w.errors),
+                   buckets=tuple((b, c * scale) for b, c in w.buckets))
 
 
-def _secs(seconds: float) -> str:
-    return f"{seconds:g}"
+def _pct(ratio: float) -> str:
+    """``0.0123`` -> ``1.23%``; two significant figures under 1%, one decimal place above."""
+    value = ratio * 100
+    if value == 0:
+        return "0%"
+    if abs(value) < 1:
+        return f"{value:.2g}%"
+    return f"{value:.1f}%"
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if math.isinf(seconds):
+        return "∞"
+    ms = seconds * 1000
+    return f"{ms:.2g} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+def _round(n: float) -> str:
+    """Two significant figures: ``243`` -> ``240``, ``1234`` -> ``1,200``."""
+    if n < 100:
+        return str(round(n))
+    digits = math.floor(math.log10(n)) - 1
+    return f"{round(n, -digits):,.0f}"
+
+
+def duration(seconds: float) -> str:
+    """As people write it: ``45 s``, ``8 min``, ``1 h 5 min``."""
+    whole = max(0, round(seconds))
+    if whole <= 90:
+        return f"{whole} s"
+    minutes = round(whole / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+

@@ -36,7 +36,8 @@ services:
     deployers: [U0DEP, S0TEAM]
     approvers: [S0APPROVE]
     analysis: {enabled: true, steps: [5, 50], gates: [50], interval: 30s, min_requests: 20,
-               max_latency_ratio: 2, min_success: 99.5, max_inconclusive: 4, mode: advise}
+               max_latency_ratio: 2, min_success: 99.5, max_inconclusive: 4, mode: advise,
+               max_wait: 45m, confidence: 95}
     bake: {minutes: 30, auto_rollback: false}
     soak_minutes: 90
   - name: payments
@@ -100,7 +101,8 @@ def test_a_complete_catalogue_of_two_services_in_two_environments_loads(tmp_path
     assert hello.overrides == Overrides(
         canary_analysis=True, canary_steps=(5, 50), canary_gates=(50,), analysis_interval_seconds=30.0,
         analysis_min_requests=20, analysis_max_latency_ratio=2.0, analysis_min_success=99.5,
-        analysis_max_inconclusive=4, analysis_mode="advise", bake_minutes=30.0, auto_rollback=False)
+        analysis_max_inconclusive=4, analysis_mode="advise", analysis_max_wait_seconds=2700.0,
+        analysis_confidence=95.0, bake_minutes=30.0, auto_rollback=False)
     assert (hello.soak_minutes, hello.lock, hello.metrics_preset, hello.queries) == (90.0, LockMode.QUEUE, None, None)
 
     assert pay.environments[1] == Environment(name="production", namespace="payments", in_cluster=True)

@@ -129,3 +129,59 @@ def test_has_traffic_only_with_requests() -> None:
     assert not idle.has_traffic
     busy = Snapshot(range="1h", start=now, end=now, step=10, rate=[Series("v1", ((1.0, 0.0), (2.0, 0.1)))])
     assert busy.has_traffic and not math.isnan(busy.rate[0].values[-1])
+
+
+def test_the_judge_reads_the_histogram_behind_p99_for_both_presets_and_a_catalogue() -> None:
+    from bot.observe.prom import bucket_query, window_expressions
+
+    query, unit = bucket_query(window_expressions(MetricNames(), 300))
+    assert query == ('sum by (le, version) (increase(helloworld_request_duration_seconds_bucket'
+                     '{route=~"/v1/hello|/v2/hello"}[300s]))')
+    assert unit == 1.0
+    query, unit = bucket_query(window_expressions(MetricNames.envoy(), 60))
+    assert query.startswith("sum by (le, envoy_cluster_name) (increase(envoy_cluster_upstream_rq_time_bucket")
+    assert unit == 0.001  # Envoy's milliseconds
+    own = {"p99": "histogram_quantile(0.99, sum by (le, version) (increase(my_bucket[60s])))"}
+    assert bucket_query(own) == ("sum by (le, version) (increase(my_bucket[60s]))", 1.0)
+    assert bucket_query({"p99": "max(my_p99_gauge)"}) is None
+
+
+def test_bucket_answers_become_cumulative_counts_in_seconds_with_inf_last() -> None:
+    from bot.observe.prom import _buckets
+
+    answer = [
+        {"metric": {"version": "v2", "le": "+Inf"}, "value": [0, "120"]},
+        {"metric": {"version": "v2", "le": "100"}, "value": [0, "118.5"]},
+        {"metric": {"version": "v2", "le": "25"}, "value": [0, "60"]},
+        {"metric": {"version": "v1", "le": "25"}, "value": [0, "NaN"]},
+        {"metric": {"version": "v1", "le": "+Inf"}, "value": [0, "3"]},
+        {"metric": {"version": "v3", "le": "25"}, "value": [0, "4"]},  # no +Inf: not a histogram
+    ]
+    out = _buckets(answer, "version", 0.001)
+    assert out == {"v2": ((0.025, 60.0), (0.1, 118.5), (math.inf, 120.0))}
+
+
+async def test_window_carries_each_versions_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    prom = Prometheus("http://prometheus.invalid")
+    answers = {
+        "requests": [{"metric": {"version": "v1"}, "value": [0, "100"]}],
+        "errors": [],
+        "p50": [{"metric": {"version": "v1"}, "value": [0, "0.02"]}],
+        "p99": [{"metric": {"version": "v1"}, "value": [0, "0.06"]}],
+        "le": [{"metric": {"version": "v1", "le": "0.05"}, "value": [0, "97"]},
+               {"metric": {"version": "v1", "le": "+Inf"}, "value": [0, "100"]}],
+    }
+
+    def query(expr: str, at: object) -> list[dict]:
+        if expr.startswith("sum by (le"):
+            return answers["le"]
+        if "histogram_quantile(0.5" in expr:
+            return answers["p50"]
+        if "histogram_quantile(0.99" in expr:
+            return answers["p99"]
+        return answers["errors"] if "5.." in expr else answers["requests"]
+
+    monkeypatch.setattr(prom, "_query", query)
+    counts = (await prom.window(300))["v1"]
+    assert (counts.requests, counts.errors, counts.p50, counts.p99) == (100.0, 0.0, 0.02, 0.06)
+    assert counts.buckets == ((0.05, 97.0), (math.inf, 100.0))
