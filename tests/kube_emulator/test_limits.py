@@ -35,12 +35,13 @@ def _refused(err: pytest.ExceptionInfo[ApiException]) -> dict:
 
 
 def test_create_of_one_mebibyte_and_one_byte_is_refused_and_nothing_is_stored(kube):
-    rv = kube.emu.store.resource_version
+    events: list[tuple[str, str]] = []
+    kube.emu.subscribe(lambda kind, obj: events.append((kind, obj["kind"])))
     with pytest.raises(ApiException) as err:
         kube.core.create_namespaced_config_map(NS, _config_map(MAX_OBJECT_BYTES + 1))
     _refused(err)
     assert kube.emu.get("", "v1", "configmaps", NS, "big") is None
-    assert kube.emu.store.resource_version == rv
+    assert ("ADDED", "ConfigMap") not in events
     # exactly 1 MiB of data is allowed (the metadata does not count against a ConfigMap)
     created = kube.core.create_namespaced_config_map(NS, _config_map(MAX_OBJECT_BYTES))
     assert len(created.data["blob"]) == MAX_OBJECT_BYTES
@@ -50,7 +51,9 @@ def test_create_of_one_mebibyte_and_one_byte_is_refused_and_nothing_is_stored(ku
 def test_growing_a_config_map_past_the_limit_is_refused_and_leaves_it_unchanged(kube, how):
     kube.core.create_namespaced_config_map(NS, _config_map(10))
     before = kube.emu.get("", "v1", "configmaps", NS, "big")
-    rv = kube.emu.store.resource_version
+    changes: list[str] = []
+    kube.emu.subscribe(lambda kind, obj: changes.append(obj["metadata"]["name"]) if obj["kind"] == "ConfigMap"
+                       else None)
     blob = "y" * (MAX_OBJECT_BYTES + 1)
     with pytest.raises(ApiException) as err:
         if how == "put":
@@ -66,7 +69,7 @@ def test_growing_a_config_map_past_the_limit_is_refused_and_leaves_it_unchanged(
                                                   _content_type=content_type)
     _refused(err)
     assert kube.emu.get("", "v1", "configmaps", NS, "big") == before
-    assert kube.emu.store.resource_version == rv
+    assert changes == []
 
 
 def test_binary_data_counts_decoded_and_with_data(kube):
@@ -115,7 +118,6 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 def test_a_request_body_past_three_mebibytes_is_413(kube):
     url = f"{kube.emu.url}/api/v1/namespaces/{NS}/configmaps"
-    rv = kube.emu.store.resource_version
     body = json.dumps(_config_map(0)).encode()
     padded = body[:-1] + b" " * (MAX_REQUEST_BODY_BYTES + 1 - len(body)) + b"}"
     assert len(padded) == MAX_REQUEST_BODY_BYTES + 1
@@ -124,7 +126,7 @@ def test_a_request_body_past_three_mebibytes_is_413(kube):
     assert answer == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                       "message": "Request entity too large: limit is 3145728", "reason": "RequestEntityTooLarge",
                       "code": 413}
-    assert kube.emu.store.resource_version == rv
+    assert kube.emu.get("", "v1", "configmaps", NS, "big") is None
     # the same object in a body of exactly the limit is read (and stored)
     status, _ = _post(url, padded[:-2] + b"}")
     assert status == 201
