@@ -502,10 +502,18 @@ async function closeModal(form, clear = false) {
   }
 }
 
+function renderRateLimits() {
+  // the emulator's record of the 429s it answered the app (Slack's rate limits, or a fault rule)
+  const limited = app.state?.rate_limited;
+  const box = $("ratelimit");
+  box.hidden = !limited?.count;
+  box.textContent = limited?.count ? limited.line : "";
+}
 function render() {
   renderChannel();
   renderHome();
   renderModal();
+  renderRateLimits();
 }
 
 /* ------------------------------------------------------------------ the channel or the Home tab */
@@ -574,7 +582,7 @@ function connect() {
   source.onmessage = scheduleRefresh;
   for (const type of ["message_posted", "message_updated", "message_deleted", "ephemeral_posted",
     "ephemeral_updated", "ephemeral_deleted", "file_shared", "file_uploaded", "modal_opened", "modal_pushed",
-    "modal_updated", "modal_errors", "modal_closed", "home_published"]) {
+    "modal_updated", "modal_errors", "modal_closed", "home_published", "rate_limited"]) {
     source.addEventListener(type, scheduleRefresh);
   }
 }

@@ -6,8 +6,11 @@ manifests with kinds the emulator has no behaviour for can be seeded.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -251,6 +254,9 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME_KINDS = {"namespaces", "services"}
 TOTAL_ANNOTATION_BYTES = 256 * 1024  # the API server's limit on all annotations of an object together
+# The largest object the emulator stores: the API server's limit on a ConfigMap's or Secret's data
+# (core.MaxSecretSize), applied to every other kind's serialized size in place of etcd's request limit.
+MAX_OBJECT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -260,6 +266,43 @@ class Cause:
     reason: str  # FieldValueRequired, FieldValueInvalid, ...
     field: str
     message: str
+
+
+def _decoded_length(value: Any) -> int:
+    """Bytes of a base64 value of a Secret's data or a ConfigMap's binaryData (its length when not base64)."""
+    text = str(value)
+    try:
+        return len(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return len(text.encode())
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def object_size(obj: dict[str, Any]) -> int:
+    """Bytes of the object serialized as compact JSON, the way the API server writes it to etcd."""
+    return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def size_causes(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
+    """The size limit, as the API server words it.
+
+    A ConfigMap's `data` and `binaryData` together, and a Secret's `data` (decoded) and `stringData`,
+    may hold at most 1 MiB (``ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes``);
+    any other object may not serialize to more than that.
+    """
+    message = f"Too long: must have at most {MAX_OBJECT_BYTES} bytes"
+    if kind.group == "" and kind.resource == "configmaps":
+        data, binary = _mapping(obj.get("data")), _mapping(obj.get("binaryData"))
+        size = sum(len(str(v).encode()) for v in data.values()) + sum(map(_decoded_length, binary.values()))
+        return [Cause("FieldValueTooLong", "[]", message)] if size > MAX_OBJECT_BYTES else []
+    if kind.group == "" and kind.resource == "secrets":
+        data, strings = _mapping(obj.get("data")), _mapping(obj.get("stringData"))
+        size = sum(map(_decoded_length, data.values())) + sum(len(str(v).encode()) for v in strings.values())
+        return [Cause("FieldValueTooLong", "data", message)] if size > MAX_OBJECT_BYTES else []
+    return [Cause("FieldValueTooLong", "[]", message)] if object_size(obj) > MAX_OBJECT_BYTES else []
 
 
 def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
@@ -282,6 +325,7 @@ def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
     if sum(len(str(k)) + len(str(v)) for k, v in annotations.items()) > TOTAL_ANNOTATION_BYTES:
         causes.append(Cause("FieldValueTooLong", "metadata.annotations",
                             f"Too long: may not be more than {TOTAL_ANNOTATION_BYTES} bytes"))
+    causes.extend(size_causes(kind, obj))
     spec = obj.get("spec")
     spec = spec if isinstance(spec, dict) else {}
     if kind.resource in ("deployments", "replicasets", "statefulsets") and kind.group == "apps":

@@ -29,6 +29,8 @@ SERVER_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "gitComm
                   "gitTreeState": "clean", "buildDate": "2026-08-26T00:00:00Z", "goVersion": "go1.26.0",
                   "compiler": "gc", "platform": "linux/amd64"}
 DEFAULT_WATCH_SECONDS = 1800
+# The API server reads at most this much of a request body (apiserver's MaxRequestBodyBytes, 3 MiB).
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,9 @@ class ApiServer:
                                        "the body of the request was in an unknown format - accepted media types "
                                        "include: application/json, application/yaml"))
             raw = await request.read()
+            if len(raw) > MAX_REQUEST_BODY_BYTES:
+                return _error(ApiError(413, "RequestEntityTooLarge",
+                                       f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}"))
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:

@@ -16,6 +16,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--request-url", default=None, help="the app's URL for commands and clicks")
     parser.add_argument("--signing-secret", default="emulator-signing-secret")
     parser.add_argument("--bot-token", default="xoxb-emulator-bot-token")
+    parser.add_argument("--rate-limits", choices=("documented", "off"), default="documented",
+                        help="enforce Slack's documented rate limits (default) or none")
     return parser.parse_args(argv)
 
 
@@ -26,6 +28,7 @@ async def serve(args: argparse.Namespace) -> None:
         request_url=args.request_url,
         signing_secret=args.signing_secret,
         bot_token=args.bot_token,
+        rate_limits=args.rate_limits == "documented",
     )
     async with emu:
         print(emu.api_url, flush=True)

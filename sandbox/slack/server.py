@@ -10,6 +10,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from .client import Reply, Sender, Tamper
+from .limits import Fault, RateLimits
 from .socket_mode import SocketMode
 from .state import (
     DEFAULT_CHANNELS,
@@ -24,7 +25,7 @@ from .state import (
 from .surfaces import Surfaces
 from .views import Clock, ViewRecord, ViewStore
 from .views_api import ViewsApi
-from .webapi import Fault, WebApi
+from .webapi import WebApi
 
 
 class SlackEmulator:
@@ -57,10 +58,12 @@ class SlackEmulator:
         port: int = 0,
         clock: Clock = time.monotonic,
         home_tab: bool = True,
+        rate_limits: bool | RateLimits = True,
     ) -> None:
         """``clock`` (seconds, monotonic) times trigger ids: a test may pass its own and advance it
         instead of sleeping. ``home_tab=False`` is an app without the Home tab (``views.publish``
-        answers ``not_enabled``)."""
+        answers ``not_enabled``). ``rate_limits``: Slack's documented rate limits (True, the default),
+        none (False), or a :class:`RateLimits` of the caller's (its own clock or limits)."""
         self.signing_secret = signing_secret
         self.bot_token = bot_token
         self.host = host
@@ -77,7 +80,8 @@ class SlackEmulator:
             bot_channels=bot_channels,
             channel_members=channel_members,
         )
-        self.webapi = WebApi(self.workspace, bot_token=bot_token)
+        limits = rate_limits if isinstance(rate_limits, RateLimits) else RateLimits(enabled=rate_limits)
+        self.webapi = WebApi(self.workspace, bot_token=bot_token, rate_limits=limits)
         self.views = ViewStore(self.workspace, clock=clock, home_enabled=home_tab)
         self.webapi.methods.update(ViewsApi(self.views).methods())
         self.webapi.extra_state["views"] = self.views.snapshot
@@ -139,17 +143,37 @@ class SlackEmulator:
     def request_url(self, url: str | None) -> None:
         self.sender.request_url = url
 
-    # ---- faults ---------------------------------------------------------------------------
+    # ---- faults and rate limits ------------------------------------------------------------
+    @property
+    def limits(self) -> RateLimits:
+        """Slack's rate limits as the emulator enforces them (``emu.limits.enabled = False``: off)."""
+        return self.webapi.limits
+
+    @property
+    def rate_limited(self) -> list[dict[str, Any]]:
+        """The latest 429 answers (by limit or fault rule): ``{"method", "key", "retry_after", "source"}``."""
+        return list(self.webapi.limited.recent)
+
+    def add_fault(self, method: str | None = None, *, status: int = 429, count: int | None = 1,
+                  retry_after: int = 1, error: str | None = None) -> Fault:
+        """Answer the next ``count`` calls of ``method`` (None: any; ``"upload"``: the upload URL) with
+        429 ``ratelimited`` and ``Retry-After``, or a 5xx HTML page (a JSON ``error`` when given),
+        before anything changes; as ``POST /_emulator/faults`` does."""
+        return self.webapi.add_fault(Fault(method, status, count, retry_after, error))
+
+    def clear_faults(self) -> None:
+        self.webapi.faults.clear()
+
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """The next ``times`` calls to ``method`` answer HTTP 429 ``ratelimited`` with ``Retry-After``."""
-        self.webapi.add_fault(method, Fault(status=429, retry_after=retry_after), times)
+        self.add_fault(method, status=429, count=times, retry_after=retry_after)
 
     def fail(self, method: str, status: int = 500, times: int = 1) -> None:
-        """The next ``times`` calls to ``method`` answer HTTP ``status`` (5xx). ``method="upload"``
-        targets the file upload URL."""
+        """The next ``times`` calls to ``method`` answer HTTP ``status`` (5xx) with an HTML error page.
+        ``method="upload"`` targets the file upload URL."""
         if not 500 <= status <= 599:
             raise ValueError("fail() injects server errors: status must be 5xx")
-        self.webapi.add_fault(method, Fault(status=status), times)
+        self.add_fault(method, status=status, count=times)
 
     # ---- reads ----------------------------------------------------------------------------
     def messages(self, channel: str, *, thread_ts: str | None = None) -> list[Message]:

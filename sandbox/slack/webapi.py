@@ -8,14 +8,14 @@ import json
 import mimetypes
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from .content import ApiError, as_bool, check_content, json_arg
+from .limits import Fault, FaultRules, RateLimitLog, RateLimits
 from .sse import ChangeStream
 from .state import Ephemeral, Message, ResponseTarget, Workspace
 
@@ -24,19 +24,25 @@ RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL = 30 * 60
 
 
-@dataclass
-class Fault:
-    status: int
-    retry_after: int | None = None
+# What Slack's edge answers when the service behind it fails: an HTML page, not the API's JSON.
+ERROR_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{status} {phrase} | Slack</title></head>
+<body><h1>{status} {phrase}</h1><p>Slack is having trouble right now. Please try again in a moment.</p></body>
+</html>
+"""
 
 
 class WebApi:
     """Serves Slack's Web API methods over the state in a :class:`Workspace`."""
 
-    def __init__(self, workspace: Workspace, *, bot_token: str) -> None:
+    def __init__(self, workspace: Workspace, *, bot_token: str, rate_limits: RateLimits | None = None) -> None:
         self.ws = workspace
         self.bot_token = bot_token
-        self.faults: dict[str, deque[Fault]] = {}
+        self.faults = FaultRules()
+        #: Slack's documented rate limits (``limits.enabled = False`` turns them off).
+        self.limits = rate_limits if rate_limits is not None else RateLimits()
+        #: Every 429 answered, for the state page.
+        self.limited = RateLimitLog()
         self.calls: list[dict[str, Any]] = []
         self._uploads: dict[str, str] = {}  # upload token -> file id
         self.changes = ChangeStream(workspace)
@@ -66,24 +72,46 @@ class WebApi:
         app.router.add_post("/response/{rid}", self.handle_response_url)
         app.router.add_get("/_emulator/state", self.handle_state)
         app.router.add_get("/_emulator/events", self.changes.handle)
+        app.router.add_route("*", "/_emulator/faults", self.handle_faults)
+        app.router.add_route("*", "/_emulator/limits", self.handle_limits)
         app.on_shutdown.append(self.changes.close)
 
-    # ---- faults ---------------------------------------------------------------------------
-    def add_fault(self, method: str, fault: Fault, times: int) -> None:
-        self.faults.setdefault(method, deque()).extend([fault] * times)
+    # ---- faults and rate limits -------------------------------------------------------------
+    def add_fault(self, fault: Fault) -> Fault:
+        return self.faults.add(fault)
 
     def _take_fault(self, method: str) -> web.Response | None:
-        queue = self.faults.get(method)
-        if not queue:
+        fault = self.faults.take(method)
+        if fault is None:
             return None
-        fault = queue.popleft()
         if fault.status == 429:
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(fault.retry_after or 1)},
-            )
-        return web.json_response({"ok": False, "error": "fatal_error"}, status=fault.status)
+            return self._ratelimited(method, "", fault.retry_after, "fault")
+        if fault.error is not None:
+            return web.json_response({"ok": False, "error": fault.error}, status=fault.status)
+        try:
+            phrase = HTTPStatus(fault.status).phrase
+        except ValueError:
+            phrase = "Server Error"
+        return web.Response(status=fault.status, content_type="text/html",
+                            text=ERROR_PAGE.format(status=fault.status, phrase=phrase))
+
+    def _rate_limit(self, method: str, args: dict[str, Any]) -> web.Response | None:
+        """HTTP 429 when the call is past the method's limit (nothing is done), else None."""
+        limit = self.limits.limits.get(method)
+        key = ""
+        if limit is not None and limit.key:
+            key = str(args.get(limit.key) or "")
+            if limit.key == "channel" and key:
+                channel = self.ws.resolve_channel(key)
+                key = channel.id if channel is not None else key
+        retry_after = self.limits.check(method, key)
+        return None if retry_after is None else self._ratelimited(method, key, retry_after, "limit")
+
+    def _ratelimited(self, method: str, key: str, retry_after: int, source: str) -> web.Response:
+        entry = self.limited.record(method, key, retry_after, source)
+        self.ws.emit({"type": "rate_limited", **entry})
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                 headers={"Retry-After": str(retry_after)})
 
     # ---- dispatch -------------------------------------------------------------------------
     async def _read_args(self, request: web.Request) -> dict[str, Any]:
@@ -126,6 +154,8 @@ class WebApi:
             raise ApiError("invalid_auth")
 
     async def handle_api(self, request: web.Request) -> web.Response:
+        """One Web API call: fault rules first, then the token, then the method's rate limit, then the
+        method; a fault or a limit answers before anything changes."""
         method = request.match_info["method"]
         faulted = self._take_fault(method)
         if faulted is not None:
@@ -133,21 +163,24 @@ class WebApi:
             return faulted
         try:
             args = await self._read_args(request)
+            handler: Handler | None
             if method == "api.test":
-                result = self.api_test(args)
+                handler = self.api_test
             elif method in self.app_methods:
                 self._check_app_token(request, args)
-                result = self.app_methods[method](args)
-                if asyncio.iscoroutine(result):
-                    result = await result
+                handler = self.app_methods[method]
             else:
                 self._check_token(request, args)
                 handler = self.methods.get(method)
                 if handler is None:
                     raise ApiError("unknown_method")
-                result = handler(args)
-                if asyncio.iscoroutine(result):
-                    result = await result
+            limited = self._rate_limit(method, args)
+            if limited is not None:
+                self.calls.append({"method": method, "status": 429, "ok": False, "error": "ratelimited"})
+                return limited
+            result = handler(args)
+            if asyncio.iscoroutine(result):
+                result = await result
             body: dict[str, Any] = {"ok": True, **result}
             status = 200
         except ApiError as err:
@@ -436,7 +469,45 @@ class WebApi:
 
     # ---- emulator endpoints ---------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {**self.ws.snapshot(), **{name: part() for name, part in self.extra_state.items()}}
+        return {**self.ws.snapshot(), "rate_limited": self.limited.snapshot(),
+                **{name: part() for name, part in self.extra_state.items()}}
 
     async def handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
+
+    async def handle_faults(self, request: web.Request) -> web.Response:
+        """POST a JSON fault rule (or a list of them); GET lists them; DELETE clears them."""
+        if request.method == "GET":
+            return web.json_response({"faults": self.faults.describe()})
+        if request.method == "DELETE":
+            self.faults.clear()
+            return web.json_response({"faults": []})
+        if request.method != "POST":
+            return web.json_response({"error": "method not allowed"}, status=405)
+        try:
+            body = await request.json()
+            rules = [Fault(**rule) for rule in (body if isinstance(body, list) else [body])]
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        for rule in rules:
+            self.faults.add(rule)
+        return web.json_response({"faults": self.faults.describe()}, status=201)
+
+    async def handle_limits(self, request: web.Request) -> web.Response:
+        """GET the rate limits; POST ``{"enabled": false}`` turns them off (true: on), ``{"reset": true}``
+        fills every bucket again."""
+        if request.method == "POST":
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"error": "the body is not JSON"}, status=400)
+            if not isinstance(body, dict) or not isinstance(body.get("enabled", True), bool):
+                return web.json_response({"error": "expected {\"enabled\": true|false, \"reset\": true}"},
+                                         status=400)
+            if "enabled" in body:
+                self.limits.enabled = body["enabled"]
+            if body.get("reset"):
+                self.limits.reset()
+        elif request.method != "GET":
+            return web.json_response({"error": "method not allowed"}, status=405)
+        return web.json_response(self.limits.describe())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import urllib.request
 
 import pytest
 
@@ -81,6 +83,14 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     status = page.locator(".entry", has=page.locator(".b-header:has-text('helloworld')")).last
     assert status.locator(".thread .file img").count() >= 1
 
+    # Slack rate-limits the bot's next call (a fault rule in the Slack emulator): the bot waits
+    # Retry-After and goes on, and the sidebar says it was rate-limited.
+    assert page.locator("#ratelimit").is_hidden()
+    slack = sandbox.part_url("Slack API").removesuffix("/api/")
+    rule = json.dumps({"method": None, "status": 429, "count": 1, "retry_after": 1}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{slack}/_emulator/faults", data=rule, method="POST"),
+                           timeout=10).close()
+
     # dana asks for a canary; the approval message carries the buttons.
     send(page, "/hello canary v2 10%")
     approve = page.locator("button.btn:has-text('Approve')").last
@@ -93,6 +103,7 @@ def test_status_chart_and_approved_canary(launch_sandbox, page, tools) -> None: 
     done.wait_for(timeout=40_000)
     text = done.inner_text()
     assert "approved by" in text and "@avery" in text and "@dana" in text, text
+    page.wait_for_selector("#ratelimit:has-text('rate-limited once')")
 
     # The chart loaded and nothing on the page threw.
     assert page.evaluate(CHART_LOADED)

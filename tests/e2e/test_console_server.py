@@ -108,6 +108,22 @@ async def test_uploaded_files_are_served_for_img_tags(console) -> None:  # type:
         assert response.status == 404
 
 
+async def test_the_state_page_says_when_the_bot_was_rate_limited(console) -> None:  # type: ignore[no-untyped-def]
+    stack, _, http = console
+    assert stack.slack.limits.enabled  # the sandbox's emulator enforces Slack's documented limits
+    async with http.get("/api/state") as response:
+        assert (await response.json())["rate_limited"]["count"] == 0
+    stack.slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+    ts = await stack.replicas[0].services.messenger.post("C1", "after a wait")
+    assert [m.text for m in stack.slack.messages("C1") if m.ts == ts] == ["after a wait"]
+    async with http.get("/api/state") as response:
+        limited = (await response.json())["rate_limited"]
+    assert limited["count"] == 1 and limited["recent"][0]["method"] == "chat.postMessage"
+    assert limited["line"].startswith("The app was rate-limited once; last: chat.postMessage")
+    async with http.get("/") as response:
+        assert 'id="ratelimit"' in await response.text()
+
+
 # ------------------------------------------------------------- forms and the Home tab (issue 18)
 def has_approve(view: Any) -> bool:
     return any(b.get("type") == "actions" and any(e.get("action_id") == "approve" for e in b.get("elements", []))

@@ -26,6 +26,8 @@ async def add_schedule(stack: Stack) -> str:
 async def test_a_day_with_two_replicas_and_the_leader_killed_at_noon(pair: Stack) -> None:
     """96 slots, each posted once; bot-0 leads until it dies (no release), bot-1 takes over in time."""
     clock = SimClock(DAY)
+    # 96 digests into one channel over a day: Slack's per-channel limit counts the simulated day too
+    pair.slack.limits.follow(lambda: clock.now.timestamp())
     a = await attach(pair.replicas[0].services, clock, chart=False)
     await a.tick(clock.now)  # bot-0 leads first
     b = await attach(pair.replicas[1].services, clock, chart=False)

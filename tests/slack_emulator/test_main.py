@@ -37,3 +37,10 @@ async def test_standalone_process_serves_the_api() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def test_rate_limits_flag() -> None:
+    from sandbox.slack.__main__ import parse_args
+
+    assert parse_args([]).rate_limits == "documented"
+    assert parse_args(["--rate-limits", "off"]).rate_limits == "off"
