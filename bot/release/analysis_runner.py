@@ -1,6 +1,6 @@
 """The analysis runner's decision policy (pure): what a step does after each look of the judge.
 
-The engine's driver (:meth:`bot.release.engine._Driver._analyse`) waits, queries and posts; the bench
+The engine's driver (:func:`bot.release.driven.analyse`) waits, queries and posts; the bench
 (``bench/analysis.py``) simulates time and traffic; both call :func:`decide` after each verdict, so
 the flow the bench measures is the product's own:
 

@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any
 from bot.cluster.leader import LeaderElector
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
-from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.core.errors import ClusterError, CommandError
 from bot.core.retry import Backoff, retry
 from bot.core.times import iso, parse_time
-from bot.release import analysis
+from bot.release import driven as driven_steps
 from bot.release import steps as step_runner
-from bot.release.judge import State, Verdict, judge
 from bot.release.plan import (
     Outcome,
     Release,
@@ -43,8 +42,7 @@ from bot.release.plan import (
     StepKind,
     StepState,
     release_for,
-    retire_steps,
-    steps_for,
+    take_decisions,
 )
 from bot.release.requests import RUNNING, Record
 from bot.release.rollout import MessageEditor, RolloutStatus
@@ -84,7 +82,7 @@ class Engine:
         self.edit_interval = edit_interval
         self.clock = clock or times.now
         self._drivers: dict[str, asyncio.Task] = {}
-        self._shown: dict[str, _Driver] = {}  # the drivers of those tasks, to say why they stop
+        self._shown: dict[str, Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self.background: set[asyncio.Task] = set()  # notes on alert cards, finished or cancelled on stop
@@ -201,7 +199,7 @@ class Engine:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
         release = await self.load(record.id) or self.new_release(record)
         release.ts = release.ts or record.ts
-        driver = _Driver(self, record, release)
+        driver = Driver(self, record, release)
         self._shown[record.id] = driver
         await driver.save(claim=True)
         beat = asyncio.create_task(driver.heartbeat())
@@ -282,14 +280,7 @@ class Engine:
             await self.store(release_id).update(mutate, create=False)
 
 
-def _take_decisions(stored: Release, release: Release) -> None:
-    """A person's Continue / Abort is written by whichever replica got the click: keep it."""
-    for mine, theirs in zip(release.steps, stored.steps, strict=False):
-        if mine.waiting and theirs.decision and not mine.decision and theirs.waiting == mine.waiting:
-            mine.decision, mine.decided_by = theirs.decision, theirs.decided_by
-
-
-class _Driver:
+class Driver:
     """One release carried out by this replica."""
 
     def __init__(self, engine: Engine, record: Record, release: Release) -> None:
@@ -317,12 +308,12 @@ class _Driver:
                     raise Lost(release.id)
                 if not claim and stored.driver != me:
                     raise Lost(release.id)
-                _take_decisions(stored, release)
+                take_decisions(stored, release)
             release.driver, release.heartbeat = me, iso(self.engine.clock())
             data[KEY] = release.to_json()
 
         async def unreachable(exc: BaseException | None) -> None:
-            self._problem(f"cannot reach the cluster to store the release's progress ({exc})")
+            self.note_problem(f"cannot reach the cluster to store the release's progress ({exc})")
             await self.show()
 
         async with self._lock:
@@ -334,7 +325,7 @@ class _Driver:
             await asyncio.sleep(every)
             await self.save()
 
-    def _problem(self, text: str) -> None:
+    def note_problem(self, text: str) -> None:
         release = self.release
         if release.problem != text:
             release.problem = text
@@ -388,9 +379,10 @@ class _Driver:
 
         async def attempt() -> step_runner.StepResult:
             cluster = await engine.services.cluster_for(self.config)
-            driven = {StepKind.ANALYSE: self._analyse, StepKind.GATE: self._gate, StepKind.BAKE: self._bake}
+            driven = {StepKind.ANALYSE: driven_steps.analyse, StepKind.GATE: driven_steps.gate,
+                      StepKind.BAKE: driven_steps.bake}
             if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
-                return await driven[step.kind](step, cluster)
+                return await driven[step.kind](self, step, cluster)
             # the rest by their handler (bot.release.steps.HANDLERS)
             return await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
                                              clock=engine.clock, cause=release.change_cause())
@@ -398,7 +390,7 @@ class _Driver:
         async def unreachable(exc: BaseException | None) -> None:
             """The cluster is away: say so, and give up (raise) once it has been away too long."""
             log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
-            self._problem(f"cannot reach the cluster ({exc})")
+            self.note_problem(f"cannot reach the cluster ({exc})")
             since = parse_time(release.problem_since) or engine.clock()
             if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
                 assert exc is not None
@@ -436,233 +428,6 @@ class _Driver:
         self.release.problem = self.release.problem_since = ""
         await self.save()
 
-    # ------------------------------------------------------------------ analysis and gates
-    async def _decision(self, step: Step) -> str:
-        """Wait until a person has clicked Continue or Abort on the waiting ``step``; returns which."""
-        while not step.decision:
-            stored = await self.engine.load(self.release.id)
-            if stored is not None:
-                _take_decisions(stored, self.release)
-            if not step.decision:
-                await asyncio.sleep(DECISION_POLL)
-        decision, who = step.decision, step.decided_by
-        step.waiting = step.decision = ""
-        step.decided_by = who
-        await self.save()
-        return decision
-
-    async def _gate(self, step: Step, cluster: Any) -> step_runner.StepResult:
-        if not step.waiting:
-            step.waiting = f"Waiting for an approver to continue to {step.percent}%"
-            await self.save()
-            await self.show()
-        if await self._decision(step) == "continue":
-            return step_runner.StepResult(True, "continued by a person")
-        return await self._abort_canary(cluster, f"Canary `{self.release.params.version}` aborted by "
-                                        f"a person before {step.percent}%")
-
-    async def _analyse(self, step: Step, cluster: Any) -> step_runner.StepResult:
-        """Judge the canary every interval and act on the runner's decision (:mod:`analysis_runner`).
-
-        Each look judges the evidence since the release's first analysis step began (the same version at
-        every weight; the judge's bounds hold over every look), so a resumed step judges again at once on
-        all of it; the step itself waits at least one interval at its weight.
-        """
-        from bot.release import analysis_runner as runner
-
-        config, clock = self.config, self.engine.clock
-        policy = runner.Policy.from_config(config)
-        version = self.release.params.version
-        began = last = clock()
-        while True:
-            if step.waiting:
-                await self.save()
-                await self.show()
-                decision = await self._decision(step)
-                if decision == "abort":
-                    return await self._abort_canary(cluster, f"Canary `{version}` aborted by a person at "
-                                                    f"{step.percent}%", [step.verdict])
-                return step_runner.StepResult(True, f"continued by a person after: {step.verdict}")
-            due = last + timedelta(seconds=config.analysis_interval_seconds)
-            step.next_check = iso(due)
-            await self.save()
-            await self.show()
-            await asyncio.sleep(max(0.0, (due - clock()).total_seconds()))
-            last = clock()
-            since = runner.evidence_since((parse_time(s.started) for s in self.release.steps
-                                           if s.kind == StepKind.ANALYSE and s.started), began)
-            verdict = await self._judge(cluster, version, (last - since).total_seconds())
-            step.looks += 1
-            step.verdict = analysis.summary(verdict)
-            await self._post_card(step, verdict)
-            move = runner.decide(verdict, policy=policy, percent=step.percent, inconclusive=step.inconclusive,
-                                 waited=(last - began).total_seconds())
-            step.inconclusive = move.inconclusive
-            if move.action == runner.Action.NEXT:
-                return step_runner.StepResult(True, step.verdict, details=analysis.metric_lines(verdict))
-            if move.action == runner.Action.ABORT:
-                return await self._abort_canary(
-                    cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
-                    f"{verdict.reason}", analysis.metric_lines(verdict))
-            if move.action == runner.Action.ASK:
-                step.waiting = move.question
-
-    async def _judge(self, cluster: Any, version: str, seconds: float) -> Verdict:
-        from bot.cluster.kube import track_from
-
-        stable = track_from("stable", await cluster.get_deployment(self.config.stable_deployment),
-                            self.config.container)
-        if stable.version == version:
-            return Verdict(State.WAIT, f"the canary runs the stable version `{version}`: nothing to compare",
-                           (), seconds, blind=True)
-        prometheus = self.engine.services.prometheus_for(self.config)
-        try:
-            counts = await prometheus.window(seconds)
-        except DependencyUnavailable as exc:
-            return Verdict(State.WAIT, f"no metrics: {exc}", (), seconds, blind=True)
-        return judge(analysis.stats(counts.get(version)), analysis.stats(counts.get(stable.version)),
-                     analysis.settings_for(self.config), seconds=seconds)
-
-    async def _post_card(self, step: Step, verdict: Verdict) -> None:
-        release = self.release
-        if not release.ts:
-            return
-        from bot.observe.grafana import prometheus_graph_url
-        from bot.observe.prom import window_expressions
-
-        services = self.engine.services
-        exprs = window_expressions(self.config.metrics, int(verdict.seconds))
-        links = [("the queries in Prometheus", prometheus_graph_url(self.config.prometheus_url, exprs))]
-        text, blocks = analysis.card(verdict, version=release.params.version, percent=step.percent,
-                                     index=step.index, total=step.total, look=step.looks, links=links)
-        try:
-            await services.messenger.post(release.channel, text, blocks, thread_ts=release.ts)
-        except DependencyUnavailable as exc:
-            log.warning("release %s: cannot post the verdict card: %s", release.id, exc)
-
-    async def _bake(self, step: Step, cluster: Any) -> step_runner.StepResult:
-        """Watch the service's critical alerts until the window ends; one that started since the change
-        began rolls it back (once: a rollback's own window only reports).
-
-        The alerts are :func:`bot.observe.critical.critical_alerts` of the release's service and environment,
-        the same ones `/hello promote` asks about.
-        """
-        from bot.observe.critical import critical_alerts
-
-        config, clock, release = self.config, self.engine.clock, self.release
-        services = self.engine.services
-        catalogue = services.catalogue if services.several else None
-        began = parse_time(step.started) or clock()
-        end = began + timedelta(minutes=config.bake_minutes)
-        since = parse_time(release.created) or began
-        step.next_check = iso(end)
-        await self.save()
-        await self.show()
-        poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
-        while clock() < end:
-            try:
-                fired = await critical_alerts(config, catalogue, release.service, release.environment, since=since)
-            except DependencyUnavailable as exc:
-                self._problem(str(exc))
-                await self.show()
-                fired = []
-            else:
-                if self.release.problem:
-                    self.release.problem = self.release.problem_since = ""
-            if fired:
-                return await self._baked_badly(step, cluster, fired[0], since)
-            await asyncio.sleep(max(0.0, min(poll, (end - clock()).total_seconds())))
-        return step_runner.StepResult(True, f"no critical alert in {config.bake_minutes:g} min")
-
-    async def _baked_badly(self, step: Step, cluster: Any, alert: Any, since: datetime) -> step_runner.StepResult:
-        from bot.core.text import foreign
-        from bot.release.actions import plan_rollback
-
-        release, config = self.release, self.config
-        minutes = max(0, int(((alert.starts_at or self.engine.clock()) - since).total_seconds() // 60))
-        what = f"the critical alert `{foreign(alert.name, 80)}` fired {minutes} min after the change began"
-        what_ = what[0].upper() + what[1:]
-        details = [foreign(alert.summary)] if alert.summary else []
-        if release.action == "rollback" or not config.auto_rollback:
-            why = "a rollback's bake window does not roll back again" if release.action == "rollback" \
-                else "automatic rollback is off (HELLO_AUTO_ROLLBACK=false)"
-            return step_runner.StepResult(False, f"{what_}; {why}", details=details,
-                                          facts={"alert": alert.name})
-        change = await plan_rollback(cluster, config)
-        for undo in [s for s in steps_for("rollback", change.params, config) if s.kind != StepKind.BAKE]:
-            undo.started = iso(self.engine.clock())
-            result = await step_runner.execute(undo, cluster, config, on_status=self.on_status,
-                                               clock=self.engine.clock, cause=f"{release.change_cause()}: rolled "
-                                               f"back automatically after {alert.name}")
-            if not result.ok:
-                return step_runner.StepResult(False, f"{what_}; the automatic rollback to "
-                                              f"`{change.params.version}` failed: {result.note}",
-                                              details=[*details, *result.details], facts={"alert": alert.name})
-        self._note_on_card(alert.name, f":leftwards_arrow_with_hook: rolled back to `{change.params.version}` "
-                           f"automatically by the bake window of request `{release.id}`")
-        return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
-                                      details=details, facts={"alert": alert.name, "rolled_back": True})
-
-    def _note_on_card(self, alertname: str, note: str) -> None:
-        """The alert's card says what the release did about it (in the background: Alertmanager's
-        notification may reach the bot a little after the bake window saw the alert)."""
-        alerts = self.engine.services.alerts
-        if alerts is None:
-            return
-
-        def unavailable(exc: BaseException) -> bool:
-            if isinstance(exc, DependencyUnavailable):
-                log.info("release %s: cannot note the rollback on the alert's card: %s", self.release.id, exc)
-                return True
-            return False
-
-        async def note_it() -> None:
-            with contextlib.suppress(DependencyUnavailable):
-                await retry(alerts.note_release, alertname, note, self.release.service, self.release.environment,
-                            backoff=CARD_NOTE, when=unavailable, until=bool)
-
-        task = asyncio.ensure_future(note_it())
-        self.engine.background.add(task)
-        task.add_done_callback(self.engine.background.discard)
-
-    async def _analysis_chart(self) -> None:
-        """The canary against stable over the analysed windows (shaded by verdict), the steps marked,
-        in the release's thread. Best effort: without metrics there is no chart, and nothing fails."""
-        from bot.observe import charts
-
-        release, services = self.release, self.engine.services
-        prometheus = services.prometheus_for(self.config)
-        if not release.ts or prometheus is None:
-            return
-        states = {StepState.DONE: "pass", StepState.FAILED: "fail"}
-        windows, markers = [], []
-        for step in release.steps:
-            begun, ended = parse_time(step.started), parse_time(step.finished) or self.engine.clock()
-            if step.kind == StepKind.ANALYSE and begun is not None:
-                state = states.get(step.state, "inconclusive")
-                windows.append(charts.Window(begun, ended, f"{step.percent}% {state}", state))
-            elif step.kind == StepKind.SET_WEIGHT and step.finished:
-                markers.append(charts.Marker(ended, f"{step.percent}%", kind="canary"))
-        try:
-            snapshot = await prometheus.snapshot("15m")
-            if not snapshot.has_traffic:
-                return
-            png = await charts.render_chart_async(snapshot, service=self.config.stable_deployment, kind="all",
-                                                  markers=markers, canary_version=release.params.version,
-                                                  windows=windows)
-            await services.messenger.upload(release.channel, png, f"canary-{release.id}.png",
-                                            f"canary {release.params.version} against stable, analysed windows",
-                                            thread_ts=release.ts)
-        except DependencyUnavailable as exc:
-            log.info("release %s: no analysis chart: %s", release.id, exc)
-
-    async def _abort_canary(self, cluster: Any, headline: str, details: list[str] | None = None
-                            ) -> step_runner.StepResult:
-        """Weight 0 and the canary scaled to 0 (idempotent), then the step fails with ``headline``."""
-        for retire in retire_steps(self.config):
-            await step_runner.execute(retire, cluster, self.config, clock=self.engine.clock)
-        return step_runner.StepResult(False, headline, details=list(details or []), facts={"aborted": True})
-
     async def _report(self) -> None:
         """The final message and audit record (once, as ``reported`` says), then the request is finished."""
         release, engine = self.release, self.engine
@@ -670,7 +435,7 @@ class _Driver:
         outcome = release.outcome or Outcome(False, "Stopped")
         if not release.reported:
             if release.params.analysed:
-                await self._analysis_chart()
+                await driven_steps.analysis_chart(self)
             text, blocks = approvals.progress_view(release, self.status, outcome=outcome)
             if self.editor is not None:
                 await self.editor.final(text, blocks)

@@ -288,3 +288,10 @@ def retire_steps(config: Config) -> list[Step]:
     canary = config.canary_deployment
     return [Step(StepKind.SET_WEIGHT, "Set the canary weight to 0%", config.canary_mapping, percent=0),
             Step(StepKind.SCALE, f"Scale `{canary}` to 0", canary, replicas=0)]
+
+
+def take_decisions(stored: Release, release: Release) -> None:
+    """A person's Continue / Abort is written by whichever replica got the click: keep it."""
+    for mine, theirs in zip(release.steps, stored.steps, strict=False):
+        if mine.waiting and theirs.decision and not mine.decision and theirs.waiting == mine.waiting:
+            mine.decision, mine.decided_by = theirs.decision, theirs.decided_by
