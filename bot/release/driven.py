@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import DependencyUnavailable
 from bot.core.retry import Backoff, retry
+from bot.core.text import escape
 from bot.core.times import iso, parse_time
 from bot.release import analysis
 from bot.release import steps as step_runner
@@ -253,9 +254,17 @@ async def analysis_chart(driver: Driver) -> None:
                                               windows=windows)
         await services.messenger.upload(release.channel, png, f"canary-{release.id}.png",
                                         f"canary {release.params.version} against stable, analysed windows",
-                                        thread_ts=release.ts)
+                                        thread_ts=release.ts, comment=chart_caption(release.params.version))
     except DependencyUnavailable as exc:
         log.info("release %s: no analysis chart: %s", release.id, exc)
+
+
+def chart_caption(version: str) -> str:
+    """The line of text posted with the analysis chart: what it shows and how to read it."""
+    return (f"Canary `{escape(version)}` (orange, dashed) against stable (blue) over the last 15 min: "
+            "requests per second, success ratio and p99 latency per version; the shaded bands are the analysed "
+            "steps (green passed, red failed, grey undecided) and the dash-dot lines mark each change of the "
+            "canary's weight.")
 
 
 async def abort_canary(driver: Driver, cluster: Any, headline: str, details: list[str] | None = None

@@ -71,6 +71,7 @@ def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_san
     charts = _find(tools, proc, lambda m: m.get("thread_ts") == faulty["ts"] and m.get("files"), 30,
                    "the chart of the analysed windows")
     assert charts["files"][0]["name"].endswith(".png")
+    assert "the shaded bands are the analysed steps" in charts["text"], charts["text"]  # it says what it shows
 
     healthy = _ask_and_approve(tools, proc, "/hello canary v2", seen)
     final = _find(tools, proc, lambda m: m["ts"] == healthy["ts"] and "Finished ·" in _text(m), 120,
