@@ -6,8 +6,9 @@ service whose catalogue entry says ``lock: queue`` (greeter) and once for ``lock
 Then the one request open for approval is approved; when its release ends, the first in line must open,
 and no two releases of the pair may run at once (watched throughout from the requests' objects).
 
-Prints, per lock mode: how many were answered and how (open, queued, refused, failed), whether the
-queue's places are exactly 1..N, how many requests ever ran at once, and the seconds it took.
+Prints, per lock mode: how many were answered and how (open, queued, refused — the lock held, or the queue
+full at ``--queue-limit`` — and failed), whether the queue's places are exactly 1..N, how many requests ever
+ran at once, and the seconds it took.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ async def _watch_running(world: World, peak: list[int], stop: asyncio.Event) -> 
         await asyncio.sleep(0.05)
 
 
-async def run(mode: str, people: int, at_once: int) -> dict[str, object]:
+async def run(mode: str, people: int, at_once: int, queue_limit: int) -> dict[str, object]:
     service, channel = ("greeter", "CGREET") if mode == "queue" else ("helloworld", "CHELLO")
     users = [f"U{1000 + n}" for n in range(people)]
-    env = {"HELLO_DEPLOYERS": ",".join(users), "HELLO_APPROVERS": "U2,U3"}
+    env = {"HELLO_DEPLOYERS": ",".join(users), "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_LIMIT": str(queue_limit)}
     with tempfile.TemporaryDirectory(prefix="bench-simultaneous-") as folder:
         async with two_clusters(Path(folder), env=env, people=tuple(users)) as world:
             gate = asyncio.Semaphore(at_once)
@@ -78,11 +79,12 @@ async def run(mode: str, people: int, at_once: int) -> dict[str, object]:
             figures: dict[str, object] = {
                 "mode": mode, "people": people, "at once": at_once, "answered": len(requests) + len(private),
                 "open": len(open_), "queued": len(places),
-                "refused": sum("One change at a time" in t for t in private),
+                "refused": sum("One change at a time" in t or "is full" in t for t in private),
                 "failed": sum(any(f in t for f in FAILED) for t in private) + sum("Cancelled" in m.text
                                                                                   for m in requests),
                 "places 1..N": places == list(range(1, len(places) + 1)), "seconds": round(admitted, 1),
-                "states": dict(Counter(r.state for r in (await world.stack.services.approvals.store.load()).values())),
+                "states": dict(Counter(str(r.state) for r in
+                                       (await world.stack.services.approvals.store.load()).values())),
             }
             if len(open_) == 1:  # approve the holder; when it ends, the first in line must be the one open
                 await world.stack.click("U2", open_[0].ts, "approve", channel=channel)
@@ -105,9 +107,10 @@ async def main() -> None:
     parser.add_argument("--people", type=int, default=300)
     parser.add_argument("--at-once", type=int, default=50)
     parser.add_argument("--mode", choices=("queue", "refuse", "both"), default="both")
+    parser.add_argument("--queue-limit", type=int, default=10, help="HELLO_QUEUE_LIMIT (1-100)")
     args = parser.parse_args()
     for mode in ("queue", "refuse") if args.mode == "both" else (args.mode,):
-        figures = await run(mode, args.people, args.at_once)
+        figures = await run(mode, args.people, args.at_once, args.queue_limit)
         print("  ".join(f"{k}: {v}" for k, v in figures.items()), flush=True)
 
 

@@ -110,6 +110,7 @@ class Config:
     cert_timeout_seconds: int = 300
     cluster_patience_seconds: int = 300
     keep_releases: int = 50
+    queue_limit: int = 10  # requests that may wait in the queue of one service and environment
     audit_channel: str = ""
     require_reason: bool = False
     # Canary analysis
@@ -378,6 +379,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_CERT_TIMEOUT": ("cert_timeout_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_CLUSTER_PATIENCE": ("cluster_patience_seconds", lambda n, v: _int(n, v, low=1)),
     "HELLO_KEEP_RELEASES": ("keep_releases", lambda n, v: _int(n, v, low=1, high=500)),
+    "HELLO_QUEUE_LIMIT": ("queue_limit", lambda n, v: _int(n, v, low=1, high=100)),
     "HELLO_CANARY_ANALYSIS": ("canary_analysis", _bool),
     "HELLO_CANARY_STEPS": ("canary_steps", _percents),
     "HELLO_CANARY_GATES": ("canary_gates", _percents),

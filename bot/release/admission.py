@@ -54,6 +54,7 @@ class Admission:
         does any request a holder that nobody advanced any more."""
         change, key = record.change, record.key
         jumps = not (queue and change.needs_approval) or change.action in ("abort", "rollback")
+        limit = self.requests.config.queue_limit
         for _ in range(LOCK_ROUNDS):
             now = self.requests.clock()
             seen = await self.requests.store.lock(key)
@@ -79,10 +80,14 @@ class Admission:
                     lock.queue = [q for q in lock.queue if q != record.id]
                     return 0
                 if record.id not in lock.queue:
+                    if len(lock.queue) >= limit:
+                        return -1  # the queue is full
                     lock.queue.append(record.id)
                 return lock.place(record.id)
 
             place = await self.requests.store.update_lock(key, take)
+            if place == -1:
+                raise CommandError(messages.full_text(holder, limit))
             if place is not None:
                 return place, holder
         raise ClusterError("the lock of this service kept changing: try again", 409)
@@ -167,10 +172,18 @@ class Admission:
         record = await self.requests.store.update(
             request_id, lambda r: (end_if(r, (was,), RequestState(state), headline, now), r)[1])
         self.requests.home_changed()
+        if record is not None and was == QUEUED:
+            await self.leave(record.key, request_id)
         if record is not None:
             await self.advance(record.key)
         with contextlib.suppress(DependencyUnavailable):
             await self._prune(await self.requests.store.load())
+
+    async def leave(self, key: tuple[str, str], request_id: str) -> None:
+        """A queued request that ended leaves its place, so the places behind it move up (best effort: the
+        next advance drops it anyway)."""
+        with contextlib.suppress(DependencyUnavailable):
+            await self.requests.store.update_lock(key, lambda lock: _leave(lock, request_id))
 
     async def advance(self, key: tuple[str, str]) -> None:
         """When nothing holds ``key``'s lock, the first queued request there gets it: its approval opens (its
@@ -280,3 +293,6 @@ def to_pending(record: Record) -> None:
     if record.state == QUEUED:
         record.state = PENDING
 
+
+def _leave(lock: Lock, request_id: str) -> None:
+    lock.queue = [q for q in lock.queue if q != request_id]

@@ -238,6 +238,8 @@ class Approvals:
             await self.edit(won, *messages.approval_view(won, self.config_of(won.change)))
             return
         if not approve:
+            if record.state == QUEUED:  # withdrawn while it waited: its place goes
+                await self.admission.leave(won.key, won.id)
             await self.audit("Rejected", won, user)
             await self.edit(won, *messages.approval_view(won, self.config_of(won.change)))
             await self.advance(won.key)

@@ -134,6 +134,13 @@ def busy_text(busy: Record) -> str:
             "Wait for it to finish (or reject it), then ask again.")
 
 
+def full_text(holder: Record | None, limit: int) -> str:
+    """Why a change is refused when the queue of its service and environment is full."""
+    behind = f" behind {holder.what()}" if holder is not None else ""
+    return (f"The queue of this service and environment is full: {limit} requests wait{behind} "
+            "(HELLO_QUEUE_LIMIT). Nothing was changed; ask again when it is shorter.")
+
+
 def place_text(place: int, holder: Record | None) -> str:
     """"2nd in line, behind *Deploy* greeter (production): v1 → v2" for a queued request."""
     behind = f", behind {holder.what()}" if holder is not None else ""

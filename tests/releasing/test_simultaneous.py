@@ -73,3 +73,25 @@ async def test_simultaneous_requests_under_lock_refuse_leave_exactly_one(tmp_pat
         assert APPROVE in str(requests[0].blocks)
         records = await world.stack.services.approvals.store.load()
         assert [r.state for r in records.values()] == ["pending"]  # the refused ones left nothing behind
+
+
+async def test_a_full_queue_refuses_with_a_clear_answer_and_a_withdrawal_moves_the_places_up(tmp_path: Path) -> None:
+    people = PEOPLE[:5]
+    env = {"HELLO_DEPLOYERS": ",".join(people), "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_LIMIT": "2"}
+    async with two_clusters(tmp_path, env=env, people=tuple(people)) as world:
+        for user in people:  # one after the other: the holder, two queued, then two refused
+            await world.ask(user, "/hello deploy greeter staging v2", "CGREET")
+            await world.stack.settle()
+        requests = _requests(world, "CGREET")
+        assert len(requests) == 3
+        full = [e for e in world.slack.workspace._ephemerals.get("CGREET", []) if "queue" in e.text]
+        assert len(full) == 2 and all("is full: 2 requests wait" in e.text for e in full), [e.text for e in full]
+        assert {int(p.group(1)) for m in requests if (p := PLACE.search(m.text))} == {1, 2}
+        first = next(m for m in requests if (p := PLACE.search(m.text)) and p.group(1) == "1")
+        await world.stack.click(people[1], first.ts, "reject", channel="CGREET")  # withdrawn by its requester
+        await world.stack.settle()
+        lock = await world.stack.services.approvals.store.lock(("greeter", "staging"))
+        assert len(lock.queue) == 1  # its place went with it
+        await world.ask(people[3], "/hello deploy greeter staging v2", "CGREET")  # so there is room again
+        await world.stack.settle()
+        assert len(_requests(world, "CGREET")) == 4
