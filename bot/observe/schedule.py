@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
+from bot.chat.supervise import guard
 from bot.cluster.kube import parse_time
 from bot.cluster.leader import LeaderElector, default_identity
 from bot.cluster.store import ConfigMapStore
@@ -300,7 +301,7 @@ class Scheduler:
     async def start(self) -> None:
         """Run the leader and tick loop in the background until :meth:`stop`."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="schedules")
+            self._task = asyncio.create_task(guard(self._run(), "schedules"), name="schedules")
 
     async def stop(self) -> None:
         """Stop the loop and release the Lease if held, so another replica takes over at once."""
