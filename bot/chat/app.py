@@ -359,6 +359,23 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             return
         dispatcher.spawn(home.opened(str(event.get("user", ""))), name="home")
 
+    async def on_removed(ack: Callable[..., Awaitable[Any]], body: dict, event: dict) -> None:
+        """``app_uninstalled`` and ``tokens_revoked``: the workspace took the bot's token away, so its
+        scheduled posts and Home publishes stop there (logged once). A ``tokens_revoked`` that names no
+        bot token (only people's) leaves the bot's own token, and the bot, working."""
+        await ack()
+        kind = str(event.get("type", ""))
+        if kind == "tokens_revoked" and not ((event.get("tokens") or {}).get("bot")):
+            log.debug("tokens_revoked for people's tokens only: the bot's own is still valid")
+            return
+        team = str(body.get("team_id") or (body.get("enterprise_id") or ""))
+        if services.messenger.stop_for(team, kind):
+            log.warning("Slack says %s in workspace %s: scheduled posts and Home publishes stop there",
+                        foreign(kind, 40), foreign(team, 40))
+
+    app.event("app_uninstalled")(on_removed)
+    app.event("tokens_revoked")(on_removed)
+
     @app.action(re.compile(r"^link_"))
     async def on_link(ack: Callable[..., Awaitable[Any]]) -> None:
         await ack()  # URL buttons also send an action; nothing to do

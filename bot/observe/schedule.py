@@ -335,8 +335,8 @@ class Scheduler:
     async def tick(self, now: datetime | None = None) -> list[Posted]:
         """Renew or acquire the Lease; if leading, post every slot that is due and not yet recorded."""
         now = now or self._clock()
-        if not await self.elector.step(now):
-            self._next_due = None
+        if not await self.elector.step(now) or self.services.messenger.stopped:
+            self._next_due = None  # not leading, or the workspace removed the app (app_uninstalled, tokens_revoked)
             return []
         entries, states = await self.store.read()
         out: list[Posted] = []

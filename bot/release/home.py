@@ -56,6 +56,8 @@ class Home:
         self._pending = self.supervisor.spawn(later(), "home republish", kind="home")
 
     async def publish(self, user: str) -> None:
+        if self.services.messenger.stopped:
+            return  # the workspace removed the app or revoked its token (app_uninstalled, tokens_revoked)
         data = await self.gather(user)
         try:
             await self.services.messenger.publish_home(user, view(data))

@@ -194,6 +194,13 @@ BODIES: dict[str, Body] = {
         lambda s: command(reachable_url(s, channel="D0001"), channel_id="D0001", channel_name="directmessage"),
     "slash command in a DM, response_url unreachable":
         lambda s: command(unreachable_url(), channel_id="D0001", channel_name="directmessage"),
+    # last: after these the bot stops publishing in this workspace
+    "event tokens_revoked (people's tokens only)":
+        lambda s: event({"type": "tokens_revoked", "tokens": {"oauth": ["U2"]}}),
+    "event app_uninstalled":
+        lambda s: event({"type": "app_uninstalled"}),
+    "event tokens_revoked":
+        lambda s: event({"type": "tokens_revoked", "tokens": {"oauth": ["U2"], "bot": ["UBOT"]}}),
 }
 UNHANDLED = {"view_submission of a modal that is not the bot's", "view_closed", "global shortcut",
              "message shortcut (message_action)", "attachment button (interactive_message)", "dialog_submission",
@@ -258,4 +265,28 @@ async def test_every_documented_body_is_answered_without_5xx_or_unhandled_except
     posts = [p for p in bot.slack.response_posts]
     assert any("not handled by this bot" in json.dumps(p) for p in posts), posts
     assert bot.slack.home("U2") is not None  # app_home_opened published the Home
+    assert bot.services.messenger.stopped  # and app_uninstalled stopped that
 
+
+async def test_app_uninstalled_stops_home_publishes_and_is_logged_once(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bot.slack.open_home("U2")
+    await settle(bot)
+    published = [c for c in bot.slack.calls if c["method"] == "views.publish"]
+    assert published and not bot.services.messenger.stopped
+
+    with caplog.at_level(logging.DEBUG, logger="bot"):
+        # a revocation of people's tokens only leaves the bot's token working
+        status, _ = await send(bot, *event({"type": "tokens_revoked", "tokens": {"oauth": ["U2"]}}))
+        assert status == 200 and not bot.services.messenger.stopped
+        for inner in ({"type": "app_uninstalled"}, {"type": "tokens_revoked", "tokens": {"bot": ["UBOT"]}}):
+            status, text = await send(bot, *event(inner))
+            assert (status, text) == (200, "")
+        await bot.slack.open_home("U2")
+        bot.services.home.changed()  # a change would republish every open Home
+        await settle(bot)
+    assert bot.services.messenger.stopped
+    assert [c for c in bot.slack.calls if c["method"] == "views.publish"] == published
+    said = [r.getMessage() for r in caplog.records if "scheduled posts and Home publishes stop" in r.getMessage()]
+    assert len(said) == 1 and "app_uninstalled" in said[0] and "T0001" in said[0], said
