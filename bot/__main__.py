@@ -69,6 +69,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from bot.chat.app import build_app
     from bot.chat.server import build_server
+    from bot.chat.supervise import BACKGROUND
     from bot.wiring import build_services, warm_up
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
@@ -93,7 +94,7 @@ def serve(args: argparse.Namespace) -> int:
 
             app.ctx.socket = AsyncSocketModeHandler(bolt, config.slack_app_token)
             # connect in the background: slack_sdk retries by itself while Slack is unreachable
-            app.ctx.socket_task = asyncio.ensure_future(app.ctx.socket.connect_async())
+            app.ctx.socket_task = BACKGROUND.spawn(app.ctx.socket.connect_async(), "socket_mode connect")
         ready["ok"] = True
         logging.getLogger("bot").info("serving on port %s (%s)", port,
                                       "Socket Mode" if args.socket_mode else "HTTP /slack/events")
@@ -103,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
             # what start-up loaded lives as long as the process: keep the collector from rescanning it
             gc.freeze()
 
-        app.ctx.warm_task = asyncio.ensure_future(warm())
+        app.ctx.warm_task = BACKGROUND.spawn(warm(), "warm-up")
 
     @app.before_server_stop
     async def stopping(app: Sanic) -> None:
@@ -113,6 +114,8 @@ def serve(args: argparse.Namespace) -> int:
             await app.ctx.socket.close_async()
         await bolt.dispatcher.drain(timeout=20)  # type: ignore[attr-defined]
         await services.alerts.drain(timeout=10)  # cards being posted; another replica edits them later
+        await services.home.supervisor.drain(timeout=5)
+        await BACKGROUND.drain(timeout=5)
         await services.releases.stop()  # a release in flight is continued by the next leader
         if services.schedules is not None:
             await services.schedules.stop()  # releases the Lease, so another replica leads at once

@@ -12,17 +12,18 @@ import asyncio
 import logging
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
 from bot.chat import forms, metrics, render
 from bot.chat.contract import CHOOSE, DETAILS, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
+from bot.chat.supervise import Supervisor, reference
 from bot.core.errors import ClusterError, CommandError, UsageError
 from bot.core.services import Services
 from bot.core.text import foreign
@@ -30,10 +31,7 @@ from bot.core.text import foreign
 log = logging.getLogger(__name__)
 
 COMMAND = "/hello"
-
-
-def reference() -> str:
-    return uuid.uuid4().hex[:8]
+RESPONSE_URL = "response_url"  # the ``method`` of a SlackError about a request's response URL
 
 
 class Dispatcher:
@@ -41,22 +39,22 @@ class Dispatcher:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.tasks: set[asyncio.Task] = set()
+        self.supervisor = Supervisor()
         self._help: dict[str, Reply] = {}  # help is pure and asked often: rendered once per topic
 
     # ---------------------------------------------------------------- background work
-    def spawn(self, coro: Awaitable[Any], name: str = "work") -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+    @property
+    def tasks(self) -> set[asyncio.Task]:
+        """The work running after its ack."""
+        return self.supervisor.tasks
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "work") -> asyncio.Task:
+        """Run ``coro`` after the ack, under the supervisor (:mod:`bot.chat.supervise`)."""
+        return self.supervisor.spawn(coro, name)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for running work (used on shutdown and by tests)."""
-        deadline = time.monotonic() + timeout
-        while self.tasks and time.monotonic() < deadline:
-            await asyncio.wait(list(self.tasks), timeout=max(0.01, deadline - time.monotonic()))
+        await self.supervisor.drain(timeout)
 
     # ---------------------------------------------------------------- ack path (no I/O)
     def prepare(self, invocation: Invocation) -> tuple[Any, Any, Reply | None]:
@@ -181,7 +179,7 @@ class Dispatcher:
                 ts = await messenger.post(invocation.channel_id, reply.text, reply.blocks)
         except SlackError as exc:
             log.warning("cannot deliver reply in %s: %s", invocation.channel_id, exc)
-            if respond is not None:
+            if respond is not None and exc.method != RESPONSE_URL:
                 if exc.error in ("not_in_channel", "channel_not_found"):
                     hint = "I am not a member of this channel: invite me (`/invite @hello`) and try again."
                 else:
@@ -190,8 +188,8 @@ class Dispatcher:
                             f"`{render.escape(exc.error[:60])}`. Ask whoever runs the bot to look at its log.")
                 try:
                     await respond(text=hint, response_type="ephemeral", replace_original=False)
-                except Exception:
-                    log.exception("cannot tell the user that posting failed")
+                except SlackError as again:  # counted where it failed; nobody else to tell
+                    log.warning("cannot tell the user that posting failed either: %s", again)
             return None
         uploads = list(reply.uploads)
         if reply.followup is not None:
@@ -215,8 +213,8 @@ class Dispatcher:
                     try:
                         await respond(text=f"The chart could not be uploaded: {foreign(exc.error, 80)}.",
                                       response_type="ephemeral", replace_original=False)
-                    except Exception:
-                        log.exception("cannot tell the user that the upload failed")
+                    except SlackError as again:
+                        log.warning("cannot tell the user that the upload failed either: %s", again)
         return ts
 
 
@@ -258,6 +256,54 @@ for _name in ("slack_bolt.AsyncRequestVerification", "slack_bolt.RequestVerifica
     logging.getLogger(_name).addFilter(_NoRefusedBodies())
 
 
+def replier(respond: Callable[..., Awaitable[Any]] | None) -> Callable[..., Awaitable[Any]]:
+    """Bolt's ``respond`` failing the way the messenger does: a :class:`SlackError` (method
+    ``response_url``), counted in ``hello_chatops_slack_api_errors_total``, when the response URL cannot be
+    reached, refuses the reply (it expired, it was used five times) or the request carried none."""
+
+    async def send(**kwargs: Any) -> Any:
+        if respond is None or getattr(respond, "response_url", "") is None:
+            error = "no_response_url"  # a click in a Home tab or a modal: there is no message to answer under
+        else:
+            try:
+                answer = await respond(**kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = type(exc).__name__[:64]
+            else:
+                status = int(getattr(answer, "status_code", 200) or 200)
+                if status < 400:
+                    return answer
+                error = f"http_{status}"
+        metrics.SLACK_ERRORS.labels(method=RESPONSE_URL, error=error).inc()
+        raise SlackError(RESPONSE_URL, error)
+
+    return send
+
+
+#: What Slack expects for a request the bot has no listener for: the options of an external select it
+#: did not offer are none; anything else is acknowledged with an empty 200, so Slack neither retries an
+#: event nor disables the subscription, and shows no error for a click, a shortcut or a dialog.
+NO_OPTIONS = {"block_suggestion", "dialog_suggestion"}
+
+
+def unhandled_answer(body: dict) -> BoltResponse:
+    """The answer to a signed request no listener took (see :data:`NO_OPTIONS`)."""
+    if body.get("type") in NO_OPTIONS:
+        return BoltResponse(status=200, body={"options": []})
+    return BoltResponse(status=200, body="")
+
+
+def request_kind(body: dict) -> str:
+    """A short name for a request, for the log: its slash command, or its type and its event's type."""
+    kind = f"command {body.get('command')}" if body.get("command") else str(body.get("type") or "unknown")
+    event = body.get("event")
+    if isinstance(event, dict) and event.get("type"):
+        kind += f" {event.get('type')}"
+    return foreign(kind, 80)
+
+
 def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socket_mode: bool = False) -> AsyncApp:
     """The Bolt app. ``services.messenger.client`` is the Web API client it uses."""
     config = services.config
@@ -266,8 +312,9 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         client=services.messenger.client,
         signing_secret=config.slack_signing_secret,
         process_before_response=not socket_mode,
-        raise_error_for_unhandled_request=False,
-        # the Events API carries one event (app_home_opened): Slack verifies the URL once when it is set
+        # a request no listener takes goes to ``on_error`` below, which answers what Slack expects
+        raise_error_for_unhandled_request=True,
+        # Slack verifies the Events API's URL once when it is set
         url_verification_enabled=True,
         ignoring_self_events_enabled=False,
     )
@@ -283,7 +330,7 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             await ack(text=immediate.text, blocks=immediate.blocks, response_type="ephemeral")
             return
         await ack()
-        dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name=f"/hello {command.name}")
+        dispatcher.spawn(dispatcher.run(command, request, invocation, replier(respond)), name=f"/hello {command.name}")
 
     @app.view(forms.CALLBACK)
     async def on_form(ack: Callable[..., Awaitable[Any]], body: dict, view: dict) -> None:
@@ -312,13 +359,33 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             return
         dispatcher.spawn(home.opened(str(event.get("user", ""))), name="home")
 
+    async def on_removed(ack: Callable[..., Awaitable[Any]], body: dict, event: dict) -> None:
+        """``app_uninstalled`` and ``tokens_revoked``: the workspace took the bot's token away, so its
+        scheduled posts and Home publishes stop there (logged once). A ``tokens_revoked`` that names no
+        bot token (only people's) leaves the bot's own token, and the bot, working."""
+        await ack()
+        kind = str(event.get("type", ""))
+        if kind == "tokens_revoked" and not ((event.get("tokens") or {}).get("bot")):
+            log.debug("tokens_revoked for people's tokens only: the bot's own is still valid")
+            return
+        team = str(body.get("team_id") or (body.get("enterprise_id") or ""))
+        if services.messenger.stop_for(team, kind):
+            log.warning("Slack says %s in workspace %s: scheduled posts and Home publishes stop there",
+                        foreign(kind, 40), foreign(team, 40))
+
+    app.event("app_uninstalled")(on_removed)
+    app.event("tokens_revoked")(on_removed)
+
     @app.action(re.compile(r"^link_"))
     async def on_link(ack: Callable[..., Awaitable[Any]]) -> None:
         await ack()  # URL buttons also send an action; nothing to do
 
-    @app.action(re.compile(r".+"))
+    # Block Kit elements only: the bot sends no legacy attachment buttons or dialogs, so theirs (another
+    # app's) go unhandled, answered as Slack expects by ``on_error``
+    @app.action({"type": "block_actions", "action_id": re.compile(r".+")})
     async def on_action(ack: Callable[..., Awaitable[Any]], body: dict, action: dict, respond: Any) -> None:
         await ack()
+        respond = replier(respond)
         handler = getattr(services.approvals, "handle_action", None)
         action_id = str(action.get("action_id", ""))
         label = metrics.action_label(action_id)
@@ -327,15 +394,15 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
             return
         if handler is None:
             metrics.ACTIONS.labels(action=label, outcome="unhandled").inc()
-            await respond(text="This button is not handled by this bot.", response_type="ephemeral",
-                          replace_original=False)
+            dispatcher.spawn(respond(text="This button is not handled by this bot.", response_type="ephemeral",
+                                     replace_original=False), name=f"action {label}")
             return
 
         async def work() -> None:
             try:
                 await handler(body, action, respond)
                 metrics.ACTIONS.labels(action=label, outcome="ok").inc()
-            except CommandError as exc:
+            except CommandError as exc:  # a Slack failure too: the clicker is told (if the response URL works)
                 metrics.ACTIONS.labels(action=label, outcome="refused").inc()
                 await respond(text=str(exc), blocks=render.error(str(exc)), response_type="ephemeral",
                               replace_original=False)
@@ -348,7 +415,7 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
 
         dispatcher.spawn(work(), name=f"action {label}")
 
-    async def details(body: dict, action: dict, respond: Any) -> None:
+    async def details(body: dict, action: dict, respond: Callable[..., Awaitable[Any]]) -> None:
         """A choice in the status overview's select: that service's status, as if typed by the chooser."""
         chosen = str((action.get("selected_option") or {}).get("value", ""))
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
@@ -358,13 +425,17 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
         if immediate is not None or command is None or command.name != "status" or not chosen:
             metrics.ACTIONS.labels(action=DETAILS, outcome="refused").inc()
             message = immediate.text if immediate is not None else "Choose a service and environment."
-            await respond(text=message, response_type="ephemeral", replace_original=False)
+            dispatcher.spawn(respond(text=message, response_type="ephemeral", replace_original=False),
+                             name="status details")
             return
         metrics.ACTIONS.labels(action=DETAILS, outcome="ok").inc()
         dispatcher.spawn(dispatcher.run(command, request, invocation, respond), name="status details")
 
     @app.error
     async def on_error(error: Exception, body: dict, logger: logging.Logger) -> BoltResponse:
+        if isinstance(error, BoltUnhandledRequestError):
+            log.debug("no listener for a %s request: answered 200", request_kind(body))
+            return unhandled_answer(body)
         ref = reference()
         log.error("unhandled error in Slack request (reference %s)", ref, exc_info=error)
         return BoltResponse(status=200, body=f"Sorry, something went wrong (reference {ref}).")

@@ -51,6 +51,21 @@ def _error_code(exc: SlackApiError) -> str:
 class Messenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        #: Workspaces (team or enterprise ids) that removed the app or revoked its bot token, and why
+        #: (``app_uninstalled``, ``tokens_revoked``): the bot's own posts and Home publishes stop there.
+        self.removed: dict[str, str] = {}
+
+    def stop_for(self, team: str, why: str) -> bool:
+        """Record that ``team`` took the bot's token away; True the first time (so it is logged once)."""
+        first = not self.removed
+        self.removed.setdefault(team, why)
+        return first
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the workspace the bot's token belongs to took it away: the bot has one token, for one
+        workspace (or one Enterprise Grid organisation), so any removal Slack signs is that one's."""
+        return bool(self.removed)
 
     async def _call(self, method: str, **kwargs: Any) -> dict:
         try:

@@ -19,6 +19,11 @@ SLACK_ERRORS = Counter(
     "hello_chatops_slack_api_errors_total", "Slack Web API calls that failed, by method and error.",
     ["method", "error"], registry=REGISTRY,
 )
+BACKGROUND_ERRORS = Counter(
+    "hello_chatops_background_errors_total",
+    "Failures other than Slack's in work run after an ack (replies, Home, cards, digests), by kind of task.",
+    ["task"], registry=REGISTRY,
+)
 ACTIONS = Counter(
     "hello_chatops_button_actions_total", "Button clicks handled, by action and outcome.",
     ["action", "outcome"], registry=REGISTRY,

@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
+from bot.chat.supervise import Supervisor
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
@@ -492,7 +493,7 @@ class AlertCards:
         self.clock = clock or times.now
         self.store = AlertStore(services.cluster)
         self.wait_for_card = wait_for_card
-        self.tasks: set[asyncio.Task] = set()
+        self.supervisor = Supervisor()
         self._locks: dict[str, asyncio.Lock] = {}
         self.posted_seconds: list[float] = []  # webhook arrived -> card posted, per card this replica posted
 
@@ -575,15 +576,17 @@ class AlertCards:
         group, post = await self.store.transact(decide)
         return Received(group=group, post=post, token=token, arrived=arrived)
 
+    @property
+    def tasks(self) -> set[asyncio.Task]:
+        """The cards being posted or edited."""
+        return self.supervisor.tasks
+
     def spawn(self, received: Received) -> asyncio.Task:
-        task = asyncio.ensure_future(self.show(received))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        """Post or edit the card of ``received`` after Alertmanager has had its answer (supervised)."""
+        return self.supervisor.spawn(self.show(received), f"alert_card {received.group.id}", kind="alert_card")
 
     async def drain(self, timeout: float = 30.0) -> None:
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
+        await self.supervisor.drain(timeout)
 
     async def show(self, received: Received) -> None:
         """Post the card (the claim's winner) or edit it (everyone else); never raises."""

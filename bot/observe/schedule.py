@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from bot.chat.supervise import guard
 from bot.cluster.leader import LeaderElector, default_identity
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
@@ -218,7 +219,7 @@ class Scheduler:
     async def start(self) -> None:
         """Run the leader and tick loop in the background until :meth:`stop`."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="schedules")
+            self._task = asyncio.create_task(guard(self._run(), "schedules"), name="schedules")
 
     async def stop(self) -> None:
         """Stop the loop and release the Lease if held, so another replica takes over at once."""
@@ -252,8 +253,8 @@ class Scheduler:
     async def tick(self, now: datetime | None = None) -> list[Posted]:
         """Renew or acquire the Lease; if leading, post every slot that is due and not yet recorded."""
         now = now or self._clock()
-        if not await self.elector.step(now):
-            self._next_due = None
+        if not await self.elector.step(now) or self.services.messenger.stopped:
+            self._next_due = None  # not leading, or the workspace removed the app (app_uninstalled, tokens_revoked)
             return []
         entries, states = await self.store.read()
         out: list[Posted] = []

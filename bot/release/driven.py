@@ -222,9 +222,7 @@ def note_on_card(driver: Driver, alertname: str, note: str) -> None:
             await retry(alerts.note_release, alertname, note, driver.release.service, driver.release.environment,
                         backoff=CARD_NOTE, when=unavailable, until=bool)
 
-    task = asyncio.ensure_future(note_it())
-    driver.engine.background.add(task)
-    task.add_done_callback(driver.engine.background.discard)
+    driver.engine.background.spawn(note_it(), f"note on the card of {alertname}")
 
 
 async def analysis_chart(driver: Driver) -> None:

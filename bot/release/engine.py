@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.supervise import Supervisor
 from bot.cluster.leader import LeaderElector
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
@@ -85,7 +86,7 @@ class Engine:
         self._shown: dict[str, Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
-        self.background: set[asyncio.Task] = set()  # notes on alert cards, finished or cancelled on stop
+        self.background = Supervisor()  # notes on alert cards, finished or cancelled on stop
 
     @property
     def config(self) -> Any:
@@ -116,8 +117,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._drop_all()
-        for task in list(self.background):
-            task.cancel()
+        await self.background.cancel()
 
     def poke(self) -> None:
         """Look at the releases now (this replica just approved one)."""

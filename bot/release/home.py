@@ -8,7 +8,6 @@ without a ``views.publish`` per click (Slack rate-limits that method per user).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
 from bot.chat.home import HomeData, Pending, ServiceStatus, view
+from bot.chat.supervise import Supervisor, guard
 from bot.core import times
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
@@ -36,6 +36,7 @@ class Home:
         self.clock = clock
         self._opened: dict[str, float] = {}
         self._pending: asyncio.Task | None = None
+        self.supervisor = Supervisor()
 
     async def opened(self, user: str) -> None:
         """``app_home_opened``: remember the user and publish their Home now."""
@@ -52,12 +53,13 @@ class Home:
         async def later() -> None:
             await asyncio.sleep(DEBOUNCE)
             for user in list(self._opened):
-                with contextlib.suppress(Exception):
-                    await self.publish(user)
+                await guard(self.publish(user), f"home {user}", kind="home")
 
-        self._pending = asyncio.ensure_future(later())
+        self._pending = self.supervisor.spawn(later(), "home republish", kind="home")
 
     async def publish(self, user: str) -> None:
+        if self.services.messenger.stopped:
+            return  # the workspace removed the app or revoked its token (app_uninstalled, tokens_revoked)
         data = await self.gather(user)
         try:
             await self.services.messenger.publish_home(user, view(data))

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.chat.messenger import Messenger, SlackError
+from bot.chat.supervise import BACKGROUND
 from bot.cluster.deployments import RolloutStatus, status_of
 from bot.cluster.kube import Cluster
 from bot.core.errors import ClusterError, NotFound
@@ -147,7 +148,7 @@ class MessageEditor:
         if wait <= 0:
             await self._flush()
         elif self._timer is None or self._timer.done():
-            self._timer = asyncio.ensure_future(self._later(wait))
+            self._timer = BACKGROUND.spawn(self._later(wait), f"progress {self.ts}", kind="progress")
 
     async def final(self, text: str, blocks: list[dict]) -> None:
         if self._timer is not None and not self._timer.done():

@@ -16,6 +16,7 @@ from bot.core import config as config_module
 from bot.core.services import Services
 from bot.wiring import build_services
 from sandbox.slack import SlackEmulator
+from tests.asyncio_checks import no_unretrieved_task_exceptions  # noqa: F401  (autouse)
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-test-token"

@@ -69,6 +69,16 @@ def test_slash_command_interactivity_and_socket_mode_flag() -> None:
     assert data["features"]["bot_user"]["display_name"]
 
 
+def test_events_subscribed_are_the_events_the_bot_listens_to() -> None:
+    """The removal events are subscribed (the bot stops posting where it was removed), and every event
+    subscribed has a listener: Slack sends nothing else, and anything else would be acked unused."""
+    events = set(manifest()["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_home_opened", "app_uninstalled", "tokens_revoked"} <= events
+    source = (ROOT / "bot" / "chat" / "app.py").read_text()
+    listened = set(re.findall(r"""app\.event\(["']([a-z_]+)["']\)""", source))
+    assert events == listened, (events, listened)
+
+
 def test_manifest_validates_against_slack_schema() -> None:
     if not SCHEMA.exists():
         pytest.skip(f"Slack manifest schema validation skipped: {SCHEMA} is not beside the checkout")

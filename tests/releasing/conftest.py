@@ -18,6 +18,7 @@ import pytest
 from sandbox.kube import KubeEmulator
 from sandbox.slack.state import Ephemeral, Message
 from sandbox.stack import MANIFESTS, ROLE, Stack
+from tests.asyncio_checks import no_unretrieved_task_exceptions  # noqa: F401  (autouse)
 
 HERE = Path(__file__).parent
 NS = "hello"

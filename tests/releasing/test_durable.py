@@ -67,6 +67,11 @@ class Replica:
             await asyncio.wait_for(self.reader, 5)
 
 
+# the bots of these tests are processes of their own: this process's loop only runs the emulators, which
+# asyncio's debug mode slows enough that a restarted replica can miss its readiness deadline on a busy host
+SUBPROCESS_BOTS = pytest.mark.asyncio_debug_off
+
+
 class Cluster:
     """The emulated cluster and workspace, and the bot replicas started against them."""
 
@@ -178,6 +183,7 @@ async def _kill_driver(stage: Cluster, request_id: str) -> tuple[Replica, Replic
     return killed, survivor, time.monotonic() - began
 
 
+@SUBPROCESS_BOTS
 async def test_killing_the_driver_mid_rollout_the_other_replica_finishes_the_deploy(tmp_path: Path) -> None:
     async with cluster(tmp_path) as stage:
         a = await stage.start("bot-a")
@@ -200,6 +206,7 @@ async def test_killing_the_driver_mid_rollout_the_other_replica_finishes_the_dep
         assert [s["runs"] for s in release["steps"]][-1] == 2  # the rollout step was begun again
 
 
+@SUBPROCESS_BOTS
 async def test_killing_the_driver_during_a_weight_change(tmp_path: Path) -> None:
     async with cluster(tmp_path, pod_ready_seconds=0.2) as stage:
         a = await stage.start("bot-a")
@@ -217,6 +224,7 @@ async def test_killing_the_driver_during_a_weight_change(tmp_path: Path) -> None
         assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloCanarySucceeded"))) == 1
 
 
+@SUBPROCESS_BOTS
 async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) -> None:
     async with cluster(tmp_path, cert_issue_delay=4.0) as stage:
         a = await stage.start("bot-a")
@@ -241,6 +249,7 @@ async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) 
         assert len(await stage.until("the outcome is audited", lambda: stage.audit("HelloCertRenewSucceeded"))) == 1
 
 
+@SUBPROCESS_BOTS
 async def test_a_lone_replica_killed_and_started_again_resumes_its_release(tmp_path: Path) -> None:
     async with cluster(tmp_path) as stage:
         a = await stage.start("bot-a")

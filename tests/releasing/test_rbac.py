@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import yaml
 
 from sandbox.stack import ROLE
@@ -30,6 +31,9 @@ def granted() -> set[tuple[str, str, str]]:
     return out
 
 
+# the certificate watch is only used when the renewal is not done by the time the bot reads it again:
+# debug mode's bookkeeping slows the bot next to the emulator's controller enough to skip it
+@pytest.mark.asyncio_debug_off
 async def test_key_flows_use_exactly_the_role(release: Any) -> None:
     # keeping 3 finished requests, the older ones' release records are deleted on the way
     async with release(rbac=True, env={"HELLO_KEEP_RELEASES": "3"}) as chat:

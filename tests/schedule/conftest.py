@@ -13,6 +13,7 @@ import pytest
 from bot.core.services import Services
 from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
+from tests.asyncio_checks import no_unretrieved_task_exceptions  # noqa: F401  (autouse)
 
 DAY = datetime(2030, 1, 7, tzinfo=UTC)  # a Monday, midnight UTC
 SLOT = re.compile(r"slot (\d{4}-\d\d-\d\d \d\d:\d\d) UTC")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import timedelta
 
+import aiohttp
+
+from sandbox.slack.client import signed_headers
 from sandbox.stack import Stack
 
 from .conftest import DAY, SimClock, attach, digests, slot_of
@@ -84,3 +88,27 @@ async def test_even_two_leaders_cannot_post_a_slot_twice(pair: Stack) -> None:
     assert set(posted.values()) == {1}
     assert sum(outcomes) == 8
     assert all(not h.error for s in (a, b) for h in s.history)
+
+
+async def test_a_workspace_that_uninstalled_the_app_gets_no_more_scheduled_posts(stack: Stack) -> None:
+    """Slack's signed ``app_uninstalled`` event reaches the leader: the slots after it are not posted."""
+    clock = SimClock(DAY)
+    scheduler = await attach(stack.services, clock, chart=False)
+    await add_schedule(stack)
+    while clock.now < DAY + timedelta(minutes=31):
+        await scheduler.tick(clock.now)
+        clock.advance(300)
+    assert sorted(slot_of(m) for m in digests(stack)) == every_slot()[:3]
+
+    body = json.dumps({"token": "verification-token", "team_id": "T0001", "api_app_id": "A0001",
+                       "event": {"type": "app_uninstalled"}, "type": "event_callback",
+                       "event_id": "Ev0UNINSTALL", "event_time": 1893974400}).encode()
+    headers = signed_headers(stack.slack.signing_secret, body, content_type="application/json")
+    async with aiohttp.ClientSession() as http, http.post(stack.slack.request_url, data=body,
+                                                          headers=headers) as answer:
+        assert answer.status == 200
+    assert stack.services.messenger.stopped
+    while clock.now < DAY + timedelta(hours=2):
+        assert await scheduler.tick(clock.now) == []
+        clock.advance(300)
+    assert sorted(slot_of(m) for m in digests(stack)) == every_slot()[:3]
