@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from ..fault_rules import FaultRules
 from . import kinds, kustomize
 from .controllers import CertificateController, DeploymentController, NamespaceController, run_controllers
-from .faults import Fault, FaultRules
+from .faults import Fault
 from .rbac import Rbac, Usage, load_rules
 from .selectors import parse_field_selector, parse_label_selector
 from .server import ApiServer

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             410: "Gone", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
@@ -42,36 +40,3 @@ class Fault:
         except ValueError:
             phrase = "error"
         return f"injected fault: {code} {phrase}"
-
-
-class FaultRules:
-    """The active fault rules, consumed in the order they were added."""
-
-    def __init__(self) -> None:
-        self._rules: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> Fault:
-        with self._lock:
-            self._rules.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    def take(self, verb: str, resource: str, subresource: str, name: str | None) -> Fault | None:
-        """The first rule matching the request, with one use consumed (removed when used up)."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.matches(verb, resource, subresource, name):
-                    if rule.count is not None:
-                        rule.count -= 1
-                        if rule.count <= 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
-
-    def describe(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(vars(rule)) for rule in self._rules]

@@ -151,39 +151,6 @@ class Fault:
         return self.method in (None, "*", method)
 
 
-class FaultRules:
-    """The active fault rules, consumed in the order they were added."""
-
-    def __init__(self) -> None:
-        self._rules: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, fault: Fault) -> Fault:
-        with self._lock:
-            self._rules.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    def take(self, method: str) -> Fault | None:
-        """The first rule matching the method, with one use consumed (removed when used up)."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.matches(method):
-                    if rule.count is not None:
-                        rule.count -= 1
-                        if rule.count <= 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
-
-    def describe(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(vars(rule)) for rule in self._rules]
-
-
 class RateLimitLog:
     """Every 429 the emulator answered (by limit or by fault rule), newest last, for the state page."""
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..fault_rules import FaultRules
 from .content import ApiError, as_bool, check_content, json_arg
-from .limits import Fault, FaultRules, RateLimitLog, RateLimits
+from .limits import Fault, RateLimitLog, RateLimits
 from .sse import ChangeStream
 from .state import Ephemeral, Message, ResponseTarget, Workspace
 
