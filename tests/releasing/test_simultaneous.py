@@ -31,7 +31,7 @@ async def _all_answered(world: World, channel: str, count: int) -> tuple[list[Me
 
 
 async def test_simultaneous_requests_queue_with_unique_places_and_one_open(tmp_path: Path) -> None:
-    env = {"HELLO_DEPLOYERS": ",".join(PEOPLE), "HELLO_APPROVERS": "U2,U3"}
+    env = {"HELLO_DEPLOYERS": ",".join(PEOPLE), "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_LIMIT": str(len(PEOPLE))}
     async with two_clusters(tmp_path, env=env, people=tuple(PEOPLE)) as world:
         await asyncio.gather(*(world.ask(user, "/hello deploy greeter staging v2", "CGREET") for user in PEOPLE))
         await world.slack.wait_for(lambda _: len(_requests(world, "CGREET")) >= len(PEOPLE)
