@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.tools import ensure  # noqa: E402
 from sandbox.slack.client import sign  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -39,13 +40,7 @@ def free_port() -> int:
 
 
 def ensure_wrk() -> str:
-    path = shutil.which("wrk")
-    if path:
-        return path
-    prefix = [] if os.geteuid() == 0 else ["sudo"]
-    subprocess.run([*prefix, "apt-get", "update", "-qq"], check=True)
-    subprocess.run([*prefix, "apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    return shutil.which("wrk") or "wrk"
+    return ensure("wrk", "wrk")
 
 
 def wait_http(url: str, timeout: float = 20) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.tools import ensure
 from helloworld.runner import free_port, start
 
 BODY = '{"message":"Hello, world!","version":"v1"}'
@@ -96,7 +97,7 @@ def _wait_ok(url: str, timeout: float = 10.0) -> None:
 
 @contextmanager
 def nginx() -> Iterator[tuple[str, int]]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    binary = ensure("nginx", "nginx-light", also=("/usr/sbin/nginx",))
     tmp = tempfile.mkdtemp(prefix="bench-nginx-")
     port = free_port()
     conf = Path(tmp, "nginx.conf")
@@ -130,7 +131,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(url: str, args: argparse.Namespace, pin: Callable[[], None] | None) -> tuple[float, float, int]:
-    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", url]
+    command = [ensure("wrk", "wrk"), f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+               url]
     out = subprocess.run(command, capture_output=True, text=True, check=True, preexec_fn=pin).stdout
     rps = _RPS.search(out)
     p99 = _P99.search(out)

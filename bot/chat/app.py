@@ -26,7 +26,7 @@ from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor, reference
 from bot.core.errors import ClusterError, CommandError, UsageError
 from bot.core.services import Services
-from bot.core.text import foreign
+from bot.core.text import clean, foreign
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def invocation_from(body: dict) -> Invocation:
     return Invocation(
         user_id=str(body.get("user_id", "")),
         channel_id=str(body.get("channel_id", "")),
-        text=str(body.get("text", "")),
+        text=clean(body.get("text", "")),
         user_name=str(body.get("user_name", "")),
         channel_name=str(body.get("channel_name", "")),
         response_url=str(body.get("response_url", "")),

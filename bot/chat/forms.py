@@ -20,7 +20,7 @@ from typing import Any
 
 from slack_sdk.models.views import View
 
-from bot.core.text import escape
+from bot.core.text import clean, escape
 
 CALLBACK = "hello_form"
 TITLES = {"deploy": "Deploy", "canary": "Start a canary"}
@@ -158,8 +158,8 @@ def command_text(command: str, values: Mapping[str, str], service: str = "", env
     words = [command, service, environment if service else "", values.get(RECENT) or values.get(VERSION, "")]
     if command == "canary" and values.get("percent"):
         words.append(values["percent"] if values["percent"].endswith("%") else values["percent"] + "%")
-    text = " ".join(w for w in words if w)
-    reason = " ".join(values.get("reason", "").split())
+    text = clean(" ".join(w for w in words if w))
+    reason = " ".join(clean(values.get("reason", "")).split())
     return f"{text} {shlex.quote(reason)}" if reason else text
 
 

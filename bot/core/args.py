@@ -54,8 +54,14 @@ def percent(text: str, usage: str) -> int:
     return value
 
 
+VERSION_MOST = 128  # characters: the longest image tag a registry takes
+
+
 def version(text: str, config: Config, usage: str) -> str:
     """The version as typed, if it is ASCII and matches ``HELLO_VERSION_PATTERN`` (matched with ``re.ASCII``)."""
+    if len(text) > VERSION_MOST:
+        raise UsageError(f"{shown(text)} is not a version I can deploy: a version is at most {VERSION_MOST} "
+                         "characters, as an image tag is.", usage)
     if not text.isascii():
         raise UsageError(f"{shown(text)} is not a version I can deploy: versions are ASCII only "
                          "(a look-alike digit or letter is not accepted).", usage)

@@ -17,6 +17,16 @@ from typing import Any
 
 FOREIGN_LIMIT = 300  # characters of text from elsewhere (an error, an Event, a condition) kept in a message
 _BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt);)")
+# C0 and C1 controls (but tab, newline and carriage return, which are whitespace), DEL, and Unicode's
+# Bidi_Control set (the embeddings, overrides, isolates and marks that reorder what a terminal shows)
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: Any) -> str:
+    """``text`` without control characters and bidirectional controls, which would ring, erase or reverse
+    what a terminal (``kubectl get events``) or a message shows. Applied to every text that enters the bot:
+    the typed command, a form's values, and (through :func:`cut`) whatever the bot quotes from elsewhere."""
+    return _CONTROLS.sub("", str(text))
 
 
 def escape(text: Any) -> str:
@@ -31,7 +41,7 @@ def escape(text: Any) -> str:
 
 def cut(text: Any, limit: int = FOREIGN_LIMIT) -> str:
     """``text`` on one line of at most ``limit`` characters (``…`` marks a cut)."""
-    flat = " ".join(str(text).split())
+    flat = " ".join(clean(text).split())
     return flat if len(flat) <= limit else flat[: max(0, limit - 1)].rstrip() + "…"
 
 

@@ -60,3 +60,33 @@ def test_foreign_text_is_one_line_and_cut() -> None:
     assert cut("a\n  b\tc") == "a b c"
     long = foreign("<" * 1000, 50)
     assert long.endswith("…") and long.count("&lt;") == 49
+
+
+def test_a_version_is_at_most_as_long_as_an_image_tag() -> None:
+    config = Config(slack_bot_token="xoxb-test", slack_signing_secret="secret", version_pattern=r"^v[a-z0-9.]+$")
+    assert args.version("v" + "1" * 127, config, USAGE) == "v" + "1" * 127
+    with pytest.raises(UsageError, match="at most 128 characters") as caught:
+        args.version("v" + "1" * 3000, config, USAGE)
+    assert len(str(caught.value)) < 300  # the long version is not echoed whole
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x07", "\x08", "\x00", "\x7f", "\x85", "\u202e", "\u202a", "\u2066",
+                                  "\u2069", "\u200f", "\u061c"])
+def test_control_and_bidirectional_characters_never_pass(char: str) -> None:
+    from bot.chat.app import invocation_from
+    from bot.chat.forms import command_text
+    from bot.core.text import clean
+
+    text = f"fix{char} the login"
+    assert clean(text) == "fix the login"
+    assert char not in foreign(text) and char not in cut(text)
+    assert char not in invocation_from({"text": f'deploy v2 "{text}"'}).text
+    assert char not in command_text("deploy", {"version": "v2", "reason": text})
+    config = Config(slack_bot_token="xoxb-test", slack_signing_secret="secret")
+    assert args.reason([clean(text)], config, USAGE, example="x") == "fix the login"
+
+
+def test_cleaning_keeps_every_script_and_ordinary_whitespace() -> None:
+    from bot.core.text import clean
+
+    assert clean("Ünïcödé ✓ 日本語 العربية\tand\nlines") == "Ünïcödé ✓ 日本語 العربية\tand\nlines"
