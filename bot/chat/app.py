@@ -380,22 +380,14 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
     async def on_link(ack: Callable[..., Awaitable[Any]]) -> None:
         await ack()  # URL buttons also send an action; nothing to do
 
-    # Block Kit elements only: the bot sends no legacy attachment buttons or dialogs, so theirs (another
-    # app's) go unhandled, answered as Slack expects by ``on_error``
-    @app.action({"type": "block_actions", "action_id": re.compile(r".+")})
-    async def on_action(ack: Callable[..., Awaitable[Any]], body: dict, action: dict, respond: Any) -> None:
+    async def on_button(ack: Callable[..., Awaitable[Any]], body: dict, action: dict, respond: Any) -> None:
+        """One of the bot's own buttons: its handler (``services.approvals.handle_action``) runs after the ack."""
         await ack()
         respond = replier(respond)
         handler = getattr(services.approvals, "handle_action", None)
-        action_id = str(action.get("action_id", ""))
-        label = metrics.action_label(action_id)
-        if action_id == DETAILS:
-            await details(body, action, respond)
-            return
+        label = metrics.action_label(str(action.get("action_id", "")))
         if handler is None:
-            metrics.ACTIONS.labels(action=label, outcome="unhandled").inc()
-            dispatcher.spawn(respond(text="This button is not handled by this bot.", response_type="ephemeral",
-                                     replace_original=False), name=f"action {label}")
+            await not_handled(label, respond)
             return
 
         async def work() -> None:
@@ -414,6 +406,28 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
                               replace_original=False)
 
         dispatcher.spawn(work(), name=f"action {label}")
+
+    async def on_details(ack: Callable[..., Awaitable[Any]], body: dict, action: dict, respond: Any) -> None:
+        await ack()
+        await details(body, action, replier(respond))
+
+    async def on_foreign(ack: Callable[..., Awaitable[Any]], action: dict, respond: Any) -> None:
+        """A Block Kit element the bot did not send (another app's, or an old message's): said so, privately."""
+        await ack()
+        await not_handled(metrics.action_label(str(action.get("action_id", ""))), replier(respond), "refused")
+
+    async def not_handled(label: str, respond: Callable[..., Awaitable[Any]], outcome: str = "unhandled") -> None:
+        metrics.ACTIONS.labels(action=label, outcome=outcome).inc()
+        dispatcher.spawn(respond(text="This button is not handled by this bot.", response_type="ephemeral",
+                                 replace_original=False), name=f"action {label}")
+
+    # Each of the bot's elements has its own listener (Bolt matches the action id); Block Kit elements only:
+    # the bot sends no legacy attachment buttons or dialogs, so theirs (another app's) go unhandled, answered
+    # as Slack expects by ``on_error``. Any other Block Kit action id is another app's: the last listener.
+    for action_id in sorted(metrics.ACTION_IDS - {DETAILS}):
+        app.action({"type": "block_actions", "action_id": action_id})(on_button)
+    app.action({"type": "block_actions", "action_id": DETAILS})(on_details)
+    app.action({"type": "block_actions", "action_id": re.compile(r".+")})(on_foreign)
 
     async def details(body: dict, action: dict, respond: Callable[..., Awaitable[Any]]) -> None:
         """A choice in the status overview's select: that service's status, as if typed by the chooser."""
