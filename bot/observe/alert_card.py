@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from bot.chat import render
 from bot.chat.render import when
@@ -21,6 +22,7 @@ from bot.core.durations import duration
 from bot.core.errors import DependencyUnavailable
 from bot.core.text import escape, foreign
 from bot.core.times import parse_time
+from bot.observe.grafana import prometheus_graph_url
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -37,7 +39,6 @@ CHART_RANGE = "1h"
 ICONS = {"critical": ":red_circle:", "error": ":red_circle:", "warning": ":large_orange_circle:",
          "info": ":large_blue_circle:"}
 _USER = re.compile(r"^[UW][A-Z0-9]{1,20}$")
-_SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 # action ids of the card's buttons (handled by bot.release.approvals.Approvals.handle_action)
 ROLLBACK, ABORT, SILENCE, ACK = "alert_rollback", "alert_abort", "alert_silence", "alert_ack"
 
@@ -50,6 +51,7 @@ class CardContext:
     changes_error: str = ""
     where: str = ""  # several services: "greeter (production)", the pair the card is about
     ambiguous: bool = False  # several services: the group is no single pair's (no Roll back / Abort canary)
+    prometheus_urls: tuple[str, ...] = ()  # the Prometheus servers the bot is configured with: the only link hosts
 
 
 def _mention(user: str) -> str:
@@ -94,10 +96,11 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
     card shows neither (it is about no single service).
     """
     place = group.place
+    known = known_prometheus(services)
     if place is not None and place.ambiguous:
-        return CardContext(ambiguous=True)
+        return CardContext(ambiguous=True, prometheus_urls=known)
     config = services.config_for(group.service, group.environment)  # one service: the bot's own
-    context = CardContext(where=place.label if place is not None else "")
+    context = CardContext(where=place.label if place is not None else "", prometheus_urls=known)
     try:
         cluster = await services.cluster_for(config)
         context.state = await cluster.release_state()
@@ -110,6 +113,35 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
         except DependencyUnavailable as exc:
             context.changes_error = str(exc)
     return context
+
+
+def known_prometheus(services: Services) -> tuple[str, ...]:
+    """The Prometheus servers the bot is configured with: ``PROMETHEUS_URL`` and every environment's own."""
+    urls = [services.config.prometheus_url]
+    catalogue = services.catalogue
+    for service in catalogue.services if catalogue is not None else ():
+        urls += [env.prometheus_url for env in service.environments if env.prometheus_url]
+    return tuple(dict.fromkeys(u for u in urls if u))
+
+
+def source_link(generator_url: str, prometheus_urls: tuple[str, ...]) -> str:
+    """The "Open in Prometheus" link of an alert: its expression (``g0.expr`` of Alertmanager's
+    ``generatorURL``) in the graph page of the configured Prometheus server that URL names, rebuilt from the
+    expression — never the URL as received, so no other host, user part or parameter gets into a button
+    ("" when the URL names no configured server or carries no expression)."""
+    try:
+        given = urlsplit(generator_url or "")
+        port = given.port
+    except ValueError:
+        return ""
+    if given.scheme not in ("http", "https") or given.username or given.password or not given.hostname:
+        return ""
+    expr = next((v for k, v in parse_qsl(given.query) if k == "g0.expr"), "")
+    for base in prometheus_urls:
+        known = urlsplit(base)
+        if (known.scheme, known.hostname, known.port) == (given.scheme, given.hostname, port) and expr:
+            return prometheus_graph_url(base, [expr[:2000]])
+    return ""
 
 
 def canary_weight(state: ReleaseState | None) -> int:
@@ -203,9 +235,10 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
         if not group.silence:
             buttons.append(_button(SILENCE, "Silence 1h", group.id))
         buttons.append(_button(ACK, "Acknowledge", group.id))
-    if _SAFE_URL.match(group.generator_url or ""):
+    source = source_link(group.generator_url, context.prometheus_urls)
+    if source:
         buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Open in Prometheus"},
-                        "url": group.generator_url[:3000], "action_id": "link_alert_source"})
+                        "url": source, "action_id": "link_alert_source"})
     if buttons:
         blocks.append({"type": "actions", "block_id": f"alert_{group.id}", "elements": buttons})
     return text, render.validate(blocks)

@@ -113,3 +113,45 @@ def test_the_card_escapes_what_alertmanager_sent() -> None:
     dumped = json.dumps(blocks) + text
     assert "<!here>" not in dumped and "<http://evil" not in dumped and "&lt;!here&gt;" in dumped
     assert "javascript:" not in dumped
+
+
+PROM = ("http://prometheus.example:9090", "https://prom.staging.example")
+
+
+@pytest.mark.parametrize("received", [
+    "http://evil.example/graph?g0.expr=up",  # another host
+    "https://prometheus.example.com@evil.example/graph?g0.expr=up",  # a user part that hides the host
+    "http://prometheus.example:9090@evil.example/graph?g0.expr=up",
+    "http://prometheus.example:9091/graph?g0.expr=up",  # another port
+    "https://prometheus.example:9090/graph?g0.expr=up",  # another scheme
+    "javascript:alert(1)", "data:text/html,hi", "", "http://prometheus.example:9090/graph",  # no expression
+    "http://[::1/graph?g0.expr=up",  # unparseable
+])
+def test_the_prometheus_link_is_offered_only_for_the_configured_servers(received: str) -> None:
+    from bot.observe.alert_card import source_link
+
+    assert source_link(received, PROM) == ""
+    group = merge(None, parse(notification(alertname="HighErrorRate")), NOW, "C1")
+    group.generator_url = received
+    _, blocks = render_card(group, CardContext(state_error="down", prometheus_urls=PROM), NOW)
+    assert "link_alert_source" not in json.dumps(blocks) and "evil" not in json.dumps(blocks)
+
+
+def test_the_prometheus_link_is_rebuilt_from_the_expression_only() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from bot.observe.alert_card import source_link
+
+    received = ("https://prom.staging.example/graph?g0.expr=rate%28errors%5B5m%5D%29+%3E+0.1&g0.tab=1"
+                "&evil=%3Cscript%3E#frag")
+    link = source_link(received, PROM)
+    parts = urlsplit(link)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "prom.staging.example", "/graph")
+    query = parse_qs(parts.query)
+    assert query["g0.expr"] == ["rate(errors[5m]) > 0.1"] and "evil" not in query and not parts.fragment
+    group = merge(None, parse(notification(alertname="HighErrorRate")), NOW, "C1")
+    group.generator_url = received
+    _, blocks = render_card(group, CardContext(state_error="down", prometheus_urls=PROM), NOW)
+    [button] = [e for b in blocks if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == "link_alert_source"]
+    assert button["url"] == link
