@@ -109,8 +109,8 @@ class Admission:
         if record.state != RUNNING and not record.ts and now - at(record.created) >= timedelta(
                 seconds=UNPOSTED_GRACE):
             why = "its message was never recorded"
-            ended = await self.requests.store.update(record.id, lambda r: end_if(r, (PENDING, QUEUED), "cancelled",
-                                                                               why, now))
+            ended = await self.requests.store.update(
+                record.id, lambda r: end_if(r, (PENDING, QUEUED), RequestState.CANCELLED, why, now))
             if ended:
                 await self.requests.audit("Cancelled", record, record.requester, note=why)
             return None
@@ -150,8 +150,9 @@ class Admission:
     async def supersede(self, record: Record, why: str) -> None:
         """End ``record`` as superseded (its record first: then the lock may move), stop its release, say so."""
         now = self.requests.clock()
-        if not await self.requests.store.update(record.id, lambda r: end_if(r, (PENDING, QUEUED, RUNNING), SUPERSEDED,
-                                                                    why, now)):
+        ended = await self.requests.store.update(
+            record.id, lambda r: end_if(r, (PENDING, QUEUED, RUNNING), SUPERSEDED, why, now))
+        if not ended:
             return
         record.state, record.headline = SUPERSEDED, why
         await self.requests.audit("Superseded", record, record.requester, note=why)
@@ -169,8 +170,11 @@ class Admission:
         """The request leaves the state ``was`` (its release ended; or it could not be posted), which frees
         the one-change-at-a-time lock: the next in the queue gets it."""
         now = self.requests.clock()
-        record = await self.requests.store.update(
-            request_id, lambda r: (end_if(r, (was,), RequestState(state), headline, now), r)[1])
+        def end(r: Record) -> Record:
+            end_if(r, (was,), state, headline, now)
+            return r
+
+        record = await self.requests.store.update(request_id, end)
         self.requests.home_changed()
         if record is not None and was == QUEUED:
             await self.leave(record.key, request_id)
@@ -244,13 +248,6 @@ class Admission:
             await self.requests.edit(record, *messages.approval_view(record, self.requests.config_of(record.change)))
         return record
 
-    async def queue_place(self, record: Record) -> str:
-        """"2nd in line, behind …" for a queued request ("" when it is not queued)."""
-        lock = await self.requests.store.lock(record.key)
-        place = lock.place(record.id)
-        holder = await self.requests.store.get(lock.holder) if lock.holder else None
-        return messages.place_text(place, holder) if place else ""
-
     async def sweep(self, now: datetime | None = None) -> int:
         """Expire every pending request past its expiry (its message loses its buttons), open the queues whose
         lock is free, and delete the oldest finished requests beyond ``HELLO_KEEP_RELEASES``.
@@ -288,6 +285,7 @@ def end_if(record: Record, states: tuple[str, ...], state: str, headline: str, n
     if state == RequestState.CANCELLED and not record.decided:
         record.decided = record.finished
     return True
+
 
 def to_pending(record: Record) -> None:
     if record.state == QUEUED:

@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class Approvals:
     """Requests, decisions and runs. ``clock`` returns the current time (injected in tests)."""
 
@@ -166,9 +165,12 @@ class Approvals:
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
             await self.store.update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
         except Exception as exc:
-            error = foreign(exc.error, 80) if isinstance(exc, SlackError) else str(exc) if isinstance(
-                exc, DependencyUnavailable) else type(exc).__name__
-            if not isinstance(exc, SlackError | DependencyUnavailable):
+            if isinstance(exc, SlackError):
+                error = foreign(exc.error, 80)
+            elif isinstance(exc, DependencyUnavailable):  # the cluster's text: escaped like all foreign text
+                error = foreign(str(exc), 120)
+            else:
+                error = type(exc).__name__
                 log.exception("posting request %s failed", record.id)
             await self._cancel(record, f"the request could not be posted ({error})")
             raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
@@ -250,7 +252,6 @@ class Approvals:
         await self.audit("Approved", won, user, note=note)
         self._run()
 
-    # ------------------------------------------------------------------ ending and the queue
     # ------------------------------------------------------------------ the lock and the queue (admission.py)
     async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
         """The request leaves the state ``was`` (its release ended), which frees its lock for the next one."""

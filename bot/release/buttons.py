@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.contract import Context, Invocation
 from bot.core.errors import CommandError, PermissionDenied
 from bot.release.messages import BUTTONS
 from bot.release.requests import RUNNING
@@ -118,8 +119,6 @@ class Buttons:
         The change is for the service and environment of that request; ``service`` / ``environment`` name
         them instead (an alert card's buttons act on the pair of the card's alert group).
         """
-        from bot.chat.contract import Context, Invocation
-
         services = self.approvals.services
         text = FOLLOW_UP_TEXT[kind]
         name, *words = text.split()

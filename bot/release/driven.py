@@ -13,12 +13,18 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.cluster.kube import track_from
 from bot.core.errors import DependencyUnavailable
 from bot.core.retry import Backoff, retry
-from bot.core.text import escape
+from bot.core.text import escape, foreign
 from bot.core.times import iso, parse_time
+from bot.observe.critical import critical_alerts
+from bot.observe.grafana import prometheus_graph_url
+from bot.observe.prom import window_expressions
 from bot.release import analysis
+from bot.release import analysis_runner as runner
 from bot.release import steps as step_runner
+from bot.release.actions import plan_rollback
 from bot.release.judge import State, Verdict, judge
 from bot.release.plan import Step, StepKind, StepState, retire_steps, steps_for, take_decisions
 
@@ -54,7 +60,7 @@ async def gate(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     if await wait_for_decision(driver, step) == "continue":
         return step_runner.StepResult(True, "continued by a person")
     return await abort_canary(driver, cluster, f"Canary `{driver.release.params.version}` aborted by "
-                                    f"a person before {step.percent}%")
+                              f"a person before {step.percent}%")
 
 
 async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResult:
@@ -64,8 +70,6 @@ async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepR
     every weight; the judge's bounds hold over every look), so a resumed step judges again at once on
     all of it; the step itself waits at least one interval at its weight.
     """
-    from bot.release import analysis_runner as runner
-
     config, clock = driver.config, driver.engine.clock
     policy = runner.Policy.from_config(config)
     version = driver.release.params.version
@@ -77,7 +81,7 @@ async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepR
             decision = await wait_for_decision(driver, step)
             if decision == "abort":
                 return await abort_canary(driver, cluster, f"Canary `{version}` aborted by a person at "
-                                                f"{step.percent}%", [step.verdict])
+                                          f"{step.percent}%", [step.verdict])
             return step_runner.StepResult(True, f"continued by a person after: {step.verdict}")
         due = last + timedelta(seconds=config.analysis_interval_seconds)
         step.next_check = iso(due)
@@ -97,16 +101,15 @@ async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepR
         if move.action == runner.Action.NEXT:
             return step_runner.StepResult(True, step.verdict, details=analysis.metric_lines(verdict))
         if move.action == runner.Action.ABORT:
-            return await abort_canary(driver,
-                cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
+            return await abort_canary(
+                driver, cluster, f"Canary `{version}` failed analysis at {step.percent}% and was aborted: "
                 f"{verdict.reason}", analysis.metric_lines(verdict))
         if move.action == runner.Action.ASK:
             step.waiting = move.question
 
 
 async def look(driver: Driver, cluster: Any, version: str, seconds: float) -> Verdict:
-    from bot.cluster.kube import track_from
-
+    """One look: the canary against stable over the last ``seconds``, judged (a blind wait without metrics)."""
     stable = track_from("stable", await cluster.get_deployment(driver.config.stable_deployment),
                         driver.config.container)
     if stable.version == version:
@@ -122,12 +125,10 @@ async def look(driver: Driver, cluster: Any, version: str, seconds: float) -> Ve
 
 
 async def post_card(driver: Driver, step: Step, verdict: Verdict) -> None:
+    """The look's verdict card in the release's thread, with a link to its queries in Prometheus."""
     release = driver.release
     if not release.ts:
         return
-    from bot.observe.grafana import prometheus_graph_url
-    from bot.observe.prom import window_expressions
-
     services = driver.engine.services
     exprs = window_expressions(driver.config.metrics, int(verdict.seconds))
     links = [("the queries in Prometheus", prometheus_graph_url(driver.config.prometheus_url, exprs))]
@@ -146,8 +147,6 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     The alerts are :func:`bot.observe.critical.critical_alerts` of the release's service and environment,
     the same ones `/hello promote` asks about.
     """
-    from bot.observe.critical import critical_alerts
-
     config, clock, release = driver.config, driver.engine.clock, driver.release
     services = driver.engine.services
     catalogue = services.catalogue if services.several else None
@@ -174,10 +173,10 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     return step_runner.StepResult(True, f"no critical alert in {config.bake_minutes:g} min")
 
 
-async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, since: datetime) -> step_runner.StepResult:
-    from bot.core.text import foreign
-    from bot.release.actions import plan_rollback
-
+async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, since: datetime
+                      ) -> step_runner.StepResult:
+    """A critical alert fired in the bake window: roll the change back (unless it is a rollback, or
+    HELLO_AUTO_ROLLBACK=false) and say so on the alert's card."""
     release, config = driver.release, driver.config
     minutes = max(0, int(((alert.starts_at or driver.engine.clock()) - since).total_seconds() // 60))
     what = f"the critical alert `{foreign(alert.name, 80)}` fired {minutes} min after the change began"
@@ -199,7 +198,7 @@ async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, sinc
                                           f"`{change.params.version}` failed: {result.note}",
                                           details=[*details, *result.details], facts={"alert": alert.name})
     note_on_card(driver, alert.name, f":leftwards_arrow_with_hook: rolled back to `{change.params.version}` "
-                       f"automatically by the bake window of request `{release.id}`")
+                 f"automatically by the bake window of request `{release.id}`")
     return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
                                   details=details, facts={"alert": alert.name, "rolled_back": True})
 
@@ -266,7 +265,7 @@ def chart_caption(version: str) -> str:
 
 
 async def abort_canary(driver: Driver, cluster: Any, headline: str, details: list[str] | None = None
-                        ) -> step_runner.StepResult:
+                       ) -> step_runner.StepResult:
     """Weight 0 and the canary scaled to 0 (idempotent), then the step fails with ``headline``."""
     for retire in retire_steps(driver.config):
         await step_runner.execute(retire, cluster, driver.config, clock=driver.engine.clock)
