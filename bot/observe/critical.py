@@ -1,6 +1,6 @@
 """The critical alerts of one service in one environment: what the bake window and `/hello promote` ask.
 
-Both read them here, so both follow one rule (the README's "Alerts with several services"). With one
+Both read them here, so both follow one rule (docs/operator-guide.md, "Alerts with several services"). With one
 service (no catalogue) an alert is the service's when its ``namespace`` or its ``service`` label names it.
 With a catalogue, Alertmanager is asked for the critical alerts of the environment's namespace and only
 those that belong to exactly this service and environment count (:func:`bot.observe.alerts.bakes`): where
