@@ -11,8 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot.core import catalogue_file, times
 from bot.core import config as config_module
-from bot.core import times
 from bot.core.config import Config, ConfigError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def setup_logging(level: str) -> None:
 def load_or_exit(require_slack: bool = True) -> Config:
     try:
         config = config_module.load(require_slack=require_slack)
-        config_module.load_catalogue(config)  # a malformed catalogue stops start-up too
+        catalogue_file.load(config)  # a malformed catalogue stops start-up too
         return config
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -246,7 +246,7 @@ async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list
 def check(args: argparse.Namespace) -> int:
     try:
         config = config_module.load()
-        catalogue = config_module.load_catalogue(config)
+        catalogue = catalogue_file.load(config)
     except ConfigError as exc:
         print(f"configuration  failed  {exc}")
         return 1
@@ -263,7 +263,7 @@ def rbac(args: argparse.Namespace) -> int:
 
     try:
         config = config_module.load(require_slack=False)
-        text = roles.render(config_module.load_catalogue(config), config, context=args.context)
+        text = roles.render(catalogue_file.load(config), config, context=args.context)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

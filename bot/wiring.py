@@ -6,7 +6,8 @@ from bot.chat.contract import Registry
 from bot.chat.messenger import Messenger, make_client
 from bot.cluster.kube import Cluster
 from bot.cluster.leader import LeaderElector, default_identity
-from bot.core.config import Config, load_catalogue
+from bot.core.catalogue_file import load as load_catalogue
+from bot.core.config import Config
 from bot.core.policy import GroupResolver, Policy
 from bot.core.services import Services
 from bot.observe.alerts import AlertCards

@@ -8,6 +8,10 @@ user only sees a short apology with a reference id.
 from __future__ import annotations
 
 
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable (or the file and field)."""
+
+
 class HelloError(Exception):
     """Base class for the project's own errors. ``str(err)`` is safe to show to users."""
 

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.core import catalogue_file
 from bot.core.catalogue import Catalogue, Environment, LockMode, Overrides, Queries, Service
-from bot.core.config import ConfigError, MetricNames, load, load_catalogue
+from bot.core.catalogue_file import load as load_catalogue
+from bot.core.config import ConfigError, MetricNames, load
 from bot.core.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,8 +133,8 @@ def test_the_operator_guide_shows_the_example_catalogue(tmp_path: Path) -> None:
     block = re.search(r"```yaml\n(services:.*?)```", section, re.S)
     assert block, "the operator guide's catalogue example is missing"
     configmap = yaml.safe_load((ROOT / "manifests" / "several-services" / "services.yaml").read_text())
-    shown = Catalogue.from_data(yaml.safe_load(block.group(1)))
-    assert shown.services == Catalogue.from_data(yaml.safe_load(configmap["data"]["services.yaml"])).services
+    shown = catalogue_file.parse(yaml.safe_load(block.group(1)))
+    assert shown.services == catalogue_file.parse(yaml.safe_load(configmap["data"]["services.yaml"])).services
 
 
 # ------------------------------------------------------------------------------ malformed catalogues

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from bot.core import catalogue_file
 from bot.core.catalogue import Catalogue, FreezeWindow
 from bot.core.config import ConfigError
 
 
 def catalogue(freezes: Any, name: str = "payments") -> Catalogue:
-    return Catalogue.from_data({"services": [{
+    return catalogue_file.parse({"services": [{
         "name": name, "freezes": freezes,
         "environments": [{"name": "staging", "namespace": "pay"}, {"name": "production", "namespace": "pay"}]}]},
         source="services.yaml")

@@ -106,7 +106,7 @@ def test_every_namespace_used_is_created_or_a_prerequisite(built: list[dict[str,
 
 def test_the_several_services_overlay_is_the_tree_plus_the_catalogue_mounted(built: list[dict[str, Any]],
                                                                            kbuild: ModuleType) -> None:
-    from bot.core.catalogue import Catalogue
+    from bot.core import catalogue_file
 
     overlay = kbuild.build(MANIFESTS / "several-services")
 
@@ -119,7 +119,7 @@ def test_the_several_services_overlay_is_the_tree_plus_the_catalogue_mounted(bui
     deployment = extra.pop(("Deployment", "hello", "hello-chatops"))
     assert extra == {k: v for k, v in base.items() if k != ("Deployment", "hello", "hello-chatops")}
     # the catalogue it mounts is a valid one
-    parsed = Catalogue.from_data(yaml.safe_load(catalogue["data"]["services.yaml"]), source="services.yaml")
+    parsed = catalogue_file.parse(yaml.safe_load(catalogue["data"]["services.yaml"]), source="services.yaml")
     assert parsed.names
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]

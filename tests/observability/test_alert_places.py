@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
+from bot.core import catalogue_file
 from bot.core.catalogue import Catalogue
 from bot.observe import alert_card
 from bot.observe.alerts import AMBIGUOUS, Alert, Place, bakes, group_place, merge, parse, place_of
@@ -34,7 +35,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
-    return Catalogue.from_data(yaml.safe_load(CATALOGUE), source="services.yaml")
+    return catalogue_file.parse(yaml.safe_load(CATALOGUE), source="services.yaml")
 
 
 @pytest.mark.parametrize(("labels", "expected"), [

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.core import args as checks
-from bot.core.catalogue import Catalogue
+from bot.core import catalogue_file
 from bot.core.errors import UsageError
 from bot.release.holds import Freeze, FreezeSource, HoldState, Lock, decide
 
-CATALOGUE = Catalogue.from_data({"services": [
+CATALOGUE = catalogue_file.parse({"services": [
     {"name": "helloworld",
      "environments": [{"name": "staging", "namespace": "hello"}, {"name": "production", "namespace": "hello"}],
      "freezes": [{"cron": "0 18 * * FRI", "duration": "64h", "timezone": "Europe/Paris", "reason": "weekend",
