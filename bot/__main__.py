@@ -1,4 +1,10 @@
-"""``python -m bot serve | check | rbac | sandbox``."""
+"""``python -m bot serve | check | rbac | sandbox``.
+
+Each sub-command imports what it needs inside its function: the web server and Slack's Bolt for ``serve``,
+the Kubernetes client for ``check``, the emulators for ``sandbox``. Importing them all would cost every
+sub-command seconds (``rbac`` and a configuration error answer at once), so these are the deferred imports
+this module is allowed (tests/core/test_shape.py lists the others).
+"""
 
 from __future__ import annotations
 
@@ -65,12 +71,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     setup_logging(config.log_level)
 
-    from sanic import Sanic
-
     from bot.chat.app import build_app
     from bot.chat.server import build_server
-    from bot.chat.supervise import BACKGROUND
-    from bot.wiring import build_services, warm_up
+    from bot.wiring import build_services
     services = build_services(config)
     bolt = build_app(services, socket_mode=args.socket_mode)
     ready = {"ok": False}
@@ -83,15 +86,27 @@ def serve(args: argparse.Namespace) -> int:
             print(f"configuration error: SLACK_APP_TOKEN refused by Slack ({refused})", file=sys.stderr)
             return 2
 
+    _hooks(app, services, bolt, args, ready, port)
+    app.run(host=args.host, port=port, single_process=True, access_log=False, motd=False)
+    return 0
+
+
+def _hooks(app: Any, services: Any, bolt: Any, args: argparse.Namespace, ready: dict, port: int) -> None:
+    """Start the bot's loops once the server listens; stop them, and give the Lease up, before it stops."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.chat.supervise import BACKGROUND
+    from bot.wiring import warm_up
+
+    config = services.config
+
     @app.after_server_start
-    async def started(app: Sanic) -> None:
+    async def started(app: Any) -> None:
         await services.approvals.start()
         await services.releases.start()  # resumes, on the leader, every release left unfinished
         if services.schedules is not None:
             await services.schedules.start()
         if args.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
             app.ctx.socket = AsyncSocketModeHandler(bolt, config.slack_app_token)
             # connect in the background: slack_sdk retries by itself while Slack is unreachable
             app.ctx.socket_task = BACKGROUND.spawn(app.ctx.socket.connect_async(), "socket_mode connect")
@@ -107,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         app.ctx.warm_task = BACKGROUND.spawn(warm(), "warm-up")
 
     @app.before_server_stop
-    async def stopping(app: Sanic) -> None:
+    async def stopping(app: Any) -> None:
         ready["ok"] = False
         if args.socket_mode and getattr(app.ctx, "socket", None):
             app.ctx.socket_task.cancel()
@@ -122,9 +137,6 @@ def serve(args: argparse.Namespace) -> int:
         await services.leader.release(times.now())
         await services.approvals.stop()
         await services.close()
-
-    app.run(host=args.host, port=port, single_process=True, access_log=False, motd=False)
-    return 0
 
 
 def socket_mode_refused(config: Config) -> str:

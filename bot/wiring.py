@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+
 from bot.chat.contract import Registry
 from bot.chat.messenger import Messenger, make_client
 from bot.cluster.kube import Cluster
@@ -58,9 +61,6 @@ async def warm_up(services: Services) -> str:
     Both take seconds the first time in a process; done in the background after start, the first
     ``/hello status`` answers as fast as the next ones. Returns a one-line summary; never raises.
     """
-    import asyncio
-    import importlib
-
     async def read() -> str:
         cluster = await services.cluster()
         state = await cluster.release_state()

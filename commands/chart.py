@@ -46,8 +46,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    data = await status_view.gather(ctx.services, request.range, config=ctx.config,
-                                     pair=(ctx.service, ctx.environment))
+    data = await status_view.gather(ctx.services, ctx.where, request.range)
     if data.snapshot is None:
         raise CommandError(data.metrics_error or "metrics unavailable")
     if not data.snapshot.has_traffic:

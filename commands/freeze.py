@@ -11,7 +11,7 @@ Freezing the same service and environment again replaces that freeze (to extend 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +23,7 @@ from bot.core.catalogue import ALL
 from bot.core.config import Config
 from bot.core.durations import duration, parse_duration
 from bot.core.errors import UsageError
+from bot.core.target import Target, Targets
 from bot.core.text import foreign
 from bot.release.holds import Holds, scope
 from commands import Context, Reply
@@ -89,6 +90,27 @@ def parse(args: Sequence[str], config: Config) -> Request:
     if not reason:
         raise UsageError(f"a freeze needs a reason, last, in quotes: `{EXAMPLE}`", USAGE)
     return Request(service=service, environment=environment, duration=length, reason=reason)
+
+
+def covered(usage: str) -> Callable[[Request | Lift, Targets], list[Target]]:
+    """The ``change_targets`` of a hold command: every service and environment a hold (or its lifting) covers.
+
+    The dispatcher checks that the person may change each of them from this channel (their deployers and
+    channels), so `all` needs the rights everywhere. An unknown service or environment gets ``usage``.
+    """
+    def change_targets(request: Request | Lift, targets: Targets) -> list[Target]:
+        if not request.service:
+            return []  # the listing changes nothing
+        with usage_of(usage):
+            services = targets.catalogue.services if request.service == ALL else (
+                targets.catalogue.service(request.service),)
+            return [targets.resolve(service.name, env.name) for service in services for env in service.environments
+                    if request.environment is None or env.name == service.environment(request.environment).name]
+
+    return change_targets
+
+
+change_targets = covered(USAGE)
 
 
 def holds_of(ctx: Context) -> Holds:

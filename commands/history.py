@@ -39,7 +39,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    entries = await ctx.services.audit.recent(request.count, ctx.config)
+    entries = await ctx.services.audit.recent(request.count, ctx.where)
     blocks = render.blocks("history", entries=entries, count=request.count)
     running = await running_section(ctx)
     if running:

@@ -18,10 +18,11 @@ from bot.core.errors import UsageError
 from bot.core.text import foreign
 from bot.release.holds import scope
 from commands import Context, Reply
-from commands.freeze import audit, holds_of, target, usage_of
+from commands.freeze import audit, covered, holds_of, target, usage_of
 
 NAME = "lock"
 USAGE = '/hello lock <service> [<environment>] "<reason>"'
+change_targets = covered(USAGE)  # the dispatcher checks every service and environment it covers
 EXAMPLE = '/hello lock payments production "database migration"'
 
 

@@ -67,23 +67,21 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         source_env, target_env = service.environment(request.source), service.environment(request.target)
     except UsageError as exc:
         raise UsageError(str(exc), USAGE) from None
-    source_config = services.config_for(service.name, source_env.name)
-    target_config = services.config_for(service.name, target_env.name)
-    ctx.service, ctx.environment = service.name, target_env.name
+    origin = services.targets.resolve(service.name, source_env.name)
+    source_config, target_config = origin.config, ctx.where.config  # the dispatcher resolved the target (change_scope)
     where = f"{service.name} from {source_env.name} to {target_env.name}"
 
-    source = await actions.running(await services.cluster_for(source_config), source_config)
+    source = await actions.running(await origin.cluster(), source_config)
     if not source.rolled_out or source.ready == 0:
         raise CommandError(f"Not promoted ({where}): `{source.deployment}` in {source_env.name} is still rolling out "
                            f"({source.ready}/{source.desired} ready); promote it once it has rolled out.")
-    entries = await services.audit.entries(source_config) if services.audit is not None else []
+    entries = await services.audit.entries(origin) if services.audit is not None else []
     clock = getattr(services.approvals, "clock", None) or times.now
     soaked = actions.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
     problems = list(soaked.problems)
     if source_config.alertmanager_url:
         try:
-            catalogue = services.catalogue if services.several else None
-            found = await critical_alerts(source_config, catalogue, service.name, source_env.name)
+            found = await critical_alerts(origin, services.catalogue)
         except DependencyUnavailable as exc:
             raise CommandError(f"Not promoted ({where}): I cannot tell whether a critical alert fires in "
                                f"{source_env.name}: {foreign(str(exc), 200)}.") from None

@@ -64,7 +64,7 @@ def parse(args: Sequence[str], config: Config) -> Request:
 def _service(request: Request, ctx: Context) -> str:
     """The one service the figures are about ("" for all): named, else the channel's own when it has one."""
     services = ctx.services
-    if not services.several or services.catalogue is None:
+    if not services.targets.named or services.catalogue is None:
         if request.service:
             raise UsageError("there is one service here: `/hello stats [7d|30d|90d]`", USAGE)
         return ""
@@ -110,7 +110,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         raise CommandError("There is no audit trail on this bot: nothing to measure.")
     days = delivery.RANGES[request.range]
     only = _service(request, ctx)
-    if ctx.services.several:  # every service's audit trail, each in its own namespace
+    if ctx.services.targets.named:  # every service's audit trail, each in its own namespace
         entries, problems = await audit.everywhere()
         if entries is None:
             raise CommandError("No audit trail could be read: " + "; ".join(problems))
@@ -126,7 +126,7 @@ async def run(request: Request, ctx: Context) -> Reply:
     text = (f"Delivery{of}, last {days} days: {figures['deployments']}; change failure rate {figures['failure_rate']}; "
             f"time to restore {figures['restore']}; request to live {figures['lead']}")
     reply = Reply(text=text, blocks=blocks)
-    service = only or ("all services" if ctx.services.several else ctx.config.stable_deployment)
+    service = only or ("all services" if ctx.services.targets.named else ctx.config.stable_deployment)
 
     async def chart() -> list[Upload]:
         from bot.observe import delivery_chart

@@ -50,10 +50,9 @@ async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
     if ctx.service == EVERY:
         return await overview(ctx)
-    data = await status_view.gather(services, request.range, config=ctx.config,
-                                     pair=(ctx.service, ctx.environment))
+    data = await status_view.gather(services, ctx.where, request.range)
     if data.state is not None:
-        warning = await analysis.canary_warning(services, data.state, config=ctx.config)
+        warning = await analysis.canary_warning(ctx.where, data.state)
         if warning:
             data.warnings.insert(0, warning)
     blocks = status_view.blocks(data, ctx.config)
@@ -71,12 +70,12 @@ async def overview(ctx: Context) -> Reply:
     catalogue = ctx.services.catalogue
     assert catalogue is not None
     services = catalogue.in_channel(ctx.invocation.channel_id) or catalogue.services
-    pairs = [(s.name, e.name) for s in services for e in s.environments]
-    lines = [line.text() for line in await status_view.overview(ctx.services, pairs)]
+    targets = [ctx.services.targets.resolve(s.name, e.name) for s in services for e in s.environments]
+    lines = [line.text() for line in await status_view.overview(targets)]
     hint = "Details: choose one, or `/hello status <service> [<environment>]`"
     text = "Services\n" + "\n".join(lines)
     options = [{"text": {"type": "plain_text", "text": f"{service} · {env}"[:75]}, "value": f"{service} {env}"}
-               for service, env in pairs][:100]  # Slack's limit for a select's options
+               for service, env in (t.names for t in targets)][:100]  # Slack's limit for a select's options
     select = {"type": "static_select", "action_id": DETAILS, "options": options,
               "placeholder": {"type": "plain_text", "text": "Details of…"}}
     blocks = render.validate([{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},

@@ -26,6 +26,7 @@ from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor, reference
 from bot.core.errors import ClusterError, CommandError, UsageError
 from bot.core.services import Services
+from bot.core.target import Target
 from bot.core.text import clean, foreign
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,9 @@ class Dispatcher:
             return None, None, self.error_reply(f"Unknown command `{foreign(args[0], 40)}`. Commands:", usage)
         try:
             if command.targeted:
-                service, environment, rest = self.target(command, rest, invocation.channel_id)
-                config = Context(invocation, self.services, service, environment).config
-                request = Targeted(command.parse(rest, config), service, environment)
+                target, scope, rest = self.target(command, rest, invocation.channel_id)
+                config = (target or self.services.targets.default).config
+                request = Targeted(command.parse(rest, config), target, scope)
             else:
                 request = command.parse(rest, self.services.config)
         except UsageError as exc:
@@ -88,19 +89,21 @@ class Dispatcher:
                 return command, None, self.error_reply(str(exc), exc.usage)
         return command, request, None
 
-    def target(self, command: Command, args: list[str], channel: str) -> tuple[str, str, list[str]]:
-        """The service and environment a targeted command names (see :func:`take_target`); a command
-        with an overview (``/hello status``) given no service where several could be meant covers all,
-        and one that opens a form when given nothing (``/hello deploy``) lets the person choose in it."""
+    def target(self, command: Command, args: list[str], channel: str) -> tuple[Target | None, str, list[str]]:
+        """The target a targeted command names (see :func:`take_target`), resolved here once, and its scope: a
+        command with an overview (``/hello status``) given no service where several could be meant covers all
+        (:data:`EVERY`), and one that opens a form when given nothing (``/hello deploy``) lets the person choose
+        in it (:data:`CHOOSE`)."""
+        targets = self.services.targets
         try:
-            return take_target(args, self.services, channel)
+            target, rest = take_target(args, targets, channel)
+            return target, "", rest
         except UsageError:
-            catalogue = self.services.catalogue
-            named = catalogue is not None and bool(args) and args[0] in catalogue.names
+            named = bool(args) and args[0] in targets.catalogue.names
             if getattr(command.module, "OVERVIEW", False) and not named:
-                return EVERY, "", list(args)
+                return None, EVERY, list(args)
             if getattr(command.module, "FORM", False) and not args:
-                return CHOOSE, "", []
+                return None, CHOOSE, []
             raise
 
     def help_reply(self, topic: str) -> Reply:
@@ -122,17 +125,19 @@ class Dispatcher:
         outcome = "ok"
         ctx = Context(invocation=invocation, services=self.services)
         if isinstance(request, Targeted):
-            ctx.service, ctx.environment, request = request.service, request.environment, request.request
+            ctx.target, ctx.scope, request = request.target, request.scope, request.request
         try:
             scope = getattr(command.module, "change_scope", None)  # a command naming its own service and environment
             if scope is not None:
-                ctx.service, ctx.environment = scope(request)
-            policy = ctx.policy  # the bot's own for EVERY and CHOOSE
-            if getattr(request, "mutating", False) and ctx.service != CHOOSE:
-                await policy.check_change(invocation.user_id, invocation.channel_id,
-                                          f"run `{command.name}`")
+                ctx.target = self.services.targets.resolve(*scope(request))
+            if getattr(request, "mutating", False) and ctx.scope != CHOOSE:
+                # a command that covers several services and environments (a hold) is checked against each
+                covers = getattr(command.module, "change_targets", None)
+                for target in covers(request, self.services.targets) if covers is not None else [ctx.where]:
+                    await target.policy.check_change(invocation.user_id, invocation.channel_id,
+                                                     f"run `{command.name}`")
             else:
-                await policy.check_read(invocation.user_id)
+                await ctx.policy.check_read(invocation.user_id)  # the bot's own for EVERY and CHOOSE
             reply = await command.run(request, ctx)
             if reply is not None:
                 await self.deliver(reply, invocation, respond)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.core.config import Config
     from bot.core.policy import Policy
     from bot.core.services import Services
+    from bot.core.target import Target, Targets
 
 
 @dataclass(frozen=True)
@@ -76,35 +77,49 @@ DETAILS = "status_details"  # action id of the status overview's select of a ser
 
 @dataclass
 class Context:
-    """What a handler receives: the invocation and the service objects (no Slack or Kubernetes clients).
+    """What a handler receives: the invocation, the target and the service objects (no Slack or Kubernetes clients).
 
-    ``service`` and ``environment`` name the catalogue's service and environment the command acts on
-    ("" for the default); :attr:`config`, :meth:`cluster` and :attr:`policy` are theirs.
+    ``target`` is the service and environment the command acts on, resolved once where the command came in
+    (None: the bot's own); :attr:`config`, :attr:`policy` and :meth:`cluster` are its. ``scope`` is
+    :data:`EVERY` for an overview of every service, :data:`CHOOSE` for a form that lets the person choose.
     """
 
     invocation: Invocation
     services: Services
-    service: str = ""
-    environment: str = ""
+    target: Target | None = None
+    scope: str = ""
+
+    @property
+    def where(self) -> Target:
+        """The target, or the bot's own for an overview, a form that chooses, or a command with no target."""
+        if self.target is None or self.scope:
+            return self.services.targets.default
+        return self.target
+
+    @property
+    def service(self) -> str:
+        """The target's service as recorded ("" in a catalogue of one), or the scope (:data:`EVERY`, :data:`CHOOSE`)."""
+        return self.scope or (self.target.names[0] if self.target else "")
+
+    @property
+    def environment(self) -> str:
+        return "" if self.scope or self.target is None else self.target.names[1]
 
     @property
     def config(self) -> Config:
-        if self.service in (EVERY, CHOOSE) or (not self.service and not self.environment):
-            return self.services.config
-        return self.services.config_for(self.service, self.environment)
+        return self.where.config
 
     @property
     def policy(self) -> Policy:
-        return self.services.policy_for(self.config)
+        return self.where.policy
 
     async def cluster(self) -> Cluster:
         """The cluster and namespace of the service and environment the command acts on."""
-        return await self.services.cluster_for(self.config)
+        return await self.where.cluster()
 
     async def propose(self, plan: Callable[[Cluster], Awaitable[Any]]) -> None:
         """Ask for the change ``plan`` makes from the cluster's state, for this service and environment."""
-        await self.services.approvals.propose(plan, self.invocation, service=self.service,
-                                              environment=self.environment)
+        await self.services.approvals.propose(plan, self.invocation, self.where)
 
 
 @dataclass(frozen=True)
@@ -112,8 +127,8 @@ class Targeted:
     """A parsed request for one service in one environment (what the dispatcher hands to ``run``)."""
 
     request: Any
-    service: str
-    environment: str
+    target: Target | None
+    scope: str = ""
 
     @property
     def mutating(self) -> bool:
@@ -176,26 +191,28 @@ class Registry:
         return list(self._commands)
 
 
-def take_target(args: Sequence[str], services: Services, channel: str) -> tuple[str, str, list[str]]:
-    """Peel ``[<service>] [<environment>]`` off the front of a targeted command's arguments.
+def take_target(args: Sequence[str], targets: Targets, channel: str) -> tuple[Target, list[str]]:
+    """Peel ``[<service>] [<environment>]`` off the front of a targeted command's arguments: the target, resolved.
 
     A first word naming a catalogue service is the service; then a word naming one of that service's
     environments (or, with the service left out, of the service the channel means) is the environment.
-    Returns the resolved names ("" when the catalogue is the variables' one service) and the rest; an
-    unknown or ambiguous service raises :class:`UsageError` listing what exists.
+    Without a catalogue file nothing is peeled and the target is the bot's own. An unknown or ambiguous
+    service raises :class:`UsageError` listing what exists.
     """
-    catalogue = services.catalogue
     rest = list(args)
-    if catalogue is None or not services.several:
-        return "", "", rest
+    if not targets.named:
+        return targets.default, rest
+    catalogue = targets.catalogue
     service = rest.pop(0) if rest and rest[0] in catalogue.names else None
     try:
         chosen = catalogue.service(service) if service else catalogue.resolve(None, None, channel)[0]
     except UsageError:
         chosen = None  # no service meant here: resolve() below says which exist
     environment = rest.pop(0) if chosen is not None and rest and rest[0] in chosen.environment_names else None
-    resolved, env = catalogue.resolve(service, environment, channel)
-    return resolved.name, env.name, rest
+    if service is None and environment is None and len(rest) > 1 and rest[0] not in catalogue.names \
+            and any(rest[1] in s.environment_names for s in catalogue.services):
+        catalogue.service(rest[0])  # "<word> <environment> …": a service name, misspelt or not of the catalogue
+    return targets.resolve(service, environment, channel), rest
 
 
 def split(text: str) -> list[str]:

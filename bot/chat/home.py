@@ -56,6 +56,7 @@ class HomeData:
     alerts: list[str] = field(default_factory=list)  # mrkdwn lines, escaped: what fires now
     delivery: str = ""  # one line: the last 30 days' delivery figures
     problems: list[str] = field(default_factory=list)  # what could not be read
+    refused: str = ""  # why this person may not read anything here (the read policy): then only that is shown
 
 
 def _section(text: str) -> dict:
@@ -68,6 +69,11 @@ def _header(text: str) -> dict:
 
 def view(data: HomeData) -> dict:
     """The Home tab for ``data.user``: at most 100 blocks, pending approvals first, with their buttons."""
+    if data.refused:
+        home = {"type": "home", "blocks": render.validate([_header("hello-chatops"), _section(data.refused)],
+                                                          limit=MAX_BLOCKS)}
+        View(**home).validate_json()
+        return home
     blocks: list[dict] = [_header("hello-chatops"),
                           _section(f"Hello <@{data.user}>. " + ("You may " + ", ".join(data.may) + "."
                                                                  if data.may else "You may read the status."))]

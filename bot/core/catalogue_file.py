@@ -209,16 +209,7 @@ def _service(source: str, index: int, item: Any) -> Service:
     r = _Reader(source, name)
     r.known(item, "", _SERVICE_FIELDS)
 
-    envs = item.get("environments")
-    if not isinstance(envs, list) or not envs:
-        r.fail("environments", "required: a list of environments (name, namespace, context or in_cluster)")
-    environments = tuple(_environment(r, i, e) for i, e in enumerate(envs))
-    seen: set[str] = set()
-    for i, env in enumerate(environments):
-        if env.name in seen:
-            r.fail(f"environments[{i}].name", f"{env.name!r} is listed twice")
-        seen.add(env.name)
-
+    environments = _environments(r, item.get("environments"))
     deployments = r.mapping(item.get("deployments"), "deployments", ("stable", "canary"))
     mappings = r.mapping(item.get("mappings"), "mappings", ("stable", "canary"))
     image = r.mapping(item.get("image"), "image", ("repository", "version_pattern"))
@@ -232,15 +223,6 @@ def _service(source: str, index: int, item: Any) -> Service:
     if preset is not None and preset not in PRESETS:
         r.fail("metrics.preset", f"must be one of {', '.join(PRESETS)}")
     queries = _queries(r, metrics.get("queries"))
-
-    analysis = r.mapping(item.get("analysis"), "analysis", tuple(_ANALYSIS))
-    bake = r.mapping(item.get("bake"), "bake", tuple(_BAKE))
-    overrides: dict[str, Any] = {}
-    for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake)):
-        for key, (attr, parse) in table.items():
-            value = r.setting(data, key, f"{group}.{key}", parse)
-            if value is not None:
-                overrides[attr] = value
 
     soak = r.setting(item, "soak_minutes", "soak_minutes", readers.minutes)
     lock = item.get("lock", LockMode.QUEUE.value)
@@ -263,11 +245,36 @@ def _service(source: str, index: int, item: Any) -> Service:
         channels=r.ids(item, "channels", "channels", "CG") or (),
         deployers=r.ids(item, "deployers", "deployers", "UWS"),
         approvers=r.ids(item, "approvers", "approvers", "UWS"),
-        overrides=Overrides(**overrides),
+        overrides=_overrides(r, item),
         soak_minutes=DEFAULT_SOAK_MINUTES if soak is None else soak,
         lock=LockMode(lock),
         freezes=_freezes(r, item.get("freezes"), tuple(env.name for env in environments)),
     )
+
+
+def _environments(r: _Reader, envs: Any) -> tuple[Environment, ...]:
+    if not isinstance(envs, list) or not envs:
+        r.fail("environments", "required: a list of environments (name, namespace, context or in_cluster)")
+    environments = tuple(_environment(r, i, e) for i, e in enumerate(envs))
+    seen: set[str] = set()
+    for i, env in enumerate(environments):
+        if env.name in seen:
+            r.fail(f"environments[{i}].name", f"{env.name!r} is listed twice")
+        seen.add(env.name)
+    return environments
+
+
+def _overrides(r: _Reader, item: Mapping[str, Any]) -> Overrides:
+    """The service's ``analysis:`` and ``bake:`` settings, read as their variables are."""
+    analysis = r.mapping(item.get("analysis"), "analysis", tuple(_ANALYSIS))
+    bake = r.mapping(item.get("bake"), "bake", tuple(_BAKE))
+    overrides: dict[str, Any] = {}
+    for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake)):
+        for key, (attr, parse) in table.items():
+            value = r.setting(data, key, f"{group}.{key}", parse)
+            if value is not None:
+                overrides[attr] = value
+    return Overrides(**overrides)
 
 
 def _freezes(r: _Reader, data: Any, environments: tuple[str, ...]) -> tuple[FreezeWindow, ...]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bot.core.catalogue import Catalogue, Environment, Service
+from bot.core.catalogue import Catalogue
 from bot.core.config import Config
+from bot.core.errors import ClusterError
 from bot.core.policy import Policy
+from bot.core.ports import AlertDesk, AuditTrail, Holds, HomeTabs, Leader, Metrics, Releases, Requests, Schedules
+from bot.core.target import Target, Targets
 
 if TYPE_CHECKING:
     from bot.chat.contract import Registry
@@ -30,74 +33,52 @@ class Services:
     registry: Registry
     connect: Callable[[Config], Awaitable[Cluster]] | None = None  # how to reach the cluster
     cluster_override: Cluster | None = None
-    prometheus: Any = None  # bot.observe.prom.Prometheus
-    approvals: Any = None  # bot.release.approvals.Approvals
-    audit: Any = None  # bot.release.audit.Audit
-    schedules: Any = None  # bot.observe.schedule.Scheduler
-    releases: Any = None  # bot.release.engine.Engine
-    leader: Any = None  # bot.cluster.leader.LeaderElector, shared by schedules and releases
-    home: Any = None  # bot.release.home.Home: the App Home tabs
-    alerts: Any = None  # bot.observe.alerts.AlertCards: Alertmanager's notifications and the alert cards
-    holds: Any = None  # bot.release.holds.Holds: freezes and manual locks
+    # the parts, each seen through its interface (bot.core.ports), built by bot.wiring.build_services; a test
+    # that needs only some of them leaves the rest None
+    prometheus: Metrics | None = None  # the bot's own target's; others' through Target.prometheus
+    approvals: Requests | None = None
+    audit: AuditTrail | None = None
+    schedules: Schedules | None = None
+    releases: Releases | None = None
+    leader: Leader | None = None  # shared by schedules and releases
+    home: HomeTabs | None = None
+    alerts: AlertDesk | None = None
+    holds: Holds | None = None
     catalogue: Catalogue | None = None  # None: the catalogue of one the variables describe
-    extras: dict[str, Any] = field(default_factory=dict)
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _scoped: dict[tuple[str, str], Config] = field(default_factory=dict)
     _clusters: dict[tuple[str, bool], Cluster] = field(default_factory=dict)  # connections by context
     _scoped_clusters: dict[int, Cluster] = field(default_factory=dict)  # by the config (one per pair)
-    _policies: dict[int, Policy] = field(default_factory=dict)
-    make_prometheus: Callable[[Config], Any] | None = None  # a Prometheus client for one service's config
-    _prometheus: dict[int, Any] = field(default_factory=dict)
+    make_prometheus: Callable[[Config], Metrics] | None = None  # a Prometheus client for one target's config
+    _prometheus: dict[tuple[str, str], Metrics] = field(default_factory=dict)
+    _targets: Targets | None = None
 
     def __post_init__(self) -> None:
         if self.catalogue is None:
             self.catalogue = Catalogue.from_config(self.config)
 
     @property
-    def several(self) -> bool:
-        """Whether a catalogue file lists the services (else the variables describe one service)."""
-        return bool(self.catalogue and self.catalogue.source)
+    def targets(self) -> Targets:
+        """The catalogue's targets (:class:`Targets`): every entry point resolves its target here, once."""
+        if self._targets is None or self._targets.catalogue is not self.catalogue:
+            assert self.catalogue is not None
+            self._targets = Targets(self.catalogue, self.config, self.policy, connect=self._cluster_of,
+                                    prometheus=self._prometheus_of)
+        return self._targets
 
-    def resolve(self, service: str | None, environment: str | None, channel: str = "") -> tuple[Service, Environment]:
-        """The catalogue's service and environment (see :meth:`Catalogue.resolve`)."""
-        assert self.catalogue is not None
-        return self.catalogue.resolve(service, environment, channel)
+    def target(self, service: str = "", environment: str = "") -> Target:
+        """The target recorded as ``(service, environment)`` ("" for either: the default; see :meth:`Targets.get`)."""
+        return self.targets.get(service, environment)
 
-    def config_for(self, service: str = "", environment: str = "") -> Config:
-        """The configuration of a service in an environment; "" for either means the default.
-
-        With the variables' catalogue of one service this is :attr:`config` itself; so is it for both names
-        "" (a request or release recorded before a catalogue was configured is the variables' service's).
-        """
-        if not service and not environment:
-            return self.config
-        chosen, env = self.resolve(service or None, environment or None)
-        if not self.several:
-            return self.config
-        key = (chosen.name, env.name)
-        if key not in self._scoped:
-            self._scoped[key] = chosen.config_for(env, self.config, by_namespace=len(self.catalogue.services) > 1)
-        return self._scoped[key]
-
-    def policy_for(self, config: Config) -> Policy:
-        """The policy with ``config``'s deployers, approvers and channels (one service in one environment)."""
-        if config is self.config:
-            return self.policy
-        policy = self._policies.get(id(config))
-        if policy is None:
-            policy = self._policies[id(config)] = Policy(config, self.policy.groups)
-        return policy
-
-    def prometheus_for(self, config: Config) -> Any:
-        """The Prometheus client for one service in one environment (its URL, metric names and selectors)."""
-        if config is self.config or self.make_prometheus is None:
+    def _prometheus_of(self, target: Target) -> Metrics | None:
+        if target.config is self.config or self.make_prometheus is None:
             return self.prometheus
-        if id(config) not in self._prometheus:
-            self._prometheus[id(config)] = self.make_prometheus(config)
-        return self._prometheus[id(config)]
+        key = (target.service.name, target.environment.name)
+        if key not in self._prometheus:
+            self._prometheus[key] = self.make_prometheus(target.config)
+        return self._prometheus[key]
 
-    async def cluster_for(self, config: Config) -> Cluster:
+    async def _cluster_of(self, config: Config) -> Cluster:
         """The cluster and namespace ``config`` names (from :meth:`config_for`): the bot's own connection when
         the kubeconfig context is the same, else one connection per context, shared by its services."""
         if config is self.config:
@@ -113,8 +94,6 @@ class Services:
                 base = self._clusters.get(where)
                 if base is None:
                     if self.connect is None:
-                        from bot.core.errors import ClusterError
-
                         raise ClusterError("no way to reach a Kubernetes cluster is configured")
                     base = self._clusters[where] = await self.connect(config)
         scoped = self._scoped_clusters[id(config)] = base.scoped(config)
@@ -127,8 +106,6 @@ class Services:
         async with self._cluster_lock:
             if self._cluster is None:
                 if self.connect is None:
-                    from bot.core.errors import ClusterError
-
                     raise ClusterError("no way to reach a Kubernetes cluster is configured")
                 self._cluster = await self.connect(self.config)
             return self._cluster

@@ -99,17 +99,17 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
     known = known_prometheus(services)
     if place is not None and place.ambiguous:
         return CardContext(ambiguous=True, prometheus_urls=known)
-    config = services.config_for(group.service, group.environment)  # one service: the bot's own
+    target = services.target(group.service, group.environment)  # "": the bot's own (one service)
     context = CardContext(where=place.label if place is not None else "", prometheus_urls=known)
     try:
-        cluster = await services.cluster_for(config)
+        cluster = await target.cluster()
         context.state = await cluster.release_state()
     except DependencyUnavailable as exc:
         context.state_error = str(exc)
     audit = services.audit
     if audit is not None:
         try:
-            context.changes = last_changes(await audit.entries(config), group.starts_at)
+            context.changes = last_changes(await audit.entries(target), group.starts_at)
         except DependencyUnavailable as exc:
             context.changes_error = str(exc)
     return context
@@ -259,8 +259,8 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     """
     from bot.observe import charts
 
-    config = services.config_for(group.service, group.environment)  # "": the bot's own (one service, or unknown)
-    prometheus = services.prometheus_for(config)
+    target = services.target(group.service, group.environment)  # "": the bot's own (one service, or unknown)
+    prometheus = target.prometheus
     if prometheus is None:
         raise DependencyUnavailable("Prometheus is not configured")
     end = min(now, group.starts_at + timedelta(minutes=30))
@@ -269,7 +269,7 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
         return None
     from bot.observe.status import release_markers
 
-    markers = await release_markers(services, snapshot.start, snapshot.end, config)
+    markers = await release_markers(services, snapshot.start, snapshot.end, target)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
-    return await charts.render_chart_async(snapshot, service=config.stable_deployment, kind="all",
+    return await charts.render_chart_async(snapshot, service=target.config.stable_deployment, kind="all",
                                            markers=markers)

@@ -59,12 +59,12 @@ from bot.cluster.store import ConfigMapStore
 from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable, PermissionDenied
 from bot.core.retry import Backoff, never, retry
+from bot.core.target import Target
 from bot.core.text import cut, foreign
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
     from bot.core.catalogue import Catalogue
-    from bot.core.config import Config
     from bot.core.policy import Policy
     from bot.core.services import Services
 
@@ -501,7 +501,7 @@ class AlertCards:
     def accept(self, payload: Any) -> Notification | None:
         """Parse a webhook body (raises :class:`AlertPayloadError`); None when no alert is the service's."""
         notification = parse(payload)
-        if self.services.several:
+        if self.services.targets.named:
             return self._accept_several(notification)
         config = self.services.config
         kept = ours(notification, config.namespace, config.stable_deployment)
@@ -530,7 +530,7 @@ class AlertCards:
 
     def place(self, notification: Notification) -> Place | None:
         """The pair a notification's group belongs to (several services), else None."""
-        if not self.services.several or self.services.catalogue is None:
+        if not self.services.targets.named or self.services.catalogue is None:
             return None
         return group_place(notification.alerts, self.services.catalogue)
 
@@ -543,14 +543,11 @@ class AlertCards:
                 return channels[0]
         return self.services.config.alert_target
 
-    def config_of(self, group: AlertGroup) -> Config:
-        """The configuration of the group's service and environment (the bot's own without one)."""
-        if group.service and self.services.several:
-            return self.services.config_for(group.service, group.environment)
-        return self.services.config
-
-    def policy_of(self, group: AlertGroup) -> Policy:
-        return self.services.policy_for(self.config_of(group))
+    def target_of(self, group: AlertGroup) -> Target:
+        """The group's service and environment (the bot's own without one)."""
+        if group.service and self.services.targets.named:
+            return self.services.target(group.service, group.environment)
+        return self.services.targets.default
 
     async def receive(self, notification: Notification, arrived: float | None = None) -> Received | None:
         """Store the notification; returns what to show, or None when no channel is configured."""
@@ -736,11 +733,11 @@ class AlertCards:
                       check: Callable[[Policy], Awaitable[None]]) -> AlertGroup:
         """The clicked group (:meth:`from_card`) after ``check`` of the policy of its service and environment
         (one service: the bot's policy, checked before the card is looked at, as ever)."""
-        if not self.services.several:
+        if not self.services.targets.named:
             await check(self.services.policy)
             return await self.from_card(gid, channel, ts)
         group = await self.from_card(gid, channel, ts)
-        await check(self.policy_of(group))
+        await check(self.target_of(group).policy)
         return group
 
     async def acknowledge(self, gid: str, user: str, channel: str, ts: str) -> None:

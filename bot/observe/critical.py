@@ -13,28 +13,28 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.core.catalogue import Catalogue
-from bot.core.config import Config
+from bot.core.target import Target
 from bot.observe.alertmanager import ActiveAlert, Alertmanager
 from bot.observe.alerts import bakes
 
 
-async def critical_alerts(config: Config, catalogue: Catalogue | None, service: str, environment: str, *,
-                          since: datetime | None = None) -> list[ActiveAlert]:
-    """The critical alerts firing for ``service`` in ``environment`` (``config`` is that pair's), oldest first.
+async def critical_alerts(target: Target, catalogue: Catalogue, *, since: datetime | None = None) -> list[ActiveAlert]:
+    """The critical alerts firing for ``target`` (of ``catalogue``), oldest first.
 
-    ``catalogue`` is ``None`` with one service. With ``since``, only alerts that started then or later count
-    (and those that do not say when they started). Raises :class:`~bot.core.errors.DependencyUnavailable`
-    when Alertmanager (``config.alertmanager_url``) cannot be asked.
+    With ``since``, only alerts that started then or later count (and those that do not say when they started).
+    Raises :class:`~bot.core.errors.DependencyUnavailable` when Alertmanager (``config.alertmanager_url``)
+    cannot be asked.
     """
+    config = target.config
     alertmanager = Alertmanager(config.alertmanager_url)
-    if catalogue is not None:
+    if target.named:
         queries: tuple[dict[str, str], ...] = ({"namespace": config.namespace},)
     else:
         queries = ({"namespace": config.namespace}, {"service": config.stable_deployment})
     found: dict[str, ActiveAlert] = {}
     for who in queries:
         for alert in await alertmanager.active({**who, "severity": "critical"}):
-            if catalogue is not None and not bakes(dict(alert.labels), catalogue, service, environment):
+            if target.named and not bakes(dict(alert.labels), catalogue, *target.names):
                 continue
             if since is not None and alert.starts_at is not None and alert.starts_at < since:
                 continue

@@ -72,7 +72,7 @@ WEEK = 7 * 86400
 async def build(services: Services, claim: Claim, *, now: datetime, chart: bool = True) -> Digest:
     """Gather the status for the schedule's range and render the post."""
     entry = claim.entry
-    data = await status_view.gather(services, entry.range, now=now)
+    data = await status_view.gather(services, services.targets.default, entry.range, now=now)
     after = claim.previous or (claim.slot - timedelta(seconds=RANGE_SECONDS.get(entry.range, 3600)))
     changes: list[Change] = []
     changes_error = ""
@@ -97,9 +97,8 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
         changes_error=render.escape(changes_error), delivery=figures,
     )
     body = status_view.blocks(data, services.config)
-    if services.several and services.catalogue is not None:  # every service in every environment, one line each
-        pairs = [(service.name, env.name) for service, env in services.catalogue.pairs()]
-        lines = [line.text() for line in await status_view.overview(services, pairs, now=now)]
+    if services.targets.named:  # every service in every environment, one line each
+        lines = [line.text() for line in await status_view.overview(services.targets.every(), now=now)]
         body = [{"type": "section", "text": {"type": "mrkdwn", "text": ("*Services*\n" + "\n".join(lines))[:3000]}},
                 *body]
     blocks = render.validate([*head, *body, *tail])

@@ -14,6 +14,7 @@ from bot.cluster.kube import ReleaseState
 from bot.core import times
 from bot.core.durations import duration
 from bot.core.errors import ClusterError, DependencyUnavailable
+from bot.core.target import Target
 from bot.core.text import foreign
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class StatusData:
     links: list[tuple[str, str]] = field(default_factory=list)
     alerts: list[Any] = field(default_factory=list)  # bot.observe.alerts.AlertGroup, firing, oldest first
     alerts_error: str = ""
-    config: Any = None  # the configuration of the service and environment described (Services.config_for)
+    config: Any = None  # the configuration of the service and environment described (its Target's)
+    target: Target | None = None  # the service and environment described (None: the bot's own)
 
 
 def assess(state: ReleaseState, now: datetime) -> list[str]:
@@ -82,21 +84,21 @@ def canary_weight(state: ReleaseState | None) -> int:
     return state.canary_route.weight or 0
 
 
-async def gather(services: Services, range_text: str = "1h", *, now: datetime | None = None,
-                 config: Any = None, pair: tuple[str, str] = ("", "")) -> StatusData:
-    """Read the cluster and Prometheus concurrently; a failure of either is recorded, not raised.
+async def gather(services: Services, target: Target, range_text: str = "1h", *,
+                 now: datetime | None = None) -> StatusData:
+    """Read ``target``'s cluster and Prometheus concurrently; a failure of either is recorded, not raised.
 
-    ``config`` is the service and environment to read (``Services.config_for``; default the bot's own);
-    with several services, ``pair`` (their names) keeps the firing alerts to those of that service there.
+    The firing alerts shown are those of the target (all of them for the bot's own).
     """
     now = now or times.now()
-    config = config or services.config
-    data = StatusData(now=now, range=range_text, state=None, config=config)
-    prometheus = services.prometheus_for(config)
+    config = target.config
+    data = StatusData(now=now, range=range_text, state=None, config=config, target=target)
+    prometheus = target.prometheus
+    pair = target.names
 
     async def read_cluster() -> None:
         try:
-            cluster = await services.cluster_for(config)
+            cluster = await target.cluster()
             data.state = await cluster.release_state()
         except ClusterError as exc:
             data.cluster_error = str(exc)
@@ -117,7 +119,7 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
             return
         try:
             data.alerts = await cards.store.firing()
-            if services.several and pair[0]:
+            if pair[0]:
                 data.alerts = [g for g in data.alerts if (g.service, g.environment) == pair]
         except ClusterError as exc:
             data.alerts_error = f"firing alerts unknown: {exc}"
@@ -242,13 +244,14 @@ def summary_text(data: StatusData) -> str:
     return f"{name} status: " + ", ".join(parts)
 
 
-async def release_markers(services: Services, start: datetime, end: datetime, config: Any = None) -> list[Any]:
+async def release_markers(services: Services, start: datetime, end: datetime, target: Target | None = None
+                          ) -> list[Any]:
     """The audit trail's changes between ``start`` and ``end`` as chart markers; none when unreadable."""
     audit = services.audit
     if audit is None or not hasattr(audit, "markers"):
         return []
     try:
-        return list(await audit.markers(start, end, config=config))
+        return list(await audit.markers(start, end, target))
     except Exception:  # a chart without markers is still a chart
         log.exception("cannot read release markers for the chart")
         return []
@@ -259,7 +262,7 @@ async def chart_uploads(services: Services, data: StatusData, kind: str = "all")
     from bot.observe import charts
 
     config = data.config or services.config
-    markers = await release_markers(services, data.snapshot.start, data.snapshot.end, config)
+    markers = await release_markers(services, data.snapshot.start, data.snapshot.end, data.target)
     state = data.state
     png = await charts.render_chart_async(
         data.snapshot,
@@ -300,19 +303,18 @@ class OverviewLine:
         return f"{mark} {where}: " + ", ".join([*parts, health])
 
 
-async def overview(services: Services, pairs: list[tuple[str, str]], *, now: datetime | None = None
-                   ) -> list[OverviewLine]:
-    """Every (service, environment) in ``pairs`` read concurrently; a failure is recorded on its line."""
+async def overview(targets: list[Target], *, now: datetime | None = None) -> list[OverviewLine]:
+    """Every target read concurrently; a failure is recorded on its line."""
     now = now or times.now()
 
-    async def one(service: str, environment: str) -> OverviewLine:
-        line = OverviewLine(service, environment)
+    async def one(target: Target) -> OverviewLine:
+        line = OverviewLine(target.service.name, target.environment.name)
         try:
-            cluster = await services.cluster_for(services.config_for(service, environment))
+            cluster = await target.cluster()
             line.state = await cluster.release_state(events=False)  # the line shows no Events
             line.warnings = assess(line.state, now)
         except ClusterError as exc:
             line.error = str(exc)
         return line
 
-    return list(await asyncio.gather(*(one(s, e) for s, e in pairs)))
+    return list(await asyncio.gather(*(one(target) for target in targets)))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot.chat import render
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.core.target import Target
 from bot.core.text import foreign
 from bot.core.times import iso
 from bot.release import messages
@@ -120,13 +121,13 @@ class Admission:
         engine = self.requests.services.releases
         return engine is not None and record.id in await engine.stale([record], now)
 
-    async def holds(self, service: str, environment: str, now: datetime) -> str:
+    async def holds(self, target: Target, now: datetime) -> str:
         """Refuse a change to a locked service; for a frozen one, the break-glass sentence ("" when free)."""
         holds = self.requests.services.holds
         if holds is None:
             return ""
-        state = await holds.check(service, environment, now)
-        where = f"{service} in {environment}" if self.requests.services.several else service
+        state = await holds.check(target.service.name, target.environment.name, now)
+        where = target.title
         if state.lock is not None:
             lock = state.lock
             since = render.when(lock.since, "%Y-%m-%d %H:%M UTC")
@@ -164,7 +165,7 @@ class Admission:
     async def show_expired(self, record: Record) -> None:
         record.state = RequestState.EXPIRED
         await self.requests.audit("Expired", record, record.requester)
-        await self.requests.edit(record, *messages.approval_view(record, self.requests.config_of(record.change)))
+        await self.requests.edit(record, *messages.approval_view(record, self.requests.target_of(record.change).config))
 
     async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
         """The request leaves the state ``was`` (its release ended; or it could not be posted), which frees
@@ -227,7 +228,7 @@ class Admission:
         opened = await self._open(records[head])
         for place, rid in enumerate(seated.queue, 1):
             if rid in records:
-                text, blocks = messages.approval_view(records[rid], self.requests.config_of(records[rid].change),
+                text, blocks = messages.approval_view(records[rid], self.requests.target_of(records[rid].change).config,
                                                       place=messages.place_text(place, opened))
                 await self.requests.edit(records[rid], text, blocks)
         self.requests.home_changed()
@@ -245,7 +246,8 @@ class Admission:
         if await self.requests.store.update(record.id, open_it):
             record.state, record.expires = PENDING, expires
             await self.requests.audit("Dequeued", record, record.requester, note="its turn: the approval is open")
-            await self.requests.edit(record, *messages.approval_view(record, self.requests.config_of(record.change)))
+            target = self.requests.target_of(record.change)
+            await self.requests.edit(record, *messages.approval_view(record, target.config))
         return record
 
     async def sweep(self, now: datetime | None = None) -> int:

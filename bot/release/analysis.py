@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.chat import render
 from bot.core.config import Config
+from bot.core.target import Target
 from bot.release.judge import AnalysisSettings, MetricResult, State, Verdict, WindowStats, duration
 
 MARK = {State.PASS: ":white_check_mark:", State.FAIL: ":x:", State.WAIT: ":hourglass_flowing_sand:"}
@@ -70,7 +71,7 @@ def stats(counts: Any | None) -> WindowStats:
 STATUS_WINDOW = 600.0  # seconds of evidence /hello status judges a running canary on
 
 
-async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WINDOW, config: Any = None) -> str:
+async def canary_warning(target: Target, state: Any, seconds: float = STATUS_WINDOW) -> str:
     """A warning when a canary with traffic is significantly worse than stable, analysed or not ("" if not):
     the judge's own verdict on the last ``seconds`` (a FAIL: a bound of its confidence sequence beyond a limit).
 
@@ -84,8 +85,7 @@ async def canary_warning(services: Any, state: Any, seconds: float = STATUS_WIND
     weight = (state.canary_route.weight or 0) if state.canary_route is not None else 0
     if not weight or canary is None or stable is None or not canary.version or canary.version == stable.version:
         return ""
-    config = config or services.config
-    prometheus = services.prometheus_for(config)
+    config, prometheus = target.config, target.prometheus
     if prometheus is None:
         return ""
     try:

@@ -38,6 +38,7 @@ from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.core.catalogue import LockMode
 from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
+from bot.core.target import Target
 from bot.core.text import foreign
 from bot.core.times import iso, now
 from bot.release import messages
@@ -59,7 +60,6 @@ from bot.release.rollout import RolloutStatus
 if TYPE_CHECKING:
     from bot.chat.contract import Invocation
     from bot.core.config import Config
-    from bot.core.policy import Policy
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
@@ -83,20 +83,17 @@ class Approvals:
     def config(self) -> Config:
         return self.services.config
 
-    def config_of(self, change: Change) -> Config:
-        """The configuration of the service and environment a change is for."""
-        return self.services.config_for(change.service, change.environment)
-
-    def policy_of(self, change: Change) -> Policy:
-        return self.services.policy_for(self.config_of(change))
+    def target_of(self, change: Change) -> Target:
+        """The service and environment a stored change is for (resolved where a click or a sweep takes it up)."""
+        return self.services.target(change.service, change.environment)
 
     async def handle_action(self, body: dict, action: dict, respond: Callable[..., Awaitable[Any]]) -> None:
         """Every button click (:class:`bot.release.buttons.Buttons`)."""
         await self.buttons.handle(body, action, respond)
 
     # ------------------------------------------------------------------ asking
-    async def propose(self, plan: Callable[[Cluster], Awaitable[Change]], invocation: Invocation, *,
-                      service: str = "", environment: str = "") -> None:
+    async def propose(self, plan: Callable[[Cluster], Awaitable[Change]], invocation: Invocation,
+                      target: Target) -> None:
         """Plan a change from the cluster's state and post it for approval (or run it, if none is needed).
 
         The request is stored, then takes the lock (or its place in the queue), then its message is posted
@@ -104,13 +101,12 @@ class Approvals:
         its message or holds nothing. A rollback is never refused because another change holds the lock:
         it supersedes that change, and both messages say so.
         """
-        config = self.services.config_for(service, environment)
-        chosen, env = self.services.resolve(service or None, environment or None)
+        config, chosen, env = target.config, target.service, target.environment
         now = self.clock()
-        break_glass = await self.admission.holds(chosen.name, env.name, now)
-        change = await plan(await self.services.cluster_for(config))
-        if self.services.several:
-            change.service, change.environment = chosen.name, env.name
+        break_glass = await self.admission.holds(target, now)
+        change = await plan(await target.cluster())
+        if target.named:
+            change.service, change.environment = target.names
             summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
             if summary.startswith(f"{config.stable_deployment}: "):
                 summary = summary[len(config.stable_deployment) + 2:]
@@ -183,7 +179,7 @@ class Approvals:
             await self.finish(record.id, RequestState.CANCELLED, why, was=record.state)
         if record.ts:
             record.state, record.headline = RequestState.CANCELLED, why
-            text, blocks = messages.approval_view(record, self.config_of(record.change))
+            text, blocks = messages.approval_view(record, self.target_of(record.change).config)
             await self.edit(record, text, blocks)
 
     # ------------------------------------------------------------------ deciding
@@ -196,19 +192,8 @@ class Approvals:
         the ts may not be stored yet, then the clicked one is taken) and from a channel where changes
         may be made. Anything else changes nothing and the clicker is told why.
         """
-        record = await self.store.get(request_id)
-        if from_home and record is not None and record.ts:
-            # the user's own Home tab, which only this bot publishes and only that user sees
-            channel, ts = record.channel, record.ts
-        policy = self.policy_of(record.change) if record is not None else self.services.policy
-        policy.check_channel(channel, "decided")
-        if record is None:
-            raise CommandError("This request is not known any more: nothing was changed.")
-        if channel != record.channel or not ts or (record.ts and ts != record.ts):
-            raise PermissionDenied(f"This click did not come from the message of request `{record.id}`: approve or "
-                                   f"reject it with the buttons on that message in <#{record.channel}>. "
-                                   "Nothing was changed.")
-        record.ts = record.ts or ts
+        record, target, ts = await self._clicked(request_id, channel, ts, from_home=from_home)
+        policy = target.policy
         if record.state == QUEUED and approve:
             raise CommandError("This request is queued behind another change to the same service: its approval "
                                "opens when that one ends. Nothing was changed.")
@@ -237,13 +222,13 @@ class Approvals:
         self.home_changed()
         if approve and won.state == PENDING:  # approved by one of several
             await self.audit("Approved", won, user, note=won.approved_so_far)
-            await self.edit(won, *messages.approval_view(won, self.config_of(won.change)))
+            await self.edit(won, *messages.approval_view(won, target.config))
             return
         if not approve:
             if record.state == QUEUED:  # withdrawn while it waited: its place goes
                 await self.admission.leave(won.key, won.id)
             await self.audit("Rejected", won, user)
-            await self.edit(won, *messages.approval_view(won, self.config_of(won.change)))
+            await self.edit(won, *messages.approval_view(won, target.config))
             await self.advance(won.key)
             return
         note = f"break-glass: {won.break_glass}" if won.break_glass else ""
@@ -253,6 +238,24 @@ class Approvals:
         self._run()
 
     # ------------------------------------------------------------------ the lock and the queue (admission.py)
+    async def _clicked(self, request_id: str, channel: str, ts: str, *, from_home: bool) -> tuple[Record, Target, str]:
+        """The request a decision's click is about, its target and the message's ts; refuses a click from anywhere
+        but the request's own message (or the clicker's own Home) and from a channel where changes are not made."""
+        record = await self.store.get(request_id)
+        if from_home and record is not None and record.ts:
+            # the user's own Home tab, which only this bot publishes and only that user sees
+            channel, ts = record.channel, record.ts
+        target = self.target_of(record.change) if record is not None else self.services.targets.default
+        target.policy.check_channel(channel, "decided")
+        if record is None:
+            raise CommandError("This request is not known any more: nothing was changed.")
+        if channel != record.channel or not ts or (record.ts and ts != record.ts):
+            raise PermissionDenied(f"This click did not come from the message of request `{record.id}`: approve or "
+                                   f"reject it with the buttons on that message in <#{record.channel}>. "
+                                   "Nothing was changed.")
+        record.ts = record.ts or ts
+        return record, target, ts
+
     async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
         """The request leaves the state ``was`` (its release ended), which frees its lock for the next one."""
         await self.admission.finish(request_id, state, headline, was=was)

@@ -20,6 +20,7 @@ A failure to write one of them is logged and never stops the change being audite
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from bot.chat.messenger import SlackError
 from bot.core import times
 from bot.core.errors import ClusterError, DependencyUnavailable
+from bot.core.target import Target
 from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 
@@ -100,7 +102,7 @@ class Audit:
             "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
-        return await self._write(entry, change.target, self.services.config_for(change.service, change.environment))
+        return await self._write(entry, change.target, self.services.target(change.service, change.environment))
 
     async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
                            note: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -143,17 +145,17 @@ class Audit:
             "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
         }
 
-    async def _write(self, entry: dict[str, Any], target: dict[str, str], config: Any = None) -> dict[str, Any]:
+    async def _write(self, entry: dict[str, Any], obj: dict[str, str], where: Target | None = None) -> dict[str, Any]:
         """Log the record, write its Event and post it to the audit channel."""
         log.info("%s %s by %s: %s", entry["reason"], entry["request_id"], entry["user"], entry["summary"],
                  extra={"audit": entry})
-        await self._event(entry, target, config)
+        await self._event(entry, obj, where or self.services.targets.default)
         await self._post(entry)
         return entry
 
-    async def _event(self, entry: dict[str, Any], target: dict[str, str], config: Any = None) -> None:
-        """The audit Event, in the namespace (and cluster) of the object the change is about."""
-        config = config or self.services.config
+    async def _event(self, entry: dict[str, Any], target: dict[str, str], where: Target) -> None:
+        """The audit Event, in the namespace (and cluster) of the object the change is about (``where``)."""
+        config = where.config
         stamp = entry["at"][:19] + "Z"
         name = target.get("name") or config.stable_deployment
         message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
@@ -184,7 +186,7 @@ class Audit:
             "count": 1,
         }
         try:
-            cluster = await self.services.cluster_for(config)
+            cluster = await where.cluster()
             await cluster.create_event(body)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
@@ -203,10 +205,9 @@ class Audit:
             except SlackError as exc:
                 log.warning("cannot post to the audit channel %s: %s", channel, exc)
 
-    async def entries(self, config: Any = None) -> list[Entry]:
-        """Every audit record kept in the Events of a service's namespace (``config``, from
-        ``Services.config_for``; default the bot's own), newest first."""
-        cluster = await self.services.cluster_for(config or self.services.config)
+    async def entries(self, target: Target | None = None) -> list[Entry]:
+        """Every audit record kept in the Events of a target's namespace (default the bot's own), newest first."""
+        cluster = await (target or self.services.targets.default).cluster()
 
         out = []
         for event in await cluster.list_raw_events(SELECTOR):
@@ -223,22 +224,23 @@ class Audit:
         Without a catalogue file this is :meth:`entries` of the bot's own namespace.
         """
         services = self.services
-        configs: dict[tuple[str, bool, str], Any] = {}
-        pairs = services.catalogue.pairs() if services.several and services.catalogue is not None else ()
-        for config in [services.config, *(services.config_for(s.name, e.name) for s, e in pairs)]:
-            configs.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), config)
+        places: dict[tuple[str, bool, str], Target] = {}
+        for target in [services.targets.default, *(services.targets.every() if services.targets.named else ())]:
+            config = target.config
+            places.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), target)
         problems: list[str] = []
 
-        async def read(config: Any) -> list[Entry]:
+        async def read(target: Target) -> list[Entry]:
+            config = target.config
             try:
-                return await self.entries(config)
+                return await self.entries(target)
             except DependencyUnavailable as exc:
                 where = config.namespace + (f" in {config.kube_context}" if config.kube_context else "")
                 problems.append(f"audit trail of {where}: {exc}")
                 return []
 
-        parts = await asyncio.gather(*(read(c) for c in configs.values()))
-        if len(problems) == len(configs):
+        parts = await asyncio.gather(*(read(t) for t in places.values()))
+        if len(problems) == len(places):
             return None, problems  # nothing read: no figures rather than figures of nothing
         seen, out = set(), []
         for entry in (e for part in parts for e in part):
@@ -249,16 +251,16 @@ class Audit:
         out.sort(key=lambda e: e.at, reverse=True)
         return out, problems
 
-    async def recent(self, n: int = 20, config: Any = None) -> list[Entry]:
-        """The ``n`` newest audit records, newest first."""
-        return (await self.entries(config))[:n]
+    async def recent(self, n: int = 20, target: Target | None = None) -> list[Entry]:
+        """The ``n`` newest audit records of ``target`` (default the bot's own), newest first."""
+        return (await self.entries(target))[:n]
 
-    async def markers(self, start: datetime, end: datetime, config: Any = None) -> list[Any]:
+    async def markers(self, start: datetime, end: datetime, target: Target | None = None) -> list[Any]:
         """Chart markers (:class:`bot.charts.Marker`) for the changes that finished between start and end."""
         from bot.observe.charts import Marker
 
         out = []
-        for entry in reversed(await self.entries(config)):
+        for entry in reversed(await self.entries(target)):
             kind = MARKER_KINDS.get(entry.verb)
             if kind is None or entry.phase not in ("Succeeded", "Failed") or not start <= entry.at <= end:
                 continue
@@ -274,14 +276,10 @@ class Audit:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, default=str)
 
 
 def _entry(event: dict) -> Entry | None:
-    import json
-
     raw = ((event.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
     data: dict[str, Any] = {}
     if raw:

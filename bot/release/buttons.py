@@ -130,13 +130,11 @@ class Buttons:
         if service is None:  # the pair of the request the button sits under (none: the default)
             under_record = await self.approvals.store.get(release_id) if under else None
             service, environment = under_record.key if under_record is not None else ("", "")
-        environment = environment or ""
-        config = services.config_for(service, environment)
-        request = command.parse([*words, reason], config)
-        await services.policy_for(config).check_change(user, channel, f"ask for a {kind}")
+        target = services.target(service, environment or "")
+        request = command.parse([*words, reason], target.config)
+        await target.policy.check_change(user, channel, f"ask for a {kind}")
         invocation = Invocation(user_id=user, channel_id=channel, text=f'{text} "{reason}"')
-        await command.run(request, Context(invocation=invocation, services=services, service=service,
-                                           environment=environment))
+        await command.run(request, Context(invocation=invocation, services=services, target=target))
 
     async def decide_step(self, release_id: str, user: str, channel: str, decision: str) -> None:
         """Continue or Abort on a release that waits for a person: an approver continues, a deployer may abort."""
@@ -146,7 +144,7 @@ class Buttons:
             raise CommandError("This release is not running any more: nothing was changed.")
         if channel != record.channel:
             raise PermissionDenied("This click did not come from the release's message: nothing was changed.")
-        policy = approvals.policy_of(record.change)
+        policy = approvals.target_of(record.change).policy
         if decision == "continue":
             ok, why = await policy.can_approve(user, "")
             if not ok:

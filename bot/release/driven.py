@@ -115,7 +115,7 @@ async def look(driver: Driver, cluster: Any, version: str, seconds: float) -> Ve
     if stable.version == version:
         return Verdict(State.WAIT, f"the canary runs the stable version `{version}`: nothing to compare",
                        (), seconds, blind=True)
-    prometheus = driver.engine.services.prometheus_for(driver.config)
+    prometheus = driver.target.prometheus
     try:
         counts = await prometheus.window(seconds)
     except DependencyUnavailable as exc:
@@ -149,7 +149,6 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     """
     config, clock, release = driver.config, driver.engine.clock, driver.release
     services = driver.engine.services
-    catalogue = services.catalogue if services.several else None
     began = parse_time(step.started) or clock()
     end = began + timedelta(minutes=config.bake_minutes)
     since = parse_time(release.created) or began
@@ -159,7 +158,7 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     poll = max(1.0, min(10.0, config.bake_minutes * 60 / 20))
     while clock() < end:
         try:
-            fired = await critical_alerts(config, catalogue, release.service, release.environment, since=since)
+            fired = await critical_alerts(driver.target, services.catalogue, since=since)
         except DependencyUnavailable as exc:
             driver.note_problem(str(exc))
             await driver.show()
@@ -230,7 +229,7 @@ async def analysis_chart(driver: Driver) -> None:
     from bot.observe import charts
 
     release, services = driver.release, driver.engine.services
-    prometheus = services.prometheus_for(driver.config)
+    prometheus = driver.target.prometheus
     if not release.ts or prometheus is None:
         return
     states = {StepState.DONE: "pass", StepState.FAILED: "fail"}

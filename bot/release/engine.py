@@ -32,6 +32,7 @@ from bot.cluster.store import ConfigMapStore
 from bot.core import times
 from bot.core.errors import ClusterError, CommandError
 from bot.core.retry import Backoff, retry
+from bot.core.target import Target
 from bot.core.times import iso, parse_time
 from bot.release import driven as driven_steps
 from bot.release import steps as step_runner
@@ -191,15 +192,15 @@ class Engine:
         except Exception:
             log.exception("release %s: driver failed; the next pass starts it again", record.id)
 
-    def new_release(self, record: Record) -> Release:
-        config = self.services.config_for(record.change.service, record.change.environment)
-        return release_for(record, config, created=iso(self.clock()))
+    def new_release(self, record: Record, target: Target) -> Release:
+        return release_for(record, target.config, created=iso(self.clock()))
 
     async def drive(self, record: Record) -> Release:
         """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
-        release = await self.load(record.id) or self.new_release(record)
+        target = self.services.target(record.change.service, record.change.environment)  # resolved once per drive
+        release = await self.load(record.id) or self.new_release(record, target)
         release.ts = release.ts or record.ts
-        driver = Driver(self, record, release)
+        driver = Driver(self, record, release, target)
         self._shown[record.id] = driver
         await driver.save(claim=True)
         beat = asyncio.create_task(driver.heartbeat())
@@ -218,7 +219,8 @@ class Engine:
                          key=lambda r: r.created)
         out = []
         for record in records:
-            out.append(await self.load(record.id) or self.new_release(record))
+            target = self.services.target(record.change.service, record.change.environment)
+            out.append(await self.load(record.id) or self.new_release(record, target))
         return out
 
     async def stale(self, records: list[Record], now: datetime) -> set[str]:
@@ -283,11 +285,12 @@ class Engine:
 class Driver:
     """One release carried out by this replica."""
 
-    def __init__(self, engine: Engine, record: Record, release: Release) -> None:
+    def __init__(self, engine: Engine, record: Record, release: Release, target: Target) -> None:
         self.engine = engine
         self.record = record
         self.release = release
-        self.config = engine.services.config_for(release.service, release.environment)
+        self.target = target
+        self.config = target.config
         self.status: RolloutStatus | None = None
         self._lock = asyncio.Lock()
         editor = None
@@ -378,7 +381,7 @@ class Driver:
         await self.show()
 
         async def attempt() -> step_runner.StepResult:
-            cluster = await engine.services.cluster_for(self.config)
+            cluster = await self.target.cluster()
             driven = {StepKind.ANALYSE: driven_steps.analyse, StepKind.GATE: driven_steps.gate,
                       StepKind.BAKE: driven_steps.bake}
             if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's

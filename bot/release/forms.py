@@ -49,7 +49,7 @@ async def _choices(ctx: Context, command: str) -> list[tuple[str, str]]:
     refusal: PermissionDenied | None = None
     for service in catalogue.in_channel(invocation.channel_id) or catalogue.services:
         for env in service.environments:
-            policy = services.policy_for(services.config_for(service.name, env.name))
+            policy = services.targets.resolve(service.name, env.name).policy
             try:
                 await policy.check_change(invocation.user_id, invocation.channel_id, f"run `{command}`")
             except PermissionDenied as exc:

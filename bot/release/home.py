@@ -19,6 +19,8 @@ from bot.chat.supervise import Supervisor, guard
 from bot.core import times
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
+from bot.observe import delivery, status
+from bot.observe.status import canary_weight
 from bot.release.requests import PENDING
 
 if TYPE_CHECKING:
@@ -67,54 +69,83 @@ class Home:
             log.warning("cannot publish the Home of %s: %s", user, exc)
 
     async def gather(self, user: str) -> HomeData:
-        """Everything the Home shows for ``user``; a part that cannot be read is named, not fatal."""
+        """Everything the Home shows for ``user``; a part that cannot be read is named, not fatal.
 
-        services, config = self.services, self.services.config
+        A person the read policy refuses (``HELLO_READERS``) sees only why, as ``/hello status`` would tell them.
+        """
         data = HomeData(user=user)
-        policy = services.policy
-        may_approve, _ = await policy.can_approve(user, "")
         try:
-            await policy.check_change(user, config.ops_channels[0] if config.ops_channels else "")
+            await self.services.policy.check_read(user)
+        except PermissionDenied as exc:
+            data.refused = str(exc)
+            return data
+        await self._rights(data)
+        await self._waiting(data)
+        await self._running(data)
+        entries = await self._service_part(data)
+        await self._alerts(data)
+        await self._delivery(data, entries)
+        await self._schedules(data)
+        return data
+
+    async def _rights(self, data: HomeData) -> None:
+        config, policy = self.services.config, self.services.policy
+        try:
+            await policy.check_change(data.user, config.ops_channels[0] if config.ops_channels else "")
             data.may.append("ask for deploys, canaries, rollbacks and certificate renewals")
         except PermissionDenied:
             pass
-        if may_approve:
+        if (await policy.can_approve(data.user, ""))[0]:
             data.may.append("approve other people's requests")
+
+    async def _waiting(self, data: HomeData) -> None:
+        """The requests waiting for this user's approval (not those they approved already)."""
+        approvals, user = self.services.approvals, data.user
+        if approvals is None:
+            return
         try:
-            records = await services.approvals.store.load()
-            now = services.approvals.clock()
-            approvals = services.approvals
+            records = await approvals.store.load()
+            now = approvals.clock()
             for r in sorted(records.values(), key=lambda r: r.created):
                 if r.state != PENDING or r.expired(now) or not r.ts or user in r.approvals:
                     continue  # not waiting, or waiting for others than this user (who approved already)
-                if (await approvals.policy_of(r.change).can_approve(user, r.requester))[0]:
+                if (await approvals.target_of(r.change).policy.can_approve(user, r.requester))[0]:
                     data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
                                                 requester=r.requester, channel=r.channel,
                                                 expires=render.when(times.parse_time(r.expires), "%H:%M UTC")))
         except DependencyUnavailable as exc:
             data.problems.append(f"requests: {exc}")
-        if services.releases is not None:
+
+    async def _running(self, data: HomeData) -> None:
+        if self.services.releases is not None:
             try:
-                data.running = [r.running_line() for r in await services.releases.open_releases()]
+                data.running = [r.running_line() for r in await self.services.releases.open_releases()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
-        entries = None  # several services: the audit records of them all, newest first
-        if services.several:
+
+    async def _service_part(self, data: HomeData) -> list[Any] | None:
+        """The service (or with a catalogue file, every service in every environment) and the last changes;
+        returns the audit records read for every service (None when not read that way)."""
+        services = self.services
+        if services.targets.named:
             data.services = await self._services()
             entries = await self._entries(data)
             data.changes = [_change_line(e) for e in (entries or [])[:8]]
-        else:
+            return entries
+        try:
+            state = await (await services.targets.default.cluster()).release_state()
+            data.service = _service_lines(state)
+        except DependencyUnavailable as exc:
+            data.problems.append(f"cluster: {exc}")
+        if services.audit is not None:
             try:
-                state = await (await services.cluster()).release_state()
-                data.service = _service_lines(state)
+                data.changes = [_change_line(e) for e in await services.audit.recent(8)]
             except DependencyUnavailable as exc:
-                data.problems.append(f"cluster: {exc}")
-            if services.audit is not None:
-                try:
-                    data.changes = [_change_line(e) for e in await services.audit.recent(8)]
-                except DependencyUnavailable as exc:
-                    data.problems.append(f"audit trail: {exc}")
-        alerts = getattr(services, "alerts", None)
+                data.problems.append(f"audit trail: {exc}")
+        return None
+
+    async def _alerts(self, data: HomeData) -> None:
+        alerts = self.services.alerts
         if alerts is not None:
             try:
                 data.alerts = [f":rotating_light: *{foreign(g.alertname, 80)}* "
@@ -122,33 +153,30 @@ class Home:
                                f"{render.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
-        if services.audit is not None and (entries is not None or not services.several):
-            try:
-                from bot.observe import delivery
 
+    async def _delivery(self, data: HomeData, entries: list[Any] | None) -> None:
+        services = self.services
+        if services.audit is not None and (entries is not None or not services.targets.named):
+            try:
                 read = entries if entries is not None else await services.audit.entries()
                 figures = delivery.compute(read, end=times.now(), days=30)
                 data.delivery = render.escape(delivery.summary_line(figures))
             except DependencyUnavailable as exc:
                 data.problems.append(f"delivery figures: {exc}")
-        if services.schedules is not None:
+
+    async def _schedules(self, data: HomeData) -> None:
+        if self.services.schedules is not None:
             try:
-                listed = await services.schedules.list()
+                listed = await self.services.schedules.list()
                 data.schedules = [f"`{item.entry.cron}` in <#{item.entry.channel}> · next "
                                   f"{render.when(item.next, '%m-%d %H:%M')}" for item in listed]
             except DependencyUnavailable as exc:
                 data.problems.append(f"schedules: {exc}")
-        return data
 
     async def _services(self) -> list[ServiceStatus]:
         """Each service in each environment of the catalogue, read concurrently (``/hello status``'s reading)."""
-        from bot.observe import status
-
-        catalogue = self.services.catalogue
-        assert catalogue is not None
         now = times.now()
-        pairs = [(service.name, env.name) for service, env in catalogue.pairs()]
-        return [_service_status(line, now) for line in await status.overview(self.services, pairs, now=now)]
+        return [_service_status(line, now) for line in await status.overview(self.services.targets.every(), now=now)]
 
     async def _entries(self, data: HomeData) -> list[Any] | None:
         """The audit records of every service and environment (each namespace read once), newest first;
@@ -168,8 +196,6 @@ def _change_line(entry: Any) -> str:
 
 def _service_status(line: Any, now: Any) -> ServiceStatus:
     """A :class:`~bot.observe.status.OverviewLine` as Home's section: versions, canary, certificate, health."""
-    from bot.observe.status import canary_weight
-
     state = line.state
     if state is None:
         text = f":grey_question: cannot read it: {foreign(line.error or 'unknown', 200)}"

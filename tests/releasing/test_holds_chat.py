@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.core import catalogue_file
 from bot.core import config as config_module
 from bot.core.errors import CommandError, UsageError
 from bot.release.holds import KEY, FreezeSource, Holds
@@ -230,5 +231,57 @@ async def test_unknown_names_and_ambiguous_locks_are_answered_with_what_exists(s
     await stack.wait_message(told("U1", "to lock payments in production only, give a reason too"))
     await stack.command("U1", "/hello unlock payments")
     await stack.wait_message(told("U1", "payments in every environment is not locked."))
+    await stack.settle()
+    assert stored(stack) == {}
+
+
+# ---------------------------------------------------------------- who may hold a service (#25 item 1)
+
+RIGHTS = catalogue_file.parse({"services": [
+    {"name": "helloworld", "environments": [
+        {"name": "staging", "namespace": "hello"},
+        {"name": "production", "namespace": "hello", "deployers": ["U3"]}]},
+    {"name": "payments", "channels": ["C2"], "deployers": ["U2"], "environments": [
+        {"name": "staging", "namespace": "pay"}, {"name": "production", "namespace": "pay"}]},
+]})
+
+
+@pytest.fixture
+async def rights() -> AsyncIterator[Stack]:
+    async with Stack(engine=False) as running:
+        running.services.catalogue = RIGHTS  # type: ignore[attr-defined]
+        yield running
+
+
+async def test_a_hold_is_decided_by_the_deployers_and_channels_of_what_it_covers(rights: Stack) -> None:
+    stack = rights
+    # a global deployer with no rights on payments cannot lock it, from anywhere
+    await stack.command("U1", '/hello lock payments "migration"')
+    await stack.wait_message(told("U1", "Changes can only be requested in <#C2>"))
+    await stack.command("U1", '/hello lock payments "migration"', channel="C2")
+    await stack.wait_message(told("U1", "<@U1> is not a deployer"))
+    await stack.settle()
+    assert stored(stack) == {}
+    # payments' own deployer locks it from its channel; lifting it follows the same rule
+    await stack.command("U2", '/hello lock payments "migration"', channel="C2")
+    await stack.wait_message(said("locked payments in every environment"))
+    await stack.command("U1", "/hello unlock payments", channel="C2")
+    await stack.wait_message(told("U1", "<@U1> is not a deployer"))
+    assert stored(stack)["locks"]["payments/*"]["user"] == "U2"
+    await stack.command("U2", "/hello unlock payments", channel="C2")
+    await stack.wait_message(said("unlocked payments in every environment"))
+    # production's own deployer may lock production, and only there
+    await stack.command("U3", '/hello lock helloworld production "release train"')
+    await stack.wait_message(said("locked helloworld in production"))
+    await stack.command("U3", '/hello lock helloworld staging "not mine"')
+    await stack.wait_message(told("U3", "<@U3> is not a deployer"))
+
+
+async def test_freezing_all_needs_the_rights_for_every_service_and_environment(rights: Stack) -> None:
+    stack = rights
+    for user, channel in (("U1", "C1"), ("U2", "C2"), ("U3", "C1")):
+        await stack.command(user, '/hello freeze all production 1h "incident"', channel=channel)
+        await stack.wait_message(lambda m, u=user: isinstance(m, Ephemeral) and m.user == u
+                                 and ("is not a deployer" in m.text or "Changes can only be requested" in m.text))
     await stack.settle()
     assert stored(stack) == {}

@@ -131,3 +131,22 @@ def test_a_pair_that_cannot_be_read_says_why_in_its_section() -> None:
     home = view(HomeData(user="U1", services=[item]))
     assert "*greeter* · production\n:grey_question: cannot read it" in json.dumps(home, ensure_ascii=False) \
         .replace("\\n", "\n")
+
+
+async def test_home_shows_a_person_outside_the_readers_only_why(release: Any) -> None:
+    # HELLO_READERS names who may read: /hello status refuses the others, and so does Home (#25 item 6)
+    async with release(env={"HELLO_READERS": "U2,U3"}) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        await chat.approval()
+        outsider = await _home(chat, "U9", "HELLO_READERS")
+        spec = json.dumps(outsider.spec, ensure_ascii=False)
+        assert "is not allowed to use read-only commands" in spec
+        for secret in ("helloworld", "v1", "requested by", "Delivery", "certificate", "Last changes"):
+            assert secret not in spec, secret
+        reader = await _home(chat, "U2", "requested by <@U1> in")
+        assert "*stable* `v1` 2/2 ready" in json.dumps(reader.spec, ensure_ascii=False)
+
+
+def test_the_refusal_view_holds_nothing_but_the_refusal() -> None:
+    home = view(HomeData(user="U9", refused="<@U9> is not allowed", may=["approve"], changes=["x"]))
+    assert _texts(home) == ["hello-chatops", "<@U9> is not allowed"]

@@ -305,7 +305,7 @@ async def test_the_status_warning_uses_the_same_judge() -> None:
     def services(canary_errors: int) -> SimpleNamespace:
         prometheus = Prometheus({"v2-<faulty>": counts("v2-<faulty>", 2400, canary_errors),
                                  "v1": counts("v1", 5600, 0)})
-        return SimpleNamespace(config=config, prometheus_for=lambda _config: prometheus)
+        return SimpleNamespace(config=config, prometheus=prometheus)
 
     warning = await analysis.canary_warning(services(480), state)
     assert warning.startswith("canary v2-&lt;faulty&gt; at 30% is significantly worse than stable over the last "

@@ -60,7 +60,7 @@ async def test_digest_lists_changes_since_the_previous_post(stack: Stack) -> Non
 
 async def test_chart_is_rendered_and_uploaded_in_the_thread(stack: Stack) -> None:
     now = datetime(2030, 1, 7, 12, tzinfo=UTC)
-    data = await status.gather(stack.services, "1h", now=now)
+    data = await status.gather(stack.services, stack.services.targets.default, "1h", now=now)
     data.snapshot, data.metrics_error = synthetic_snapshot(now), ""
     blocks = status.blocks(data, stack.services.config)
     ts = await stack.services.messenger.post("C1", status.summary_text(data), blocks)
