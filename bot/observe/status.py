@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
 from bot.chat.contract import Upload
-from bot.cluster.kube import ReleaseState
+from bot.cluster.kube import Deployed
 from bot.core import times
 from bot.core.durations import duration
 from bot.core.errors import ClusterError, DependencyUnavailable
@@ -28,7 +28,7 @@ CERT_WARN_DAYS = 14
 class StatusData:
     now: datetime
     range: str
-    state: ReleaseState | None
+    state: Deployed | None
     cluster_error: str = ""
     snapshot: Any = None  # bot.prom.Snapshot
     metrics_error: str = ""
@@ -39,7 +39,7 @@ class StatusData:
     config: Any = None  # the configuration of the service and environment described (Services.config_for)
 
 
-def assess(state: ReleaseState, now: datetime) -> list[str]:
+def assess(state: Deployed, now: datetime) -> list[str]:
     """Warnings a person should act on, in plain words."""
     out: list[str] = []
     for part, why in state.missing.items():
@@ -76,7 +76,7 @@ def assess(state: ReleaseState, now: datetime) -> list[str]:
     return out
 
 
-def canary_weight(state: ReleaseState | None) -> int:
+def canary_weight(state: Deployed | None) -> int:
     if state is None or state.canary_route is None:
         return 0
     return state.canary_route.weight or 0
@@ -97,7 +97,7 @@ async def gather(services: Services, range_text: str = "1h", *, now: datetime | 
     async def read_cluster() -> None:
         try:
             cluster = await services.cluster_for(config)
-            data.state = await cluster.release_state()
+            data.state = await cluster.deployed()
         except ClusterError as exc:
             data.cluster_error = str(exc)
 
@@ -280,7 +280,7 @@ class OverviewLine:
 
     service: str
     environment: str
-    state: ReleaseState | None = None
+    state: Deployed | None = None
     warnings: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -309,7 +309,7 @@ async def overview(services: Services, pairs: list[tuple[str, str]], *, now: dat
         line = OverviewLine(service, environment)
         try:
             cluster = await services.cluster_for(services.config_for(service, environment))
-            line.state = await cluster.release_state(events=False)  # the line shows no Events
+            line.state = await cluster.deployed(events=False)  # the line shows no Events
             line.warnings = assess(line.state, now)
         except ClusterError as exc:
             line.error = str(exc)

@@ -185,7 +185,7 @@ class Audit:
         }
         try:
             cluster = await self.services.cluster_for(config)
-            await cluster.create_event(body)
+            await cluster.events.create(body)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
 
@@ -209,7 +209,7 @@ class Audit:
         cluster = await self.services.cluster_for(config or self.services.config)
 
         out = []
-        for event in await cluster.list_raw_events(SELECTOR):
+        for event in await cluster.events.list(SELECTOR):
             entry = _entry(event)
             if entry is not None:
                 out.append(entry)

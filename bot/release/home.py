@@ -105,7 +105,7 @@ class Home:
             data.changes = [_change_line(e) for e in (entries or [])[:8]]
         else:
             try:
-                state = await (await services.cluster()).release_state()
+                state = await (await services.cluster()).deployed()
                 data.service = _service_lines(state)
             except DependencyUnavailable as exc:
                 data.problems.append(f"cluster: {exc}")
