@@ -151,8 +151,8 @@ async def load_configuration(config: Config) -> kclient.Configuration:
 class Api:
     """The official client's API groups, aimed at one namespace, and the one way to call them.
 
-    ``client`` is the connection (``kubernetes.aio.client.ApiClient``); several :class:`Api` of different
-    namespaces may share it (:meth:`in_namespace`), and closing any of them closes it.
+    ``client`` is the connection (``kubernetes.aio.client.ApiClient``); the :class:`Api` of several namespaces
+    may share it (:meth:`bot.cluster.kube.Cluster.scoped`), and closing any of them closes it.
     """
 
     def __init__(self, client: kclient.ApiClient, namespace: str, *, request_timeout: float = 10.0) -> None:
@@ -164,10 +164,6 @@ class Api:
         self.custom = kclient.CustomObjectsApi(client)
         self.coordination = kclient.CoordinationV1Api(client)
         self.authorization = kclient.AuthorizationV1Api(client)
-
-    def in_namespace(self, namespace: str) -> Api:
-        """The same connection, aimed at another namespace."""
-        return Api(self.client, namespace, request_timeout=self.request_timeout)
 
     async def close(self) -> None:
         await self.client.close()
