@@ -168,9 +168,9 @@ async def check_service(config: Config) -> tuple[bool, str]:
         cluster = await Cluster.connect(config)
         try:
             found = await asyncio.gather(
-                cluster.get_deployment(config.stable_deployment), cluster.get_deployment(config.canary_deployment),
-                cluster.get_mapping(config.stable_mapping), cluster.get_mapping(config.canary_mapping),
-                cluster.get_certificate(config.certificate), access.missing(cluster, access.SERVICE),
+                cluster.deployments.get(config.stable_deployment), cluster.deployments.get(config.canary_deployment),
+                cluster.traffic.stable_route(), cluster.traffic.canary_route(),
+                cluster.certificates.get(config.certificate), access.missing(cluster, access.SERVICE),
                 return_exceptions=True)
             *reads, lacking = found
             failures = [str(exc) for exc in (*reads, lacking) if isinstance(exc, Exception)]

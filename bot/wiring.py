@@ -63,7 +63,7 @@ async def warm_up(services: Services) -> str:
     """
     async def read() -> str:
         cluster = await services.cluster()
-        state = await cluster.release_state()
+        state = await cluster.deployed()
         return state.stable.version if state.stable else "?"
 
     try:

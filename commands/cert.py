@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.chat import render
-from bot.cluster.kube import cert_from
+from bot.cluster.certificates import cert_from
 from bot.core import args as checks
 from bot.core import times
 from bot.core.config import Config
@@ -54,7 +54,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         await ctx.propose(lambda cluster: actions.plan_renew(cluster, config, reason=request.reason))
         return None
     cluster = await ctx.cluster()
-    cert = cert_from(await cluster.get_certificate())
+    cert = cert_from(await cluster.certificates.get())
     now = times.now()
     days = cert.days_left(now)
     backoff = actions.backoff_until(cert)

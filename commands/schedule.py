@@ -140,7 +140,7 @@ async def _list(ctx: Context) -> Reply:
         lines.append(f"{item.entry.id} {item.entry.cron} <#{item.entry.channel}>{failed}")
     leader = ""
     try:
-        lease = await (await ctx.services.cluster()).get_lease(ctx.config.lease_name)
+        lease = await (await ctx.services.cluster()).leases.get(ctx.config.lease_name)
         leader = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
     except CommandError:
         pass

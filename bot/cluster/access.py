@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.cluster.client import Api
 from bot.cluster.kube import Cluster
 
 
@@ -50,11 +51,25 @@ REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # the home namespace of a si
 STATE_RESOURCES = frozenset((p.group, p.resource) for p in STATE)
 
 
+async def may(api: Api, permission: Permission, namespace: str | None = None) -> bool:
+    """Whether the client's identity may do ``permission`` in ``namespace`` (default: the API's), as the API
+    server's authorizer answers a SelfSubjectAccessReview; nothing is tried."""
+    top, _, sub = permission.resource.partition("/")
+    attributes = {"namespace": namespace or api.namespace, "verb": permission.verb, "group": permission.group,
+                  "resource": top}
+    if sub:
+        attributes["subresource"] = sub
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}
+    review = await api.call("create", "selfsubjectaccessreviews", None,
+                            api.authorization.create_self_subject_access_review, body)
+    return bool((review.get("status") or {}).get("allowed"))
+
+
 async def missing(cluster: Cluster, permissions: Sequence[Permission], namespace: str | None = None
                   ) -> list[Permission]:
     """The permissions the cluster's identity lacks in ``namespace`` (default: the cluster's), in order."""
-    allowed = await asyncio.gather(*(cluster.may(p.verb, p.group, p.resource, namespace=namespace)
-                                     for p in permissions))
+    allowed = await asyncio.gather(*(may(cluster.api, p, namespace) for p in permissions))
     return [p for p, ok in zip(permissions, allowed, strict=True) if not ok]
 
 

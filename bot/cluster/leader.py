@@ -154,18 +154,18 @@ class LeaderElector:
 
     async def _try(self, now: datetime) -> bool:
         cluster = await self._cluster()
-        lease = await cluster.get_lease(self.name)
+        lease = await cluster.leases.get(self.name)
         if lease is None:
-            created = await cluster.create_lease(self._body(None, now, acquire=True))
+            created = await cluster.leases.create(self._body(None, now, acquire=True))
             log.info("lease %s: created, %s leads", self.name, self.identity)
             return self._won(created, now)
         holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
         if holder == self.identity:
-            renewed = await cluster.replace_lease(self._body(lease, now, acquire=False))
+            renewed = await cluster.leases.replace(self._body(lease, now, acquire=False))
             return self._won(renewed, now)
         if not self.expired(lease, now):
             return self._lost(holder)
-        taken = await cluster.replace_lease(self._body(lease, now, acquire=True))
+        taken = await cluster.leases.replace(self._body(lease, now, acquire=True))
         log.info("lease %s: %s took over from %r", self.name, self.identity, holder or "nobody")
         return self._won(taken, now)
 
@@ -177,13 +177,13 @@ class LeaderElector:
             return False
         try:
             cluster = await self._cluster()
-            lease = await cluster.get_lease(self.name)
+            lease = await cluster.leases.get(self.name)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return False
             body = self._body(lease, now, acquire=False)
             body["spec"]["holderIdentity"] = ""
             body["spec"]["leaseDurationSeconds"] = 1
-            await cluster.replace_lease(body)
+            await cluster.leases.replace(body)
         except ClusterError as exc:
             log.warning("lease %s: cannot release: %s", self.name, exc)
             return False

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from bot.cluster.configmaps import MANAGED
 from bot.cluster.kube import Cluster
 from bot.core.errors import ClusterError, Conflict
 from bot.core.retry import CONFLICTS, conflict, outage, retry
@@ -20,7 +21,6 @@ from bot.core.retry import CONFLICTS, conflict, outage, retry
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MANAGED = {"app.kubernetes.io/managed-by": "hello-chatops"}
 
 
 class ConfigMapStore:
@@ -39,7 +39,7 @@ class ConfigMapStore:
     async def read(self) -> dict[str, str] | None:
         """The data, or ``None`` when the ConfigMap does not exist."""
         cluster = await self._cluster()
-        cm = await cluster.get_configmap(self.name)
+        cm = await cluster.configmaps.get(self.name)
         return None if cm is None else dict(cm.get("data") or {})
 
     async def update(self, mutate: Callable[[dict[str, str]], T], *, create: bool = True) -> T:
@@ -54,16 +54,16 @@ class ConfigMapStore:
         cluster = await self._cluster()
 
         async def once() -> T:
-            cm = await cluster.get_configmap(self.name)
+            cm = await cluster.configmaps.get(self.name)
             data = dict((cm or {}).get("data") or {})
             before = dict(data)
             result = mutate(data)
             if (data == before and cm is not None) or (cm is None and not create):
                 return result
             if cm is None:
-                await retry(cluster.create_configmap, self.name, data, self.labels, when=outage)
+                await retry(cluster.configmaps.create, self.name, data, self.labels, when=outage)
             else:
-                await retry(cluster.replace_configmap, {**cm, "data": data}, when=outage)
+                await retry(cluster.configmaps.replace, {**cm, "data": data}, when=outage)
             return result
 
         try:

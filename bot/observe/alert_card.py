@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.chat import render
 from bot.chat.render import when
-from bot.cluster.kube import ReleaseState
+from bot.cluster.kube import Deployed
 from bot.core.durations import duration
 from bot.core.errors import DependencyUnavailable
 from bot.core.text import escape, foreign
@@ -45,7 +45,7 @@ ROLLBACK, ABORT, SILENCE, ACK = "alert_rollback", "alert_abort", "alert_silence"
 
 @dataclass
 class CardContext:
-    state: ReleaseState | None = None
+    state: Deployed | None = None
     state_error: str = ""
     changes: list[str] = field(default_factory=list)  # mrkdwn lines, written by the bot (values escaped)
     changes_error: str = ""
@@ -103,7 +103,7 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
     context = CardContext(where=place.label if place is not None else "", prometheus_urls=known)
     try:
         cluster = await target.cluster()
-        context.state = await cluster.release_state()
+        context.state = await cluster.deployed()
     except DependencyUnavailable as exc:
         context.state_error = str(exc)
     audit = services.audit
@@ -144,7 +144,7 @@ def source_link(generator_url: str, prometheus_urls: tuple[str, ...]) -> str:
     return ""
 
 
-def canary_weight(state: ReleaseState | None) -> int:
+def canary_weight(state: Deployed | None) -> int:
     if state is None or state.canary_route is None or state.canary is None:
         return 0
     return state.canary_route.weight or 0

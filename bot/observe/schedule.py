@@ -142,7 +142,7 @@ class Store:
 
     async def read(self) -> tuple[list[Entry], dict[str, SlotState]]:
         cluster = await self.services.cluster()
-        schedules, state = self._decode(await cluster.get_configmap(self.name))
+        schedules, state = self._decode(await cluster.configmaps.get(self.name))
         entries = config_entries(self.services)
         for sid, raw in sorted(schedules.items(), key=lambda kv: kv[1].get("created", "")):
             entries.append(Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat import render
 from bot.chat.contract import Upload
-from bot.cluster.kube import ReleaseState
+from bot.cluster.kube import Deployed
 from bot.core import times
 from bot.core.durations import duration
 from bot.core.errors import ClusterError, DependencyUnavailable
@@ -29,7 +29,7 @@ CERT_WARN_DAYS = 14
 class StatusData:
     now: datetime
     range: str
-    state: ReleaseState | None
+    state: Deployed | None
     cluster_error: str = ""
     snapshot: Any = None  # bot.prom.Snapshot
     metrics_error: str = ""
@@ -41,7 +41,7 @@ class StatusData:
     target: Target | None = None  # the service and environment described (None: the bot's own)
 
 
-def assess(state: ReleaseState, now: datetime) -> list[str]:
+def assess(state: Deployed, now: datetime) -> list[str]:
     """Warnings a person should act on, in plain words."""
     out: list[str] = []
     for part, why in state.missing.items():
@@ -78,7 +78,7 @@ def assess(state: ReleaseState, now: datetime) -> list[str]:
     return out
 
 
-def canary_weight(state: ReleaseState | None) -> int:
+def canary_weight(state: Deployed | None) -> int:
     if state is None or state.canary_route is None:
         return 0
     return state.canary_route.weight or 0
@@ -99,7 +99,7 @@ async def gather(services: Services, target: Target, range_text: str = "1h", *,
     async def read_cluster() -> None:
         try:
             cluster = await target.cluster()
-            data.state = await cluster.release_state()
+            data.state = await cluster.deployed()
         except ClusterError as exc:
             data.cluster_error = str(exc)
 
@@ -283,7 +283,7 @@ class OverviewLine:
 
     service: str
     environment: str
-    state: ReleaseState | None = None
+    state: Deployed | None = None
     warnings: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -311,7 +311,7 @@ async def overview(targets: list[Target], *, now: datetime | None = None) -> lis
         line = OverviewLine(target.service.name, target.environment.name)
         try:
             cluster = await target.cluster()
-            line.state = await cluster.release_state(events=False)  # the line shows no Events
+            line.state = await cluster.deployed(events=False)  # the line shows no Events
             line.warnings = assess(line.state, now)
         except ClusterError as exc:
             line.error = str(exc)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cluster.kube import Cluster, Route, cert_from, image_version, track_from
-from bot.cluster.traffic import router_for
+from bot.cluster.certificates import cert_from
+from bot.cluster.deployments import image_version, track_from
+from bot.cluster.kube import Cluster
 from bot.core.config import Config
 from bot.core.errors import CommandError
 from bot.core.text import foreign
@@ -80,12 +81,7 @@ def image_for(config: Config, version: str) -> str:
 
 
 async def _track(cluster: Cluster, name: str, config: Config, role: str):  # -> Track
-    return track_from(role, await cluster.get_deployment(name), config.container)
-
-
-async def _canary_route(cluster: Cluster, config: Config) -> Route:
-    """The canary's route, as the service's traffic router reads it."""
-    return await router_for(cluster, config.canary_mapping).canary_route()
+    return track_from(role, await cluster.deployments.get(name), config.container)
 
 
 @dataclass(frozen=True)
@@ -99,11 +95,11 @@ class Revision:
 
 async def revisions(cluster: Cluster, name: str, config: Config) -> tuple[int, list[Revision]]:
     """The Deployment's current revision and its ReplicaSet history, oldest first."""
-    deploy = await cluster.get_deployment(name)
+    deploy = await cluster.deployments.get(name)
     meta = deploy.get("metadata") or {}
     labels = ((deploy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    sets = await cluster.list_replicasets(selector)
+    sets = await cluster.replicasets.list(selector)
     out = []
     for rs in sets:
         rs_meta = rs.get("metadata") or {}
@@ -141,7 +137,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
                       reason: str = "") -> Change:
     """A canary of ``version``: at ``percent`` (manual, no analysis), or analysed through ``HELLO_CANARY_STEPS``."""
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _canary_route(cluster, config)
+    route = await cluster.traffic.canary_route()
     image = image_for(config, version)
     current = route.weight or 0
     details = [f"`{canary.deployment}` image `{canary.image or 'none'}` → `{image}`",
@@ -172,7 +168,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
 
 async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _canary_route(cluster, config)
+    route = await cluster.traffic.canary_route()
     current = route.weight or 0
     if percent == current:
         raise CommandError(f"The canary already gets {current}% of the traffic.")
@@ -193,7 +189,7 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: 
 async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     stable = await _track(cluster, config.stable_deployment, config, "stable")
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _canary_route(cluster, config)
+    route = await cluster.traffic.canary_route()
     if canary.desired == 0 or canary.ready == 0:
         raise CommandError(f"There is no running canary to promote (`{canary.deployment}` "
                            f"{canary.ready}/{canary.desired} ready).")
@@ -211,7 +207,7 @@ async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") ->
 
 async def plan_abort(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
     canary = await _track(cluster, config.canary_deployment, config, "canary")
-    route = await _canary_route(cluster, config)
+    route = await cluster.traffic.canary_route()
     weight = route.weight or 0
     if weight == 0 and canary.desired == 0:
         raise CommandError("There is no canary to abort: it gets no traffic and has no replicas.")
@@ -255,7 +251,7 @@ def backoff_until(cert: Any) -> datetime | None:
 
 
 async def plan_renew(cluster: Cluster, config: Config, *, reason: str = "") -> Change:
-    cert = cert_from(await cluster.get_certificate())
+    cert = cert_from(await cluster.certificates.get())
     if cert.issuing is not None and cert.issuing.status == "True":
         raise CommandError(f"Certificate `{cert.name}` is already being issued ({foreign(cert.issuing.reason, 80)}): "
                            "wait for it to finish.")
@@ -319,14 +315,14 @@ def _ready(pod: dict) -> bool:
 
 async def running(cluster: Cluster, config: Config) -> Running:
     """The stable Deployment's image, and its digest when every ready pod of the current ReplicaSet reports one."""
-    deploy = await cluster.get_deployment(config.stable_deployment)
+    deploy = await cluster.deployments.get(config.stable_deployment)
     stable = track_from("stable", deploy, config.container)
     meta = deploy.get("metadata") or {}
     labels = ((deploy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     revision = str((meta.get("annotations") or {}).get(REVISION, ""))
     current: dict[str, Any] = {}
-    for rs in await cluster.list_replicasets(selector):
+    for rs in await cluster.replicasets.list(selector):
         rs_meta = rs.get("metadata") or {}
         owned = any(ref.get("uid") == meta.get("uid") for ref in rs_meta.get("ownerReferences") or [])
         if owned and revision and str((rs_meta.get("annotations") or {}).get(REVISION, "")) == revision:
@@ -335,7 +331,7 @@ async def running(cluster: Cluster, config: Config) -> Running:
     digest, note = "", f"no ReplicaSet of `{stable.deployment}` has its revision {revision or '(none)'}"
     template_hash = (current.get("labels") or {}).get(POD_TEMPLATE_HASH)
     if template_hash:
-        pods = [p for p in await cluster.list_pods(f"{selector},{POD_TEMPLATE_HASH}={template_hash}") if _ready(p)]
+        pods = [p for p in await cluster.pods.list(f"{selector},{POD_TEMPLATE_HASH}={template_hash}") if _ready(p)]
         found = set()
         for pod in pods:
             statuses = (pod.get("status") or {}).get("containerStatuses") or []

@@ -75,7 +75,7 @@ async def canary_warning(target: Target, state: Any, seconds: float = STATUS_WIN
     """A warning when a canary with traffic is significantly worse than stable, analysed or not ("" if not):
     the judge's own verdict on the last ``seconds`` (a FAIL: a bound of its confidence sequence beyond a limit).
 
-    ``state`` is the :class:`~bot.cluster.kube.ReleaseState` just read; metrics that cannot be read say
+    ``state`` is the :class:`~bot.cluster.kube.Deployed` just read; metrics that cannot be read say
     nothing here (the status shows that on its own).
     """
     from bot.core.errors import DependencyUnavailable

@@ -187,7 +187,7 @@ class Audit:
         }
         try:
             cluster = await where.cluster()
-            await cluster.create_event(body)
+            await cluster.events.create(body)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
 
@@ -210,7 +210,7 @@ class Audit:
         cluster = await (target or self.services.targets.default).cluster()
 
         out = []
-        for event in await cluster.list_raw_events(SELECTOR):
+        for event in await cluster.events.list(SELECTOR):
             entry = _entry(event)
             if entry is not None:
                 out.append(entry)

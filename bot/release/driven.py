@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.cluster.kube import track_from
+from bot.cluster.deployments import track_from
 from bot.core.errors import DependencyUnavailable
 from bot.core.retry import Backoff, retry
 from bot.core.text import escape, foreign
@@ -110,7 +110,7 @@ async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepR
 
 async def look(driver: Driver, cluster: Any, version: str, seconds: float) -> Verdict:
     """One look: the canary against stable over the last ``seconds``, judged (a blind wait without metrics)."""
-    stable = track_from("stable", await cluster.get_deployment(driver.config.stable_deployment),
+    stable = track_from("stable", await cluster.deployments.get(driver.config.stable_deployment),
                         driver.config.container)
     if stable.version == version:
         return Verdict(State.WAIT, f"the canary runs the stable version `{version}`: nothing to compare",

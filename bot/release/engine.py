@@ -264,7 +264,7 @@ class Engine:
         try:
             cluster = await self.services.cluster()
             for rid in release_ids:
-                await cluster.delete_configmap(configmap_name(rid))
+                await cluster.configmaps.delete(configmap_name(rid))
         except ClusterError as exc:
             log.info("cannot delete old release records: %s", exc)
 

@@ -133,7 +133,7 @@ class Home:
             data.changes = [_change_line(e) for e in (entries or [])[:8]]
             return entries
         try:
-            state = await (await services.targets.default.cluster()).release_state()
+            state = await (await services.targets.default.cluster()).deployed()
             data.service = _service_lines(state)
         except DependencyUnavailable as exc:
             data.problems.append(f"cluster: {exc}")

@@ -166,7 +166,7 @@ class RequestStore:
         cluster = await self._cluster()
         selector = ",".join(f"{k}={v}" for k, v in {COMPONENT: "request", **self._owner}.items())
         out: dict[str, Record] = {}
-        for cm in await cluster.list_configmaps(selector):
+        for cm in await cluster.configmaps.list(selector):
             record = _record((cm.get("data") or {}).get(RECORD_KEY), cm["metadata"]["name"])
             if record is not None:
                 out[record.id] = record
@@ -179,7 +179,7 @@ class RequestStore:
         """Store a new request (its id is new: a conflict would be a bug, and raises)."""
         cluster = await self._cluster()
         store = self._record_store(record.id)
-        await cluster.create_configmap(store.name, {RECORD_KEY: record.to_json()}, labels=store.labels)
+        await cluster.configmaps.create(store.name, {RECORD_KEY: record.to_json()}, labels=store.labels)
 
     async def update(self, request_id: str, change: Callable[[Record], T]) -> T | None:
         """Compare-and-swap one request: ``change`` edits it in place and returns a result (``None``: missing).
@@ -198,7 +198,7 @@ class RequestStore:
 
     async def delete(self, request_id: str) -> None:
         cluster = await self._cluster()
-        await cluster.delete_configmap(self._record_store(request_id).name)
+        await cluster.configmaps.delete(self._record_store(request_id).name)
 
     # ------------------------------------------------------------------ locks
     async def lock(self, key: tuple[str, str]) -> Lock:
@@ -242,7 +242,7 @@ class RequestStore:
             await legacy.update(drop, create=False)
             if not await legacy.read():
                 cluster = await self._cluster()
-                await cluster.delete_configmap(legacy.name)
+                await cluster.configmaps.delete(legacy.name)
         return [r.id for r in found]
 
 

@@ -48,7 +48,7 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
     """Watch Deployment ``name`` until it is rolled out (ok), stuck, stalled or ``timeout`` passes."""
     started = clock()
     deadline = started + timeout
-    deploy = await cluster.get_deployment(name)
+    deploy = await cluster.deployments.get(name)
     current = status_of(deploy, container)
     await on_change(current)
     last_change = clock()
@@ -65,8 +65,8 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
             return await _failed(cluster, current, f"no progress for {int(stall)}s")
         window = max(1.0, min(deadline - now, stall - (now - last_change)))
         try:
-            async for obj in cluster.watch_deployment(name, timeout=window,
-                                                      resource_version=current.resource_version or None):
+            async for obj in cluster.deployments.watch(name, timeout=window,
+                                                       resource_version=current.resource_version or None):
                 seen = status_of(obj, container)
                 if seen.signature != current.signature or seen.stuck != current.stuck:
                     last_change = clock()
@@ -82,7 +82,7 @@ async def follow(cluster: Cluster, name: str, *, on_change: OnChange, timeout: f
             # 410 Gone (history compacted), a dropped stream or a 5xx: read afresh and watch again.
             log.info("watch on deployments/%s ended (%s); reading it again", name, exc)
             await asyncio.sleep(0.1)
-            deploy = await cluster.get_deployment(name)
+            deploy = await cluster.deployments.get(name)
             seen = status_of(deploy, container)
             if seen.signature != current.signature:
                 last_change = clock()
@@ -97,17 +97,17 @@ async def _failed(cluster: Cluster, status: RolloutStatus, reason: str) -> Rollo
 async def pod_warnings(cluster: Cluster, deployment: str, limit: int = 3) -> list[str]:
     """Recent Warning events (e.g. ``BackOff``) of the pods of the Deployment's newest ReplicaSet."""
     try:
-        deploy = await cluster.get_deployment(deployment)
+        deploy = await cluster.deployments.get(deployment)
         labels = ((deploy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         uid = (deploy.get("metadata") or {}).get("uid")
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        owned = [rs for rs in await cluster.list_replicasets(selector)
+        owned = [rs for rs in await cluster.replicasets.list(selector)
                  if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
         if not owned:
             return []
         newest = max(owned, key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0))
         prefix = f"Pod/{newest['metadata']['name']}-"
-        events = await cluster.list_events(warnings_only=True, limit=50)
+        events = await cluster.events.warnings(limit=50)
     except ClusterError as exc:
         log.warning("cannot read the warnings of %s: %s", deployment, exc)
         return []

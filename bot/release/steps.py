@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.cluster.kube import Cluster, cert_from, track_from
-from bot.cluster.traffic import TrafficRouter, router_for
+from bot.cluster.certificates import cert_from
+from bot.cluster.deployments import track_from
+from bot.cluster.kube import Cluster
 from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import ClusterError, NotFound
@@ -51,17 +52,13 @@ async def _no_status(status: RolloutStatus) -> None:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step handler works with: the service's cluster, configuration and traffic router."""
+    """What a step handler works with: the service's cluster (its router: ``cluster.traffic``) and configuration."""
 
     cluster: Cluster
     config: Config
     on_status: OnStatus = _no_status
     clock: Callable[[], datetime] = times.now
     cause: str = ""  # the change cause recorded on the Deployments it changes
-
-    @property
-    def router(self) -> TrafficRouter:
-        return router_for(self.cluster, self.config.canary_mapping)
 
 
 Handler = Callable[[Step, StepContext], Awaitable[StepResult]]
@@ -101,9 +98,9 @@ async def _restore_revision_step(step: Step, ctx: StepContext) -> StepResult:
 
 @handles(StepKind.SCALE)
 async def _scale(step: Step, ctx: StepContext) -> StepResult:
-    deploy = await ctx.cluster.get_deployment(step.target)
+    deploy = await ctx.cluster.deployments.get(step.target)
     if int((deploy.get("spec") or {}).get("replicas", 1)) != step.replicas:
-        await ctx.cluster.scale_deployment(step.target, step.replicas)
+        await ctx.cluster.deployments.scale(step.target, step.replicas)
     return StepResult(True, f"{step.replicas} replica(s)")
 
 
@@ -114,13 +111,13 @@ async def _wait_ready_step(step: Step, ctx: StepContext) -> StepResult:
 
 @handles(StepKind.SET_WEIGHT)
 async def _set_weight(step: Step, ctx: StepContext) -> StepResult:
-    await ctx.router.set_canary_share(step.percent)
+    await ctx.cluster.traffic.set_canary_share(step.percent)
     return StepResult(True, f"weight {step.percent}%")
 
 
 @handles(StepKind.CHECK_CANARY)
 async def _check_canary(step: Step, ctx: StepContext) -> StepResult:
-    canary = track_from("canary", await ctx.cluster.get_deployment(step.target), ctx.config.container)
+    canary = track_from("canary", await ctx.cluster.deployments.get(step.target), ctx.config.container)
     if canary.ready == 0:
         return StepResult(False, f"`{canary.deployment}` has no ready pod any more "
                           f"({canary.ready}/{canary.desired})")
@@ -129,7 +126,7 @@ async def _check_canary(step: Step, ctx: StepContext) -> StepResult:
 
 @handles(StepKind.TRIGGER_ISSUANCE)
 async def _trigger_issuance(step: Step, ctx: StepContext) -> StepResult:
-    state = cert_from(await ctx.cluster.get_certificate(step.target))
+    state = cert_from(await ctx.cluster.certificates.get(step.target))
     issuing = state.issuing is not None and state.issuing.status == "True"
     if state.revision <= step.revision and not issuing:
         await retry(_trigger, ctx.cluster, step.target)
@@ -142,7 +139,7 @@ async def _wait_issued_step(step: Step, ctx: StepContext) -> StepResult:
 
 
 async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -> StepResult:
-    deploy = await cluster.get_deployment(step.target)
+    deploy = await cluster.deployments.get(step.target)
     containers = (((deploy.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     chosen = next((c for c in containers if c.get("name") == config.container), containers[0] if containers else {})
     env = {e.get("name"): e.get("value") for e in chosen.get("env") or []}
@@ -153,7 +150,7 @@ async def _set_image(step: Step, cluster: Cluster, config: Config, cause: str) -
         patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [container]}}}}
         if cause:
             patch["metadata"] = {"annotations": {CHANGE_CAUSE: cause}}
-        await cluster.patch_deployment(step.target, patch)
+        await cluster.deployments.patch(step.target, patch)
     return StepResult(True, f"image {step.image}")
 
 
@@ -161,7 +158,7 @@ async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause:
     """Put back the revision's whole pod template, as ``kubectl rollout undo`` does (unless it is back)."""
     _, history = await revisions(cluster, step.target, config)
     kept = next((r for r in history if r.number == step.revision and r.template), None)
-    deploy = await cluster.get_deployment(step.target)
+    deploy = await cluster.deployments.get(step.target)
     current = (deploy.get("spec") or {}).get("template") or {}
     if kept is None:
         if track_from("stable", deploy, config.container).image == step.image:
@@ -172,7 +169,7 @@ async def _restore_revision(step: Step, cluster: Cluster, config: Config, cause:
         annotations = {**((deploy.get("metadata") or {}).get("annotations") or {})}
         if cause:
             annotations[CHANGE_CAUSE] = cause
-        await cluster.patch_deployment(step.target, [
+        await cluster.deployments.patch(step.target, [
             {"op": "replace", "path": "/spec/template", "value": kept.template},
             {"op": "add", "path": "/metadata/annotations", "value": annotations}])
     return StepResult(True, f"revision {step.revision}'s pod template")
@@ -193,7 +190,7 @@ async def _wait_ready(step: Step, cluster: Cluster, config: Config, on_status: O
 
 async def _trigger(cluster: Cluster, name: str) -> dict:
     """Set Issuing=True as ``cmctl renew`` does, guarded by the resourceVersion just read."""
-    cert = await cluster.get_certificate(name)
+    cert = await cluster.certificates.get(name)
     meta = cert.get("metadata") or {}
     stamp = times.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     conditions = [c for c in (cert.get("status") or {}).get("conditions") or [] if c.get("type") != "Issuing"]
@@ -201,13 +198,13 @@ async def _trigger(cluster: Cluster, name: str) -> dict:
                        "message": "Certificate re-issuance manually triggered", "lastTransitionTime": stamp,
                        "observedGeneration": int(meta.get("generation") or 1)})
     patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": {"conditions": conditions}}
-    return await cluster.patch_certificate_status(name, patch)
+    return await cluster.certificates.patch_status(name, patch)
 
 
 async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Callable[[], datetime]) -> StepResult:
     started = parse_time(step.started) or clock()
     end = started.timestamp() + config.cert_timeout_seconds
-    latest = await cluster.get_certificate(step.target)
+    latest = await cluster.certificates.get(step.target)
     while True:
         verdict = renewal_verdict(step, latest)
         if verdict is not None:
@@ -217,7 +214,7 @@ async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Call
             break
         rv = str((latest.get("metadata") or {}).get("resourceVersion", "")) or None
         try:
-            async for obj in cluster.watch_certificate(step.target, timeout=max(1.0, left), resource_version=rv):
+            async for obj in cluster.certificates.watch(step.target, timeout=max(1.0, left), resource_version=rv):
                 latest = obj
                 if renewal_verdict(step, obj) is not None:
                     break
@@ -226,7 +223,7 @@ async def _wait_issued(step: Step, cluster: Cluster, config: Config, clock: Call
         except ClusterError as exc:
             log.info("certificate watch ended (%s); reading it again", exc)
             await asyncio.sleep(0.2)
-            latest = await cluster.get_certificate(step.target)
+            latest = await cluster.certificates.get(step.target)
     state = cert_from(latest)
     return StepResult(False, f"`{state.name}` was not re-issued within {config.cert_timeout_seconds}s "
                       f"(revision still {state.revision})",

@@ -7,16 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from kubernetes.aio.client.exceptions import ApiException
 
-from bot.cluster.kube import (
-    CertState,
-    ReleaseState,
-    Route,
-    image_version,
-    route_from,
-    scrub,
-    track_from,
-    translate,
-)
+from bot.cluster.certificates import CertState
+from bot.cluster.client import scrub, translate
+from bot.cluster.deployments import image_version, track_from
+from bot.cluster.kube import Deployed
+from bot.cluster.traffic import Route, route_from
 from bot.core.errors import Conflict, Forbidden, NotFound
 from bot.observe.status import assess
 
@@ -62,14 +57,14 @@ def _deploy(ready: int, desired: int, *, stuck: bool = False) -> dict:
                        "availableReplicas": ready, "conditions": conds}}
 
 
-def _state(**kw: object) -> ReleaseState:
+def _state(**kw: object) -> Deployed:
     base = dict(namespace="hello", stable=track_from("stable", _deploy(2, 2), "helloworld"),
                 canary=track_from("canary", _deploy(1, 1), "helloworld"),
                 stable_route=Route("helloworld", "helloworld:80", "/hello/", "h", None),
                 canary_route=Route("helloworld-canary", "helloworld-canary:80", "/hello/", "h", 10),
                 certificate=None)
     base.update(kw)
-    return ReleaseState(**base)  # type: ignore[arg-type]
+    return Deployed(**base)  # type: ignore[arg-type]
 
 
 def test_healthy_state_has_no_warnings() -> None:

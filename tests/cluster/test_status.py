@@ -128,7 +128,7 @@ async def test_stuck_rollout_is_a_warning() -> None:
         assert "Recent warning events" in blocks and "BackOff Pod/helloworld-" in blocks
         # the overview's lighter read: the same health, no Events asked for
         cluster = await stack.services.cluster()
-        full, light = await cluster.release_state(), await cluster.release_state(events=False)
+        full, light = await cluster.deployed(), await cluster.deployed(events=False)
         assert full.warnings and light.warnings == () and "events" not in light.missing
         assert light.stable == full.stable and light.canary_route == full.canary_route
 

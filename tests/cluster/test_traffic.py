@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.cluster.kube import Cluster
-from bot.cluster.traffic import TrafficRouter, router_for
+from bot.cluster.traffic import EmissaryMappings, TrafficRouter
 from bot.core.config import Config
 from bot.core.errors import NotFound
 from sandbox.kube import KubeEmulator
@@ -37,8 +38,9 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeEmulator, Cluster]]
 
 async def test_the_router_sets_the_share_once_and_reads_it_back(cluster: tuple[KubeEmulator, Cluster]) -> None:
     emulator, connected = cluster
-    router: TrafficRouter = router_for(connected, "helloworld-canary")
+    router: TrafficRouter = connected.traffic
     assert router.name == "Mapping helloworld-canary"
+    assert (await router.stable_route()).mapping == "helloworld"
     before = emulator.get(*MAPPINGS, "hello", "helloworld-canary")["metadata"]["resourceVersion"]
     assert await router.set_canary_share(25) is True
     assert (await router.canary_route()).weight == 25
@@ -55,4 +57,34 @@ async def test_the_router_sets_the_share_once_and_reads_it_back(cluster: tuple[K
 async def test_a_missing_route_is_an_error_that_names_it(cluster: tuple[KubeEmulator, Cluster]) -> None:
     _, connected = cluster
     with pytest.raises(NotFound, match="helloworld-nope"):
-        await router_for(connected, "helloworld-nope").set_canary_share(10)
+        await EmissaryMappings(connected.api, "helloworld", "helloworld-nope").set_canary_share(10)
+
+
+def test_only_the_router_reaches_the_gateway_objects() -> None:
+    """No module but bot/cluster/traffic.py calls the custom-objects API about Emissary's objects: nothing else
+    reads or patches a Mapping (bot/cluster/access.py only lists the verbs the router needs)."""
+    root = Path(__file__).resolve().parents[2]
+    reaching = []
+    for path in [*(root / "bot").rglob("*.py"), *(root / "commands").rglob("*.py")]:
+        if path == root / "bot" / "cluster" / "traffic.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        calls = [node.func.attr for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+        if "getambassador.io" in source and any("custom_object" in name for name in calls):
+            reaching.append(str(path.relative_to(root)))
+    assert reaching == []
+
+
+async def test_the_cluster_reads_both_routes_through_its_router(cluster: tuple[KubeEmulator, Cluster]) -> None:
+    emulator, connected = cluster
+    await connected.traffic.set_canary_share(30)
+    stable = emulator.get(*MAPPINGS, "hello", "helloworld")
+    stable["spec"]["weight"] = 70
+    emulator.apply(stable)
+    deployed = await connected.deployed(events=False)
+    assert deployed.canary_route == await connected.traffic.canary_route()
+    assert deployed.canary_route is not None and deployed.canary_route.weight == 30
+    assert deployed.stable_route == await connected.traffic.stable_route()
+    assert deployed.stable_route is not None and deployed.stable_route.weight == 70
+    assert "stable route" not in deployed.missing and "canary route" not in deployed.missing

@@ -218,13 +218,13 @@ async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_varia
     from bot.release.plan import release_for
 
     services = world.stack.services
-    assert services.config_for("", "") is services.config
+    assert services.target("", "").config is services.config
     old = Record(id="0123456789", change=Change(command="deploy", action="deploy", verb="Deploy",
                                                 summary="helloworld: v1 → v2"),
                  requester="U1", channel="C1", created="2026-12-01T00:00:00+00:00",
                  expires="2026-12-01T01:00:00+00:00")
-    assert services.approvals.config_of(old.change) is services.config
-    release = release_for(old, services.config_for(old.change.service, old.change.environment), created="")
+    assert services.approvals.target_of(old.change).config is services.config
+    release = release_for(old, services.target(old.change.service, old.change.environment).config, created="")
     assert release.steps[0].target == "helloworld" and release.where == ""
 
 

@@ -37,12 +37,12 @@ async def test_digest_lists_changes_since_the_previous_post(stack: Stack) -> Non
     scheduler = await attach(stack.services, clock, chart=False)
     await scheduler.add("0 * * * *", "C1", "1h", user="U1")
     cluster = await stack.services.cluster()
-    await cluster.create_event(audit_event("e1", "Deploy", "deployed v2 (requested by <@U1>)",
+    await cluster.events.create(audit_event("e1", "Deploy", "deployed v2 (requested by <@U1>)",
                                            DAY - timedelta(minutes=30)))
     clock.advance(60)
     await scheduler.tick()
-    await cluster.create_event(audit_event("e2", "CanaryWeight", "canary v3 at 10%", DAY + timedelta(minutes=20)))
-    await cluster.create_event(audit_event("e3", "CertificateRenewal", "renewal of helloworld-tls requested",
+    await cluster.events.create(audit_event("e2", "CanaryWeight", "canary v3 at 10%", DAY + timedelta(minutes=20)))
+    await cluster.events.create(audit_event("e3", "CertificateRenewal", "renewal of helloworld-tls requested",
                                            DAY + timedelta(minutes=40)))
     clock.advance(3600)
     await scheduler.tick()

@@ -55,11 +55,11 @@ async def test_a_stale_write_loses_the_race(pair: Stack) -> None:
     a, _ = electors(pair)
     assert await a.step(DAY)
     cluster = await pair.replicas[1].services.cluster()
-    stale = await cluster.get_lease("test-lease")
+    stale = await cluster.leases.get("test-lease")
     assert await a.step(DAY + timedelta(seconds=10))  # a renews: resourceVersion moves on
     stale["spec"]["holderIdentity"] = "cand-1"
     try:
-        await cluster.replace_lease(stale)
+        await cluster.leases.replace(stale)
     except Conflict:
         pass
     else:
