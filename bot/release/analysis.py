@@ -118,14 +118,14 @@ def _value(result: MetricResult, number: float | None) -> str:
 
 
 def metric_lines(verdict: Verdict) -> list[str]:
-    """One line per metric (mrkdwn): the canary's estimate and confidence interval, the limit it is
-    judged against, stable's estimate and the canary requests counted."""
+    """One line per metric (mrkdwn): the canary's estimate and confidence bounds (each at the level
+    shown), the limit it is judged against, stable's estimate and the canary requests counted."""
     lines = []
     for m in verdict.metrics:
         interval = ""
         if m.low is not None and m.high is not None:
             level = f"{m.confidence:.0%} " if m.confidence is not None else ""
-            interval = f" ({level}interval {_value(m, m.low)}–{_value(m, m.high)})"
+            interval = f" ({level}bounds {_value(m, m.low)}–{_value(m, m.high)})"
         if m.threshold is None:
             limit = ""
         elif m.name == "success":

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bot.release.judge import AnalysisSettings, State, Verdict, WindowStats, duration, interval, judge
+from bot.release.confidence import interval, lower, upper
+from bot.release.judge import AnalysisSettings, State, Verdict, WindowStats, duration, judge
 from helloworld.metrics import BUCKETS
 
 BOUNDS = (*BUCKETS, math.inf)
@@ -38,11 +39,12 @@ def row(v: Verdict, name: str):
 # ------------------------------------------------------------------------------ confidence sequences
 
 
-def test_the_interval_holds_the_estimate_and_narrows_with_evidence() -> None:
+def test_the_bounds_hold_the_estimate_and_narrow_with_evidence() -> None:
     widths = []
     for n in (100, 1000, 10_000):
         low, high = interval(n // 100, n, 0.1, 0.01)
         assert low < 0.01 < high
+        assert (low, high) == (lower(n // 100, n, 0.1, 0.01), upper(n // 100, n, 0.1, 0.01))
         widths.append(high - low)
     assert widths == sorted(widths, reverse=True)
     assert interval(0, 750, 0.1, 0.01)[0] == 0.0
@@ -50,26 +52,47 @@ def test_the_interval_holds_the_estimate_and_narrows_with_evidence() -> None:
     assert interval(20, 20, 0.1, 0.01)[1] == 1.0
 
 
-def test_the_bounds_hold_at_every_look_of_a_run_not_only_at_one() -> None:
-    """Time-uniform coverage: over 300 seeded runs of 120 looks each (up to 12,000 requests), the share of
-    runs whose interval misses the true ratio at ANY look stays under alpha; a fixed-sample interval
-    looked at as often misses far more often."""
+def _two_sided_upper_of_no_hits(n: int, alpha: float, a: float = 0.2, b: float = 19.8) -> float:
+    """The two-sided beta-binomial mixture's upper bound after 0 hits in ``n`` (closed form), as the judge
+    had it before its bounds were one-sided."""
+    def betaln(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    return 1.0 - math.exp((betaln(a, n + b) - betaln(a, b) - math.log(1.0 / alpha)) / n)
+
+
+def test_a_one_sided_bound_shows_a_canary_under_a_limit_with_fewer_requests_than_a_two_sided_one() -> None:
+    """Zero errors under the 0.5-point tolerance: 527 requests one-sided, 598 with the two-sided mixture."""
+    assert _two_sided_upper_of_no_hits(598, 0.1) < 0.005 < _two_sided_upper_of_no_hits(597, 0.1)
+    assert upper(0, 527, 0.1, 0.01) < 0.005 < upper(0, 526, 0.1, 0.01)
+
+
+def test_each_bound_holds_at_every_look_of_a_run_not_only_at_one() -> None:
+    """Time-uniform, one-sided coverage: over 300 seeded runs of 120 looks each (up to 12,000 requests), the
+    share of runs whose lower bound is over the true ratio at ANY look stays under alpha, and so does the
+    share whose upper bound is under it (observed: 1.7% and 5%); a fixed-sample interval looked at as
+    often misses far more often. A lower bound can only be over the truth when the observed ratio is, so
+    each look checks the one side that can miss (the other holds by construction), and a run that has
+    missed on a side is not checked there again."""
     rng = np.random.default_rng(22)
     alpha, p, runs, looks, per_look = 0.1, 0.01, 300, 120, 100
     hits = rng.binomial(per_look, p, size=(runs, looks)).cumsum(axis=1)
-    missed = 0
-    naive_missed = 0
+    low_missed = high_missed = naive_missed = 0
     for r in range(runs):
-        any_miss = naive_miss = False
+        low_miss = high_miss = naive_miss = False
         for t in range(looks):
             n, k = per_look * (t + 1), int(hits[r, t])
-            low, high = interval(k, n, alpha, p)
-            any_miss |= not low <= p <= high
+            if k / n > p and not low_miss:
+                low_miss = lower(k, n, alpha, p) > p
+            elif k / n < p and not high_miss:
+                high_miss = upper(k, n, alpha, p) < p
             half = 1.645 * math.sqrt(max(k, 1) / n * (1 - k / n) / n)  # a 90% Wald interval, per look
             naive_miss |= not k / n - half <= p <= k / n + half
-        missed += any_miss
+        low_missed += low_miss
+        high_missed += high_miss
         naive_missed += naive_miss
-    assert missed / runs <= alpha
+    assert low_missed / runs <= alpha
+    assert high_missed / runs <= alpha
     assert naive_missed / runs > 2 * alpha
 
 
@@ -260,7 +283,7 @@ def test_the_card_shows_per_metric_the_estimate_its_interval_and_the_limit() -> 
     assert text.startswith("Canary v2 at 10%: analysis waiting: not decided yet over 180 canary requests in 6 min")
     assert "needs about " in text and " min at the current rate" in text
     lines = blocks[1]["text"]["text"].splitlines()
-    assert lines[0].startswith(":hourglass_flowing_sand: *error ratio*: canary 0% (90% interval 0%–1.")
+    assert lines[0].startswith(":hourglass_flowing_sand: *error ratio*: canary 0% (90% bounds 0%–1.")
     assert "· limit 0.5% · stable 0% · 180 canary requests" in lines[0]
     assert "· SLO at least 99% ·" in lines[1]
     context = blocks[2]["elements"][0]["text"]
