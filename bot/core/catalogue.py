@@ -100,6 +100,7 @@ class Overrides:
     analysis_max_wait_seconds: float | None = None
     analysis_confidence: float | None = None
     analysis_mode: str | None = None
+    analysis_p99_advisory: bool | None = None
     bake_minutes: float | None = None
     auto_rollback: bool | None = None
 
@@ -465,6 +466,7 @@ _ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
     "max_wait": ("analysis_max_wait_seconds", config_module._duration),
     "confidence": ("analysis_confidence", config_module._success),
     "mode": ("analysis_mode", config_module._mode),
+    "p99_advisory": ("analysis_p99_advisory", config_module._bool),
 }
 _BAKE = {
     "minutes": ("bake_minutes", config_module._minutes),

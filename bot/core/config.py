@@ -125,6 +125,7 @@ class Config:
     analysis_max_wait_seconds: float = 1800.0  # a step undecided this long asks a person
     analysis_confidence: float = 90.0  # percent, time-uniform: holds over every look of a canary
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
+    analysis_p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
     # Bake window (reads the firing alerts from alertmanager_url, below)
     bake_minutes: float = 15.0
     auto_rollback: bool = True
@@ -391,6 +392,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_MAX_WAIT": ("analysis_max_wait_seconds", _duration),
     "HELLO_ANALYSIS_CONFIDENCE": ("analysis_confidence", _success),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", _mode),
+    "HELLO_ANALYSIS_P99_ADVISORY": ("analysis_p99_advisory", _bool),
     "HELLO_BAKE_MINUTES": ("bake_minutes", _minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", _bool),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(_ids(n, v, "CG"))),

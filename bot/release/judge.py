@@ -32,7 +32,8 @@ does. A limit is ``max_latency_ratio`` times stable's quantile, and never under 
 stable + ``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail, the canary's lower bound
 must exceed the limit computed from stable's upper bound, and to pass its upper bound must be under
 the limit computed from stable's lower bound. Without bucket counts the latency cannot be judged and
-the verdict waits.
+the verdict waits. With ``p99_advisory`` a p99 not decided yet (or without buckets) does not hold back
+a pass, and the verdict says so; a p99 shown over its limit still fails.
 
 No data is never a pass: missing or NaN numbers, no stable to compare with, or fewer than
 ``min_requests`` canary requests give WAIT; such a look is ``blind`` when there is nothing to judge
@@ -82,6 +83,7 @@ class AnalysisSettings:
     latency_margin: float = 0.002  # s: nor one within this of stable's
     error_tolerance: float = 0.005  # canary error ratio may exceed stable's by this much
     confidence: float = 0.90  # time-uniform, per bound: 1 - alpha
+    p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
 
     @property
     def alpha(self) -> float:
@@ -94,7 +96,8 @@ class MetricResult:
 
     ``canary`` and ``stable`` are the estimates, ``low``-``high`` the canary's confidence bounds
     (for success: of the success ratio), ``threshold`` the limit they are judged against (for
-    success: the value it must stay above). ``confidence`` is the level of each bound.
+    success: the value it must stay above). ``confidence`` is the level of each bound. ``advisory``:
+    this metric not decided yet does not hold back a pass.
     """
 
     name: str
@@ -107,6 +110,7 @@ class MetricResult:
     note: str
     low: float | None = None
     high: float | None = None
+    advisory: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def judge(
         _error_ratio(n_c, e_c, n_s, e_s, s),
         _success(n_c, e_c, s),
         _latency("p50", 0.5, canary, stable, n_c, s),
-        _latency("p99", 0.99, canary, stable, n_c, s),
+        replace(_latency("p99", 0.99, canary, stable, n_c, s), advisory=s.p99_advisory),
     )
     evidence = (canary, stable, s)
     window = duration(seconds)
@@ -200,10 +204,11 @@ def judge(
         reason = f"no data for stable in {window}, nothing to compare with"
     elif n_c < s.min_requests:
         reason = f"{n_c} requests to the canary in {window}, need at least {s.min_requests}"
-    elif undecided := [r for r in rows if r.outcome is State.WAIT]:
+    elif undecided := [r for r in rows if r.outcome is State.WAIT and not r.advisory]:
         reason = f"not decided yet over {n_c} canary requests in {window}: " + "; ".join(r.note for r in undecided)
     else:
-        reason = f"within every limit over {n_c} canary requests in {window}: " + "; ".join(r.note for r in rows)
+        reason = f"within every limit over {n_c} canary requests in {window}: " + "; ".join(
+            r.note if r.outcome is State.PASS else f"{r.name} is advisory and not decided yet ({r.note})" for r in rows)
         return Verdict(State.PASS, reason, rows, seconds, evidence=evidence)
     return Verdict(State.WAIT, reason, rows, seconds, blind=blind, evidence=evidence)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,6 +216,50 @@ def test_without_bucket_counts_latency_is_not_judged_and_nothing_passes() -> Non
     assert "p99: no histogram buckets, cannot judge the latency" in v.reason
 
 
+def test_an_undecided_p99_holds_back_a_pass_unless_p99_is_advisory() -> None:
+    """p99 30% over stable's at 1,000 canary requests: errors and p50 pass, p99 cannot be told from its limit."""
+    slower = STABLE_SIGMA + math.log(1.3) / 2.3263
+    canary, stable = window(1000, 0, sigma=slower), window(9000, 0)
+    strict = verdict(canary, stable)
+    assert strict.state is State.WAIT and row(strict, "p99").outcome is State.WAIT
+    assert "p99 95 ms (" in strict.reason and ": could be up to " in strict.reason
+
+    advisory = verdict(canary, stable, p99_advisory=True)
+    assert advisory.state is State.PASS
+    p99 = row(advisory, "p99")
+    assert p99.outcome is State.WAIT and p99.advisory and not row(advisory, "p50").advisory
+    assert advisory.reason.startswith("within every limit over 1000 canary requests in 60 s: error ratio 0%")
+    assert advisory.reason.endswith("; p99 is advisory and not decided yet (" + p99.note + ")")
+    from bot.release import analysis
+
+    text, blocks = analysis.card(advisory, version="v2", percent=10, index=1, total=3, look=4, links=[])
+    assert "analysis passed" in text and "p99 is advisory and not decided yet" in blocks[0]["text"]["text"]
+    p99_line = blocks[1]["text"]["text"].splitlines()[3]
+    assert p99_line.startswith(":hourglass_flowing_sand: *p99*: canary 95 ms (90% bounds ")
+    assert p99_line.endswith(" · 1000 canary requests · advisory: does not hold back a pass")
+
+
+def test_an_advisory_p99_shown_over_its_limit_still_fails() -> None:
+    doubled = STABLE_SIGMA + math.log(2) / 2.3263
+    v = verdict(window(5000, 0, sigma=doubled), window(45_000, 0), p99_advisory=True)
+    assert v.state is State.FAIL and row(v, "p99").outcome is State.FAIL
+
+
+def test_p99_advisory_comes_from_the_variable_or_the_catalogue(tmp_path: Path) -> None:
+    from bot.core.config import load, load_catalogue
+    from bot.release.analysis import settings_for
+
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "zz-signing-secret-zz"}
+    assert settings_for(load(base)).p99_advisory is False
+    assert settings_for(load({**base, "HELLO_ANALYSIS_P99_ADVISORY": "true"})).p99_advisory is True
+    services = tmp_path / "services.yaml"
+    services.write_text("services:\n  - name: helloworld\n    environments: [{name: staging, namespace: hello}]\n"
+                        "    analysis: {p99_advisory: true}\n")
+    config = load({**base, "HELLO_SERVICES": str(services)})
+    service = load_catalogue(config).services[0]
+    assert settings_for(service.config_for("staging", config)).p99_advisory is True
+
+
 # ------------------------------------------------------------------------------------------- no data
 
 
@@ -323,7 +368,7 @@ async def test_the_status_warning_uses_the_same_judge() -> None:
     state = SimpleNamespace(canary=SimpleNamespace(version="v2-<faulty>"), stable=SimpleNamespace(version="v1"),
                             canary_route=SimpleNamespace(weight=30))
     config = SimpleNamespace(analysis_min_requests=50, analysis_max_latency_ratio=1.5, analysis_min_success=99.0,
-                             analysis_confidence=90.0)
+                             analysis_confidence=90.0, analysis_p99_advisory=False)
 
     def services(canary_errors: int) -> SimpleNamespace:
         prometheus = Prometheus({"v2-<faulty>": counts("v2-<faulty>", 2400, canary_errors),
