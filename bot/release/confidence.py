@@ -154,6 +154,8 @@ def quantile(buckets: Buckets, q: float, alpha: float) -> QuantileBounds:
     confidence bounds (each at ``1 - alpha`` over every look)."""
     finite = [(b, c) for b, c in buckets if math.isfinite(b)]
     total = _whole(buckets[-1][1]) if buckets and math.isinf(buckets[-1][0]) else 0
+    if buckets and buckets[-1][1] < 0:
+        raise ValueError(f"negative measurement: {buckets[-1][1]}")
     if not finite or not total:
         return QuantileBounds(None, None, None)
     bounds = [b for b, _ in finite]

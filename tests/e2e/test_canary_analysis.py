@@ -4,7 +4,7 @@
 decisive look, with a verdict card in the release's thread that shows the bounds and the limit, and
 never a "passed" card; `/hello canary v2` walks its steps and offers the promotion; with no load at all
 the canary holds and asks a person. Intervals are shortened, the judge is the real one. A pass needs
-evidence (a healthy canary without errors passes the 0.5-point tolerance after about 600 requests at
+evidence (a healthy canary without errors passes the 0.5-point tolerance after about 530 requests at
 90% confidence), so the steps are 30% and 60% of 40 requests/s.
 """
 
