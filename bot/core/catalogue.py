@@ -89,6 +89,7 @@ class Overrides:
     analysis_max_wait_seconds: float | None = None
     analysis_confidence: float | None = None
     analysis_mode: str | None = None
+    analysis_p99_advisory: bool | None = None
     bake_minutes: float | None = None
     auto_rollback: bool | None = None
 

@@ -191,6 +191,7 @@ _ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
     "max_inconclusive": ("analysis_max_inconclusive", lambda n, v: readers.integer(n, v, low=1)),
     "max_wait": ("analysis_max_wait_seconds", readers.duration_seconds),
     "confidence": ("analysis_confidence", readers.success),
+    "p99_advisory": ("analysis_p99_advisory", readers.boolean),
     "mode": ("analysis_mode", readers.analysis_mode),
 }
 _BAKE = {

@@ -117,6 +117,7 @@ class Config:
     analysis_max_wait_seconds: float = 1800.0  # a step undecided this long asks a person
     analysis_confidence: float = 90.0  # percent, time-uniform: holds over every look of a canary
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
+    analysis_p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
     # Bake window (reads the firing alerts from alertmanager_url, below)
     bake_minutes: float = 15.0
     auto_rollback: bool = True
@@ -265,6 +266,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_MAX_INCONCLUSIVE": ("analysis_max_inconclusive", lambda n, v: r.integer(n, v, low=1)),
     "HELLO_ANALYSIS_MAX_WAIT": ("analysis_max_wait_seconds", r.duration_seconds),
     "HELLO_ANALYSIS_CONFIDENCE": ("analysis_confidence", r.success),
+    "HELLO_ANALYSIS_P99_ADVISORY": ("analysis_p99_advisory", r.boolean),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", r.analysis_mode),
     "HELLO_BAKE_MINUTES": ("bake_minutes", r.minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", r.boolean),

@@ -57,7 +57,8 @@ def settings_for(config: Config) -> AnalysisSettings:
     return AnalysisSettings(min_requests=config.analysis_min_requests,
                             max_latency_ratio=config.analysis_max_latency_ratio,
                             min_success=config.analysis_min_success / 100,
-                            confidence=config.analysis_confidence / 100)
+                            confidence=config.analysis_confidence / 100,
+                            p99_advisory=config.analysis_p99_advisory)
 
 
 def stats(counts: Any | None) -> WindowStats:
@@ -118,14 +119,15 @@ def _value(result: MetricResult, number: float | None) -> str:
 
 
 def metric_lines(verdict: Verdict) -> list[str]:
-    """One line per metric (mrkdwn): the canary's estimate and confidence interval, the limit it is
-    judged against, stable's estimate and the canary requests counted."""
+    """One line per metric (mrkdwn): the canary's estimate and confidence bounds (each at the level
+    shown), the limit it is judged against, stable's estimate, the canary requests counted, and whether
+    it is advisory."""
     lines = []
     for m in verdict.metrics:
         interval = ""
         if m.low is not None and m.high is not None:
             level = f"{m.confidence:.0%} " if m.confidence is not None else ""
-            interval = f" ({level}interval {_value(m, m.low)}–{_value(m, m.high)})"
+            interval = f" ({level}bounds {_value(m, m.low)}–{_value(m, m.high)})"
         if m.threshold is None:
             limit = ""
         elif m.name == "success":
@@ -133,8 +135,9 @@ def metric_lines(verdict: Verdict) -> list[str]:
         else:
             limit = f" · limit {_value(m, m.threshold)}"
         stable = f" · stable {_value(m, m.stable)}" if m.stable is not None else ""
+        advisory = " · advisory: does not hold back a pass" if m.advisory else ""
         lines.append(f"{MARK[m.outcome]} *{m.name}*: canary {_value(m, m.canary)}{interval}{limit}{stable}"
-                     f" · {m.requests} canary requests")
+                     f" · {m.requests} canary requests{advisory}")
     return lines
 
 

@@ -14,37 +14,26 @@ request-duration histogram's bucket counts. There are three outcomes, each on ev
 * **WAIT** otherwise, saying what is not decided yet; :meth:`Verdict.needs` projects how many more
   canary requests would decide it if the proportions seen so far hold.
 
-Method: **confidence sequences** from a **beta-binomial mixture martingale** (Robbins 1970; Howard,
-Ramdas, McAuliffe and Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence sequences",
-Annals of Statistics 49(2), 2021, section 3 and the conjugate-mixture boundaries; the same object as
-the mixture SPRT behind Johari et al.'s "always valid p-values"). For a proportion ``p`` (errors per
-request, or the share of requests slower than a bucket bound) and ``k`` hits in ``n`` requests,
+Method: **confidence sequences** (Howard, Ramdas, McAuliffe and Sekhon, "Time-uniform, nonparametric,
+nonasymptotic confidence sequences", Annals of Statistics 49(2), 2021): for each proportion (errors
+per request; the share of requests slower than each bucket bound) a one-sided beta-binomial mixture
+martingale, bounded by Ville's inequality, gives a lower and an upper bound (:mod:`bot.release.confidence`
+has the mathematics). **Guarantee: each bound holds at every look at once with probability at least
+``confidence``**, however often the judge looks and although the window grows and the evidence carries
+from one traffic step to the next (the same version). So its chance of failing a canary that is within
+a limit, or of passing one that is beyond it, stays at most ``alpha = 1 - confidence`` per limit over
+the whole run, not per look; a comparison with stable uses a bound of each version (at most
+``2 * alpha``). A fail rests only on lower bounds over a limit and a pass only on upper bounds under it,
+so each question spends ``alpha`` on its own side.
 
-    M_n(p) = B(k + a, n - k + b) / B(a, b) / (p^k (1 - p)^(n - k))
-
-is a nonnegative martingale with mean 1 when ``p`` is the true proportion, so by Ville's inequality
-``P(exists n: M_n(p) >= 1/alpha) <= alpha``. The set ``{p : M_n(p) < 1/alpha}`` is therefore a
-confidence sequence: **with probability at least 1 - alpha it holds the true proportion at every
-n at once**. The judge may look after every interval, hundreds of times, at a growing window, and
-carry the evidence from one traffic step to the next (the same version): its chance of failing a
-canary that is within a limit, or of passing one that is beyond it, stays at most ``alpha`` per
-bound over the whole run, not per look. A comparison with stable uses one bound of each version
-(at most ``2 * alpha``). The prior ``Beta(a, b)`` only shapes how fast the bounds close; its mean
-is the proportion the limit is about (1% for errors and p99, 50% for p50).
-
-Latency: the share of requests slower than each bucket bound is such a proportion. The q-quantile's
-upper bound is read from the histogram whose bucket shares are the upper bounds (lower bound: the
-lower ones), interpolated within a bucket as Prometheus's ``histogram_quantile`` does. The bucket
-bounds themselves are simultaneous: ``S_n(b)`` (requests slower than ``b``) is monotone in ``b``,
-so a bound that is wrong at some ``b`` is wrong at the true quantile (Howard and Ramdas, "Sequential
-estimation of quantiles with applications to A/B-testing and best-arm identification", Bernoulli
-28(3), 2022). The guarantee is on those shares at the bucket bounds; between two bounds the
-interpolation assumes requests spread evenly, as ``histogram_quantile`` does. A limit is
-``max_latency_ratio`` times stable's quantile, and never under ``latency_floor`` or stable +
-``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail,
-the canary's lower bound must exceed the limit computed from stable's upper bound, and to pass its
-upper bound must be under the limit computed from stable's lower bound. Without bucket counts the
-latency cannot be judged and the verdict waits.
+Latency: p50 and p99 are judged from the request-duration bucket counts; their bounds come from the
+bounds of the share of requests slower than each bucket bound, interpolated as ``histogram_quantile``
+does. A limit is ``max_latency_ratio`` times stable's quantile, and never under ``latency_floor`` or
+stable + ``latency_margin`` (0.4 ms against 0.2 ms is no regression); to fail, the canary's lower bound
+must exceed the limit computed from stable's upper bound, and to pass its upper bound must be under
+the limit computed from stable's lower bound. Without bucket counts the latency cannot be judged and
+the verdict waits. With ``p99_advisory`` a p99 not decided yet (or without buckets) does not hold back
+a pass, and the verdict says so; a p99 shown over its limit still fails.
 
 No data is never a pass: missing or NaN numbers, no stable to compare with, or fewer than
 ``min_requests`` canary requests give WAIT; such a look is ``blind`` when there is nothing to judge
@@ -54,19 +43,19 @@ at all (no canary request, no stable, no metrics), which the analysis runner cou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+from bot.release.confidence import Buckets, lower, quantile, upper
+
+__all__ = ["AnalysisSettings", "Buckets", "MetricResult", "State", "Verdict", "WindowStats", "duration",
+           "judge"]
 
 
 class State(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     WAIT = "wait"
-
-
-Buckets = tuple[tuple[float, float], ...]
-"""A histogram: ``(upper bound in seconds, cumulative count)`` by bound, ``+Inf`` last."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +83,7 @@ class AnalysisSettings:
     latency_margin: float = 0.002  # s: nor one within this of stable's
     error_tolerance: float = 0.005  # canary error ratio may exceed stable's by this much
     confidence: float = 0.90  # time-uniform, per bound: 1 - alpha
+    p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
 
     @property
     def alpha(self) -> float:
@@ -104,9 +94,10 @@ class AnalysisSettings:
 class MetricResult:
     """One row of the verdict card.
 
-    ``canary`` and ``stable`` are the estimates, ``low``-``high`` the canary's confidence interval
-    (for success: of the success ratio), ``threshold`` the limit the interval is judged against (for
-    success: the value it must stay above). ``confidence`` is the level of the interval.
+    ``canary`` and ``stable`` are the estimates, ``low``-``high`` the canary's confidence bounds
+    (for success: of the success ratio), ``threshold`` the limit they are judged against (for
+    success: the value it must stay above). ``confidence`` is the level of each bound. ``advisory``:
+    this metric not decided yet does not hold back a pass.
     """
 
     name: str
@@ -119,6 +110,7 @@ class MetricResult:
     note: str
     low: float | None = None
     high: float | None = None
+    advisory: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,129 +167,6 @@ class Verdict:
         return text
 
 
-# ---------------------------------------------------------------------------- confidence sequences
-
-
-def _prior(centre: float) -> tuple[float, float]:
-    """Beta(a, b) with mean ``centre``: little weight on ``a`` for rare events (it closes faster on
-    zero hits), uniform-like for common ones."""
-    a = 0.2 if centre < 0.1 else 1.0
-    return a, a * (1.0 - centre) / centre
-
-
-def _betaln(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
-def interval(hits: int, n: int, alpha: float, centre: float) -> tuple[float, float]:
-    """The confidence sequence's interval for a proportion after ``hits`` in ``n``: the ``p`` with
-    ``M_n(p) < 1/alpha`` (see the module docstring); ``(0, 1)`` before any request."""
-    if n <= 0:
-        return 0.0, 1.0
-    k = min(max(hits, 0), n)
-    a, b = _prior(centre)
-    # log M_n(p) < log(1/alpha)  <=>  k log p + (n - k) log(1 - p) > t
-    t = _betaln(k + a, n - k + b) - _betaln(a, b) - math.log(1.0 / alpha)
-    low = 0.0 if k == 0 else _root(k, n - k, t)
-    high = 1.0 if k == n else 1.0 - _root(n - k, k, t)
-    return low, high
-
-
-def _root(k: int, m: int, t: float) -> float:
-    """The ``p`` below ``k / (k + m)`` where ``k log p + m log(1 - p) = t`` (concave in ``x = log p``:
-    Newton from the left of the root converges monotonically)."""
-    if m == 0:
-        return math.exp(t / k)
-    n = k + m
-    top = k / n
-
-    def g(x: float) -> float:
-        return k * x + m * math.log1p(-math.exp(x)) - t
-
-    gap = k * math.log(top) + m * math.log1p(-top) - t  # > 0: the maximum is inside
-    guess = top - math.sqrt(2.0 * max(gap, 0.0) * top * (1.0 - top) / n) * 1.1
-    x = math.log(guess) if guess > 0 else math.log(top) - 1.0
-    # from either side, Newton's first step lands left of the root (the tangent lies above g), then it
-    # climbs monotonically
-    for _ in range(100):
-        e = math.exp(x)
-        value = g(x)
-        slope = k - m * e / (1.0 - e)
-        if abs(value) < 1e-7 or slope <= 0:
-            break
-        x -= value / slope
-    return math.exp(x)
-
-
-def _interpolate(bounds: Sequence[float], cdf: Callable[[int], float], j: int, q: float) -> float:
-    """``histogram_quantile``'s linear interpolation within bucket ``j`` (``cdf(j) >= q``)."""
-    below_bound = bounds[j - 1] if j > 0 else 0.0
-    below = cdf(j - 1) if j > 0 else 0.0
-    value = cdf(j)
-    if value <= below:
-        return bounds[j]
-    return below_bound + (bounds[j] - below_bound) * (q - below) / (value - below)
-
-
-def _first(cdf: Callable[[int], float], q: float, start: int, size: int) -> int | None:
-    """The first bucket index whose ``cdf`` reaches ``q`` (``cdf`` never decreases), searching from
-    ``start`` in whichever direction it lies; ``None`` when none does."""
-    j = start
-    if j < size and cdf(j) >= q:
-        while j > 0 and cdf(j - 1) >= q:
-            j -= 1
-        return j
-    while j < size and cdf(j) < q:
-        j += 1
-    return j if j < size else None
-
-
-@dataclass(frozen=True)
-class _Quantile:
-    estimate: float | None
-    low: float | None  # None: no data
-    high: float | None  # inf: beyond the last finite bucket
-
-
-def _quantile(buckets: Buckets, q: float, alpha: float) -> _Quantile:
-    finite = [(b, c) for b, c in buckets if math.isfinite(b)]
-    total = _count(buckets[-1][1]) if buckets and math.isinf(buckets[-1][0]) else None
-    if not finite or not total:
-        return _Quantile(None, None, None)
-    bounds = [b for b, _ in finite]
-    counts = [min(max(round(c) if math.isfinite(c) else 0, 0), total) for _, c in finite]
-    for i in range(1, len(counts)):  # cumulative counts never decrease
-        counts[i] = max(counts[i], counts[i - 1])
-    size = len(bounds)
-    memo: dict[int, tuple[float, float]] = {}
-
-    def share(j: int) -> tuple[float, float]:  # the interval of the share of requests slower than bounds[j]
-        if j not in memo:
-            memo[j] = interval(total - counts[j], total, alpha, 1.0 - q)
-        return memo[j]
-
-    def empirical(j: int) -> float:
-        return counts[j] / total
-
-    def pessimistic(j: int) -> float:
-        return 1.0 - share(j)[1]
-
-    def optimistic(j: int) -> float:
-        return 1.0 - share(j)[0]
-
-    j0 = _first(empirical, q, 0, size)
-    if j0 is None:  # beyond the last finite bound, as histogram_quantile says
-        estimate = bounds[-1]
-        j0 = size - 1
-    else:
-        estimate = _interpolate(bounds, empirical, j0, q)
-    j_high = _first(pessimistic, q, j0, size)
-    high = math.inf if j_high is None else _interpolate(bounds, pessimistic, j_high, q)
-    j_low = _first(optimistic, q, j0, size)
-    low = bounds[-1] if j_low is None else _interpolate(bounds, optimistic, j_low, q)
-    return _Quantile(estimate, min(low, estimate), max(high, estimate))
-
-
 # ------------------------------------------------------------------------------------------ judge
 
 
@@ -318,7 +187,7 @@ def judge(
         _error_ratio(n_c, e_c, n_s, e_s, s),
         _success(n_c, e_c, s),
         _latency("p50", 0.5, canary, stable, n_c, s),
-        _latency("p99", 0.99, canary, stable, n_c, s),
+        replace(_latency("p99", 0.99, canary, stable, n_c, s), advisory=s.p99_advisory),
     )
     evidence = (canary, stable, s)
     window = duration(seconds)
@@ -335,10 +204,11 @@ def judge(
         reason = f"no data for stable in {window}, nothing to compare with"
     elif n_c < s.min_requests:
         reason = f"{n_c} requests to the canary in {window}, need at least {s.min_requests}"
-    elif undecided := [r for r in rows if r.outcome is State.WAIT]:
+    elif undecided := [r for r in rows if r.outcome is State.WAIT and not r.advisory]:
         reason = f"not decided yet over {n_c} canary requests in {window}: " + "; ".join(r.note for r in undecided)
     else:
-        reason = f"within every limit over {n_c} canary requests in {window}: " + "; ".join(r.note for r in rows)
+        reason = f"within every limit over {n_c} canary requests in {window}: " + "; ".join(
+            r.note if r.outcome is State.PASS else f"{r.name} is advisory and not decided yet ({r.note})" for r in rows)
         return Verdict(State.PASS, reason, rows, seconds, evidence=evidence)
     return Verdict(State.WAIT, reason, rows, seconds, blind=blind, evidence=evidence)
 
@@ -353,8 +223,8 @@ def _error_ratio(n_c: int | None, e_c: int | None, n_s: int | None, e_s: int | N
         return MetricResult("error ratio", ratio_c, ratio_s, None, n_c or 0, s.confidence, State.WAIT,
                             "error ratio: no data" if ratio_c is None else "error ratio: no stable to compare")
     centre = 1.0 - s.min_success
-    low_c, high_c = interval(e_c, n_c, s.alpha, centre)
-    low_s, high_s = interval(e_s, n_s, s.alpha, centre)
+    low_c, high_c = lower(e_c, n_c, s.alpha, centre), upper(e_c, n_c, s.alpha, centre)
+    low_s, high_s = lower(e_s, n_s, s.alpha, centre), upper(e_s, n_s, s.alpha, centre)
     seen = f"error ratio {_pct(ratio_c)} ({_pct(low_c)}–{_pct(high_c)}) vs stable {_pct(ratio_s)}"
     if low_c > high_s + s.error_tolerance:
         outcome, note = State.FAIL, f"{seen}: worse than stable by more than {_pct(s.error_tolerance)} " \
@@ -375,7 +245,7 @@ def _success(n_c: int | None, e_c: int | None, s: AnalysisSettings) -> MetricRes
         return MetricResult("success", None, None, s.min_success, n_c or 0, s.confidence, State.WAIT,
                             "success: no data")
     budget = 1.0 - s.min_success
-    low, high = interval(e_c, n_c, s.alpha, budget)
+    low, high = lower(e_c, n_c, s.alpha, budget), upper(e_c, n_c, s.alpha, budget)
     seen = f"success {_pct(1 - ratio_c)} ({_pct(1 - high)}–{_pct(1 - low)}), SLO {_pct(s.min_success)}"
     if low > budget:
         outcome, note = State.FAIL, f"{seen}: under the SLO (at most {_pct(1 - low)})"
@@ -389,7 +259,7 @@ def _success(n_c: int | None, e_c: int | None, s: AnalysisSettings) -> MetricRes
 
 def _latency(name: str, q: float, canary: WindowStats, stable: WindowStats, n_c: int | None,
              s: AnalysisSettings) -> MetricResult:
-    c, st = _quantile(canary.buckets, q, s.alpha), _quantile(stable.buckets, q, s.alpha)
+    c, st = quantile(canary.buckets, q, s.alpha), quantile(stable.buckets, q, s.alpha)
     estimate_c = c.estimate if c.estimate is not None else _value(getattr(canary, name))
     estimate_s = st.estimate if st.estimate is not None else _value(getattr(stable, name))
     if c.low is None or c.high is None or st.low is None or st.high is None:

@@ -1,10 +1,10 @@
 """Analysed canaries in the sandbox, against the real Prometheus and real helloworld processes.
 
 `/hello canary v2-faulty` (a fifth of its requests fail) is aborted by the analysis at its first
-decisive look, with a verdict card in the release's thread that shows the interval and the limit, and
+decisive look, with a verdict card in the release's thread that shows the bounds and the limit, and
 never a "passed" card; `/hello canary v2` walks its steps and offers the promotion; with no load at all
 the canary holds and asks a person. Intervals are shortened, the judge is the real one. A pass needs
-evidence (a healthy canary without errors passes the 0.5-point tolerance after about 600 requests at
+evidence (a healthy canary without errors passes the 0.5-point tolerance after about 530 requests at
 90% confidence), so the steps are 30% and 60% of 40 requests/s.
 """
 
@@ -67,7 +67,7 @@ def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_san
     failed = [c for c in cards if "analysis failed" in c["text"]]
     assert len(failed) == 1, [c["text"] for c in cards]
     card = _text(failed[0])
-    assert "under the SLO" in card and "90% interval" in card and "SLO at least 99%" in card, card
+    assert "under the SLO" in card and "90% bounds" in card and "SLO at least 99%" in card, card
     charts = _find(tools, proc, lambda m: m.get("thread_ts") == faulty["ts"] and m.get("files"), 30,
                    "the chart of the analysed windows")
     assert charts["files"][0]["name"].endswith(".png")

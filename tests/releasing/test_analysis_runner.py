@@ -102,13 +102,15 @@ def _canary(rng: np.random.Generator, rps: float, canary_errors: float, p99_fact
     ("healthy", 0.0, 1.0), ("2% errors, twice the SLO's budget", 0.02, 1.0), ("p99 doubled", 0.0, 2.0),
 ])
 def test_whole_canaries_keep_the_guarantee(label: str, canary_errors: float, p99_factor: float) -> None:
-    """200 seeded runs at 50 requests/s through the product's judge and runner: a healthy canary is never
-    aborted and promoted within 30 minutes; a canary beyond a limit is never promoted."""
+    """100 seeded runs at 50 requests/s through the product's judge and runner: a healthy canary is at most
+    once aborted and at least 97 times promoted within 30 minutes; a canary beyond a limit is at most once
+    promoted. (Observed: none aborted, all promoted; none promoted, all aborted. 100 runs, not 200: the
+    one-sided bounds cost more per look, and 100 still tell a 1% rate from the 0% seen.)"""
     rng = np.random.default_rng(22)
-    ends = [_canary(rng, 50.0, canary_errors, p99_factor, horizon=30) for _ in range(200)]
+    ends = [_canary(rng, 50.0, canary_errors, p99_factor, horizon=30) for _ in range(100)]
     if label == "healthy":
-        assert ends.count("aborted") <= 2  # at most 1%
-        assert ends.count("promoted") >= 194  # at least 97%
+        assert ends.count("aborted") <= 1  # at most 1%
+        assert ends.count("promoted") >= 97  # at least 97%
     else:
-        assert ends.count("promoted") <= 2
-        assert ends.count("aborted") >= 180
+        assert ends.count("promoted") <= 1
+        assert ends.count("aborted") >= 90

@@ -1,0 +1,81 @@
+"""The code's shape: small modules, short functions, small classes, imports at the top.
+
+Read with Python's own parser over bot/ and commands/. The limits are the project's conventions
+(docs/architecture.md, "Conventions"): no module over 400 lines, no function over 60, no class over 20
+methods, and an import inside a function only where a heavy import is deferred on purpose (listed here
+with the reason).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted([*ROOT.glob("bot/**/*.py"), *ROOT.glob("commands/*.py")])
+MODULE_LINES, FUNCTION_LINES, CLASS_METHODS = 400, 60, 20
+
+# (module, imported module): the deferred imports the project allows, and why
+DEFERRED = {
+    # matplotlib costs a second or more to import: only what draws a chart imports the chart modules
+    ("bot/observe/charts.py", "io"),
+    ("bot/observe/alert_card.py", "bot.observe.charts"),
+    ("bot/observe/status.py", "bot.observe.charts"),
+    ("bot/release/driven.py", "bot.observe.charts"),
+    ("bot/release/audit.py", "bot.observe.charts"),
+    ("commands/stats.py", "bot.observe.delivery_chart"),
+    # prometheus_api_client pulls pandas-sized dependencies: only a query imports it
+    ("bot/observe/prom.py", "prometheus_api_client"),
+}
+# bot/__main__.py defers per sub-command (its docstring says why): the web server, Bolt, the Kubernetes
+# client and the emulators are imported by the sub-command that needs them
+CLI = "bot/__main__.py"
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _functions(tree: ast.AST):  # type: ignore[no-untyped-def]
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def test_the_sources_are_found() -> None:
+    assert len(SOURCES) > 50 and any(_rel(p) == "bot/core/target.py" for p in SOURCES)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_rel)
+def test_no_module_function_or_class_is_too_big(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    problems = []
+    if len(text.splitlines()) > MODULE_LINES:
+        problems.append(f"{len(text.splitlines())} lines (at most {MODULE_LINES})")
+    for node in _functions(tree):
+        length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+        if length > FUNCTION_LINES:
+            problems.append(f"function {node.name} (line {node.lineno}): {length} lines (at most {FUNCTION_LINES})")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            methods = sum(isinstance(b, ast.FunctionDef | ast.AsyncFunctionDef) for b in node.body)
+            if methods > CLASS_METHODS:
+                problems.append(f"class {node.name}: {methods} methods (at most {CLASS_METHODS})")
+    assert not problems, f"{_rel(path)}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _rel(p) != CLI], ids=_rel)
+def test_imports_are_at_the_top_unless_a_heavy_one_is_deferred(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    refused = []
+    for function in _functions(tree):
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                names = [{alias.name} for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [{node.module or "", f"{node.module}.{alias.name}"} for alias in node.names]
+            else:
+                continue
+            refused += [(sorted(n)[-1], node.lineno) for n in names if not any((_rel(path), m) in DEFERRED for m in n)]
+    assert not refused, f"{_rel(path)}: imports inside functions: {sorted(set(refused))}"
