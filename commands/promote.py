@@ -24,7 +24,7 @@ from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.text import foreign
 from bot.observe.critical import critical_alerts
-from bot.release import actions
+from bot.release import promotion
 from commands import Context, Reply
 
 NAME = "promote"
@@ -71,13 +71,13 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     source_config, target_config = origin.config, ctx.where.config  # the dispatcher resolved the target (change_scope)
     where = f"{service.name} from {source_env.name} to {target_env.name}"
 
-    source = await actions.running(await origin.cluster(), source_config)
+    source = await promotion.running(await origin.cluster(), source_config)
     if not source.rolled_out or source.ready == 0:
         raise CommandError(f"Not promoted ({where}): `{source.deployment}` in {source_env.name} is still rolling out "
                            f"({source.ready}/{source.desired} ready); promote it once it has rolled out.")
     entries = await services.audit.entries(origin) if services.audit is not None else []
     clock = getattr(services.approvals, "clock", None) or times.now
-    soaked = actions.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
+    soaked = promotion.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
     problems = list(soaked.problems)
     if source_config.alertmanager_url:
         try:
@@ -97,6 +97,6 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         raise CommandError(f"Not promoted ({where}) yet: {soaked.line()}.")
     checked = [f"soaked: {soaked.line()}, since {soaked.since}; no failed release or aborted canary of it there",
                alerts]
-    await ctx.propose(lambda cluster: actions.plan_promote_environment(
+    await ctx.propose(lambda cluster: promotion.plan_promote_environment(
         cluster, target_config, source, source_env=source_env.name, checked=checked, reason=request.reason))
     return None

@@ -9,8 +9,9 @@ from typing import Any
 
 from bot.chat import render
 from bot.core.config import Config
+from bot.core.errors import DependencyUnavailable
 from bot.core.target import Target
-from bot.release.judge import AnalysisSettings, MetricResult, State, Verdict, WindowStats, duration
+from bot.release.judge import AnalysisSettings, MetricResult, State, Verdict, WindowStats, duration, judge
 
 MARK = {State.PASS: ":white_check_mark:", State.FAIL: ":x:", State.WAIT: ":hourglass_flowing_sand:"}
 WORD = {State.PASS: "passed", State.FAIL: "failed", State.WAIT: "waiting"}
@@ -79,9 +80,6 @@ async def canary_warning(target: Target, state: Any, seconds: float = STATUS_WIN
     ``state`` is the :class:`~bot.cluster.kube.Deployed` just read; metrics that cannot be read say
     nothing here (the status shows that on its own).
     """
-    from bot.core.errors import DependencyUnavailable
-    from bot.release.judge import judge
-
     canary, stable = state.canary, state.stable
     weight = (state.canary_route.weight or 0) if state.canary_route is not None else 0
     if not weight or canary is None or stable is None or not canary.version or canary.version == stable.version:

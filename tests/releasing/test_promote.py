@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bot.release import actions
+from bot.release import promotion
 from bot.release.audit import Entry
 from sandbox.alertmanager import AlertmanagerServer
 from sandbox.kube.controllers import image_id
@@ -230,11 +230,11 @@ def entry(at: datetime, verb: str, phase: str, version: str, request_id: str = "
                  request_id=request_id, facts={"version": version})
 
 
-def judge(entries: Iterable[Entry], now: datetime, created: datetime) -> actions.Soak:
-    source = actions.Running(deployment="greeter", image="ghcr.io/example/greeter:v2", version="v2", digest="",
+def judge(entries: Iterable[Entry], now: datetime, created: datetime) -> promotion.Soak:
+    source = promotion.Running(deployment="greeter", image="ghcr.io/example/greeter:v2", version="v2", digest="",
                              digest_note="", replicaset="greeter-abc", created=created, rolled_out=True, ready=1,
                              desired=1)
-    return actions.soak(source, entries, minutes=60, now=now, environment="staging")
+    return promotion.soak(source, entries, minutes=60, now=now, environment="staging")
 
 
 def test_the_soak_counts_from_the_change_that_put_the_version_in_place_and_sees_failures_since() -> None:
@@ -263,10 +263,10 @@ def test_the_soak_counts_from_the_change_that_put_the_version_in_place_and_sees_
 
 def test_a_digest_is_read_from_what_the_kubelet_reports() -> None:
     hex64 = "ab" * 32
-    assert actions.digest_of(f"docker-pullable://ghcr.io/example/greeter@sha256:{hex64}") == f"sha256:{hex64}"
-    assert actions.digest_of(f"ghcr.io/example/greeter@sha256:{hex64}") == f"sha256:{hex64}"
-    assert actions.digest_of(f"sha256:{hex64}") == ""  # an image id, not a registry digest
-    assert actions.digest_of("") == ""
+    assert promotion.digest_of(f"docker-pullable://ghcr.io/example/greeter@sha256:{hex64}") == f"sha256:{hex64}"
+    assert promotion.digest_of(f"ghcr.io/example/greeter@sha256:{hex64}") == f"sha256:{hex64}"
+    assert promotion.digest_of(f"sha256:{hex64}") == ""  # an image id, not a registry digest
+    assert promotion.digest_of("") == ""
     # the emulator's kubelet: a tag is one digest everywhere, and an image pinned by digest reports that digest
     assert image_id("ghcr.io/example/greeter:v2").startswith("ghcr.io/example/greeter@sha256:")
     assert image_id(f"ghcr.io/example/greeter:v2@sha256:{hex64}") == f"ghcr.io/example/greeter@sha256:{hex64}"
