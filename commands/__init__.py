@@ -14,13 +14,16 @@ Each sub-command is one module that defines:
 and, for several services (a catalogue, ``HELLO_SERVICES``), optionally:
 
 - ``TARGETED = True``: the command acts on one service in one environment, named first
-  (``[<service>] [<environment>]``); the dispatcher reads them, ``parse`` gets that pair's Config and
-  ``run`` a :class:`Context` whose ``config``, ``policy`` and ``cluster()`` are that pair's;
-- ``OVERVIEW = True``: given no service where several could be meant, ``ctx.service`` is ``EVERY``
+  (``[<service>] [<environment>]``); the dispatcher resolves them once into a :class:`~bot.core.target.Target`,
+  ``parse`` gets its Config and ``run`` a :class:`Context` whose ``target``, ``config``, ``policy`` and
+  ``cluster()`` are that target's;
+- ``OVERVIEW = True``: given no service where several could be meant, ``ctx.scope`` is ``EVERY``
   (``/hello status`` lists them all);
 - ``FORM = True``: given nothing at all where several could be meant, the form asks for the pair;
 - ``change_scope(request) -> (service, environment)``: a command that names its own pair (``/hello promote``
-  names two environments) says which one's deployers and channels decide.
+  names two environments) says which one's deployers and channels decide;
+- ``change_targets(request, targets) -> list[Target]``: a command whose change covers several services and
+  environments (``/hello freeze all``) names them, and the person must be allowed to change each of them.
 
 The chat contract (:class:`Invocation`, :class:`Reply`, :class:`Context`, :class:`Registry`, ...)
 lives in :mod:`bot.chat.contract`; it is re-exported here for the command modules.
