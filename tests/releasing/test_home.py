@@ -135,10 +135,10 @@ def test_a_pair_that_cannot_be_read_says_why_in_its_section() -> None:
 
 async def test_home_shows_a_person_outside_the_readers_only_why(release: Any) -> None:
     # HELLO_READERS names who may read: /hello status refuses the others, and so does Home (#25 item 6)
-    async with release(env={"HELLO_READERS": "U2,U3"}) as chat:
+    async with release(env={"HELLO_READERS": "U1,U2"}) as chat:
         await chat.send("U1", "/hello deploy v2")
         await chat.approval()
-        outsider = await _home(chat, "U9", "HELLO_READERS")
+        outsider = await _home(chat, "U3", "HELLO_READERS")
         spec = json.dumps(outsider.spec, ensure_ascii=False)
         assert "is not allowed to use read-only commands" in spec
         for secret in ("helloworld", "v1", "requested by", "Delivery", "certificate", "Last changes"):
