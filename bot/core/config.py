@@ -103,6 +103,7 @@ class Config:
     cluster_patience_seconds: int = 300
     keep_releases: int = 50
     queue_limit: int = 10  # requests that may wait in the queue of one service and environment
+    queue_per_person: int = 3  # of those, requests that one person may have waiting
     audit_channel: str = ""
     require_reason: bool = False
     # Canary analysis
@@ -256,6 +257,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_CLUSTER_PATIENCE": ("cluster_patience_seconds", lambda n, v: r.integer(n, v, low=1)),
     "HELLO_KEEP_RELEASES": ("keep_releases", lambda n, v: r.integer(n, v, low=1, high=500)),
     "HELLO_QUEUE_LIMIT": ("queue_limit", lambda n, v: r.integer(n, v, low=1, high=100)),
+    "HELLO_QUEUE_PER_PERSON": ("queue_per_person", lambda n, v: r.integer(n, v, low=1, high=100)),
     "HELLO_CANARY_ANALYSIS": ("canary_analysis", r.boolean),
     "HELLO_CANARY_STEPS": ("canary_steps", r.percents),
     "HELLO_CANARY_GATES": ("canary_gates", r.percents),

@@ -56,6 +56,8 @@ class Admission:
         change, key = record.change, record.key
         jumps = not (queue and change.needs_approval) or change.action in ("abort", "rollback")
         limit = self.requests.config.queue_limit
+        if not jumps:
+            await self._per_person(record, user)
         for _ in range(LOCK_ROUNDS):
             now = self.requests.clock()
             seen = await self.requests.store.lock(key)
@@ -92,6 +94,15 @@ class Admission:
             if place is not None:
                 return place, holder
         raise ClusterError("the lock of this service kept changing: try again", 409)
+
+    async def _per_person(self, record: Record, user: str) -> None:
+        """Refuse a request that would give ``user`` more than ``HELLO_QUEUE_PER_PERSON`` requests waiting in the
+        queue of one service and environment (so one person cannot fill it)."""
+        most = self.requests.config.queue_per_person
+        waiting = [r for r in (await self.requests.store.load()).values()
+                   if r.requester == user and r.key == record.key and r.state == QUEUED and r.id != record.id]
+        if len(waiting) >= most:
+            raise CommandError(messages.too_many_text(user, len(waiting), most))
 
     async def _holding(self, request_id: str, now: datetime) -> Record | None:
         """The request ``request_id`` if it still holds the lock that names it, else ``None``.

@@ -141,6 +141,13 @@ def full_text(holder: Record | None, limit: int) -> str:
             "(HELLO_QUEUE_LIMIT). Nothing was changed; ask again when it is shorter.")
 
 
+def too_many_text(user: str, waiting: int, most: int) -> str:
+    """Why a request is refused when its requester has as many waiting for this service and environment as allowed."""
+    return (f"<@{user}> has {waiting} requests waiting in the queue of this service and environment already, the "
+            f"most one person may (HELLO_QUEUE_PER_PERSON={most}). Nothing was changed; withdraw one or wait "
+            "until they are decided.")
+
+
 def place_text(place: int, holder: Record | None) -> str:
     """"2nd in line, behind *Deploy* greeter (production): v1 → v2" for a queued request."""
     behind = f", behind {holder.what()}" if holder is not None else ""

@@ -95,3 +95,21 @@ async def test_a_full_queue_refuses_with_a_clear_answer_and_a_withdrawal_moves_t
         await world.ask(people[3], "/hello deploy greeter staging v2", "CGREET")  # so there is room again
         await world.stack.settle()
         assert len(_requests(world, "CGREET")) == 4
+
+
+async def test_one_person_may_have_only_so_many_requests_waiting(tmp_path: Path) -> None:
+    # #25 item 5: a queue is capped per person too, so one person cannot fill it
+    env = {"HELLO_DEPLOYERS": "U100,U101", "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_PER_PERSON": "2"}
+    async with two_clusters(tmp_path, env=env, people=("U100", "U101")) as world:
+        for version in ("v2", "v3", "v4", "v5"):  # one holds the lock, two wait, the fourth is refused
+            await world.ask("U100", f"/hello deploy greeter staging {version}", "CGREET")
+            await world.stack.settle()
+        assert len(_requests(world, "CGREET")) == 3
+        [refused] = [e for e in world.slack.workspace._ephemerals.get("CGREET", [])
+                     if "HELLO_QUEUE_PER_PERSON" in e.text]
+        assert refused.text.startswith("<@U100> has 2 requests waiting in the queue of this service and environment")
+        records = await world.stack.services.approvals.store.load()
+        assert sorted(r.state for r in records.values()) == ["pending", "queued", "queued"]  # the refused left nothing
+        await world.ask("U101", "/hello deploy greeter staging v6", "CGREET")  # another person still may
+        await world.stack.settle()
+        assert len(_requests(world, "CGREET")) == 4
