@@ -35,6 +35,7 @@ from bot.core.cron import latest_slot, next_slot, slots_between, validate_cron
 from bot.core.errors import CommandError, SlackError
 from bot.core.retry import Backoff, retry
 from bot.core.times import iso, parse_time
+from bot.observe import digest
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -299,8 +300,6 @@ class Scheduler:
         return await self.store.update(mutate)
 
     async def _post(self, claim: Claim, now: datetime) -> Posted:
-        from bot.observe import digest
-
         entry = claim.entry
         result = Posted(schedule=entry.id, slot=claim.slot, skipped=claim.skipped, catch_up=claim.catch_up)
         built = None

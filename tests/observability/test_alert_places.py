@@ -12,7 +12,9 @@ import yaml
 
 from bot.core.catalogue import Catalogue
 from bot.observe import alert_card
-from bot.observe.alerts import AMBIGUOUS, Alert, Place, bakes, group_place, merge, parse, place_of
+from bot.observe.alert_group import merge
+from bot.observe.alert_payload import Alert, parse
+from bot.observe.alert_places import AMBIGUOUS, Place, bakes, group_place, place_of
 
 CATALOGUE = """
 services:

@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.observe.alerts import CONFIGMAP, AlertStore, group_id
+from bot.observe.alert_group import AlertGroup, group_id
+from bot.observe.alert_store import CONFIGMAP, AlertStore
 from sandbox.slack.state import Message
 from tests.releasing.conftest import NS, Chat, button
 
@@ -275,8 +276,6 @@ async def test_abort_canary_is_offered_while_a_canary_has_traffic(release: Any) 
 
 
 async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> None:
-    from bot.observe.alerts import AlertGroup
-
     async with release(env=ENV) as chat:
         services = chat.stack.services
         gone = datetime.now(UTC) - timedelta(minutes=5)

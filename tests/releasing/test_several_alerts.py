@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from bot.core.errors import CommandError
-from bot.observe.alerts import group_id
+from bot.observe.alert_group import group_id
 from sandbox.alertmanager import AlertmanagerServer
 from sandbox.slack.state import Message
 from tests.releasing.several import World, two_clusters
