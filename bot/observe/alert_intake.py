@@ -105,8 +105,10 @@ class AlertIntake:
         now = self.clock()
         token = uuid.uuid4().hex
 
-        def decide(groups: dict[str, AlertGroup]) -> tuple[tuple[AlertGroup, bool], bool]:
+        def decide(groups: dict[str, AlertGroup]) -> tuple[tuple[AlertGroup, bool] | None, bool]:
             gid = group_id(notification.group_key)
+            if gid not in groups and notification.status == "resolved":
+                return None, False  # nothing was shown of it: nothing to turn green
             group = merge(groups.get(gid), notification, now, channel, place)
             groups[gid] = group
             post = False
@@ -114,5 +116,10 @@ class AlertIntake:
                 group.claim, group.claimed, post = token, now, True
             return (group, post), True
 
-        group, post = await self.store.transact(decide)
+        stored = await self.store.transact(decide)
+        if stored is None:
+            log.info("ignoring a resolved notification for an alert group never seen: %s",
+                     cut(notification.group_labels.get("alertname", "?"), 60))
+            return None
+        group, post = stored
         return Received(group=group, post=post, token=token, arrived=arrived)

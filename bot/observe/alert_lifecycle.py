@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -161,8 +162,11 @@ class CardLifecycle:
 
     async def _draw(self, group: AlertGroup) -> tuple[bytes | None, str]:
         """The chart's PNG, or None and what to say instead."""
+        now = self.clock()
+        if group.starts_at > now:  # a start in the future (a wrong clock, or a made-up time): chart up to now
+            group = replace(group, starts_at=now)
         try:
-            png = await alert_card.chart(self.services, group, self.clock())
+            png = await alert_card.chart(self.services, group, now)
         except DependencyUnavailable as exc:
             return None, f"No chart: {foreign(str(exc), 200)}"
         except Exception:

@@ -9,6 +9,7 @@ raises :class:`AlertPayloadError` with a short reason (our words only) for a bod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,11 +57,19 @@ def _strings(value: Any, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _time(value: Any) -> datetime | None:
-    """Alertmanager's RFC 3339 times; its "zero" time (``0001-01-01T00:00:00Z``) means none."""
-    if not value or not isinstance(value, str) or value.startswith("0001-"):
+# RFC 3339's date-time: a full date, "T", a full time with optional fractions, and a zone ("Z" or an offset)
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def _time(value: Any, what: str) -> datetime | None:
+    """Alertmanager's RFC 3339 times, read strictly (a time without a zone, or any other form, is refused);
+    absent or its "zero" time (``0001-01-01T00:00:00Z``) means none."""
+    if value is None or value == "" or (isinstance(value, str) and value.startswith("0001-01-01T00:00:00")):
         return None
-    return parse_time(value)
+    moment = parse_time(value) if isinstance(value, str) and RFC_3339.fullmatch(value) else None
+    if moment is None:
+        raise AlertPayloadError(f"an alert's {what} is not an RFC 3339 time")
+    return moment
 
 
 def _alert(raw: Any) -> Alert:
@@ -71,7 +80,7 @@ def _alert(raw: Any) -> Alert:
         status="resolved" if raw.get("status") == "resolved" else "firing",
         labels=_strings(raw.get("labels"), "an alert's labels"),
         annotations=_strings(raw.get("annotations"), "an alert's annotations"),
-        starts_at=_time(raw.get("startsAt")), ends_at=_time(raw.get("endsAt")),
+        starts_at=_time(raw.get("startsAt"), "startsAt"), ends_at=_time(raw.get("endsAt"), "endsAt"),
         generator_url=str(raw.get("generatorURL") or ""),
     )
 

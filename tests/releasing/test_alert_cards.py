@@ -293,3 +293,28 @@ async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> 
         await services.alerts.drain()
         [group] = await services.alerts.store.firing()
         assert group.ts == card.ts and group.claim != "dead-replica"
+
+
+async def test_a_resolved_notification_for_a_group_never_seen_is_ignored(
+        release: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with release(env=ENV) as chat:
+        long_ago = datetime.now(UTC) - timedelta(days=700)
+        status, _ = await webhook(chat, notification("resolved", started=long_ago, ended=datetime.now(UTC)))
+        assert status == 200
+        await chat.stack.services.alerts.drain()
+        await chat.settle()
+        assert not cards(chat), [m.text for m in cards(chat)]
+        assert await AlertStore(chat.stack.services.cluster).groups() == []
+        assert any("resolved notification for an alert group never seen" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("stamp", ["2026-12-01T12:00:00", "2026-12-01 12:00:00Z", "yesterday", "2026-13-01T12:00:00Z"])
+async def test_a_time_that_is_not_rfc_3339_is_refused(release: Any, stamp: str) -> None:
+    async with release(env=ENV) as chat:
+        body = notification()
+        body["alerts"][0]["startsAt"] = stamp
+        status, text = await webhook(chat, body)
+        assert status == 400 and "RFC 3339" in text
+        assert stored(chat) is None
+        assert (await webhook(chat, notification()))[0] == 200, "the group's next notification is taken"
