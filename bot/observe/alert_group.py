@@ -20,6 +20,9 @@ from bot.observe.alert_places import AMBIGUOUS, Place, scope
 KEEP_ALERTS = 20  # alerts kept per group (the card says how many there were in all)
 TEXT_LIMIT = 400  # characters kept of an annotation
 GROUP_LABELS_LIMIT = 2048  # bytes of JSON: Alertmanager groups by a few short labels
+KEY_LIMIT = 1024  # characters kept of the group key (its id is the hash of the whole key)
+SEVERITY_LIMIT = 40  # characters kept of a severity
+LABEL_LIMIT = 256  # a label value longer than this is no matcher of a silence (it is not kept)
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
 _TIMES = ("starts_at", "ends_at", "received", "claimed")
 
@@ -131,13 +134,14 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
     shown = firing[0] if firing else first
     annotations = {**(shown.annotations if shown else {}), **notification.common_annotations}
     if group is None:
-        group = AlertGroup(id=group_id(notification.group_key), key=notification.group_key, status="firing",
+        group = AlertGroup(id=group_id(notification.group_key), key=cut(notification.group_key, KEY_LIMIT),
+                           status="firing",
                            alertname="", severity="", starts_at=min(starts, default=now), channel=channel)
     group.status = notification.status
     group.alertname = cut(notification.common_labels.get("alertname")
                           or notification.group_labels.get("alertname")
                           or (first.labels.get("alertname", "") if first else "") or "alert", 120)
-    group.severity = highest([a.severity for a in (firing or list(alerts))]) or group.severity
+    group.severity = cut(highest([a.severity for a in (firing or list(alerts))]), SEVERITY_LIMIT) or group.severity
     if starts:
         group.starts_at = min([*starts, group.starts_at])
     group.ends_at = max(ends) if notification.status == "resolved" and ends else (
@@ -154,5 +158,5 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
     group.revision += 1
     if place is not None:
         group.service, group.environment, group.ambiguous = place.service, place.environment, place.ambiguous
-        group.scope = scope(alerts)
+        group.scope = {k: v for k, v in scope(alerts).items() if len(v) <= LABEL_LIMIT}
     return group

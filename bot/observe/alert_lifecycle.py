@@ -23,7 +23,7 @@ from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor
 from bot.core.errors import DependencyUnavailable
 from bot.core.retry import Backoff, never, retry
-from bot.core.text import foreign
+from bot.core.text import cut, foreign
 from bot.observe import alert_card
 from bot.observe.alert_group import AlertGroup
 from bot.observe.alert_intake import CLAIM_GRACE, Received
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAIT_FOR_CARD = 35.0  # seconds a replica that lost the claim waits for the winner's message
+FALLBACK_LIMIT = 3000  # characters of the card's fallback text, as of each of its blocks' texts
 
 
 class CardLifecycle:
@@ -196,4 +197,5 @@ class CardLifecycle:
     async def card(self, group: AlertGroup) -> tuple[str, list[dict]]:
         """The card's fallback text and blocks, with what it shows besides the alert."""
         context = await alert_card.gather(self.services, group)
-        return alert_card.render_card(group, context, self.clock())
+        text, blocks = alert_card.render_card(group, context, self.clock())
+        return cut(text, FALLBACK_LIMIT), blocks

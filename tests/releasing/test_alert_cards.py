@@ -318,3 +318,20 @@ async def test_a_time_that_is_not_rfc_3339_is_refused(release: Any, stamp: str) 
         assert status == 400 and "RFC 3339" in text
         assert stored(chat) is None
         assert (await webhook(chat, notification()))[0] == 200, "the group's next notification is taken"
+
+
+async def test_oversized_fields_are_cut_before_they_are_stored_or_posted(release: Any) -> None:
+    huge = "x" * 150_000  # five copies in the body: under its 1 MiB limit
+    async with release(env=ENV) as chat:
+        body = notification(labels={"severity": "critical" + huge, "cluster": "eu-1" + huge})
+        body["groupKey"] = KEY + huge
+        status, _ = await webhook(chat, body)
+        assert status == 200
+        card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        assert len(card.text) <= 3000 and huge not in json.dumps(card.blocks)
+        await chat.stack.services.alerts.drain()
+        kept = stored(chat)
+        assert kept is not None and sum(len(v) for v in kept["data"].values()) < 20_000, "the store stays small"
+        [group] = await AlertStore(chat.stack.services.cluster).firing()
+        assert group.ts == card.ts and group.id == group_id(KEY + huge)
+        assert len(group.key) <= 1024 and len(group.severity) <= 40 and "cluster" not in group.scope
