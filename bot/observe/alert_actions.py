@@ -57,20 +57,39 @@ class CardActions:
             raise PermissionDenied("This click did not come from the alert's card: nothing was changed.")
         return group
 
+    def pairs_of(self, group: AlertGroup) -> list[tuple[str, str]]:
+        """Every service and environment the group's alerts belong to: its pair, or, for an ambiguous group,
+        every pair its alerts fit (every pair of the catalogue for a group stored before they were kept)."""
+        if group.service:
+            return [(group.service, group.environment)]
+        if group.pairs:
+            return [(service, environment) for service, environment in group.pairs]
+        catalogue = self.services.catalogue
+        return [(s.name, e.name) for s, e in catalogue.pairs()] if catalogue is not None else []
+
     async def checked(self, gid: str, channel: str, ts: str,
-                      check: Callable[[Policy], Awaitable[None]]) -> AlertGroup:
-        """The clicked group (:meth:`from_card`) after ``check`` of the policy of its service and environment
-        (one service: the bot's policy, checked before the card is looked at, as ever)."""
+                      check: Callable[[Policy, str], Awaitable[None]]) -> AlertGroup:
+        """The clicked group (:meth:`from_card`) after ``check(policy, channel)`` for every service and environment
+        its alerts belong to (one service: the bot's policy, checked before the card is looked at, as ever).
+
+        An ambiguous card lives in the alert channel: there the bot's policy judges the channel, and each
+        pair's policy the person, as if asked in that pair's own channel."""
         if not self.services.several:
-            await check(self.services.policy)
+            await check(self.services.policy, channel)
             return await self.from_card(gid, channel, ts)
         group = await self.from_card(gid, channel, ts)
-        await check(self.policy_of(group))
+        if group.service:
+            await check(self.policy_of(group), channel)
+            return group
+        self.services.policy.check_channel(channel)
+        for service, environment in self.pairs_of(group):
+            config = self.services.config_for(service, environment)
+            await check(self.services.policy_for(config), (config.ops_channels or (channel,))[0])
         return group
 
     async def acknowledge(self, gid: str, user: str, channel: str, ts: str) -> None:
         """Record that ``user`` looks at the alert; the card shows it."""
-        group = await self.checked(gid, channel, ts, lambda policy: policy.check_read(user))
+        group = await self.checked(gid, channel, ts, lambda policy, _: policy.check_read(user))
         now = self.lifecycle.clock()
 
         def ack(g: AlertGroup) -> None:
@@ -103,7 +122,7 @@ class CardActions:
     async def silence(self, gid: str, user: str, channel: str, ts: str, minutes: int = SILENCE_MINUTES) -> str:
         """Silence the group's alerts for ``minutes`` through Alertmanager's API v2; returns the silence id."""
         group = await self.checked(gid, channel, ts,
-                                   lambda policy: policy.check_change(user, channel, "silence alerts"))
+                                   lambda policy, where: policy.check_change(user, where, "silence alerts"))
         url = self.services.config.alertmanager_url
         if not url:
             raise CommandError("Silencing needs the Alertmanager's address: set HELLO_ALERTMANAGER_URL.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,14 +16,14 @@ from typing import Any
 from bot.core.text import cut
 from bot.core.times import iso, parse_time
 from bot.observe.alert_payload import Alert, Notification
-from bot.observe.alert_places import AMBIGUOUS, Place, scope
+from bot.observe.alert_places import AMBIGUOUS, Place, scope, spread
 
 KEEP_ALERTS = 20  # alerts kept per group (the card says how many there were in all)
 TEXT_LIMIT = 400  # characters kept of an annotation
 GROUP_LABELS_LIMIT = 2048  # bytes of JSON: Alertmanager groups by a few short labels
 KEY_LIMIT = 1024  # characters kept of the group key (its id is the hash of the whole key)
 SEVERITY_LIMIT = 40  # characters kept of a severity
-LABEL_LIMIT = 256  # a label value longer than this is no matcher of a silence (it is not kept)
+LABEL_LIMIT = 256  # a longer label value a silence would match: the group's labels are not kept (no silence)
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
 _TIMES = ("starts_at", "ends_at", "received", "claimed")
 
@@ -70,6 +71,8 @@ class AlertGroup:
     environment: str = ""
     ambiguous: bool = False
     scope: dict[str, str] = field(default_factory=dict)  # namespace / cluster labels its alerts share
+    spread: dict[str, list[str]] = field(default_factory=dict)  # cluster / environment values where they differ
+    pairs: list[list[str]] = field(default_factory=list)  # several services: every [service, environment] it fits
 
     @property
     def place(self) -> Place | None:
@@ -78,11 +81,15 @@ class AlertGroup:
             return Place(service=self.service, environment=self.environment)
         return AMBIGUOUS if self.ambiguous else None
 
-    def silence_matchers(self) -> dict[str, str]:
-        """What Silence 1h matches: the group's labels, and the namespace (and cluster) its alerts share."""
+    def silence_matchers(self) -> list[tuple[str, str, bool]]:
+        """What Silence 1h matches, as (label, value, is a regex): the group's labels, the namespace (and cluster)
+        its alerts share, and the cluster / environment values they carry where those differ (a regex of
+        exactly those values, so no other cluster's alert is silenced); [] when its labels were too long."""
         if not self.group_labels:
-            return {}
-        return {**self.group_labels, **self.scope}
+            return []
+        equal = sorted((k, v, False) for k, v in {**self.group_labels, **self.scope}.items())
+        return equal + sorted((k, "|".join(re.escape(v) for v in values), True) for k, values in self.spread.items()
+                              if k not in self.group_labels)
 
     @property
     def firing(self) -> bool:
@@ -120,10 +127,11 @@ def _group_labels(labels: dict[str, str]) -> dict[str, str]:
 
 
 def merge(group: AlertGroup | None, notification: Notification, now: datetime, channel: str,
-          place: Place | None = None) -> AlertGroup:
+          place: Place | None = None, pairs: list[list[str]] | None = None) -> AlertGroup:
     """The group after ``notification`` (pure): a new group, or the stored one brought up to date.
 
-    ``place`` (several services): the pair the notification's alerts belong to, kept with the group;
+    ``place`` (several services): the pair the notification's alerts belong to, kept with the group (and
+    ``pairs``, every pair they fit); the cluster / environment labels a silence matches are kept in any case;
     the channel is the one of its first notification (the card stays where it was posted).
     """
     alerts = notification.alerts
@@ -158,5 +166,9 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
     group.revision += 1
     if place is not None:
         group.service, group.environment, group.ambiguous = place.service, place.environment, place.ambiguous
-        group.scope = {k: v for k, v in scope(alerts).items() if len(v) <= LABEL_LIMIT}
+        group.pairs = list(pairs or [])
+    group.scope, group.spread = scope(alerts), spread(alerts)
+    values = [*group.scope.values(), *(v for vs in group.spread.values() for v in vs)]
+    if any(len(v) > LABEL_LIMIT for v in values):  # not kept: such a group is silenced in Alertmanager itself
+        group.group_labels, group.scope, group.spread = {}, {}, {}
     return group

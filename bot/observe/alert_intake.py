@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.text import cut
 from bot.observe.alert_group import AlertGroup, group_id, merge
 from bot.observe.alert_payload import Notification, belongs, only, ours, parse
-from bot.observe.alert_places import Place, group_place, place_of
+from bot.observe.alert_places import Place, group_place, pairs_of, place_of
 from bot.observe.alert_store import AlertStore
 
 if TYPE_CHECKING:
@@ -102,6 +102,8 @@ class AlertIntake:
             log.warning("alert %s not posted: no channel (set HELLO_ALERT_CHANNEL or HELLO_OPS_CHANNELS)",
                         cut(notification.group_labels.get("alertname", "?"), 60))
             return None
+        catalogue = self.services.catalogue
+        pairs = pairs_of(notification.alerts, catalogue) if place is not None and catalogue is not None else None
         now = self.clock()
         token = uuid.uuid4().hex
 
@@ -109,7 +111,7 @@ class AlertIntake:
             gid = group_id(notification.group_key)
             if gid not in groups and notification.status == "resolved":
                 return None, False  # nothing was shown of it: nothing to turn green
-            group = merge(groups.get(gid), notification, now, channel, place)
+            group = merge(groups.get(gid), notification, now, channel, place, pairs)
             groups[gid] = group
             post = False
             if not group.ts and (not group.claim or (group.claimed and now - group.claimed > CLAIM_GRACE)):

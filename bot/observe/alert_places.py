@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.observe.alert_payload import Alert
 
 if TYPE_CHECKING:
-    from bot.core.catalogue import Catalogue
+    from bot.core.catalogue import Catalogue, Environment, Service
 
 ENVIRONMENT_LABELS = ("cluster", "environment")  # equal to the environment's name when an alert carries them
 SERVICE_LABELS = ("service", "deployment")  # the service's stable or canary Deployment (or its name)
@@ -44,16 +44,11 @@ class Place:
 AMBIGUOUS = Place(ambiguous=True)
 
 
-def place_of(labels: dict[str, str], catalogue: Catalogue) -> Place | None:
-    """The pair an alert belongs to (pure): None when none matches, :data:`AMBIGUOUS` when several do.
-
-    The ``namespace`` label must be an environment's namespace; ``cluster`` / ``environment``, when the
-    alert carries them, must equal the environment's name; ``service`` / ``deployment``, when carried,
-    must be the service's stable or canary Deployment or its catalogue name.
-    """
+def candidates(labels: dict[str, str], catalogue: Catalogue) -> list[tuple[Service, Environment]]:
+    """Every pair of the catalogue an alert with ``labels`` fits (see :func:`place_of`)."""
     namespace = labels.get("namespace", "")
     if not namespace:
-        return None
+        return []
     found = [(s, e) for s, e in catalogue.pairs() if e.namespace == namespace]
     for key in ENVIRONMENT_LABELS:
         if labels.get(key):
@@ -62,12 +57,29 @@ def place_of(labels: dict[str, str], catalogue: Catalogue) -> Place | None:
         if labels.get(key):
             found = [(s, e) for s, e in found
                      if labels[key] in (s.stable_deployment, s.canary_deployment, s.name)]
+    return found
+
+
+def place_of(labels: dict[str, str], catalogue: Catalogue) -> Place | None:
+    """The pair an alert belongs to (pure): None when none matches, :data:`AMBIGUOUS` when several do.
+
+    The ``namespace`` label must be an environment's namespace; ``cluster`` / ``environment``, when the
+    alert carries them, must equal the environment's name; ``service`` / ``deployment``, when carried,
+    must be the service's stable or canary Deployment or its catalogue name.
+    """
+    found = candidates(labels, catalogue)
     if not found:
         return None
     if len(found) > 1:
         return AMBIGUOUS
     service, env = found[0]
     return Place(service=service.name, environment=env.name)
+
+
+def pairs_of(alerts: Sequence[Alert], catalogue: Catalogue) -> list[list[str]]:
+    """Every ``[service, environment]`` any of a group's alerts fits: whose rights an action on its card needs."""
+    found = {(s.name, e.name) for a in alerts for s, e in candidates(a.labels, catalogue)}
+    return [list(pair) for pair in sorted(found)]
 
 
 def group_place(alerts: Sequence[Alert], catalogue: Catalogue) -> Place:
@@ -89,6 +101,17 @@ def bakes(labels: dict[str, str], catalogue: Catalogue, service: str, environmen
     staging (or one that does not say where it fired) never rolls back production.
     """
     return place_of(labels, catalogue) == Place(service=service, environment=environment)
+
+
+def spread(alerts: Sequence[Alert]) -> dict[str, list[str]]:
+    """The :data:`ENVIRONMENT_LABELS` some of the alerts carry, but not all with one value: their values
+    ("" for an alert without it), for a silence that matches those and no other (pure)."""
+    out: dict[str, list[str]] = {}
+    for key in ENVIRONMENT_LABELS:
+        values = {a.labels.get(key, "") for a in alerts}
+        if len(values) > 1:
+            out[key] = sorted(values)
+    return out
 
 
 def scope(alerts: Sequence[Alert]) -> dict[str, str]:
