@@ -25,7 +25,8 @@ KEY_LIMIT = 1024  # characters kept of the group key (its id is the hash of the 
 SEVERITY_LIMIT = 40  # characters kept of a severity
 LABEL_LIMIT = 256  # a longer label value a silence would match: the group's labels are not kept (no silence)
 SEVERITY_RANK = {"critical": 4, "error": 3, "warning": 2, "info": 1}
-_TIMES = ("starts_at", "ends_at", "received", "claimed")
+FLOOD = "flood"  # the kind of a flood card (bot.observe.alert_flood), stored beside the groups
+_TIMES = ("starts_at", "ends_at", "received", "claimed", "arrived")
 
 
 def group_id(group_key: str) -> str:
@@ -73,6 +74,9 @@ class AlertGroup:
     scope: dict[str, str] = field(default_factory=dict)  # namespace / cluster labels its alerts share
     spread: dict[str, list[str]] = field(default_factory=dict)  # cluster / environment values where they differ
     pairs: list[list[str]] = field(default_factory=list)  # several services: every [service, environment] it fits
+    arrived: datetime | None = None  # its first notification
+    digest: str = ""  # the flood card it is summarised on instead of a card of its own (bot.observe.alert_flood)
+    kind: str = ""  # "" an alert group; "flood": a flood card
 
     @property
     def place(self) -> Place | None:
@@ -143,7 +147,7 @@ def merge(group: AlertGroup | None, notification: Notification, now: datetime, c
     annotations = {**(shown.annotations if shown else {}), **notification.common_annotations}
     if group is None:
         group = AlertGroup(id=group_id(notification.group_key), key=cut(notification.group_key, KEY_LIMIT),
-                           status="firing",
+                           status="firing", arrived=now,
                            alertname="", severity="", starts_at=min(starts, default=now), channel=channel)
     group.status = notification.status
     group.alertname = cut(notification.common_labels.get("alertname")

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.core.text import cut
+from bot.observe.alert_flood import flood_card, flooded, summarise
 from bot.observe.alert_group import AlertGroup, group_id, merge
 from bot.observe.alert_payload import Notification, belongs, only, ours, parse
 from bot.observe.alert_places import Place, group_place, pairs_of, place_of
@@ -107,16 +108,27 @@ class AlertIntake:
         now = self.clock()
         token = uuid.uuid4().hex
 
+        limit = self.services.config.alert_cards_per_minute
+
         def decide(groups: dict[str, AlertGroup]) -> tuple[tuple[AlertGroup, bool] | None, bool]:
             gid = group_id(notification.group_key)
-            if gid not in groups and notification.status == "resolved":
+            known = groups.get(gid)
+            if known is None and notification.status == "resolved":
                 return None, False  # nothing was shown of it: nothing to turn green
-            group = merge(groups.get(gid), notification, now, channel, place, pairs)
+            summarised = known.digest if known is not None else ""
+            if known is None and flooded(groups, channel, now, limit):
+                summarised = flood_card(groups, channel, now).id
+            group = merge(known, notification, now, channel, place, pairs)
+            group.digest = summarised
             groups[gid] = group
+            shown = group
+            if summarised and summarised in groups:  # its flood card shows it
+                shown = groups[summarised]
+                summarise(groups, shown, now)
             post = False
-            if not group.ts and (not group.claim or (group.claimed and now - group.claimed > CLAIM_GRACE)):
-                group.claim, group.claimed, post = token, now, True
-            return (group, post), True
+            if not shown.ts and (not shown.claim or (shown.claimed and now - shown.claimed > CLAIM_GRACE)):
+                shown.claim, shown.claimed, post = token, now, True
+            return (shown, post), True
 
         stored = await self.store.transact(decide)
         if stored is None:

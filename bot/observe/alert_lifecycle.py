@@ -19,13 +19,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.chat import render
 from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor
 from bot.core.errors import DependencyUnavailable
 from bot.core.retry import Backoff, never, retry
 from bot.core.text import cut, foreign
 from bot.observe import alert_card
-from bot.observe.alert_group import AlertGroup
+from bot.observe.alert_flood import render_flood
+from bot.observe.alert_group import FLOOD, AlertGroup
 from bot.observe.alert_intake import CLAIM_GRACE, Received
 from bot.observe.alert_store import AlertStore
 
@@ -49,6 +51,7 @@ class CardLifecycle:
         self.wait_for_card = wait_for_card
         self.supervisor = Supervisor()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._shown: dict[str, int] = {}  # the revision of each card this replica last posted or edited
         self.posted_seconds: list[float] = []  # webhook arrived -> card posted, per card this replica posted
 
     def spawn(self, received: Received) -> asyncio.Task:
@@ -86,7 +89,8 @@ class CardLifecycle:
         if not mine:
             await self._edit_when_posted(received)
             return
-        await self._chart(gid)
+        if group.kind != FLOOD:
+            await self._chart(gid)
 
     async def _post_card(self, group: AlertGroup, received: Received) -> bool:
         """Post the card of a group this replica claimed; False (claim given back) when Slack refuses."""
@@ -103,6 +107,7 @@ class CardLifecycle:
 
             await self.store.change(gid, release)
             return False
+        self._shown[gid] = group.revision
         seconds = time.perf_counter() - received.arrived
         self.posted_seconds.append(seconds)
         log.info("alert card %s posted in %s %.3f s after the webhook arrived", gid, group.channel, seconds)
@@ -148,10 +153,12 @@ class CardLifecycle:
             log.warning("alert card %s was never posted by the replica that claimed it", gid)
 
     async def _refresh(self, gid: str, shown: int = -1) -> None:
-        """Edit the card until it shows the stored group's latest revision."""
+        """Edit the card until it shows the stored group's latest revision (once for many changes that came
+        while an edit was under way: what this replica last showed is remembered)."""
+        shown = max(shown, self._shown.get(gid, -1))
         for _ in range(5):
             group = await self.store.get(gid)
-            if group is None or not group.ts or group.revision == shown:
+            if group is None or not group.ts or group.revision <= shown:
                 return
             text, blocks = await self.card(group)
             try:
@@ -159,7 +166,7 @@ class CardLifecycle:
             except SlackError as exc:
                 log.warning("cannot edit the card of alert %s: %s", gid, exc.error)
                 return
-            shown = group.revision
+            shown = self._shown[gid] = group.revision
 
     async def _draw(self, group: AlertGroup) -> tuple[bytes | None, str]:
         """The chart's PNG, or None and what to say instead."""
@@ -196,6 +203,10 @@ class CardLifecycle:
 
     async def card(self, group: AlertGroup) -> tuple[str, list[dict]]:
         """The card's fallback text and blocks, with what it shows besides the alert."""
+        if group.kind == FLOOD:
+            members = [g for g in await self.store.groups() if g.digest == group.id]
+            text, blocks = render_flood(group, members, self.clock())
+            return text, render.validate(blocks)
         context = await alert_card.gather(self.services, group)
         text, blocks = alert_card.render_card(group, context, self.clock())
         return cut(text, FALLBACK_LIMIT), blocks

@@ -335,3 +335,23 @@ async def test_oversized_fields_are_cut_before_they_are_stored_or_posted(release
         [group] = await AlertStore(chat.stack.services.cluster).firing()
         assert group.ts == card.ts and group.id == group_id(KEY + huge)
         assert len(group.key) <= 1024 and len(group.severity) <= 40 and "cluster" not in group.scope
+
+
+async def test_a_flood_of_groups_is_summarised_on_one_card_and_no_firing_group_is_forgotten(release: Any) -> None:
+    async with release(env={**ENV, "HELLO_ALERT_CARDS_PER_MINUTE": "3"}) as chat:
+        bodies = [notification(key=f'{{}}:{{alertname="Flood{i}", namespace="hello"}}', alertname=f"Flood{i}")
+                  for i in range(40)]
+        answers = await asyncio.gather(*(webhook(chat, body) for body in bodies))
+        assert [status for status, _ in answers] == [200] * 40, "no webhook refused for the store's contention"
+        flood = await card_saying(chat, "Alert flood: 37 more alert groups, 37 firing", timeout=60)
+        await chat.stack.services.alerts.drain()
+        tops = [m for m in chat.slack.messages("C1") if m.thread_ts in (None, m.ts)]
+        assert len(tops) == 4, [m.text for m in tops]  # three cards of their own, one flood card
+        firing = await AlertStore(chat.stack.services.cluster).firing()
+        assert len(firing) == 40, "every firing group is kept, past KEEP_GROUPS too"
+
+        [quiet] = [b for b in bodies if any(g.digest and g.key == b["groupKey"] for g in firing)][:1]
+        assert (await webhook(chat, notification("resolved", key=quiet["groupKey"], alertname=quiet["commonLabels"]
+                                                  ["alertname"], ended=datetime.now(UTC))))[0] == 200
+        edited = await card_saying(chat, "37 more alert groups, 36 firing", timeout=60)
+        assert edited.ts == flood.ts
