@@ -132,6 +132,7 @@ class Config:
     # Alerts (Alertmanager -> POST /alertmanager)
     alert_token: str = field(default="", repr=False)
     alert_channel: str = ""
+    alert_cards_per_minute: int = 10  # new alert groups carded per channel a minute; past it, one flood card
     alertmanager_url: str = ""  # Alertmanager's API v2: the cards' silences, the bake window's alerts
     # Schedules
     timezone: str = "UTC"
@@ -282,6 +283,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_METRICS_PRESET": ("metrics", _preset),
     "HELLO_ALERT_TOKEN": ("alert_token", r.text),
     "HELLO_ALERT_CHANNEL": ("alert_channel", r.channel),
+    "HELLO_ALERT_CARDS_PER_MINUTE": ("alert_cards_per_minute", lambda n, v: r.integer(n, v, low=1, high=1000)),
     "HELLO_ALERTMANAGER_URL": ("alertmanager_url", lambda n, v: r.url(n, v).rstrip("/")),
     "HELLO_TIMEZONE": ("timezone", r.timezone),
     "HELLO_SCHEDULES": ("schedules", _schedules),

@@ -11,7 +11,7 @@ with a short reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,15 +23,17 @@ from bot.core.times import iso, parse_time
 TIMEOUT_SECONDS = 10.0
 
 
-async def create_silence(url: str, matchers: Mapping[str, str], starts: datetime, ends: datetime, *,
-                         created_by: str, comment: str, timeout: float = TIMEOUT_SECONDS) -> str:
-    """``POST {url}/api/v2/silences`` for alerts whose labels equal ``matchers``; returns the silence id.
+async def create_silence(url: str, matchers: Mapping[str, str] | Iterable[tuple[str, str, bool]], starts: datetime,
+                         ends: datetime, *, created_by: str, comment: str, timeout: float = TIMEOUT_SECONDS) -> str:
+    """``POST {url}/api/v2/silences`` for alerts whose labels equal ``matchers`` (or, given as
+    ``(label, value, is a regex)``, match them); returns the silence id.
 
     Raises :class:`DependencyUnavailable` with a short reason (status and the start of Alertmanager's
     answer, or the connection error's type) when it cannot be created.
     """
+    given = [(k, v, False) for k, v in matchers.items()] if isinstance(matchers, Mapping) else list(matchers)
     body = {
-        "matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
+        "matchers": [{"name": k, "value": v, "isRegex": regex, "isEqual": True} for k, v, regex in given],
         "startsAt": iso(starts), "endsAt": iso(ends), "createdBy": created_by, "comment": comment,
     }
     try:

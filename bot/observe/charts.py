@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from itertools import chain
 from typing import Any
 
@@ -32,7 +33,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from bot.observe.prom import Series, Snapshot
+from bot.observe.series import Series, Snapshot
 
 KINDS = ("all", "traffic", "errors", "latency")
 MAX_POINTS = 600
@@ -212,6 +213,39 @@ def data_window(snapshot: Snapshot, share: float = 0.2) -> tuple[datetime, datet
     return max(start, first - margin), first
 
 
+def _shade_windows(axes: Sequence[Axes], windows: Sequence[Window], view_start: datetime, end: datetime) -> None:
+    """Shade each analysed window (its part inside the view) in its verdict's colour, labelled at the bottom."""
+    for window in windows:
+        start, stop = max(window.start.astimezone(UTC), view_start), min(window.end.astimezone(UTC), end)
+        if start >= stop:
+            continue
+        colour = WINDOW_COLOURS.get(window.state, "#868e96")
+        for ax in axes:
+            ax.axvspan(start.timestamp() / 86400.0, stop.timestamp() / 86400.0, color=colour, alpha=0.12, lw=0)
+        axes[-1].annotate(window.label, xy=((start.timestamp() + stop.timestamp()) / 2 / 86400.0, 0.02),
+                          xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8, color=colour)
+
+
+def _mark_releases(axes: Sequence[Axes], markers: Sequence[Marker], view_start: datetime, end: datetime) -> None:
+    """A vertical line across every panel at each marker inside the view, labelled in the top panel."""
+    for marker in markers:
+        at = marker.at.astimezone(UTC)
+        if not view_start <= at <= end:
+            continue
+        x = at.timestamp() / 86400.0
+        colour = MARKER_COLOURS.get(marker.kind, "#495057")
+        # Labels near the right edge go to the left of their line so they stay inside the panel.
+        right_half = (at - view_start) > (end - view_start) * 0.7
+        for ax in axes:
+            ax.axvline(x, color=colour, linestyle="-.", linewidth=1.4, alpha=0.9)
+        axes[0].annotate(
+            marker.label, xy=(x, 1.0), xycoords=("data", "axes fraction"),
+            xytext=(-3 if right_half else 3, -3), textcoords="offset points",
+            ha="right" if right_half else "left", va="top", fontsize=9, color=colour, fontweight="bold",
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": PANEL, "edgecolor": colour, "alpha": 0.9},
+        )
+
+
 def build_figure(
     snapshot: Snapshot,
     *,
@@ -253,32 +287,8 @@ def build_figure(
     bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     bottom.set_xlabel("time (UTC)", color=TEXT)
 
-    for window in windows:
-        start, stop = max(window.start.astimezone(UTC), view_start), min(window.end.astimezone(UTC), end)
-        if start >= stop:
-            continue
-        colour = WINDOW_COLOURS.get(window.state, "#868e96")
-        for ax in axes:
-            ax.axvspan(start.timestamp() / 86400.0, stop.timestamp() / 86400.0, color=colour, alpha=0.12, lw=0)
-        axes[-1].annotate(window.label, xy=((start.timestamp() + stop.timestamp()) / 2 / 86400.0, 0.02),
-                          xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8, color=colour)
-
-    for marker in markers:
-        at = marker.at.astimezone(UTC)
-        if not view_start <= at <= end:
-            continue
-        x = at.timestamp() / 86400.0
-        colour = MARKER_COLOURS.get(marker.kind, "#495057")
-        # Labels near the right edge go to the left of their line so they stay inside the panel.
-        right_half = (at - view_start) > (end - view_start) * 0.7
-        for ax in axes:
-            ax.axvline(x, color=colour, linestyle="-.", linewidth=1.4, alpha=0.9)
-        axes[0].annotate(
-            marker.label, xy=(x, 1.0), xycoords=("data", "axes fraction"),
-            xytext=(-3 if right_half else 3, -3), textcoords="offset points",
-            ha="right" if right_half else "left", va="top", fontsize=9, color=colour, fontweight="bold",
-            bbox={"boxstyle": "round,pad=0.2", "facecolor": PANEL, "edgecolor": colour, "alpha": 0.9},
-        )
+    _shade_windows(axes, windows, view_start, end)
+    _mark_releases(axes, markers, view_start, end)
 
     title = f"{service} · last {snapshot.range} · until {end:%Y-%m-%d %H:%M} UTC"
     if since is not None:
@@ -288,8 +298,6 @@ def build_figure(
 
 
 def figure_png(fig: Figure) -> bytes:
-    from io import BytesIO
-
     out = BytesIO()
     # Light compression: a few hundred kB more or less does not matter to Slack, the time does.
     fig.savefig(out, format="png", dpi=DPI, facecolor=fig.get_facecolor(), pil_kwargs={"compress_level": 2})

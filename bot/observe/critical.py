@@ -3,7 +3,7 @@
 Both read them here, so both follow one rule (docs/operator-guide.md, "Alerts with several services"). With one
 service (no catalogue) an alert is the service's when its ``namespace`` or its ``service`` label names it.
 With a catalogue, Alertmanager is asked for the critical alerts of the environment's namespace and only
-those that belong to exactly this service and environment count (:func:`bot.observe.alerts.bakes`): where
+those that belong to exactly this service and environment count (:func:`bot.observe.alert_places.bakes`): where
 environments share a namespace name, an alert counts only when its ``cluster`` (or ``environment``) label
 is this environment, so one environment's alerts never stand for another's.
 """
@@ -14,8 +14,8 @@ from datetime import datetime
 
 from bot.core.catalogue import Catalogue
 from bot.core.target import Target
+from bot.observe.alert_places import bakes
 from bot.observe.alertmanager import ActiveAlert, Alertmanager
-from bot.observe.alerts import bakes
 
 
 async def critical_alerts(target: Target, catalogue: Catalogue, *, since: datetime | None = None) -> list[ActiveAlert]:

@@ -14,7 +14,9 @@ from urllib.parse import quote, urlencode
 
 from bot.core import times
 from bot.core.config import Config
-from bot.observe.prom import DEFAULT_RANGE, Prometheus, Snapshot, duration_seconds, parse_range
+from bot.observe.prom import Prometheus
+from bot.observe.promql import DEFAULT_RANGE, duration_seconds, parse_range
+from bot.observe.series import Snapshot
 
 
 def _ms(moment: datetime) -> int:

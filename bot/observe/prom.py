@@ -20,302 +20,48 @@ A range without samples means "no traffic in this range": ``Snapshot.has_traffic
 success ratios are ``None`` — never a fabricated 0 % or 100 %. ``NaN``/``Inf`` values become ``None``.
 """
 
+
 from __future__ import annotations
 
 import asyncio
-import math
 import re
-import string
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
 from requests.adapters import Retry
 
 from bot.core import times
-from bot.core.config import RANGES, MetricNames
-from bot.core.durations import parse_duration
-from bot.core.errors import MetricsUnavailable, UsageError
+from bot.core.config import MetricNames
+from bot.core.errors import MetricsUnavailable
+from bot.observe.promql import (
+    DEFAULT_RANGE,
+    bucket_query,
+    build_expressions,
+    duration_seconds,
+    format_duration,
+    parse_range,
+    step_for,
+    window_expressions,
+)
+from bot.observe.series import Series, Snapshot, VersionStats, WindowCounts, parse_buckets, parse_instant, parse_series
 
-DEFAULT_RANGE = "1h"
-QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-MAX_POINTS = 700
-_NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
-
-
-# --------------------------------------------------------------------------------------------- ranges
-
-
-def duration_seconds(text: str) -> int:
-    """``"15m"`` -> 900 (:func:`bot.core.durations.parse_duration`); ``ValueError`` if it is not a duration."""
-    length = parse_duration(text.strip())
-    if length is None:
-        raise ValueError(f"not a duration: {text!r}")
-    return int(length.total_seconds())
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds -> the shortest exact Prometheus duration (``900`` -> ``"15m"``)."""
-    whole = max(1, round(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if whole % size == 0:
-            return f"{whole // size}{unit}"
-    return f"{whole}s"
-
-
-def parse_range(text: str | None) -> str:
-    """Normalise a user's range (``"1h"``, ``" 7D "``); empty means the default ``1h``.
-
-    Raises :class:`UsageError` listing the accepted forms for anything else.
-    """
-    value = (text or "").strip().lower() or DEFAULT_RANGE
-    if value not in RANGES:
-        raise UsageError(
-            f"unknown range {text!r}: use one of {', '.join(RANGES)}",
-            usage=f"range: {' | '.join(RANGES)} (default {DEFAULT_RANGE})",
-        )
-    return value
-
-
-def step_for(range_text: str) -> int:
-    """Query step in seconds so a range has at most ~700 points (1h -> 10 s, 7d -> 15 min)."""
-    seconds = duration_seconds(parse_range(range_text))
-    wanted = seconds / MAX_POINTS
-    for step in _NICE_STEPS:
-        if step >= wanted:
-            return step
-    return _NICE_STEPS[-1]
-
-
-# ------------------------------------------------------------------------------------- expressions
-
-
-def envoy_cluster_name(service: str) -> str:
-    """The Envoy cluster Emissary creates for a Mapping's ``service``.
-
-    ``"helloworld-canary:80"`` -> ``"helloworld_canary_80"``; a scheme prefix is dropped and every
-    character outside ``[A-Za-z0-9_]`` becomes ``_``.
-    """
-    value = re.sub(r"^[a-z][a-z0-9+.-]*://", "", service.strip().lower())
-    return re.sub(r"[^a-z0-9_]", "_", value)
-
-
-def _selector(*matchers: str) -> str:
-    return "{" + ", ".join(m for m in matchers if m) + "}"
-
-
-def build_expressions(
-    names: MetricNames, *, window: str = "1m", version: str | None = None
-) -> dict[str, str]:
-    """The PromQL for ``rate``, ``success``, ``p50``, ``p95`` and ``p99``, each ``sum by`` version.
-
-    ``window`` is the ``rate()`` window (``"1m"``, or ``"$__rate_interval"`` for Grafana). ``version``
-    narrows to matching versions with ``=~`` (``"$version"`` in the dashboard, ``"v2"`` in links).
-    """
-    v = names.version_label
-    only = f'{v}=~"{version}"' if version else ""
-    base = _selector(names.route_filter, only)
-    by = f"sum by ({v})"
-    out = {"rate": f"{by} (rate({names.requests}{base}[{window}]))"}
-    if names.preset == "envoy":
-        xx = "envoy_cluster_upstream_rq_xx"
-        good = _selector(names.route_filter, only, 'envoy_response_code_class!="5"')
-        out["success"] = f"{by} (rate({xx}{good}[{window}])) / {by} (rate({xx}{base}[{window}]))"
-        scale = " / 1000"
-    else:
-        good = _selector(names.route_filter, only, f'{names.status_label}!~"5.."')
-        out["success"] = (
-            f"{by} (rate({names.requests}{good}[{window}])) / {by} (rate({names.requests}{base}[{window}]))"
-        )
-        scale = ""
-    for key, q in QUANTILES.items():
-        out[key] = (
-            f"histogram_quantile({q}, sum by (le, {v}) (rate({names.duration_bucket}{base}[{window}])))"
-            f"{scale}"
-        )
-    return out
-
-
-_QUANTILE_OF = re.compile(r"\s*histogram_quantile\(\s*[0-9.]+\s*,\s*(?P<inner>.+)\)\s*(?P<scale>/\s*1000)?\s*",
-                          re.DOTALL)
-
-
-def bucket_query(exprs: Mapping[str, str]) -> tuple[str, float] | None:
-    """The request-duration histogram's bucket counts over the window, ``sum by (le, version)``, and the
-    unit of its ``le`` bounds in seconds (``0.001`` for Envoy's milliseconds): the ``buckets`` query if
-    there is one, else the histogram inside the ``p99`` query (``histogram_quantile(0.99, <buckets>)``,
-    optionally ``/ 1000``). ``None`` when neither says."""
-    if "buckets" in exprs:
-        return exprs["buckets"], 1.0
-    match = _QUANTILE_OF.fullmatch(exprs.get("p99", ""))
-    if match is None:
-        return None
-    return match.group("inner"), 0.001 if match.group("scale") else 1.0
-
-
-def window_expressions(names: MetricNames, seconds: int) -> dict[str, str]:
-    """Counts over the last ``seconds``, ``sum by`` version: requests, errors (5xx), p50 and p99.
-
-    What the canary judge reads: ``increase()`` over the whole window (the evidence since a step
-    began), not a rate, so small windows keep their counts. The bucket counts behind p50 and p99 are
-    :func:`bucket_query`'s.
-    """
-    v = names.version_label
-    window = f"{max(1, int(seconds))}s"
-    if names.window_queries:  # the service's own PromQL (catalogue metrics.queries)
-        return {key: string.Template(text).substitute(window=window) for key, text in names.window_queries}
-    base = _selector(names.route_filter)
-    by = f"sum by ({v})"
-    out = {"requests": f"{by} (increase({names.requests}{base}[{window}]))"}
-    if names.preset == "envoy":
-        bad = _selector(names.route_filter, 'envoy_response_code_class="5"')
-        out["errors"] = f"{by} (increase(envoy_cluster_upstream_rq_xx{bad}[{window}]))"
-        scale = " / 1000"
-    else:
-        bad = _selector(names.route_filter, f'{names.status_label}=~"5.."')
-        out["errors"] = f"{by} (increase({names.requests}{bad}[{window}]))"
-        scale = ""
-    for key in ("p50", "p99"):
-        out[key] = (f"histogram_quantile({QUANTILES[key]}, sum by (le, {v}) "
-                    f"(increase({names.duration_bucket}{base}[{window}]))){scale}")
-    return out
-
-
-# ------------------------------------------------------------------------------------ data classes
-
-
-@dataclass(frozen=True)
-class WindowCounts:
-    """One version's numbers over an analysis window; ``None`` where Prometheus has none.
-
-    ``buckets`` is the request-duration histogram over the window: ``(upper bound in seconds,
-    cumulative count)`` by bound, ``+Inf`` last; empty when Prometheus has none.
-    """
-
-    version: str
-    requests: float | None
-    errors: float | None
-    p50: float | None
-    p99: float | None
-    buckets: tuple[tuple[float, float], ...] = ()
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line: ``points`` are ``(unix seconds, value)``; a value is ``None`` where PromQL gave NaN."""
-
-    version: str
-    points: tuple[tuple[float, float | None], ...]
-
-    @property
-    def values(self) -> list[float]:
-        return [v for _, v in self.points if v is not None]
-
-    @property
-    def last(self) -> float | None:
-        for _, value in reversed(self.points):
-            if value is not None:
-                return value
-        return None
-
-
-@dataclass(frozen=True)
-class VersionStats:
-    """Figures for one version at the end of the range (over the same window as the chart).
-
-    ``rate`` is requests/s, ``success_ratio`` is 0..1 (``None`` without requests), latencies in seconds.
-    """
-
-    version: str
-    rate: float
-    success_ratio: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    range: str
-    start: datetime
-    end: datetime
-    step: float
-    rate: list[Series] = field(default_factory=list)
-    success: list[Series] = field(default_factory=list)
-    p99: list[Series] = field(default_factory=list)
-    latest: list[VersionStats] = field(default_factory=list)
-    expressions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def has_traffic(self) -> bool:
-        """True when any version served at least one request in the range."""
-        return any(v > 0 for s in self.rate for v in s.values) or any(s.rate > 0 for s in self.latest)
-
-    @property
-    def versions(self) -> list[str]:
-        seen = {s.version for group in (self.rate, self.success, self.p99) for s in group}
-        seen.update(s.version for s in self.latest)
-        return sorted(seen)
-
-    def stats(self, version: str) -> VersionStats | None:
-        return next((s for s in self.latest if s.version == version), None)
-
-
-def _number(raw: Any) -> float | None:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _series(result: Iterable[Mapping[str, Any]], label: str) -> list[Series]:
-    out = []
-    for item in result:
-        version = item.get("metric", {}).get(label) or "unknown"
-        points = tuple((float(t), _number(v)) for t, v in item.get("values", ()))
-        out.append(Series(version=version, points=points))
-    return sorted(out, key=lambda s: s.version)
-
-
-def _instant(result: Iterable[Mapping[str, Any]], label: str) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for item in result:
-        version = item.get("metric", {}).get(label) or "unknown"
-        value = item.get("value") or (None, None)
-        out[version] = _number(value[1])
-    return out
-
-
-def _buckets(result: Iterable[Mapping[str, Any]], label: str, unit: float
-             ) -> dict[str, tuple[tuple[float, float], ...]]:
-    """Bucket counts per version from a ``sum by (le, version)`` answer; bounds in seconds, ``+Inf`` last.
-    A version without a ``+Inf`` bucket, or with a NaN count, has no histogram."""
-    found: dict[str, list[tuple[float, float]]] = {}
-    broken: set[str] = set()
-    for item in result:
-        metric = item.get("metric", {})
-        version = metric.get(label) or "unknown"
-        try:
-            bound = float(metric.get("le", ""))
-        except ValueError:
-            broken.add(version)
-            continue
-        count = _number((item.get("value") or (None, None))[1])
-        if count is None or count < 0:
-            broken.add(version)
-            continue
-        found.setdefault(version, []).append((bound * unit if math.isfinite(bound) else bound, count))
-    out = {}
-    for version, pairs in found.items():
-        pairs.sort()
-        if version not in broken and pairs and math.isinf(pairs[-1][0]):
-            out[version] = tuple(pairs)
-    return out
-
+# The names other modules read from here (the client's own vocabulary), wherever they are defined.
+__all__ = [
+    "DEFAULT_RANGE",
+    "Prometheus",
+    "Series",
+    "Snapshot",
+    "VersionStats",
+    "WindowCounts",
+    "bucket_query",
+    "build_expressions",
+    "duration_seconds",
+    "parse_range",
+    "window_expressions",
+]
 
 # --------------------------------------------------------------------------------------- the client
 
@@ -385,8 +131,6 @@ class Prometheus:
     # -- HTTP, in threads
 
     def _client(self) -> Any:
-        from prometheus_api_client import PrometheusConnect
-
         # No retries: a dead Prometheus must fail fast; the caller decides about trying again.
         return PrometheusConnect(url=self.url, retry=Retry(total=0), timeout=self.timeout)
 
@@ -441,8 +185,8 @@ class Prometheus:
             *((self._query, exprs[k], end) for k in instant),
         )
         label = self.names.version_label
-        rate, success, p99 = (_series(r, label) for r in results[:3])
-        now_values = dict(zip(instant, (_instant(r, label) for r in results[3:]), strict=True))
+        rate, success, p99 = (parse_series(r, label) for r in results[:3])
+        now_values = dict(zip(instant, (parse_instant(r, label) for r in results[3:]), strict=True))
         latest = []
         for version in sorted(set().union(*(d.keys() for d in now_values.values()))):
             req_rate = now_values["rate"].get(version) or 0.0
@@ -470,8 +214,8 @@ class Prometheus:
         queries = [exprs[k] for k in keys] + ([histogram[0]] if histogram else [])
         results = await self._bounded(*((self._query, q, at) for q in queries))
         label = self.names.version_label
-        values = dict(zip(keys, (_instant(r, label) for r in results[:4]), strict=True))
-        buckets = _buckets(results[4], label, histogram[1]) if histogram else {}
+        values = dict(zip(keys, (parse_instant(r, label) for r in results[:4]), strict=True))
+        buckets = parse_buckets(results[4], label, histogram[1]) if histogram else {}
         versions = sorted(set().union(*(d.keys() for d in values.values())))
         out = {}
         for version in versions:

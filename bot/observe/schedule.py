@@ -16,8 +16,6 @@ dies between the two loses that one post rather than risking two.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import math
 import secrets
@@ -29,61 +27,20 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.supervise import guard
 from bot.cluster.leader import LeaderElector, default_identity
-from bot.cluster.store import ConfigMapStore
 from bot.core import times
 from bot.core.cron import latest_slot, next_slot, slots_between, validate_cron
-from bot.core.errors import CommandError, SlackError
+from bot.core.errors import ClusterError, CommandError, DependencyUnavailable, SlackError
 from bot.core.retry import Backoff, retry
 from bot.core.times import iso, parse_time
+from bot.observe import digest
+from bot.observe.schedule_store import CONFIGMAP, Entry, SlotState, Store, config_entries, config_id
 
 if TYPE_CHECKING:
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
-CONFIGMAP = "hello-chatops-schedules"
-SCHEDULES_KEY = "schedules.json"
-STATE_KEY = "state.json"
-CAS_ATTEMPTS = 8
 MAX_SCHEDULES = 50
-
-# ---------------------------------------------------------------------------------------- entries
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One schedule. ``source`` is ``config`` (from HELLO_SCHEDULES) or ``chat``."""
-
-    id: str
-    cron: str
-    channel: str
-    range: str
-    source: str
-    created_by: str = ""
-    created: datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cron": self.cron, "channel": self.channel, "range": self.range, "by": self.created_by,
-                "created": iso(self.created)}
-
-
-@dataclass(frozen=True)
-class SlotState:
-    """What the cluster records about one schedule's posts."""
-
-    since: datetime | None = None  # slots before this are never posted
-    last: datetime | None = None  # the last slot claimed (posted or being posted)
-    by: str = ""  # the replica that claimed it
-    posted: datetime | None = None
-    ts: str = ""
-    error: str = ""
-    error_at: datetime | None = None
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> SlotState:
-        return cls(since=parse_time(raw.get("since")), last=parse_time(raw.get("last")), by=raw.get("by", ""),
-                   posted=parse_time(raw.get("posted")), ts=raw.get("ts", ""), error=raw.get("error", ""),
-                   error_at=parse_time(raw.get("error_at")))
 
 
 @dataclass(frozen=True)
@@ -104,67 +61,6 @@ class Claim:
     previous: datetime | None  # the slot posted before (None: first post)
     skipped: int  # slots that came due unposted between ``previous`` and ``slot``
     catch_up: bool  # the slot came due while this replica was not leading
-
-
-def config_id(cron: str, channel: str, rng: str) -> str:
-    """A stable id for a configured schedule: the same on every replica and after every restart."""
-    return "c" + hashlib.sha1(f"{cron}|{channel}|{rng}".encode()).hexdigest()[:5]
-
-
-def config_entries(services: Services) -> list[Entry]:
-    return [
-        Entry(id=config_id(s.cron, s.channel, s.range), cron=s.cron, channel=s.channel, range=s.range,
-              source="config")
-        for s in services.config.schedules
-    ]
-
-
-# ------------------------------------------------------------------------------------------ store
-
-
-class Store:
-    """The schedules ConfigMap, read and written with optimistic concurrency."""
-
-    def __init__(self, services: Services, name: str = CONFIGMAP) -> None:
-        self.services = services
-        self.name = name
-
-    @staticmethod
-    def _decode(cm: dict | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        data = (cm or {}).get("data") or {}
-        try:
-            schedules = json.loads(data.get(SCHEDULES_KEY) or "{}")
-            state = json.loads(data.get(STATE_KEY) or "{}")
-        except ValueError:
-            log.error("configmap %s holds invalid JSON; treating it as empty", CONFIGMAP)
-            return {}, {}
-        return schedules, state
-
-    async def read(self) -> tuple[list[Entry], dict[str, SlotState]]:
-        cluster = await self.services.cluster()
-        schedules, state = self._decode(await cluster.configmaps.get(self.name))
-        entries = config_entries(self.services)
-        for sid, raw in sorted(schedules.items(), key=lambda kv: kv[1].get("created", "")):
-            entries.append(Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),
-                                 source="chat", created_by=raw.get("by", ""),
-                                 created=parse_time(raw.get("created"))))
-        return entries, {k: SlotState.from_json(v) for k, v in state.items()}
-
-    async def update(self, mutate: Callable[[dict[str, Any], dict[str, Any]], Any]) -> Any:
-        """Read, ``mutate(schedules, state)`` in place, write back if it changed; retry on conflicts.
-
-        ``mutate`` returns the result; raising aborts without writing. The compare-and-swap is the one
-        ConfigMap store's (:class:`bot.cluster.store.ConfigMapStore`).
-        """
-
-        def change(data: dict[str, str]) -> Any:
-            schedules, state = self._decode({"data": data})
-            result = mutate(schedules, state)
-            data[SCHEDULES_KEY] = json.dumps(schedules, sort_keys=True)
-            data[STATE_KEY] = json.dumps(state, sort_keys=True)
-            return result
-
-        return await ConfigMapStore(self.services.cluster, self.name, attempts=CAS_ATTEMPTS).update(change)
 
 
 # -------------------------------------------------------------------------------------- scheduler
@@ -233,13 +129,21 @@ class Scheduler:
         await self.elector.release(self._clock())
 
     async def _run(self) -> None:
+        failing = 0  # ticks failed in a row: the first says so (WARNING), the one that works again too (INFO)
         while True:
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("scheduled status tick failed")
+            except Exception as exc:
+                if not failing:
+                    log.warning("scheduled status ticks are failing: %s: %s", type(exc).__name__, str(exc)[:300],
+                                exc_info=not isinstance(exc, ClusterError | DependencyUnavailable | SlackError))
+                failing += 1
+            else:
+                if failing:
+                    log.info("scheduled status ticks work again after %d failed", failing)
+                failing = 0
             now = self._clock()
             delay = self.elector.renew_interval
             if self._next_due is not None:
@@ -299,8 +203,6 @@ class Scheduler:
         return await self.store.update(mutate)
 
     async def _post(self, claim: Claim, now: datetime) -> Posted:
-        from bot.observe import digest
-
         entry = claim.entry
         result = Posted(schedule=entry.id, slot=claim.slot, skipped=claim.skipped, catch_up=claim.catch_up)
         built = None

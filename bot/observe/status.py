@@ -16,6 +16,7 @@ from bot.core.durations import duration
 from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.target import Target
 from bot.core.text import foreign
+from bot.observe import grafana
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -35,7 +36,7 @@ class StatusData:
     metrics_error: str = ""
     warnings: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
-    alerts: list[Any] = field(default_factory=list)  # bot.observe.alerts.AlertGroup, firing, oldest first
+    alerts: list[Any] = field(default_factory=list)  # bot.observe.alert_group.AlertGroup, firing, oldest first
     alerts_error: str = ""
     config: Any = None  # the configuration of the service and environment described (its Target's)
     target: Target | None = None  # the service and environment described (None: the bot's own)
@@ -132,10 +133,6 @@ async def gather(services: Services, target: Target, range_text: str = "1h", *,
 
 
 def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
-    try:
-        from bot.observe import grafana
-    except ImportError:
-        return []
     version = data.state.canary.version if data.state and data.state.canary and canary_weight(data.state) else None
     try:
         return list(grafana.links_for(data.config or services.config, data.snapshot or data.range, version))
@@ -144,65 +141,61 @@ def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
         return []
 
 
+def _tracks(state: Deployed | None) -> list[dict]:
+    """Stable and canary as the status shows them: version, pods ready, share of traffic."""
+    tracks = []
+    for track, route in ((state.stable, state.stable_route), (state.canary, state.canary_route)) if state else ():
+        if track is None:
+            continue
+        weight = route.weight if route else None
+        if track.name == "stable":
+            share = "rest of traffic" if weight is None else f"{weight}% of traffic"
+        elif track.desired == 0 and not weight:
+            share = "not running"
+        else:
+            share = f"{weight or 0}% of traffic"
+        tracks.append({"name": track.name, "version": foreign(track.version or "?", 80), "ready": track.ready,
+                       "desired": track.desired, "share": share, "stuck": track.stuck})
+    return tracks
+
+
+def _certificate(state: Deployed | None, now: datetime) -> dict | None:
+    if state is None or state.certificate is None:
+        return None
+    c = state.certificate
+    days = c.days_left(now)
+    return {"name": c.name, "ready": c.ready, "days": None if days is None else int(days),
+            "not_after": render.when(c.not_after), "renewal": render.when(c.renewal_time)}
+
+
+def _versions(snap: Any) -> list[dict]:
+    """Each version's figures at the end of the range (none without traffic)."""
+    if snap is None or not getattr(snap, "has_traffic", False):
+        return []
+    return [{"version": foreign(s.version, 80), "rate": f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
+             "success": render.percent(s.success_ratio, 2),
+             "p99": f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a"} for s in snap.latest]
+
+
 def view(data: StatusData, config: Any) -> dict:
     """The template context for ``status.json.j2``."""
     state = data.state
-    tracks = []
-    if state is not None:
-        for track, route in ((state.stable, state.stable_route), (state.canary, state.canary_route)):
-            if track is None:
-                continue
-            weight = route.weight if route else None
-            if track.name == "stable":
-                share = "rest of traffic" if weight is None else f"{weight}% of traffic"
-            elif track.desired == 0 and not weight:
-                share = "not running"
-            else:
-                share = f"{weight or 0}% of traffic"
-            tracks.append({
-                "name": track.name,
-                "version": foreign(track.version or "?", 80),
-                "ready": track.ready,
-                "desired": track.desired,
-                "share": share,
-                "stuck": track.stuck,
-            })
-    cert = None
-    if state is not None and state.certificate is not None:
-        c = state.certificate
-        days = c.days_left(data.now)
-        cert = {
-            "name": c.name,
-            "ready": c.ready,
-            "days": None if days is None else int(days),
-            "not_after": render.when(c.not_after),
-            "renewal": render.when(c.renewal_time),
-        }
-    versions = []
     snap = data.snapshot
-    if snap is not None and getattr(snap, "has_traffic", False):
-        for s in snap.latest:
-            versions.append({
-                "version": foreign(s.version, 80),
-                "rate": f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
-                "success": render.percent(s.success_ratio, 2),
-                "p99": f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a",
-            })
     return {
         "namespace": config.namespace,
         "service": config.stable_deployment,
         "range": data.range,
         "checked": render.when(data.now, "%Y-%m-%d %H:%M:%S UTC"),
         "cluster_error": data.cluster_error,
-        "tracks": tracks,
-        "cert": cert,
+        "tracks": _tracks(state),
+        "cert": _certificate(state, data.now),
         "warnings": data.warnings[:10],
         "events": [f"{foreign(e.reason, 80)} {foreign(e.object, 120)}: {foreign(e.message)}"
                    + (f" (x{e.count})" if e.count > 1 else "")
                    for e in (state.warnings if state is not None else ())][:5],
         "metrics_error": data.metrics_error,
         "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
-        "versions": versions,
+        "versions": _versions(snap),
         "links": [{"label": label, "url": url} for label, url in data.links[:5]],
         "alerts": [alert_line(g, data.now) for g in data.alerts[:10]],
         "alerts_more": max(0, len(data.alerts) - 10),
@@ -259,7 +252,7 @@ async def release_markers(services: Services, start: datetime, end: datetime, ta
 
 async def chart_uploads(services: Services, data: StatusData, kind: str = "all") -> list[Upload]:
     """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
-    from bot.observe import charts
+    from bot.observe import charts  # deferred: charts imports matplotlib, which a status without a chart never needs
 
     config = data.config or services.config
     markers = await release_markers(services, data.snapshot.start, data.snapshot.end, data.target)

@@ -141,3 +141,16 @@ async def test_end_to_end_a_target_down_becomes_a_card_then_turns_green(tmp_path
                       f"chart uploaded in the card's thread")
     finally:
         await asyncio.to_thread(hello.stop)
+
+
+@pytest.mark.prometheus
+async def test_an_alert_said_to_start_far_in_the_future_still_gets_its_chart_window() -> None:
+    async with release_stack(env=ENV) as chat, PrometheusServer(scrape_interval="1s") as prom:
+        bot = chat.stack.replicas[0]
+        bot.services.prometheus = Prometheus(prom.url, timeout=2, names=bot.services.config.metrics)
+        far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+        assert (await webhook(chat, notification(started=far)))[0] == 200
+        card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        await bot.services.alerts.drain()
+        [note] = [m for m in chat.slack.messages("C1", thread_ts=card.ts) if m.ts != card.ts]
+        assert note.text == "No traffic around the alert's start: no chart.", note.text

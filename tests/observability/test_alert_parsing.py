@@ -9,15 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from bot.observe.alert_card import CardContext, change_line, last_changes, render_card
-from bot.observe.alerts import (
-    KEEP_GROUPS,
-    AlertGroup,
-    AlertPayloadError,
-    _pruned,
-    merge,
-    ours,
-    parse,
-)
+from bot.observe.alert_group import AlertGroup, merge
+from bot.observe.alert_payload import AlertPayloadError, ours, parse
+from bot.observe.alert_store import KEEP_GROUPS, _pruned
 from tests.releasing.test_alert_cards import notification
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -86,10 +80,24 @@ def test_the_store_stays_far_under_a_configmaps_limit() -> None:
         group = merge(None, parse(body), NOW + timedelta(seconds=i), "C1")
         groups[group.id] = group
     kept = _pruned(groups)
-    assert len(kept) == KEEP_GROUPS
+    assert len(kept) == KEEP_GROUPS + 20, "no firing group is dropped"
     assert kept[0].group_labels == {}, "labels too long to be matchers are not kept at all (never cut)"
     size = sum(len(g.to_json()) for g in kept)
     assert size < 512 * 1024, size
+
+
+def test_every_firing_group_is_kept_and_only_the_newest_resolved_ones() -> None:
+    groups = {}
+    for i in range(400):
+        status = "resolved" if i % 4 == 0 else "firing"
+        body = notification(status, key=f"key-{i}", n=20)
+        group = merge(None, parse(body), NOW + timedelta(seconds=i), "C1")
+        groups[group.id] = group
+    kept = _pruned(groups)
+    firing = [g for g in kept if g.firing]
+    assert len(firing) == 300 and len(kept) == 300 + KEEP_GROUPS
+    assert min(g.received for g in kept if not g.firing) == NOW + timedelta(seconds=400 - 4 * KEEP_GROUPS)
+    assert sum(len(g.to_json()) for g in kept) < 900 * 1024, "kept in short past the budget"
 
 
 def _entry(verb: str, minutes_before: float, version: str = "v2.3", phase: str = "Succeeded") -> SimpleNamespace:

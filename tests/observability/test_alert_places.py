@@ -13,7 +13,9 @@ import yaml
 from bot.core import catalogue_file
 from bot.core.catalogue import Catalogue
 from bot.observe import alert_card
-from bot.observe.alerts import AMBIGUOUS, Alert, Place, bakes, group_place, merge, parse, place_of
+from bot.observe.alert_group import merge
+from bot.observe.alert_payload import Alert, parse
+from bot.observe.alert_places import AMBIGUOUS, Place, bakes, group_place, pairs_of, place_of
 
 CATALOGUE = """
 services:
@@ -111,7 +113,8 @@ def test_a_group_keeps_its_pair_and_silences_match_its_namespace_and_cluster(cat
     group = merge(None, notification, NOW, "CHELLO", group_place(notification.alerts, catalogue))
     assert (group.service, group.environment, group.ambiguous) == ("helloworld", "production", False)
     assert group.place == Place("helloworld", "production")
-    assert group.silence_matchers() == {"alertname": "X", "namespace": "hello", "cluster": "production"}
+    assert group.silence_matchers() == [("alertname", "X", False), ("cluster", "production", False),
+                                        ("namespace", "hello", False)]
     again = type(group).from_json(group.to_json())
     assert again.place == group.place and again.silence_matchers() == group.silence_matchers()
 
@@ -119,11 +122,15 @@ def test_a_group_keeps_its_pair_and_silences_match_its_namespace_and_cluster(cat
                                                                                   "cluster": "staging"}))
     ambiguous = merge(None, mixed, NOW, "C1", group_place(mixed.alerts, catalogue))
     assert ambiguous.place is AMBIGUOUS and not ambiguous.service
-    assert ambiguous.silence_matchers() == {"alertname": "X", "namespace": "hello"}, "only what all alerts share"
+    assert ambiguous.silence_matchers() == [("alertname", "X", False), ("namespace", "hello", False),
+                                            ("cluster", "production|staging", True)], "those clusters, no other"
 
-    # one service (no catalogue file): no pair, and the silence matches the group's labels exactly, as ever
+    # one service (no catalogue file): no pair; the silence matches the group's labels and where its alerts fire
     alone = merge(None, notification, NOW, "C1")
-    assert alone.place is None and alone.silence_matchers() == {"alertname": "X"}
+    assert alone.place is None and alone.silence_matchers() == [
+        ("alertname", "X", False), ("cluster", "production", False), ("namespace", "hello", False)]
+    unlabelled = merge(None, parse(_notification({"instance": "a"})), NOW, "C1")
+    assert unlabelled.silence_matchers() == [("alertname", "X", False)]
 
 
 def test_the_card_names_the_pair_and_an_ambiguous_card_offers_no_rollback(catalogue: Catalogue) -> None:
@@ -141,3 +148,11 @@ def test_the_card_names_the_pair_and_an_ambiguous_card_offers_no_rollback(catalo
     assert "service and environment not known" in blocks[0]["text"]["text"]
     assert "alert_rollback" not in shown and "alert_abort" not in shown
     assert "alert_silence" in shown and "alert_ack" in shown
+
+
+def test_an_ambiguous_group_keeps_every_pair_its_alerts_fit(catalogue: Catalogue) -> None:
+    mixed = parse(_notification({"namespace": "hello", "cluster": "production"}, {"namespace": "hello",
+                                                                                  "cluster": "staging"}))
+    group = merge(None, mixed, NOW, "C1", group_place(mixed.alerts, catalogue), pairs_of(mixed.alerts, catalogue))
+    assert group.place is AMBIGUOUS
+    assert type(group).from_json(group.to_json()).pairs == [["helloworld", "production"], ["helloworld", "staging"]]

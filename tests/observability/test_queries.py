@@ -8,19 +8,9 @@ import pytest
 
 from bot.core.config import RANGES, MetricNames
 from bot.core.errors import UsageError
-from bot.observe.prom import (
-    Prometheus,
-    Series,
-    Snapshot,
-    VersionStats,
-    _instant,
-    _series,
-    build_expressions,
-    duration_seconds,
-    envoy_cluster_name,
-    parse_range,
-    step_for,
-)
+from bot.observe.prom import Prometheus
+from bot.observe.promql import build_expressions, duration_seconds, envoy_cluster_name, parse_range, step_for
+from bot.observe.series import Series, Snapshot, VersionStats, parse_instant, parse_series
 
 
 @pytest.mark.parametrize("text", [*RANGES, " 7D ", "1H"])
@@ -111,12 +101,12 @@ def test_nan_and_inf_from_promql_become_none() -> None:
         {"metric": {"version": "v2"}, "values": [[1700000000, "0.5"], [1700000002, "NaN"], [1700000004, "+Inf"]]},
         {"metric": {"version": "v1"}, "values": [[1700000000, "1"]]},
     ]
-    series = _series(matrix, "version")
+    series = parse_series(matrix, "version")
     assert [s.version for s in series] == ["v1", "v2"]
     assert series[1].points == ((1700000000.0, 0.5), (1700000002.0, None), (1700000004.0, None))
     assert series[1].values == [0.5] and series[1].last == 0.5
     vector = [{"metric": {"version": "v1"}, "value": [1700000000, "NaN"]}, {"metric": {}, "value": [1, "2"]}]
-    assert _instant(vector, "version") == {"v1": None, "unknown": 2.0}
+    assert parse_instant(vector, "version") == {"v1": None, "unknown": 2.0}
 
 
 def test_has_traffic_only_with_requests() -> None:
@@ -132,7 +122,7 @@ def test_has_traffic_only_with_requests() -> None:
 
 
 def test_the_judge_reads_the_histogram_behind_p99_for_both_presets_and_a_catalogue() -> None:
-    from bot.observe.prom import bucket_query, window_expressions
+    from bot.observe.promql import bucket_query, window_expressions
 
     query, unit = bucket_query(window_expressions(MetricNames(), 300))
     assert query == ('sum by (le, version) (increase(helloworld_request_duration_seconds_bucket'
@@ -147,7 +137,7 @@ def test_the_judge_reads_the_histogram_behind_p99_for_both_presets_and_a_catalog
 
 
 def test_bucket_answers_become_cumulative_counts_in_seconds_with_inf_last() -> None:
-    from bot.observe.prom import _buckets
+    from bot.observe.series import parse_buckets
 
     answer = [
         {"metric": {"version": "v2", "le": "+Inf"}, "value": [0, "120"]},
@@ -157,7 +147,7 @@ def test_bucket_answers_become_cumulative_counts_in_seconds_with_inf_last() -> N
         {"metric": {"version": "v1", "le": "+Inf"}, "value": [0, "3"]},
         {"metric": {"version": "v3", "le": "25"}, "value": [0, "4"]},  # no +Inf: not a histogram
     ]
-    out = _buckets(answer, "version", 0.001)
+    out = parse_buckets(answer, "version", 0.001)
     assert out == {"v2": ((0.025, 60.0), (0.1, 118.5), (math.inf, 120.0))}
 
 

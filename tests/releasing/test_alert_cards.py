@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.observe.alerts import CONFIGMAP, AlertStore, group_id
+from bot.observe.alert_group import AlertGroup, group_id
+from bot.observe.alert_store import CONFIGMAP, AlertStore
 from sandbox.slack.state import Message
 from tests.releasing.conftest import NS, Chat, button
 
@@ -275,8 +276,6 @@ async def test_abort_canary_is_offered_while_a_canary_has_traffic(release: Any) 
 
 
 async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> None:
-    from bot.observe.alerts import AlertGroup
-
     async with release(env=ENV) as chat:
         services = chat.stack.services
         gone = datetime.now(UTC) - timedelta(minutes=5)
@@ -294,3 +293,65 @@ async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> 
         await services.alerts.drain()
         [group] = await services.alerts.store.firing()
         assert group.ts == card.ts and group.claim != "dead-replica"
+
+
+async def test_a_resolved_notification_for_a_group_never_seen_is_ignored(
+        release: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with release(env=ENV) as chat:
+        long_ago = datetime.now(UTC) - timedelta(days=700)
+        status, _ = await webhook(chat, notification("resolved", started=long_ago, ended=datetime.now(UTC)))
+        assert status == 200
+        await chat.stack.services.alerts.drain()
+        await chat.settle()
+        assert not cards(chat), [m.text for m in cards(chat)]
+        assert await AlertStore(chat.stack.services.cluster).groups() == []
+        assert any("resolved notification for an alert group never seen" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("stamp", ["2026-12-01T12:00:00", "2026-12-01 12:00:00Z", "yesterday", "2026-13-01T12:00:00Z"])
+async def test_a_time_that_is_not_rfc_3339_is_refused(release: Any, stamp: str) -> None:
+    async with release(env=ENV) as chat:
+        body = notification()
+        body["alerts"][0]["startsAt"] = stamp
+        status, text = await webhook(chat, body)
+        assert status == 400 and "RFC 3339" in text
+        assert stored(chat) is None
+        assert (await webhook(chat, notification()))[0] == 200, "the group's next notification is taken"
+
+
+async def test_oversized_fields_are_cut_before_they_are_stored_or_posted(release: Any) -> None:
+    huge = "x" * 150_000  # five copies in the body: under its 1 MiB limit
+    async with release(env=ENV) as chat:
+        body = notification(labels={"severity": "critical" + huge, "cluster": "eu-1" + huge})
+        body["groupKey"] = KEY + huge
+        status, _ = await webhook(chat, body)
+        assert status == 200
+        card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
+        assert len(card.text) <= 3000 and huge not in json.dumps(card.blocks)
+        await chat.stack.services.alerts.drain()
+        kept = stored(chat)
+        assert kept is not None and sum(len(v) for v in kept["data"].values()) < 20_000, "the store stays small"
+        [group] = await AlertStore(chat.stack.services.cluster).firing()
+        assert group.ts == card.ts and group.id == group_id(KEY + huge)
+        assert len(group.key) <= 1024 and len(group.severity) <= 40 and "cluster" not in group.scope
+
+
+async def test_a_flood_of_groups_is_summarised_on_one_card_and_no_firing_group_is_forgotten(release: Any) -> None:
+    async with release(env={**ENV, "HELLO_ALERT_CARDS_PER_MINUTE": "3"}) as chat:
+        bodies = [notification(key=f'{{}}:{{alertname="Flood{i}", namespace="hello"}}', alertname=f"Flood{i}")
+                  for i in range(40)]
+        answers = await asyncio.gather(*(webhook(chat, body) for body in bodies))
+        assert [status for status, _ in answers] == [200] * 40, "no webhook refused for the store's contention"
+        flood = await card_saying(chat, "Alert flood: 37 more alert groups, 37 firing", timeout=60)
+        await chat.stack.services.alerts.drain()
+        tops = [m for m in chat.slack.messages("C1") if m.thread_ts in (None, m.ts)]
+        assert len(tops) == 4, [m.text for m in tops]  # three cards of their own, one flood card
+        firing = await AlertStore(chat.stack.services.cluster).firing()
+        assert len(firing) == 40, "every firing group is kept, past KEEP_GROUPS too"
+
+        [quiet] = [b for b in bodies if any(g.digest and g.key == b["groupKey"] for g in firing)][:1]
+        assert (await webhook(chat, notification("resolved", key=quiet["groupKey"], alertname=quiet["commonLabels"]
+                                                  ["alertname"], ended=datetime.now(UTC))))[0] == 200
+        edited = await card_saying(chat, "37 more alert groups, 36 firing", timeout=60)
+        assert edited.ts == flood.ts

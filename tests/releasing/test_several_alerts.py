@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 
 from bot.core.errors import CommandError
-from bot.observe.alerts import group_id
+from bot.observe.alert_group import group_id
 from sandbox.alertmanager import AlertmanagerServer
 from sandbox.slack.state import Message
-from tests.releasing.several import World, two_clusters
+from tests.releasing.several import CATALOGUE, World, two_clusters
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -216,3 +216,22 @@ async def test_a_staging_alert_never_rolls_production_back_in_its_bake_window(tm
         await world.stack.settle(30)
         assert world.image("production", "hello", "helloworld").endswith(":v1")
         assert world.image("staging", "hello", "helloworld").endswith(":v1")
+
+
+async def test_an_action_on_an_ambiguous_card_needs_the_rights_of_every_pair_its_alerts_fit(tmp_path: Path) -> None:
+    # U4 may deploy greeter in staging (HELLO_DEPLOYERS) but not in production (its own deployers: U1)
+    catalogue = CATALOGUE.replace("namespace: greeter, approvals: 2}",
+                                  "namespace: greeter, approvals: 2, deployers: [U1]}")
+    async with two_clusters(tmp_path, catalogue=catalogue, env={**ENV, "HELLO_DEPLOYERS": "U1,U4"},
+                            people=("U4",)) as world:
+        _, body = notification("GreeterSlow", {"namespace": "greeter", "service": "greeter"})
+        assert (await webhook(world, body))[0] == 200
+        shown = await card(world, "C1", "GreeterSlow")
+        await world.stack.settle(30)
+        await world.stack.click("U4", shown.ts, "alert_silence", channel="C1")
+        refused = await world.private("U4", "C1", "is not a deployer")
+        assert "silence" in refused.text
+        await world.stack.click("U1", shown.ts, "alert_silence", channel="C1")
+        await world.private("U1", "C1", "HELLO_ALERTMANAGER_URL")  # past every check: only the address is missing
+        [group] = await world.stack.services.alerts.store.firing()
+        assert group.pairs == [["greeter", "production"], ["greeter", "staging"]]
