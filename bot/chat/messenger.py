@@ -13,7 +13,8 @@ client. It tries a call again, through :func:`bot.core.retry.retry`, when Slack 
 A ``views.open`` is never tried again past its trigger's life (3 s from the click or command): it ends
 at once as ``trigger_expired``, so the caller can say so. Every failed answer, the retried ones too,
 is counted in ``hello_chatops_slack_api_errors_total`` by method and error; when the tries are spent,
-:class:`SlackError` is raised with a short reason.
+:class:`SlackError` is raised with a short reason. An edit Slack did not take is kept and sent again by
+:meth:`Messenger.resend` (the approvals sweeper), so no message is left showing an old state.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ DEFAULT_RETRY_AFTER = 1.0  # a 429 without a readable Retry-After
 MOST_RETRY_AFTER = 300.0  # a Retry-After beyond this is taken as this
 #: The argument that gives a method's limit its own bucket (the others: one per method).
 KEYED = {"chat.postMessage": "channel", "views.publish": "user_id"}
+MOST_UNSENT = 500  # messages whose last edit is kept for resending (the oldest is dropped beyond)
 
 
 def make_client(config: Config) -> AsyncWebClient:
@@ -143,6 +145,10 @@ class Messenger:
         self.removed: dict[str, str] = {}
         #: When each limit (method, and channel or person where Slack keeps them apart) may be called again.
         self.free_at: dict[tuple[str, str], float] = {}
+        #: The last state of each message (channel, ts) whose edit Slack did not take, for :meth:`resend`.
+        self.unsent: dict[tuple[str, str], tuple[str, list[dict]]] = {}
+        self._edit_seq = 0
+        self._latest_edit: dict[tuple[str, str], int] = {}  # the newest edit begun of each message
 
     def stop_for(self, team: str, why: str) -> bool:
         """Record that ``team`` took the bot's token away; True the first time (so it is logged once)."""
@@ -209,7 +215,41 @@ class Messenger:
         return str(data.get("ts", ""))
 
     async def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> None:
-        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+        """Edit a message. When Slack does not take the newest edit of a message for a reason that passes
+        (a limit, its own trouble), that state is kept in :attr:`unsent` until :meth:`resend` sends it."""
+        key = (channel, ts)
+        self._edit_seq += 1
+        seq = self._latest_edit[key] = self._edit_seq
+        try:
+            await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+        except SlackError as exc:
+            if self._latest_edit.get(key) == seq and worth_again(exc):
+                self.unsent.pop(key, None)
+                self.unsent[key] = (text, list(blocks or []))
+                while len(self.unsent) > MOST_UNSENT:
+                    self.unsent.pop(next(iter(self.unsent)))
+            raise
+        else:
+            if self._latest_edit.get(key) == seq:
+                self.unsent.pop(key, None)
+        finally:
+            if self._latest_edit.get(key) == seq:
+                del self._latest_edit[key]
+
+    async def resend(self) -> int:
+        """Send again the last state of every message whose edit Slack did not take (the approvals sweeper
+        does, every 30 s): a finished release's message shows how it ended, a finished request's loses its
+        buttons, once Slack is back. Returns how many Slack took now."""
+        taken = 0
+        for (channel, ts), (text, blocks) in list(self.unsent.items()):
+            if self.stopped or self.unsent.get((channel, ts)) != (text, blocks):
+                continue  # a newer edit is on its way, or Slack took one meanwhile
+            try:
+                await self.update(channel, ts, text, blocks)
+                taken += 1
+            except SlackError as exc:
+                log.info("the message %s in %s still cannot be edited: %s", ts, channel, exc.error)
+        return taken
 
     async def ephemeral(self, channel: str, user: str, text: str, blocks: list[dict] | None = None) -> None:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}

@@ -12,8 +12,9 @@ release names its driver: a driver whose release was taken over stops at its nex
 cluster cannot be reached, the driver waits and tries again, and after ``PROBLEM_AFTER`` seconds says
 so in the release's message; it never reports a success it did not see. When the last step is done
 (or one failed) the outcome is stored, the request leaves the ``running`` state (which frees the
-one-change-at-a-time lock), the message gets its final edit and the audit trail its record — each
-once, as the release's ``reported`` flag records.
+one-change-at-a-time lock), the audit trail gets its record (once, as the release's ``reported`` flag
+records) and the message its final edit, through the message's queue (steps never wait on Slack; an
+edit Slack did not take is sent again by the approvals sweeper).
 """
 
 from __future__ import annotations
@@ -57,10 +58,9 @@ PREFIX = "hello-chatops-release-"
 KEY = "release.json"
 LABELS = {"app.kubernetes.io/component": "release"}
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
-CARD_NOTE = Backoff(first=2.0, most=2.0, attempts=10)  # the alert's card may be posted a little after the alert
 STORE_WAIT = Backoff(first=0.2, most=3.0, attempts=None)  # the cluster is away: store the progress when it is back
 STEP_WAIT = Backoff(first=0.5, most=3.0, attempts=None)  # ... and do the step then (HELLO_CLUSTER_PATIENCE at most)
-DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (any replica may get the click)
+FINAL_EDIT_WAIT = 60.0  # seconds a finished release's driver waits for its last edit (the sweeper sends it later)
 
 
 class Lost(Exception):
@@ -436,10 +436,11 @@ class Driver:
         if not release.reported:
             if release.params.analysed:
                 await driven_steps.analysis_chart(self)
-            text, blocks = approvals.progress_view(release, self.status, outcome=outcome)
-            if self.editor is not None:
-                await self.editor.final(text, blocks)
             await approvals.audit_outcome(self.record, outcome)
             release.reported = True
             await self.save()
+        if self.editor is not None:  # also when an earlier driver reported it: its edit may be lost with it
+            await self.editor.final(*approvals.progress_view(release, self.status, outcome=outcome))
         await approvals.finish(release.id, "succeeded" if outcome.ok else "failed", outcome.headline)
+        if self.editor is not None:  # the request is finished; the driver ends once its message says so
+            await self.editor.sent(FINAL_EDIT_WAIT)
