@@ -12,9 +12,10 @@ release names its driver: a driver whose release was taken over stops at its nex
 cluster cannot be reached, the driver waits and tries again, and after ``PROBLEM_AFTER`` seconds says
 so in the release's message; it never reports a success it did not see. When the last step is done
 (or one failed) the outcome is stored, the request leaves the ``running`` state (which frees the
-one-change-at-a-time lock), the audit trail gets its record (once, as the release's ``reported`` flag
-records) and the message its final edit, through the message's queue (steps never wait on Slack; an
-edit Slack did not take is sent again by the approvals sweeper).
+one-change-at-a-time lock), the audit trail gets its record (once: its Event's name is the release's
+and the outcome's, so a driver that took over from one that died while writing it does not record it
+again) and the message its final edit, through the message's queue (steps never wait on Slack; an edit
+Slack did not take is sent again by the approvals sweeper).
 """
 
 from __future__ import annotations
