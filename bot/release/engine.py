@@ -49,6 +49,7 @@ from bot.release.plan import (
 )
 from bot.release.requests import RUNNING, Record
 from bot.release.rollout import MessageEditor, RolloutStatus
+from bot.release.stalls import Stalls
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -61,6 +62,10 @@ LABELS = {"app.kubernetes.io/component": "release"}
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
 STORE_WAIT = Backoff(first=0.2, most=3.0, attempts=None)  # the cluster is away: store the progress when it is back
 STEP_WAIT = Backoff(first=0.5, most=3.0, attempts=None)  # ... and do the step then (HELLO_CLUSTER_PATIENCE at most)
+STALL_LOOK = 1.0  # seconds between looks for a wait on the cluster that lasts (bot.release.stalls)
+# The steps that take moments unless the cluster is slow (the others wait by nature and say why themselves)
+BRIEF = frozenset({StepKind.SET_IMAGE, StepKind.RESTORE_REVISION, StepKind.SCALE, StepKind.SET_WEIGHT,
+                   StepKind.CHECK_CANARY, StepKind.TRIGGER_ISSUANCE})
 FINAL_EDIT_WAIT = 60.0  # seconds a finished release's driver waits for its last edit (the sweeper sends it later)
 
 
@@ -203,14 +208,15 @@ class Engine:
         driver = Driver(self, record, release)
         self._shown[record.id] = driver
         await driver.save(claim=True)
-        beat = asyncio.create_task(driver.heartbeat())
+        helpers = [asyncio.create_task(driver.heartbeat()), asyncio.create_task(driver.watch_stalls())]
         try:
             await driver.run()
         finally:
             self._shown.pop(record.id, None)
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beat
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await helper
         return release
 
     async def open_releases(self) -> list[Release]:
@@ -290,6 +296,8 @@ class Driver:
         self.release = release
         self.config = engine.services.config_for(release.service, release.environment)
         self.status: RolloutStatus | None = None
+        self.stalls = Stalls(after=PROBLEM_AFTER)
+        self._stall_note = ""  # the problem this driver noted for a stall, dropped when the stall ends
         self._lock = asyncio.Lock()
         editor = None
         if release.ts:
@@ -317,14 +325,30 @@ class Driver:
             self.note_problem(f"cannot reach the cluster to store the release's progress ({exc})")
             await self.show()
 
-        async with self._lock:
-            await retry(self.engine.store(release.id).update, mutate, backoff=STORE_WAIT, on_retry=unreachable)
+        with self.stalls.watch("storing the release's progress"):
+            async with self._lock:
+                await retry(self.engine.store(release.id).update, mutate, backoff=STORE_WAIT, on_retry=unreachable)
 
     async def heartbeat(self) -> None:
         every = max(0.5, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
             await self.save()
+
+    async def watch_stalls(self) -> None:
+        """Every second: a wait on the cluster of :data:`PROBLEM_AFTER` seconds is said in the message, and
+        unsaid when it ends (whatever the cause: errors say so through their retries too)."""
+        while True:
+            await asyncio.sleep(STALL_LOOK)
+            stall, release = self.stalls.look(), self.release
+            if stall is not None and release.problem in ("", self._stall_note):
+                if release.problem != stall.text:
+                    release.problem, self._stall_note = stall.text, stall.text
+                    release.problem_since = iso(self.engine.clock() - timedelta(seconds=stall.seconds))
+                    await self.show()
+            elif stall is None and self._stall_note and release.problem == self._stall_note:
+                release.problem = release.problem_since = self._stall_note = ""
+                await self.show()
 
     def note_problem(self, text: str) -> None:
         release = self.release
@@ -399,7 +423,8 @@ class Driver:
             await self.show()
 
         try:
-            result = await retry(attempt, backoff=STEP_WAIT, on_retry=unreachable)
+            with self.stalls.watch(step.title) if step.kind in BRIEF else contextlib.nullcontext():
+                result = await retry(attempt, backoff=STEP_WAIT, on_retry=unreachable)
         except ClusterError as exc:  # refused (403, 404, 422), or away longer than the patience
             return await self._stop(step, str(exc))
         except Exception:
