@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.chat import metrics
-from bot.chat.messenger import SlackError
+from bot.chat.messenger import SlackError, _error_code
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def slack_failure(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, SlackError):
         return exc.method, exc.error
     if isinstance(exc, SlackApiError):
-        data = getattr(exc.response, "data", None)
-        error = str(data.get("error", "unknown_error"))[:64] if isinstance(data, dict) else "unknown_error"
+        error = _error_code(exc)
         api_url = str(getattr(exc.response, "api_url", "") or "")
         return (api_url.rsplit("/", 1)[-1] or "unknown")[:64], error
     if isinstance(exc, SlackClientError):

@@ -13,7 +13,14 @@ The rules follow Kubernetes' own leader election (client-go ``tools/leaderelecti
   the same Lease cannot both win: the loser gets ``409 Conflict`` and stays a follower.
 
 A leader that cannot renew stops calling itself leader once its renew deadline (two thirds of the
-duration after its last successful renewal) has passed, before anyone else may take over.
+duration after its last successful renewal began) has passed, before anyone else may take over.
+
+Slow answers do not make the Lease change hands while its holder lives: the ``renewTime`` written is when
+the write was sent (the step's time plus what its read took, in whole seconds), not when the step began,
+and a holder whose calls are slow renews that much earlier, so a renewal that lands late still lands
+before others may count the Lease as expired. A candidate whose read was slow (a second or more) and
+found the Lease expired looks again after as long before it takes over: a holder's renewal on its way
+meanwhile keeps the Lease its holder's.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +51,10 @@ def micro_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _version(lease: dict) -> str:
+    return str((lease.get("metadata") or {}).get("resourceVersion") or "")
+
+
 class LeaderElector:
     """One candidate for one Lease. Call :meth:`step` periodically and :meth:`release` on shutdown.
 
@@ -51,8 +63,10 @@ class LeaderElector:
     """
 
     def __init__(self, cluster: Callable[[], Awaitable[Cluster]], *, name: str, identity: str,
-                 lease_seconds: int) -> None:
+                 lease_seconds: int, timer: Callable[[], float] = time.monotonic) -> None:
         self._cluster = cluster
+        self.timer = timer  # monotonic seconds: how long the calls of a step take (its ``now`` stands still)
+        self.call_seconds = 0.0  # how long the last renewal's calls took
         self.name = name
         self.identity = identity
         self.lease_seconds = int(lease_seconds)
@@ -138,8 +152,8 @@ class LeaderElector:
 
     async def _step(self, now: datetime) -> bool:
         if self.is_leader(now) and self._last_renew is not None and \
-                (now - self._last_renew).total_seconds() < self.renew_interval:
-            return True
+                (now - self._last_renew).total_seconds() < self.renew_interval - self.call_seconds:
+            return True  # not due yet (due earlier by what the last renewal's calls took)
         try:
             return await self._try(now)
         except Conflict:
@@ -154,18 +168,27 @@ class LeaderElector:
 
     async def _try(self, now: datetime) -> bool:
         cluster = await self._cluster()
+        began = self.timer()
         lease = await cluster.leases.get(self.name)
+        sent = now + timedelta(seconds=int(self.timer() - began))  # when the write goes, in the step's time
         if lease is None:
-            created = await cluster.leases.create(self._body(None, now, acquire=True))
+            created = await cluster.leases.create(self._body(None, sent, acquire=True))
             log.info("lease %s: created, %s leads", self.name, self.identity)
             return self._won(created, now)
         holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
         if holder == self.identity:
-            renewed = await cluster.leases.replace(self._body(lease, now, acquire=False))
+            renewed = await cluster.leases.replace(self._body(lease, sent, acquire=False))
+            self.call_seconds = min(self.timer() - began, self.renew_interval / 2)
             return self._won(renewed, now)
         if not self.expired(lease, now):
             return self._lost(holder)
-        taken = await cluster.leases.replace(self._body(lease, now, acquire=True))
+        read = self.timer() - began
+        if read >= 1.0:  # slow answers: the holder's renewal may be on its way; look again after as long
+            await asyncio.sleep(min(read, self.renew_interval))
+            again = await cluster.leases.get(self.name)
+            if again is None or _version(again) != _version(lease):
+                return self._lost(str(((again or {}).get("spec") or {}).get("holderIdentity") or ""))
+        taken = await cluster.leases.replace(self._body(lease, sent, acquire=True))
         log.info("lease %s: %s took over from %r", self.name, self.identity, holder or "nobody")
         return self._won(taken, now)
 

@@ -79,7 +79,7 @@ class Services:
         return self._prometheus[key]
 
     async def _cluster_of(self, config: Config) -> Cluster:
-        """The cluster and namespace ``config`` names (from :meth:`config_for`): the bot's own connection when
+        """The cluster and namespace ``config`` names (a target's): the bot's own connection when
         the kubeconfig context is the same, else one connection per context, shared by its services."""
         if config is self.config:
             return await self.cluster()

@@ -265,7 +265,9 @@ class Approvals:
         await self.admission.advance(key)
 
     async def sweep(self, now: datetime | None = None) -> int:
-        """Expire, open free queues, prune (:meth:`bot.release.admission.Admission.sweep`)."""
+        """Send the edits Slack did not take again, expire, open free queues, prune
+        (:meth:`bot.release.admission.Admission.sweep`)."""
+        await self.services.messenger.resend()
         return await self.admission.sweep(now)
 
     async def start(self, interval: float = 30.0) -> None:

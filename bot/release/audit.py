@@ -14,6 +14,10 @@ Every record carries the change's reason as the requester gave it (``change_reas
 ``reason`` is the Event's reason, ``HelloDeployApproved``): in the JSON, in the Event's message
 (``… because "fix the login bug"``) and in the audit channel's line.
 
+A request's outcome (``Succeeded``, ``Failed``) is recorded once: its Event is named after the request and
+the outcome, so a driver that takes over from one that died while writing it finds it there and neither
+writes, logs nor posts it again.
+
 A failure to write one of them is logged and never stops the change being audited.
 """
 
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
 from bot.core import times
-from bot.core.errors import ClusterError, DependencyUnavailable
+from bot.core.errors import ClusterError, Conflict, DependencyUnavailable
 from bot.core.target import Target
 from bot.core.text import foreign
 from bot.core.times import iso, parse_time
@@ -50,6 +54,7 @@ MARKER_KINDS = {"Deploy": "deploy", "Canary": "canary", "Rollback": "rollback", 
                 "Abort": "canary", "EnvPromote": "deploy"}
 MARKER_WORDS = {"EnvPromote": "promoted"}  # a marker's first word, when not the verb in lower case
 WARNING_PHASES = ("Failed", "Rejected", "Expired")
+OUTCOMES = ("Succeeded", "Failed")  # a request's outcome: recorded once, whoever reports it
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ class Audit:
             "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
-        return await self._write(entry, change.target, self.services.target(change.service, change.environment))
+        where = self.services.target(change.service, change.environment)
+        return await self._write(entry, change.target, where, once=phase in OUTCOMES)
 
     async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
                            note: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -145,19 +151,30 @@ class Audit:
             "facts": {k: v for k, v in (facts or {}).items() if isinstance(v, str | int)},
         }
 
-    async def _write(self, entry: dict[str, Any], obj: dict[str, str], where: Target | None = None) -> dict[str, Any]:
-        """Log the record, write its Event and post it to the audit channel."""
+    async def _write(self, entry: dict[str, Any], obj: dict[str, str], where: Target | None = None, *,
+                     once: bool = False) -> dict[str, Any]:
+        """Write the record's Event, log the record and post it to the audit channel.
+
+        With ``once`` (a request's outcome) the Event's name is the request's and the phase's, so the record
+        is made once even when a driver that died while writing it is followed by another: whoever finds
+        the Event already there neither logs nor posts it again.
+        """
+        if not await self._event(entry, obj, where or self.services.targets.default, once=once):
+            log.info("%s %s: recorded already", entry["reason"], entry["request_id"])
+            return entry
         log.info("%s %s by %s: %s", entry["reason"], entry["request_id"], entry["user"], entry["summary"],
                  extra={"audit": entry})
-        await self._event(entry, obj, where or self.services.targets.default)
         await self._post(entry)
         return entry
 
-    async def _event(self, entry: dict[str, Any], target: dict[str, str], where: Target) -> None:
-        """The audit Event, in the namespace (and cluster) of the object the change is about (``where``)."""
+    async def _event(self, entry: dict[str, Any], target: dict[str, str], where: Target, *,
+                     once: bool = False) -> bool:
+        """The audit Event, in the namespace (and cluster) of the object the change is about (``where``); False
+        when a record made ``once`` is there already."""
         config = where.config
         stamp = entry["at"][:19] + "Z"
         name = target.get("name") or config.stable_deployment
+        suffix = f"{entry['request_id']}.{entry['phase']}".lower() if once else secrets.token_hex(8)
         message = f"{entry['verb']} {entry['phase'].lower()} by {entry['user']}: {entry['summary']}"
         if entry["note"]:
             message += f" ({entry['note']})"
@@ -167,7 +184,7 @@ class Audit:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{name}.{secrets.token_hex(8)}",
+                "name": f"{name}.{suffix}",
                 "namespace": config.namespace,
                 "labels": {MANAGED_BY: COMPONENT, "hello-chatops/request": entry["request_id"] or "none"},
                 "annotations": {ANNOTATION: _json(entry)},
@@ -188,8 +205,13 @@ class Audit:
         try:
             cluster = await where.cluster()
             await cluster.events.create(body)
+        except Conflict as exc:
+            if once and exc.reason == "AlreadyExists":
+                return False
+            log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
         except ClusterError as exc:
             log.warning("cannot write the audit Event %s: %s", entry["reason"], exc)
+        return True
 
     async def _post(self, entry: dict[str, Any]) -> None:
         channels = [c for c in self.services.config.audit_channel.split(",") if c]

@@ -1,6 +1,6 @@
 """The steps a release's driver waits through: a gate (a person's click), an analysis (the canary judged from
 Prometheus until the runner decides), a bake window (critical alerts from Alertmanager), and the chart of
-the analysed windows at the end. Each takes the :class:`bot.release.engine.Driver` of the release (to save
+the analysed windows at the end. Each takes the :class:`bot.release.driver.Driver` of the release (to save
 its progress, show it, and reach the services) and returns a :class:`bot.release.steps.StepResult`, as the
 step handlers of :mod:`bot.release.steps` do.
 """
@@ -29,7 +29,7 @@ from bot.release.judge import State, Verdict, judge
 from bot.release.plan import Step, StepKind, StepState, retire_steps, steps_for, take_decisions
 
 if TYPE_CHECKING:
-    from bot.release.engine import Driver
+    from bot.release.driver import Driver
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,9 @@ plan and progress live in a ConfigMap of its own (``hello-chatops-release-<id>``
 Lease (the same one scheduled posts use). Its loop reads the running requests every ``interval``
 seconds (or at once when this replica approved one) and starts a driver for each it is not driving.
 
-A driver marks a step running (stored) before doing it and done (stored) after, so a replica that
-dies mid-step leaves a step that the next leader does again; steps are idempotent. Every write to a
-release names its driver: a driver whose release was taken over stops at its next write. While the
-cluster cannot be reached, the driver waits and tries again, and after ``PROBLEM_AFTER`` seconds says
-so in the release's message; it never reports a success it did not see. When the last step is done
-(or one failed) the outcome is stored, the request leaves the ``running`` state (which frees the
-one-change-at-a-time lock), the message gets its final edit and the audit trail its record — each
-once, as the release's ``reported`` flag records.
+Each release is carried out by a :class:`bot.release.driver.Driver`: step by step, stored as it goes, shown
+in the release's one message, its outcome audited once and the request then finished (which frees the
+one-change-at-a-time lock).
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,23 +25,11 @@ from bot.cluster.leader import LeaderElector
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
 from bot.core.errors import ClusterError, CommandError
-from bot.core.retry import Backoff, retry
 from bot.core.target import Target
 from bot.core.times import iso, parse_time
-from bot.release import driven as driven_steps
-from bot.release import steps as step_runner
-from bot.release.plan import (
-    Outcome,
-    Release,
-    ReleaseState,
-    Step,
-    StepKind,
-    StepState,
-    release_for,
-    take_decisions,
-)
+from bot.release.driver import KEY, PROBLEM_AFTER, Driver, Lost
+from bot.release.plan import Release, ReleaseState, Step, release_for
 from bot.release.requests import RUNNING, Record
-from bot.release.rollout import MessageEditor, RolloutStatus
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -55,17 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "hello-chatops-release-"
-KEY = "release.json"
 LABELS = {"app.kubernetes.io/component": "release"}
-PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
-CARD_NOTE = Backoff(first=2.0, most=2.0, attempts=10)  # the alert's card may be posted a little after the alert
-STORE_WAIT = Backoff(first=0.2, most=3.0, attempts=None)  # the cluster is away: store the progress when it is back
-STEP_WAIT = Backoff(first=0.5, most=3.0, attempts=None)  # ... and do the step then (HELLO_CLUSTER_PATIENCE at most)
-DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (any replica may get the click)
-
-
-class Lost(Exception):
-    """Another replica drives this release now."""
 
 
 def configmap_name(release_id: str) -> str:
@@ -203,14 +175,15 @@ class Engine:
         driver = Driver(self, record, release, target)
         self._shown[record.id] = driver
         await driver.save(claim=True)
-        beat = asyncio.create_task(driver.heartbeat())
+        helpers = [asyncio.create_task(driver.heartbeat()), asyncio.create_task(driver.watch_stalls())]
         try:
             await driver.run()
         finally:
             self._shown.pop(record.id, None)
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beat
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await helper
         return release
 
     async def open_releases(self) -> list[Release]:
@@ -280,169 +253,3 @@ class Engine:
 
         with contextlib.suppress(ClusterError):
             await self.store(release_id).update(mutate, create=False)
-
-
-class Driver:
-    """One release carried out by this replica."""
-
-    def __init__(self, engine: Engine, record: Record, release: Release, target: Target) -> None:
-        self.engine = engine
-        self.record = record
-        self.release = release
-        self.target = target
-        self.config = target.config
-        self.status: RolloutStatus | None = None
-        self._lock = asyncio.Lock()
-        editor = None
-        if release.ts:
-            editor = MessageEditor(engine.services.messenger, release.channel, release.ts,
-                                   interval=engine.edit_interval)
-        self.editor = editor
-
-    async def save(self, *, claim: bool = False) -> None:
-        """Store the release; with ``claim`` this replica becomes its driver. Raises :class:`Lost`."""
-        me = self.engine.identity
-        release = self.release
-
-        def mutate(data: dict[str, str]) -> None:
-            if KEY in data:
-                stored = Release.from_json(data[KEY])
-                if stored.state == ReleaseState.SUPERSEDED:
-                    raise Lost(release.id)
-                if not claim and stored.driver != me:
-                    raise Lost(release.id)
-                take_decisions(stored, release)
-            release.driver, release.heartbeat = me, iso(self.engine.clock())
-            data[KEY] = release.to_json()
-
-        async def unreachable(exc: BaseException | None) -> None:
-            self.note_problem(f"cannot reach the cluster to store the release's progress ({exc})")
-            await self.show()
-
-        async with self._lock:
-            await retry(self.engine.store(release.id).update, mutate, backoff=STORE_WAIT, on_retry=unreachable)
-
-    async def heartbeat(self) -> None:
-        every = max(0.5, self.config.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(every)
-            await self.save()
-
-    def note_problem(self, text: str) -> None:
-        release = self.release
-        if release.problem != text:
-            release.problem = text
-            release.problem_since = release.problem_since or iso(self.engine.clock())
-
-    async def show(self) -> None:
-        if self.editor is None:
-            return
-        text, blocks = self.engine.services.approvals.progress_view(self.release, self.status,
-                                                                     problem=self._visible_problem())
-        await self.editor.show(text, blocks)
-
-    def _visible_problem(self) -> str:
-        since = parse_time(self.release.problem_since)
-        if not self.release.problem or since is None:
-            return ""
-        if (self.engine.clock() - since).total_seconds() < PROBLEM_AFTER:
-            return ""
-        return f"{self.release.problem}; trying again since {since.strftime('%H:%M:%S UTC')}"
-
-    async def on_status(self, status: RolloutStatus) -> None:
-        self.status = status
-        await self.show()
-
-    async def run(self) -> None:
-        release, engine = self.release, self.engine
-        await self.show()
-        while release.state == ReleaseState.RUNNING:
-            if release.outcome is None:
-                step = release.current
-                if step is None:
-                    release.outcome = step_runner.succeeded(release, self.config)
-                    await self.save()
-                    continue
-                await self._step(step)
-                continue
-            release.state = ReleaseState.SUCCEEDED if release.outcome.ok else ReleaseState.FAILED
-            release.finished = iso(engine.clock())
-            await self.save()
-        if release.state == ReleaseState.SUPERSEDED:
-            raise Lost(release.id)
-        await self._report()
-
-    async def _step(self, step: Any) -> None:
-        release, engine = self.release, self.engine
-        if step.state != StepState.RUNNING:
-            step.state, step.started = StepState.RUNNING, step.started or iso(engine.clock())
-        step.runs += 1
-        await self.save()
-        await self.show()
-
-        async def attempt() -> step_runner.StepResult:
-            cluster = await self.target.cluster()
-            driven = {StepKind.ANALYSE: driven_steps.analyse, StepKind.GATE: driven_steps.gate,
-                      StepKind.BAKE: driven_steps.bake}
-            if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
-                return await driven[step.kind](self, step, cluster)
-            # the rest by their handler (bot.release.steps.HANDLERS)
-            return await step_runner.execute(step, cluster, self.config, on_status=self.on_status,
-                                             clock=engine.clock, cause=release.change_cause())
-
-        async def unreachable(exc: BaseException | None) -> None:
-            """The cluster is away: say so, and give up (raise) once it has been away too long."""
-            log.info("release %s: step %s waits for the cluster: %s", release.id, step.kind, exc)
-            self.note_problem(f"cannot reach the cluster ({exc})")
-            since = parse_time(release.problem_since) or engine.clock()
-            if (engine.clock() - since).total_seconds() >= self.config.cluster_patience_seconds:
-                assert exc is not None
-                raise exc
-            await self.show()
-
-        try:
-            result = await retry(attempt, backoff=STEP_WAIT, on_retry=unreachable)
-        except ClusterError as exc:  # refused (403, 404, 422), or away longer than the patience
-            return await self._stop(step, str(exc))
-        except Exception:
-            ref = uuid.uuid4().hex[:8]
-            log.exception("release %s: step %s failed (reference %s)", release.id, step.kind, ref)
-            step.state, step.finished = StepState.FAILED, iso(engine.clock())
-            begun = "; ".join(s.title for s in release.steps if s.state != StepState.WAITING)
-            release.outcome = Outcome(False, f"Stopped by an error on my side (reference {ref}).",
-                                      details=[f"Steps begun: {begun}."],
-                                      buttons=step_runner.FALLBACK_BUTTONS.get(release.action, ()))
-            await self.save()
-            return
-        step.finished, step.note, step.details = iso(engine.clock()), result.note, result.details
-        step.facts = dict(result.facts)
-        release.problem = release.problem_since = ""
-        if result.ok:
-            step.state = StepState.DONE
-        else:
-            step.state = StepState.FAILED
-            release.outcome = step_runner.failed(release, step, result, self.config)
-        await self.save()
-
-    async def _stop(self, step: Step, reason: str) -> None:
-        """The cluster refused the step (403, 404, 422) or stayed away too long: the release stops here."""
-        step.state, step.finished, step.note = StepState.FAILED, iso(self.engine.clock()), reason
-        self.release.outcome = step_runner.stopped(self.release, reason, self.config)
-        self.release.problem = self.release.problem_since = ""
-        await self.save()
-
-    async def _report(self) -> None:
-        """The final message and audit record (once, as ``reported`` says), then the request is finished."""
-        release, engine = self.release, self.engine
-        approvals = engine.services.approvals
-        outcome = release.outcome or Outcome(False, "Stopped")
-        if not release.reported:
-            if release.params.analysed:
-                await driven_steps.analysis_chart(self)
-            text, blocks = approvals.progress_view(release, self.status, outcome=outcome)
-            if self.editor is not None:
-                await self.editor.final(text, blocks)
-            await approvals.audit_outcome(self.record, outcome)
-            release.reported = True
-            await self.save()
-        await approvals.finish(release.id, "succeeded" if outcome.ok else "failed", outcome.headline)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from bot.chat import forms
 from bot.chat.contract import CHOOSE, Context, Reply
-from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
+from bot.chat.messenger import TRIGGER_EXPIRED
+from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied, SlackError
 from bot.release.actions import revisions
 
 
@@ -35,7 +36,13 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
     form = forms.view(command, invocation.channel_id, recent, running=running,
                       require_reason=ctx.config.require_reason, service=target,
                       environment=ctx.environment if target else "", pairs=pairs)
-    await ctx.services.messenger.open_view(invocation.trigger_id, form)
+    try:
+        await ctx.services.messenger.open_view(invocation.trigger_id, form)
+    except SlackError as exc:
+        if exc.error != TRIGGER_EXPIRED:
+            raise
+        raise CommandError(f"Slack is holding back the bot's calls and the form could not open within the 3 s "
+                           f"Slack allows: type `/hello {command} <version>`, or try again in a moment.") from None
     return None
 
 

@@ -54,8 +54,8 @@ class Home:
 
         async def later() -> None:
             await asyncio.sleep(DEBOUNCE)
-            for user in list(self._opened):
-                await guard(self.publish(user), f"home {user}", kind="home")
+            # side by side: one person's slow or rate-limited publish holds nobody else's
+            await asyncio.gather(*(guard(self.publish(u), f"home {u}", kind="home") for u in list(self._opened)))
 
         self._pending = self.supervisor.spawn(later(), "home republish", kind="home")
 

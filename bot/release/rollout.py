@@ -123,10 +123,13 @@ async def pod_warnings(cluster: Cluster, deployment: str, limit: int = 3) -> lis
 
 
 class MessageEditor:
-    """Edits one Slack message at most once per ``interval`` seconds; :meth:`final` always edits.
+    """Edits one Slack message through a queue of one: the latest state given, sent by the editor's own
+    task, at most one edit per ``interval`` seconds.
 
-    Intermediate states that arrive faster are coalesced: only the latest is shown. Slack failures
-    are logged, never raised — a lost progress edit must not stop a rollout.
+    :meth:`show` and :meth:`final` never wait on Slack: a step goes on while an edit waits out a rate
+    limit or a slow answer, and states given meanwhile are coalesced (only the latest is sent). A lost
+    edit is logged, never raised; the messenger keeps its state for the sweeper to send again
+    (:meth:`bot.chat.messenger.Messenger.resend`). :meth:`sent` waits until the queue is empty.
     """
 
     def __init__(self, messenger: Messenger, channel: str, ts: str, *, interval: float = 0.5,
@@ -139,31 +142,31 @@ class MessageEditor:
         self.edits = 0
         self._last = -1e9
         self._pending: tuple[str, list[dict]] | None = None
-        self._timer: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
+        self._sender: asyncio.Task | None = None
 
     async def show(self, text: str, blocks: list[dict]) -> None:
+        """Make this the message's next state (replacing one not sent yet); returns at once."""
         self._pending = (text, blocks)
-        wait = self._last + self.interval - self.clock()
-        if wait <= 0:
-            await self._flush()
-        elif self._timer is None or self._timer.done():
-            self._timer = BACKGROUND.spawn(self._later(wait), f"progress {self.ts}", kind="progress")
+        if self._sender is None or self._sender.done():
+            self._sender = BACKGROUND.spawn(self._send(), f"progress {self.ts}", kind="progress")
 
     async def final(self, text: str, blocks: list[dict]) -> None:
-        if self._timer is not None and not self._timer.done():
-            self._timer.cancel()
-        self._pending = (text, blocks)
-        await self._flush()
+        """The message's last state: queued as any other, so it is sent after the edit on its way."""
+        await self.show(text, blocks)
 
-    async def _later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        await self._flush()
+    async def sent(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every state given was sent (or given up); whether it was."""
+        sender = self._sender
+        if sender is None or sender.done():
+            return True
+        done, _ = await asyncio.wait({sender}, timeout=timeout)
+        return bool(done) and (self._sender is None or self._sender.done())
 
-    async def _flush(self) -> None:
-        async with self._lock:
-            if self._pending is None:
-                return
+    async def _send(self) -> None:
+        while self._pending is not None:
+            wait = self._last + self.interval - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
             text, blocks = self._pending
             self._pending = None
             self._last = self.clock()

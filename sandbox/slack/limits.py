@@ -138,7 +138,7 @@ class Fault:
     method: str | None = None
     status: int = 429
     count: int | None = 1
-    retry_after: int = 1
+    retry_after: int | float | str = 1  # whole seconds, decimal seconds, or an HTTP-date
     error: str | None = None
 
     def __post_init__(self) -> None:

@@ -155,7 +155,7 @@ class SlackEmulator:
         return list(self.webapi.limited.recent)
 
     def add_fault(self, method: str | None = None, *, status: int = 429, count: int | None = 1,
-                  retry_after: int = 1, error: str | None = None) -> Fault:
+                  retry_after: int | float | str = 1, error: str | None = None) -> Fault:
         """Answer the next ``count`` calls of ``method`` (None: any; ``"upload"``: the upload URL) with
         429 ``ratelimited`` and ``Retry-After``, or a 5xx HTML page (a JSON ``error`` when given),
         before anything changes; as ``POST /_emulator/faults`` does."""

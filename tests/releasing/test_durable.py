@@ -281,3 +281,27 @@ async def test_the_kubernetes_api_failing_for_20_seconds_mid_release_the_release
         assert "runs `v2`" in final.text
         await chat.settle()
         assert len(chat.audit_events("HelloDeploySucceeded")) == 1
+
+
+@SUBPROCESS_BOTS
+async def test_the_driver_killed_while_writing_the_outcomes_audit_event_the_outcome_is_recorded_once(
+        tmp_path: Path) -> None:
+    async with cluster(tmp_path) as stage:
+        a = await stage.start("bot-a")
+        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
+        await stage.start("bot-b")
+        request = await stage.ask_and_approve("deploy v2", via=a)
+        rid = _request_id(request)
+        await stage.until("the rollout is being followed", lambda: stage.step_running(rid, "wait_ready"))
+        stage.kube.add_fault(verb="create", resource="events", status=None, delay=2.5, count=1)
+        await stage.until("the outcome's Event is being written", lambda: not stage.kube.faults.describe())
+        await _kill_driver(stage, rid)
+        final = await stage.until("the same message reports the end", lambda: stage.finished(request.ts), 60)
+        assert "runs `v2`" in final.text
+        await stage.until("the request is finished", lambda: (stage.release(rid) or {}).get("reported"))
+        assert len(stage.audit("HelloDeploySucceeded")) == 1
+        logged = [line for r in stage.replicas for line in r.log
+                  if '"audit"' in line and "HelloDeploySucceeded" in line]
+        assert len(logged) <= 1, logged  # the JSON audit line: never twice
+        message = next(m for m in stage.slack.messages("C1") if m.ts == request.ts)
+        assert not [e for e in message.edits if "Finished ·" in json.dumps(e.blocks, ensure_ascii=False)]  # once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Chat = Any
@@ -102,3 +103,26 @@ async def test_a_kubernetes_5xx_is_an_error_with_a_reference_not_a_refusal(chat:
     assert "certificates" in said.text
     await chat.settle()
     assert errors() == before + 1
+
+
+async def _stalled(chat: Chat, fault: dict[str, Any]) -> None:
+    """Approve a deploy whose release's own record meets ``fault``: its message says it waits, then stops saying so."""
+    await chat.send("U1", "/hello deploy v2")
+    request = await chat.approval()
+    rid = chat.button(request, "approve")["value"]
+    chat.kube.add_fault(verb="update", resource="configmaps", name=f"hello-chatops-release-{rid}", **fault)
+    await chat.click("U2", request, "approve")
+    said = await chat.wait(lambda m: getattr(m, "ts", "") == request.ts
+                           and "waits on the cluster" in json.dumps(m.blocks), 25)
+    assert "trying again since" in json.dumps(said.blocks)
+    chat.kube.clear_faults()
+    final = await chat.finished(request)
+    assert "runs `v2`" in final.text and "waits on the cluster" not in json.dumps(final.blocks)
+
+
+async def test_conflicts_that_keep_the_release_from_being_stored_are_said_after_10_s(chat: Chat) -> None:
+    await _stalled(chat, {"status": 409, "count": None})
+
+
+async def test_an_answer_slower_than_10_s_is_said_while_it_is_awaited(chat: Chat) -> None:
+    await _stalled(chat, {"status": None, "delay": 13.0, "count": 1})

@@ -217,3 +217,12 @@ def test_many_pairs_are_grouped_by_service_within_slacks_limits() -> None:
     assert len(groups[0]["options"][0]["text"]["text"]) == 75
     assert [o["value"] for o in groups[1]["options"]] == [f"service0 env{e}" for e in range(5)]
     check_view(modal, kinds=("modal",))
+
+
+async def test_a_form_slack_holds_back_past_the_triggers_life_is_not_opened_late_and_the_person_is_told(
+        chat: Chat) -> None:
+    chat.slack.add_fault("views.open", status=429, retry_after=5)  # the trigger lives 3 s
+    await chat.send("U1", "/hello deploy")
+    await chat.private("U1", "could not open within the 3 s")
+    assert [c["status"] for c in chat.slack.calls if c["method"] == "views.open"] == [429]
+    assert chat.slack.modal("U1") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -150,3 +151,24 @@ async def test_home_shows_a_person_outside_the_readers_only_why(release: Any) ->
 def test_the_refusal_view_holds_nothing_but_the_refusal() -> None:
     home = view(HomeData(user="U9", refused="<@U9> is not allowed", may=["approve"], changes=["x"]))
     assert _texts(home) == ["hello-chatops", "<@U9> is not allowed"]
+
+
+async def test_one_persons_rate_limited_home_does_not_hold_anothers(chat: Chat) -> None:
+    await _home(chat, "U1", "Nothing waits for your approval.")
+    await _home(chat, "U2", "Nothing waits for your approval.")
+    chat.slack.add_fault("views.publish", status=429, retry_after=15)  # the next publish, whoever's it is
+    await chat.send("U1", "/hello deploy v2")
+    await chat.approval()  # the change republishes both Homes, one of them into the limit
+
+    def publishes() -> list[int]:
+        return [c["status"] for c in chat.slack.calls if c["method"] == "views.publish"]
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while 429 not in publishes():
+        assert loop.time() < deadline, f"no Home was republished: {publishes()}"
+        await asyncio.sleep(0.02)
+    deadline = loop.time() + 8  # well inside the limited one's Retry-After
+    while 200 not in publishes()[publishes().index(429):]:
+        assert loop.time() < deadline, f"the other Home waited: {publishes()}"
+        await asyncio.sleep(0.02)

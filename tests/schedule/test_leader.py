@@ -84,3 +84,36 @@ async def test_the_background_loop_leads_and_releases_on_stop(stack: Stack) -> N
     await scheduler.stop()
     assert stack.kube.get(*name)["spec"]["holderIdentity"] == ""
     assert not scheduler.is_leader()
+
+
+async def test_a_slow_renewal_writes_when_it_was_sent_and_the_next_one_comes_earlier(pair: Stack) -> None:
+    a, b = electors(pair)
+    assert await a.step(DAY)
+    pair.kube.add_fault(verb="get", resource="leases", status=None, delay=2.0, count=1)  # the read takes 2 s
+    assert await a.step(DAY + timedelta(seconds=10))
+    # the renewal went 2 s into the step: the Lease lives from then, so it does not look older than it is
+    assert parse_time(pair.kube.get(*LEASE)["spec"]["renewTime"]) >= DAY + timedelta(seconds=12)
+    assert await a.step(DAY + timedelta(seconds=18.5))  # due 2 s early: the calls take that long
+    assert parse_time(pair.kube.get(*LEASE)["spec"]["renewTime"]) == DAY + timedelta(seconds=18.5)
+    assert await b.step(DAY + timedelta(seconds=41)) is False and b.holder == "cand-0"
+
+
+async def test_no_take_over_while_the_holders_renewal_is_on_its_way(pair: Stack) -> None:
+    a, _ = electors(pair)
+    looks: list[float] = []
+
+    def slow_reads() -> float:  # b's read of the Lease takes 1.5 s by this timer (the cluster answers slowly)
+        looks.append(1.5 * len(looks))
+        return looks[-1]
+
+    b = LeaderElector(pair.replicas[1].services.cluster, name="test-lease", identity="cand-1", lease_seconds=30,
+                      timer=slow_reads)
+    assert await a.step(DAY)
+    late = asyncio.ensure_future(b.step(DAY + timedelta(seconds=31)))  # the Lease looks expired to b
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(looks) < 2:  # b has read the Lease, and waits before it looks again
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    assert await a.step(DAY + timedelta(seconds=31))  # the holder's renewal lands meanwhile
+    assert await late is False and b.holder == "cand-0"
+    assert pair.kube.get(*LEASE)["spec"]["holderIdentity"] == "cand-0"
