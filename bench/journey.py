@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sandbox.stack import Stack  # noqa: E402
 
 # where a name pair becomes the catalogue's service and environment, and where a release's steps are computed
-RESOLUTIONS = {"Catalogue.resolve": ("bot/core/catalogue.py", "resolve"),
+RESOLUTIONS = {"Catalogue.resolve": ("bot/core/catalogue.py", "resolve"), "Targets.resolve": ("bot/core/target.py", "resolve"),
                "Service.config_for": ("bot/core/catalogue.py", "config_for")}
 STEPS = {"steps_for": ("bot/release/plan.py", "steps_for")}
 
@@ -43,6 +43,7 @@ class Recorder:
         self.files: list[str] = []
         self.seen: set[str] = set()
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.callers: dict[tuple[str, str], Counter[str]] = {key: Counter() for key in RESOLUTIONS.values()}
         self.on = False
 
     def __call__(self, frame, event, arg):  # type: ignore[no-untyped-def]
@@ -58,6 +59,10 @@ class Recorder:
             self.seen.add(rel)
             self.files.append(rel)
         self.calls[(rel, frame.f_code.co_name)] += 1
+        if (rel, frame.f_code.co_name) in RESOLUTIONS.values():
+            caller = frame.f_back
+            self.callers[(rel, frame.f_code.co_name)][
+                f"{caller.f_code.co_filename.rsplit('/', 2)[-2:][-1]}:{caller.f_code.co_name}"] += 1
 
 
 def package(rel: str) -> str:
@@ -68,18 +73,24 @@ def package(rel: str) -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--command", default="/hello canary v2")
+    parser.add_argument("--catalogue", action="store_true",
+                        help="a catalogue of two services in two emulated clusters; the command is typed in "
+                             "helloworld's channel")
     args = parser.parse_args()
     recorder = Recorder()
-    async with Stack(engine=False) as stack:  # no release engine: only the command's own work is recorded
-        await stack.command("U1", "/hello help")  # warm up: imports, the first connection
+    # no release engine: only the command's own work is recorded
+    stack = Stack(engine=False, environments=("staging", "production")) if args.catalogue else Stack(engine=False)
+    channel = "C3" if args.catalogue else "C1"
+    async with stack:
+        await stack.command("U1", "/hello help", channel=channel)  # warm up: imports, the first connection
         await stack.settle()
-        before = len(stack.slack.messages("C1"))
+        before = len(stack.slack.messages(channel))
         sys.setprofile(recorder)
         threading.setprofile(recorder)
         recorder.on = True
-        await stack.command("U1", args.command)
+        await stack.command("U1", args.command, channel=channel)
         deadline = time.monotonic() + 30
-        while not any("Approve" in str(m.blocks) for m in stack.slack.messages("C1")[before:]):
+        while not any("Approve" in str(m.blocks) for m in stack.slack.messages(channel)[before:]):
             if time.monotonic() > deadline:
                 raise RuntimeError("no approval request was posted within 30 s")
             await asyncio.sleep(0.01)
@@ -89,7 +100,8 @@ async def main() -> int:
         await stack.settle()
     packages = [package(f) for f in recorder.files]
     changes = sum(1 for a, b in itertools.pairwise(packages) if a != b)
-    print(f"{args.command}: from the signed request to the approval message")
+    print(f"{args.command}{' (a catalogue of two services)' if args.catalogue else ''}: from the signed request "
+          "to the approval message")
     for rel, pkg in zip(recorder.files, packages, strict=True):
         print(f"  {pkg:<14} {rel}")
     print(f"files crossed: {len(recorder.files)}")
@@ -99,7 +111,9 @@ async def main() -> int:
     outer_changes = sum(1 for a, b in itertools.pairwise(outer) if a != b)
     print(f"without bot.core (the kit every layer uses): {len(outer)} files, {outer_changes} layer changes")
     for title, key in {**RESOLUTIONS, **STEPS}.items():
-        print(f"calls of {title}: {recorder.calls[key]}")
+        callers = recorder.callers.get(key)
+        where = f" (from {', '.join(f'{c} ×{n}' for c, n in callers.most_common())})" if callers else ""
+        print(f"calls of {title}: {recorder.calls[key]}{where}")
     return 0
 
 

@@ -133,7 +133,7 @@ class Approvals:
             with contextlib.suppress(Exception):
                 await self.store.delete(record.id)
             raise
-        await self.audit("Requested", record, invocation.user_id)
+        await self.audit("Requested", record, invocation.user_id, target=target)
         await self._post(record, config, invocation.user_id, messages.place_text(place, holder) if place else "")
         if record.state == QUEUED:
             await self.advance(record.key)  # the change it waited for may have ended meanwhile
@@ -330,12 +330,13 @@ class Approvals:
                          note=outcome.headline, facts=outcome.facts)
 
     async def audit(self, phase: str, record: Record, user: str, *, note: str = "",
-                    facts: dict[str, Any] | None = None) -> None:
+                    facts: dict[str, Any] | None = None, target: Target | None = None) -> None:
+        """Audit a phase of ``record`` (``target``: its target when the caller has it resolved already)."""
         audit = self.services.audit
         if audit is None:
             return
         try:
-            await audit.record(phase, record, user=user, note=note, facts=facts or {})
+            await audit.record(phase, record, user=user, note=note, facts=facts or {}, target=target)
         except Exception:  # the audit trail must never break a release
             log.exception("audit record %s of %s failed", phase, record.id)
 

@@ -85,8 +85,9 @@ class Audit:
         self.clock = clock or times.now
 
     async def record(self, phase: str, record: Record, *, user: str, note: str = "",
-                     facts: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Audit ``phase`` (Requested, Approved, Rejected, Expired, Succeeded, Failed) of a request."""
+                     facts: dict[str, Any] | None = None, target: Target | None = None) -> dict[str, Any]:
+        """Audit ``phase`` (Requested, Approved, Rejected, Expired, Succeeded, Failed) of a request; its Event goes
+        to ``target`` (the request's, resolved here from its names when the caller has not)."""
         change = record.change
         entry = {
             "at": iso(self.clock()),
@@ -107,7 +108,7 @@ class Audit:
             "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
-        where = self.services.target(change.service, change.environment)
+        where = target or self.services.target(change.service, change.environment)
         return await self._write(entry, change.target, where, once=phase in OUTCOMES)
 
     async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
