@@ -48,7 +48,7 @@ def transient(exc: BaseException) -> bool:
     """Worth another try: a conflict (re-read and redo), a 5xx/429, a timeout or an unreachable server;
     from Slack, a server error or a connection problem (reported by its exception's name)."""
     if isinstance(exc, SlackError):
-        return exc.error in TRANSIENT_SLACK or any(c.isupper() for c in exc.error)
+        return exc.error in TRANSIENT_SLACK or exc.error.startswith("http_5") or any(c.isupper() for c in exc.error)
     if isinstance(exc, Conflict):
         return True
     if isinstance(exc, NotFound | Forbidden) or not isinstance(exc, ClusterError):

@@ -43,6 +43,7 @@ class Flaky:
     (ClusterError("unreachable", 0), True), (NotFound("x", 404), False), (Forbidden("x", 403), False),
     (ClusterError("x", 422), False), (SlackError("chat.postMessage", "internal_error"), True),
     (SlackError("chat.postMessage", "ClientConnectorError"), True),
+    (SlackError("chat.postMessage", "http_502"), True), (SlackError("chat.postMessage", "http_404"), False),
     (SlackError("chat.postMessage", "not_in_channel"), False), (ValueError("bug"), False),
 ])
 def test_one_predicate_says_what_is_worth_another_try(error: BaseException, worth: bool) -> None:
