@@ -19,14 +19,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
-from bot.chat import forms, metrics, render
+from bot.chat import forms, metrics
 from bot.chat.contract import CHOOSE, DETAILS, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor, reference
+from bot.chat.views import error as error_view
 from bot.core.errors import ClusterError, CommandError, UsageError
 from bot.core.services import Services
-from bot.core.text import clean, foreign
+from bot.core.text import clean, escape, foreign
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class Dispatcher:
     @staticmethod
     def error_reply(message: str, usage: str = "", ref: str = "") -> Reply:
         text = message + (f"\nUsage: {usage}" if usage else "") + (f"\nReference: {ref}" if ref else "")
-        return Reply(text=text, blocks=render.error(message, usage, ref), ephemeral=True)
+        return Reply(text=text, blocks=error_view.blocks(message, usage, ref), ephemeral=True)
 
     # ---------------------------------------------------------------- work path
     async def run(self, command: Any, request: Any, invocation: Invocation,
@@ -185,7 +186,7 @@ class Dispatcher:
                 else:
                     # the response URL needs no token: this reaches the person even when Slack refuses ours
                     hint = (f"I could not post the reply in this channel: Slack answered "
-                            f"`{render.escape(exc.error[:60])}`. Ask whoever runs the bot to look at its log.")
+                            f"`{escape(exc.error[:60])}`. Ask whoever runs the bot to look at its log.")
                 try:
                     await respond(text=hint, response_type="ephemeral", replace_original=False)
                 except SlackError as again:  # counted where it failed; nobody else to tell
@@ -396,7 +397,7 @@ def build_app(services: Services, *, dispatcher: Dispatcher | None = None, socke
                 metrics.ACTIONS.labels(action=label, outcome="ok").inc()
             except CommandError as exc:  # a Slack failure too: the clicker is told (if the response URL works)
                 metrics.ACTIONS.labels(action=label, outcome="refused").inc()
-                await respond(text=str(exc), blocks=render.error(str(exc)), response_type="ephemeral",
+                await respond(text=str(exc), blocks=error_view.blocks(str(exc)), response_type="ephemeral",
                               replace_original=False)
             except Exception:
                 metrics.ACTIONS.labels(action=label, outcome="error").inc()
