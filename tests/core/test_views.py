@@ -68,3 +68,16 @@ def test_the_status_overview_offers_at_most_a_hundred_services_in_its_select() -
 
 def test_a_notice_is_one_section() -> None:
     assert notice.blocks("done") == [{"type": "section", "text": {"type": "mrkdwn", "text": "done"}}]
+
+
+def test_a_modal_is_checked_against_a_views_limits() -> None:
+    field = kit.input_text("version", "Version", "e.g. v2", placeholder="v2")
+    modal = kit.modal("cb", "A title longer than Slack's twenty-four", submit="Go", close="Cancel", metadata="{}",
+                      items=[field])
+    assert modal["type"] == "modal" and len(modal["title"]["text"]) == 24
+    assert modal["blocks"][0]["element"] == {"type": "plain_text_input", "action_id": "version", "max_length": 100,
+                                             "placeholder": {"type": "plain_text", "text": "v2"}}
+    with pytest.raises(ValueError, match="101 blocks"):
+        kit.modal("cb", "T", submit="Go", close="Cancel", metadata="{}", items=[field] * 101)
+    with pytest.raises(SlackObjectFormationError):
+        kit.modal("cb", "T", submit="Go", close="Cancel", metadata="x" * 3001, items=[field])

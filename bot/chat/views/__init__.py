@@ -4,8 +4,9 @@
 models underneath, every message checked against Slack's limits); each other module is one surface, a
 pure function from plain data (dataclasses declared beside it, primitives) to validated blocks:
 ``approval``, ``progress``, ``release``, ``status``, ``cert``, ``help``, ``history``, ``stats``,
-``digest``, ``schedules``, ``error``, ``home`` and ``alert_card``. Views import nothing above ``bot.chat``:
-the layers above turn what they read into these data and call one function per surface.
+``digest``, ``schedules``, ``error``, ``notice``, ``home``, ``alert_card`` and ``form`` (a modal). Views
+import nothing above ``bot.chat``: the layers above turn what they read into these data and call one
+function per surface.
 
 The helpers every caller formats text with are here too: :func:`when`, :func:`percent`, and
 :mod:`bot.core.text`'s :func:`escape`, :func:`foreign` and :func:`cut`.

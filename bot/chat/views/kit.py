@@ -22,9 +22,11 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     ImageBlock,
+    InputBlock,
     InteractiveElement,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     PlainTextObject,
     RichTextBlock,
     RichTextElementParts,
@@ -33,9 +35,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticSelectElement,
 )
+from slack_sdk.models.blocks.block_elements import PlainTextInputElement
+from slack_sdk.models.views import View
 
 __all__ = ["MESSAGE_BLOCKS", "VIEW_BLOCKS", "Block", "actions", "blocks", "button", "context", "divider", "header",
-           "image", "option", "rich_list", "rich_text", "rich_user", "section", "select", "validate"]
+           "image", "input_select", "input_text", "modal", "option", "option_group", "rich_list", "rich_text",
+           "rich_user", "section", "select", "validate"]
 
 MESSAGE_BLOCKS = 50  # blocks in a message
 VIEW_BLOCKS = 100  # blocks in a modal or the Home tab
@@ -99,10 +104,42 @@ def option(text: str, value: str) -> Option:
     return Option(text=_plain(text, LABEL), value=value)
 
 
-def select(action_id: str, options: Sequence[Option], placeholder: str) -> StaticSelectElement:
-    """A drop-down of at most 100 options (Slack's limit: the rest are left out)."""
-    return StaticSelectElement(action_id=action_id, options=list(options[:OPTIONS]),
-                               placeholder=_plain(placeholder, 150))
+def option_group(label: str, options: Sequence[Option]) -> OptionGroup:
+    """Options under a label, in a select of more than 100 (at most 100 in a group)."""
+    return OptionGroup(label=_plain(label, LABEL), options=list(options[:OPTIONS]))
+
+
+def select(action_id: str, options: Sequence[Option], placeholder: str, *,
+           groups: Sequence[OptionGroup] = ()) -> StaticSelectElement:
+    """A drop-down of at most 100 options, or of at most 100 ``groups`` of options (Slack's limits: the rest
+    are left out)."""
+    return StaticSelectElement(action_id=action_id, options=list(options[:OPTIONS]) or None,
+                               option_groups=list(groups[:OPTIONS]) or None, placeholder=_plain(placeholder, 150))
+
+
+def input_text(block_id: str, label: str, hint: str, *, optional: bool = False, placeholder: str = "",
+               max_length: int = 100) -> InputBlock:
+    """A form's text field; its value comes back under ``block_id`` (its action id too)."""
+    element = PlainTextInputElement(action_id=block_id, max_length=max_length,
+                                    placeholder=_plain(placeholder, 150) if placeholder else None)
+    return InputBlock(block_id=block_id, optional=optional, element=element, label=_plain(label, 2000),
+                      hint=_plain(hint, 2000))
+
+
+def input_select(block_id: str, label: str, hint: str, select: StaticSelectElement, *,
+                 optional: bool = False) -> InputBlock:
+    """A form's drop-down (:func:`select`)."""
+    return InputBlock(block_id=block_id, optional=optional, element=select, label=_plain(label, 2000),
+                      hint=_plain(hint, 2000))
+
+
+def modal(callback_id: str, title: str, *, submit: str, close: str, metadata: str,
+          items: Sequence[Block]) -> dict:
+    """A modal view, checked against Slack's limits (100 blocks, titles of 24 characters, metadata of 3000)."""
+    view = View(type="modal", callback_id=callback_id, title=_plain(title, 24), submit=_plain(submit, 24),
+                close=_plain(close, 24), private_metadata=metadata, blocks=blocks(items, limit=VIEW_BLOCKS))
+    view.validate_json()
+    return view.to_dict()
 
 
 def rich_text(text: str, *, code: bool = False, bold: bool = False, italic: bool = False) -> RichPart:
