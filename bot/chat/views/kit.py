@@ -170,11 +170,7 @@ def blocks(*items: Block | Iterable[Block] | None, limit: int = MESSAGE_BLOCKS) 
             flat.extend([item] if isinstance(item, Block) else item)
     if len(flat) > limit:
         raise ValueError(f"{len(flat)} blocks: Slack accepts at most {limit}")
-    out = []
-    for block in flat:
-        block.validate_json()
-        out.append(block.to_dict())
-    return out
+    return [block.to_dict() for block in flat]  # to_dict validates each block and what it holds
 
 
 def validate(items: Sequence[dict], *, limit: int = MESSAGE_BLOCKS) -> list[dict]:
