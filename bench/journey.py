@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from sandbox.stack import Stack  # noqa: E402
 
 # where a name pair becomes the catalogue's service and environment, and where a release's steps are computed
-RESOLUTIONS = {"Catalogue.resolve": ("bot/core/catalogue.py", "resolve"), "Targets.resolve": ("bot/core/target.py", "resolve"),
+RESOLUTIONS = {"Targets.resolve": ("bot/core/target.py", "resolve"),
+               "Catalogue.resolve": ("bot/core/catalogue.py", "resolve"),
                "Service.config_for": ("bot/core/catalogue.py", "config_for")}
 STEPS = {"steps_for": ("bot/release/plan.py", "steps_for")}
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import cert as cert_view
 from bot.cluster.certificates import cert_from
 from bot.core import args as checks
 from bot.core import times
@@ -58,9 +59,9 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     now = times.now()
     days = cert.days_left(now)
     backoff = actions.backoff_until(cert)
-    blocks = render.blocks("cert", cert=cert, days=None if days is None else int(days),
-                           backoff=backoff if backoff and backoff > now else None,
-                           checked=render.when(now, "%Y-%m-%d %H:%M:%S UTC"))
-    state = "ready" if cert.ready else f"not ready ({render.foreign(cert.reason or 'unknown', 80)})"
-    expires = render.when(cert.not_after)
+    blocks = cert_view.blocks(cert, days=None if days is None else int(days),
+                              backoff=backoff if backoff and backoff > now else None,
+                              checked=views.when(now, "%Y-%m-%d %H:%M:%S UTC"))
+    state = "ready" if cert.ready else f"not ready ({views.foreign(cert.reason or 'unknown', 80)})"
+    expires = views.when(cert.not_after)
     return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)

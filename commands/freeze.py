@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import notice
 from bot.core import args as checks
 from bot.core.catalogue import ALL
 from bot.core.config import Config
@@ -141,11 +142,11 @@ async def run(request: Request, ctx: Context) -> Reply:
     with usage_of(USAGE):
         freeze = await holds.freeze(request.service, request.environment, until, request.reason, user)
     where = scope(freeze.service, freeze.environment)
-    text = (f":snowflake: <@{user}> froze {where} until {render.when(freeze.until)}: "
+    text = (f":snowflake: <@{user}> froze {where} until {views.when(freeze.until)}: "
             f"“{foreign(freeze.reason)}”. Until then a change there needs break-glass (a reason and two approvers).")
-    await audit(ctx, "Freeze", "Set", f"froze {where} until {render.when(freeze.until)}", freeze.reason,
-                service=freeze.service, environment=freeze.environment or "", until=render.when(freeze.until))
-    return Reply(text=text, blocks=render.text_block(text))
+    await audit(ctx, "Freeze", "Set", f"froze {where} until {views.when(freeze.until)}", freeze.reason,
+                service=freeze.service, environment=freeze.environment or "", until=views.when(freeze.until))
+    return Reply(text=text, blocks=notice.blocks(text))
 
 
 async def listing(holds: Holds) -> Reply:
@@ -154,10 +155,10 @@ async def listing(holds: Holds) -> Reply:
     lines = []
     for lock in overview.locks:
         lines.append(f":lock: {scope(lock.service, lock.environment)}: locked by <@{lock.user}> since "
-                     f"{render.when(lock.since)}: “{foreign(lock.reason)}”")
+                     f"{views.when(lock.since)}: “{foreign(lock.reason)}”")
     for freeze in overview.freezes:
         lines.append(f":snowflake: {scope(freeze.service, freeze.environment)}: frozen by <@{freeze.user}> until "
-                     f"{render.when(freeze.until)}: “{foreign(freeze.reason)}”")
+                     f"{views.when(freeze.until)}: “{foreign(freeze.reason)}”")
     if not lines:
         lines.append("No locks and no freezes from chat.")
     if overview.windows:
@@ -165,8 +166,8 @@ async def listing(holds: Holds) -> Reply:
     for item in overview.windows:
         window = item.window
         envs = ", ".join(window.environments) or "every environment"
-        state = (f"*open* until {render.when(item.until)}" if item.until else f"next opens {render.when(item.next)}")
+        state = (f"*open* until {views.when(item.until)}" if item.until else f"next opens {views.when(item.next)}")
         lines.append(f"• {item.service} in {envs}: `{window.cron}` ({window.timezone or holds.timezone}) for "
                      f"{duration(window.duration.total_seconds())}, “{foreign(window.reason)}” — {state}")
     text = "\n".join(lines)
-    return Reply(text=text, blocks=render.text_block(text), ephemeral=True)
+    return Reply(text=text, blocks=notice.blocks(text), ephemeral=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import history as history_view
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from commands import Context, Reply
-from commands.release import running_section
+from commands.release import running_lines
 
 NAME = "history"
 USAGE = "/hello history [<count>]"
@@ -40,13 +41,10 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 async def run(request: Request, ctx: Context) -> Reply:
     entries = await ctx.services.audit.recent(request.count, ctx.where)
-    blocks = render.blocks("history", entries=entries, count=request.count)
-    running = await running_section(ctx)
-    if running:
-        blocks = render.validate([blocks[0], *running, *blocks[1:]])
+    blocks = history_view.blocks(entries, request.count, running=await running_lines(ctx))
     # The entries are read back from Events, which anyone with access to the namespace can write.
-    lines = [f"{render.when(e.at, '%Y-%m-%d %H:%M:%S')} {render.foreign(e.reason, 80)} {render.foreign(e.user, 40)}: "
-             f"{render.foreign(e.summary)}" + (f" — reason: “{render.foreign(e.change_reason)}”"
+    lines = [f"{views.when(e.at, '%Y-%m-%d %H:%M:%S')} {views.foreign(e.reason, 80)} {views.foreign(e.user, 40)}: "
+             f"{views.foreign(e.summary)}" + (f" — reason: “{views.foreign(e.change_reason)}”"
                                               if e.change_reason else "") for e in entries]
     return Reply(text="Release history\n" + ("\n".join(lines) if lines else "No releases recorded yet."),
                  blocks=blocks)

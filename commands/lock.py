@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat.views import notice
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
@@ -55,4 +55,4 @@ async def run(request: Request, ctx: Context) -> Reply:
             f"until `/hello unlock {lock.service}{' ' + lock.environment if lock.environment else ''}`.")
     await audit(ctx, "Lock", "Set", f"locked {where}", lock.reason, service=lock.service,
                 environment=lock.environment or "")
-    return Reply(text=text, blocks=render.text_block(text))
+    return Reply(text=text, blocks=notice.blocks(text))

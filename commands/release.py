@@ -11,7 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import release as release_view
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
@@ -47,26 +48,26 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 def _time(text: str) -> str:
     moment = parse_time(text)
-    return render.when(moment, "%H:%M:%S") if moment else "–"
+    return views.when(moment, "%H:%M:%S") if moment else "–"
 
 
 def step_lines(release: Release) -> list[str]:
     """One line per step: mark, title, began, ended, what it saw (pure)."""
     lines = []
     for index, step in enumerate(release.steps, 1):
-        line = f"{MARKS[step.state]} {index}. {render.escape(step.title)}"
+        line = f"{MARKS[step.state]} {index}. {views.escape(step.title)}"
         if step.started:
             line += f" · {_time(step.started)} → {_time(step.finished) if step.finished else 'now'}"
         if step.note:
-            line += f" · {render.escape(step.note)}"
+            line += f" · {views.escape(step.note)}"
         if step.runs > 1:
             line += f" · begun {step.runs} times (taken over)"
         lines.append(line)
     return lines
 
 
-async def running_section(ctx: Context) -> list[dict]:
-    """A block listing the releases running now (none when there are none or they cannot be read)."""
+async def running_lines(ctx: Context) -> list[str]:
+    """A line per release running now (none when there are none or they cannot be read)."""
     engine = ctx.services.releases
     if engine is None:
         return []
@@ -74,10 +75,7 @@ async def running_section(ctx: Context) -> list[dict]:
         running = await engine.open_releases()
     except DependencyUnavailable:
         return []
-    if not running:
-        return []
-    text = "*Running now*\n" + "\n".join(r.running_line() for r in running)
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    return [r.running_line() for r in running]
 
 
 async def run(request: Request, ctx: Context) -> Reply:
@@ -87,25 +85,18 @@ async def run(request: Request, ctx: Context) -> Reply:
         if not running:
             return Reply(text="No release is running.", ephemeral=True)
         lines = [r.running_line() for r in running]
-        return Reply(text="Releases running\n" + "\n".join(lines), blocks=render.text_block("\n".join(lines)),
-                     ephemeral=True)
+        return Reply(text="Releases running\n" + "\n".join(lines), blocks=release_view.running(lines), ephemeral=True)
     release = await engine.load(request.id)
     if release is None:
         raise CommandError(f"There is no release `{request.id}`: it was never approved, or it is too old.")
     who = f"requested by <@{release.requester}>" + (f", approved by <@{release.approver}>" if release.approver else "")
-    head = f"*{release.label}* {render.escape(release.summary)}\n{who} · {STATES[release.state]}"
+    head = f"*{release.label}* {views.escape(release.summary)}\n{who} · {STATES[release.state]}"
     if release.reason:
-        head += f"\n:speech_balloon: Reason: “{render.foreign(release.reason)}”"
+        head += f"\n:speech_balloon: Reason: “{views.foreign(release.reason)}”"
     if release.outcome is not None:
         mark = ":white_check_mark: " if release.outcome.ok else ":x: "
-        head += "\n" + mark + render.escape(release.outcome.headline)
+        head += "\n" + mark + views.escape(release.outcome.headline)
     if release.problem and release.state == ReleaseState.RUNNING:
-        head += f"\n:warning: {render.escape(release.problem)}"
-    lines = step_lines(release)
-    blocks = render.validate([
-        {"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"request `{release.id}` · driven by "
-                                          f"{render.escape(release.driver or 'nobody yet')}"}]},
-    ])
+        head += f"\n:warning: {views.escape(release.problem)}"
+    blocks = release_view.detail(head, step_lines(release), release.id, release.driver or "nobody yet")
     return Reply(text=f"{release.label}: {release.summary} — {STATES[release.state]}", blocks=blocks)

@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import notice, schedules
 from bot.core import args as checks
 from bot.core import times
 from bot.core.config import RANGES, Config
@@ -110,14 +111,14 @@ async def run(request: Request, ctx: Context) -> Reply:
         channel = request.channel or ctx.invocation.channel_id
         entry = await scheduler.add(request.cron, channel, request.range, user=user)
         listed = next((item for item in await scheduler.list() if item.entry.id == entry.id), None)
-        nxt = f" Next post: {render.when(listed.next)}." if listed and listed.next else ""
+        nxt = f" Next post: {views.when(listed.next)}." if listed and listed.next else ""
         text = (f"<@{user}> scheduled status posts `{entry.id}`: `{entry.cron}` ({tz}) in <#{channel}>, "
                 f"last {entry.range}.{nxt}")
-        return Reply(text=text, blocks=render.text_block(text))
+        return Reply(text=text, blocks=notice.blocks(text))
     if request.action == "remove":
         entry = await scheduler.remove(request.id)
         text = f"<@{user}> removed scheduled status posts `{entry.id}` (`{entry.cron}` in <#{entry.channel}>)."
-        return Reply(text=text, blocks=render.text_block(text))
+        return Reply(text=text, blocks=notice.blocks(text))
     return await _list(ctx)
 
 
@@ -129,13 +130,13 @@ async def _list(ctx: Context) -> Reply:
     for item in await scheduler.list():
         state = item.state
         last = f"last posted {describe_age(now, state.posted)}" if state.posted else "not posted yet"
-        items.append({
-            "id": item.entry.id, "cron": item.entry.cron, "channel": item.entry.channel, "range": item.entry.range,
-            "source": "from config" if item.entry.source == "config" else f"by <@{item.entry.created_by}>"
+        items.append(schedules.Schedule(
+            id=item.entry.id, cron=item.entry.cron, channel=item.entry.channel, range=item.entry.range,
+            source="from config" if item.entry.source == "config" else f"by <@{item.entry.created_by}>"
             if item.entry.created_by else "from chat",
-            "next": render.when(item.next), "last": last, "error": foreign(state.error, 80),
-            "invite": state.error in UNREACHABLE_CHANNEL,
-        })
+            next=views.when(item.next), last=last, error=foreign(state.error, 80),
+            invite=state.error in UNREACHABLE_CHANNEL,
+        ))
         failed = f" — last post failed: {foreign(state.error, 80)}" if state.error else ""
         lines.append(f"{item.entry.id} {item.entry.cron} <#{item.entry.channel}>{failed}")
     leader = ""
@@ -144,6 +145,6 @@ async def _list(ctx: Context) -> Reply:
         leader = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
     except CommandError:
         pass
-    blocks = render.blocks("schedule_list", items=items, timezone=ctx.config.timezone, leader=leader)
+    blocks = schedules.listing(items, timezone=ctx.config.timezone, leader=leader)
     text = "Scheduled status posts:\n" + ("\n".join(lines) if lines else "none")
     return Reply(text=text, blocks=blocks, ephemeral=True)

@@ -25,7 +25,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import stats as stats_view
 from bot.core import args as checks
 from bot.core import times
 from bot.core.config import Config
@@ -80,7 +81,7 @@ def _service(request: Request, ctx: Context) -> str:
 def coverage(d: delivery.Delivery) -> str:
     """Where the figures come from, and how far back the trail reaches."""
     since = ("the audit trail holds no records" if d.covered_since is None else
-             f"the audit trail holds records since {render.when(d.covered_since)}")
+             f"the audit trail holds records since {views.when(d.covered_since)}")
     note = " — the figures cover only that part of the range" if d.partial and d.covered_since else ""
     return (f"From the audit trail (the cluster's Events, source hello-chatops): {since}{note}. Events expire; "
             "the JSON audit log lines are the durable record. `/hello help stats` says what counts.")
@@ -91,16 +92,16 @@ def failure_lines(d: delivery.Delivery) -> list[str]:
     for o in sorted((o for o in d.outcomes if o.failed), key=lambda o: o.release.first, reverse=True):
         r = o.release
         # the trail is read back from Events, which anyone with access to the namespace can write
-        verb = render.foreign(r.verb.lower(), 20)
-        what = f"{verb} `{render.foreign(r.version, 40)}`" if r.version else verb
-        when = render.when(r.ended or r.first, "%m-%d %H:%M")
+        verb = views.foreign(r.verb.lower(), 20)
+        what = f"{verb} `{views.foreign(r.version, 40)}`" if r.version else verb
+        when = views.when(r.ended or r.first, "%m-%d %H:%M")
         if o.automatic:
             restored = ""
         elif o.restored_at and o.failed_at:
             restored = f", restored in {duration((o.restored_at - o.failed_at).total_seconds(), compact=True)}"
         else:
             restored = ", not restored yet"
-        lines.append(f"• `{when}` {what}: {o.how}{restored} (request `{render.foreign(r.request_id, 40)}`)")
+        lines.append(f"• `{when}` {what}: {o.how}{restored} (request `{views.foreign(r.request_id, 40)}`)")
     return lines
 
 
@@ -120,8 +121,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         entries = await audit.entries()
     d = delivery.compute(entries, end=times.now(), days=days)
     figures = delivery.figures(d)
-    blocks = render.blocks("stats", days=days, figures=figures, failures=failure_lines(d), coverage=coverage(d),
-                           service=only)
+    blocks = stats_view.blocks(figures, failure_lines(d), coverage(d), days=days, service=only)
     of = f" of {only}" if only else ""
     text = (f"Delivery{of}, last {days} days: {figures['deployments']}; change failure rate {figures['failure_rate']}; "
             f"time to restore {figures['restore']}; request to live {figures['lead']}")

@@ -13,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat import render
-from bot.chat.contract import DETAILS
+from bot.chat.views import status as status_blocks
 from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
 from bot.release import analysis
 from commands import EVERY, Context, Reply
-from commands.release import running_section
+from commands.release import running_lines
 
 NAME = "status"
 USAGE = "/hello status [15m|1h|6h|24h|7d]"
@@ -55,10 +54,7 @@ async def run(request: Request, ctx: Context) -> Reply:
         warning = await analysis.canary_warning(ctx.where, data.state)
         if warning:
             data.warnings.insert(0, warning)
-    blocks = status_view.blocks(data, ctx.config)
-    running = await running_section(ctx)
-    if running:
-        blocks = render.validate([*blocks[:-1], *running, blocks[-1]])
+    blocks = status_view.blocks(data, ctx.config, running=await running_lines(ctx))
     reply = Reply(text=status_view.summary_text(data), blocks=blocks)
     if data.snapshot is not None and getattr(data.snapshot, "has_traffic", False):
         reply.followup = lambda: status_view.chart_uploads(services, data)
@@ -72,13 +68,5 @@ async def overview(ctx: Context) -> Reply:
     services = catalogue.in_channel(ctx.invocation.channel_id) or catalogue.services
     targets = [ctx.services.targets.resolve(s.name, e.name) for s in services for e in s.environments]
     lines = [line.text() for line in await status_view.overview(targets)]
-    hint = "Details: choose one, or `/hello status <service> [<environment>]`"
     text = "Services\n" + "\n".join(lines)
-    options = [{"text": {"type": "plain_text", "text": f"{service} · {env}"[:75]}, "value": f"{service} {env}"}
-               for service, env in (t.names for t in targets)][:100]  # Slack's limit for a select's options
-    select = {"type": "static_select", "action_id": DETAILS, "options": options,
-              "placeholder": {"type": "plain_text", "text": "Details of…"}}
-    blocks = render.validate([{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
-                              {"type": "actions", "block_id": DETAILS, "elements": [select]},
-                              {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}])
-    return Reply(text=text, blocks=blocks)
+    return Reply(text=text, blocks=status_blocks.overview(lines, [t.names for t in targets]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.chat import render
+from bot.chat.views import notice
 from bot.core.config import Config
 from bot.core.text import foreign
 from bot.release.holds import scope
@@ -34,4 +34,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     text = f":sunny: <@{ctx.invocation.user_id}> ended the freeze on {where} (“{foreign(ended.reason)}”)."
     await audit(ctx, "Freeze", "Lifted", f"ended the freeze on {where}", ended.reason,
                 service=ended.service, environment=ended.environment or "")
-    return Reply(text=text, blocks=render.text_block(text))
+    return Reply(text=text, blocks=notice.blocks(text))

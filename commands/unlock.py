@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.chat import render
+from bot.chat.views import notice
 from bot.core.config import Config
 from bot.core.text import foreign
 from bot.release.holds import scope
@@ -33,4 +33,4 @@ async def run(request: Request, ctx: Context) -> Reply:
             f"“{foreign(lifted.reason)}”).")
     await audit(ctx, "Lock", "Lifted", f"unlocked {where}", lifted.reason, service=lifted.service,
                 environment=lifted.environment or "")
-    return Reply(text=text, blocks=render.text_block(text))
+    return Reply(text=text, blocks=notice.blocks(text))

@@ -1,1 +1,1 @@
-"""Slack: the Bolt app, the HTTP server, pure rendering and templates, the messenger, the chat contract."""
+"""Slack: the Bolt app, the HTTP server, the views (pure Block Kit), the messenger, the chat contract."""

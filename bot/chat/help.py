@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.chat import render
 from bot.chat.contract import Registry, Reply
+from bot.chat.views import help as help_view
 from bot.core import args as checks
 from bot.core.errors import UsageError
 
@@ -19,8 +19,8 @@ def reply_for(registry: Registry, topic: str = "") -> Reply:
         if command is None:
             raise UsageError(f"there is no {checks.shown(topic)} command. Try `/hello help`.", USAGE)
         text = command.help + ("\n\n" + TARGET.format(name=command.name) if command.targeted else "")
-        blocks = render.blocks("help", detail={"usage": command.usage, "help": text}, lines="")
+        blocks = help_view.topic(command.usage, text)
         return Reply(text=f"{command.usage}\n{text}", blocks=blocks, ephemeral=True)
     lines = "\n".join(f"`{c.usage}`  {c.summary}" for c in registry)
-    blocks = render.blocks("help", detail=None, lines=lines)
+    blocks = help_view.overview(lines)
     return Reply(text=lines, blocks=blocks, ephemeral=True)

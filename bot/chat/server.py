@@ -78,7 +78,14 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     secret = _signing_secret(bolt)
     if not secret:
         raise ValueError("the Bolt app has no signing secret: /slack/events cannot check requests")
-    verifier = RawSignatureVerifier(secret)
+    slack_route(app, bolt, RawSignatureVerifier(secret))
+    alert_route(app, getattr(getattr(bolt, "dispatcher", None), "services", None))
+    health_routes(app, state)
+    return app
+
+
+def slack_route(app: Sanic, bolt: AsyncApp, verifier: RawSignatureVerifier) -> None:
+    """``POST /slack/events``: size, then signature, then UTF-8; pure answers at once, the rest to Bolt."""
     quick = QuickAnswers(bolt)
 
     @app.post("/slack/events", stream=True)
@@ -105,7 +112,9 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
             return refuse(request, 400, "body cannot be parsed", len(body))
         return to_sanic_response(await bolt.async_dispatch(bolt_request))
 
-    services = getattr(getattr(bolt, "dispatcher", None), "services", None)
+
+def alert_route(app: Sanic, services: Any) -> None:
+    """``POST /alertmanager``: Alertmanager's webhook (see the module's docstring for its checks)."""
 
     @app.post("/alertmanager", stream=True)
     async def alertmanager(request: Request) -> Any:
@@ -143,6 +152,10 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
             alerts.spawn(received)
         return response.json({"status": "ok"})
 
+
+def health_routes(app: Sanic, state: dict[str, bool]) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (503 while draining) and ``/metrics``."""
+
     @app.get("/healthz")
     async def healthz(request: Request) -> Any:
         return response.json({"status": "ok"})
@@ -156,8 +169,6 @@ def build_server(bolt: AsyncApp, *, name: str = "hello_chatops", ready: dict[str
     @app.get("/metrics")
     async def prom_metrics(request: Request) -> Any:
         return response.raw(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
-
-    return app
 
 
 async def receive_limited(request: Request, limit: int) -> tuple[bytes | None, str]:

@@ -5,7 +5,7 @@ text from elsewhere put in: error texts from Kubernetes (the API server, admissi
 Prometheus and Slack, users' arguments echoed back, Events' messages, Deployment and cert-manager
 condition reasons and messages. Such text passes through :func:`foreign` once, where it enters a
 string the bot builds (``bot.kube.translate`` for API errors, ``bot.args`` for arguments,
-``bot.actions``/``bot.rollout``/``bot.status`` for what they read from objects); templates escape
+``bot.actions``/``bot.rollout``/``bot.status`` for what they read from objects); views escape
 their plain-text fields again with :func:`escape`, which is idempotent, so nothing shows as
 ``&amp;lt;``. A core module: the cluster wrapper and the renderer both use it.
 """

@@ -1,9 +1,10 @@
 """The alert card: what fires, since when, what runs, what changed before it, and what to do.
 
 :func:`gather` reads what the card shows besides the alert (the service's live versions and weights,
-the last changes from the audit trail); :func:`render` is pure: a stored group and that context in,
-the message's fallback text and Block Kit blocks out. Everything that came from Alertmanager (names,
-annotations, label values, the generator URL) is cut and escaped here before it reaches the blocks.
+the last changes from the audit trail); :func:`render_card` is pure: a stored group and that context in,
+the message's fallback text and its blocks (laid out by :mod:`bot.chat.views.alert_card`) out.
+Everything that came from Alertmanager (names, annotations, label values, the generator URL) is cut and
+escaped here before it reaches the blocks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.chat import render
-from bot.chat.render import when
+from bot.chat.views import alert_card as card_view
+from bot.chat.views.alert_card import ABORT, ACK, ROLLBACK, SILENCE
+from bot.chat.views.fmt import when
 from bot.cluster.kube import Deployed
 from bot.core.durations import duration
 from bot.core.errors import DependencyUnavailable
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from bot.core.services import Services
     from bot.observe.alerts import AlertGroup
 
-__all__ = ["CardContext", "chart", "foreign", "gather", "render_card", "when"]
+__all__ = ["ABORT", "ACK", "ROLLBACK", "SILENCE", "CardContext", "chart", "foreign", "gather", "render_card", "when"]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ CHART_RANGE = "1h"
 ICONS = {"critical": ":red_circle:", "error": ":red_circle:", "warning": ":large_orange_circle:",
          "info": ":large_blue_circle:"}
 _USER = re.compile(r"^[UW][A-Z0-9]{1,20}$")
-# action ids of the card's buttons (handled by bot.release.approvals.Approvals.handle_action)
-ROLLBACK, ABORT, SILENCE, ACK = "alert_rollback", "alert_abort", "alert_silence", "alert_ack"
 
 
 @dataclass
@@ -192,64 +192,35 @@ def render_card(group: AlertGroup, context: CardContext, now: datetime) -> tuple
     elif context.ambiguous:
         head += " · _service and environment not known_"
     text = escape(text)
-    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}}]
     about = [foreign(group.summary, 300)] if group.summary else []
     if group.description and group.description != group.summary:
         about.append(f"_{foreign(group.description, 600)}_")
-    if about:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(about)[:3000]}})
     where = ", ".join(f"{foreign(k, 40)}={foreign(v, 80)}" for k, v in sorted(group.group_labels.items())
                       if k != "alertname")
     count = (f"{group.firing_count} of {group.alert_count} alerts firing" if group.firing
              else f"{group.alert_count} alert{'s' if group.alert_count != 1 else ''}")
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": " · ".join(p for p in (since, count, where) if p)[:3000]}]})
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": live_line(context)[:3000]}})
-    if context.changes:
-        lines = "\n".join(f"• {line}" for line in context.changes)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Last changes:*\n{lines}"[:3000]}})
-    elif context.changes_error:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"The audit trail cannot be read: {foreign(context.changes_error, 200)}"}]})
-    else:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": "No change by this bot is on record before the alert."}]})
-    notes = []
+    card = card_view.AlertCard(
+        id=group.id, head=head, facts=" · ".join(p for p in (since, count, where) if p), live=live_line(context),
+        about=tuple(about), changes=tuple(context.changes),
+        changes_error=foreign(context.changes_error, 200) if context.changes_error else "", notes=notes(group),
+        firing=group.firing, roll_back=not context.ambiguous, abort=canary_weight(context.state) > 0,
+        silenced=bool(group.silence), source=source_link(group.generator_url, context.prometheus_urls))
+    return text, card_view.blocks(card)
+
+
+def notes(group: AlertGroup) -> tuple[str, ...]:
+    """What happened to the alert besides firing: rolled back in a bake window, silenced, acknowledged."""
+    out = []
     if group.release_note:
-        notes.append(group.release_note)
+        out.append(group.release_note)
     if group.silence:
         until = parse_time(group.silence.get("until", ""))
         until_text = when(until, "%H:%M UTC") if until is not None else "?"
-        notes.append(f":mute: silenced by {_mention(group.silence.get('user', ''))} until {until_text}")
+        out.append(f":mute: silenced by {_mention(group.silence.get('user', ''))} until {until_text}")
     if group.acknowledged:
         who = ", ".join(_mention(a.get("user", "")) for a in group.acknowledged)
-        notes.append(f":eyes: acknowledged by {who}")
-    if notes:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(notes)[:3000]}]})
-    buttons: list[dict] = []
-    if group.firing:
-        if not context.ambiguous:
-            buttons.append(_button(ROLLBACK, "Roll back", group.id, "danger"))
-        if canary_weight(context.state) > 0:
-            buttons.append(_button(ABORT, "Abort canary", group.id, "danger"))
-        if not group.silence:
-            buttons.append(_button(SILENCE, "Silence 1h", group.id))
-        buttons.append(_button(ACK, "Acknowledge", group.id))
-    source = source_link(group.generator_url, context.prometheus_urls)
-    if source:
-        buttons.append({"type": "button", "text": {"type": "plain_text", "text": "Open in Prometheus"},
-                        "url": source, "action_id": "link_alert_source"})
-    if buttons:
-        blocks.append({"type": "actions", "block_id": f"alert_{group.id}", "elements": buttons})
-    return text, render.validate(blocks)
-
-
-def _button(action_id: str, label: str, value: str, style: str = "") -> dict:
-    button: dict = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id,
-                    "value": value}
-    if style:
-        button["style"] = style
-    return button
+        out.append(f":eyes: acknowledged by {who}")
+    return tuple(out)
 
 
 async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.chat.views import kit
 from bot.core.text import escape, foreign
 from bot.observe.alert_group import FLOOD, AlertGroup, group_id, highest
 
@@ -63,9 +64,7 @@ def render_flood(card: AlertGroup, members: list[AlertGroup], now: datetime) -> 
     if len(members) > SHOWN:
         lines.append(f"… and {len(members) - SHOWN} more")
     text = f"Alert flood: {len(members)} more alert groups, {len(firing)} firing"
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": head}},
-              {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000] or "none"}},
-              {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                  "Too many new alert groups for one card each (HELLO_ALERT_CARDS_PER_MINUTE): "
-                  "act on them in Alertmanager.")}]}]
+    blocks = kit.blocks(kit.section(head), kit.section("\n".join(lines) or "none"),
+                        kit.context("Too many new alert groups for one card each (HELLO_ALERT_CARDS_PER_MINUTE): "
+                                    "act on them in Alertmanager."))
     return text, blocks

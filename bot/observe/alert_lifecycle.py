@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.chat import render
 from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor
 from bot.core.errors import DependencyUnavailable
@@ -206,7 +205,7 @@ class CardLifecycle:
         if group.kind == FLOOD:
             members = [g for g in await self.store.groups() if g.digest == group.id]
             text, blocks = render_flood(group, members, self.clock())
-            return text, render.validate(blocks)
+            return text, blocks
         context = await alert_card.gather(self.services, group)
         text, blocks = alert_card.render_card(group, context, self.clock())
         return cut(text, FALLBACK_LIMIT), blocks

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import digest as digest_view
 from bot.core.durations import duration
-from bot.core.errors import ClusterError
+from bot.core.errors import ClusterError, SlackError
 from bot.observe import delivery
 from bot.observe import status as status_view
 
@@ -41,8 +42,8 @@ class Change:
     def line(self) -> str:
         lowered = f"{self.reason} {self.message}".lower()
         icon = next((i for key, i in ICONS if key in lowered), ":memo:")
-        text = render.foreign(self.message, 280)  # cut before escaping: no entity is cut in half
-        return f"{icon} `{render.when(self.at, '%m-%d %H:%M')}` *{render.foreign(self.reason, 80)}* {text}"
+        text = views.foreign(self.message, 280)  # cut before escaping: no entity is cut in half
+        return f"{icon} `{views.when(self.at, '%m-%d %H:%M')}` *{views.foreign(self.reason, 80)}* {text}"
 
 
 @dataclass
@@ -88,20 +89,15 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
         seconds = RANGE_SECONDS.get(entry.range, 3600)
         if seconds >= WEEK:
             figures = delivery.summary_line(delivery.compute(entries, end=now, days=seconds // 86400))
-    head = render.blocks(
-        "digest", id=entry.id, cron=entry.cron, timezone=services.config.timezone, range=entry.range,
-        slot=render.when(claim.slot, "%Y-%m-%d %H:%M UTC"), catch_up=claim.catch_up, skipped=claim.skipped,
-    )
-    tail = render.blocks(
-        "digest_changes", changes=[c.line() for c in changes], since=render.when(after, "%Y-%m-%d %H:%M UTC"),
-        changes_error=render.escape(changes_error), delivery=figures,
-    )
-    body = status_view.blocks(data, services.config)
+    services_lines: tuple[str, ...] = ()
     if services.targets.named:  # every service in every environment, one line each
-        lines = [line.text() for line in await status_view.overview(services.targets.every(), now=now)]
-        body = [{"type": "section", "text": {"type": "mrkdwn", "text": ("*Services*\n" + "\n".join(lines))[:3000]}},
-                *body]
-    blocks = render.validate([*head, *body, *tail])
+        services_lines = tuple(line.text() for line in await status_view.overview(services.targets.every(), now=now))
+    post = digest_view.Digest(
+        id=entry.id, cron=entry.cron, timezone=services.config.timezone, range=entry.range,
+        slot=views.when(claim.slot, "%Y-%m-%d %H:%M UTC"), since=views.when(after, "%Y-%m-%d %H:%M UTC"),
+        changes=tuple(c.line() for c in changes), changes_error=views.escape(changes_error), delivery=figures,
+        catch_up=claim.catch_up, skipped=claim.skipped, services=services_lines)
+    blocks = digest_view.blocks(post, status_view.view(data, services.config))
     late = " (posted late)" if claim.catch_up else ""
     text = f"Scheduled status{late}: {status_view.summary_text(data)}"
     if changes:
@@ -119,8 +115,6 @@ async def chart_png(services: Services, data: status_view.StatusData) -> bytes |
 
 async def upload_followups(services: Services, channel: str, ts: str, digest: Digest) -> None:
     """Upload the chart in the post's thread; a failure is logged and said in the thread, never raised."""
-    from bot.chat.messenger import SlackError
-
     if not digest.chart:
         return
     try:
@@ -147,5 +141,5 @@ def describe_age(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "never"
     seconds = (now - then).total_seconds()
-    return f"{duration(seconds)} ago" if seconds >= 0 else render.when(then)
+    return f"{duration(seconds)} ago" if seconds >= 0 else views.when(then)
 

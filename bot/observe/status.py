@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.chat import render
+from bot.chat import views
 from bot.chat.contract import Upload
+from bot.chat.views import status as status_blocks
 from bot.cluster.kube import Deployed
 from bot.core import times
 from bot.core.durations import duration
@@ -62,7 +64,7 @@ def assess(state: Deployed, now: datetime) -> list[str]:
     if cert is not None:
         days = cert.days_left(now)
         if days is not None and days < CERT_WARN_DAYS:
-            out.append(f"certificate {cert.name} expires in {max(days, 0):.0f} days ({render.when(cert.not_after)})")
+            out.append(f"certificate {cert.name} expires in {max(days, 0):.0f} days ({views.when(cert.not_after)})")
         if not cert.ready:
             out.append(f"certificate {cert.name} is not ready: {foreign(cert.reason or 'unknown', 80)} "
                        f"{foreign(cert.message)}".strip())
@@ -141,10 +143,10 @@ def links(services: Services, data: StatusData) -> list[tuple[str, str]]:
         return []
 
 
-def _tracks(state: Deployed | None) -> list[dict]:
-    """Stable and canary as the status shows them: version, pods ready, share of traffic."""
+def tracks_of(state: Deployed) -> list[status_blocks.Track]:
+    """Stable and canary as status shows them: version, readiness, share of traffic."""
     tracks = []
-    for track, route in ((state.stable, state.stable_route), (state.canary, state.canary_route)) if state else ():
+    for track, route in ((state.stable, state.stable_route), (state.canary, state.canary_route)):
         if track is None:
             continue
         weight = route.weight if route else None
@@ -154,59 +156,67 @@ def _tracks(state: Deployed | None) -> list[dict]:
             share = "not running"
         else:
             share = f"{weight or 0}% of traffic"
-        tracks.append({"name": track.name, "version": foreign(track.version or "?", 80), "ready": track.ready,
-                       "desired": track.desired, "share": share, "stuck": track.stuck})
+        tracks.append(status_blocks.Track(
+            name=track.name,
+            version=foreign(track.version or "?", 80),
+            ready=track.ready,
+            desired=track.desired,
+            share=share,
+            stuck=track.stuck,
+        ))
     return tracks
 
 
-def _certificate(state: Deployed | None, now: datetime) -> dict | None:
-    if state is None or state.certificate is None:
-        return None
-    c = state.certificate
-    days = c.days_left(now)
-    return {"name": c.name, "ready": c.ready, "days": None if days is None else int(days),
-            "not_after": render.when(c.not_after), "renewal": render.when(c.renewal_time)}
-
-
-def _versions(snap: Any) -> list[dict]:
-    """Each version's figures at the end of the range (none without traffic)."""
-    if snap is None or not getattr(snap, "has_traffic", False):
-        return []
-    return [{"version": foreign(s.version, 80), "rate": f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
-             "success": render.percent(s.success_ratio, 2),
-             "p99": f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a"} for s in snap.latest]
-
-
-def view(data: StatusData, config: Any) -> dict:
-    """The template context for ``status.json.j2``."""
+def view(data: StatusData, config: Any) -> status_blocks.Status:
+    """What the status message shows (:mod:`bot.chat.views.status`)."""
     state = data.state
+    cert = None
+    if state is not None and state.certificate is not None:
+        c = state.certificate
+        days = c.days_left(data.now)
+        cert = status_blocks.Cert(
+            name=c.name,
+            ready=c.ready,
+            days=None if days is None else int(days),
+            not_after=views.when(c.not_after),
+            renewal=views.when(c.renewal_time),
+        )
+    versions = []
     snap = data.snapshot
-    return {
-        "namespace": config.namespace,
-        "service": config.stable_deployment,
-        "range": data.range,
-        "checked": render.when(data.now, "%Y-%m-%d %H:%M:%S UTC"),
-        "cluster_error": data.cluster_error,
-        "tracks": _tracks(state),
-        "cert": _certificate(state, data.now),
-        "warnings": data.warnings[:10],
-        "events": [f"{foreign(e.reason, 80)} {foreign(e.object, 120)}: {foreign(e.message)}"
-                   + (f" (x{e.count})" if e.count > 1 else "")
-                   for e in (state.warnings if state is not None else ())][:5],
-        "metrics_error": data.metrics_error,
-        "no_traffic": snap is not None and not getattr(snap, "has_traffic", False),
-        "versions": _versions(snap),
-        "links": [{"label": label, "url": url} for label, url in data.links[:5]],
-        "alerts": [alert_line(g, data.now) for g in data.alerts[:10]],
-        "alerts_more": max(0, len(data.alerts) - 10),
-        "alerts_error": data.alerts_error,
-    }
+    if snap is not None and getattr(snap, "has_traffic", False):
+        for s in snap.latest:
+            versions.append(status_blocks.Rate(
+                version=foreign(s.version, 80),
+                rate=f"{s.rate:.2f}/s" if s.rate is not None else "n/a",
+                success=views.percent(s.success_ratio, 2),
+                p99=f"{s.p99 * 1000:.0f} ms" if s.p99 is not None else "n/a",
+            ))
+    return status_blocks.Status(
+        namespace=config.namespace,
+        service=config.stable_deployment,
+        range=data.range,
+        checked=views.when(data.now, "%Y-%m-%d %H:%M:%S UTC"),
+        cluster_error=data.cluster_error,
+        tracks=tuple(tracks_of(state)) if state is not None else (),
+        cert=cert,
+        warnings=tuple(data.warnings[:10]),
+        events=tuple([f"{foreign(e.reason, 80)} {foreign(e.object, 120)}: {foreign(e.message)}"
+                      + (f" (x{e.count})" if e.count > 1 else "")
+                      for e in (state.warnings if state is not None else ())][:5]),
+        metrics_error=data.metrics_error,
+        no_traffic=snap is not None and not getattr(snap, "has_traffic", False),
+        versions=tuple(versions),
+        links=tuple(data.links[:5]),
+        alerts=tuple(alert_line(g, data.now) for g in data.alerts[:10]),
+        alerts_more=max(0, len(data.alerts) - 10),
+        alerts_error=data.alerts_error,
+    )
 
 
 def alert_line(group: Any, now: datetime) -> str:
     """One firing alert group for status and digests: severity, name, since when, who looks at it."""
     line = (f"`{foreign(group.severity or 'none', 20)}` *{foreign(group.alertname, 120)}* since "
-            f"{render.when(group.starts_at, '%H:%M UTC')} ({duration((now - group.starts_at).total_seconds())})")
+            f"{views.when(group.starts_at, '%H:%M UTC')} ({duration((now - group.starts_at).total_seconds())})")
     if group.summary:
         line += f": {foreign(group.summary, 160)}"
     if group.silence:
@@ -216,8 +226,9 @@ def alert_line(group: Any, now: datetime) -> str:
     return line
 
 
-def blocks(data: StatusData, config: Any) -> list[dict]:
-    return render.blocks("status", **view(data, config))
+def blocks(data: StatusData, config: Any, *, running: Sequence[str] = ()) -> list[dict]:
+    """The status message; ``running``: a line per release running now."""
+    return status_blocks.blocks(view(data, config), running=running)
 
 
 def summary_text(data: StatusData) -> str:
@@ -281,16 +292,16 @@ class OverviewLine:
     error: str = ""
 
     def text(self) -> str:
-        where = f"*{render.escape(self.service)}* {render.escape(self.environment)}"
+        where = f"*{views.escape(self.service)}* {views.escape(self.environment)}"
         if self.state is None:
             return f":grey_question: {where}: {foreign(self.error or 'unknown', 200)}"
         parts = []
         stable, canary = self.state.stable, self.state.canary
         if stable is not None:
-            parts.append(f"stable `{render.escape(stable.version or '?')}` {stable.ready}/{stable.desired} ready")
+            parts.append(f"stable `{views.escape(stable.version or '?')}` {stable.ready}/{stable.desired} ready")
         weight = canary_weight(self.state)
         if canary is not None and (weight or canary.desired):
-            parts.append(f"canary `{render.escape(canary.version or '?')}` at {weight}%")
+            parts.append(f"canary `{views.escape(canary.version or '?')}` at {weight}%")
         mark = ":white_check_mark:" if not self.warnings else ":warning:"
         health = "healthy" if not self.warnings else f"{len(self.warnings)} warning(s): {self.warnings[0]}"
         return f"{mark} {where}: " + ", ".join([*parts, health])

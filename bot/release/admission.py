@@ -16,7 +16,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.chat import render
+from bot.chat import views
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
 from bot.core.target import Target
 from bot.core.text import foreign
@@ -141,12 +141,12 @@ class Admission:
         where = target.title
         if state.lock is not None:
             lock = state.lock
-            since = render.when(lock.since, "%Y-%m-%d %H:%M UTC")
+            since = views.when(lock.since, "%Y-%m-%d %H:%M UTC")
             raise CommandError(f"{where} is locked by <@{lock.user}> since {since}: “{foreign(lock.reason, 300)}”. "
                                "Nothing was changed; `/hello unlock` ends the lock.")
         if state.freeze is not None:
             freeze = state.freeze
-            return (f"{where} is frozen until {render.when(freeze.until, '%Y-%m-%d %H:%M UTC')} "
+            return (f"{where} is frozen until {views.when(freeze.until, '%Y-%m-%d %H:%M UTC')} "
                     f"({freeze.source}: “{foreign(freeze.reason, 200)}”)")
         return ""
 

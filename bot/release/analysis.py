@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import kit
 from bot.core.config import Config
 from bot.core.errors import DependencyUnavailable
 from bot.core.target import Target
@@ -95,9 +96,9 @@ async def canary_warning(target: Target, state: Any, seconds: float = STATUS_WIN
                     settings_for(config), seconds=seconds)
     if verdict.state != State.FAIL:
         return ""
-    return (f"canary {render.escape(canary.version)} at {weight}% is significantly worse than stable over the "
+    return (f"canary {views.escape(canary.version)} at {weight}% is significantly worse than stable over the "
             f"last {duration(seconds)} ({verdict.metrics[0].confidence or 0:.0%} confidence): "
-            f"{render.escape(verdict.reason)}")
+            f"{views.escape(verdict.reason)}")
 
 
 def _value(result: MetricResult, number: float | None) -> str:
@@ -144,17 +145,16 @@ def card(verdict: Verdict, *, version: str, percent: int, index: int, total: int
     """The verdict card posted in the release's thread: every number the verdict stands on."""
     more = verdict.waiting_text()
     reason = verdict.reason + (f"; {more}" if more else "")
-    head = (f"{mark(verdict)} Canary `{render.escape(version)}` at {percent}% (step {index}/{total}, "
-            f"check {look}): analysis {word(verdict)} — {render.escape(reason)}")
-    link_text = " · ".join(f"<{url}|{render.escape(label)}>" for label, url in links)
+    head = (f"{mark(verdict)} Canary `{views.escape(version)}` at {percent}% (step {index}/{total}, "
+            f"check {look}): analysis {word(verdict)} — {views.escape(reason)}")
+    link_text = " · ".join(f"<{url}|{views.escape(label)}>" for label, url in links)
     level = next((m.confidence for m in verdict.metrics if m.confidence is not None), None)
     method = f", {level:.0%} confidence over every look" if level is not None else ""
-    blocks = render.validate([
-        {"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(metric_lines(verdict))[:3000] or "–"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"evidence: the last {duration(verdict.seconds)}, canary against stable{method}"
-            + (f" · {link_text}" if link_text else ""))[:3000]}]},
-    ])
+    blocks = kit.blocks(
+        kit.section(head),
+        kit.section("\n".join(metric_lines(verdict)) or "–"),
+        kit.context(f"evidence: the last {duration(verdict.seconds)}, canary against stable{method}"
+                    + (f" · {link_text}" if link_text else "")),
+    )
     text = f"Canary {version} at {percent}%: analysis {word(verdict)}: {reason}"
     return text, blocks

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.chat import render
+from bot.chat import views
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.core.catalogue import LockMode
@@ -203,7 +203,7 @@ class Approvals:
         if record.expired(now):
             if await self.admission.expire(record.id, now):
                 await self.admission.show_expired(record)
-            raise CommandError(f"This request expired at {render.when(at(record.expires))}: nothing was changed. "
+            raise CommandError(f"This request expired at {views.when(at(record.expires))}: nothing was changed. "
                                "Ask again if it is still wanted.")
         if approve or user != record.requester:
             ok, why = await policy.can_approve(user, record.requester)

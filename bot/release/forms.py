@@ -8,9 +8,9 @@ offers the service / environment pairs this person may change from that channel,
 
 from __future__ import annotations
 
-from bot.chat import forms
 from bot.chat.contract import CHOOSE, Context, Reply
 from bot.chat.messenger import TRIGGER_EXPIRED
+from bot.chat.views import form as form_view
 from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied, SlackError
 from bot.release.actions import revisions
 
@@ -33,9 +33,9 @@ async def open_form(ctx: Context, command: str) -> Reply | None:
         except DependencyUnavailable:
             pass  # the form works without the list: the version is typed
     target = ctx.service if ctx.service != CHOOSE else ""
-    form = forms.view(command, invocation.channel_id, recent, running=running,
-                      require_reason=ctx.config.require_reason, service=target,
-                      environment=ctx.environment if target else "", pairs=pairs)
+    form = form_view.modal(command, invocation.channel_id, recent, running=running,
+                           require_reason=ctx.config.require_reason, service=target,
+                           environment=ctx.environment if target else "", pairs=pairs)
     try:
         await ctx.services.messenger.open_view(invocation.trigger_id, form)
     except SlackError as exc:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.render import when
+from bot.chat.views import when
 from bot.cluster.store import ConfigMapStore
 from bot.core import times
 from bot.core.catalogue import ALL, Catalogue, FreezeWindow, Service

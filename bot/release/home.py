@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.chat import render
-from bot.chat.home import HomeData, Pending, ServiceStatus, view
+from bot.chat import views
 from bot.chat.supervise import Supervisor, guard
+from bot.chat.views.home import HomeData, Pending, ServiceStatus, view
 from bot.core import times
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
@@ -112,7 +112,7 @@ class Home:
                 if (await approvals.target_of(r.change).policy.can_approve(user, r.requester))[0]:
                     data.pending.append(Pending(id=r.id, label=r.change.label, summary=r.change.summary,
                                                 requester=r.requester, channel=r.channel,
-                                                expires=render.when(times.parse_time(r.expires), "%H:%M UTC")))
+                                                expires=views.when(times.parse_time(r.expires), "%H:%M UTC")))
         except DependencyUnavailable as exc:
             data.problems.append(f"requests: {exc}")
 
@@ -150,7 +150,7 @@ class Home:
             try:
                 data.alerts = [f":rotating_light: *{foreign(g.alertname, 80)}* "
                                f"({foreign(g.severity or 'no severity', 20)}) since "
-                               f"{render.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
+                               f"{views.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
 
@@ -160,7 +160,7 @@ class Home:
             try:
                 read = entries if entries is not None else await services.audit.entries()
                 figures = delivery.compute(read, end=times.now(), days=30)
-                data.delivery = render.escape(delivery.summary_line(figures))
+                data.delivery = views.escape(delivery.summary_line(figures))
             except DependencyUnavailable as exc:
                 data.problems.append(f"delivery figures: {exc}")
 
@@ -169,7 +169,7 @@ class Home:
             try:
                 listed = await self.services.schedules.list()
                 data.schedules = [f"`{item.entry.cron}` in <#{item.entry.channel}> · next "
-                                  f"{render.when(item.next, '%m-%d %H:%M')}" for item in listed]
+                                  f"{views.when(item.next, '%m-%d %H:%M')}" for item in listed]
             except DependencyUnavailable as exc:
                 data.problems.append(f"schedules: {exc}")
 
@@ -190,7 +190,7 @@ class Home:
 
 
 def _change_line(entry: Any) -> str:
-    return (f"{render.when(entry.at, '%m-%d %H:%M')} *{foreign(entry.verb, 40)}* {foreign(entry.phase, 40)} "
+    return (f"{views.when(entry.at, '%m-%d %H:%M')} *{foreign(entry.verb, 40)}* {foreign(entry.phase, 40)} "
             f"by <@{entry.user}>: {foreign(entry.summary, 200)}")
 
 
@@ -230,5 +230,5 @@ def _service_lines(state: object) -> list[str]:
         lines.append(f"canary gets {weight}% of the traffic")
     cert = state.certificate  # type: ignore[attr-defined]
     if cert is not None and cert.not_after is not None:
-        lines.append(f"certificate `{foreign(cert.name, 60)}` valid until {render.when(cert.not_after)}")
+        lines.append(f"certificate `{foreign(cert.name, 60)}` valid until {views.when(cert.not_after)}")
     return lines

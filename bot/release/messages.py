@@ -1,8 +1,8 @@
 """The messages of a request and of its release: the approval request, then the release's progress.
 
 Pure: records and releases in, ``(text, blocks)`` out (the blocks from the ``approval`` and ``progress``
-templates of :mod:`bot.chat.render`). Everything the bot did not write (summaries, reasons, errors from
-the cluster) is escaped here or in the templates.
+views of :mod:`bot.chat.views`). Everything the bot did not write (summaries, reasons, errors from
+the cluster) is escaped here or in the views.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from bot.chat import render
+from bot.chat import views
+from bot.chat.views import approval, progress
+from bot.chat.views.progress import BUTTONS
 from bot.core.config import Config
 from bot.core.durations import duration
 from bot.core.text import foreign
@@ -20,14 +22,8 @@ from bot.release.rollout import RolloutStatus
 
 REASON_SHOWN = 300  # characters of a reason shown in a message
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,20}", re.ASCII)
-BUTTONS = {
-    "rollback": {"action_id": "release_rollback", "text": "Roll back", "style": "danger"},
-    "promote": {"action_id": "release_promote", "text": "Promote", "style": "primary"},
-    "abort": {"action_id": "release_abort", "text": "Abort canary", "style": "danger"},
-    # a release that waits for a person (a gate, or an analysis that could not decide or failed in advise mode)
-    "continue": {"action_id": "analysis_continue", "text": "Continue", "style": "primary"},
-    "stop": {"action_id": "analysis_abort", "text": "Abort canary", "style": "danger"},
-}
+__all__ = ["BUTTONS", "already_text", "approval_view", "busy_text", "full_text", "place_text", "progress_view",
+           "superseded_view"]
 
 
 def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[str, list[dict]]:
@@ -35,27 +31,28 @@ def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[s
     state_line = {
         QUEUED: f":hourglass: Queued, {place or 'waiting for the change before it'}: its approval opens when "
                 "that one ends",
-        PENDING: f"Waiting for approval until {render.when(at(record.expires), '%H:%M UTC')}"
+        PENDING: f"Waiting for approval until {views.when(at(record.expires), '%H:%M UTC')}"
                  + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
         "rejected": f":no_entry: {sentence(record.headline) or 'Rejected'}: nothing was changed",
-        "expired": f":hourglass: Expired at {render.when(at(record.expires), '%H:%M UTC')}: "
+        "expired": f":hourglass: Expired at {views.when(at(record.expires), '%H:%M UTC')}: "
                    "nothing was changed",
         "cancelled": f":x: Cancelled: {record.headline}",
     }.get(record.state, str(record.state))
     reason = shown_reason(record.change.reason)
-    text = (f"{record.change.label} requested by <@{record.requester}>: {render.escape(record.change.summary)}"
+    text = (f"{record.change.label} requested by <@{record.requester}>: {views.escape(record.change.summary)}"
             + (f" — reason: “{reason}”" if reason else "") + f" — {state_line}")
     plan = [step.title for step in steps_for(record.change.action, record.change.params, config)]
-    blocks = render.blocks("approval", record=record, change=record.change, state_line=state_line,
-                           pending=record.state == PENDING, queued=record.state == QUEUED, plan=plan,
-                           reason=reason, break_glass=record.break_glass)
+    change = record.change
+    blocks = approval.blocks(approval.Approval(
+        id=record.id, requester=record.requester, label=change.label, summary=change.summary,
+        state_line=state_line, reason=reason, break_glass=record.break_glass, details=tuple(change.details or ()),
+        plan=tuple(plan), pending=record.state == PENDING, queued=record.state == QUEUED))
     return text, blocks
 
 
 def superseded_view(record: Record) -> tuple[str, list[dict]]:
     text = f"{record.change.label}: {record.change.summary} — {sentence(record.headline)}"
-    return text, render.text_block(f":arrow_heading_down: *{record.change.label}* "
-                                   f"{render.escape(record.change.summary)}\n{sentence(record.headline)}")
+    return text, approval.superseded(record.change.label, record.change.summary, sentence(record.headline))
 
 
 def progress_view(release: Release, status: RolloutStatus | None, *, now: datetime, approved: bool,
@@ -74,44 +71,48 @@ def progress_view(release: Release, status: RolloutStatus | None, *, now: dateti
         steps.append(step_line(step))
         if step.waiting and step.state == StepState.RUNNING:
             waiting = step
-            steps.append(f":raising_hand: {render.escape(step.waiting)}")
-    buttons = []
+            steps.append(f":raising_hand: {views.escape(step.waiting)}")
+    buttons: tuple[str, ...] = ()
     if outcome is not None:
-        buttons = [{**BUTTONS[b], "value": release.id} for b in outcome.buttons if b in BUTTONS]
+        buttons = tuple(outcome.buttons)
     elif waiting is not None:
-        buttons = [{**BUTTONS[b], "value": release.id} for b in ("continue", "stop")]
+        buttons = ("continue", "stop")
     started = at(release.created) if release.created else now
     end = at(release.finished) if outcome is not None and release.finished else now
     elapsed = duration(max(0.0, (end - started).total_seconds()))
     if outcome is None:
         headline = "Running…"
     else:
-        headline = (":white_check_mark: " if outcome.ok else ":x: ") + render.escape(outcome.headline)
+        headline = (":white_check_mark: " if outcome.ok else ":x: ") + views.escape(outcome.headline)
     reason = shown_reason(release.reason)
-    text = f"{release.label}: {render.escape(release.summary)} — {headline}" + (f" (reason: “{reason}”)"
+    text = f"{release.label}: {views.escape(release.summary)} — {headline}" + (f" (reason: “{reason}”)"
                                                                                if reason else "")
     if problem and outcome is None:
-        steps.append(f":warning: {render.escape(problem)}")
-    blocks = render.blocks("progress", record=release, change=release, who=who, steps=steps, status=status,
-                           elapsed=elapsed, outcome=outcome, headline=headline, buttons=buttons,
-                           final=outcome is not None, reason=reason)
+        steps.append(f":warning: {views.escape(problem)}")
+    rollout = None if status is None else progress.Rollout(name=status.name, version=status.version,
+                                                           updated=status.updated, ready=status.ready,
+                                                           desired=status.desired)
+    blocks = progress.blocks(progress.Progress(
+        id=release.id, label=release.label, summary=release.summary, who=who, headline=headline, elapsed=elapsed,
+        reason=reason, steps=tuple(steps), rollout=rollout, final=outcome is not None,
+        details=tuple(outcome.details or ()) if outcome is not None else (), buttons=buttons))
     return text, blocks
 
 
 def step_line(step: Step) -> str:
     """One begun step in the release's message: its mark and title, and what an analysis or bake shows."""
     mark = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:"}.get(step.state, ":hourglass_flowing_sand:")
-    line = f"{mark} {render.escape(step.title)}"
+    line = f"{mark} {views.escape(step.title)}"
     running = step.state == StepState.RUNNING
     if step.kind == StepKind.ANALYSE and running:
         if step.verdict:
-            line += f" — last check: {render.escape(step.verdict)}"
+            line += f" — last check: {views.escape(step.verdict)}"
         if step.next_check and not step.waiting:
-            line += f" · next check at {render.when(at(step.next_check), '%H:%M:%S UTC')}"
+            line += f" · next check at {views.when(at(step.next_check), '%H:%M:%S UTC')}"
     elif step.kind == StepKind.BAKE and running and step.next_check:
-        line += f" — until {render.when(at(step.next_check), '%H:%M:%S UTC')}"
+        line += f" — until {views.when(at(step.next_check), '%H:%M:%S UTC')}"
     elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
-        line += f" — {render.escape(step.note)}"
+        line += f" — {views.escape(step.note)}"
     if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
         line += f" · decided by <@{step.decided_by}>"
     return line

@@ -74,7 +74,7 @@ def test_events_subscribed_are_the_events_the_bot_listens_to() -> None:
     subscribed has a listener: Slack sends nothing else, and anything else would be acked unused."""
     events = set(manifest()["settings"]["event_subscriptions"]["bot_events"])
     assert {"app_home_opened", "app_uninstalled", "tokens_revoked"} <= events
-    source = (ROOT / "bot" / "chat" / "app.py").read_text()
+    source = (ROOT / "bot" / "chat" / "listeners.py").read_text()
     listened = set(re.findall(r"""app\.event\(["']([a-z_]+)["']\)""", source))
     assert events == listened, (events, listened)
 

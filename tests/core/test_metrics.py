@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.chat import metrics
+from bot.chat.views import approval
 from bot.observe import alert_card
 from bot.release.buttons import ALERT_ACTIONS, FOLLOW_UPS
 from bot.release.messages import BUTTONS
@@ -36,12 +37,10 @@ async def test_an_unknown_action_id_is_counted_as_unknown(bot: Bot) -> None:
 
 
 def test_every_button_the_bot_renders_is_a_known_action() -> None:
-    rendered = set()
-    for template in (ROOT / "bot" / "templates").glob("*.j2"):
-        rendered |= set(re.findall(r'"action_id": "([^"]+)"', template.read_text()))
+    rendered = {approval.APPROVE, approval.REJECT}
     rendered |= {b["action_id"] for b in BUTTONS.values()} | set(FOLLOW_UPS) | set(ALERT_ACTIONS)
     rendered |= {alert_card.ROLLBACK, alert_card.ABORT, alert_card.SILENCE, alert_card.ACK}
-    assert rendered, "no action ids found in the templates"
+    assert {"approve", "reject", "release_promote", "alert_ack"} <= rendered
     assert rendered <= metrics.ACTION_IDS
     assert metrics.action_label("approve") == "approve"
     assert metrics.action_label(json.dumps({"a": 1})) == "unknown"

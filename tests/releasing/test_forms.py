@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.chat import forms
+from bot.chat.views import form
 from sandbox.slack.content import check_view
 from tests.releasing.conftest import Chat
 
@@ -14,7 +15,7 @@ def _block(modal: dict, block_id: str) -> dict:
 
 
 def test_the_form_offers_the_recent_versions_newest_first_with_the_running_one_marked() -> None:
-    modal = forms.view("deploy", "C1", ["v3", "v2", "v3", "", "v1"], running="v2")
+    modal = form.modal("deploy", "C1", ["v3", "v2", "v3", "", "v1"], running="v2")
     assert [b["block_id"] for b in modal["blocks"]] == ["recent", "version", "reason"]
     select = _block(modal, "recent")
     assert select["element"]["type"] == "static_select" and select["optional"] is True
@@ -28,7 +29,7 @@ def test_the_form_offers_the_recent_versions_newest_first_with_the_running_one_m
 
 
 def test_without_history_the_version_is_only_typed_and_required() -> None:
-    modal = forms.view("canary", "C1", [])
+    modal = form.modal("canary", "C1", [])
     assert [b["block_id"] for b in modal["blocks"]] == ["version", "percent", "reason"]
     typed = _block(modal, "version")
     assert typed["optional"] is False and typed["label"]["text"] == "Version"
@@ -39,9 +40,9 @@ def test_the_select_keeps_slacks_limits() -> None:
     long = "v1." + "9" * 80  # a label longer than 75 characters, a value Slack still carries
     too_long = "v2." + "9" * 150  # a value Slack cannot carry: left out, never cut into another version
     many = [f"v{n}" for n in range(150, 0, -1)]
-    modal = forms.view("deploy", "C1", [long, too_long, *many], running=long)
+    modal = form.modal("deploy", "C1", [long, too_long, *many], running=long)
     options = _block(modal, "recent")["element"]["options"]
-    assert len(options) == forms.MAX_OPTIONS == 100
+    assert len(options) == form.MAX_OPTIONS == 100
     assert options[0]["value"] == long and too_long not in [o["value"] for o in options]
     assert options[0]["text"]["text"].endswith("… (running)") and len(options[0]["text"]["text"]) == 75
     assert [o["value"] for o in options[1:]] == many[:99]  # the newest hundred, in order
@@ -154,9 +155,9 @@ async def test_neither_or_both_versions_are_shown_in_the_form_and_nothing_is_ask
 
 
 def test_with_one_service_the_form_carries_no_target() -> None:
-    modal = forms.view("deploy", "C1", ["v1"], running="v1")
+    modal = form.modal("deploy", "C1", ["v1"], running="v1")
     assert json.loads(modal["private_metadata"]) == {"command": "deploy", "channel": "C1"}
-    assert all(b["block_id"] not in (forms.TARGET, forms.WHERE) for b in modal["blocks"])
+    assert all(b["block_id"] not in (form.TARGET, form.WHERE) for b in modal["blocks"])
     view = {"private_metadata": modal["private_metadata"]}
     assert forms.target(view, {"recent": "v1"}) == ("", "")
     assert forms.target_errors({"recent": "v1"}) == {}
@@ -164,14 +165,14 @@ def test_with_one_service_the_form_carries_no_target() -> None:
 
 
 def test_a_resolved_service_is_kept_in_the_metadata_and_named_in_a_context_line() -> None:
-    modal = forms.view("canary", "CGREET", ["v2", "v1"], running="v2", service="greeter", environment="production")
+    modal = form.modal("canary", "CGREET", ["v2", "v1"], running="v2", service="greeter", environment="production")
     assert json.loads(modal["private_metadata"]) == {"command": "canary", "channel": "CGREET",
                                                      "service": "greeter", "environment": "production"}
     first = modal["blocks"][0]
-    assert first["type"] == "context" and first["block_id"] == forms.WHERE
+    assert first["type"] == "context" and first["block_id"] == form.WHERE
     assert first["elements"][0]["text"] == "For *greeter* in *production*"
     assert [b["block_id"] for b in modal["blocks"][1:]] == ["recent", "version", "percent", "reason"]
-    assert forms.TARGET not in str(modal["blocks"])  # nothing to choose
+    assert form.TARGET not in str(modal["blocks"])  # nothing to choose
     check_view(modal, kinds=("modal",))
     values = {"recent": "v1", "version": "", "percent": "10", "reason": "try it"}
     service, environment = forms.target(modal, values)
@@ -182,7 +183,7 @@ def test_a_resolved_service_is_kept_in_the_metadata_and_named_in_a_context_line(
 def test_where_nothing_names_the_service_a_select_of_pairs_comes_first_and_is_required() -> None:
     pairs = [("helloworld", "staging"), ("helloworld", "production"), ("greeter", "staging"),
              ("greeter", "staging")]
-    modal = forms.view("deploy", "C1", pairs=pairs)
+    modal = form.modal("deploy", "C1", pairs=pairs)
     assert json.loads(modal["private_metadata"]) == {"command": "deploy", "channel": "C1"}
     assert [b["block_id"] for b in modal["blocks"]] == ["target", "version", "reason"]
     select = _block(modal, "target")
@@ -207,11 +208,11 @@ def test_where_nothing_names_the_service_a_select_of_pairs_comes_first_and_is_re
 def test_many_pairs_are_grouped_by_service_within_slacks_limits() -> None:
     pairs = [(f"service{s}", f"env{e}") for s in range(30) for e in range(5)]  # 150 pairs: over 100 options
     long = ("s" * 80, "production")  # a label over 75 characters
-    modal = forms.view("deploy", "C1", pairs=[long, *pairs])
+    modal = form.modal("deploy", "C1", pairs=[long, *pairs])
     element = _block(modal, "target")["element"]
     assert "options" not in element
     groups = element["option_groups"]
-    assert len(groups) == 31 and all(len(g["options"]) <= forms.MAX_OPTIONS for g in groups)
+    assert len(groups) == 31 and all(len(g["options"]) <= form.MAX_OPTIONS for g in groups)
     assert groups[0]["label"]["text"] == "s" * 74 + "…"
     assert groups[0]["options"][0]["value"] == f"{'s' * 80} production"
     assert len(groups[0]["options"][0]["text"]["text"]) == 75

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from bot.chat.home import MAX_BLOCKS, HomeData, Pending, ServiceStatus, view
+from bot.chat.views.home import MAX_BLOCKS, HomeData, Pending, ServiceStatus, view
 from tests.releasing.conftest import Chat
 
 

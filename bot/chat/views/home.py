@@ -15,10 +15,11 @@ from typing import Any
 
 from slack_sdk.models.views import View
 
-from bot.chat import render
+from bot.chat.views import approval, kit
+from bot.core.text import escape
 
-MAX_BLOCKS = 100
-MAX_TEXT = 3000  # a section's text
+MAX_BLOCKS = kit.VIEW_BLOCKS
+MAX_TEXT = kit.TEXT  # a section's text
 
 
 @dataclass(frozen=True)
@@ -59,69 +60,56 @@ class HomeData:
     refused: str = ""  # why this person may not read anything here (the read policy): then only that is shown
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _header(text: str) -> dict:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
-
-
 def view(data: HomeData) -> dict:
     """The Home tab for ``data.user``: at most 100 blocks, pending approvals first, with their buttons."""
     if data.refused:
-        home = {"type": "home", "blocks": render.validate([_header("hello-chatops"), _section(data.refused)],
-                                                          limit=MAX_BLOCKS)}
+        home: dict[str, Any] = {"type": "home", "blocks": kit.blocks([kit.header("hello-chatops"),
+                                                                       kit.section(data.refused)], limit=MAX_BLOCKS)}
         View(**home).validate_json()
         return home
-    blocks: list[dict] = [_header("hello-chatops"),
-                          _section(f"Hello <@{data.user}>. " + ("You may " + ", ".join(data.may) + "."
-                                                                 if data.may else "You may read the status."))]
-    blocks.append(_header("Waiting for you"))
+    may = "You may " + ", ".join(data.may) + "." if data.may else "You may read the status."
+    head: list[kit.Block] = [kit.header("hello-chatops"), kit.section(f"Hello <@{data.user}>. {may}"),
+                             kit.header("Waiting for you")]
     if not data.pending:
-        blocks.append(_section("Nothing waits for your approval."))
+        head.append(kit.section("Nothing waits for your approval."))
     for item in data.pending[:10]:
-        blocks.append(_section(f"*{render.escape(item.label)}* {render.escape(item.summary)}\nrequested by "
-                               f"<@{item.requester}> in <#{item.channel}> · until {item.expires} · "
-                               f"request `{item.id}`"))
-        blocks.append({"type": "actions", "block_id": f"home-decision-{item.id}", "elements": [
-            {"type": "button", "action_id": "approve", "style": "primary", "value": item.id,
-             "text": {"type": "plain_text", "text": "Approve"}},
-            {"type": "button", "action_id": "reject", "style": "danger", "value": item.id,
-             "text": {"type": "plain_text", "text": "Reject"}}]})
+        head.append(kit.section(f"*{escape(item.label)}* {escape(item.summary)}\nrequested by <@{item.requester}> "
+                                f"in <#{item.channel}> · until {item.expires} · request `{item.id}`"))
+        head.append(approval.decision(item.id, block_id=f"home-decision-{item.id}"))
     if data.alerts:
-        blocks.append(_header("Firing alerts"))
-        blocks.append(_section("\n".join(data.alerts)))
-    blocks.append(_header("Running now"))
-    blocks.append(_section("\n".join(data.running) if data.running else "No release is running."))
-    tail: list[dict] = [_header("Last changes"),
-                        _section("\n".join(data.changes) if data.changes else "No changes recorded yet.")]
-    if data.delivery:
-        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": data.delivery[:3000]}]})
-    if data.schedules:
-        tail.append(_header("Scheduled status posts"))
-        tail.append(_section("\n".join(data.schedules)))
-    if data.problems:
-        tail.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": render.escape("; ".join(data.problems))[:3000]}]})
+        head += [kit.header("Firing alerts"), kit.section("\n".join(data.alerts))]
+    running = "\n".join(data.running) if data.running else "No release is running."
+    head += [kit.header("Running now"), kit.section(running)]
+    tail = _tail(data)
     if data.services:
-        blocks.append(_header("Services"))
-        blocks.extend(service_blocks(data.services, MAX_BLOCKS - len(blocks) - len(tail)))
+        head.append(kit.header("Services"))
+        head.extend(service_blocks(data.services, MAX_BLOCKS - len(head) - len(tail)))
     else:
-        blocks.append(_header("The service"))
-        blocks.append(_section("\n".join(data.service) if data.service else "–"))
-    blocks.extend(tail)
-    home: dict[str, Any] = {"type": "home", "blocks": render.validate(blocks[:MAX_BLOCKS], limit=MAX_BLOCKS)}
+        head += [kit.header("The service"), kit.section("\n".join(data.service) if data.service else "–")]
+    home = {"type": "home", "blocks": kit.blocks((head + tail)[:MAX_BLOCKS], limit=MAX_BLOCKS)}
     View(**home).validate_json()  # Slack's limits, before Slack would refuse the view
     return home
 
 
-def service_blocks(items: list[ServiceStatus], budget: int) -> list[dict]:
+def _tail(data: HomeData) -> list[kit.Block]:
+    """What Home shows under the services: the last changes, delivery, schedules, what could not be read."""
+    tail: list[kit.Block] = [kit.header("Last changes"),
+                             kit.section("\n".join(data.changes) if data.changes else "No changes recorded yet.")]
+    if data.delivery:
+        tail.append(kit.context(data.delivery))
+    if data.schedules:
+        tail += [kit.header("Scheduled status posts"), kit.section("\n".join(data.schedules))]
+    if data.problems:
+        tail.append(kit.context(escape("; ".join(data.problems))))
+    return tail
+
+
+def service_blocks(items: list[ServiceStatus], budget: int) -> list[kit.Block]:
     """At most ``budget`` blocks for the services: a section each when they fit, else one line each."""
     budget = max(budget, 1)
     if len(items) <= budget:
-        return [_section("\n".join((f"*{render.escape(item.service)}* · {render.escape(item.environment)}",
-                                    *item.lines))) for item in items]
+        return [kit.section("\n".join((f"*{escape(item.service)}* · {escape(item.environment)}", *item.lines)))
+                for item in items]
     chunks: list[str] = []
     current = ""
     room = MAX_TEXT - 120  # the last section keeps room to say how many are left out
@@ -137,4 +125,4 @@ def service_blocks(items: list[ServiceStatus], budget: int) -> list[dict]:
         chunks.append(current)
         current = line
     chunks.append(current)
-    return [_section(chunk) for chunk in chunks]
+    return [kit.section(chunk) for chunk in chunks]
