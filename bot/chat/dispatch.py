@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -23,6 +24,7 @@ from bot.core.text import clean, escape, foreign
 
 log = logging.getLogger(__name__)
 
+KEEP = 64  # parsed commands kept for their listener at most (one the listener never took is dropped)
 RESPONSE_URL = "response_url"  # the ``method`` of a SlackError about a request's response URL
 
 
@@ -33,6 +35,8 @@ class Dispatcher:
         self.services = services
         self.supervisor = Supervisor()
         self._help: dict[str, Reply] = {}  # help is pure and asked often: rendered once per topic
+        # what the quick path parsed, handed to the listener that runs it (so a command is parsed once)
+        self._kept: OrderedDict[tuple[str, str], tuple[Any, Any, Reply | None]] = OrderedDict()
 
     # ---------------------------------------------------------------- background work
     @property
@@ -49,8 +53,25 @@ class Dispatcher:
         await self.supervisor.drain(timeout)
 
     # ---------------------------------------------------------------- ack path (no I/O)
-    def prepare(self, invocation: Invocation) -> tuple[Any, Any, Reply | None]:
-        """Parse the command text. Returns (command, request, immediate reply or None). Pure."""
+    def prepare(self, invocation: Invocation, *, keep: bool = False) -> tuple[Any, Any, Reply | None]:
+        """Parse the command text. Returns (command, request, immediate reply or None). Pure.
+
+        Parsing depends only on the text and the channel (the target is resolved from them): ``keep`` (the
+        quick path, which parses before Bolt) keeps a result that has work to do for the listener's call with
+        the same text in the same channel, so the command is parsed and its target resolved once.
+        """
+        key = (invocation.channel_id, invocation.text)
+        kept = self._kept.pop(key, None)
+        if kept is not None:
+            return kept
+        prepared = self._prepare(invocation)
+        if keep and prepared[2] is None:
+            self._kept[key] = prepared
+            while len(self._kept) > KEEP:
+                self._kept.popitem(last=False)
+        return prepared
+
+    def _prepare(self, invocation: Invocation) -> tuple[Any, Any, Reply | None]:
         registry = self.services.registry
         try:
             args = split(invocation.text)

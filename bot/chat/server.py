@@ -303,7 +303,7 @@ class QuickAnswers:
             self.help_ok.inc()
             return response.raw(self._body(immediate), content_type="application/json")
         command, _, immediate = self.dispatcher.prepare(Invocation(user_id="", channel_id=form.get("channel_id", ""),
-                                                                   text=text))
+                                                                   text=text), keep=True)
         if immediate is None:
             return None
         if command is not None and command.name == "help":

@@ -25,6 +25,7 @@ from bot.core.errors import DependencyUnavailable
 from bot.core.text import escape, foreign
 from bot.core.times import parse_time
 from bot.observe.grafana import prometheus_graph_url
+from bot.observe.status import release_markers
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -238,8 +239,6 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     snapshot = await prometheus.snapshot(CHART_RANGE, now=end)
     if snapshot is None or not getattr(snapshot, "has_traffic", False):
         return None
-    from bot.observe.status import release_markers
-
     markers = await release_markers(services, snapshot.start, snapshot.end, target)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
     return await charts.render_chart_async(snapshot, service=target.config.stable_deployment, kind="all",

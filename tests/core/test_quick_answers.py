@@ -63,3 +63,22 @@ async def test_a_wrong_signature_is_never_answered_here(offline_bot: Bot) -> Non
     status, body = await post(offline_bot, "help", secret="not-the-secret")
     assert status == 401
     assert "/hello status" not in str(body)
+
+
+async def test_a_command_that_works_is_parsed_once_on_its_way_to_bolt(bot: Bot) -> None:
+    # the quick path parses every command before Bolt does; what it parsed is handed to the listener, so the
+    # command is parsed (and its target resolved) once
+    parsed: list[str] = []
+    prepare = bot.dispatcher._prepare
+
+    def counting(invocation):  # type: ignore[no-untyped-def]
+        parsed.append(invocation.text)
+        return prepare(invocation)
+
+    bot.dispatcher._prepare = counting  # type: ignore[method-assign]
+    status, _ = await post(bot, "history+3")
+    assert status == 200
+    await bot.dispatcher.drain(timeout=10)
+    assert parsed == ["history 3"] and not bot.dispatcher._kept
+    status, usage = await post(bot, "status+2d")  # an immediate answer is not kept
+    assert "unknown range `2d`" in str(usage) and not bot.dispatcher._kept
