@@ -22,7 +22,8 @@ from sandbox.stack import write_kubeconfig
 
 ENVIRONMENTS = ("staging", "production")
 
-__all__ = ["ENVIRONMENTS", "catalogue", "service", "two_services", "write_catalogue", "write_kubeconfig"]
+__all__ = ["ENVIRONMENTS", "WITH_FREEZES", "catalogue", "service", "two_services", "write_catalogue",
+           "write_kubeconfig"]
 
 
 def service(name: str, namespace: str, *, environments: tuple[str, ...] = ENVIRONMENTS, contexts: bool = True,
@@ -55,3 +56,12 @@ def write_catalogue(path: Path, data: dict[str, Any] | str) -> Path:
     """``data`` (a catalogue, or YAML text as a user would write it) as the file at ``path``."""
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+WITH_FREEZES = catalogue(  # the holds' tests: a weekend freeze of helloworld's production, two daily ones of payments
+    service("helloworld", "hello", contexts=False,
+            freezes=[{"cron": "0 18 * * FRI", "duration": "64h", "timezone": "Europe/Paris", "reason": "weekend",
+                      "environments": ["production"]}]),
+    service("payments", "pay", contexts=False,
+            freezes=[{"cron": "0 9 * * *", "duration": "1h", "timezone": "America/New_York", "reason": "batch"},
+                     {"cron": "0 12 * * *", "duration": "30m", "reason": "lunch"}]))
