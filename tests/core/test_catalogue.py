@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from bot.core.catalogue import Catalogue, Environment, LockMode, Overrides, Quer
 from bot.core.catalogue_file import load as load_catalogue
 from bot.core.config import ConfigError, MetricNames, load
 from bot.core.errors import UsageError
+from tests.catalogues import catalogue, service
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "zz-signing-secret-zz"}
@@ -386,32 +388,26 @@ async def test_serve_and_check_stop_on_a_malformed_catalogue_naming_it(tmp_path:
     assert "zz-signing-secret-zz" not in serve.stderr + check.stdout
 
 
-async def test_check_reports_every_service_in_every_environment(tmp_path: Path) -> None:
+async def test_check_reports_every_service_in_every_environment(
+        catalogue_file: Callable[..., Path], kubeconfig: Callable[..., Path]) -> None:
     from sandbox.kube import KubeEmulator
     from sandbox.prometheus import PrometheusServer
     from sandbox.slack import SlackEmulator
 
-    catalogue = """
-services:
-  - name: helloworld
-    environments:
-      - {name: staging, context: staging, namespace: hello}
-      - {name: production, context: production, namespace: hello}
-  - name: payments
-    environments:
-      - {name: staging, context: staging, namespace: hello}
-    deployments: {stable: payments, canary: payments-canary}
-"""
+    services = catalogue_file(catalogue(
+        service("helloworld", "hello"),
+        service("payments", "hello", environments=("staging",),
+                deployments={"stable": "payments", "canary": "payments-canary"})))
     async with (SlackEmulator(signing_secret="s", bot_token="xoxb-check") as slack,
                 KubeEmulator(tick=0.05) as staging, KubeEmulator(tick=0.05) as production,
                 PrometheusServer(scrape_interval="1s") as prom):
         for emulator in (staging, production):
             emulator.seed(ROOT / "manifests")
-        kubeconfig = _two_contexts(tmp_path, staging, production)
+        contexts = kubeconfig({"staging": staging, "production": production})  # staging is the current one
         result = await _run(["check"], {
             "SLACK_BOT_TOKEN": "xoxb-check", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack.api_url,
-            "KUBECONFIG": str(kubeconfig), "PROMETHEUS_URL": prom.url, "PROMETHEUS_TIMEOUT": "5",
-            "HELLO_SERVICES": str(write(tmp_path, catalogue)),
+            "KUBECONFIG": str(contexts), "PROMETHEUS_URL": prom.url, "PROMETHEUS_TIMEOUT": "5",
+            "HELLO_SERVICES": str(services),
         })
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert list(lines) == ["configuration", "slack", "helloworld/staging", "helloworld/production",
@@ -431,16 +427,3 @@ services:
             in lines["payments/staging"])
     assert result.returncode == 1
 
-
-def _two_contexts(tmp_path: Path, staging: Any, production: Any) -> Path:
-    """One kubeconfig with a context per emulated cluster (what a user's kubeconfig looks like)."""
-    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                              "clusters": [], "users": [], "contexts": []}
-    for name, emulator in (("staging", staging), ("production", production)):
-        part = yaml.safe_load(emulator.write_kubeconfig(tmp_path / f"{name}.kubeconfig", context=name).read_text())
-        for key in ("clusters", "users", "contexts"):
-            merged[key].extend(part[key])
-    merged["current-context"] = "staging"
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(merged))
-    return path

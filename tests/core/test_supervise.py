@@ -22,10 +22,14 @@ async def fails_like_a_lost_reply() -> None:
     raise ConnectionRefusedError("the response URL cannot be reached")
 
 
-async def test_the_watch_hears_a_task_exception_nobody_retrieved() -> None:
+@pytest.mark.parametrize("debug", [True, False], ids=["debug mode", "without debug mode (as the autouse watch)"])
+async def test_the_watch_hears_a_task_exception_nobody_retrieved(debug: bool) -> None:
     """What the chat tests' autouse watch would fail on: a bare task whose exception nobody reads."""
-    watch = UnretrievedWatch()
-    watch.start(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    loop.set_debug(False)
+    watch = UnretrievedWatch(debug=debug)
+    watch.start(loop)
+    assert loop.get_debug() is debug
     try:
         task = asyncio.ensure_future(fails_like_a_lost_reply())
         await asyncio.wait([task])

@@ -10,49 +10,22 @@ evidence (a healthy canary without errors passes the 0.5-point tolerance after a
 
 from __future__ import annotations
 
-import json
 import shutil
-from typing import Any
 
 import pytest
+
+from tests.e2e.console_chat import CHANNEL
+from tests.e2e.console_chat import ask_and_approve as _ask_and_approve
+from tests.e2e.console_chat import button as _button
+from tests.e2e.console_chat import find as _find
+from tests.e2e.console_chat import messages as _messages
+from tests.e2e.console_chat import text as _text
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(180),
               pytest.mark.skipif(shutil.which("prometheus") is None,
                                  reason="the prometheus binary is not installed (./dev.sh installs it)")]
 
-CHANNEL = "C3"  # #helloworld: the sandbox has two services, and helloworld's changes are asked for there
 FAST = {"HELLO_ANALYSIS_INTERVAL": "4s", "HELLO_ANALYSIS_MIN_REQUESTS": "20", "HELLO_CANARY_STEPS": "30,60"}
-
-
-def _messages(tools: Any, proc: Any) -> list[dict]:
-    return tools.get_json(f"{proc.url}/api/state")["messages"][CHANNEL]
-
-
-def _find(tools: Any, proc: Any, predicate: Any, timeout: float, what: str) -> dict:
-    return tools.wait_until(lambda: next((m for m in _messages(tools, proc) if predicate(m)), None), timeout, what)
-
-
-def _button(message: dict, action_id: str) -> dict | None:
-    for block in message.get("blocks") or []:
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            if element.get("action_id") == action_id:
-                return element
-    return None
-
-
-def _ask_and_approve(tools: Any, proc: Any, text: str, seen: set[str]) -> dict:
-    assert tools.post_json(f"{proc.url}/api/command", {"user": "U1", "channel": CHANNEL, "text": text})["ok"]
-    request = _find(tools, proc, lambda m: m["ts"] not in seen and _button(m, "approve"), 20, "the approval request")
-    seen.add(request["ts"])
-    approve = _button(request, "approve")
-    reply = tools.post_json(f"{proc.url}/api/click", {"user": "U2", "channel": CHANNEL, "message_ts": request["ts"],
-                                                      "action_id": "approve", "value": approve["value"]})
-    assert reply["ok"], reply
-    return request
-
-
-def _text(message: dict) -> str:
-    return message["text"] + json.dumps(message.get("blocks") or [], ensure_ascii=False)
 
 
 def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_sandbox, tools) -> None:

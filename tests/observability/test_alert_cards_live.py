@@ -23,8 +23,8 @@ from helloworld.runner import start
 from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer, find_binary
 from sandbox.prometheus import SERVICE_TARGET_LABELS, PrometheusServer, shortened_rules
 from sandbox.slack.state import Message
+from tests.releasing.alerting import TOKEN, card_saying, notification, webhook
 from tests.releasing.conftest import release_stack
-from tests.releasing.test_alert_cards import TOKEN, card_saying, notification, webhook
 
 ENV = {"HELLO_ALERT_TOKEN": TOKEN, "HELLO_OPS_CHANNELS": "C1"}
 

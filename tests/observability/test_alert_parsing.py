@@ -12,7 +12,7 @@ from bot.observe.alert_card import CardContext, change_line, last_changes, rende
 from bot.observe.alert_group import AlertGroup, merge
 from bot.observe.alert_payload import AlertPayloadError, ours, parse
 from bot.observe.alert_store import KEEP_GROUPS, _pruned
-from tests.releasing.test_alert_cards import notification
+from tests.releasing.alerting import notification
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -11,27 +11,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sandbox.kube import KubeEmulator
 from sandbox.slack.state import DEFAULT_USERS, Ephemeral, Message
 from sandbox.stack import MANIFESTS, ROLE, Stack
+from tests.catalogues import two_services, write_catalogue, write_kubeconfig
 
-CATALOGUE = """
-services:
-  - name: helloworld
-    environments:
-      - {name: staging, context: staging, namespace: hello}
-      - {name: production, context: production, namespace: hello}
-    channels: [CHELLO]
-    lock: refuse
-  - name: greeter
-    environments:
-      - {name: staging, context: staging, namespace: greeter}
-      - {name: production, context: production, namespace: greeter, approvals: 2}
-    image: {repository: ghcr.io/example/greeter}
-    channels: [CGREET]
-"""
+HELLOWORLD = {"channels": ["CHELLO"], "lock": "refuse"}  # how the catalogue differs from tests/catalogues.py's
+GREETER = {"channels": ["CGREET"], "production": {"approvals": 2}}
+CATALOGUE = two_services(helloworld=HELLOWORLD, greeter=GREETER)
 APPROVE = "'action_id': 'approve'"  # an Approve button
 KINDS = [("apps", "v1", "deployments"), ("getambassador.io", "v3alpha1", "mappings"),
          ("cert-manager.io", "v1", "certificates")]
@@ -49,19 +36,6 @@ def greeter_manifests(tmp: Path) -> Path:
         text = text.replace("name: hello\n", "name: greeter\n")
         (out / source.name).write_text(text)
     return out
-
-
-def kubeconfig(tmp: Path, clusters: dict[str, KubeEmulator], token: str | None = None) -> Path:
-    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
-    for name, emulator in clusters.items():
-        written = emulator.write_kubeconfig(tmp / f"{name}.kubeconfig", context=name, token=token)
-        part = yaml.safe_load(written.read_text())
-        for key in ("clusters", "users", "contexts"):
-            merged[key].extend(part[key])
-    merged["current-context"] = "production"
-    path = tmp / "kubeconfig"
-    path.write_text(yaml.safe_dump(merged))
-    return path
 
 
 class World:
@@ -104,7 +78,7 @@ class World:
 
 
 @asynccontextmanager
-async def two_clusters(tmp_path: Path, *, catalogue: str = CATALOGUE, env: dict[str, str] | None = None,
+async def two_clusters(tmp_path: Path, *, catalogue: dict[str, Any] = CATALOGUE, env: dict[str, str] | None = None,
                        rbac: bool = False, people: tuple[str, ...] = ()) -> AsyncIterator[World]:
     """The world; with ``rbac`` both clusters enforce the bot's Role in both namespaces (and the bot uses its token);
     ``people``: more users of the workspace, besides U1-U3."""
@@ -120,10 +94,10 @@ async def two_clusters(tmp_path: Path, *, catalogue: str = CATALOGUE, env: dict[
             await emulator.start()
             emulator.seed(MANIFESTS)
             emulator.seed(greeter)
-        services = tmp_path / "services.yaml"
-        services.write_text(catalogue)
+        services = write_catalogue(tmp_path / "services.yaml", catalogue)
         token = clusters["production"].rbac_token if rbac else None
-        settings = {"KUBECONFIG": str(kubeconfig(tmp_path, clusters, token)), "HELLO_KUBE_CONTEXT": "production",
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", clusters, token=token, current="production")
+        settings = {"KUBECONFIG": str(kubeconfig), "HELLO_KUBE_CONTEXT": "production",
                     "HELLO_SERVICES": str(services), "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2,U3",
                     "HELLO_ROLLOUT_STALL": "20", "HELLO_ROLLOUT_TIMEOUT": "60", "HELLO_BAKE_MINUTES": "0",
                     **(env or {})}

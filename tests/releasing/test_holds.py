@@ -10,17 +10,9 @@ from bot.core import args as checks
 from bot.core import catalogue_file
 from bot.core.errors import UsageError
 from bot.release.holds import Freeze, FreezeSource, HoldState, Lock, decide
+from tests.catalogues import WITH_FREEZES
 
-CATALOGUE = catalogue_file.parse({"services": [
-    {"name": "helloworld",
-     "environments": [{"name": "staging", "namespace": "hello"}, {"name": "production", "namespace": "hello"}],
-     "freezes": [{"cron": "0 18 * * FRI", "duration": "64h", "timezone": "Europe/Paris", "reason": "weekend",
-                  "environments": ["production"]}]},
-    {"name": "payments",
-     "environments": [{"name": "staging", "namespace": "pay"}, {"name": "production", "namespace": "pay"}],
-     "freezes": [{"cron": "0 9 * * *", "duration": "1h", "timezone": "America/New_York", "reason": "batch"},
-                 {"cron": "0 12 * * *", "duration": "30m", "reason": "lunch"}]},
-]})
+CATALOGUE = catalogue_file.parse(WITH_FREEZES)
 HELLO = CATALOGUE.service("helloworld")
 PAY = CATALOGUE.service("payments")
 

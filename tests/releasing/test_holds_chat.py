@@ -17,9 +17,9 @@ from bot.release.holds import KEY, FreezeSource, Holds
 from commands import default_registry
 from sandbox.slack import Ephemeral, Message
 from sandbox.stack import Stack
+from tests.catalogues import WITH_FREEZES
 
-from .test_holds import CATALOGUE
-
+CATALOGUE = catalogue_file.parse(WITH_FREEZES)
 NS = "hello"
 CONFIGMAP = "hello-chatops-holds"
 

@@ -46,7 +46,7 @@ async def test_an_approver_sees_the_request_on_home_and_approves_it_there(chat: 
 
 
 async def test_home_lists_the_firing_alerts(release: Any) -> None:
-    from tests.releasing.test_alert_cards import ENV, card_saying, notification, webhook
+    from tests.releasing.alerting import ENV, card_saying, notification, webhook
 
     async with release(env=ENV) as chat:
         await webhook(chat, notification())

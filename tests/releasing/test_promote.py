@@ -22,9 +22,10 @@ from sandbox.alertmanager import AlertmanagerServer
 from sandbox.kube.controllers import image_id
 from sandbox.slack.state import Message
 from sandbox.stack import ROLE
-from tests.releasing.several import APPROVE, CATALOGUE, World, two_clusters
+from tests.catalogues import two_services
+from tests.releasing.several import APPROVE, GREETER, HELLOWORLD, World, two_clusters
 
-SOAKING = CATALOGUE.replace("    channels: [CGREET]\n", "    channels: [CGREET]\n    soak_minutes: 0.03\n")
+SOAKING = two_services(helloworld=HELLOWORLD, greeter={**GREETER, "soak_minutes": 0.03})
 
 
 def ready_digests(world: World, cluster: str, namespace: str, name: str) -> set[str]:

@@ -22,7 +22,8 @@ from bot.core.errors import CommandError
 from bot.observe.alert_group import group_id
 from sandbox.alertmanager import AlertmanagerServer
 from sandbox.slack.state import Message
-from tests.releasing.several import CATALOGUE, World, two_clusters
+from tests.catalogues import two_services
+from tests.releasing.several import GREETER, HELLOWORLD, World, two_clusters
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -220,8 +221,8 @@ async def test_a_staging_alert_never_rolls_production_back_in_its_bake_window(tm
 
 async def test_an_action_on_an_ambiguous_card_needs_the_rights_of_every_pair_its_alerts_fit(tmp_path: Path) -> None:
     # U4 may deploy greeter in staging (HELLO_DEPLOYERS) but not in production (its own deployers: U1)
-    catalogue = CATALOGUE.replace("namespace: greeter, approvals: 2}",
-                                  "namespace: greeter, approvals: 2, deployers: [U1]}")
+    catalogue = two_services(helloworld=HELLOWORLD,
+                             greeter={**GREETER, "production": {**GREETER["production"], "deployers": ["U1"]}})
     async with two_clusters(tmp_path, catalogue=catalogue, env={**ENV, "HELLO_DEPLOYERS": "U1,U4"},
                             people=("U4",)) as world:
         _, body = notification("GreeterSlow", {"namespace": "greeter", "service": "greeter"})

@@ -15,20 +15,10 @@ from typing import Any
 import pytest
 
 from sandbox.slack.state import Message
+from tests.catalogues import two_services
 from tests.releasing.several import World, two_clusters
 
-SHARED = """
-services:
-  - name: helloworld
-    environments:
-      - {name: staging, context: staging, namespace: hello}
-      - {name: production, context: production, namespace: hello}
-  - name: greeter
-    environments:
-      - {name: staging, context: staging, namespace: greeter}
-      - {name: production, context: production, namespace: greeter, deployers: [U4]}
-    image: {repository: ghcr.io/example/greeter}
-"""
+SHARED = two_services(greeter={"production": {"deployers": ["U4"]}})  # no channels
 
 
 @pytest.fixture
