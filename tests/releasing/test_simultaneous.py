@@ -12,6 +12,7 @@ from sandbox.slack.state import Ephemeral, Message
 from tests.releasing.several import APPROVE, World, two_clusters
 
 PEOPLE = [f"U{100 + n}" for n in range(24)]
+ANSWERED = 120  # seconds every request may take to be answered: 24 at once, on a shared 2-core machine
 PLACE = re.compile(r"Queued, (\d+)(?:st|nd|rd|th) in line")
 
 
@@ -26,7 +27,7 @@ def _refusals(world: World, channel: str) -> list[Ephemeral]:
 async def _all_answered(world: World, channel: str, count: int) -> tuple[list[Message], list[Ephemeral]]:
     if len(_requests(world, channel)) + len(_refusals(world, channel)) < count:
         await world.slack.wait_for(
-            lambda _: len(_requests(world, channel)) + len(_refusals(world, channel)) >= count, 60)
+            lambda _: len(_requests(world, channel)) + len(_refusals(world, channel)) >= count, ANSWERED)
     return _requests(world, channel), _refusals(world, channel)
 
 
@@ -36,7 +37,7 @@ async def test_simultaneous_requests_queue_with_unique_places_and_one_open(tmp_p
         await asyncio.gather(*(world.ask(user, "/hello deploy greeter staging v2", "CGREET") for user in PEOPLE))
         await world.slack.wait_for(lambda _: len(_requests(world, "CGREET")) >= len(PEOPLE)
                                    and all(m.text.count("Queued") or APPROVE in str(m.blocks)
-                                           for m in _requests(world, "CGREET")), 60)
+                                           for m in _requests(world, "CGREET")), ANSWERED)
         await world.stack.settle()
         requests = _requests(world, "CGREET")
         assert len(requests) == len(PEOPLE)
