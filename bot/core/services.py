@@ -67,7 +67,7 @@ class Services:
         return self._targets
 
     def target(self, service: str = "", environment: str = "") -> Target:
-        """The target recorded as ``(service, environment)`` ("" for either: the default; see :meth:`Targets.get`)."""
+        """The target recorded as ``(service, environment)`` (no service: the bot's own; see :meth:`Targets.get`)."""
         return self.targets.get(service, environment)
 
     def _prometheus_of(self, target: Target) -> Metrics | None:

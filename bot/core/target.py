@@ -91,9 +91,10 @@ class Targets:
         return self._target(chosen, env)
 
     def get(self, service: str, environment: str) -> Target:
-        """The target recorded as ``(service, environment)``; "" for either is the default (a catalogue of one
-        records both as "", and so did every request made before a catalogue was configured)."""
-        if not self.named or (not service and not environment):
+        """The target recorded as ``(service, environment)``: no service is the bot's own (a catalogue of one
+        records both as "", and so did every request made before a catalogue was configured); a service without
+        an environment is in its default one."""
+        if not self.named or not service:
             return self.default
         return self.resolve(service, environment)
 

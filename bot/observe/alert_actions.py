@@ -40,9 +40,7 @@ class CardActions:
 
     def target_of(self, group: AlertGroup) -> Target:
         """The group's service and environment (the bot's own without one), resolved where its card is clicked."""
-        if group.service and self.services.targets.named:
-            return self.services.target(group.service, group.environment)
-        return self.services.targets.default
+        return self.services.target(group.service, group.environment)
 
     async def from_card(self, gid: str, channel: str, ts: str) -> AlertGroup:
         """The group whose card was clicked; refuses a click from any other message (right after posting

@@ -248,7 +248,7 @@ class Audit:
         """
         services = self.services
         places: dict[tuple[str, bool, str], Target] = {}
-        for target in [services.targets.default, *(services.targets.every() if services.targets.named else ())]:
+        for target in [services.targets.default, *services.targets.every()]:  # one read per cluster and namespace
             config = target.config
             places.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), target)
         problems: list[str] = []

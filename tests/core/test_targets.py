@@ -73,3 +73,9 @@ def test_an_unknown_word_before_an_environment_is_said_not_to_be_a_service() -> 
         take_target(["nosuch", "staging", "v2.0.9"], _targets(), "CGREET")
     target, rest = take_target(["v2.0.9", '"a reason"'], _targets(), "CGREET")  # a version alone is taken as one
     assert target.names == ("greeter", "staging") and rest == ["v2.0.9", '"a reason"']
+
+
+def test_a_recorded_pair_without_a_service_is_the_bot_own_and_without_an_environment_the_default() -> None:
+    targets = _targets()
+    assert targets.get("", "production") is targets.default  # an alert group of no one service
+    assert targets.get("greeter", "").names == ("greeter", "staging")
