@@ -30,7 +30,7 @@ from bot.core.catalogue import (
     Queries,
     Service,
 )
-from bot.core.config import DEFAULT_VERSION_PATTERN, Config
+from bot.core.config import DEFAULT_VERSION_PATTERN, Config, setting
 from bot.core.cron import NeverFires, validate_cron
 from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError, UsageError
@@ -180,23 +180,23 @@ _SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "container
                    "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock", "freezes")
 _FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
 _ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers", "approvals")
-_ANALYSIS = {  # catalogue key -> (Config field, the variable's parser)
-    "enabled": ("canary_analysis", readers.boolean),
-    "steps": ("canary_steps", readers.percents),
-    "gates": ("canary_gates", readers.percents),
-    "interval": ("analysis_interval_seconds", readers.duration_seconds),
-    "min_requests": ("analysis_min_requests", lambda n, v: readers.integer(n, v, low=1)),
-    "max_latency_ratio": ("analysis_max_latency_ratio", readers.ratio),
-    "min_success": ("analysis_min_success", readers.success),
-    "max_inconclusive": ("analysis_max_inconclusive", lambda n, v: readers.integer(n, v, low=1)),
-    "max_wait": ("analysis_max_wait_seconds", readers.duration_seconds),
-    "confidence": ("analysis_confidence", readers.success),
-    "p99_advisory": ("analysis_p99_advisory", readers.boolean),
-    "mode": ("analysis_mode", readers.analysis_mode),
+_ANALYSIS = {  # catalogue key -> the variable it overrides (its Config field and reader: config.setting)
+    "enabled": "HELLO_CANARY_ANALYSIS",
+    "steps": "HELLO_CANARY_STEPS",
+    "gates": "HELLO_CANARY_GATES",
+    "interval": "HELLO_ANALYSIS_INTERVAL",
+    "min_requests": "HELLO_ANALYSIS_MIN_REQUESTS",
+    "max_latency_ratio": "HELLO_ANALYSIS_MAX_LATENCY_RATIO",
+    "min_success": "HELLO_ANALYSIS_MIN_SUCCESS",
+    "max_inconclusive": "HELLO_ANALYSIS_MAX_INCONCLUSIVE",
+    "max_wait": "HELLO_ANALYSIS_MAX_WAIT",
+    "confidence": "HELLO_ANALYSIS_CONFIDENCE",
+    "p99_advisory": "HELLO_ANALYSIS_P99_ADVISORY",
+    "mode": "HELLO_ANALYSIS_MODE",
 }
 _BAKE = {
-    "minutes": ("bake_minutes", readers.minutes),
-    "auto_rollback": ("auto_rollback", readers.boolean),
+    "minutes": "HELLO_BAKE_MINUTES",
+    "auto_rollback": "HELLO_AUTO_ROLLBACK",
 }
 
 
@@ -271,7 +271,8 @@ def _overrides(r: _Reader, item: Mapping[str, Any]) -> Overrides:
     bake = r.mapping(item.get("bake"), "bake", tuple(_BAKE))
     overrides: dict[str, Any] = {}
     for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake)):
-        for key, (attr, parse) in table.items():
+        for key, var in table.items():
+            attr, parse = setting(var)
             value = r.setting(data, key, f"{group}.{key}", parse)
             if value is not None:
                 overrides[attr] = value

@@ -295,6 +295,11 @@ _VARS: dict[str, tuple[str, Any]] = {
 }
 
 ENV_VARS: tuple[str, ...] = (*_VARS, "HELLO_CONFIG")
+
+
+def setting(var: str) -> tuple[str, Any]:
+    """The Config field a variable sets and its reader (the catalogue's overrides read their values the same way)."""
+    return _VARS[var]
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
 
 
