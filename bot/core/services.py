@@ -48,7 +48,7 @@ class Services:
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _clusters: dict[tuple[str, bool], Cluster] = field(default_factory=dict)  # connections by context
-    _scoped_clusters: dict[int, Cluster] = field(default_factory=dict)  # by the config (one per pair)
+    _scoped_clusters: dict[Config, Cluster] = field(default_factory=dict)  # by the (frozen) config: one per pair
     make_prometheus: Callable[[Config], Metrics] | None = None  # a Prometheus client for one target's config
     _prometheus: dict[tuple[str, str], Metrics] = field(default_factory=dict)
     _targets: Targets | None = None
@@ -83,7 +83,7 @@ class Services:
         the kubeconfig context is the same, else one connection per context, shared by its services."""
         if config is self.config:
             return await self.cluster()
-        scoped = self._scoped_clusters.get(id(config))
+        scoped = self._scoped_clusters.get(config)
         if scoped is not None:
             return scoped
         where = (config.kube_context, config.kube_in_cluster)
@@ -96,7 +96,7 @@ class Services:
                     if self.connect is None:
                         raise ClusterError("no way to reach a Kubernetes cluster is configured")
                     base = self._clusters[where] = await self.connect(config)
-        scoped = self._scoped_clusters[id(config)] = base.scoped(config)
+        scoped = self._scoped_clusters[config] = base.scoped(config)
         return scoped
 
     async def cluster(self) -> Cluster:
