@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sandbox.kube import KubeEmulator
 from sandbox.slack.state import Message
 from sandbox.stack import MANIFESTS, Stack
-from tests.releasing.several import kubeconfig
+from tests.harness.several import kubeconfig
 
 
 def seed(tmp: Path, count: int) -> Path:

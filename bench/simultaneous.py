@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.slack.state import Message
-from tests.releasing.several import APPROVE, World, two_clusters
+from tests.harness.several import APPROVE, World, two_clusters
 
 PLACE = re.compile(r"Queued, (\d+)(?:st|nd|rd|th) in line")
 FAILED = ("could not", "Sorry", "gave up", "kept changing")

@@ -4,7 +4,7 @@ asyncio reports such a task only when it is garbage-collected ("Task exception w
 through the loop's exception handler, which logs it on the ``asyncio`` logger). :class:`UnretrievedWatch`
 listens on both the loop's handler and the logger, and collects garbage before it reads what it heard;
 with ``debug`` it also turns on the loop's debug mode, so the report says where the task was created.
-The conftests of the chat tests (tests/core, tests/releasing, tests/schedule) import
+The conftests of the chat tests (tests/core, tests/chat, tests/release, tests/observe/schedule) import
 :func:`no_unretrieved_task_exceptions`, an autouse fixture that fails any test of theirs that left one.
 
 The fixture leaves debug mode off: it records a stack for every callback, future and task, which made

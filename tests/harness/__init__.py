@@ -1,0 +1,1 @@
+"""What the tests share: the chat harness (with or without a cluster), alert webhooks, two clusters, a clock."""
