@@ -18,11 +18,11 @@ from typing import Any
 from bot.cluster.client import JSON_PATCH, Api
 from bot.cluster.routes import Route, RouteRefused
 from bot.core.config import Traffic
-from bot.core.errors import ClusterError
+from bot.core.errors import ClusterError, Conflict
 from bot.core.text import foreign
 
 HTTPROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
-ATTEMPTS = 3  # reads and patches when the rule keeps changing under the bot (then the last 422 is raised)
+ATTEMPTS = 3  # reads and patches when the rule keeps changing under the bot (then a Conflict: transient)
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class GatewayRoute:
 
     async def set_canary_share(self, percent: int) -> bool:
         g, v, r = HTTPROUTE
-        for attempt in range(1, ATTEMPTS + 1):
+        for _ in range(ATTEMPTS):
             split = self.split(await self._get())
             if split.is_share(percent):
                 return False
@@ -142,6 +142,7 @@ class GatewayRoute:
                                     _content_type=JSON_PATCH)
                 return True
             except ClusterError as exc:  # 422: the rule changed since it was read (its test failed): again
-                if exc.status != 422 or attempt == ATTEMPTS:
+                if exc.status != 422:
                     raise
-        raise AssertionError("unreachable")
+        raise Conflict(f"{self.name} changed between each of {ATTEMPTS} reads and the bot's patch: nothing was "
+                       "changed (the step is tried again)", 409, "Conflict")

@@ -3,6 +3,8 @@ is its share in percent and the stable Mapping (no weight) takes the rest."""
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.cluster.client import MERGE, Api
 from bot.cluster.routes import Route, RouteRefused
 from bot.core.text import foreign
@@ -47,7 +49,7 @@ class EmissaryMappings:
 
     async def _pair(self) -> Route:
         """The canary Mapping, refused unless it shares the stable one's traffic (same prefix and hostname)."""
-        stable, canary = await self.stable_route(), await self.canary_route()
+        stable, canary = await asyncio.gather(self.stable_route(), self.canary_route())
         if (canary.prefix, canary.hostname) != (stable.prefix, stable.hostname):
             def where(route: Route) -> str:
                 return f"prefix `{foreign(route.prefix, 80)}`, hostname `{foreign(route.hostname, 80)}`"

@@ -17,6 +17,8 @@ import yaml
 from bot.cluster.kube import Cluster
 from bot.cluster.routes import RouteRefused
 from bot.core.config import Config, Traffic
+from bot.core.errors import Conflict
+from bot.core.retry import transient
 from bot.release import actions
 from bot.release.plan import steps_for
 from bot.release.steps import execute
@@ -301,3 +303,24 @@ async def test_a_rule_edited_between_read_and_write_is_read_again_not_overwritte
     refs = _rule(emu)["backendRefs"]
     assert [(ref["name"], ref["port"], ref["weight"]) for ref in refs] == [("helloworld", 8080, 60),
                                                                            ("helloworld-canary", 80, 40)]
+
+
+@pytest.mark.parametrize("router", [GATEWAY], ids=["gateway-api"])
+async def test_a_rule_that_keeps_changing_is_a_conflict_to_try_again(emu: KubeEmulator, router: Router,
+                                                                     connect: Any) -> None:
+    cluster = await connect()
+    api = cluster.traffic.api  # type: ignore[attr-defined]
+    call = api.call
+    ports = iter(range(8000, 8100))
+
+    async def busy(verb: str, kind: str, name: str | None, fn: Any, *args: Any, **kwargs: Any) -> dict:
+        result = await call(verb, kind, name, fn, *args, **kwargs)
+        if verb == "get":  # the owner edits the rule after every read
+            _edit(emu, lambda spec: spec["rules"][0]["backendRefs"][0].update(port=next(ports)))
+        return result
+
+    api.call = busy
+    with pytest.raises(Conflict, match="changed between each of 3 reads and the bot's patch: nothing was changed"):
+        await cluster.traffic.set_canary_share(40)
+    assert router.share(emu) == 0
+    assert transient(Conflict("x", 409))  # the engine waits it out and runs the step again
