@@ -158,7 +158,8 @@ def socket_mode_refused(config: Config) -> str:
 
 async def check_service(config: Config) -> tuple[bool, str]:
     """One service in one environment (``config`` from ``Service.config_for``): can the bot read its
-    Deployments, Mappings and Certificate, may it do everything it does to them (:data:`access.SERVICE`),
+    Deployments, routes (its traffic router's: Mappings or an HTTPRoute's rule, refused when not as expected) and
+    Certificate, may it do everything it does to them (:func:`access.for_service`),
     and is its Prometheus answering."""
     from bot.cluster import access
     from bot.cluster.kube import Cluster
@@ -166,11 +167,12 @@ async def check_service(config: Config) -> tuple[bool, str]:
 
     async def kubernetes() -> str:
         cluster = await Cluster.connect(config)
+        needed = access.for_service(config)
         try:
             found = await asyncio.gather(
                 cluster.deployments.get(config.stable_deployment), cluster.deployments.get(config.canary_deployment),
                 cluster.traffic.stable_route(), cluster.traffic.canary_route(),
-                cluster.certificates.get(config.certificate), access.missing(cluster, access.SERVICE),
+                cluster.certificates.get(config.certificate), access.missing(cluster, needed),
                 return_exceptions=True)
             *reads, lacking = found
             failures = [str(exc) for exc in (*reads, lacking) if isinstance(exc, Exception)]
@@ -179,8 +181,8 @@ async def check_service(config: Config) -> tuple[bool, str]:
             if failures:
                 raise RuntimeError(", ".join(dict.fromkeys(failures)))
             return (f"{cluster.host}, namespace {config.namespace}: deployments {config.stable_deployment}, "
-                    f"{config.canary_deployment}, mappings {config.stable_mapping}, {config.canary_mapping}, "
-                    f"certificate {config.certificate}; allowed all {len(access.SERVICE)} verbs")
+                    f"{config.canary_deployment}, {_routes(config)}, "
+                    f"certificate {config.certificate}; allowed all {len(needed)} verbs")
         finally:
             await cluster.close()
 
@@ -190,6 +192,14 @@ async def check_service(config: Config) -> tuple[bool, str]:
     kube_text = f"kubernetes {'failed: ' if isinstance(kube_result, BaseException) else 'ok, '}{kube_result}"
     prom_text = f"prometheus {'failed: ' if isinstance(prom_result, BaseException) else ''}{prom_result}"
     return ok, f"{kube_text}; {prom_text}"
+
+
+def _routes(config: Config) -> str:
+    """The routes ``check`` read, as it reports them."""
+    if config.traffic.router == "gateway-api":
+        t = config.traffic
+        return f"httproute {t.route} rule {t.rule} (backends {t.stable_service}, {t.canary_service})"
+    return f"mappings {config.stable_mapping}, {config.canary_mapping}"
 
 
 async def check_state(config: Config) -> tuple[bool, str]:
@@ -239,10 +249,11 @@ async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list
         cluster = await Cluster.connect(config)
         try:
             line = await cluster.check()
-            lacking = await access.missing(cluster, access.REQUIRED)
+            needed = access.for_single(config)
+            lacking = await access.missing(cluster, needed)
             if lacking:
                 raise RuntimeError(access.refusal(lacking, config.namespace))
-            results.append(("kubernetes", True, f"{line}; allowed all {len(access.REQUIRED)} verbs"))
+            results.append(("kubernetes", True, f"{line}; allowed all {len(needed)} verbs"))
         finally:
             await cluster.close()
     except Exception as exc:

@@ -4,7 +4,8 @@
 names; :data:`STATE` is what its own state needs, in its home namespace (``HELLO_NAMESPACE``): approval
 requests, the lock and release records (ConfigMaps) and leader election (the Lease). Together they are
 exactly the rules of ``manifests/bot/role.yaml``, verb by verb (a test holds the two together). Nothing
-is tried: ``python -m bot check`` reports what is missing before a release would need it.
+is tried: ``python -m bot check`` reports what is missing before a release would need it, asking for each
+service the verbs of its own traffic router (:func:`for_service`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.cluster.client import Api
 from bot.cluster.kube import Cluster
+from bot.core.config import Config
 
 
 @dataclass(frozen=True, order=True)
@@ -33,22 +35,39 @@ def _grant(group: str, resource: str, *verbs: str) -> tuple[Permission, ...]:
     return tuple(Permission(group, resource, verb) for verb in verbs)
 
 
-SERVICE: tuple[Permission, ...] = (
+WORKLOAD: tuple[Permission, ...] = (
     *_grant("apps", "deployments", "get", "watch", "patch"),  # read, set the image, follow the rollout
     *_grant("apps", "deployments/scale", "patch"),  # size the canary
     *_grant("apps", "replicasets", "list"),  # the previous revision's image, for rollback
     *_grant("", "pods", "list"),  # the image digest the ready pods run, for promotion
     *_grant("", "events", "list", "create"),  # audit records and rollout warnings
-    *_grant("getambassador.io", "mappings", "get", "patch"),  # canary weights
+)
+CERTIFICATES: tuple[Permission, ...] = (
     *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
     *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
 )
+ROUTERS: dict[str, tuple[Permission, ...]] = {  # canary weights, by the service's traffic router
+    "emissary": _grant("getambassador.io", "mappings", "get", "patch"),
+    "gateway-api": _grant("gateway.networking.k8s.io", "httproutes", "get", "patch"),
+}
+SERVICE: tuple[Permission, ...] = (*WORKLOAD, *(p for router in ROUTERS.values() for p in router),
+                                   *CERTIFICATES)  # role.yaml's: every router's verbs
 STATE: tuple[Permission, ...] = (
     *_grant("", "configmaps", "get", "list", "create", "update", "delete"),  # requests, locks, releases
     *_grant("coordination.k8s.io", "leases", "get", "create", "update"),  # leader election
 )
-REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # the home namespace of a single service holds both
+REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # role.yaml: every router's verbs, and the state's
 STATE_RESOURCES = frozenset((p.group, p.resource) for p in STATE)
+
+
+def for_service(config: Config) -> tuple[Permission, ...]:
+    """What one service in one environment needs: its workloads' verbs and its own router's."""
+    return WORKLOAD + ROUTERS[config.traffic.router] + CERTIFICATES
+
+
+def for_single(config: Config) -> tuple[Permission, ...]:
+    """What a bot of one service (no catalogue) needs in ``HELLO_NAMESPACE``: the service's and its state's."""
+    return for_service(config) + STATE
 
 
 async def may(api: Api, permission: Permission, namespace: str | None = None) -> bool:

@@ -2,99 +2,27 @@
 
 The router is the one way to the gateway's objects: a release step, planning, status and ``python -m bot
 check`` all ask the service's :class:`TrafficRouter` (``cluster.traffic``, chosen by :func:`router_for` from
-the service's configuration); nothing else reads or patches a Mapping. Today the one implementation is
-:class:`EmissaryMappings` (the seed's Ambassador/Emissary: two Mappings with the same prefix, the canary's
-``spec.weight`` is its share). Another gateway (the Gateway API's HTTPRoute ``backendRefs`` weights) is
-another class with the same methods.
+the service's configuration, ``Config.traffic``); nothing else reads or patches a Mapping or an HTTPRoute.
+Two implementations: :class:`EmissaryMappings` (``router: emissary``, the default: two Mappings with the same
+prefix, the canary's ``spec.weight`` is its share; :mod:`bot.cluster.mappings`) and :class:`GatewayRoute`
+(``router: gateway-api``: the weights of the two ``backendRefs`` of one rule of an HTTPRoute;
+:mod:`bot.cluster.httproutes`). Another gateway is another class with the same methods, chosen here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-from bot.cluster.client import MERGE, Api
+from bot.cluster.client import Api
+from bot.cluster.httproutes import HTTPROUTE, GatewayRoute
+from bot.cluster.mappings import MAPPING, EmissaryMappings, route_from
+from bot.cluster.routes import Route, RouteRefused, TrafficRouter
 from bot.core.config import Config
 
-MAPPING = ("getambassador.io", "v3alpha1", "mappings")
-
-
-@dataclass(frozen=True)
-class Route:
-    """An Emissary Mapping sending traffic to one track."""
-
-    mapping: str
-    service: str
-    prefix: str
-    hostname: str
-    weight: int | None  # None: no explicit weight (Emissary gives it what the others leave)
-
-
-def route_from(mapping: dict) -> Route:
-    spec = mapping.get("spec", {})
-    weight = spec.get("weight")
-    return Route(
-        mapping=mapping.get("metadata", {}).get("name", ""),
-        service=str(spec.get("service", "")),
-        prefix=str(spec.get("prefix", "")),
-        hostname=str(spec.get("hostname", spec.get("host", ""))),
-        weight=None if weight is None else int(weight),
-    )
-
-
-class TrafficRouter(Protocol):
-    """The service's routes, and the canary's share of its traffic in percent."""
-
-    @property
-    def name(self) -> str:
-        """What it changes, for people: "Mapping helloworld-canary"."""
-        ...
-
-    async def stable_route(self) -> Route:
-        """The stable track's route as the gateway has it."""
-        ...
-
-    async def canary_route(self) -> Route:
-        """The canary's route as the gateway has it (its weight ``None`` when none is set)."""
-        ...
-
-    async def set_canary_share(self, percent: int) -> bool:
-        """Give the canary ``percent`` of the traffic (idempotent); whether anything had to change."""
-        ...
-
-
-class EmissaryMappings:
-    """Emissary/Ambassador: the canary Mapping's ``spec.weight`` (the stable Mapping takes the rest)."""
-
-    def __init__(self, api: Api, stable_mapping: str, canary_mapping: str) -> None:
-        self.api = api
-        self.stable_mapping = stable_mapping
-        self.mapping = canary_mapping
-
-    @property
-    def name(self) -> str:
-        return f"Mapping {self.mapping}"
-
-    async def _get(self, name: str) -> Route:
-        g, v, r = MAPPING
-        return route_from(await self.api.call("get", "mappings", name, self.api.custom.get_namespaced_custom_object,
-                                              g, v, self.api.namespace, r, name))
-
-    async def stable_route(self) -> Route:
-        return await self._get(self.stable_mapping)
-
-    async def canary_route(self) -> Route:
-        return await self._get(self.mapping)
-
-    async def set_canary_share(self, percent: int) -> bool:
-        if ((await self.canary_route()).weight or 0) == percent:
-            return False
-        g, v, r = MAPPING
-        await self.api.call("patch", "mappings", self.mapping, self.api.custom.patch_namespaced_custom_object, g, v,
-                            self.api.namespace, r, self.mapping, {"spec": {"weight": percent}}, _content_type=MERGE)
-        return True
+__all__ = ["HTTPROUTE", "MAPPING", "EmissaryMappings", "GatewayRoute", "Route", "RouteRefused", "TrafficRouter",
+           "route_from", "router_for"]
 
 
 def router_for(api: Api, config: Config) -> TrafficRouter:
-    """The router of a service in one environment (its Mappings, as ``config`` names them)."""
+    """The router of a service in one environment: its HTTPRoute's rule, or its Mappings (``config`` names them)."""
+    if config.traffic.router == "gateway-api":
+        return GatewayRoute(api, config.traffic)
     return EmissaryMappings(api, config.stable_mapping, config.canary_mapping)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.core.config import DEFAULT_VERSION_PATTERN, Config, MetricNames
+from bot.core.config import DEFAULT_VERSION_PATTERN, Config, MetricNames, Traffic
 from bot.core.cron import latest_slot, next_slot
 from bot.core.errors import UsageError
 from bot.core.text import foreign
@@ -138,6 +138,7 @@ class Service:
     stable_mapping: str
     canary_mapping: str
     container: str
+    traffic: Traffic = field(default_factory=Traffic)  # its router (Emissary's Mappings unless it says)
     certificate: str
     image_repository: str
     version_pattern: str = DEFAULT_VERSION_PATTERN
@@ -186,6 +187,7 @@ class Service:
             "canary_deployment": self.canary_deployment,
             "stable_mapping": self.stable_mapping,
             "canary_mapping": self.canary_mapping,
+            "traffic": self.traffic,
             "container": self.container,
             "certificate": self.certificate,
             "image_repository": self.image_repository,
@@ -287,6 +289,7 @@ class Catalogue:
             canary_deployment=config.canary_deployment,
             stable_mapping=config.stable_mapping,
             canary_mapping=config.canary_mapping,
+            traffic=config.traffic,
             container=config.container,
             certificate=config.certificate,
             image_repository=config.image_repository,

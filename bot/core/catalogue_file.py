@@ -30,7 +30,7 @@ from bot.core.catalogue import (
     Queries,
     Service,
 )
-from bot.core.config import DEFAULT_VERSION_PATTERN, Config, setting
+from bot.core.config import DEFAULT_VERSION_PATTERN, ROUTERS, Config, Traffic, setting
 from bot.core.cron import NeverFires, validate_cron
 from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError, UsageError
@@ -176,8 +176,9 @@ class _Reader:
             self.rethrow(exc)
 
 
-_SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "container", "certificate", "image", "metrics",
-                   "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock", "freezes")
+_SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "traffic", "container", "certificate",
+                   "image", "metrics", "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock",
+                   "freezes")
 _FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
 _ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers", "approvals")
 _ANALYSIS = {  # catalogue key -> the variable it overrides (its Config field and reader: config.setting)
@@ -230,11 +231,14 @@ def _service(source: str, index: int, item: Any) -> Service:
     if lock not in {m.value for m in LockMode}:
         r.fail("lock", "must be 'queue' (wait for the running release) or 'refuse' (say who holds it)")
 
+    stable = r.name(deployments, "stable", "deployments.stable", default=name)
+    canary = r.name(deployments, "canary", "deployments.canary", default=f"{name}-canary")
     return Service(
         name=name,
         environments=environments,
-        stable_deployment=r.name(deployments, "stable", "deployments.stable", default=name),
-        canary_deployment=r.name(deployments, "canary", "deployments.canary", default=f"{name}-canary"),
+        stable_deployment=stable,
+        canary_deployment=canary,
+        traffic=_traffic(r, item, stable, canary),
         stable_mapping=r.name(mappings, "stable", "mappings.stable", default=name),
         canary_mapping=r.name(mappings, "canary", "mappings.canary", default=f"{name}-canary"),
         container=r.name(item, "container", "container", label=True, default=name),
@@ -251,6 +255,30 @@ def _service(source: str, index: int, item: Any) -> Service:
         lock=LockMode(lock),
         freezes=_freezes(r, item.get("freezes"), tuple(env.name for env in environments)),
     )
+
+
+def _traffic(r: _Reader, item: dict[str, Any], stable: str, canary: str) -> Traffic:
+    """``traffic``: ``{router: emissary}`` (the default: ``mappings``) or ``{router: gateway-api, route, rule,
+    backends: {stable, canary}}`` (the Services default to the Deployments' names)."""
+    t = r.mapping(item.get("traffic"), "traffic", ("router", "route", "rule", "backends"))
+    router = t.get("router", "emissary")
+    if router not in ROUTERS:
+        r.fail("traffic.router", f"must be one of {', '.join(ROUTERS)}")
+    if router == "emissary":
+        for key in ("route", "rule", "backends"):
+            if key in t:
+                r.fail(f"traffic.{key}", "is for the router gateway-api (Emissary's Mappings are named by 'mappings')")
+        return Traffic()
+    if "mappings" in item:
+        r.fail("mappings", "is for the router emissary (this service's traffic goes through an HTTPRoute)")
+    rule = t.get("rule", 0)
+    if isinstance(rule, bool) or not ((isinstance(rule, int) and rule >= 0)
+                                      or (isinstance(rule, str) and _SUBDOMAIN.match(rule))):
+        r.fail("traffic.rule", "must be the rule's index in spec.rules (0, 1, ...) or its name")
+    backends = r.mapping(t.get("backends"), "traffic.backends", ("stable", "canary"))
+    return Traffic(router=router, route=r.name(t, "route", "traffic.route", required=True), rule=rule,
+                   stable_service=r.name(backends, "stable", "traffic.backends.stable", default=stable),
+                   canary_service=r.name(backends, "canary", "traffic.backends.canary", default=canary))
 
 
 def _environments(r: _Reader, envs: Any) -> tuple[Environment, ...]:

@@ -51,6 +51,25 @@ class MetricNames:
         )
 
 
+ROUTERS = ("emissary", "gateway-api")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Traffic:
+    """How a service's traffic is split (catalogue ``traffic``): its router and, for the Gateway API, the rule.
+
+    ``emissary``: the Mappings ``stable_mapping`` and ``canary_mapping``. ``gateway-api``: the weights of the two
+    ``backendRefs`` (the Services ``stable_service`` and ``canary_service``) of one rule of the HTTPRoute
+    ``route``, by its index or its ``name``.
+    """
+
+    router: str = "emissary"
+    route: str = ""
+    rule: int | str = 0
+    stable_service: str = ""
+    canary_service: str = ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Schedule:
     """A static status-post schedule from configuration."""
@@ -76,6 +95,7 @@ class Config:
     canary_deployment: str = "helloworld-canary"
     stable_mapping: str = "helloworld"
     canary_mapping: str = "helloworld-canary"
+    traffic: Traffic = field(default_factory=Traffic)  # the router (catalogue only; Emissary by default)
     certificate: str = "helloworld-tls"
     container: str = "helloworld"
     image_repository: str = "helloworld"

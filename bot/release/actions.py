@@ -29,7 +29,8 @@ REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POD_TEMPLATE_HASH = "pod-template-hash"
 DEPLOYMENT = ("apps/v1", "Deployment")
-MAPPING = ("getambassador.io/v3alpha1", "Mapping")
+ROUTE_KINDS = {"Mapping": ("getambassador.io/v3alpha1", "Mapping"),
+               "HTTPRoute": ("gateway.networking.k8s.io/v1", "HTTPRoute")}
 CERTIFICATE = ("cert-manager.io/v1", "Certificate")
 
 
@@ -147,7 +148,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
         steps = list(config.canary_steps)
         walk = " → ".join(f"{w}%" for w in steps)
         gates = [w for w in config.canary_gates if w in steps]
-        details.append(f"Mapping `{route.mapping}` weight {current}% → {walk}, each step analysed against stable "
+        details.append(f"{route.label} weight {current}% → {walk}, each step analysed against stable "
                        f"every {int(config.analysis_interval_seconds)} s before the next")
         if gates:
             details.append("an approver's click before " + ", ".join(f"{g}%" for g in gates))
@@ -156,7 +157,7 @@ async def plan_canary(cluster: Cluster, config: Config, version: str, percent: i
         params.percent, params.analysed, params.steps, params.gates = steps[-1], True, tuple(steps), tuple(gates)
         summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {walk}, analysed"
     else:
-        details.append(f"Mapping `{route.mapping}` weight {current}% → {percent}%")
+        details.append(f"{route.label} weight {current}% → {percent}%")
         details.append("analysis is off for a canary at a fixed share: watch it with `/hello status`")
         params.percent, params.analysed = percent, False
         summary = f"{canary.deployment}: {canary.version or 'none'} at {current}% → {version} at {percent}%"
@@ -177,10 +178,10 @@ async def plan_shift(cluster: Cluster, config: Config, percent: int, *, reason: 
     return Change(
         command="canary", action="shift", verb="Canary",
         summary=f"{canary.deployment}: {canary.version} weight {current}% → {percent}%",
-        details=[f"Mapping `{route.mapping}` weight {current}% → {percent}% "
+        details=[f"{route.label} weight {current}% → {percent}% "
                  f"(`{canary.deployment}` {canary.ready}/{canary.desired} ready)"],
         params=ChangeParams(percent=percent, from_weight=current, version=canary.version),
-        target=target(MAPPING, route.mapping), reason=reason,
+        target=target(ROUTE_KINDS[route.kind], route.mapping), reason=reason,
     )
 
 
@@ -195,7 +196,7 @@ async def plan_promote(cluster: Cluster, config: Config, *, reason: str = "") ->
         command="canary", action="promote", verb="Promote",
         summary=f"{stable.deployment}: {stable.version} → {canary.version} (promote the canary)",
         details=[f"rolling update of `{stable.deployment}` to `{canary.image}`",
-                 f"then Mapping `{route.mapping}` weight {route.weight or 0}% → 0%",
+                 f"then {route.label} weight {route.weight or 0}% → 0%",
                  f"and scale `{canary.deployment}` {canary.desired} → 0"],
         params=ChangeParams(version=canary.version, image=canary.image, from_version=stable.version,
                 from_weight=route.weight or 0),
@@ -212,7 +213,7 @@ async def plan_abort(cluster: Cluster, config: Config, *, reason: str = "") -> C
     return Change(
         command="canary", action="abort", verb="Abort",
         summary=f"{canary.deployment}: {canary.version} weight {weight}% → 0%, {canary.desired} → 0 replicas",
-        details=[f"Mapping `{route.mapping}` weight {weight}% → 0%", f"scale `{canary.deployment}` to 0"],
+        details=[f"{route.label} weight {weight}% → 0%", f"scale `{canary.deployment}` to 0"],
         params=ChangeParams(version=canary.version, from_weight=weight, from_replicas=canary.desired),
         target=target(DEPLOYMENT, canary.deployment),
         needs_approval=config.abort_needs_approval, reason=reason,

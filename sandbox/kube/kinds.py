@@ -61,6 +61,15 @@ _HOST_COLUMNS = (("Hostname", "string", ".spec.hostname", 0), ("State", "string"
 _ISSUER_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Status", "string", f"{_READY}.message", 1), _AGE)
 _CERT_COLUMNS = (("Ready", "string", f"{_READY}.status", 0), ("Secret", "string", ".spec.secretName", 0),
                  ("Issuer", "string", ".spec.issuerRef.name", 1), ("Status", "string", f"{_READY}.message", 1), _AGE)
+_GATEWAY_API = ("gateway-api",)
+_GATEWAYCLASS_COLUMNS = (("Controller", "string", ".spec.controllerName", 0),
+                         ("Accepted", "string", '.status.conditions[?(@.type=="Accepted")].status', 0), _AGE,
+                         ("Description", "string", ".spec.description", 1))
+_GATEWAY_COLUMNS = (("Class", "string", ".spec.gatewayClassName", 0),
+                    ("Address", "string", ".status.addresses[*].value", 0),
+                    ("Programmed", "string", '.status.conditions[?(@.type=="Programmed")].status', 0), _AGE)
+_HTTPROUTE_COLUMNS = (("Hostnames", "string", ".spec.hostnames", 0), _AGE)
+MAX_WEIGHT = 1_000_000  # an HTTPRoute backendRef's weight: 0 to 1,000,000 (the Gateway API's CRD)
 _KINDS = [
     Kind("", "v1", "namespaces", "Namespace", namespaced=False, status=True, short_names=("ns",)),
     Kind("", "v1", "pods", "Pod", status=True, short_names=("po",), categories=_ALL),
@@ -107,6 +116,12 @@ _KINDS = [
          categories=("cert-manager",), columns=_ISSUER_COLUMNS),
     Kind("cert-manager.io", "v1", "clusterissuers", "ClusterIssuer", namespaced=False, status=True,
          builtin=False, short_names=("ciss",), categories=("cert-manager",), columns=_ISSUER_COLUMNS),
+    Kind("gateway.networking.k8s.io", "v1", "gatewayclasses", "GatewayClass", namespaced=False, status=True,
+         builtin=False, short_names=("gc",), categories=_GATEWAY_API, columns=_GATEWAYCLASS_COLUMNS),
+    Kind("gateway.networking.k8s.io", "v1", "gateways", "Gateway", status=True, builtin=False, short_names=("gtw",),
+         categories=_GATEWAY_API, columns=_GATEWAY_COLUMNS),
+    Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", status=True, builtin=False,
+         categories=_GATEWAY_API, columns=_HTTPROUTE_COLUMNS),
     Kind("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool", status=True, builtin=False),
     Kind("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement", status=True, builtin=False),
     Kind("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", status=True, builtin=False,
@@ -339,12 +354,44 @@ def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
                                    or not 0 <= weight <= 100):
             causes.append(Cause("FieldValueInvalid", "spec.weight",
                                 f"Invalid value: {weight}: spec.weight in body should be between 0 and 100"))
+    elif kind.group == "gateway.networking.k8s.io" and kind.resource == "httproutes":
+        causes.extend(_validate_httproute(spec))
     elif kind.group == "cert-manager.io" and kind.resource == "certificates":
         if not spec.get("secretName"):
             causes.append(Cause("FieldValueRequired", "spec.secretName", "Required value"))
         issuer = spec.get("issuerRef")
         if not isinstance(issuer, dict) or not issuer.get("name"):
             causes.append(Cause("FieldValueRequired", "spec.issuerRef", "Required value"))
+    return causes
+
+
+def _validate_httproute(spec: dict[str, Any]) -> list[Cause]:
+    """What the HTTPRoute CRD's schema says of rules and their backendRefs (16 of each at most, weights 0 to
+    1,000,000), worded as the API server words a schema's errors."""
+    causes: list[Cause] = []
+    rules = spec.get("rules") or []
+    if not isinstance(rules, list):
+        return [Cause("FieldValueTypeInvalid", "spec.rules", f'Invalid value: "{type(rules).__name__}": '
+                                                             'spec.rules in body must be of type array: "object"')]
+    if len(rules) > 16:
+        causes.append(Cause("FieldValueTooMany", "spec.rules", f"Too many: {len(rules)}: must have at most 16 items"))
+    for i, rule in enumerate(rules):
+        refs = (rule or {}).get("backendRefs") or [] if isinstance(rule, dict) else []
+        at = f"spec.rules[{i}].backendRefs"
+        if len(refs) > 16:
+            causes.append(Cause("FieldValueTooMany", at, f"Too many: {len(refs)}: must have at most 16 items"))
+        for j, ref in enumerate(refs if isinstance(refs, list) else []):
+            weight = ref.get("weight", 1) if isinstance(ref, dict) else 1
+            field = f"{at}[{j}].weight"
+            if not isinstance(weight, int) or isinstance(weight, bool):
+                causes.append(Cause("FieldValueTypeInvalid", field, f'Invalid value: "{weight}": {field} in body '
+                                                                    'must be of type integer: "string"'))
+            elif weight < 0:
+                causes.append(Cause("FieldValueInvalid", field, f"Invalid value: {weight}: {field} in body should "
+                                                                "be greater than or equal to 0"))
+            elif weight > MAX_WEIGHT:
+                causes.append(Cause("FieldValueInvalid", field, f"Invalid value: {weight}: {field} in body should "
+                                                                f"be less than or equal to {MAX_WEIGHT}"))
     return causes
 
 

@@ -17,6 +17,17 @@ class PatchError(ValueError):
     """A patch that cannot be applied (answered 422 or 400 by the server)."""
 
 
+class MalformedPatch(PatchError):
+    """A patch body that is not a patch at all (a JSON patch that is not a list of operations): 400."""
+
+
+class JsonPatchFailed(PatchError):
+    """A JSON patch whose operations do not apply to the object (a `test` that fails, a missing path): the API
+    server answers 422 with a generic message and does not say which operation failed."""
+
+    MESSAGE = "the server rejected our request due to an error in our request"
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: maps merge, `null` deletes, everything else (lists too) replaces."""
     if not isinstance(patch, dict):
@@ -32,13 +43,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def json_patch(target: Any, operations: Any) -> Any:
     """RFC 6902 JSON patch through the `jsonpatch` library."""
-    if not isinstance(operations, list):
-        raise PatchError("json patch must be a list of operations")
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise MalformedPatch("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     try:
         return jsonpatch.apply_patch(target, operations, in_place=False)
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise MalformedPatch(str(exc)) from exc
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError,
             TypeError) as exc:
-        raise PatchError(str(exc)) from exc
+        raise JsonPatchFailed(str(exc)) from exc
 
 
 # Merge keys of the lists Kubernetes merges (patchStrategy "merge"), by field name and, where the same

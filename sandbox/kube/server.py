@@ -62,6 +62,15 @@ def _warned(response: web.Response, warnings: list[str]) -> web.Response:
     return response
 
 
+def _sets_resource_version(content_type: str, body: Any, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a patch names a resourceVersion of its own (a merge patch's ``metadata.resourceVersion``, a JSON
+    patch that changes it), which the update then checks against the stored one."""
+    if content_type == patch.JSON:
+        rv = (after.get("metadata") or {}).get("resourceVersion")
+        return bool(rv) and rv != (before.get("metadata") or {}).get("resourceVersion")
+    return isinstance(body, dict) and bool((body.get("metadata") or {}).get("resourceVersion"))
+
+
 def _dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     unknown = [v for v in values if v != "All"]
@@ -431,6 +440,10 @@ class ApiServer:
         base = self.scale_of(current) if target.subresource == "scale" else current
         try:
             patched = patch.apply_patch(content_type, base, body)
+        except patch.MalformedPatch as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
+        except patch.JsonPatchFailed as exc:  # the real server keeps the reason to itself (its details are empty)
+            raise ApiError(422, "Invalid", patch.JsonPatchFailed.MESSAGE, {}) from exc
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from exc
         if target.subresource == "scale":
@@ -438,8 +451,9 @@ class ApiServer:
         warnings = self._check_fields(request, kind, body) if content_type != patch.JSON else []
         if not target.subresource:
             managed.record_update(kind, self._manager(request), current, patched)
-        if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")):
-            # A patch only conflicts when it carries a resourceVersion itself.
+        if not _sets_resource_version(content_type, body, base, patched):
+            # A patch only conflicts when it carries a resourceVersion itself (a JSON patch that replaces it
+            # with a stale one conflicts: 409, as on the API server).
             patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
         updated = self.store.update(kind, target.namespace, target.name or "", patched,
                                     subresource=target.subresource or None, dry_run=_dry_run(request))

@@ -7,6 +7,7 @@ server's printers for built-in kinds and the CRD's `additionalPrinterColumns` fo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -394,9 +395,15 @@ def _go_text(value: Any) -> str:
     return str(value)
 
 
+def _go_json(value: Any) -> str:
+    """Go's ``json.Marshal`` of a decoded JSON value: compact, map keys sorted, ``<``, ``>`` and ``&`` escaped."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _custom_cell(kind_: str, value: Any) -> Any:
-    if kind_ == "string":
-        return _go_text(value)
+    if kind_ == "string":  # the API server prints a list or an object as JSON (client-go's jsonpath PrintResults)
+        return _go_json(value) if isinstance(value, list | dict) else _go_text(value)
     if kind_ == "integer" and isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     if kind_ == "number" and isinstance(value, int | float) and not isinstance(value, bool):

@@ -49,7 +49,7 @@ def test_the_verbs_check_asks_about_are_exactly_the_role_file_s() -> None:
     granted = {(group, resource, verb) for rule in ROLE["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert {(p.group, p.resource, p.verb) for p in access.REQUIRED} == granted
-    assert len(access.REQUIRED) == len(set(access.REQUIRED)) == 21
+    assert len(access.REQUIRED) == len(set(access.REQUIRED)) == 23
     assert {p.resource for p in access.STATE} == {"configmaps", "leases"}
 
 
@@ -68,6 +68,11 @@ def test_rbac_prints_one_role_and_binding_per_namespace_grouped_by_cluster(tmp_p
     assert roles[0]["rules"] == ROLE["rules"] and roles[0]["metadata"]["labels"] == ROLE["metadata"]["labels"]
     assert all(role["rules"] == without_state(ROLE["rules"]) for role in roles[1:])
     assert len(without_state(ROLE["rules"])) == len(ROLE["rules"]) - 2
+    for role in roles:  # every service namespace may be driven by either router
+        routes = {(g, r, tuple(rule["verbs"])) for rule in role["rules"] for g in rule["apiGroups"]
+                  for r in rule["resources"]}
+        assert {("gateway.networking.k8s.io", "httproutes", ("get", "patch")),
+                ("getambassador.io", "mappings", ("get", "patch"))} <= routes
     for role, binding in zip(docs[::2], docs[1::2], strict=True):
         assert binding["metadata"] == role["metadata"]
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

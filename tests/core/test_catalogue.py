@@ -18,7 +18,7 @@ import yaml
 from bot.core import catalogue_file
 from bot.core.catalogue import Catalogue, Environment, LockMode, Overrides, Queries, Service
 from bot.core.catalogue_file import load as load_catalogue
-from bot.core.config import ConfigError, MetricNames, load
+from bot.core.config import ConfigError, MetricNames, Traffic, load
 from bot.core.errors import UsageError
 from tests.catalogues import catalogue, service
 
@@ -184,6 +184,21 @@ def test_the_operator_guide_shows_the_example_catalogue(tmp_path: Path) -> None:
          "service 'helloworld', environments[1].approvals: must be a whole number from 1 to 5"),
         (lambda d: d["services"][0]["environments"][1].update(approvals="two"),
          "service 'helloworld', environments[1].approvals: must be a whole number from 1 to 5"),
+        (lambda d: d["services"][0].update(traffic={"router": "istio"}),
+         "service 'helloworld', traffic.router: must be one of emissary, gateway-api"),
+        (lambda d: d["services"][0].update(traffic={"router": "gateway-api"}),
+         "service 'helloworld', traffic.route: required"),
+        (lambda d: d["services"][0].update(traffic={"router": "gateway-api", "route": "web", "rule": -1}),
+         "service 'helloworld', traffic.rule: must be the rule's index in spec.rules (0, 1, ...) or its name"),
+        (lambda d: d["services"][0].update(traffic={"router": "gateway-api", "route": "web", "rule": "Main Rule"}),
+         "service 'helloworld', traffic.rule: must be the rule's index"),
+        (lambda d: d["services"][0].update(traffic={"route": "web"}),
+         "service 'helloworld', traffic.route: is for the router gateway-api"),
+        (lambda d: d["services"][1].update(traffic={"router": "gateway-api", "route": "web"}),
+         "service 'payments', mappings: is for the router emissary"),
+        (lambda d: d["services"][0].update(traffic={"router": "gateway-api", "route": "web",
+                                                    "backends": {"stable": "Web_1"}}),
+         "service 'helloworld', traffic.backends.stable: 'Web_1' is not a DNS-1123 name"),
     ],
 )
 def test_a_malformed_catalogue_names_the_file_the_service_and_the_field(
@@ -212,6 +227,22 @@ def test_an_unknown_field_is_refused(tmp_path: Path, change: Any, message: str) 
     with pytest.raises(ConfigError, match="unknown field") as caught:
         catalogue_from(tmp_path, edited(change))
     assert message in str(caught.value)
+
+
+def test_a_service_routed_by_an_httproute_names_its_rule_and_its_two_services(tmp_path: Path) -> None:
+    data = yaml.safe_load(VALID)
+    data["services"][0]["traffic"] = {"router": "gateway-api", "route": "web", "rule": "split"}
+    data["services"][1].pop("mappings")
+    data["services"][1]["traffic"] = {"router": "gateway-api", "route": "pay", "rule": 2,
+                                      "backends": {"stable": "pay-main", "canary": "pay-next"}}
+    catalogue = catalogue_from(tmp_path, yaml.safe_dump(data))
+    base = load(BASE)
+    hello = catalogue.service("helloworld").config_for("staging", base).traffic
+    assert hello == Traffic(router="gateway-api", route="web", rule="split", stable_service="helloworld",
+                            canary_service="helloworld-canary")  # the Services default to the Deployments' names
+    pay = catalogue.service("payments").config_for("production", base).traffic
+    assert (pay.route, pay.rule, pay.stable_service, pay.canary_service) == ("pay", 2, "pay-main", "pay-next")
+    assert catalogue_from(tmp_path, VALID).service("payments").config_for("staging", base).traffic == Traffic()
 
 
 def test_broken_yaml_and_a_missing_file_are_named_without_quoting_the_file(tmp_path: Path) -> None:

@@ -527,3 +527,25 @@ def test_a_deleted_namespace_terminates_then_goes_with_its_contents(tmp_path: Pa
         assert 'deployment.apps "helloworld" deleted from hello namespace' in out
         emulator.namespaces.finalize_seconds = 0
         k("wait", "--for=delete", "namespace/hello", "--timeout=30s")
+
+
+def test_httproutes_are_applied_listed_and_json_patched_with_test_operations(kubectl: Kubectl) -> None:
+    """The Gateway API kinds work in kubectl as the Mappings do: apply (validated against the CRD's schema when
+    the CRDs are loaded), the CRD's columns and category, and a JSON patch whose `test` fails is refused."""
+    kubectl("apply", "-f", str(REPO / "manifests" / "gateway-api" / "httproute.yaml"))
+    rows = {r["NAME"]: r for r in table(kubectl("get", "httproutes", "-n", NS))}
+    assert headers(kubectl("get", "httproutes", "-n", NS)) == ["NAME", "HOSTNAMES", "AGE"]
+    assert rows["helloworld"]["HOSTNAMES"] == '["hello.example.com"]'
+    assert "httproute.gateway.networking.k8s.io/helloworld" in kubectl("get", "gateway-api", "-n", NS,
+                                                                       "-o", "name").split()
+    stale = '[{"op": "test", "path": "/spec/rules/0/backendRefs/1/weight", "value": 5},' \
+            ' {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 50}]'
+    refused = kubectl.run("patch", "httproute", "helloworld", "-n", NS, "--type=json", "-p", stale)
+    assert refused.returncode == 1
+    assert "the server rejected our request due to an error in our request" in refused.stderr
+    current = '[{"op": "test", "path": "/spec/rules/0/backendRefs/1/weight", "value": 0},' \
+              ' {"op": "add", "path": "/spec/rules/0/filters/-", "value": {"type": "RequestHeaderModifier",' \
+              ' "requestHeaderModifier": {"set": [{"name": "x-team", "value": "a"}]}}}]'
+    assert "patched" in kubectl("patch", "httproute", "helloworld", "-n", NS, "--type=json", "-p", current)
+    filters = kubectl("get", "httproute", "helloworld", "-n", NS, "-o", "jsonpath={.spec.rules[0].filters[*].type}")
+    assert filters.split() == ["URLRewrite", "RequestHeaderModifier"]

@@ -27,6 +27,7 @@ EXPECTED_ACCESS = {
     *(("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")),
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
     *(("getambassador.io", "mappings", v) for v in ("get", "patch")),
+    *(("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "patch")),
     *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),
     ("cert-manager.io", "certificates/status", "patch"),
 }

@@ -4,7 +4,7 @@ Objects are checked as kustomize outputs them (each folder built on its own, so 
 label set by a kustomization is taken into account), plus the example files that are not part of
 the build. Core kinds are checked against the Kubernetes 1.31 OpenAPI schemas (kubernetes-validate, strict:
 unknown fields are errors). Custom resources (Emissary, cert-manager, MetalLB, Prometheus
-Operator) are checked against the openAPIV3Schema of the served version in their CRDs, read
+Operator, the Gateway API) are checked against the openAPIV3Schema of the served version in their CRDs, read
 from ../shared/crds beside the checkout.
 """
 
@@ -22,7 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 KUBERNETES_VERSION = "1.31"
-CRD_GROUPS = frozenset({"getambassador.io", "cert-manager.io", "metallb.io", "monitoring.coreos.com"})
+CRD_GROUPS = frozenset({"getambassador.io", "cert-manager.io", "metallb.io", "monitoring.coreos.com",
+                        "gateway.networking.k8s.io"})
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
