@@ -106,7 +106,7 @@ class KubeEmulator:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.host, self.port = host, sockets[0].getsockname()[1] if sockets else port
         controllers = [self.deployments, self.certificates, self.namespaces]
-        self._task = asyncio.create_task(run_controllers(controllers, self.tick))
+        self._task = asyncio.create_task(run_controllers(controllers, self.tick, self.store))
         return self.url
 
     async def stop(self) -> None:

@@ -136,6 +136,7 @@ class Store:
         self._compacted = 0  # newest resourceVersion dropped from the history
         self._watchers: set[Watcher] = set()
         self._listeners: list[Listener] = []
+        self._wakers: list[Callable[[], None]] = []
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -318,6 +319,8 @@ class Store:
             event = watcher.translate(change)
             if event is not None:
                 watcher.push(event)
+        for waker in list(self._wakers):
+            waker()
         for listener in list(self._listeners):
             try:
                 listener(type_, copy.deepcopy(new))
@@ -376,6 +379,18 @@ class Store:
                     self._listeners.remove(listener)
 
         return unsubscribe
+
+    def on_change(self, waker: Callable[[], None]) -> Callable[[], None]:
+        """Call ``waker()`` (no arguments, nothing copied) after every change; returns a function that stops it."""
+        with self._lock:
+            self._wakers.append(waker)
+
+        def stop() -> None:
+            with self._lock:
+                if waker in self._wakers:
+                    self._wakers.remove(waker)
+
+        return stop
 
 
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from bot.release import actions
 from bot.release.plan import steps_for
 from bot.release.steps import execute
 from sandbox.kube import KubeEmulator
-from sandbox.stack import MANIFESTS
+from sandbox.stack import MANIFESTS, ROLE
 
 NS = "hello"
 MAPPINGS = ("getambassador.io", "v3alpha1", "mappings")
@@ -93,7 +93,7 @@ def router(request: pytest.FixtureRequest) -> Router:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[KubeEmulator]:
-    emulator = KubeEmulator(**FAST)
+    emulator = KubeEmulator(**FAST, rbac_files=(ROLE,))  # the bot's Role enforced: each router's verbs suffice
     await emulator.start()
     try:
         seed(emulator)
@@ -105,7 +105,7 @@ async def emu() -> AsyncIterator[KubeEmulator]:
 @pytest.fixture
 async def connect(emu: KubeEmulator, router: Router, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
     """``await connect()``: one more replica's connection (its own client and router), closed after the test."""
-    kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
+    kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS, token=emu.rbac_token)
     config = Config(slack_bot_token="xoxb-test", slack_signing_secret="s", kubeconfig=str(kubeconfig),
                     namespace=NS, traffic=router.traffic, rollout_timeout_seconds=30)
     opened: list[Cluster] = []
