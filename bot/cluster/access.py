@@ -42,6 +42,8 @@ SERVICE: tuple[Permission, ...] = (
     *_grant("getambassador.io", "mappings", "get", "patch"),  # canary weights
     *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
     *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
+    *_grant("batch", "jobs", "get", "list", "create", "delete"),  # the load of /hello loadtest and analysis
+    *_grant("", "pods/log", "get"),  # what the load's `hey` measured (its CSV)
 )
 STATE: tuple[Permission, ...] = (
     *_grant("", "configmaps", "get", "list", "create", "update", "delete"),  # requests, locks, releases

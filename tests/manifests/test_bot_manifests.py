@@ -29,6 +29,8 @@ EXPECTED_ACCESS = {
     *(("getambassador.io", "mappings", v) for v in ("get", "patch")),
     *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),
     ("cert-manager.io", "certificates/status", "patch"),
+    *(("batch", "jobs", v) for v in ("get", "list", "create", "delete")),
+    ("", "pods/log", "get"),
 }
 
 
