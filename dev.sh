@@ -35,6 +35,8 @@ setup() {
   want prometheus prometheus
   # Debian names the binary prometheus-alertmanager; upstream's tarball calls it alertmanager
   command -v alertmanager >/dev/null 2>&1 || want prometheus-alertmanager prometheus-alertmanager
+  # the load tool behind /hello loadtest and load during analysis (the sandbox runs its Jobs)
+  want hey hey
   if [ "$mode" = test ]; then
     want chromium chromium
   fi

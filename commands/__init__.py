@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 MODULES = ("help", "status", "deploy", "promote", "canary", "rollback", "cert", "chart", "history", "release",
-           "schedule", "stats", "freeze", "unfreeze", "lock", "unlock")
+           "loadtest", "schedule", "stats", "freeze", "unfreeze", "lock", "unlock")
 
 
 def default_registry() -> Registry:

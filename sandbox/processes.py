@@ -4,8 +4,9 @@ The :class:`Fleet` watches the ``helloworld`` (stable) and ``helloworld-canary``
 Kubernetes emulator. When a track's image version changes it starts ``python -m helloworld`` for the
 new version, switches traffic to it once it is ready, and stops the old process with SIGTERM so it
 drains its in-flight requests, the way a rolling update replaces pods. A track scaled to 0 replicas
-has no process. Whenever the set of processes changes, ``on_change`` is called (the sandbox uses it
-to rewrite Prometheus's scrape targets).
+has no process. Whenever the set of processes changes, the emulator's cluster DNS learns where each
+track's Service leads (its Jobs' load reaches the process), and ``on_change`` is called (the sandbox uses
+it to rewrite Prometheus's scrape targets).
 """
 
 from __future__ import annotations
@@ -216,8 +217,23 @@ class Fleet:
             if proc is not None:
                 self._drain(proc)
             changed = True
+        if changed:
+            self._publish()
         if changed and self.on_change is not None:
             self.on_change()
+
+    def _publish(self) -> None:
+        """The cluster's DNS: each track's Service (named as its Deployment) leads to its process, so a Job's
+        `hey` aimed at ``http://helloworld-canary.hello.svc.cluster.local`` reaches it."""
+        dns = getattr(self.kube, "dns", None)
+        if dns is None:
+            return
+        for track, name in self.deployments.items():
+            proc = self.current.get(track)
+            if proc is not None and proc.alive:
+                dns.register(self.namespace, name, proc.address)
+            else:
+                dns.forget(self.namespace, name)
 
     async def _spawn(self, track: str, version: str) -> TrackProcess | None:
         try:

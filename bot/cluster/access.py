@@ -45,6 +45,8 @@ WORKLOAD: tuple[Permission, ...] = (
 CERTIFICATES: tuple[Permission, ...] = (
     *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
     *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
+    *_grant("batch", "jobs", "get", "list", "create", "delete"),  # the load of /hello loadtest and analysis
+    *_grant("", "pods/log", "get"),  # what the load's `hey` measured (its CSV)
 )
 ROUTERS: dict[str, tuple[Permission, ...]] = {  # canary weights, by the service's traffic router
     "emissary": _grant("getambassador.io", "mappings", "get", "patch"),

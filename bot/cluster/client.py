@@ -160,6 +160,7 @@ class Api:
         self.namespace = namespace
         self.request_timeout = request_timeout
         self.apps = kclient.AppsV1Api(client)
+        self.batch = kclient.BatchV1Api(client)
         self.core = kclient.CoreV1Api(client)
         self.custom = kclient.CustomObjectsApi(client)
         self.coordination = kclient.CoordinationV1Api(client)

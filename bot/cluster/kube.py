@@ -8,6 +8,7 @@ and retries what may be repeated):
   (:mod:`.workloads`); ``cluster.replicasets`` and ``cluster.pods`` behind them;
 - ``cluster.traffic``: the :class:`~bot.cluster.traffic.TrafficRouter`, the routes and the canary's share;
 - ``cluster.certificates``: cert-manager Certificates: read, watch, patch the status (:mod:`.certificates`);
+- ``cluster.jobs``: Jobs, the load of a load test or of an analysed step, and their pods' logs (:mod:`.jobs`);
 - ``cluster.events``: Events: recent warnings and the audit records (:mod:`.events`);
 - ``cluster.configmaps``: the bot's state, under the compare-and-swap store (:mod:`.configmaps`, :mod:`.store`);
 - ``cluster.leases``: the Lease of leader election (:mod:`.leases`, :mod:`.leader`).
@@ -30,6 +31,7 @@ from bot.cluster.client import Api, load_configuration
 from bot.cluster.configmaps import ConfigMaps
 from bot.cluster.deployments import Track, track_from
 from bot.cluster.events import EventInfo, Events
+from bot.cluster.jobs import Jobs
 from bot.cluster.leases import Leases
 from bot.cluster.traffic import Route, router_for
 from bot.cluster.workloads import Deployments, Pods, ReplicaSets
@@ -69,6 +71,7 @@ class Cluster:
         self.traffic = router_for(self.api, config)
         self.certificates = Certificates(self.api, config.certificate)
         self.events = Events(self.api)
+        self.jobs = Jobs(self.api)
         self.configmaps = ConfigMaps(self.api)
         self.leases = Leases(self.api)
 

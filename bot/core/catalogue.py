@@ -73,7 +73,7 @@ class Queries:
 
 @dataclass(frozen=True, kw_only=True)
 class Overrides:
-    """A service's canary-analysis and bake settings; ``None`` keeps the variable's value.
+    """A service's canary-analysis, bake and load-test settings; ``None`` keeps the variable's value.
 
     Field names are :class:`Config`'s, so :meth:`Service.config_for` applies them as they are.
     """
@@ -92,6 +92,9 @@ class Overrides:
     analysis_p99_advisory: bool | None = None
     bake_minutes: float | None = None
     auto_rollback: bool | None = None
+    loadtest_max_rps: int | None = None
+    loadtest_max_seconds: int | None = None
+    loadtest_path: str | None = None
 
     def changes(self) -> dict[str, Any]:
         return {name: value for name, value in vars(self).items() if value is not None}

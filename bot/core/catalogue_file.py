@@ -177,7 +177,8 @@ class _Reader:
 
 
 _SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "traffic", "container", "certificate",
-                   "image", "metrics", "channels", "deployers", "approvers", "analysis", "bake", "soak_minutes", "lock",
+                   "image", "metrics", "channels", "deployers", "approvers", "analysis", "bake", "loadtest",
+                   "soak_minutes", "lock",
                    "freezes")
 _FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
 _ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers", "approvals")
@@ -198,6 +199,11 @@ _ANALYSIS = {  # catalogue key -> the variable it overrides (its Config field an
 _BAKE = {
     "minutes": "HELLO_BAKE_MINUTES",
     "auto_rollback": "HELLO_AUTO_ROLLBACK",
+}
+_LOADTEST = {
+    "max_rps": "HELLO_LOADTEST_MAX_RPS",
+    "max_seconds": "HELLO_LOADTEST_MAX_SECONDS",
+    "path": "HELLO_LOADTEST_PATH",
 }
 
 
@@ -294,11 +300,13 @@ def _environments(r: _Reader, envs: Any) -> tuple[Environment, ...]:
 
 
 def _overrides(r: _Reader, item: Mapping[str, Any]) -> Overrides:
-    """The service's ``analysis:`` and ``bake:`` settings, read as their variables are."""
+    """The service's ``analysis:``, ``bake:`` and ``loadtest:`` settings, read as their variables are."""
     analysis = r.mapping(item.get("analysis"), "analysis", tuple(_ANALYSIS))
     bake = r.mapping(item.get("bake"), "bake", tuple(_BAKE))
+    loadtest = r.mapping(item.get("loadtest"), "loadtest", tuple(_LOADTEST))
     overrides: dict[str, Any] = {}
-    for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake)):
+    for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake),
+                               ("loadtest", _LOADTEST, loadtest)):
         for key, var in table.items():
             attr, parse = setting(var)
             value = r.setting(data, key, f"{group}.{key}", parse)

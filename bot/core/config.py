@@ -139,6 +139,11 @@ class Config:
     analysis_confidence: float = 90.0  # percent, time-uniform: holds over every look of a canary
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
     analysis_p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
+    # Load tests (/hello loadtest) and load during analysis: a Job running `hey` against a track's Service
+    loadtest_max_rps: int = 50
+    loadtest_max_seconds: int = 300
+    loadtest_path: str = "/v1/hello"
+    loadtest_image: str = "ghcr.io/fluxcd/flagger-loadtester:0.36.0"
     # Bake window (reads the firing alerts from alertmanager_url, below)
     bake_minutes: float = 15.0
     auto_rollback: bool = True
@@ -291,6 +296,10 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_CONFIDENCE": ("analysis_confidence", r.success),
     "HELLO_ANALYSIS_P99_ADVISORY": ("analysis_p99_advisory", r.boolean),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", r.analysis_mode),
+    "HELLO_LOADTEST_MAX_RPS": ("loadtest_max_rps", lambda n, v: r.integer(n, v, low=1, high=10000)),
+    "HELLO_LOADTEST_MAX_SECONDS": ("loadtest_max_seconds", lambda n, v: r.integer(n, v, low=1, high=86400)),
+    "HELLO_LOADTEST_PATH": ("loadtest_path", r.url_path),
+    "HELLO_LOADTEST_IMAGE": ("loadtest_image", r.text),
     "HELLO_BAKE_MINUTES": ("bake_minutes", r.minutes),
     "HELLO_AUTO_ROLLBACK": ("auto_rollback", r.boolean),
     "HELLO_AUDIT_CHANNEL": ("audit_channel", lambda n, v: ",".join(r.ids(n, v, "CG"))),

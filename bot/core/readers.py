@@ -167,6 +167,14 @@ def dns_label(name: str, value: str) -> str:
     return value
 
 
+def url_path(name: str, value: str) -> str:
+    """An HTTP path (``/v1/hello``): a slash first, then the characters of a URL's path and query."""
+    value = value.strip()
+    if not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*", value) or len(value) > 200:
+        raise ConfigError(f"{name} must be an HTTP path starting with '/' (like /v1/hello), got {value!r}")
+    return value
+
+
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 

@@ -64,7 +64,7 @@ class Change:
 
 LABELS = {"CertRenew": "Certificate renewal", "Promote": "Canary promotion", "Abort": "Canary abort",
           "Canary": "Canary", "Deploy": "Deploy", "Rollback": "Rollback",
-          "EnvPromote": "Promotion between environments"}
+          "EnvPromote": "Promotion between environments", "LoadTest": "Load test"}
 
 
 def target(kind: tuple[str, str], name: str) -> dict[str, str]:
@@ -237,6 +237,28 @@ async def plan_rollback(cluster: Cluster, config: Config, *, reason: str = "") -
                  f"from ReplicaSet `{previous.replicaset}`"],
         params=ChangeParams(version=previous.version, image=previous.image, from_version=from_version,
                 revision=previous.number, from_revision=current),
+        target=target(DEPLOYMENT, config.stable_deployment), reason=reason,
+    )
+
+
+async def plan_loadtest(cluster: Cluster, config: Config, rps: int, seconds: int, tracks: tuple[str, ...], *,
+                        reason: str = "") -> Change:
+    """Load on each of ``tracks``' Services: refused for a track with no ready replica (nothing to load)."""
+    details = []
+    for track in tracks:
+        name = config.stable_deployment if track == "stable" else config.canary_deployment
+        read = await read_track(cluster, name, config, track)
+        if read.ready == 0:
+            raise CommandError(f"The {track} track has no ready replica (`{name}` {read.ready}/{read.desired} "
+                               "ready): there is nothing to load. Nothing was changed.")
+        details.append(f"`hey` at {rps} req/s for {seconds} s against Service `{name}` (`{read.version}`, "
+                       f"{read.ready} ready), path `{config.loadtest_path}`")
+    details.append("each in a Job of its own, deleted when the test ends; the traffic split is untouched")
+    both = " and ".join(tracks)
+    return Change(
+        command="loadtest", action="loadtest", verb="LoadTest",
+        summary=f"{config.stable_deployment}: {rps} req/s for {seconds} s to {both}",
+        details=details, params=ChangeParams(rps=rps, seconds=seconds, tracks=tracks, path=config.loadtest_path),
         target=target(DEPLOYMENT, config.stable_deployment), reason=reason,
     )
 

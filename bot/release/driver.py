@@ -28,6 +28,7 @@ from bot.core.retry import Backoff, retry
 from bot.core.target import Target
 from bot.core.times import iso, parse_time
 from bot.release import driven as driven_steps
+from bot.release import load_step
 from bot.release import steps as step_runner
 from bot.release.plan import Outcome, Release, ReleaseState, Step, StepKind, StepState, take_decisions
 from bot.release.requests import Record
@@ -67,6 +68,7 @@ class Driver:
         self.stalls = Stalls(after=PROBLEM_AFTER)
         self._stall_note = ""  # the problem this driver noted for a stall, dropped when the stall ends
         self._lock = asyncio.Lock()
+        self.measured: dict[str, Any] = {}  # a load test's figures per track (bot.release.load.Figures)
         editor = None
         if release.ts:
             editor = MessageEditor(engine.services.messenger, release.channel, release.ts,
@@ -173,7 +175,7 @@ class Driver:
         async def attempt() -> step_runner.StepResult:
             cluster = await self.target.cluster()
             driven = {StepKind.ANALYSE: driven_steps.analyse, StepKind.GATE: driven_steps.gate,
-                      StepKind.BAKE: driven_steps.bake}
+                      StepKind.BAKE: driven_steps.bake, StepKind.LOAD: load_step.load_test}
             if step.kind in driven:  # the steps that wait on people, metrics or alerts are the driver's
                 return await driven[step.kind](self, step, cluster)
             # the rest by their handler (bot.release.steps.HANDLERS)

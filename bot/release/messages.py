@@ -111,6 +111,8 @@ def step_line(step: Step) -> str:
             line += f" · next check at {views.when(at(step.next_check), '%H:%M:%S UTC')}"
     elif step.kind == StepKind.BAKE and running and step.next_check:
         line += f" — until {views.when(at(step.next_check), '%H:%M:%S UTC')}"
+    elif step.kind == StepKind.LOAD and running and step.verdict:
+        line += f" — {views.escape(step.verdict)}"
     elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
         line += f" — {views.escape(step.note)}"
     if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):

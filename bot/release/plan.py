@@ -30,6 +30,7 @@ class StepKind(StrEnum):
     ANALYSE = "analyse"  # judge the canary against stable from Prometheus until it passes or fails
     GATE = "gate"  # wait for an approver's click before going on
     BAKE = "bake"  # watch the service's critical alerts for a while; one firing rolls the change back
+    LOAD = "load"  # a load test: a Job running `hey` against each track's Service, until its end; its figures
 
 
 class StepState(StrEnum):
@@ -67,6 +68,10 @@ class ChangeParams:
     not_after: str = ""  # renewal: the Certificate as it was
     failed_attempts: int = 0
     last_failure: str = ""
+    rps: int = 0  # load test: requests per second to each track, for ``seconds``, at ``path``
+    seconds: int = 0
+    tracks: tuple[str, ...] = ()  # ... "stable", "canary"
+    path: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | ChangeParams) -> ChangeParams:
@@ -77,6 +82,8 @@ class ChangeParams:
         for name in ("steps", "gates"):
             if name in values:
                 values[name] = tuple(int(x) for x in values[name] or ())
+        if "tracks" in values:
+            values["tracks"] = tuple(str(x) for x in values["tracks"] or ())
         return cls(**values)
 
     def facts(self) -> dict[str, Any]:
@@ -268,6 +275,10 @@ def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
         return [Step(StepKind.TRIGGER_ISSUANCE, f"Trigger the re-issuance of `{name}` (Issuing=True, "
                      "ManuallyTriggered)", name, **before),
                 Step(StepKind.WAIT_ISSUED, "Waiting for cert-manager to issue it", name, **before)]
+    if action == "loadtest":
+        each = " and ".join(f"`{stable if t == 'stable' else canary}`" for t in params.tracks)
+        return [Step(StepKind.LOAD, f"Load {each} with {params.rps} req/s each for {params.seconds} s "
+                     f"(`{params.path}`)", stable)]
     raise ValueError(f"no plan for the action {action!r}")
 
 

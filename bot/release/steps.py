@@ -272,7 +272,7 @@ def short(step: Step) -> str:
     return {StepKind.WAIT_READY: "ready", StepKind.CHECK_CANARY: "canary ready",
             StepKind.TRIGGER_ISSUANCE: "re-issuance triggered", StepKind.WAIT_ISSUED: "issued",
             StepKind.ANALYSE: f"analysis at {step.percent}%", StepKind.GATE: f"approval for {step.percent}%",
-            StepKind.BAKE: "bake window"}[step.kind]
+            StepKind.BAKE: "bake window", StepKind.LOAD: "load test"}[step.kind]
 
 
 def _done_and_missing(release: Release, reason: str) -> list[str]:
@@ -316,9 +316,9 @@ def succeeded(release: Release, config: Config) -> Outcome:
     if action == "promote":
         return Outcome(True, f"`{stable}` runs `{version}` ({line}); the canary is scaled to 0 and gets no traffic",
                        buttons=("rollback",), facts=facts)
-    if action == "renew":
+    if action in ("renew", "loadtest"):
         last = release.steps[-1]
-        return Outcome(True, last.note, facts=dict(last.facts))
+        return Outcome(True, last.note, details=list(last.details), facts=dict(last.facts))
     return Outcome(True, "Done", facts=facts)
 
 
@@ -353,6 +353,8 @@ def failed(release: Release, step: Step, result: StepResult, config: Config) -> 
         rolled_back = bool(result.facts.get("rolled_back"))
         return Outcome(False, result.note, details=result.details, buttons=() if rolled_back else ("rollback",),
                        facts={**facts, **result.facts})
+    if step.kind == StepKind.LOAD:
+        return Outcome(False, result.note, details=result.details, facts=result.facts)
     if step.kind in (StepKind.ANALYSE, StepKind.GATE):
         return Outcome(False, result.note, details=result.details,
                        facts={**facts, "percent": step.percent})

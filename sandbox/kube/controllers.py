@@ -161,6 +161,8 @@ class DeploymentController:
     def _pods(self) -> None:
         now = time.monotonic()
         for pod in self.store.list("", "pods"):
+            if any(ref.get("kind") == "Job" for ref in pod["metadata"].get("ownerReferences") or []):
+                continue  # a Job's pods run as processes (sandbox.kube.jobs)
             uid = pod["metadata"]["uid"]
             born = self._born.setdefault(uid, now)
             if now - born < self.pod_ready_seconds:

@@ -18,6 +18,7 @@ from ..fault_rules import FaultRules
 from . import kinds, kustomize
 from .controllers import CertificateController, DeploymentController, NamespaceController, run_controllers
 from .faults import Fault
+from .jobs import ClusterDns, JobController
 from .rbac import Rbac, Usage, load_rules
 from .selectors import parse_field_selector, parse_label_selector
 from .server import ApiServer
@@ -54,6 +55,8 @@ class KubeEmulator:
                                                 pod_ready_seconds=pod_ready_seconds, deadline_scale=deadline_scale)
         self.certificates = CertificateController(self.store, issue_delay=cert_issue_delay)
         self.namespaces = NamespaceController(self.store, finalize_seconds=namespace_finalize_seconds)
+        self.dns = ClusterDns()  # where a Job's pod reaches a Service by its cluster name (the sandbox's processes)
+        self.jobs = JobController(self.store, self.dns)
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._watches: set[Watcher] = set()
@@ -105,7 +108,7 @@ class KubeEmulator:
         await site.start()
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.host, self.port = host, sockets[0].getsockname()[1] if sockets else port
-        controllers = [self.deployments, self.certificates, self.namespaces]
+        controllers = [self.deployments, self.certificates, self.namespaces, self.jobs]
         self._task = asyncio.create_task(run_controllers(controllers, self.tick, self.store))
         return self.url
 
@@ -116,6 +119,7 @@ class KubeEmulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.jobs.stop()
         self.store.close_watchers()
         if self._runner is not None:
             await self._runner.cleanup()

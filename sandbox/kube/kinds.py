@@ -86,6 +86,7 @@ _KINDS = [
     Kind("apps", "v1", "statefulsets", "StatefulSet", status=True, scale=True, short_names=("sts",),
          categories=_ALL),
     Kind("apps", "v1", "daemonsets", "DaemonSet", status=True, short_names=("ds",), categories=_ALL),
+    Kind("batch", "v1", "jobs", "Job", status=True, categories=_ALL),
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
     Kind("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role"),
@@ -345,6 +346,8 @@ def validate(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
     spec = spec if isinstance(spec, dict) else {}
     if kind.resource in ("deployments", "replicasets", "statefulsets") and kind.group == "apps":
         causes.extend(_validate_workload(spec))
+    elif kind.group == "batch" and kind.resource == "jobs":
+        causes.extend(_validate_job(spec))
     elif kind.group == "getambassador.io" and kind.resource == "mappings":
         for field in ("prefix", "service"):
             if not spec.get(field):
@@ -430,6 +433,46 @@ def _validate_workload(spec: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def _validate_job(spec: dict[str, Any]) -> list[Cause]:
+    """A Job's rules: a pod template whose restartPolicy is Never or OnFailure, positive counts."""
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return [Cause("FieldValueRequired", "spec.template", "Required value")]
+    causes: list[Cause] = []
+    pod = template.get("spec") or {}
+    policy = pod.get("restartPolicy")
+    if policy not in ("OnFailure", "Never"):
+        causes.append(Cause("FieldValueNotSupported", "spec.template.spec.restartPolicy",
+                            f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"'))
+    containers = pod.get("containers")
+    if not containers:
+        causes.append(Cause("FieldValueRequired", "spec.template.spec.containers", "Required value"))
+    for i, c in enumerate(containers or []):
+        if not isinstance(c, dict) or not c.get("name"):
+            causes.append(Cause("FieldValueRequired", f"spec.template.spec.containers[{i}].name", "Required value"))
+        elif not c.get("image"):
+            causes.append(Cause("FieldValueRequired", f"spec.template.spec.containers[{i}].image", "Required value"))
+    for field, low in (("activeDeadlineSeconds", 1), ("backoffLimit", 0), ("completions", 0), ("parallelism", 0)):
+        value = spec.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            bound = "greater than 0" if low else "greater than or equal to 0"
+            causes.append(Cause("FieldValueInvalid", f"spec.{field}", f"Invalid value: {value}: must be {bound}"))
+    return causes
+
+
+def job_selector(obj: dict[str, Any]) -> None:
+    """What the API server adds to a new Job once it has its uid: the selector on
+    `batch.kubernetes.io/controller-uid` and the matching labels on its pod template."""
+    meta, spec = obj["metadata"], obj.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    uid, name = meta["uid"], meta["name"]
+    labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
+    labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                   "controller-uid": uid, "job-name": name})
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+
+
 def _go_map(labels: dict[str, str]) -> str:
     return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
 
@@ -457,8 +500,20 @@ def apply_defaults(kind: Kind, obj: dict[str, Any]) -> None:
         if isinstance(template, dict):
             template.setdefault("metadata", {})
             pod_spec_defaults(template.setdefault("spec", {}))
+        obj.setdefault("status", {})
     elif kind.group == "" and kind.resource == "pods":
         pod_spec_defaults(obj.setdefault("spec", {}))
+    elif kind.group == "batch" and kind.resource == "jobs":
+        spec = obj.setdefault("spec", {})
+        for key, value in (("backoffLimit", 6), ("completions", 1), ("parallelism", 1),
+                           ("completionMode", "NonIndexed"), ("suspend", False),
+                           ("podReplacementPolicy", "TerminatingOrFailed"), ("manualSelector", None)):
+            if value is not None:
+                spec.setdefault(key, value)
+        template = spec.get("template")
+        if isinstance(template, dict):
+            template.setdefault("metadata", {})
+            pod_spec_defaults(template.setdefault("spec", {}))
     elif kind.group == "" and kind.resource == "services":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")

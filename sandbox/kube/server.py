@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import kinds, managed, openapi, patch, tables
 from .faults import Fault
+from .jobs import pod_log
 from .kinds import Kind
 from .rbac import details_for
 from .selectors import SelectorError, parse_field_selector, parse_label_selector, selector_string
@@ -369,7 +370,9 @@ class ApiServer:
     def _as_table(request: web.Request) -> bool:
         return tables.wants_table(request.headers.get("Accept", ""))
 
-    async def do_get(self, request: web.Request, target: Target, body: Any) -> web.Response:
+    async def do_get(self, request: web.Request, target: Target, body: Any) -> web.StreamResponse:
+        if target.subresource == "log" and target.kind.group == "" and target.kind.resource == "pods":
+            return await self.pod_log(request, target)
         self._check_sub(target)
         obj = self._current(target)
         if target.subresource == "scale":
@@ -379,6 +382,25 @@ class ApiServer:
                                       include_object=request.query.get("includeObject", "Metadata"),
                                       crd_version=self.emu.crds.version(target.kind)))
         return _json(obj)
+
+    async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """A container's log as text; with `follow=true`, streamed until its process ends."""
+        run, data = pod_log(self.emu.jobs, self._current(target), request.query)
+        if request.query.get("follow", "").lower() not in ("true", "1") or run is None:
+            return web.Response(body=data, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(data)
+        sent = len(run.log)
+        while True:
+            if len(run.log) > sent:
+                await response.write(bytes(run.log[sent:]))
+                sent = len(run.log)
+            if run.done:
+                break
+            await asyncio.sleep(0.1)
+        await response.write_eof()
+        return response
 
     async def do_list(self, request: web.Request, target: Target, body: Any) -> web.Response:
         kind = target.kind

@@ -212,6 +212,8 @@ class Store:
             meta["creationTimestamp"] = now_iso()
             if kinds.has_generation(kind):
                 meta["generation"] = 1
+            if kind.group == "batch" and kind.resource == "jobs":
+                kinds.job_selector(obj)
             if kind.resource == "pods" and kind.group == "":
                 obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
             if dry_run:

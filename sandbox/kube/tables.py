@@ -273,6 +273,30 @@ def _node(obj: dict[str, Any]) -> Row:
             info.get("containerRuntimeVersion") or "<unknown>"]
 
 
+def _job(obj: dict[str, Any]) -> Row:
+    """printJob: the status from the conditions, `succeeded/completions`, the duration so far or in all."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    held = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    if obj["metadata"].get("deletionTimestamp") and not held & {"Complete", "Failed"}:
+        state = "Terminating"
+    else:
+        state = next((name for name in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet")
+                      if name in held), "Running")
+    succeeded = int(status.get("succeeded") or 0)
+    completions = spec.get("completions")
+    done = f"{succeeded}/{completions}" if completions is not None else \
+        f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    duration = ""
+    if status.get("startTime"):
+        start = datetime.strptime(status["startTime"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        end = (datetime.strptime(status["completionTime"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+               if status.get("completionTime") else datetime.now(UTC))
+        duration = human_duration((end - start).total_seconds())
+    containers, images = _containers(spec.get("template") or {})
+    return [obj["metadata"]["name"], state, done, duration, _age(obj), containers, images,
+            _label_selector(spec.get("selector"))]
+
+
 def _crd(obj: dict[str, Any]) -> Row:
     return [obj["metadata"]["name"], obj["metadata"].get("creationTimestamp", "")]
 
@@ -309,6 +333,9 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Column], Callable[[dict[str, Any]], 
                      ("Internal-IP", "string", _WIDE), ("External-IP", "string", _WIDE),
                      ("OS-Image", "string", _WIDE), ("Kernel-Version", "string", _WIDE),
                      ("Container-Runtime", "string", _WIDE)], _node),
+    ("batch", "jobs"): ([_NAME, ("Status", "string", 0), ("Completions", "string", 0), ("Duration", "string", 0),
+                         _AGE, ("Containers", "string", _WIDE), ("Images", "string", _WIDE),
+                         ("Selector", "string", _WIDE)], _job),
     ("coordination.k8s.io", "leases"): ([_NAME, ("Holder", "string", 0), _AGE], _lease),
     ("rbac.authorization.k8s.io", "roles"): ([_NAME, ("Created At", "date", 0)], _created_at),
     ("rbac.authorization.k8s.io", "clusterroles"): ([_NAME, ("Created At", "date", 0)], _created_at),

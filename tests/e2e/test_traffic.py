@@ -121,6 +121,10 @@ async def test_fleet_follows_deployments_and_load_follows_weights(kube: KubeEmul
         kube.apply(mapping("helloworld-canary", 25))
         await until(lambda: fleet.versions().get("canary") == "v2", 30, "the canary process")
         assert {labels["track"] for _, labels in fleet.targets()} == {"stable", "canary"}
+        # the cluster's DNS: a Job's load aimed at a track's Service reaches that track's process
+        assert kube.dns.resolve("helloworld-canary.hello.svc.cluster.local", "default") == \
+            fleet.current["canary"].address
+        assert kube.dns.resolve("helloworld", "hello") == fleet.current["stable"].address
         await load.start()
         await until(lambda: sum(load.answered.values()) >= 200, 30, "200 answered requests")
         await load.stop()
@@ -139,6 +143,7 @@ async def test_fleet_follows_deployments_and_load_follows_weights(kube: KubeEmul
         kube.apply(deployment("helloworld-canary", "helloworld:v2", 0))
         await until(lambda: "canary" not in fleet.versions(), 30, "the canary process to go")
         assert changes[-1] == {"stable": "v2"}
+        assert kube.dns.resolve("helloworld-canary", "hello") is None
     finally:
         await load.stop()
         pids = [proc.running.process for proc in fleet.current.values()]

@@ -30,6 +30,8 @@ EXPECTED_ACCESS = {
     *(("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "patch")),
     *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),
     ("cert-manager.io", "certificates/status", "patch"),
+    *(("batch", "jobs", v) for v in ("get", "list", "create", "delete")),
+    ("", "pods/log", "get"),
 }
 
 
