@@ -47,7 +47,7 @@ from bot.release.actions import Change
 from bot.release.admission import Admission, to_pending
 from bot.release.buttons import Buttons
 from bot.release.lifecycle import FINISHED, PENDING, QUEUED, Event
-from bot.release.plan import Outcome, Step, steps_for
+from bot.release.plan import Outcome, steps_for
 from bot.release.record import Record, at
 from bot.release.records import Records
 from bot.release.rollout import RolloutStatus
@@ -68,7 +68,9 @@ class Approvals:
         self.services = services
         self.clock = clock or now
         self.edit_interval = edit_interval
-        self.store = Records(services.cluster, services.config.state_configmap, self.plan)
+        # the plan of a stored change that has none yet (a request stored by an earlier version)
+        self.store = Records(services.cluster, services.config.state_configmap,
+                             lambda change: steps_for(change.action, change.params, self.target_of(change).config))
         self.keep = services.config.keep_releases
         self.buttons = Buttons(self)
         self.admission = Admission(self)
@@ -81,10 +83,6 @@ class Approvals:
     def target_of(self, change: Change) -> Target:
         """The service and environment a stored change is for (resolved where a click or a sweep takes it up)."""
         return self.services.target(change.service, change.environment)
-
-    def plan(self, change: Change) -> list[Step]:
-        """The steps of a stored change that has none yet (a request stored by an earlier version)."""
-        return steps_for(change.action, change.params, self.target_of(change).config)
 
     async def handle_action(self, body: dict, action: dict, respond: Callable[..., Awaitable[Any]]) -> None:
         """Every button click (:class:`bot.release.buttons.Buttons`)."""
@@ -321,14 +319,6 @@ class Approvals:
         if record.state in FINISHED:
             with contextlib.suppress(DependencyUnavailable):
                 await self.store.mark_shown(record.id)
-
-    def final_view(self, record: Record) -> tuple[str, list[dict]]:
-        """The message of a finished record: how it ended."""
-        if record.outcome is not None:
-            return self.progress_view(record, None, outcome=record.outcome)
-        if record.state == "superseded":
-            return messages.superseded_view(record)
-        return messages.approval_view(record)
 
     def progress_view(self, release: Record, status: RolloutStatus | None, *, outcome: Outcome | None = None,
                       problem: str = "") -> tuple[str, list[dict]]:

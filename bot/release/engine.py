@@ -28,8 +28,9 @@ from bot.cluster.leader import LeaderElector
 from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
 from bot.core.times import iso, parse_time
+from bot.release import messages
 from bot.release.driver import PROBLEM_AFTER, Driver, Lost
-from bot.release.lifecycle import FINISHED, RUNNING
+from bot.release.lifecycle import FINISHED, RUNNING, State
 from bot.release.plan import Step
 from bot.release.record import Record
 
@@ -39,6 +40,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPAIR_INTERVAL = 30.0  # seconds between the leader's looks for finished releases whose message does not show it
+
+
+def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
+    """The message of a finished record: how it ended (``approvals``: :class:`bot.release.approvals.Approvals`)."""
+    if record.outcome is not None:
+        return approvals.progress_view(record, None, outcome=record.outcome)
+    if record.state == State.SUPERSEDED:
+        return messages.superseded_view(record)
+    return messages.approval_view(record)
 
 
 class Engine:
@@ -162,9 +172,10 @@ class Engine:
         target = self.services.target(record.change.service, record.change.environment)  # resolved once per drive
         driver = Driver(self, record, target)
         self._shown[record.id] = driver
-        await driver.save(claim=True)
-        helpers = [asyncio.create_task(driver.heartbeat()), asyncio.create_task(driver.watch_stalls())]
+        helpers = [asyncio.create_task(driver.watch_stalls())]  # a claim that keeps waiting is said too
         try:
+            await driver.save(claim=True)
+            helpers.append(asyncio.create_task(driver.heartbeat()))
             await driver.run()
         finally:
             self._shown.pop(record.id, None)
@@ -224,7 +235,7 @@ class Engine:
             if record.state not in FINISHED or record.shown or not record.ts or record.id in self._shown:
                 continue
             try:
-                await messenger.update(record.channel, record.ts, *approvals.final_view(record))
+                await messenger.update(record.channel, record.ts, *final_view(approvals, record))
             except SlackError as exc:
                 if worth_again(exc):
                     log.info("the message of %s still cannot be edited: %s", record.id, exc.error)

@@ -223,7 +223,7 @@ async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_varia
                  requester="U1", channel="C1", created="2026-12-01T00:00:00+00:00",
                  expires="2026-12-01T01:00:00+00:00")
     assert services.approvals.target_of(old.change).config is services.config
-    steps = services.approvals.plan(old.change)  # the plan of a request stored before plans were
+    steps = services.approvals.store.plan(old.change)  # the plan of a request stored before plans were
     assert steps[0].target == "helloworld" and old.where == ""
 
 
