@@ -17,7 +17,9 @@ from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.times import parse_time
-from bot.release.plan import Release, ReleaseState, StepState
+from bot.release.lifecycle import RUNNING, State
+from bot.release.plan import StepState
+from bot.release.record import Record
 from commands import Context, Reply
 
 NAME = "release"
@@ -25,8 +27,8 @@ USAGE = "/hello release [<id>]"
 _ID = re.compile(r"[0-9a-f]{6,32}", re.ASCII)
 MARKS = {StepState.DONE: ":white_check_mark:", StepState.FAILED: ":x:", StepState.RUNNING: ":hourglass_flowing_sand:",
          StepState.WAITING: ":white_circle:"}
-STATES = {ReleaseState.RUNNING: "running", ReleaseState.SUCCEEDED: "succeeded", ReleaseState.FAILED: "failed",
-          ReleaseState.SUPERSEDED: "superseded"}
+STATES = {State.RUNNING: "running", State.SUCCEEDED: "succeeded", State.FAILED: "failed",
+          State.SUPERSEDED: "superseded"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def _time(text: str) -> str:
     return views.when(moment, "%H:%M:%S") if moment else "–"
 
 
-def step_lines(release: Release) -> list[str]:
+def step_lines(release: Record) -> list[str]:
     """One line per step: mark, title, began, ended, what it saw (pure)."""
     lines = []
     for index, step in enumerate(release.steps, 1):
@@ -87,16 +89,17 @@ async def run(request: Request, ctx: Context) -> Reply:
         lines = [r.running_line() for r in running]
         return Reply(text="Releases running\n" + "\n".join(lines), blocks=release_view.running(lines), ephemeral=True)
     release = await engine.load(request.id)
-    if release is None:
+    if release is None or not (release.state == RUNNING or release.began):  # asked for, never carried out
         raise CommandError(f"There is no release `{request.id}`: it was never approved, or it is too old.")
     who = f"requested by <@{release.requester}>" + (f", approved by <@{release.approver}>" if release.approver else "")
-    head = f"*{release.label}* {views.escape(release.summary)}\n{who} · {STATES[release.state]}"
+    state = STATES.get(release.state, str(release.state))
+    head = f"*{release.label}* {views.escape(release.summary)}\n{who} · {state}"
     if release.reason:
         head += f"\n:speech_balloon: Reason: “{views.foreign(release.reason)}”"
     if release.outcome is not None:
         mark = ":white_check_mark: " if release.outcome.ok else ":x: "
         head += "\n" + mark + views.escape(release.outcome.headline)
-    if release.problem and release.state == ReleaseState.RUNNING:
+    if release.problem and release.state == RUNNING:
         head += f"\n:warning: {views.escape(release.problem)}"
     blocks = release_view.detail(head, step_lines(release), release.id, release.driver or "nobody yet")
-    return Reply(text=f"{release.label}: {release.summary} — {STATES[release.state]}", blocks=blocks)
+    return Reply(text=f"{release.label}: {release.summary} — {state}", blocks=blocks)

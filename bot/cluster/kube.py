@@ -43,7 +43,7 @@ from bot.core.errors import ClusterError
 class Deployed:
     """What is deployed, as ``/hello status`` shows it: a snapshot of the service's objects read at one time.
 
-    Not the lifecycle of a release (that is :class:`bot.release.plan.ReleaseState`). ``missing`` maps a part
+    Not the lifecycle of a release (that is :class:`bot.release.lifecycle.State`). ``missing`` maps a part
     that could not be read to why.
     """
 

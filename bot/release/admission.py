@@ -4,7 +4,7 @@ A request is admitted when it takes the lock of its service and environment (it 
 place in the lock's queue (queued, with the catalogue's ``lock: queue``), or it is refused naming the
 holder (``lock: refuse``, and always without a catalogue). A rollback supersedes the holder; a holder
 nobody advances any more is superseded by the next request. The lock moves away from a request only
-after that request's record has left pending and running (see :mod:`bot.release.requests`), and when it
+after that request's record has left pending and running (see :mod:`bot.release.record`), and when it
 frees, the first in the queue gets it (:meth:`Admission.advance`). A manual lock on the service refuses a
 change and a freeze makes it break-glass (:meth:`Admission.holds`). Expiry and the sweeper live here too.
 """
@@ -22,17 +22,8 @@ from bot.core.target import Target
 from bot.core.text import foreign
 from bot.core.times import iso
 from bot.release import messages
-from bot.release.requests import (
-    FINISHED,
-    PENDING,
-    QUEUED,
-    RUNNING,
-    SUPERSEDED,
-    Lock,
-    Record,
-    RequestState,
-    at,
-)
+from bot.release.lifecycle import FINISHED, PENDING, QUEUED, RUNNING, Event, allowed
+from bot.release.record import Lock, Record, at, leave
 
 if TYPE_CHECKING:
     from bot.release.approvals import Approvals
@@ -121,8 +112,7 @@ class Admission:
         if record.state != RUNNING and not record.ts and now - at(record.created) >= timedelta(
                 seconds=UNPOSTED_GRACE):
             why = "its message was never recorded"
-            ended = await self.requests.store.update(
-                record.id, lambda r: end_if(r, (PENDING, QUEUED), RequestState.CANCELLED, why, now))
+            ended = await self.requests.store.update(record.id, lambda r: end(r, Event.CANCEL, why, now))
             if ended:
                 await self.requests.audit("Cancelled", record, record.requester, note=why)
             return None
@@ -152,46 +142,45 @@ class Admission:
 
     async def expire(self, request_id: str, now: datetime) -> bool:
         def expire(r: Record) -> bool:
-            if not r.expired(now):
-                return False
-            r.state, r.decided = RequestState.EXPIRED, iso(now)
-            return True
+            return r.expired(now) and end(r, Event.EXPIRE, "", now)
 
         return bool(await self.requests.store.update(request_id, expire))
 
     async def supersede(self, record: Record, why: str) -> None:
-        """End ``record`` as superseded (its record first: then the lock may move), stop its release, say so."""
+        """End ``record`` as superseded (its record first: then the lock may move; its driver, if it runs, stops at
+        its next write), say so."""
         now = self.requests.clock()
-        ended = await self.requests.store.update(
-            record.id, lambda r: end_if(r, (PENDING, QUEUED, RUNNING), SUPERSEDED, why, now))
+        ended = await self.requests.store.update(record.id, lambda r: end(r, Event.SUPERSEDE, why, now))
         if not ended:
             return
-        record.state, record.headline = SUPERSEDED, why
+        record.move(Event.SUPERSEDE, now, why)
         await self.requests.audit("Superseded", record, record.requester, note=why)
-        engine = self.requests.services.releases
-        if engine is not None:
-            await engine.supersede(record.id, why)
         await self.requests.edit(record, *messages.superseded_view(record))
 
     async def show_expired(self, record: Record) -> None:
-        record.state = RequestState.EXPIRED
+        if record.state != "expired":
+            record.move(Event.EXPIRE, self.requests.clock())
         await self.requests.audit("Expired", record, record.requester)
-        await self.requests.edit(record, *messages.approval_view(record, self.requests.target_of(record.change).config))
+        await self.requests.edit(record, *messages.approval_view(record))
 
-    async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
-        """The request leaves the state ``was`` (its release ended; or it could not be posted), which frees
-        the one-change-at-a-time lock: the next in the queue gets it."""
+    async def cancel(self, request_id: str, headline: str) -> None:
+        """A request that could not be wholly made ends cancelled, which frees its lock or place."""
         now = self.requests.clock()
-        def end(r: Record) -> Record:
-            end_if(r, (was,), state, headline, now)
+
+        def cancel(r: Record) -> Record:
+            end(r, Event.CANCEL, headline, now)
             return r
 
-        record = await self.requests.store.update(request_id, end)
-        self.requests.home_changed()
-        if record is not None and was == QUEUED:
-            await self.leave(record.key, request_id)
+        record = await self.requests.store.update(request_id, cancel)
         if record is not None:
-            await self.advance(record.key)
+            await self.leave(record.key, request_id)
+            await self.ended(record.key)
+
+    async def ended(self, key: tuple[str, str]) -> None:
+        """A record of ``key`` left pending or running (its release ended), which frees the one-change-at-a-time
+        lock: the next in the queue gets it. The oldest finished records go."""
+        self.requests.home_changed()
+        await self.advance(key)
         with contextlib.suppress(DependencyUnavailable):
             await self._prune(await self.requests.store.load())
 
@@ -199,7 +188,7 @@ class Admission:
         """A queued request that ended leaves its place, so the places behind it move up (best effort: the
         next advance drops it anyway)."""
         with contextlib.suppress(DependencyUnavailable):
-            await self.requests.store.update_lock(key, lambda lock: _leave(lock, request_id))
+            await self.requests.store.update_lock(key, lambda lock: leave(lock, request_id))
 
     async def advance(self, key: tuple[str, str]) -> None:
         """When nothing holds ``key``'s lock, the first queued request there gets it: its approval opens (its
@@ -239,8 +228,7 @@ class Admission:
         opened = await self._open(records[head])
         for place, rid in enumerate(seated.queue, 1):
             if rid in records:
-                text, blocks = messages.approval_view(records[rid], self.requests.target_of(records[rid].change).config,
-                                                      place=messages.place_text(place, opened))
+                text, blocks = messages.approval_view(records[rid], place=messages.place_text(place, opened))
                 await self.requests.edit(records[rid], text, blocks)
         self.requests.home_changed()
 
@@ -248,17 +236,20 @@ class Admission:
         """A queued request that holds the lock now: pending, its expiry from now, its message with buttons."""
         expires = iso(self.requests.clock() + timedelta(seconds=self.requests.config.approval_ttl_seconds))
 
+        now = self.requests.clock()
+
         def open_it(r: Record) -> bool:
             if r.state != QUEUED:
                 return False
-            r.state, r.expires = PENDING, expires
+            r.move(Event.OPEN, now)
+            r.expires = expires
             return True
 
         if await self.requests.store.update(record.id, open_it):
-            record.state, record.expires = PENDING, expires
+            record.move(Event.OPEN, now)
+            record.expires = expires
             await self.requests.audit("Dequeued", record, record.requester, note="its turn: the approval is open")
-            target = self.requests.target_of(record.change)
-            await self.requests.edit(record, *messages.approval_view(record, target.config))
+            await self.requests.edit(record, *messages.approval_view(record))
         return record
 
     async def sweep(self, now: datetime | None = None) -> int:
@@ -285,25 +276,16 @@ class Admission:
         gone = [r.id for r in finished[:-self.requests.keep]] if len(finished) > self.requests.keep else []
         for rid in gone:
             await self.requests.store.delete(rid)
-        engine = self.requests.services.releases
-        if gone and engine is not None:
-            await engine.forget(gone)
 
 
-def end_if(record: Record, states: tuple[str, ...], state: str, headline: str, now: datetime) -> bool:
-    """End ``record`` in ``state`` if it is in one of ``states``; whether it did."""
-    if record.state not in states:
+def end(record: Record, event: Event, headline: str, now: datetime) -> bool:
+    """End ``record`` by ``event`` if it applies to its state (read under a compare-and-swap); whether it did."""
+    if not allowed(record.state, event):
         return False
-    record.state, record.headline, record.finished = RequestState(state), headline, iso(now)
-    if state == RequestState.CANCELLED and not record.decided:
-        record.decided = record.finished
+    record.move(event, now, headline)
     return True
 
 
-def to_pending(record: Record) -> None:
+def to_pending(record: Record, now: datetime) -> None:
     if record.state == QUEUED:
-        record.state = PENDING
-
-
-def _leave(lock: Lock, request_id: str) -> None:
-    lock.queue = [q for q in lock.queue if q != request_id]
+        record.move(Event.OPEN, now)

@@ -2,7 +2,7 @@
 
 A mutating command becomes a request: the change is planned from the cluster's current state (from
 -> to), stored, and posted in the channel with Approve / Reject buttons. Each request is an object of its
-own in the cluster (:mod:`bot.release.requests`), so requests survive a restart, every bot replica sees
+own in the cluster (:mod:`bot.release.records`), so requests survive a restart, every bot replica sees
 the same ones, and no two requests contend for one document. The transition ``pending -> running`` is
 a compare-and-swap on the request's object: of any number of simultaneous Approve clicks, on any number
 of replicas, exactly one wins and runs the change.
@@ -30,6 +30,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +46,10 @@ from bot.release import messages
 from bot.release.actions import Change
 from bot.release.admission import Admission, to_pending
 from bot.release.buttons import Buttons
-from bot.release.plan import Outcome, Release, release_for
-from bot.release.requests import (
-    PENDING,
-    QUEUED,
-    RUNNING,
-    Record,
-    RequestState,
-    RequestStore,
-    at,
-)
+from bot.release.lifecycle import FINISHED, PENDING, QUEUED, Event
+from bot.release.plan import Outcome, steps_for
+from bot.release.record import Record, at
+from bot.release.records import Records
 from bot.release.rollout import RolloutStatus
 
 if TYPE_CHECKING:
@@ -73,7 +68,9 @@ class Approvals:
         self.services = services
         self.clock = clock or now
         self.edit_interval = edit_interval
-        self.store = RequestStore(services.cluster, services.config.state_configmap)
+        # the plan of a stored change that has none yet (a request stored by an earlier version)
+        self.store = Records(services.cluster, services.config.state_configmap,
+                             lambda change: steps_for(change.action, change.params, self.target_of(change).config))
         self.keep = services.config.keep_releases
         self.buttons = Buttons(self)
         self.admission = Admission(self)
@@ -122,19 +119,20 @@ class Approvals:
             id=uuid.uuid4().hex[:10], change=change, requester=invocation.user_id, channel=invocation.channel_id,
             created=iso(now), expires=iso(now + timedelta(seconds=self.config.approval_ttl_seconds)),
             state=QUEUED, needed=needed, break_glass=break_glass,
+            steps=steps_for(change.action, change.params, config),  # the plan, once: shown, approved, carried out
         )
         await self.store.create(record)  # queued: it holds nothing until the lock names it
         try:
             place, holder = await self.admission.admit(record, invocation.user_id, queue=chosen.lock == LockMode.QUEUE)
             if place == 0:
-                await self.store.update(record.id, to_pending)
-                record.state = PENDING
+                await self.store.update(record.id, lambda r: to_pending(r, now))
+                to_pending(record, now)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.store.delete(record.id)
             raise
         await self.audit("Requested", record, invocation.user_id, target=target)
-        await self._post(record, config, invocation.user_id, messages.place_text(place, holder) if place else "")
+        await self._post(record, invocation.user_id, messages.place_text(place, holder) if place else "")
         if record.state == QUEUED:
             await self.advance(record.key)  # the change it waited for may have ended meanwhile
             return
@@ -144,20 +142,20 @@ class Approvals:
 
         def start(r: Record) -> None:
             if r.state == PENDING:
-                r.state, r.approver, r.decided, r.token = RUNNING, invocation.user_id, iso(now), token
+                r.move(Event.APPROVE, now)
+                r.approver, r.token = invocation.user_id, token
 
         await self.store.update(record.id, start)
         await self.audit("Approved", record, invocation.user_id, note="no approval needed")
         self._run()
 
-    async def _post(self, record: Record, config: Config, user: str, place: str) -> None:
+    async def _post(self, record: Record, user: str, place: str) -> None:
         """Post the request's message and store its ts; on any failure the request is cancelled."""
         try:
             if record.state == PENDING and not record.change.needs_approval:
-                text, blocks = self.progress_view(release_for(record, config, created=record.created,
-                                                              approver=user), None)
+                text, blocks = self.progress_view(replace(record, approver=user, began=record.created), None)
             else:
-                text, blocks = messages.approval_view(record, config, place=place)
+                text, blocks = messages.approval_view(record, place=place)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
             await self.store.update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
         except Exception as exc:
@@ -176,11 +174,10 @@ class Approvals:
     async def _cancel(self, record: Record, why: str) -> None:
         """A request that could not be wholly made: cancelled (its message, if posted, says so); the lock frees."""
         with contextlib.suppress(DependencyUnavailable):
-            await self.finish(record.id, RequestState.CANCELLED, why, was=record.state)
+            await self.admission.cancel(record.id, why)
         if record.ts:
-            record.state, record.headline = RequestState.CANCELLED, why
-            text, blocks = messages.approval_view(record, self.target_of(record.change).config)
-            await self.edit(record, text, blocks)
+            record.move(Event.CANCEL, self.clock(), why)
+            await self.edit(record, *messages.approval_view(record))
 
     # ------------------------------------------------------------------ deciding
     async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str,
@@ -222,13 +219,13 @@ class Approvals:
         self.home_changed()
         if approve and won.state == PENDING:  # approved by one of several
             await self.audit("Approved", won, user, note=won.approved_so_far)
-            await self.edit(won, *messages.approval_view(won, target.config))
+            await self.edit(won, *messages.approval_view(won))
             return
         if not approve:
             if record.state == QUEUED:  # withdrawn while it waited: its place goes
                 await self.admission.leave(won.key, won.id)
             await self.audit("Rejected", won, user)
-            await self.edit(won, *messages.approval_view(won, target.config))
+            await self.edit(won, *messages.approval_view(won))
             await self.advance(won.key)
             return
         note = f"break-glass: {won.break_glass}" if won.break_glass else ""
@@ -256,9 +253,9 @@ class Approvals:
         record.ts = record.ts or ts
         return record, target, ts
 
-    async def finish(self, request_id: str, state: str, headline: str, *, was: str = RUNNING) -> None:
-        """The request leaves the state ``was`` (its release ended), which frees its lock for the next one."""
-        await self.admission.finish(request_id, state, headline, was=was)
+    async def ended(self, key: tuple[str, str]) -> None:
+        """A release of ``key`` ended: the lock frees for the next one in its queue."""
+        await self.admission.ended(key)
 
     async def advance(self, key: tuple[str, str]) -> None:
         """Open the next queued request of ``key`` when nothing holds its lock (never raises)."""
@@ -311,14 +308,19 @@ class Approvals:
             home.changed()
 
     async def edit(self, record: Record, text: str, blocks: list[dict]) -> None:
+        """Edit ``record``'s message; once it shows how the record ended, the record says so (``shown``)."""
         if not record.ts:
             return
         try:
             await self.services.messenger.update(record.channel, record.ts, text, blocks)
         except SlackError as exc:
             log.warning("cannot edit request message %s: %s", record.ts, exc)
+            return
+        if record.state in FINISHED:
+            with contextlib.suppress(DependencyUnavailable):
+                await self.store.mark_shown(record.id)
 
-    def progress_view(self, release: Release, status: RolloutStatus | None, *, outcome: Outcome | None = None,
+    def progress_view(self, release: Record, status: RolloutStatus | None, *, outcome: Outcome | None = None,
                       problem: str = "") -> tuple[str, list[dict]]:
         """The release's one message (:func:`bot.release.messages.progress_view`)."""
         approved = not (release.action == "abort" and not self.config.abort_needs_approval)
@@ -358,9 +360,11 @@ def _decided(r: Record, user: str, approve: bool, ts: str, token: str, now: date
         return r
     if approve:
         r.approvals.append(user)
-    r.state = RUNNING if approve else RequestState.REJECTED
-    r.approver, r.decided, r.token, r.ts = user, iso(now), token, r.ts or ts
-    if not approve:
-        r.finished = r.decided
-        r.headline = "withdrawn by the requester" if user == r.requester else f"rejected by <@{user}>"
+    if approve:
+        r.move(Event.APPROVE, now)
+    elif user == r.requester:
+        r.move(Event.WITHDRAW, now, "withdrawn by the requester")
+    else:
+        r.move(Event.REJECT, now, f"rejected by <@{user}>")
+    r.approver, r.token, r.ts = user, token, r.ts or ts
     return r

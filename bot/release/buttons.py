@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat.contract import Context, Invocation
 from bot.core.errors import CommandError, PermissionDenied
+from bot.release.lifecycle import RUNNING
 from bot.release.messages import BUTTONS
-from bot.release.requests import RUNNING
 
 if TYPE_CHECKING:
     from bot.release.approvals import Approvals

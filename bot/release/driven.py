@@ -26,7 +26,7 @@ from bot.release import analysis_runner as runner
 from bot.release import steps as step_runner
 from bot.release.actions import plan_rollback
 from bot.release.judge import State, Verdict, judge
-from bot.release.plan import Step, StepKind, StepState, retire_steps, steps_for, take_decisions
+from bot.release.plan import Step, StepKind, StepState, retire_steps, steps_for
 
 if TYPE_CHECKING:
     from bot.release.driver import Driver
@@ -40,9 +40,9 @@ DECISION_POLL = 1.0  # seconds between looks for a person's Continue / Abort (an
 async def wait_for_decision(driver: Driver, step: Step) -> str:
     """Wait until a person has clicked Continue or Abort on the waiting ``step``; returns which."""
     while not step.decision:
-        stored = await driver.engine.load(driver.release.id)
+        stored = await driver.engine.records.get(driver.release.id)
         if stored is not None:
-            take_decisions(stored, driver.release)
+            driver.release.take_decisions(stored)
         if not step.decision:
             await asyncio.sleep(DECISION_POLL)
     decision, who = step.decision, step.decided_by
@@ -151,7 +151,7 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
     services = driver.engine.services
     began = parse_time(step.started) or clock()
     end = began + timedelta(minutes=config.bake_minutes)
-    since = parse_time(release.created) or began
+    since = parse_time(release.began) or began
     step.next_check = iso(end)
     await driver.save()
     await driver.show()

@@ -10,8 +10,9 @@ and after :data:`PROBLEM_AFTER` seconds says so in the message; it never reports
 see. Its message's edits go through a queue (:class:`bot.release.rollout.MessageEditor`): no step waits
 on Slack. When the last step is done (or one failed) the outcome is stored, the audit trail gets its record
 (once: its Event's name is the release's and the outcome's, so a driver that took over from one that died
-while writing it does not record it again), the request leaves the ``running`` state and the message gets
-its final edit (one Slack did not take is sent again by the approvals sweeper).
+while writing it does not record it again), the record leaves the ``running`` state (marked ``reported`` in
+the same write) and the message gets its final edit; once Slack takes it the record is marked ``shown``
+(one Slack did not take is sent again by the leader, :meth:`bot.release.engine.Engine.repair`).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.core.errors import ClusterError
+from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.retry import Backoff, retry
 from bot.core.target import Target
 from bot.core.times import iso, parse_time
 from bot.release import driven as driven_steps
 from bot.release import load_step
 from bot.release import steps as step_runner
-from bot.release.plan import Outcome, Release, ReleaseState, Step, StepKind, StepState, take_decisions
-from bot.release.requests import Record
+from bot.release.lifecycle import RUNNING, Event
+from bot.release.plan import Outcome, Step, StepKind, StepState
+from bot.release.record import Record
 from bot.release.rollout import MessageEditor, RolloutStatus
 from bot.release.stalls import Stalls
 
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.release.engine")
 
-KEY = "release.json"  # the key of a release's ConfigMap that holds it
 PROBLEM_AFTER = 10.0  # seconds a problem lasts before the release's message mentions it
 STORE_WAIT = Backoff(first=0.2, most=3.0, attempts=None)  # the cluster is away: store the progress when it is back
 STEP_WAIT = Backoff(first=0.5, most=3.0, attempts=None)  # ... and do the step then (HELLO_CLUSTER_PATIENCE at most)
@@ -58,9 +59,8 @@ class Lost(Exception):
 class Driver:
     """One release carried out by this replica."""
 
-    def __init__(self, engine: Engine, record: Record, release: Release, target: Target) -> None:
+    def __init__(self, engine: Engine, release: Record, target: Target) -> None:
         self.engine = engine
-        self.record = record
         self.release = release
         self.target = target  # resolved once, where the engine took the release up
         self.config = target.config
@@ -75,21 +75,31 @@ class Driver:
                                    interval=engine.edit_interval)
         self.editor = editor
 
-    async def save(self, *, claim: bool = False) -> None:
-        """Store the release; with ``claim`` this replica becomes its driver. Raises :class:`Lost`."""
+    async def save(self, *, claim: bool = False, end: Event | None = None) -> None:
+        """Store the release's progress; with ``claim`` this replica becomes its driver; with ``end`` (succeed or
+        fail) the release ends, reported, in the same write. Raises :class:`Lost` when it was superseded or is
+        driven by another replica."""
         me = self.engine.identity
         release = self.release
 
-        def mutate(data: dict[str, str]) -> None:
-            if KEY in data:
-                stored = Release.from_json(data[KEY])
-                if stored.state == ReleaseState.SUPERSEDED:
-                    raise Lost(release.id)
-                if not claim and stored.driver != me:
-                    raise Lost(release.id)
-                take_decisions(stored, release)
-            release.driver, release.heartbeat = me, iso(self.engine.clock())
-            data[KEY] = release.to_json()
+        def mutate(stored: Record) -> bool:
+            if stored.state != RUNNING or (not claim and stored.driver != me):
+                raise Lost(release.id)
+            release.take_decisions(stored)
+            now = self.engine.clock()
+            release.driver, release.heartbeat = me, iso(now)
+            release.began = release.began or stored.began or iso(now)
+            stored.take_progress(release)
+            if end is not None:
+                stored.move(end, now, release.outcome.headline if release.outcome else "")
+                stored.reported = True
+                release.state, release.finished, release.headline = stored.state, stored.finished, stored.headline
+                release.reported = True
+            return True
+
+        async def store() -> None:
+            if await self.engine.records.update(release.id, mutate) is None:
+                raise Lost(release.id)  # its record is gone (pruned): nothing is left to drive
 
         async def unreachable(exc: BaseException | None) -> None:
             self.note_problem(f"cannot reach the cluster to store the release's progress ({exc})")
@@ -97,7 +107,7 @@ class Driver:
 
         with self.stalls.watch("storing the release's progress"):
             async with self._lock:
-                await retry(self.engine.store(release.id).update, mutate, backoff=STORE_WAIT, on_retry=unreachable)
+                await retry(store, backoff=STORE_WAIT, on_retry=unreachable)
 
     async def heartbeat(self) -> None:
         every = max(0.5, self.config.lease_seconds / 3)
@@ -146,22 +156,15 @@ class Driver:
         await self.show()
 
     async def run(self) -> None:
-        release, engine = self.release, self.engine
+        release = self.release
         await self.show()
-        while release.state == ReleaseState.RUNNING:
-            if release.outcome is None:
-                step = release.current
-                if step is None:
-                    release.outcome = step_runner.succeeded(release, self.config)
-                    await self.save()
-                    continue
+        while release.outcome is None:
+            step = release.current
+            if step is None:
+                release.outcome = step_runner.succeeded(release, self.config)
+                await self.save()
+            else:
                 await self._step(step)
-                continue
-            release.state = ReleaseState.SUCCEEDED if release.outcome.ok else ReleaseState.FAILED
-            release.finished = iso(engine.clock())
-            await self.save()
-        if release.state == ReleaseState.SUPERSEDED:
-            raise Lost(release.id)
         await self._report()
 
     async def _step(self, step: Any) -> None:
@@ -225,18 +228,19 @@ class Driver:
         await self.save()
 
     async def _report(self) -> None:
-        """The final message and audit record (once, as ``reported`` says), then the request is finished."""
+        """The audit record (once), the end of the release (reported, in one write), its final message; then the
+        lock frees for the next one."""
         release, engine = self.release, self.engine
         approvals = engine.services.approvals
         outcome = release.outcome or Outcome(False, "Stopped")
         if not release.reported:
             if release.params.analysed:
                 await driven_steps.analysis_chart(self)
-            await approvals.audit_outcome(self.record, outcome)
-            release.reported = True
-            await self.save()
-        if self.editor is not None:  # also when an earlier driver reported it: its edit may be lost with it
+            await approvals.audit_outcome(release, outcome)
+        await self.save(end=Event.SUCCEED if outcome.ok else Event.FAIL)
+        if self.editor is not None:
             await self.editor.final(*approvals.progress_view(release, self.status, outcome=outcome))
-        await approvals.finish(release.id, "succeeded" if outcome.ok else "failed", outcome.headline)
-        if self.editor is not None:  # the request is finished; the driver ends once its message says so
-            await self.editor.sent(FINAL_EDIT_WAIT)
+        await approvals.ended(release.key)
+        if self.editor is not None and await self.editor.sent(FINAL_EDIT_WAIT) and self.editor.final_taken:
+            with contextlib.suppress(DependencyUnavailable):
+                await engine.records.mark_shown(release.id)

@@ -1,14 +1,16 @@
-"""The release engine: the leader replica advances every unfinished release, step by step.
+"""The release engine: the leader replica advances every running release, step by step.
 
-An approved request (state ``running`` in the approvals ConfigMap) is a release to carry out. Its
-plan and progress live in a ConfigMap of its own (``hello-chatops-release-<id>``, key
-``release.json``), so any replica can continue it. Exactly one replica drives: the holder of the
-Lease (the same one scheduled posts use). Its loop reads the running requests every ``interval``
-seconds (or at once when this replica approved one) and starts a driver for each it is not driving.
+An approved release (state ``running``) is carried out from its record (:mod:`bot.release.records`): its
+plan, stored when it was asked for, and its progress, stored as it goes, so any replica can continue it.
+Exactly one replica drives: the holder of the Lease (the same one scheduled posts use). Its loop reads the
+records every ``interval`` seconds (or at once when this replica approved one) and starts a driver for each
+running release it is not driving.
 
 Each release is carried out by a :class:`bot.release.driver.Driver`: step by step, stored as it goes, shown
-in the release's one message, its outcome audited once and the request then finished (which frees the
-one-change-at-a-time lock).
+in the release's one message, its outcome audited once and its record then ended (which frees the
+one-change-at-a-time lock). Every ``repair_interval`` seconds the leader also sends again the final edit of
+every finished release whose message does not show it yet (``shown``): Slack refused it, or the replica that
+sent it died first.
 """
 
 from __future__ import annotations
@@ -20,28 +22,33 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.messenger import SlackError, worth_again
 from bot.chat.supervise import Supervisor
 from bot.cluster.leader import LeaderElector
-from bot.cluster.store import ConfigMapStore
 from bot.core import times
-from bot.core.errors import ClusterError, CommandError
-from bot.core.target import Target
+from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
 from bot.core.times import iso, parse_time
-from bot.release.driver import KEY, PROBLEM_AFTER, Driver, Lost
-from bot.release.plan import Release, ReleaseState, Step, release_for
-from bot.release.requests import RUNNING, Record
+from bot.release import messages
+from bot.release.driver import PROBLEM_AFTER, Driver, Lost
+from bot.release.lifecycle import FINISHED, RUNNING, State
+from bot.release.plan import Step
+from bot.release.record import Record
 
 if TYPE_CHECKING:
     from bot.core.services import Services
 
 log = logging.getLogger(__name__)
 
-PREFIX = "hello-chatops-release-"
-LABELS = {"app.kubernetes.io/component": "release"}
+REPAIR_INTERVAL = 30.0  # seconds between the leader's looks for finished releases whose message does not show it
 
 
-def configmap_name(release_id: str) -> str:
-    return PREFIX + release_id
+def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
+    """The message of a finished record: how it ended (``approvals``: :class:`bot.release.approvals.Approvals`)."""
+    if record.outcome is not None:
+        return approvals.progress_view(record, None, outcome=record.outcome)
+    if record.state == State.SUPERSEDED:
+        return messages.superseded_view(record)
+    return messages.approval_view(record)
 
 
 class Engine:
@@ -59,24 +66,18 @@ class Engine:
         self._shown: dict[str, Driver] = {}  # the drivers of those tasks, to say why they stop
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self.repair_interval = REPAIR_INTERVAL
+        self._repair_at = 0.0  # on the loop's clock: the first look when this replica leads
         self.background = Supervisor()  # notes on alert cards, finished or cancelled on stop
 
     @property
     def config(self) -> Any:
         return self.services.config
 
-    def store(self, release_id: str) -> ConfigMapStore:
-        return ConfigMapStore(self.services.cluster, configmap_name(release_id), labels=LABELS)
-
-    async def load(self, release_id: str) -> Release | None:
-        data = await self.store(release_id).read()
-        if not data or KEY not in data:
-            return None
-        try:
-            return Release.from_json(data[KEY])
-        except (ValueError, KeyError, TypeError):
-            log.error("release %s is unreadable", release_id)
-            return None
+    @property
+    def records(self) -> Any:
+        """The repository of releases (:class:`bot.release.records.Records`)."""
+        return self.services.approvals.store
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -101,7 +102,9 @@ class Engine:
             try:
                 if await self.elector.step(self.clock()):
                     await self.reconcile()
+                    await self._repair_when_due()
                 else:
+                    self._repair_at = 0.0
                     await self._drop_all(self.elector.problem)
             except asyncio.CancelledError:
                 raise
@@ -132,8 +135,8 @@ class Engine:
                 await task
 
     async def reconcile(self) -> None:
-        """Start a driver for every running request not driven here; stop those no longer running."""
-        records = await self.services.approvals.store.load()
+        """Start a driver for every running release not driven here; stop those no longer running."""
+        records = await self.records.load()
         running = {r.id: r for r in records.values() if r.state == RUNNING}
         for rid, task in list(self._drivers.items()):
             if task.done():
@@ -141,7 +144,7 @@ class Engine:
             elif rid not in running:
                 driver = self._shown.get(rid)
                 if driver is not None and driver.release.reported:
-                    continue  # it ended its request itself and is winding up (opening the queue behind it)
+                    continue  # it ended its release itself and is winding up (its last edit, the queue behind it)
                 log.info("release %s is no longer running (superseded?): its driver stops", rid)
                 task.cancel()
                 del self._drivers[rid]
@@ -164,19 +167,15 @@ class Engine:
         except Exception:
             log.exception("release %s: driver failed; the next pass starts it again", record.id)
 
-    def new_release(self, record: Record, target: Target) -> Release:
-        return release_for(record, target.config, created=iso(self.clock()))
-
-    async def drive(self, record: Record) -> Release:
-        """Carry ``record``'s release to its end, continuing from what its ConfigMap says."""
+    async def drive(self, record: Record) -> Record:
+        """Carry ``record``'s release to its end, continuing from what its record says."""
         target = self.services.target(record.change.service, record.change.environment)  # resolved once per drive
-        release = await self.load(record.id) or self.new_release(record, target)
-        release.ts = release.ts or record.ts
-        driver = Driver(self, record, release, target)
+        driver = Driver(self, record, target)
         self._shown[record.id] = driver
-        await driver.save(claim=True)
-        helpers = [asyncio.create_task(driver.heartbeat()), asyncio.create_task(driver.watch_stalls())]
+        helpers = [asyncio.create_task(driver.watch_stalls())]  # a claim that keeps waiting is said too
         try:
+            await driver.save(claim=True)
+            helpers.append(asyncio.create_task(driver.heartbeat()))
             await driver.run()
         finally:
             self._shown.pop(record.id, None)
@@ -184,72 +183,66 @@ class Engine:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
-        return release
+        return record
 
-    async def open_releases(self) -> list[Release]:
-        """The releases running now (those not begun yet as planned), oldest first."""
-        records = sorted((r for r in (await self.services.approvals.store.load()).values() if r.state == RUNNING),
-                         key=lambda r: r.created)
-        out = []
-        for record in records:
-            target = self.services.target(record.change.service, record.change.environment)
-            out.append(await self.load(record.id) or self.new_release(record, target))
-        return out
+    async def load(self, release_id: str) -> Record | None:
+        return await self.records.get(release_id)
+
+    async def open_releases(self) -> list[Record]:
+        """The releases running now, oldest first."""
+        return sorted((r for r in (await self.records.load()).values() if r.state == RUNNING),
+                      key=lambda r: r.created)
 
     async def stale(self, records: list[Record], now: datetime) -> set[str]:
-        """The running requests whose release nobody has advanced for a while: they hold no lock."""
+        """The running releases nobody has advanced for a while: they hold no lock."""
         limit = timedelta(seconds=3 * self.config.lease_seconds + 30)
         out = set()
         for record in records:
-            try:
-                release = await self.load(record.id)
-            except ClusterError:
-                continue
-            if release is None:
-                began = parse_time(record.decided) or now
-                if now - began > limit:
-                    out.add(record.id)
-                continue
-            beat = parse_time(release.heartbeat) or parse_time(release.created) or now
-            if (release.state != ReleaseState.RUNNING and release.reported) or now - beat > limit:
+            beat = parse_time(record.heartbeat) or parse_time(record.decided) or now
+            if record.state == RUNNING and now - beat > limit:
                 out.add(record.id)
         return out
 
     async def decide(self, release_id: str, user: str, decision: str) -> Step:
         """Record a person's Continue / Abort on the step of ``release_id`` that waits for one."""
-        found: list[Step] = []
-
-        def mutate(data: dict[str, str]) -> None:
-            release = Release.from_json(data[KEY]) if KEY in data else None
-            waiting = next((s for s in release.steps if s.waiting and not s.decision), None) if release else None
-            if release is None or release.state != ReleaseState.RUNNING or waiting is None:
+        def mutate(record: Record) -> Step:
+            waiting = next((s for s in record.steps if s.waiting and not s.decision), None)
+            if record.state != RUNNING or waiting is None:
                 raise CommandError("This release is not waiting for a decision any more: nothing was changed.")
             waiting.decision, waiting.decided_by = decision, user
-            found.append(waiting)
-            data[KEY] = release.to_json()
+            return waiting
 
-        await self.store(release_id).update(mutate, create=False)  # a missing release raises in mutate
+        found = await self.records.update(release_id, mutate)
+        if found is None:
+            raise CommandError("This release is not waiting for a decision any more: nothing was changed.")
         self.poke()
-        return found[0]
+        return found
 
-    async def forget(self, release_ids: list[str]) -> None:
-        """Delete the release records of finished requests that are no longer kept (best effort)."""
-        try:
-            cluster = await self.services.cluster()
-            for rid in release_ids:
-                await cluster.configmaps.delete(configmap_name(rid))
-        except ClusterError as exc:
-            log.info("cannot delete old release records: %s", exc)
+    # ------------------------------------------------------------------ repairing the messages
+    async def _repair_when_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._repair_at:
+            return
+        self._repair_at = loop.time() + self.repair_interval
+        await self.repair()
 
-    async def supersede(self, release_id: str, note: str) -> None:
-        """Mark a release superseded (its driver stops at its next write)."""
-        def mutate(data: dict[str, str]) -> None:
-            if KEY in data:
-                release = Release.from_json(data[KEY])
-                if release.state == ReleaseState.RUNNING:
-                    release.state, release.problem = ReleaseState.SUPERSEDED, note
-                    release.finished = iso(self.clock())
-                    data[KEY] = release.to_json()
-
-        with contextlib.suppress(ClusterError):
-            await self.store(release_id).update(mutate, create=False)
+    async def repair(self) -> int:
+        """Send again the final edit of every finished release whose message does not show how it ended (Slack
+        refused it, or the replica that sent it died before Slack took it). Returns how many Slack took now."""
+        taken = 0
+        approvals, messenger = self.services.approvals, self.services.messenger
+        for record in (await self.records.load()).values():
+            if record.state not in FINISHED or record.shown or not record.ts or record.id in self._shown:
+                continue
+            try:
+                await messenger.update(record.channel, record.ts, *final_view(approvals, record))
+            except SlackError as exc:
+                if worth_again(exc):
+                    log.info("the message of %s still cannot be edited: %s", record.id, exc.error)
+                    continue
+                log.warning("the message of %s cannot be edited (%s): given up", record.id, exc.error)
+            else:
+                taken += 1
+            with contextlib.suppress(DependencyUnavailable):
+                await self.records.mark_shown(record.id)
+        return taken

@@ -21,7 +21,7 @@ from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 from bot.observe import delivery, status
 from bot.observe.status import canary_weight
-from bot.release.requests import PENDING
+from bot.release.lifecycle import PENDING
 
 if TYPE_CHECKING:
     from bot.core.services import Services

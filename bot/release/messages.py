@@ -13,11 +13,11 @@ from datetime import datetime
 from bot.chat import views
 from bot.chat.views import approval, progress
 from bot.chat.views.progress import BUTTONS
-from bot.core.config import Config
 from bot.core.durations import duration
 from bot.core.text import foreign
-from bot.release.plan import Outcome, Release, Step, StepKind, StepState, steps_for
-from bot.release.requests import PENDING, QUEUED, Record, at
+from bot.release.lifecycle import PENDING, QUEUED
+from bot.release.plan import Outcome, Step, StepKind, StepState
+from bot.release.record import Record, at
 from bot.release.rollout import RolloutStatus
 
 REASON_SHOWN = 300  # characters of a reason shown in a message
@@ -26,14 +26,15 @@ __all__ = ["BUTTONS", "already_text", "approval_view", "busy_text", "full_text",
            "superseded_view"]
 
 
-def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[str, list[dict]]:
-    """A request's message: what, why, the plan, and its state (queued with its place, pending with buttons)."""
+def approval_view(record: Record, *, place: str = "") -> tuple[str, list[dict]]:
+    """A request's message: what, why, its plan, and its state (queued with its place, pending with buttons)."""
     state_line = {
         QUEUED: f":hourglass: Queued, {place or 'waiting for the change before it'}: its approval opens when "
                 "that one ends",
         PENDING: f"Waiting for approval until {views.when(at(record.expires), '%H:%M UTC')}"
                  + (f" · {record.approved_so_far}" if record.approved_so_far else ""),
         "rejected": f":no_entry: {sentence(record.headline) or 'Rejected'}: nothing was changed",
+        "withdrawn": f":no_entry: {sentence(record.headline) or 'Withdrawn'}: nothing was changed",
         "expired": f":hourglass: Expired at {views.when(at(record.expires), '%H:%M UTC')}: "
                    "nothing was changed",
         "cancelled": f":x: Cancelled: {record.headline}",
@@ -41,7 +42,7 @@ def approval_view(record: Record, config: Config, *, place: str = "") -> tuple[s
     reason = shown_reason(record.change.reason)
     text = (f"{record.change.label} requested by <@{record.requester}>: {views.escape(record.change.summary)}"
             + (f" — reason: “{reason}”" if reason else "") + f" — {state_line}")
-    plan = [step.title for step in steps_for(record.change.action, record.change.params, config)]
+    plan = [step.title for step in record.steps]
     change = record.change
     blocks = approval.blocks(approval.Approval(
         id=record.id, requester=record.requester, label=change.label, summary=change.summary,
@@ -55,7 +56,7 @@ def superseded_view(record: Record) -> tuple[str, list[dict]]:
     return text, approval.superseded(record.change.label, record.change.summary, sentence(record.headline))
 
 
-def progress_view(release: Release, status: RolloutStatus | None, *, now: datetime, approved: bool,
+def progress_view(release: Record, status: RolloutStatus | None, *, now: datetime, approved: bool,
                   outcome: Outcome | None = None, problem: str = "") -> tuple[str, list[dict]]:
     """The release's one message: who, the steps begun so far, the rollout, the outcome.
 
@@ -77,7 +78,7 @@ def progress_view(release: Release, status: RolloutStatus | None, *, now: dateti
         buttons = tuple(outcome.buttons)
     elif waiting is not None:
         buttons = ("continue", "stop")
-    started = at(release.created) if release.created else now
+    started = at(release.began) if release.began else now
     end = at(release.finished) if outcome is not None and release.finished else now
     elapsed = duration(max(0.0, (end - started).total_seconds()))
     if outcome is None:
@@ -125,6 +126,7 @@ def already_text(record: Record) -> str:
     who = f" by <@{record.approver}>" if record.approver else ""
     states = {"running": f"already approved{who} and running", "succeeded": f"already approved{who} and done",
               "failed": f"already approved{who}; it failed", "rejected": f"already rejected{who}",
+              "withdrawn": "already withdrawn by its requester",
               "expired": "expired", "cancelled": "cancelled", "superseded": "superseded"}
     return f"This request was {states.get(record.state, record.state)}: nothing more was changed."
 

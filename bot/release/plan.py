@@ -1,21 +1,18 @@
-"""Releases as data: the plan of steps an approved change is carried out by, and its stored state.
+"""Plans as data: the steps a change is carried out by, their typed inputs and progress, and an outcome.
 
-A :class:`Release` is fixed when its request is approved: the steps come from the change's typed
-parameters (:func:`steps_for`, pure) and are shown in the approval message before anyone clicks.
-It is stored in the cluster, one ConfigMap per release, so whichever replica leads can continue it;
-every step is idempotent (it re-reads the cluster and does only what is missing), so a step cut
-short by a crash is simply done again.
+The steps come from the change's typed parameters (:func:`steps_for`, pure), once, when the change is asked
+for: they are stored with its record (:class:`bot.release.record.Record`), shown in the approval message
+before anyone clicks and carried out after approval by whichever replica leads. Every step is idempotent (it
+re-reads the cluster and does only what is missing), so a step cut short by a crash is simply done again.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from bot.core.config import Config
-from bot.core.text import escape
 
 
 class StepKind(StrEnum):
@@ -38,14 +35,6 @@ class StepState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-
-class ReleaseState(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SUPERSEDED = "superseded"
-
 
 
 @dataclass
@@ -151,80 +140,7 @@ class Outcome:
                    buttons=tuple(data.get("buttons") or ()), facts=dict(data.get("facts") or {}))
 
 
-@dataclass
-class Release:
-    """An approved change being carried out, as stored in its ConfigMap."""
-
-    id: str  # the approval request's id
-    action: str  # deploy | canary | shift | promote | abort | rollback | renew
-    label: str  # "Deploy", "Canary promotion", ...
-    summary: str
-    params: ChangeParams
-    steps: list[Step]
-    requester: str = ""
-    approver: str = ""
-    channel: str = ""
-    ts: str = ""  # the Slack message it reports to
-    state: ReleaseState = ReleaseState.RUNNING
-    created: str = ""
-    finished: str = ""
-    driver: str = ""  # the replica advancing it
-    heartbeat: str = ""  # when its driver last said it is alive
-    problem: str = ""  # a lasting problem (the cluster unreachable), shown in its message
-    problem_since: str = ""
-    outcome: Outcome | None = None
-    reported: bool = False  # its final message and audit record are out
-    reason: str = ""  # why, as the requester gave it (releases stored before reasons existed have none)
-    service: str = ""  # the catalogue's service and environment ("": the default, one service)
-    environment: str = ""
-
-    @property
-    def where(self) -> str:
-        """"greeter in production", or "" for the one service of a configuration without a catalogue."""
-        return f"{self.service} in {self.environment}" if self.service else ""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Release:
-        data = json.loads(text)
-        data["steps"] = [Step.from_dict(s) for s in data.get("steps") or []]
-        data["params"] = ChangeParams.from_dict(data.get("params") or {})
-        data["state"] = ReleaseState(data.get("state", ReleaseState.RUNNING))
-        data["outcome"] = Outcome.from_dict(data["outcome"]) if data.get("outcome") else None
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def change_cause(self) -> str:
-        """The ``kubernetes.io/change-cause`` its changes carry: what ``kubectl rollout history`` shows."""
-        return (f"hello-chatops {self.label.lower()} {self.summary} (request {self.id} by {self.requester}, "
-                f"approved by {self.approver or 'nobody'})")
-
-    def running_line(self) -> str:
-        """``*Deploy* helloworld: v1 → v2 — step 2/2: Rolling out · request `id``` (mrkdwn, escaped)."""
-        step = self.current
-        where = (f"step {self.steps.index(step) + 1}/{len(self.steps)}: {escape(step.title)}"
-                 if step is not None else "reporting")
-        return f"*{escape(self.label)}* {escape(self.summary)} — {where} · request `{self.id}`"
-
-    @property
-    def current(self) -> Step | None:
-        """The first step not done yet (``None`` once every step is done)."""
-        return next((s for s in self.steps if s.state != StepState.DONE), None)
-
-
 # ---------------------------------------------------------------------------------- plans
-
-
-def release_for(record: Any, config: Config, *, created: str, approver: str | None = None) -> Release:
-    """The release a request (:class:`bot.release.approvals.Record`) becomes, its plan from its change."""
-    change = record.change
-    return Release(id=record.id, action=change.action, label=change.label, summary=change.summary,
-                   params=change.params, steps=steps_for(change.action, change.params, config),
-                   requester=record.requester, approver=record.approver if approver is None else approver,
-                   channel=record.channel, ts=record.ts, created=created, reason=change.reason,
-                   service=change.service, environment=change.environment)
 
 
 def steps_for(action: str, params: ChangeParams, config: Config) -> list[Step]:
@@ -299,10 +215,3 @@ def retire_steps(config: Config) -> list[Step]:
     canary = config.canary_deployment
     return [Step(StepKind.SET_WEIGHT, "Set the canary weight to 0%", config.canary_mapping, percent=0),
             Step(StepKind.SCALE, f"Scale `{canary}` to 0", canary, replicas=0)]
-
-
-def take_decisions(stored: Release, release: Release) -> None:
-    """A person's Continue / Abort is written by whichever replica got the click: keep it."""
-    for mine, theirs in zip(release.steps, stored.steps, strict=False):
-        if mine.waiting and theirs.decision and not mine.decision and theirs.waiting == mine.waiting:
-            mine.decision, mine.decided_by = theirs.decision, theirs.decided_by

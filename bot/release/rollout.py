@@ -140,19 +140,25 @@ class MessageEditor:
         self.interval = interval
         self.clock = clock
         self.edits = 0
+        self.final_taken = False  # Slack took the state given to :meth:`final`
+        self._final: tuple[str, list[dict]] | None = None
         self._last = -1e9
         self._pending: tuple[str, list[dict]] | None = None
         self._sender: asyncio.Task | None = None
 
     async def show(self, text: str, blocks: list[dict]) -> None:
         """Make this the message's next state (replacing one not sent yet); returns at once."""
-        self._pending = (text, blocks)
+        self._queue((text, blocks))
+
+    def _queue(self, state: tuple[str, list[dict]]) -> None:
+        self._pending = state
         if self._sender is None or self._sender.done():
             self._sender = BACKGROUND.spawn(self._send(), f"progress {self.ts}", kind="progress")
 
     async def final(self, text: str, blocks: list[dict]) -> None:
         """The message's last state: queued as any other, so it is sent after the edit on its way."""
-        await self.show(text, blocks)
+        self._final = (text, blocks)
+        self._queue(self._final)
 
     async def sent(self, timeout: float) -> bool:
         """Wait, at most ``timeout`` seconds, until every state given was sent (or given up); whether it was."""
@@ -167,11 +173,13 @@ class MessageEditor:
             wait = self._last + self.interval - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            text, blocks = self._pending
+            state = self._pending
+            text, blocks = state
             self._pending = None
             self._last = self.clock()
             try:
                 await self.messenger.update(self.channel, self.ts, text, blocks)
                 self.edits += 1
+                self.final_taken = state is self._final
             except SlackError as exc:
                 log.warning("cannot edit the progress message %s in %s: %s", self.ts, self.channel, exc)

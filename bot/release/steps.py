@@ -29,7 +29,8 @@ from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 from bot.release import rollout
 from bot.release.actions import CHANGE_CAUSE, backoff_until, revisions
-from bot.release.plan import Outcome, Release, Step, StepKind, StepState
+from bot.release.plan import Outcome, Step, StepKind, StepState
+from bot.release.record import Record
 from bot.release.rollout import RolloutStatus
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ def short(step: Step) -> str:
             StepKind.BAKE: "bake window", StepKind.LOAD: "load test"}[step.kind]
 
 
-def _done_and_missing(release: Release, reason: str) -> list[str]:
+def _done_and_missing(release: Record, reason: str) -> list[str]:
     done = [short(s) for s in release.steps if s.state == StepState.DONE]
     missing = [short(s) for s in release.steps if s.state != StepState.DONE]
     lines = [f"Stopped: {reason}"]
@@ -286,7 +287,7 @@ def _done_and_missing(release: Release, reason: str) -> list[str]:
     return lines
 
 
-def succeeded(release: Release, config: Config) -> Outcome:
+def succeeded(release: Record, config: Config) -> Outcome:
     """The outcome of a release whose every step is done."""
     p, action = release.params, release.action
     version = p.version
@@ -322,7 +323,7 @@ def succeeded(release: Release, config: Config) -> Outcome:
     return Outcome(True, "Done", facts=facts)
 
 
-def failed(release: Release, step: Step, result: StepResult, config: Config) -> Outcome:
+def failed(release: Record, step: Step, result: StepResult, config: Config) -> Outcome:
     """The outcome of a release stopped by ``step``, which ended as ``result``."""
     p, action = release.params, release.action
     version = p.version
@@ -361,7 +362,7 @@ def failed(release: Release, step: Step, result: StepResult, config: Config) -> 
     return stopped(release, result.note, config)
 
 
-def stopped(release: Release, reason: str, config: Config) -> Outcome:
+def stopped(release: Record, reason: str, config: Config) -> Outcome:
     """A step failed on an error from the cluster (403, 404, 422): what was done and what was not."""
     labels = {"canary": "The canary change stopped half-way", "abort": "The abort stopped half-way",
               "promote": "Promoting stopped half-way", "shift": "The weight was not changed"}

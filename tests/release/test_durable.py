@@ -109,8 +109,9 @@ class Cluster:
         return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
 
     def release(self, request_id: str) -> dict | None:
-        cm = self.kube.get("", "v1", "configmaps", NS, f"hello-chatops-release-{request_id}")
-        return json.loads(cm["data"]["release.json"]) if cm else None
+        """The release's record (its request, plan, progress and outcome in one object)."""
+        cm = self.kube.get("", "v1", "configmaps", NS, f"hello-chatops-state-request-{request_id}")
+        return json.loads(cm["data"]["record.json"]) if cm else None
 
     async def until(self, what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
         deadline = time.monotonic() + timeout

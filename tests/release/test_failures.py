@@ -106,15 +106,25 @@ async def test_a_kubernetes_5xx_is_an_error_with_a_reference_not_a_refusal(chat:
 
 
 async def _stalled(chat: Chat, fault: dict[str, Any]) -> None:
-    """Approve a deploy whose release's own record meets ``fault``: its message says it waits, then stops saying so."""
+    """Approve a deploy whose record meets ``fault`` from the approval on (its driver's writes): its message says
+    it waits, then stops saying so."""
     await chat.send("U1", "/hello deploy v2")
     request = await chat.approval()
-    rid = chat.button(request, "approve")["value"]
-    chat.kube.add_fault(verb="update", resource="configmaps", name=f"hello-chatops-release-{rid}", **fault)
+    name = f"hello-chatops-state-request-{chat.button(request, 'approve')['value']}"
+    approved: list[bool] = []
+
+    def on_change(kind: str, obj: dict) -> None:  # the emulator's own hook: the fault is in place before any reply
+        if (obj.get("metadata") or {}).get("name") == name and not approved \
+                and json.loads((obj.get("data") or {}).get("record.json") or "{}").get("state") == "running":
+            approved.append(True)
+            chat.kube.add_fault(verb="update", resource="configmaps", name=name, **fault)
+
+    unsubscribe = chat.kube.subscribe(on_change)
     await chat.click("U2", request, "approve")
     said = await chat.wait(lambda m: getattr(m, "ts", "") == request.ts
                            and "waits on the cluster" in json.dumps(m.blocks), 25)
     assert "trying again since" in json.dumps(said.blocks)
+    unsubscribe()
     chat.kube.clear_faults()
     final = await chat.finished(request)
     assert "runs `v2`" in final.text and "waits on the cluster" not in json.dumps(final.blocks)

@@ -155,12 +155,12 @@ def _forget_message_ts(chat: Chat) -> None:
     for cm in chat.kube.list("", "v1", "configmaps", "hello"):
         if cm["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "request":
             continue
-        record = json.loads(cm["data"]["request.json"])
+        record = json.loads(cm["data"]["record.json"])
         record["ts"] = ""
         chat.kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
                          "metadata": {"name": cm["metadata"]["name"], "namespace": "hello",
                                       "labels": cm["metadata"]["labels"]},
-                         "data": {"request.json": json.dumps(record)}})
+                         "data": {"record.json": json.dumps(record)}})
 
 
 async def test_before_the_message_ts_is_stored_only_a_click_in_the_requests_channel_counts(chat: Chat) -> None:

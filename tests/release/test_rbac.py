@@ -41,7 +41,7 @@ def granted() -> set[tuple[str, str, str]]:
 # debug mode's bookkeeping slows the bot next to the emulator's controller enough to skip it
 @pytest.mark.asyncio_debug_off
 async def test_key_flows_use_exactly_the_role(release: Any) -> None:
-    # keeping 3 finished requests, the older ones' release records are deleted on the way
+    # keeping 3 finished requests, the older ones' records are deleted on the way
     async with release(rbac=True, env={"HELLO_KEEP_RELEASES": "3"}) as chat:
         deployed = await chat.approve("U1", "/hello deploy v2")
         done = [deployed.ts]
@@ -68,7 +68,7 @@ async def test_key_flows_use_exactly_the_role(release: Any) -> None:
         await scheduler.stop()
         await chat.settle()
         releases = [cm["metadata"]["name"] for cm in chat.kube.list("", "v1", "configmaps", "hello")
-                    if cm["metadata"]["name"].startswith("hello-chatops-release-")]
+                    if cm["metadata"]["name"].startswith("hello-chatops-state-request-")]
         assert 1 <= len(releases) <= 3 + 1, releases  # the kept ones (and at most one running)
         used = {(verb, group, f"{resource}/{sub}" if sub else resource)
                 for verb, group, resource, sub in chat.kube.rbac_usage("bot-token")}

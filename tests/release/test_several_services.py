@@ -214,8 +214,7 @@ async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_varia
     """Requests and releases stored before HELLO_SERVICES was set name no service: they are the service the
     variables describe (HELLO_NAMESPACE, HELLO_STABLE_DEPLOYMENT …), so an upgrade loses nothing in flight."""
     from bot.release.actions import Change
-    from bot.release.approvals import Record
-    from bot.release.plan import release_for
+    from bot.release.record import Record
 
     services = world.stack.services
     assert services.target("", "").config is services.config
@@ -224,8 +223,8 @@ async def test_a_request_recorded_before_the_catalogue_keeps_acting_on_the_varia
                  requester="U1", channel="C1", created="2026-12-01T00:00:00+00:00",
                  expires="2026-12-01T01:00:00+00:00")
     assert services.approvals.target_of(old.change).config is services.config
-    release = release_for(old, services.target(old.change.service, old.change.environment).config, created="")
-    assert release.steps[0].target == "helloworld" and release.where == ""
+    steps = services.approvals.store.plan(old.change)  # the plan of a request stored before plans were
+    assert steps[0].target == "helloworld" and old.where == ""
 
 
 async def test_the_overview_offers_each_service_and_environment_in_detail(world: World) -> None:

@@ -81,3 +81,49 @@ async def test_a_rejected_request_whose_edit_was_lost_loses_its_buttons_at_the_n
     shown = await _swept(chat, request.ts)
     assert chat.button(shown, "approve") is None and chat.button(shown, "reject") is None
     assert "reject" in shown.text.lower()
+
+
+async def _kill(chat: Chat, replica: Any) -> None:
+    """As a replica whose process dies: its tasks stop where they are, what it kept in memory (the edits Slack
+    did not take) is lost, and its Lease is not given back (the other replica takes over when it expires)."""
+    from sanic import Sanic
+
+    await replica.services.releases.stop()
+    await replica.server.stop()
+    await replica.services.close()
+    Sanic._app_registry.pop(replica.server.app.name, None)
+    chat.stack.replicas.remove(replica)
+
+
+async def test_a_replica_dying_after_the_release_ended_and_before_slack_took_its_final_edit(release: Any) -> None:
+    # #25 item 14: the message is part of the release's state; the record says whether Slack took its final edit
+    async with release(replicas=2, env={"HELLO_LEASE_SECONDS": "2"}) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        chat.slack.add_fault("chat.update", status=500, count=None)  # Slack takes no edit from the click on
+        await chat.click("U2", request, "approve")
+        store, rid = chat.stack.services.approvals.store, chat.button(request, "approve")["value"]
+        deadline = asyncio.get_running_loop().time() + 30
+        while (record := await store.get(rid)).state != "succeeded":
+            assert asyncio.get_running_loop().time() < deadline, "the release never ended"
+            await asyncio.sleep(0.1)
+        assert record.reported and not record.shown
+        driver = next(r for r in chat.stack.replicas if r.services.releases.identity == record.driver)
+        survivor = next(r for r in chat.stack.replicas if r is not driver)
+        # the driver gave the final edit up: only its memory has it
+        await _until(lambda: "Finished ·" in str(driver.services.messenger.unsent.get((record.channel, record.ts))),
+                     30, "Slack never refused the final edit for good")
+        await _kill(chat, driver)
+        chat.slack.clear_faults()
+        assert chat.button(chat.message(request.ts), "approve") is not None  # it still asks for approval
+        # the other replica's memory has no final state of it (at most an older edit it did not get through)
+        assert "Finished ·" not in str(survivor.services.messenger.unsent)
+
+        final = await chat.finished(request, timeout=30)  # the new leader sends the final edit again
+        assert chat.button(final, "approve") is None and "runs `v2`" in final.text
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (await survivor.services.approvals.store.get(record.id)).shown:
+            assert asyncio.get_running_loop().time() < deadline, "the record never says its message shows the end"
+            await asyncio.sleep(0.1)
+        assert await survivor.services.releases.repair() == 0  # shown: never sent again
+        assert (record.channel, record.ts) not in survivor.services.messenger.unsent  # no older state sent after it
