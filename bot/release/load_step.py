@@ -42,7 +42,7 @@ async def record_of(driver: Driver, cluster: Any) -> dict | None:
     state = await driver.engine.services.cluster()
     if state.host != cluster.host or state.namespace != cluster.namespace:
         return None  # an owner must be in the same namespace: the deadline and the bot end the load instead
-    return await state.configmaps.get(driver.engine.store(driver.release.id).name)
+    return await state.configmaps.get(driver.engine.records.name(driver.release.id))
 
 
 async def end(cluster: Any, names: dict[str, str]) -> None:
