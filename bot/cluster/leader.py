@@ -20,7 +20,7 @@ the write was sent (the step's time plus what its read took, in whole seconds), 
 and a holder whose calls are slow renews that much earlier, so a renewal that lands late still lands
 before others may count the Lease as expired. A holder whose recent renewals were slow also says so in
 the Lease itself: the ``leaseDurationSeconds`` it writes is its duration plus twice the slowest of its
-last renewals (:meth:`LeaderElector.slack`, whole seconds, at most the duration again), and its own renew
+last renewals (:meth:`LeaderElector.slack`, to the nearest second, at most the duration again), and its own renew
 deadline grows by as much. So every candidate, however fast its own reads, waits for a renewal on its
 way as long as the holder's renewals take; nothing depends on the candidate noticing the slowness. A
 candidate whose read was slow (a second or more) and found the Lease expired also looks again after as
@@ -97,8 +97,8 @@ class LeaderElector:
     @property
     def slack(self) -> int:
         """Seconds the Lease is written to last beyond its duration: twice the slowest of the last renewals'
-        calls, rounded up, at most the duration again (0 while renewals are quick)."""
-        return min(self.lease_seconds, math.ceil(2 * max(self._calls, default=0.0)))
+        calls, to the nearest second, at most the duration again (0 while renewals take under a quarter second)."""
+        return min(self.lease_seconds, math.floor(2 * max(self._calls, default=0.0) + 0.5))
 
     @property
     def problem(self) -> str:
