@@ -23,7 +23,9 @@ and, for several services (a catalogue, ``HELLO_SERVICES``), optionally:
 - ``change_scope(request) -> (service, environment)``: a command that names its own pair (``/hello promote``
   names two environments) says which one's deployers and channels decide;
 - ``change_targets(request, targets) -> list[Target]``: a command whose change covers several services and
-  environments (``/hello freeze all``) names them, and the person must be allowed to change each of them.
+  environments (``/hello freeze all``) names them, and the person must be allowed to change each of them;
+- ``admin_scope(request) -> bool``: such a change that ``HELLO_ADMINS`` may make instead, from a channel of
+  ``HELLO_OPS_CHANNELS`` (a hold on ``all``).
 
 The chat contract (:class:`Invocation`, :class:`Reply`, :class:`Context`, :class:`Registry`, ...)
 lives in :mod:`bot.chat.contract`; it is re-exported here for the command modules.

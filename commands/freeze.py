@@ -6,7 +6,8 @@
 Freezing the same service and environment again replaces that freeze (to extend or shorten it).
 `/hello freeze` alone lists the locks, the freezes in force and the freeze windows of the catalogue
 (a service's `freezes:`), with when each window next opens.
-`/hello unfreeze` ends a freeze early; `/hello lock` stops changes altogether. Freezing needs deployer rights.
+`/hello unfreeze` ends a freeze early; `/hello lock` stops changes altogether. Freezing needs deployer rights
+for every service and environment it covers; `all` may also be frozen by the admins (`HELLO_ADMINS`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,15 @@ def covered(usage: str) -> Callable[[Request | Lift, Targets], list[Target]]:
 
 
 change_targets = covered(USAGE)
+
+
+def for_admins(request: Request | Lift) -> bool:
+    """The ``admin_scope`` of a hold command: a hold on ``all`` (or its lifting), which ``HELLO_ADMINS`` may
+    decide without the rights for every service and environment it covers."""
+    return request.service == ALL
+
+
+admin_scope = for_admins
 
 
 def holds_of(ctx: Context) -> Holds:

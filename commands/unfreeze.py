@@ -14,11 +14,12 @@ from bot.core.config import Config
 from bot.core.text import foreign
 from bot.release.holds import scope
 from commands import Context, Reply
-from commands.freeze import Lift, audit, covered, holds_of, parse_lift, usage_of
+from commands.freeze import Lift, audit, covered, for_admins, holds_of, parse_lift, usage_of
 
 NAME = "unfreeze"
 USAGE = "/hello unfreeze <service|all> [<environment>]"
 change_targets = covered(USAGE)  # the dispatcher checks every service and environment it covers
+admin_scope = for_admins  # or, for `all`, that the person is one of HELLO_ADMINS
 Request = Lift
 
 

@@ -143,11 +143,7 @@ class Dispatcher:
             if scope is not None:
                 ctx.target = self.services.targets.resolve(*scope(request))
             if getattr(request, "mutating", False) and ctx.scope != CHOOSE:
-                # a command that covers several services and environments (a hold) is checked against each
-                covers = getattr(command.module, "change_targets", None)
-                for target in covers(request, self.services.targets) if covers is not None else [ctx.where]:
-                    await target.policy.check_change(invocation.user_id, invocation.channel_id,
-                                                     f"run `{command.name}`")
+                await self.check_change(command, request, ctx)
             else:
                 await ctx.policy.check_read(invocation.user_id)  # the bot's own for EVERY and CHOOSE
             reply = await command.run(request, ctx)
@@ -177,6 +173,19 @@ class Dispatcher:
         finally:
             metrics.COMMANDS.labels(command=command.name, outcome=outcome).inc()
             metrics.HANDLER_SECONDS.labels(command=command.name).observe(time.perf_counter() - started)
+
+    async def check_change(self, command: Any, request: Any, ctx: Context) -> None:
+        """May the person make this change from here? A command that covers several services and environments
+        (a hold) is checked against each, unless it is one ``HELLO_ADMINS`` may make (``admin_scope``, a hold on
+        ``all``) and the person is an admin: then only the channel is (``HELLO_OPS_CHANNELS``)."""
+        user, channel = ctx.invocation.user_id, ctx.invocation.channel_id
+        admin = getattr(command.module, "admin_scope", None)
+        if admin is not None and admin(request) and await self.services.policy.is_admin(user):
+            self.services.policy.check_channel(channel)
+            return
+        covers = getattr(command.module, "change_targets", None)
+        for target in covers(request, self.services.targets) if covers is not None else [ctx.where]:
+            await target.policy.check_change(user, channel, f"run `{command.name}`")
 
     async def deliver(self, reply: Reply, invocation: Invocation,
                       respond: Callable[..., Awaitable[Any]] | None = None) -> str | None:

@@ -18,18 +18,24 @@ duration after its last successful renewal began) has passed, before anyone else
 Slow answers do not make the Lease change hands while its holder lives: the ``renewTime`` written is when
 the write was sent (the step's time plus what its read took, in whole seconds), not when the step began,
 and a holder whose calls are slow renews that much earlier, so a renewal that lands late still lands
-before others may count the Lease as expired. A candidate whose read was slow (a second or more) and
-found the Lease expired looks again after as long before it takes over: a holder's renewal on its way
-meanwhile keeps the Lease its holder's.
+before others may count the Lease as expired. A holder whose recent renewals were slow also says so in
+the Lease itself: the ``leaseDurationSeconds`` it writes is its duration plus twice the slowest of its
+last renewals (:meth:`LeaderElector.slack`, to the nearest second, at most the duration again), and its own renew
+deadline grows by as much. So every candidate, however fast its own reads, waits for a renewal on its
+way as long as the holder's renewals take; nothing depends on the candidate noticing the slowness. A
+candidate whose read was slow (a second or more) and found the Lease expired also looks again after as
+long before it takes over: a holder's renewal on its way meanwhile keeps the Lease its holder's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,7 +72,8 @@ class LeaderElector:
                  lease_seconds: int, timer: Callable[[], float] = time.monotonic) -> None:
         self._cluster = cluster
         self.timer = timer  # monotonic seconds: how long the calls of a step take (its ``now`` stands still)
-        self.call_seconds = 0.0  # how long the last renewal's calls took
+        self.call_seconds = 0.0  # how long the last renewal's calls took (at most half the renew interval)
+        self._calls: deque[float] = deque(maxlen=3)  # how long the last renewals' calls took
         self.name = name
         self.identity = identity
         self.lease_seconds = int(lease_seconds)
@@ -88,6 +95,12 @@ class LeaderElector:
         return self.lease_seconds * 2 / 3
 
     @property
+    def slack(self) -> int:
+        """Seconds the Lease is written to last beyond its duration: twice the slowest of the last renewals'
+        calls, to the nearest second, at most the duration again (0 while renewals take under a quarter second)."""
+        return min(self.lease_seconds, math.floor(2 * max(self._calls, default=0.0) + 0.5))
+
+    @property
     def problem(self) -> str:
         """Why this candidate cannot renew or acquire the Lease ("" when it can)."""
         return f"cannot reach the cluster to renew the leader Lease ({self._last_error})" if self._last_error else ""
@@ -96,12 +109,12 @@ class LeaderElector:
         """Whether this candidate holds the Lease and is still within its renew deadline."""
         return self._leading_until is not None and now < self._leading_until
 
-    def _body(self, lease: dict | None, now: datetime, *, acquire: bool) -> dict:
+    def _body(self, lease: dict | None, now: datetime, *, acquire: bool, slack: int = 0) -> dict:
         spec: dict[str, Any] = dict((lease or {}).get("spec") or {})
         if acquire:
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if lease else 0)
             spec["acquireTime"] = micro_time(now)
-        spec.update(holderIdentity=self.identity, leaseDurationSeconds=self.lease_seconds,
+        spec.update(holderIdentity=self.identity, leaseDurationSeconds=self.lease_seconds + slack,
                     renewTime=micro_time(now))
         metadata: dict[str, Any] = {"name": self.name}
         if lease:
@@ -123,14 +136,14 @@ class LeaderElector:
             return True
         return renewed + timedelta(seconds=duration) < now
 
-    def _won(self, lease: dict, now: datetime) -> bool:
+    def _won(self, lease: dict, now: datetime, slack: int = 0) -> bool:
         self._last_error = ""
         if self._leading_until is None or now >= self._leading_until:
             self.leading_since = now
         self.holder = self.identity
         self.transitions = int((lease.get("spec") or {}).get("leaseTransitions") or 0)
         self._last_renew = now
-        self._leading_until = now + timedelta(seconds=self.renew_deadline)
+        self._leading_until = now + timedelta(seconds=self.renew_deadline + slack)
         return True
 
     def _lost(self, holder: str) -> bool:
@@ -177,9 +190,11 @@ class LeaderElector:
             return self._won(created, now)
         holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
         if holder == self.identity:
-            renewed = await cluster.leases.replace(self._body(lease, sent, acquire=False))
-            self.call_seconds = min(self.timer() - began, self.renew_interval / 2)
-            return self._won(renewed, now)
+            slack = self.slack  # what the Lease written says of the renewals to come
+            renewed = await cluster.leases.replace(self._body(lease, sent, acquire=False, slack=slack))
+            self._calls.append(self.timer() - began)
+            self.call_seconds = min(self._calls[-1], self.renew_interval / 2)
+            return self._won(renewed, now, slack)
         if not self.expired(lease, now):
             return self._lost(holder)
         read = self.timer() - began

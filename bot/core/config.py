@@ -111,6 +111,7 @@ class Config:
     deployers: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     readers: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()  # may lock and freeze `all` (and lift it) without every pair's rights
     ops_channels: tuple[str, ...] = ()
     self_approval: bool = False
     abort_needs_approval: bool = False
@@ -272,6 +273,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_DEPLOYERS": ("deployers", lambda n, v: r.ids(n, v, "UWS")),
     "HELLO_APPROVERS": ("approvers", lambda n, v: r.ids(n, v, "UWS")),
     "HELLO_READERS": ("readers", lambda n, v: r.ids(n, v, "UWS")),
+    "HELLO_ADMINS": ("admins", lambda n, v: r.ids(n, v, "UWS")),
     "HELLO_OPS_CHANNELS": ("ops_channels", lambda n, v: r.ids(n, v, "CG")),
     "HELLO_SELF_APPROVAL": ("self_approval", r.boolean),
     "HELLO_ABORT_NEEDS_APPROVAL": ("abort_needs_approval", r.boolean),

@@ -1,4 +1,4 @@
-"""Who may do what: deployers, approvers, readers and the channels where changes may be made.
+"""Who may do what: deployers, approvers, readers, admins and the channels where changes may be made.
 
 Entries are Slack user ids (``U…``/``W…``) or user-group ids (``S…``); group membership comes from
 ``usergroups.users.list`` through a :class:`GroupResolver`, cached for a short while.
@@ -79,6 +79,10 @@ class Policy:
         self.check_channel(channel)
         if not await self._in(user, cfg.deployers):
             raise PermissionDenied(f"<@{user}> is not a deployer, so cannot {what} (HELLO_DEPLOYERS).")
+
+    async def is_admin(self, user: str) -> bool:
+        """Whether ``user`` is one of ``HELLO_ADMINS`` (by id or user group): may hold and lift ``all``."""
+        return bool(self.config.admins) and await self._in(user, self.config.admins)
 
     def check_channel(self, channel: str, what: str = "requested") -> None:
         """Raise :class:`PermissionDenied` unless changes may be ``what`` in ``channel`` (HELLO_OPS_CHANNELS)."""

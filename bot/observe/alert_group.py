@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ _TIMES = ("starts_at", "ends_at", "received", "claimed", "arrived")
 
 
 def group_id(group_key: str) -> str:
-    """A ConfigMap-key-safe id for an Alertmanager group key."""
+    """A name-safe id for an Alertmanager group key (its object is named after it)."""
     return hashlib.sha256(group_key.encode()).hexdigest()[:16]
 
 
@@ -77,6 +77,7 @@ class AlertGroup:
     arrived: datetime | None = None  # its first notification
     digest: str = ""  # the flood card it is summarised on instead of a card of its own (bot.observe.alert_flood)
     kind: str = ""  # "" an alert group; "flood": a flood card
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # a flood card's groups, short (alert_flood)
 
     @property
     def place(self) -> Place | None:
@@ -100,7 +101,7 @@ class AlertGroup:
         return self.status == "firing"
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # its values are JSON already: no deep copy
         for name in _TIMES:
             data[name] = iso(getattr(self, name))
         return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -1,8 +1,11 @@
 """The webhook's intake: which alerts are the bot's, where their group's card goes, and the store write.
 
 ``/alertmanager`` calls :meth:`AlertIntake.accept` (pure: parse and keep the alerts of the service, or of
-some pair of the catalogue) and :meth:`AlertIntake.receive` (one compare-and-swap write that merges the
-notification into its group and, for a group without a card, *claims* the card) before it answers. Of
+some pair of the catalogue) and :meth:`AlertIntake.receive` before it answers: a new group first asks its
+channel's gate whether it gets a card of its own or joins the flood card
+(:func:`~bot.observe.alert_flood.admit`); then one compare-and-swap write of the group's own object merges
+the notification into it and, for a group without a card, *claims* the card (a summarised group's flood
+card is written after it, the same way). Of
 several replicas receiving the same notification exactly one wins the claim and posts the card; the
 others find the claim and edit the winner's card (:mod:`bot.observe.alert_lifecycle`).
 """
@@ -17,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.core.errors import ClusterError
 from bot.core.text import cut
-from bot.observe.alert_flood import flood_card, flooded, summarise
+from bot.observe.alert_flood import summarise
 from bot.observe.alert_group import AlertGroup, group_id, merge
 from bot.observe.alert_payload import Notification, belongs, only, ours, parse
 from bot.observe.alert_places import Place, group_place, pairs_of, place_of
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM_GRACE = timedelta(seconds=30)  # a claim without a posted card is taken over after this
+PRUNE_EVERY = 30.0  # seconds between two prunings of resolved groups by one replica
 
 
 @dataclass
@@ -53,6 +58,7 @@ class AlertIntake:
         self.services = services
         self.store = store
         self.clock = clock
+        self._last_prune: float | None = None
 
     def accept(self, payload: Any) -> Notification | None:
         """Parse a webhook body (raises :class:`~bot.observe.alert_payload.AlertPayloadError`); None when no
@@ -107,33 +113,65 @@ class AlertIntake:
         pairs = pairs_of(notification.alerts, catalogue) if place is not None and catalogue is not None else None
         now = self.clock()
         token = uuid.uuid4().hex
+        gid = group_id(notification.group_key)
+        known = await self.store.get(gid)
+        if known is None and notification.status == "resolved":
+            return self._unseen(notification)
+        digest = known.digest if known is not None else await self.store.admit(
+            channel, gid, now, self.services.config.alert_cards_per_minute)
 
-        limit = self.services.config.alert_cards_per_minute
+        def decide(found: AlertGroup | None) -> tuple[tuple[AlertGroup, bool] | None, AlertGroup | None]:
+            if found is None and notification.status == "resolved":
+                return None, None  # nothing was shown of it: nothing to turn green
+            group = merge(found, notification, now, channel, place, pairs)
+            group.digest = found.digest if found is not None else digest
+            return (group, not group.digest and _claim(group, token, now)), group
 
-        def decide(groups: dict[str, AlertGroup]) -> tuple[tuple[AlertGroup, bool] | None, bool]:
-            gid = group_id(notification.group_key)
-            known = groups.get(gid)
-            if known is None and notification.status == "resolved":
-                return None, False  # nothing was shown of it: nothing to turn green
-            summarised = known.digest if known is not None else ""
-            if known is None and flooded(groups, channel, now, limit):
-                summarised = flood_card(groups, channel, now).id
-            group = merge(known, notification, now, channel, place, pairs)
-            group.digest = summarised
-            groups[gid] = group
-            shown = group
-            if summarised and summarised in groups:  # its flood card shows it
-                shown = groups[summarised]
-                summarise(groups, shown, now)
-            post = False
-            if not shown.ts and (not shown.claim or (shown.claimed and now - shown.claimed > CLAIM_GRACE)):
-                shown.claim, shown.claimed, post = token, now, True
-            return (shown, post), True
-
-        stored = await self.store.transact(decide)
+        stored = await self.store.upsert(gid, decide)
         if stored is None:
-            log.info("ignoring a resolved notification for an alert group never seen: %s",
-                     cut(notification.group_labels.get("alertname", "?"), 60))
-            return None
+            return self._unseen(notification)
         group, post = stored
+        if group.digest:  # its flood card shows it
+            group, post = await self._summarised(group, token, now)
+        if not group.firing:
+            await self._pruned(now)
         return Received(group=group, post=post, token=token, arrived=arrived)
+
+    async def _summarised(self, group: AlertGroup, token: str, now: datetime) -> tuple[AlertGroup, bool]:
+        """The flood card of ``group`` after its change, and whether this replica posts it."""
+
+        def decide(card: AlertGroup | None) -> tuple[tuple[AlertGroup, bool], AlertGroup]:
+            card = summarise(card, group, now)
+            return (card, _claim(card, token, now)), card
+
+        card, post = await self.store.upsert(group.digest, decide)
+        if not card.firing:
+            await self.store.close_flood(card.channel, card.id)
+        return card, post
+
+    async def _pruned(self, now: datetime) -> None:
+        """Delete the resolved groups past keeping, at most once every :data:`PRUNE_EVERY` on this replica."""
+        if self._last_prune is not None and time.monotonic() - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            pruned = await self.store.prune(now)
+        except ClusterError as exc:  # the next resolution tries again
+            log.warning("cannot prune the resolved alert groups: %s", exc)
+        else:
+            if pruned:
+                log.info("deleted %d resolved alert groups", pruned)
+
+    @staticmethod
+    def _unseen(notification: Notification) -> None:
+        log.info("ignoring a resolved notification for an alert group never seen: %s",
+                 cut(notification.group_labels.get("alertname", "?"), 60))
+        return None
+
+
+def _claim(shown: AlertGroup, token: str, now: datetime) -> bool:
+    """Claim the posting of a card not posted yet (nor claimed, or claimed by a replica gone since)."""
+    if not shown.ts and (not shown.claim or (shown.claimed and now - shown.claimed > CLAIM_GRACE)):
+        shown.claim, shown.claimed = token, now
+        return True
+    return False

@@ -203,9 +203,7 @@ class CardLifecycle:
     async def card(self, group: AlertGroup) -> tuple[str, list[dict]]:
         """The card's fallback text and blocks, with what it shows besides the alert."""
         if group.kind == FLOOD:
-            members = [g for g in await self.store.groups() if g.digest == group.id]
-            text, blocks = render_flood(group, members, self.clock())
-            return text, blocks
+            return render_flood(group)
         context = await alert_card.gather(self.services, group)
         text, blocks = alert_card.render_card(group, context, self.clock())
         return cut(text, FALLBACK_LIMIT), blocks

@@ -1,9 +1,20 @@
-"""The alert groups in the ConfigMap :data:`CONFIGMAP`, changed only by compare-and-swap.
+"""The alert groups, one ConfigMap each, changed only by compare-and-swap.
 
-One key ``group.<id>`` per Alertmanager group key (JSON of an :class:`~bot.observe.alert_group.AlertGroup`);
-the :data:`KEEP_GROUPS` most recently changed are kept, firing ones first, and every text in them is
-cut, so the ConfigMap stays far under its 1 MiB limit. For the bake window (and anyone else)
-:meth:`AlertStore.firing` answers what fires now::
+A group lives in ``hello-chatops-alert-<id>`` (key ``group.json``: JSON of an
+:class:`~bot.observe.alert_group.AlertGroup`), where ``<id>`` is the hash of its Alertmanager group key
+(:func:`~bot.observe.alert_group.group_id`), labelled so that the bot lists them (:attr:`AlertStore.selector`).
+No write to one group touches another, and no group's size counts against another's: however many
+groups fire at once, none is refused for the API server's 1 MiB limit on one object. A flood card
+(:mod:`bot.observe.alert_flood`) is stored the same way, and each channel's gate (which new groups
+arrived in the last minute, and the open flood card) is ``hello-chatops-alert-gate-<hash of the channel>``.
+
+Every firing group is kept; a resolved one is deleted once it has been resolved for :data:`KEEP_RESOLVED`
+and is not among the :data:`KEEP_GROUPS` most recently changed (:meth:`AlertStore.prune`). The changes one
+replica asks of one object at once are written together, one write at a time, so they never conflict with
+each other however many webhooks arrive. The groups an earlier version kept in the one ConfigMap
+:data:`LEGACY_CONFIGMAP` are moved to objects of their own on first use.
+
+For the bake window (and anyone else) :meth:`AlertStore.firing` answers what fires now::
 
     for group in await store.firing():     # list[AlertGroup], oldest first
         group.key        # Alertmanager's group key (str)
@@ -16,35 +27,55 @@ cut, so the ConfigMap stays far under its 1 MiB limit. For the bake window (and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.cluster.configmaps import MANAGED
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
+from bot.core.errors import Conflict
+from bot.observe.alert_flood import Gate, admit, close, entry
 from bot.observe.alert_group import FLOOD, AlertGroup, group_id
 
 log = logging.getLogger(__name__)
 
-CONFIGMAP = "hello-chatops-alerts"
-PREFIX = "group."
-KEEP_GROUPS = 30  # groups kept besides the firing ones
-BUDGET = 600_000  # bytes of stored groups past which the firing ones are kept in short (ConfigMaps hold 1 MiB)
+PREFIX = "hello-chatops-alert"
+LEGACY_CONFIGMAP = "hello-chatops-alerts"  # where an earlier version kept every group, keys "group.<id>"
+LEGACY_KEY = "group."
+GROUP_KEY = "group.json"
+GATE_KEY = "gate.json"
+COMPONENT = "app.kubernetes.io/component"
+KEEP_GROUPS = 30  # resolved groups kept besides the firing ones
+KEEP_RESOLVED = timedelta(minutes=5)  # a resolved group is kept at least this long (its card's last edit)
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_ID = re.compile(r"[0-9a-f]{16}")
 
 
-def _pruned(groups: dict[str, AlertGroup]) -> list[AlertGroup]:
-    """The groups worth keeping: every firing one (none is dropped while it fires), then the most recently
-    changed of the others, :data:`KEEP_GROUPS` at most. Past :data:`BUDGET` bytes the firing groups keep
-    their counts but not their list of alerts and description (the card has shown them already)."""
-    firing = sorted((g for g in groups.values() if g.firing), key=lambda g: g.received or _NEVER, reverse=True)
-    others = sorted((g for g in groups.values() if not g.firing), key=lambda g: g.received or _NEVER, reverse=True)
-    kept = firing + others[:KEEP_GROUPS]
-    if sum(len(g.to_json()) for g in kept) > BUDGET:
-        for group in firing:
-            group.alerts, group.description = [], ""
-    return kept
+def to_prune(groups: list[AlertGroup], now: datetime) -> list[AlertGroup]:
+    """The groups to delete: never a firing one; of the others, those past the :data:`KEEP_GROUPS` most
+    recently changed that were last changed more than :data:`KEEP_RESOLVED` ago."""
+    others = sorted((g for g in groups if not g.firing), key=lambda g: g.received or _NEVER, reverse=True)
+    return [g for g in others[KEEP_GROUPS:] if now - (g.received or _NEVER) > KEEP_RESOLVED]
+
+
+class _Nothing(Exception):
+    """A write that would create an object with nothing in it: its callers' results, and no write."""
+
+    def __init__(self, results: list[Any]) -> None:
+        super().__init__()
+        self.results = results
+
+
+class _Refused(Exception):
+    """One change of a batch raised: its caller gets ``error``; the others are written without it."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
 
 
 def _settle(done: asyncio.Future, result: Any = None, *, error: BaseException | None = None) -> None:
@@ -56,79 +87,32 @@ def _settle(done: asyncio.Future, result: Any = None, *, error: BaseException | 
         done.set_result(result)
 
 
-class _Refused(Exception):
-    """A ``decide`` of a batch raised: its caller gets ``error``; the others are written without it."""
+class _Writer:
+    """The changes this replica asks of one object, written together: one compare-and-swap for all that wait."""
 
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(index, error)
-        self.index, self.error = index, error
+    def __init__(self, store: ConfigMapStore) -> None:
+        self.store = store
+        self.waiting: list[tuple[Callable[[dict[str, str]], Any], asyncio.Future]] = []
+        self.writing = asyncio.Lock()
 
-
-class _Batch:
-    """Changes waiting for this replica's next write: ``decide`` functions and their callers' futures."""
-
-    def __init__(self) -> None:
-        self.waiting: list[tuple[Callable[[dict[str, AlertGroup]], tuple[Any, bool]], asyncio.Future]] = []
-
-
-class AlertStore:
-    """The alert groups in the ConfigMap :data:`CONFIGMAP`, changed only by compare-and-swap."""
-
-    def __init__(self, cluster: Callable[[], Awaitable[Cluster]], name: str = CONFIGMAP) -> None:
-        self._store = ConfigMapStore(cluster, name)
-        self.name = name
-        self._batch = _Batch()
-        self._writing = asyncio.Lock()
-
-    @staticmethod
-    def _groups(data: dict[str, str]) -> dict[str, AlertGroup]:
-        out: dict[str, AlertGroup] = {}
-        for key, value in data.items():
-            if key.startswith(PREFIX):
-                try:
-                    group = AlertGroup.from_json(value)
-                except (ValueError, TypeError, KeyError):
-                    log.warning("ignoring unreadable alert group %s in configmaps/%s", key, CONFIGMAP)
-                    continue
-                out[group.id] = group
-        return out
-
-    async def groups(self) -> list[AlertGroup]:
-        """Every stored group, newest first."""
-        found = self._groups(await self._store.read() or {})
-        return sorted((g for g in found.values() if g.kind != FLOOD), key=lambda g: g.received or _NEVER,
-                      reverse=True)
-
-    async def firing(self) -> list[AlertGroup]:
-        """The groups firing now (as Alertmanager last said), oldest first."""
-        return sorted((g for g in await self.groups() if g.firing), key=lambda g: g.starts_at)
-
-    async def get(self, group: str) -> AlertGroup | None:
-        """A group by its id (:func:`~bot.observe.alert_group.group_id`) or its Alertmanager group key."""
-        found = self._groups(await self._store.read() or {})
-        return found.get(group) or found.get(group_id(group))
-
-    async def transact(self, decide: Callable[[dict[str, AlertGroup]], tuple[Any, bool]]) -> Any:
-        """Read, let ``decide`` change the groups (returning (result, changed)), write; redone on a conflict.
-
-        The changes this replica asks for at once are written together, one write at a time (so they never
-        conflict with each other, however many webhooks arrive); a ``decide`` that raises changes nothing and
-        its caller gets the exception."""
+    async def apply(self, mutate: Callable[[dict[str, str]], Any]) -> Any:
         done: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._batch.waiting.append((decide, done))
-        async with self._writing:
+        self.waiting.append((mutate, done))
+        async with self.writing:
             if not done.done():
-                batch, self._batch = self._batch, _Batch()
-                await self._write(batch.waiting)
+                waiting, self.waiting = self.waiting, []
+                await self._write(waiting)
         return await done
 
     async def _write(self, waiting: list[tuple[Callable, asyncio.Future]]) -> None:
         while waiting:
             try:
-                results = await self._store.update(lambda data: self._apply(data, [d for d, _ in waiting]))
+                results = await self.store.update(lambda data: _apply(data, [m for m, _ in waiting]))
             except _Refused as refused:
                 _settle(waiting.pop(refused.index)[1], error=refused.error)
                 continue
+            except _Nothing as nothing:
+                results = nothing.results
             except Exception as exc:  # the write itself failed: every caller hears it
                 for _, done in waiting:
                     _settle(done, error=exc)
@@ -137,29 +121,165 @@ class AlertStore:
                 _settle(done, result)
             return
 
-    def _apply(self, data: dict[str, str], decides: list[Callable]) -> list[Any]:
-        groups = self._groups(data)
-        results, changed = [], False
-        for index, decide in enumerate(decides):
-            try:
-                result, changes = decide(groups)
-            except Exception as exc:
-                raise _Refused(index, exc) from None
-            results.append(result)
-            changed = changed or changes
-        if changed:
-            for key in [k for k in data if k.startswith(PREFIX)]:
-                del data[key]
-            data.update({PREFIX + g.id: g.to_json() for g in _pruned(groups)})
-        return results
+
+def _apply(data: dict[str, str], mutates: list[Callable[[dict[str, str]], Any]]) -> list[Any]:
+    results = []
+    for index, mutate in enumerate(mutates):
+        try:
+            results.append(mutate(data))
+        except Exception as exc:
+            raise _Refused(index, exc) from None
+    if not data:
+        raise _Nothing(results)
+    return results
+
+
+def _group(text: str | None, name: str) -> AlertGroup | None:
+    if not text:
+        return None
+    try:
+        return AlertGroup.from_json(text)
+    except (ValueError, TypeError, KeyError):
+        log.warning("ignoring the unreadable alert group %s", name)
+        return None
+
+
+class AlertStore:
+    """The alert groups, one ConfigMap each. ``cluster`` is an async factory of the cluster."""
+
+    def __init__(self, cluster: Callable[[], Awaitable[Cluster]], prefix: str = PREFIX) -> None:
+        self._cluster = cluster
+        self.prefix = prefix
+        self.labels = {**MANAGED, COMPONENT: "alert-group"}
+        self.selector = ",".join(f"{k}={v}" for k, v in self.labels.items())
+        self._writers: dict[str, _Writer] = {}
+        self._moved = False
+        self._moving = asyncio.Lock()
+
+    def name_of(self, gid: str) -> str:
+        """The ConfigMap of the group (or flood card) ``gid``."""
+        return f"{self.prefix}-{gid}"
+
+    def gate_of(self, channel: str) -> str:
+        """The ConfigMap of ``channel``'s gate."""
+        return f"{self.prefix}-gate-{hashlib.sha256(channel.encode()).hexdigest()[:16]}"
+
+    # ------------------------------------------------------------------ reads
+    async def _all(self) -> list[AlertGroup]:
+        await self._move_legacy()
+        cluster = await self._cluster()
+        found = [_group((cm.get("data") or {}).get(GROUP_KEY), cm["metadata"]["name"])
+                 for cm in await cluster.configmaps.list(self.selector)]
+        return [g for g in found if g is not None]
+
+    async def groups(self) -> list[AlertGroup]:
+        """Every stored group (not the flood cards), newest first."""
+        return sorted((g for g in await self._all() if g.kind != FLOOD), key=lambda g: g.received or _NEVER,
+                      reverse=True)
+
+    async def firing(self) -> list[AlertGroup]:
+        """The groups firing now (as Alertmanager last said), oldest first."""
+        return sorted((g for g in await self.groups() if g.firing), key=lambda g: g.starts_at)
+
+    async def get(self, group: str) -> AlertGroup | None:
+        """A group by its id (:func:`~bot.observe.alert_group.group_id`) or its Alertmanager group key."""
+        await self._move_legacy()
+        for gid in ([group] if _ID.fullmatch(group) else []) + [group_id(group)]:
+            data = await ConfigMapStore(self._cluster, self.name_of(gid)).read()
+            found = _group((data or {}).get(GROUP_KEY), self.name_of(gid))
+            if found is not None:
+                return found
+        return None
+
+    # ------------------------------------------------------------------ writes
+    async def _write(self, name: str, labels: dict[str, str], mutate: Callable[[dict[str, str]], Any]) -> Any:
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = self._writers[name] = _Writer(ConfigMapStore(self._cluster, name, labels=labels))
+        try:
+            return await writer.apply(mutate)
+        finally:
+            if not writer.waiting and not writer.writing.locked() and self._writers.get(name) is writer:
+                del self._writers[name]
+
+    async def upsert(self, gid: str, decide: Callable[[AlertGroup | None], tuple[Any, AlertGroup | None]]) -> Any:
+        """Compare-and-swap one group: ``decide`` gets it (None when there is none yet) and returns (result, the
+        group to store, or None to store nothing); on a conflict it is called again on fresh state. ``decide``
+        may raise to change nothing: its caller gets the exception."""
+        await self._move_legacy()
+        name = self.name_of(gid)
+
+        def mutate(data: dict[str, str]) -> Any:
+            result, group = decide(_group(data.get(GROUP_KEY), name))
+            if group is not None:
+                data[GROUP_KEY] = group.to_json()
+            return result
+
+        return await self._write(name, self.labels, mutate)
 
     async def change(self, group: str, apply: Callable[[AlertGroup], Any]) -> Any:
         """Apply ``apply`` to one stored group (it may raise to change nothing); None when it is unknown."""
 
-        def decide(groups: dict[str, AlertGroup]) -> tuple[Any, bool]:
-            found = groups.get(group)
-            if found is None:
-                return None, False
-            return apply(found), True
+        def decide(found: AlertGroup | None) -> tuple[Any, AlertGroup | None]:
+            return (None, None) if found is None else (apply(found), found)
 
-        return await self.transact(decide)
+        return await self.upsert(group, decide)
+
+    async def admit(self, channel: str, gid: str, now: datetime, limit: int) -> str:
+        """The flood card the new group ``gid`` is summarised on, "" for a card of its own
+        (:func:`~bot.observe.alert_flood.admit`, by compare-and-swap on ``channel``'s gate)."""
+
+        def mutate(data: dict[str, str]) -> str:
+            gate = Gate.from_json(data.get(GATE_KEY))
+            card = admit(gate, gid, channel, now, limit)
+            data[GATE_KEY] = gate.to_json()
+            return card
+
+        return await self._write(self.gate_of(channel), {**MANAGED, COMPONENT: "alert-gate"}, mutate)
+
+    async def close_flood(self, channel: str, card: str) -> None:
+        """The flood card ``card`` of ``channel`` stopped firing: the next flood opens a new one."""
+
+        def mutate(data: dict[str, str]) -> None:
+            gate = Gate.from_json(data.get(GATE_KEY))
+            close(gate, card)
+            if data:
+                data[GATE_KEY] = gate.to_json()
+
+        await self._write(self.gate_of(channel), {**MANAGED, COMPONENT: "alert-gate"}, mutate)
+
+    async def prune(self, now: datetime) -> int:
+        """Delete the resolved groups and flood cards :func:`to_prune` names; returns how many."""
+        cluster = await self._cluster()
+        gone = to_prune(await self._all(), now)
+        for group in gone:
+            await cluster.configmaps.delete(self.name_of(group.id))
+        return len(gone)
+
+    # ------------------------------------------------------------------ upgrading
+    async def _move_legacy(self) -> None:
+        """Once per store: the groups of :data:`LEGACY_CONFIGMAP` become objects of their own (a flood card with
+        the entries of the groups it summarises), then that ConfigMap is deleted. Idempotent: a replica cut
+        short leaves work the next one finishes; an object already there is kept as it is."""
+        if self._moved:
+            return
+        async with self._moving:
+            if self._moved:
+                return
+            data = await ConfigMapStore(self._cluster, LEGACY_CONFIGMAP).read()
+            if data:
+                await self._adopt(data)
+            self._moved = True
+
+    async def _adopt(self, data: dict[str, str]) -> None:
+        cluster = await self._cluster()
+        found = [g for k, v in data.items() if k.startswith(LEGACY_KEY) for g in [_group(v, k)] if g is not None]
+        for group in found:
+            if group.kind == FLOOD:
+                group.members = {g.id: entry(g) for g in found if g.digest == group.id}
+            try:
+                await cluster.configmaps.create(self.name_of(group.id), {GROUP_KEY: group.to_json()}, self.labels)
+            except Conflict:  # moved already
+                pass
+        await cluster.configmaps.delete(LEGACY_CONFIGMAP)
+        log.info("moved %d alert groups from configmaps/%s to one object each", len(found), LEGACY_CONFIGMAP)

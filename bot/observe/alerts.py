@@ -5,7 +5,7 @@
 * :mod:`bot.observe.alert_payload` parses the webhook body (version "4") into a ``Notification``;
 * :mod:`bot.observe.alert_places` says which service and environment of a catalogue an alert belongs to;
 * :mod:`bot.observe.alert_group` is a stored group and how a notification changes it;
-* :mod:`bot.observe.alert_store` keeps the groups in one ConfigMap, by compare-and-swap;
+* :mod:`bot.observe.alert_store` keeps the groups, one ConfigMap each, by compare-and-swap;
 * :mod:`bot.observe.alert_intake` accepts a notification and stores it before the webhook is answered;
 * :mod:`bot.observe.alert_lifecycle` posts and edits the card after the answer, its chart in its thread;
 * :mod:`bot.observe.alert_actions` carries out the card's buttons (Acknowledge, Silence 1h) and notes;

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 UNPOSTED_GRACE = 30.0  # seconds a request may hold the lock before its message ts is stored
 LOCK_ROUNDS = 20  # looks at a lock whose holder changed while admission decided
+FULL, TOO_MANY, UNKNOWN = -1, -2, -3  # what the lock's compare-and-swap answers instead of a place
 
 
 class Admission:
@@ -46,9 +47,10 @@ class Admission:
         does any request a holder that nobody advanced any more."""
         change, key = record.change, record.key
         jumps = not (queue and change.needs_approval) or change.action in ("abort", "rollback")
-        limit = self.requests.config.queue_limit
-        if not jumps:
-            await self._per_person(record, user)
+        limit, most = self.requests.config.queue_limit, self.requests.config.queue_per_person
+        records = {} if jumps else await self.requests.store.load()  # whose each queued request is
+        waiting = [0]  # the person's requests the compare-and-swap found in the queue
+        reloaded = False  # read again once for a request stored meanwhile (an id with no record is nobody's)
         for _ in range(LOCK_ROUNDS):
             now = self.requests.clock()
             seen = await self.requests.store.lock(key)
@@ -66,7 +68,8 @@ class Admission:
                     # never wait behind the canary an abort is meant to stop: refused, naming what holds the lock
                     raise CommandError(messages.busy_text(holder))
 
-            def take(lock: Lock, seen: Lock = seen, free: bool = holder is None) -> int | None:
+            def take(lock: Lock, seen: Lock = seen, free: bool = holder is None,
+                     records: dict[str, Record] = records, reload: bool = not reloaded) -> int | None:
                 if lock.holder != seen.holder:
                     return None  # the lock moved meanwhile: look again
                 if free and (jumps or not lock.queue):
@@ -75,25 +78,26 @@ class Admission:
                     return 0
                 if record.id not in lock.queue:
                     if len(lock.queue) >= limit:
-                        return -1  # the queue is full
+                        return FULL
+                    if not jumps:  # HELLO_QUEUE_PER_PERSON, on the queue as this write finds it
+                        if reload and any(q not in records for q in lock.queue):
+                            return UNKNOWN  # a request stored since they were read: read them again
+                        waiting[0] = _waiting(lock, records, user)
+                        if waiting[0] >= most:
+                            return TOO_MANY
                     lock.queue.append(record.id)
                 return lock.place(record.id)
 
             place = await self.requests.store.update_lock(key, take)
-            if place == -1:
+            if place == FULL:
                 raise CommandError(messages.full_text(holder, limit))
-            if place is not None:
+            if place == TOO_MANY:
+                raise CommandError(messages.too_many_text(user, waiting[0], most))
+            if place == UNKNOWN:
+                records, reloaded = await self.requests.store.load(), True
+            elif place is not None:
                 return place, holder
         raise ClusterError("the lock of this service kept changing: try again", 409)
-
-    async def _per_person(self, record: Record, user: str) -> None:
-        """Refuse a request that would give ``user`` more than ``HELLO_QUEUE_PER_PERSON`` requests waiting in the
-        queue of one service and environment (so one person cannot fill it)."""
-        most = self.requests.config.queue_per_person
-        waiting = [r for r in (await self.requests.store.load()).values()
-                   if r.requester == user and r.key == record.key and r.state == QUEUED and r.id != record.id]
-        if len(waiting) >= most:
-            raise CommandError(messages.too_many_text(user, len(waiting), most))
 
     async def _holding(self, request_id: str, now: datetime) -> Record | None:
         """The request ``request_id`` if it still holds the lock that names it, else ``None``.
@@ -289,3 +293,12 @@ def end(record: Record, event: Event, headline: str, now: datetime) -> bool:
 def to_pending(record: Record, now: datetime) -> None:
     if record.state == QUEUED:
         record.move(Event.OPEN, now)
+
+
+def _leave(lock: Lock, request_id: str) -> None:
+    lock.queue = [q for q in lock.queue if q != request_id]
+
+
+def _waiting(lock: Lock, records: dict[str, Record], user: str) -> int:
+    """How many requests of ``user`` wait in ``lock``'s queue (HELLO_QUEUE_PER_PERSON counts them)."""
+    return sum(1 for q in lock.queue if q in records and records[q].requester == user)

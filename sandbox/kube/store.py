@@ -153,10 +153,10 @@ class Store:
              predicate: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
         """Objects of one resource (all namespaces when `namespace` is None), ordered by namespace/name."""
         with self._lock:
-            items = [copy.deepcopy(obj) for (g, r, ns, _), obj in sorted(self._objects.items())
-                     if g == group and r == resource and (namespace is None or ns == namespace)
+            found = [(key, obj) for key, obj in self._objects.items()
+                     if key[0] == group and key[1] == resource and (namespace is None or key[2] == namespace)
                      and (predicate is None or predicate(obj))]
-            return items
+            return [copy.deepcopy(obj) for _, obj in sorted(found, key=lambda item: item[0])]
 
     def snapshot_rv(self) -> int:
         with self._lock:

@@ -11,7 +11,7 @@ import pytest
 from bot.observe.alert_card import CardContext, change_line, last_changes, render_card
 from bot.observe.alert_group import AlertGroup, merge
 from bot.observe.alert_payload import AlertPayloadError, ours, parse
-from bot.observe.alert_store import KEEP_GROUPS, _pruned
+from bot.observe.alert_store import KEEP_GROUPS, KEEP_RESOLVED, to_prune
 from tests.harness.alerting import notification
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -69,35 +69,29 @@ def test_merge_keeps_the_highest_severity_and_the_earliest_start() -> None:
     assert AlertGroup.from_json(resolved.to_json()) == resolved
 
 
-def test_the_store_stays_far_under_a_configmaps_limit() -> None:
+def test_a_stored_group_stays_far_under_an_objects_limit_whatever_the_webhook_carried() -> None:
     huge = "x" * 20000
-    groups = {}
-    for i in range(KEEP_GROUPS + 20):
-        body = notification(key=f"key-{i}", summary=huge, n=40,
-                            labels={f"label{j}": huge for j in range(40)})
-        body["alerts"][0]["annotations"]["description"] = huge
-        body["groupLabels"] = {**body["groupLabels"], "label0": huge}
-        group = merge(None, parse(body), NOW + timedelta(seconds=i), "C1")
-        groups[group.id] = group
-    kept = _pruned(groups)
-    assert len(kept) == KEEP_GROUPS + 20, "no firing group is dropped"
-    assert kept[0].group_labels == {}, "labels too long to be matchers are not kept at all (never cut)"
-    size = sum(len(g.to_json()) for g in kept)
-    assert size < 512 * 1024, size
+    body = notification(key="key-" + huge, summary=huge, n=40, labels={f"label{j}": huge for j in range(40)})
+    body["alerts"][0]["annotations"]["description"] = huge
+    body["alerts"][0]["generatorURL"] = "http://prometheus.example/" + huge
+    body["groupLabels"] = {**body["groupLabels"], "label0": huge}
+    group = merge(None, parse(body), NOW, "C1")
+    assert group.group_labels == {}, "labels too long to be matchers are not kept at all (never cut)"
+    assert len(group.to_json()) < 16 * 1024, len(group.to_json())
 
 
 def test_every_firing_group_is_kept_and_only_the_newest_resolved_ones() -> None:
-    groups = {}
+    groups = []
     for i in range(400):
         status = "resolved" if i % 4 == 0 else "firing"
-        body = notification(status, key=f"key-{i}", n=20)
-        group = merge(None, parse(body), NOW + timedelta(seconds=i), "C1")
-        groups[group.id] = group
-    kept = _pruned(groups)
-    firing = [g for g in kept if g.firing]
-    assert len(firing) == 300 and len(kept) == 300 + KEEP_GROUPS
-    assert min(g.received for g in kept if not g.firing) == NOW + timedelta(seconds=400 - 4 * KEEP_GROUPS)
-    assert sum(len(g.to_json()) for g in kept) < 900 * 1024, "kept in short past the budget"
+        groups.append(merge(None, parse(notification(status, key=f"key-{i}")), NOW + timedelta(seconds=i), "C1"))
+    later = NOW + timedelta(seconds=400) + KEEP_RESOLVED + timedelta(seconds=1)
+    gone = to_prune(groups, later)
+    assert not [g for g in gone if g.firing], "no firing group is ever pruned"
+    kept = [g for g in groups if g not in gone and not g.firing]
+    assert len(kept) == KEEP_GROUPS
+    assert min(g.received for g in kept) == NOW + timedelta(seconds=400 - 4 * KEEP_GROUPS)
+    assert to_prune(groups, NOW + KEEP_RESOLVED) == [], "a group resolved less than KEEP_RESOLVED ago is kept"
 
 
 def _entry(verb: str, minutes_before: float, version: str = "v2.3", phase: str = "Succeeded") -> SimpleNamespace:

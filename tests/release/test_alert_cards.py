@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from bot.observe.alert_group import AlertGroup, group_id
-from bot.observe.alert_store import CONFIGMAP, AlertStore
+from bot.observe.alert_store import AlertStore
 from sandbox.slack.state import Message
 from tests.harness.alerting import ENV, KEY, TOKEN, card_saying, notification, webhook
 from tests.harness.chat import NS, Chat, button
@@ -26,11 +26,12 @@ def cards(chat: Chat) -> list[Message]:
     return [m for m in chat.slack.messages("C1") if m.thread_ts in (None, m.ts) and "HelloworldHighErrorRate" in m.text]
 
 
-def stored(chat: Chat) -> dict | None:
-    try:
-        return chat.kube.get("", "v1", "configmaps", NS, CONFIGMAP)
-    except Exception:
-        return None
+def stored(chat: Chat) -> list[dict] | None:
+    """The alert groups' ConfigMaps (None when there is none)."""
+    store = chat.stack.services.alerts.store
+    found = [cm for cm in chat.kube.list("", "v1", "configmaps", NS)
+             if cm["metadata"]["name"].startswith(store.prefix + "-")]
+    return found or None
 
 
 async def test_refusals_change_nothing(release: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -240,14 +241,12 @@ async def test_a_claim_whose_card_never_appeared_is_taken_over(release: Any) -> 
         services = chat.stack.services
         gone = datetime.now(UTC) - timedelta(minutes=5)
 
-        def stale(groups: dict[str, AlertGroup]) -> tuple[None, bool]:
-            gid = group_id(KEY)
-            groups[gid] = AlertGroup(id=gid, key=KEY, status="firing", alertname="HelloworldHighErrorRate",
-                                     severity="critical", starts_at=gone, channel="C1", claim="dead-replica",
-                                     claimed=gone, received=gone)
-            return None, True
+        def stale(_: AlertGroup | None) -> tuple[None, AlertGroup]:
+            return None, AlertGroup(id=group_id(KEY), key=KEY, status="firing", alertname="HelloworldHighErrorRate",
+                                    severity="critical", starts_at=gone, channel="C1", claim="dead-replica",
+                                    claimed=gone, received=gone)
 
-        await services.alerts.store.transact(stale)
+        await services.alerts.store.upsert(group_id(KEY), stale)
         assert (await webhook(chat, notification()))[0] == 200
         card = await card_saying(chat, "Firing: HelloworldHighErrorRate")
         await services.alerts.drain()
@@ -291,7 +290,8 @@ async def test_oversized_fields_are_cut_before_they_are_stored_or_posted(release
         assert len(card.text) <= 3000 and huge not in json.dumps(card.blocks)
         await chat.stack.services.alerts.drain()
         kept = stored(chat)
-        assert kept is not None and sum(len(v) for v in kept["data"].values()) < 20_000, "the store stays small"
+        assert kept is not None and sum(len(v) for cm in kept for v in cm["data"].values()) < 20_000, \
+            "the store stays small"
         [group] = await AlertStore(chat.stack.services.cluster).firing()
         assert group.ts == card.ts and group.id == group_id(KEY + huge)
         assert len(group.key) <= 1024 and len(group.severity) <= 40 and "cluster" not in group.scope

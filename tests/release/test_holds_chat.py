@@ -285,3 +285,34 @@ async def test_freezing_all_needs_the_rights_for_every_service_and_environment(r
                                  and ("is not a deployer" in m.text or "Changes can only be requested" in m.text))
     await stack.settle()
     assert stored(stack) == {}
+
+
+@pytest.fixture
+async def admins() -> AsyncIterator[Stack]:
+    async with Stack(engine=False, env={"HELLO_ADMINS": "U3,S1", "HELLO_OPS_CHANNELS": "C1"}) as running:
+        running.services.catalogue = RIGHTS  # type: ignore[attr-defined]
+        yield running
+
+
+async def test_the_admins_may_hold_all_and_lift_it_without_every_pairs_rights(admins: Stack) -> None:
+    stack = admins
+    # U3 is an admin by name, U2 through the user group S1; neither may change both services itself
+    await stack.command("U3", '/hello freeze all production 1h "incident"', channel="C2")
+    await stack.wait_message(told("U3", "Changes can only be requested in <#C1>"))
+    await stack.command("U1", '/hello freeze all production 1h "incident"')
+    await stack.wait_message(told("U1", "<@U1> is not a deployer"))
+    await stack.settle()
+    assert stored(stack) == {}
+    await stack.command("U3", '/hello freeze all production 1h "incident"')
+    await stack.wait_message(said("<@U3> froze every service in production until"))
+    assert (await stack.services.holds.check("payments", "production")).frozen
+    assert (await stack.services.holds.check("helloworld", "production")).frozen
+    await stack.command("U1", "/hello unfreeze all production")  # lifting it follows the same rule
+    await stack.wait_message(told("U1", "<@U1> is not a deployer"))
+    await stack.command("U2", "/hello unfreeze all production")
+    await stack.wait_message(said("<@U2> ended the freeze on every service in production"))
+    # being an admin is about `all` only: one service still needs that service's own people
+    await stack.command("U3", '/hello lock payments "release train"')
+    await stack.wait_message(told("U3", "Changes can only be requested in <#C2>"))
+    await stack.settle()
+    assert stored(stack).get("locks", {}) == {} and stored(stack).get("freezes", {}) == {}

@@ -85,7 +85,7 @@ async def test_a_load_test_of_both_tracks_reports_each_tracks_figures_and_leaves
         assert command[:3] == ["hey", "-z", "2s"] and "-o" in command and command[-1].endswith("/v1/hello")
         assert spec["activeDeadlineSeconds"] == 62 and spec["backoffLimit"] == 0
         [owner] = job["metadata"]["ownerReferences"]
-        assert owner["kind"] == "ConfigMap" and owner["name"].startswith("hello-chatops-state-request-")  # the release's record
+        assert owner["kind"] == "ConfigMap" and owner["name"].startswith("hello-chatops-state-request-")
     assert {j["spec"]["template"]["spec"]["containers"][0]["command"][-1].split("/")[2] for j in created} == {
         "helloworld.hello.svc.cluster.local", "helloworld-canary.hello.svc.cluster.local"}
     await chat.settle()

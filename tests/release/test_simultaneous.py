@@ -115,3 +115,31 @@ async def test_one_person_may_have_only_so_many_requests_waiting(tmp_path: Path)
         await world.ask("U101", "/hello deploy greeter staging v6", "CGREET")  # another person still may
         await world.stack.settle()
         assert len(_requests(world, "CGREET")) == 4
+
+
+async def test_two_requests_from_one_person_at_the_same_moment_cannot_both_pass_the_per_person_cap(
+        tmp_path: Path) -> None:
+    # #25 item 5: the cap is checked in the lock's compare-and-swap, on the queue as it is then
+    env = {"HELLO_DEPLOYERS": "U100", "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_PER_PERSON": "2"}
+    async with two_clusters(tmp_path, env=env, people=("U100",)) as world:
+        for version in ("v2", "v3"):  # one holds the lock, one waits
+            await world.ask("U100", f"/hello deploy greeter staging {version}", "CGREET")
+            await world.stack.settle()
+        assert len(_requests(world, "CGREET")) == 2
+        # the requests are listed slowly: both new ones are stored before either has looked at the others
+        world.clusters["production"].add_fault(verb="list", resource="configmaps", status=None, delay=1.0,
+                                               count=None)
+        await asyncio.gather(*(world.ask("U100", f"/hello deploy greeter staging {v}", "CGREET")
+                               for v in ("v4", "v5")))
+
+        def refusals() -> list[Ephemeral]:
+            return [e for e in world.slack.workspace._ephemerals.get("CGREET", [])
+                    if "HELLO_QUEUE_PER_PERSON" in e.text]
+
+        await world.slack.wait_for(lambda _: len(_requests(world, "CGREET")) + len(refusals()) >= 4, ANSWERED)
+        world.clusters["production"].clear_faults()
+        await world.stack.settle()
+        assert len(_requests(world, "CGREET")) == 3 and len(refusals()) == 1, "exactly one of the two is queued"
+        assert refusals()[0].text.startswith("<@U100> has 2 requests waiting")
+        records = await world.stack.services.approvals.store.load()
+        assert sorted(r.state for r in records.values()) == ["pending", "queued", "queued"]

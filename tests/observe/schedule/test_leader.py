@@ -31,6 +31,7 @@ async def test_acquire_hold_renew_and_take_over_after_expiry(pair: Stack) -> Non
     assert await b.step(DAY + timedelta(seconds=1)) is False and b.holder == "cand-0"
     assert await a.step(DAY + timedelta(seconds=10)) is True  # renewed (a third of 30 s)
     assert parse_time(pair.kube.get(*LEASE)["spec"]["renewTime"]) == DAY + timedelta(seconds=10)
+    assert pair.kube.get(*LEASE)["spec"]["leaseDurationSeconds"] == 30, "quick renewals add nothing"
     assert await b.step(DAY + timedelta(seconds=39)) is False  # 10 + 30 not yet past
     assert await b.step(DAY + timedelta(seconds=41)) is True  # a stopped renewing
     spec = pair.kube.get(*LEASE)["spec"]
@@ -116,3 +117,32 @@ async def test_no_take_over_while_the_holders_renewal_is_on_its_way(pair: Stack)
     assert await a.step(DAY + timedelta(seconds=31))  # the holder's renewal lands meanwhile
     assert await late is False and b.holder == "cand-0"
     assert pair.kube.get(*LEASE)["spec"]["holderIdentity"] == "cand-0"
+
+
+async def test_no_take_over_while_a_slow_holders_renewal_is_on_its_way_however_fast_the_candidate_reads(
+        pair: Stack) -> None:
+    """The holder's writes of the Lease are slow, the candidate's reads fast: a renewal the holder sent
+    before the Lease expired is not overtaken while the API server still holds it."""
+    a, b = electors(pair)
+    assert await a.step(DAY)
+
+    async def slow_renewal(now: timedelta, seconds: float) -> asyncio.Future:
+        fault = pair.kube.add_fault(verb="update", resource="leases", status=None, delay=seconds, count=1)
+        renewal = asyncio.ensure_future(a.step(DAY + now))
+        deadline = asyncio.get_running_loop().time() + 10
+        while fault.count:  # not sent yet
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        return renewal
+
+    assert await (await slow_renewal(timedelta(seconds=10), 1.5))  # the holder learns its writes are slow
+    assert await (await slow_renewal(timedelta(seconds=18.5), 1.5))
+    spec = pair.kube.get(*LEASE)["spec"]
+    assert parse_time(spec["renewTime"]) == DAY + timedelta(seconds=18.5)
+    assert spec["leaseDurationSeconds"] == 30 + 3, "twice the slowest renewal (1.5 s) is added to the duration"
+    on_its_way = await slow_renewal(timedelta(seconds=47), 3.0)  # sent before 18.5 + 30 s, lands 3 s later
+    assert await b.step(DAY + timedelta(seconds=49)) is False, "taken over while the renewal was on its way"
+    assert await on_its_way is True
+    spec = pair.kube.get(*LEASE)["spec"]
+    assert spec["holderIdentity"] == "cand-0" and spec["leaseTransitions"] == 0
+    assert parse_time(spec["renewTime"]) == DAY + timedelta(seconds=47)
