@@ -26,7 +26,9 @@ the SLO's budget (1 - HELLO_ANALYSIS_MIN_SUCCESS = 1%), or equal to stable; p99 
 (errors equal to stable). Prints per scenario and judge: share promoted, share aborted, median
 minutes to the decision (">60" when most runs were undecided), then which goals are met.
 ``--p99-advisory`` runs this project's judge with ``HELLO_ANALYSIS_P99_ADVISORY=true``; ``--only-ours``
-leaves the other two rules out.
+leaves the other two rules out. ``--load RPS`` is the analysis load (``HELLO_ANALYSIS_LOAD_RPS``, read by
+the product's own reader into its settings, so the judge's estimate counts it too): RPS more requests
+per second to each version while the canary is analysed, with that version's errors and latency.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from scipy.stats import mannwhitneyu, norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.core.config import Config
+from bot.core.config import Config, setting
 from bot.release.analysis import settings_for
 from bot.release.analysis_runner import Action, Policy, decide
 from bot.release.judge import AnalysisSettings, WindowStats, judge
@@ -242,7 +244,9 @@ class Outcome:
     minutes: int  # to the decision; HORIZON + 1 when undecided
 
 
-def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generator, interval: float) -> Outcome:
+def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generator, interval: float,
+        load: float = 0.0) -> Outcome:
+    """One canary; ``load``: the analysis load's requests per second to each version besides its share."""
     canary, stable = Traffic(), Traffic()
     p_canary, p_stable = probabilities(sc.p99_factor), probabilities(1.0)
     index, step_began = 0, 0
@@ -250,8 +254,8 @@ def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generato
     rule.start_step()
     for minute in range(1, HORIZON + 1):
         weight = steps[index] / 100
-        canary.add(rng, sc.rps * weight * interval, sc.canary_errors, p_canary)
-        stable.add(rng, sc.rps * (1 - weight) * interval, sc.stable_errors, p_stable)
+        canary.add(rng, (sc.rps * weight + load) * interval, sc.canary_errors, p_canary)
+        stable.add(rng, (sc.rps * (1 - weight) + load) * interval, sc.stable_errors, p_stable)
         assert canary.last is not None and stable.last is not None
         (n_c, e_c, h_c), (n_s, e_s, h_s) = canary.last, stable.last
         series.append((e_c / n_c if n_c else math.nan, e_s / n_s if n_s else math.nan,
@@ -281,7 +285,7 @@ class Row:
 
 def measure(make: Callable[[], Any], sc: Scenario, runs: int, seed: int, index: int, config: Config) -> Row:
     outcomes = [run(make(), sc, config.canary_steps, np.random.default_rng([seed, index, r]),
-                    config.analysis_interval_seconds) for r in range(runs)]
+                    config.analysis_interval_seconds, config.analysis_load_rps) for r in range(runs)]
     return Row(promoted=sum(o.promoted for o in outcomes) / runs, aborted=sum(o.aborted for o in outcomes) / runs,
                median=statistics.median(o.minutes for o in outcomes),
                within30=sum(o.promoted and o.minutes <= 30 for o in outcomes) / runs)
@@ -295,10 +299,13 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare the Mann-Whitney test with scipy's and stop")
     parser.add_argument("--p99-advisory", action="store_true", help="ours with HELLO_ANALYSIS_P99_ADVISORY")
     parser.add_argument("--only-ours", action="store_true", help="leave out the Flagger- and Kayenta-style rules")
+    parser.add_argument("--load", default="0", metavar="RPS",
+                        help="the analysis load: requests/s to each version while analysed (HELLO_ANALYSIS_LOAD_RPS)")
     args = parser.parse_args()
     if args.check:
         return check()
-    config = replace(defaults(), analysis_p99_advisory=args.p99_advisory)
+    field_name, read = setting("HELLO_ANALYSIS_LOAD_RPS")  # the product's reader: its rules and its field
+    config = replace(defaults(), analysis_p99_advisory=args.p99_advisory, **{field_name: read("--load", args.load)})
     settings, policy = settings_for(config), Policy.from_config(config)
     rules: dict[str, Callable[[], Any]] = {
         "this project": lambda: Ours(settings, policy, config.analysis_interval_seconds),
@@ -313,7 +320,8 @@ def main() -> int:
     print(f"ours: {settings.confidence:.0%} time-uniform confidence, SLO {settings.min_success:.0%}, tolerance "
           f"{settings.error_tolerance:.1%} over stable, latency limit {settings.max_latency_ratio:g}x stable, a person "
           f"asked after {policy.max_wait_seconds / 60:g} min undecided in a step clicks Continue"
-          + (", p99 advisory" if settings.p99_advisory else ""))
+          + (", p99 advisory" if settings.p99_advisory else "")
+          + (f"; analysis load {settings.load_rps:g} req/s to each version" if settings.load_rps else ""))
     print()
     width = 44
     print("cells: promoted aborted median-minutes-to-decision")
@@ -356,6 +364,7 @@ def goals(all_scenarios: list[Scenario], table: dict[tuple[int, str], Row], runs
     healthy = [(i, sc) for i, sc in enumerate(all_scenarios) if sc.healthy]
     worst_abort = max(table[i, ours].aborted for i, _ in healthy)
     at5 = {sc.stable_errors: table[i, ours].within30 for i, sc in healthy if sc.rps == 5.0}
+    at1 = {sc.stable_errors: table[i, ours].within30 for i, sc in healthy if sc.rps == 1.0}
     beyond = [(i, sc) for i, sc in enumerate(all_scenarios) if sc.bad]
 
     def met(ok: bool) -> str:
@@ -368,6 +377,8 @@ def goals(all_scenarios: list[Scenario], table: dict[tuple[int, str], Row], runs
     for stable, share in sorted(at5.items()):
         print(f"- healthy, stable at {stable:.1%}, 5 req/s: promoted within 30 min in >= 97% of runs: "
               f"{met(share >= 0.97)} ({share:.0%})")
+    print("  (at 1 req/s: " + ", ".join(f"stable at {stable:.1%} {share:.0%}" for stable, share in sorted(at1.items()))
+          + " promoted within 30 min)")
     if (0, flagger) in table:
         not_worse = [sc.label for i, sc in beyond if table[i, ours].promoted > table[i, flagger].promoted]
         print(f"- no more bad promotions than Flagger-style in any scenario beyond a limit: {met(not not_worse)}"

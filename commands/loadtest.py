@@ -24,7 +24,7 @@ from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.core.text import escape
 from bot.release import actions
-from bot.release.load import LOAD_LABEL, SERVICE_LABEL
+from bot.release.load import ANALYSIS_LABEL, LOAD_LABEL, SERVICE_LABEL
 from commands import Context, Reply
 
 NAME = "loadtest"
@@ -84,7 +84,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
 async def stop(ctx: Context) -> Reply:
     """Delete the service's load Jobs: the load test's step sees them gone and ends as stopped."""
     config, cluster = ctx.config, await ctx.cluster()
-    jobs = await cluster.jobs.list(f"{LOAD_LABEL},{SERVICE_LABEL}={config.stable_deployment}")
+    jobs = await cluster.jobs.list(f"{LOAD_LABEL},{SERVICE_LABEL}={config.stable_deployment},!{ANALYSIS_LABEL}")
     if not jobs:
         text = f"No load test is running for `{escape(config.stable_deployment)}`: nothing was stopped."
         return Reply(text=text, blocks=notice.blocks(text), ephemeral=True)

@@ -178,8 +178,7 @@ class _Reader:
 
 _SERVICE_FIELDS = ("name", "environments", "deployments", "mappings", "traffic", "container", "certificate",
                    "image", "metrics", "channels", "deployers", "approvers", "analysis", "bake", "loadtest",
-                   "soak_minutes", "lock",
-                   "freezes")
+                   "soak_minutes", "lock", "freezes")
 _FREEZE_FIELDS = ("cron", "duration", "timezone", "reason", "environments")
 _ENV_FIELDS = ("name", "context", "in_cluster", "namespace", "prometheus_url", "deployers", "approvers", "approvals")
 _ANALYSIS = {  # catalogue key -> the variable it overrides (its Config field and reader: config.setting)
@@ -196,6 +195,7 @@ _ANALYSIS = {  # catalogue key -> the variable it overrides (its Config field an
     "p99_advisory": "HELLO_ANALYSIS_P99_ADVISORY",
     "mode": "HELLO_ANALYSIS_MODE",
 }
+_LOAD = {"rps": "HELLO_ANALYSIS_LOAD_RPS"}  # analysis: {load: {rps: N}}
 _BAKE = {
     "minutes": "HELLO_BAKE_MINUTES",
     "auto_rollback": "HELLO_AUTO_ROLLBACK",
@@ -300,13 +300,14 @@ def _environments(r: _Reader, envs: Any) -> tuple[Environment, ...]:
 
 
 def _overrides(r: _Reader, item: Mapping[str, Any]) -> Overrides:
-    """The service's ``analysis:``, ``bake:`` and ``loadtest:`` settings, read as their variables are."""
-    analysis = r.mapping(item.get("analysis"), "analysis", tuple(_ANALYSIS))
-    bake = r.mapping(item.get("bake"), "bake", tuple(_BAKE))
-    loadtest = r.mapping(item.get("loadtest"), "loadtest", tuple(_LOADTEST))
+    """The service's ``analysis:`` (and its ``load:``), ``bake:`` and ``loadtest:``, read as their variables are."""
+    analysis = r.mapping(item.get("analysis"), "analysis", (*_ANALYSIS, "load"))
+    groups = (("analysis", _ANALYSIS, analysis),
+              ("analysis.load", _LOAD, r.mapping(analysis.get("load"), "analysis.load", tuple(_LOAD))),
+              ("bake", _BAKE, r.mapping(item.get("bake"), "bake", tuple(_BAKE))),
+              ("loadtest", _LOADTEST, r.mapping(item.get("loadtest"), "loadtest", tuple(_LOADTEST))))
     overrides: dict[str, Any] = {}
-    for group, table, data in (("analysis", _ANALYSIS, analysis), ("bake", _BAKE, bake),
-                               ("loadtest", _LOADTEST, loadtest)):
+    for group, table, data in groups:
         for key, var in table.items():
             attr, parse = setting(var)
             value = r.setting(data, key, f"{group}.{key}", parse)

@@ -55,12 +55,12 @@ def compact(verdict: Verdict) -> str:
 
 
 def settings_for(config: Config) -> AnalysisSettings:
-    """The judge's thresholds from ``HELLO_ANALYSIS_*``."""
+    """The judge's thresholds from ``HELLO_ANALYSIS_*`` (and the analysis load's rate, for its estimate)."""
     return AnalysisSettings(min_requests=config.analysis_min_requests,
                             max_latency_ratio=config.analysis_max_latency_ratio,
                             min_success=config.analysis_min_success / 100,
                             confidence=config.analysis_confidence / 100,
-                            p99_advisory=config.analysis_p99_advisory)
+                            p99_advisory=config.analysis_p99_advisory, load_rps=float(config.analysis_load_rps))
 
 
 def stats(counts: Any | None) -> WindowStats:

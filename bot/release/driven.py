@@ -21,7 +21,7 @@ from bot.core.times import iso, parse_time
 from bot.observe.critical import critical_alerts
 from bot.observe.grafana import prometheus_graph_url
 from bot.observe.prom import window_expressions
-from bot.release import analysis
+from bot.release import analysis, analysis_load
 from bot.release import analysis_runner as runner
 from bot.release import steps as step_runner
 from bot.release.actions import plan_rollback
@@ -64,18 +64,26 @@ async def gate(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
 
 
 async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResult:
-    """Judge the canary every interval and act on the runner's decision (:mod:`analysis_runner`).
+    """Judge the canary every interval and act on the runner's decision (:mod:`analysis_runner`), with
+    the analysis load on both tracks while it is judged (:mod:`analysis_load`).
 
     Each look judges the evidence since the release's first analysis step began (the same version at
     every weight; the judge's bounds hold over every look), so a resumed step judges again at once on
     all of it; the step itself waits at least one interval at its weight.
     """
+    async with analysis_load.during(driver, step, cluster):
+        result = await judged(driver, step, cluster)
+    return analysis_load.noted(result, step)
+
+
+async def judged(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResult:
     config, clock = driver.config, driver.engine.clock
     policy = runner.Policy.from_config(config)
     version = driver.release.params.version
     began = last = clock()
     while True:
         if step.waiting:
+            await analysis_load.end(driver, step, cluster)  # not judged while a person decides
             await driver.save()
             await driver.show()
             decision = await wait_for_decision(driver, step)
@@ -83,6 +91,7 @@ async def analyse(driver: Driver, step: Step, cluster: Any) -> step_runner.StepR
                 return await abort_canary(driver, cluster, f"Canary `{version}` aborted by a person at "
                                           f"{step.percent}%", [step.verdict])
             return step_runner.StepResult(True, f"continued by a person after: {step.verdict}")
+        await analysis_load.keep(driver, step, cluster)
         due = last + timedelta(seconds=config.analysis_interval_seconds)
         step.next_check = iso(due)
         await driver.save()

@@ -28,8 +28,8 @@ from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.retry import Backoff, retry
 from bot.core.target import Target
 from bot.core.times import iso, parse_time
+from bot.release import analysis_load, load_step
 from bot.release import driven as driven_steps
-from bot.release import load_step
 from bot.release import steps as step_runner
 from bot.release.lifecycle import RUNNING, Event
 from bot.release.plan import Outcome, Step, StepKind, StepState
@@ -234,6 +234,7 @@ class Driver:
         approvals = engine.services.approvals
         outcome = release.outcome or Outcome(False, "Stopped")
         if not release.reported:
+            await analysis_load.end_all(self)  # what an analysed step's load left (a replica died mid-step)
             if release.params.analysed:
                 await driven_steps.analysis_chart(self)
             await approvals.audit_outcome(release, outcome)

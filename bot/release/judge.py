@@ -84,6 +84,7 @@ class AnalysisSettings:
     error_tolerance: float = 0.005  # canary error ratio may exceed stable's by this much
     confidence: float = 0.90  # time-uniform, per bound: 1 - alpha
     p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
+    load_rps: float = 0.0  # requests/s the analysis load puts on each track while a step is judged (the estimate)
 
     @property
     def alpha(self) -> float:
@@ -153,15 +154,17 @@ class Verdict:
 
     def waiting_text(self, rate: float | None = None) -> str:
         """``needs about 240 more canary requests, about 8 min at the current rate`` (``rate``: canary
-        requests per second; by default the evidence's average); "" when not waiting."""
+        requests per second; by default the evidence's average, and never less than the analysis load's
+        rate, which goes on whatever the real traffic does); "" when not waiting."""
         if self.state is not State.WAIT or self.blind:
             return ""
         more = self.needs()
         if more is None:
             return "cannot tell yet how many more canary requests it needs"
         text = f"needs about {_round(more)} more canary requests"
-        if rate is None and self.seconds > 0:
-            rate = self.canary_requests / self.seconds
+        if rate is None:
+            average = self.canary_requests / self.seconds if self.seconds > 0 else 0.0
+            rate = max(average, self.evidence[2].load_rps if self.evidence is not None else 0.0)
         if rate and rate > 0:
             text += f", about {duration(more / rate)} at the current rate"
         return text

@@ -22,6 +22,7 @@ MANAGED = "app.kubernetes.io/managed-by"
 LOAD_LABEL = "hello-chatops.dev/load"  # the release whose load it is
 TRACK_LABEL = "hello-chatops.dev/track"
 SERVICE_LABEL = "hello-chatops.dev/service"  # the stable Deployment's name: whose load it is
+ANALYSIS_LABEL = "hello-chatops.dev/analysis-step"  # the load of an analysed step (its index), not a load test
 GRACE_SECONDS = 60  # activeDeadlineSeconds beyond the load's own duration (pulling the image, starting)
 MAX_WORKERS = 10
 
@@ -47,12 +48,15 @@ def hey_command(rps: int, seconds: int, target: str) -> list[str]:
 
 
 def job_manifest(config: Config, release_id: str, track: str, *, rps: int, seconds: int, path: str,
-                 owner: dict[str, Any] | None = None) -> dict[str, Any]:
+                 owner: dict[str, Any] | None = None, name: str = "", labels: dict[str, str] | None = None
+                 ) -> dict[str, Any]:
     """The Job of one track's load: ``activeDeadlineSeconds`` past its duration, no retries, owned by
-    ``owner`` (the release's record) when given, so that deleting the record deletes it."""
+    ``owner`` (the release's record) when given, so that deleting the record deletes it; ``name`` (by
+    default :func:`job_name`'s) and more ``labels`` for a load of another kind (the analysis's)."""
     labels = {MANAGED: "hello-chatops", LOAD_LABEL: release_id, TRACK_LABEL: track,
-              SERVICE_LABEL: config.stable_deployment}
-    meta: dict[str, Any] = {"name": job_name(release_id, track), "namespace": config.namespace, "labels": labels}
+              SERVICE_LABEL: config.stable_deployment, **(labels or {})}
+    meta: dict[str, Any] = {"name": name or job_name(release_id, track), "namespace": config.namespace,
+                            "labels": labels}
     if owner is not None:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
                                     "uid": owner["metadata"]["uid"], "blockOwnerDeletion": False}]

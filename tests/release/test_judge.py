@@ -139,6 +139,19 @@ def test_too_little_evidence_waits_and_says_how_much_more_it_needs() -> None:
     assert text == v.waiting_text(rate=0.5)
 
 
+def test_the_waiting_estimate_counts_the_analysis_loads_rate() -> None:
+    """100 canary requests in 10 min (0.17 req/s): the same evidence is needed, at the load's 10 req/s."""
+    quiet = judge(window(100, 0), window(900, 0), seconds=600)
+    loaded = judge(window(100, 0), window(900, 0), AnalysisSettings(load_rps=10), seconds=600)
+    assert quiet.state is loaded.state is State.WAIT
+    assert quiet.needs() == loaded.needs() is not None
+    assert quiet.waiting_text() == quiet.waiting_text(rate=100 / 600)
+    assert loaded.waiting_text() == quiet.waiting_text(rate=10.0) != quiet.waiting_text()
+    # once the load's requests are in the evidence, its average (load and real traffic) is the rate
+    busy = judge(window(9000, 70), window(81000, 400), AnalysisSettings(load_rps=10), seconds=600)
+    assert busy.state is State.WAIT and busy.waiting_text() == busy.waiting_text(rate=15.0)
+
+
 @pytest.mark.parametrize("n", [50, 200, 1000, 5000, 20_000])
 def test_an_observed_ratio_beyond_a_limit_is_never_a_pass(n: int) -> None:
     v = verdict(window(n, n * 0.012), window(9 * n, 0))  # 1.2%: under the 99% SLO
@@ -364,7 +377,7 @@ async def test_the_status_warning_uses_the_same_judge() -> None:
     state = SimpleNamespace(canary=SimpleNamespace(version="v2-<faulty>"), stable=SimpleNamespace(version="v1"),
                             canary_route=SimpleNamespace(weight=30))
     config = SimpleNamespace(analysis_min_requests=50, analysis_max_latency_ratio=1.5, analysis_min_success=99.0,
-                             analysis_confidence=90.0, analysis_p99_advisory=False)
+                             analysis_confidence=90.0, analysis_p99_advisory=False, analysis_load_rps=0)
 
     def services(canary_errors: int) -> SimpleNamespace:
         prometheus = Prometheus({"v2-<faulty>": counts("v2-<faulty>", 2400, canary_errors),
