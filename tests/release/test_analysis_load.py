@@ -79,7 +79,7 @@ async def test_an_analysed_step_runs_a_load_job_per_track_kept_on_take_over_and_
             assert command[-1] == f"http://{host}.{NS}.svc.cluster.local/v1/hello"
             assert job["spec"]["activeDeadlineSeconds"] == 1802 + load.GRACE_SECONDS
             [owner] = job["metadata"]["ownerReferences"]
-            assert owner["kind"] == "ConfigMap" and owner["name"].startswith("hello-chatops-release-")
+            assert owner["kind"] == "ConfigMap" and owner["name"].startswith("hello-chatops-state-request-")
         await chat.wait(lambda m: m.ts == request.ts and "load: 5 req/s to each track" in _blocks(m))
 
         # the replica stops driving (as when its lease is lost) and takes the release up again: the
