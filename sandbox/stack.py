@@ -34,6 +34,7 @@ from bot.chat.app import Dispatcher, build_app
 from bot.chat.contract import Registry
 from bot.chat.server import RunningServer, build_server, start_in_loop
 from bot.core import config as config_module
+from bot.core.config import Traffic
 from bot.core.services import Services
 from bot.wiring import build_services
 from commands import default_registry
@@ -58,6 +59,7 @@ class SandboxService:
     namespace: str
     channel: str  # the Slack channel id it belongs to; the channel is called #<name>
     seed: Path | None  # manifests to add to the Stack's seed (None: the seed holds it already)
+    traffic: Traffic | None = None  # its router when not Emissary's Mappings (the catalogue's ``traffic``)
 
     @property
     def container(self) -> str:
@@ -118,6 +120,8 @@ def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = 
             "metrics": {"queries": service.queries()},
             "channels": [service.channel],
             "soak_minutes": SOAK_MINUTES,
+            **({"traffic": {"router": service.traffic.router, "route": service.traffic.route,
+                            "rule": service.traffic.rule}} if service.traffic else {}),
         }
         for service in services
     ]}
