@@ -78,8 +78,9 @@ class HAProxyServer(LoopbackDaemon):
     start_error = HAProxyStartError
 
     def __init__(self, backends: Iterable[str], *, binary: str | None = None, startup_timeout: float = 20.0,
-                 timeout: float = 5.0) -> None:
-        """``backends``: their names (letters, digits, ``_ . -``); ``timeout``: of each runtime API command."""
+                 timeout: float = 5.0, reserved: Iterable[int] = ()) -> None:
+        """``backends``: their names (letters, digits, ``_ . -``); ``timeout``: of each runtime API command;
+        ``reserved``: ports chosen by others but not bound yet, which the frontends must not take."""
         super().__init__(binary=binary, startup_timeout=startup_timeout)
         self.backends = list(dict.fromkeys(backends))
         bad = [name for name in self.backends if not _NAME.fullmatch(name)]
@@ -87,6 +88,7 @@ class HAProxyServer(LoopbackDaemon):
             raise ValueError(f"HAProxy backend names are letters, digits and _ . - (got {bad or 'none'})")
         self.timeout = timeout
         self.frontend_ports: dict[str, int] = {}
+        self.reserved = set(reserved)
 
     # -- files and addresses
 
@@ -140,7 +142,12 @@ class HAProxyServer(LoopbackDaemon):
         return "\n".join(lines) + "\n"
 
     def command(self, binary: str, port: int) -> list[str]:
-        self.frontend_ports = {backend: free_port() for backend in self.backends}
+        if port in self.reserved:  # the stats listener too
+            port = self.port = next(p for p in iter(free_port, 0) if p not in self.reserved)
+        taken = {port, *self.reserved}
+        for backend in self.backends:
+            self.frontend_ports[backend] = next(p for p in iter(free_port, 0) if p not in taken)
+            taken.add(self.frontend_ports[backend])
         with open(self.config_file, "w", encoding="utf-8") as fh:
             fh.write(self.config(port))
         return [binary, "-db", "-f", self.config_file]  # -db: in the foreground, so stop() ends it

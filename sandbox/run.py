@@ -145,9 +145,10 @@ class Sandbox:
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
         rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
-        self.proxy = HAProxyServer([backend_name(e.name, s.name) for e in self.environments for s in self.services])
-        await self.proxy.start()  # HAProxyNotInstalled: nothing else has started
         bot_port = free_port()
+        self.proxy = HAProxyServer([backend_name(e.name, s.name) for e in self.environments for s in self.services],
+                                   reserved=(self.port, bot_port))  # ports bound later, by the console and the bot
+        await self.proxy.start()  # HAProxyNotInstalled: nothing else has started
         alertmanager_url = await self._start_alertmanager(f"http://{self.host}:{bot_port}/alertmanager")
         urls = [await self._start_prometheus(env, alertmanager_url) for env in self.environments]
         prometheus_urls = {env.name: url for env, url in zip(self.environments, urls, strict=True) if url}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sandbox.haproxy import HAProxyError, HAProxyNotInstalled, HAProxyServer, parse_stat
@@ -38,3 +40,19 @@ async def test_the_runtime_api_refusals_are_errors_and_change_nothing() -> None:
         await proxy.set_server("b", "canary", weight=7)
         assert await proxy.runtime("get weight b/canary") == "7 (initial 0)"
         assert {s.server: s.status for s in await proxy.stats()} == {"stable": "MAINT", "canary": "MAINT"}
+
+
+def test_ports_reserved_by_others_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox reserves the console's and the bot's ports, which are bound after HAProxy starts."""
+    offered = iter([5000, 5001, 5002, 5001, 5003, 5004])  # what the kernel's free ports happen to be
+    monkeypatch.setattr("sandbox.haproxy.free_port", lambda: next(offered))
+    proxy = HAProxyServer(["a", "b"], reserved=(5000, 5001))
+    try:
+        proxy.port = 5000  # the stats listener's port, as the daemon picked it
+        argv = proxy.command("haproxy", 5000)
+        assert proxy.port == 5002 and proxy.frontend_ports == {"a": 5003, "b": 5004}
+        config = Path(argv[-1]).read_text(encoding="utf-8")
+        assert [line.split()[1] for line in config.splitlines() if line.strip().startswith("bind")] == [
+            "127.0.0.1:5002", "127.0.0.1:5003", "127.0.0.1:5004"]
+    finally:
+        proxy.stop()
