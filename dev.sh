@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=${HELLO_VENV:-.venv}
+# Debian installs haproxy in /usr/sbin, which a user's PATH often lacks; the sandbox looks it up on PATH
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 PYTHON=${PYTHON:-python3}
 
 need_apt=()
@@ -37,6 +39,7 @@ setup() {
   command -v alertmanager >/dev/null 2>&1 || want prometheus-alertmanager prometheus-alertmanager
   # the load tool behind /hello loadtest and load during analysis (the sandbox runs its Jobs)
   want hey hey
+  want haproxy haproxy  # the sandbox's proxy in front of each service's tracks
   if [ "$mode" = test ]; then
     want chromium chromium
   fi

@@ -1,9 +1,10 @@
-"""A small, bounded load generator that splits traffic the way Emissary does.
+"""A small, bounded load generator: a service's clients, sending every request to the sandbox's proxy.
 
-Every request goes to the stable or the canary helloworld process, chosen by the weights of the two
-Mappings in the emulated cluster (read afresh for every request), so the charts show the canary's
-share of the traffic. The rate comes from ``HELLO_SANDBOX_RPS`` (default 5 requests per second) and
-at most ``max_in_flight`` requests are outstanding at any time.
+Every request goes to the service's HAProxy frontend (:mod:`sandbox.haproxy`), which picks the stable or
+the canary process by the weights the routes give them (:mod:`sandbox.gateway`), so the charts and the
+canary judge see the split a real proxy made. The answer's ``X-Sandbox-Track`` header says which track
+served it (counted in :attr:`LoadGenerator.answered`). The rate comes from ``HELLO_SANDBOX_RPS`` (default 5
+requests per second) and at most ``max_in_flight`` requests are outstanding at any time.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import logging
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import aiohttp
+
+from sandbox.haproxy import TRACK_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -41,75 +43,36 @@ def rps_from_env(env: Mapping[str, str] | None = None) -> float:
     return value
 
 
-def canary_share(stable_weight: int | None, canary_weight: int | None, *, canary_route: bool = True) -> float:
-    """The canary's share of traffic (0..1) under Emissary's rule for Mappings with the same prefix.
-
-    Explicit weights are percentages; the Mappings without one split what is left evenly. Without a
-    canary Mapping the canary gets nothing.
-    """
-    if not canary_route:
-        return 0.0
-    explicit = sum(w for w in (stable_weight, canary_weight) if w is not None)
-    rest = max(0, 100 - explicit)
-    unweighted = [w for w in (stable_weight, canary_weight) if w is None]
-    canary = canary_weight if canary_weight is not None else rest / len(unweighted)
-    total = explicit + (rest if unweighted else 0)
-    if total <= 0:
-        return 0.0
-    return max(0.0, min(1.0, canary / total))
-
-
-def mapping_weights(kube: Any, namespace: str = "hello", stable: str = "helloworld",
-                    canary: str = "helloworld-canary") -> float:
-    """The canary's share of traffic according to the two Mappings stored in the emulator."""
-    stable_map = kube.get("getambassador.io", "v3alpha1", "mappings", namespace, stable)
-    canary_map = kube.get("getambassador.io", "v3alpha1", "mappings", namespace, canary)
-
-    def weight(mapping: Mapping[str, Any] | None) -> int | None:
-        if not mapping:
-            return None
-        value = (mapping.get("spec") or {}).get("weight")
-        return None if value is None else int(value)
-
-    return canary_share(weight(stable_map), weight(canary_map), canary_route=canary_map is not None)
-
-
 class LoadGenerator:
-    """Sends ``rps`` requests per second to ``endpoints()``, ``share()`` of them to the canary."""
+    """Sends ``rps`` requests per second to ``url`` (the service's proxy frontend)."""
 
     def __init__(
         self,
-        endpoints: Callable[[], Mapping[str, str]],
-        share: Callable[[], float],
+        url: str,
         *,
         rps: float | None = None,
         max_in_flight: int = 20,
         timeout: float = 5.0,
         rng: random.Random | None = None,
     ) -> None:
-        self.endpoints = endpoints
-        self.share = share
+        self.url = url.rstrip("/")
         self.rps = rps_from_env() if rps is None else rps
         self.timeout = timeout
         self.rng = rng or random.Random()
-        self.sent: Counter[str] = Counter()
-        self.answered: Counter[tuple[str, int]] = Counter()
-        self.failed: Counter[str] = Counter()
+        self.sent = 0
+        self.answered: Counter[tuple[str, int]] = Counter()  # (track that served it, or "", HTTP status)
+        self.failed = 0
         self._slots = asyncio.Semaphore(max_in_flight)
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
-    def choose(self) -> tuple[str, str] | None:
-        """(track, base URL) for the next request, or None when no process serves."""
-        live = dict(self.endpoints())
-        if not live:
-            return None
-        if "canary" in live and "stable" in live:
-            track = "canary" if self.rng.random() < self.share() else "stable"
-        else:
-            track = next(iter(live))
-        return track, live[track]
+    def served(self) -> dict[str, int]:
+        """Answered requests by the track that served them (``""``: the proxy answered itself, e.g. 503)."""
+        by_track: Counter[str] = Counter()
+        for (track, _status), count in self.answered.items():
+            by_track[track] += count
+        return dict(by_track)
 
     async def start(self) -> LoadGenerator:
         if self.rps > 0 and self._task is None:
@@ -140,22 +103,21 @@ class LoadGenerator:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             if loop.time() - next_at > 1.0:  # fell behind (suspended laptop): do not burst
                 next_at = loop.time()
-            picked = self.choose()
-            if picked is None or self._slots.locked():
+            if self._slots.locked():
                 continue
             await self._slots.acquire()
-            task = asyncio.create_task(self._one(*picked))
+            task = asyncio.create_task(self._one())
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
-    async def _one(self, track: str, base: str) -> None:
+    async def _one(self) -> None:
         try:
-            self.sent[track] += 1
+            self.sent += 1
             assert self._session is not None
-            async with self._session.get(base + self.rng.choice(PATHS)) as response:
+            async with self._session.get(self.url + self.rng.choice(PATHS)) as response:
                 await response.read()
-                self.answered[(track, response.status)] += 1
+                self.answered[(response.headers.get(TRACK_HEADER, ""), response.status)] += 1
         except (aiohttp.ClientError, TimeoutError):
-            self.failed[track] += 1  # a process stopping between choice and connect; the next one goes elsewhere
+            self.failed += 1
         finally:
             self._slots.release()

@@ -12,7 +12,11 @@ Starts, on loopback:
 - in each environment, a real helloworld process per service and release track, following the
   Deployments (:mod:`sandbox.processes`), the real Prometheus scraping them when it is installed
   (:mod:`sandbox.prometheus`; one per environment, as each cluster has its own), and a small load
-  generator split by the Mapping weights (:mod:`sandbox.loadgen`);
+  generator (:mod:`sandbox.loadgen`) whose requests all go through the real HAProxy;
+- one HAProxy (:mod:`sandbox.haproxy`, Debian's ``haproxy``; the sandbox does not start without it) with
+  a frontend per service and environment and a server per track, whose weights a small controller
+  (:mod:`sandbox.gateway`) sets through HAProxy's runtime API whenever the service's route changes (its
+  Mappings, or its HTTPRoute's rule), as Emissary or a Gateway API implementation would;
 - the Slack emulator and the console, a Slack-like web page over it (:mod:`sandbox.console.server`).
 
 Both services run the helloworld image, so their series have the same names: the scrape targets
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -45,7 +48,9 @@ from sandbox import prometheus as prom_module
 from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer
 from sandbox.console.server import ConsoleServer, is_loopback
 from sandbox.daemon import free_port
-from sandbox.loadgen import LoadGenerator, mapping_weights, rps_from_env
+from sandbox.gateway import ProxyRoutes, route_weights
+from sandbox.haproxy import HAProxyNotInstalled, HAProxyServer
+from sandbox.loadgen import LoadGenerator, rps_from_env
 from sandbox.processes import Fleet
 from sandbox.stack import ENVIRONMENTS, SERVICES, SandboxService, Stack, write_kubeconfig
 
@@ -70,6 +75,13 @@ PASSED_THROUGH = ("HELLO_ANALYSIS_", "HELLO_CANARY_")
 def sandbox_env() -> dict[str, str]:
     """The bot's settings in the sandbox: :data:`SANDBOX_ENV`, plus the analysis and canary variables set."""
     return {**SANDBOX_ENV, **{k: v for k, v in os.environ.items() if k.startswith(PASSED_THROUGH)}}
+
+
+def backend_name(environment: str, service: str) -> str:
+    """The HAProxy frontend and backend of a service in an environment: ``staging-helloworld``."""
+    return f"{environment}-{service}"
+
+
 ROLES = {"U1": "deployer", "U2": "approver", "U3": "no rights"}
 NO_PROMETHEUS = "http://127.0.0.1:9"
 MANIFESTS_VARIABLE = "HELLO_SANDBOX_MANIFESTS"
@@ -90,6 +102,7 @@ class Environment:
     name: str
     prometheus: prom_module.PrometheusServer | None = None
     fleets: dict[str, Fleet] = field(default_factory=dict)
+    routes: dict[str, ProxyRoutes] = field(default_factory=dict)
     loads: list[LoadGenerator] = field(default_factory=list)
 
     def targets(self) -> list[tuple[str, dict[str, str]]]:
@@ -122,6 +135,7 @@ class Sandbox:
         self.environments = [Environment(name) for name in environments]
         self.services = services
         self.alertmanager: AlertmanagerServer | None = None
+        self.proxy: HAProxyServer | None = None
         self.alert_token = secrets.token_hex(16)
         self._rules_dir: tempfile.TemporaryDirectory[str] | None = None
         self.stack: Stack | None = None
@@ -132,6 +146,9 @@ class Sandbox:
     async def start(self) -> None:
         rps = rps_from_env() if self.rps is None else self.rps  # a bad value stops us before anything starts
         bot_port = free_port()
+        self.proxy = HAProxyServer([backend_name(e.name, s.name) for e in self.environments for s in self.services],
+                                   reserved=(self.port, bot_port))  # ports bound later, by the console and the bot
+        await self.proxy.start()  # HAProxyNotInstalled: nothing else has started
         alertmanager_url = await self._start_alertmanager(f"http://{self.host}:{bot_port}/alertmanager")
         urls = [await self._start_prometheus(env, alertmanager_url) for env in self.environments]
         prometheus_urls = {env.name: url for env, url in zip(self.environments, urls, strict=True) if url}
@@ -181,25 +198,38 @@ class Sandbox:
             self.parts.append(Part(service.name, bool(running), "", ", ".join(running) if running else
                                    "no Deployment asks for a process yet; processes start when one does"))
 
-        for environment in self.environments:
-            kube = clusters[environment.name]
-            for service in self.services:
-                share = functools.partial(mapping_weights, kube, service.namespace, service.name,
-                                          f"{service.name}-canary")
-                load = LoadGenerator(environment.fleets[service.name].endpoints, share, rps=rps)
-                environment.loads.append(load)
-                await load.start()
-        self.parts.append(Part("load", rps > 0, "", f"{rps:g} requests/s to each service in each environment, "
-                               "split by the Mapping weights" if rps > 0 else "off (HELLO_SANDBOX_RPS=0)"))
+        await self._start_routes(rps)
 
         links = [{"label": f"Prometheus {e.name}", "url": e.prometheus.url if e.prometheus else "",
                   "note": "not installed"} for e in self.environments]
+        links.append({"label": "HAProxy stats", "url": self.proxy.stats_url})
         links += [{"label": f"Kubernetes {name}", "url": f"{kube.url}/apis/apps/v1/deployments"}
                   for name, kube in clusters.items()]
         links.append({"label": "Slack emulator state", "url": f"{slack.base_url}/_emulator/state"})
         self.console = ConsoleServer(slack, roles=ROLES, channel="C1", links=links, host=self.host, port=self.port)
         await self.console.start()
         self.parts.insert(0, Part("console", True, self.console.url, "open it in a browser"))
+
+    async def _start_routes(self, rps: float) -> None:
+        """HAProxy's backends following each service's route in each environment, and the load through them."""
+        assert self.stack is not None and self.proxy is not None
+        frontends = []
+        for environment in self.environments:
+            kube = self.stack.clusters[environment.name]
+            for service in self.services:
+                backend = backend_name(environment.name, service.name)
+                routes = ProxyRoutes(kube, self.proxy, backend, environment.fleets[service.name].endpoints,
+                                     route_weights(kube, service.namespace, service.name, service.traffic))
+                environment.routes[service.name] = await routes.start()
+                load = LoadGenerator(self.proxy.frontend_url(backend), rps=rps)
+                environment.loads.append(load)
+                await load.start()
+                frontends.append(f"{environment.name} {service.name} {self.proxy.frontend_url(backend)}")
+        routers = ", ".join(f"{s.name} by its {'HTTPRoute' if s.traffic else 'Mappings'}" for s in self.services)
+        self.parts.append(Part("HAProxy", True, self.proxy.stats_url,
+                               f"weights follow the routes ({routers}); frontends: " + ", ".join(frontends)))
+        self.parts.append(Part("load", rps > 0, "", f"{rps:g} requests/s to each service in each environment, "
+                               "through HAProxy" if rps > 0 else "off (HELLO_SANDBOX_RPS=0)"))
 
     async def _warm_up(self) -> str:
         """Have the bot read the release once, so its client is loaded before the first command."""
@@ -263,6 +293,8 @@ class Sandbox:
             self.parts.append(part)
 
     def _targets_changed(self, environment: Environment) -> None:
+        for routes in environment.routes.values():
+            routes.nudge()  # a process started or stopped: HAProxy's server moves to it
         if environment.prometheus is not None:
             environment.prometheus.set_targets(environment.targets())
 
@@ -271,6 +303,7 @@ class Sandbox:
         """Stop every part, newest first; each one is stopped even if another fails."""
         steps: list[tuple[str, Any]] = [("console", self.console.stop if self.console else None)]
         steps += [("load", load.stop) for env in self.environments for load in env.loads]
+        steps += [("proxy routes", routes.stop) for env in self.environments for routes in env.routes.values()]
         steps.append(("bot and emulators", self.stack.stop if self.stack else None))
         steps += [(name, fleet.stop) for env in self.environments for name, fleet in env.fleets.items()]
         for name, step in steps:
@@ -285,12 +318,14 @@ class Sandbox:
                 await asyncio.to_thread(env.prometheus.stop)
         if self.alertmanager is not None:
             await asyncio.to_thread(self.alertmanager.stop)
+        if self.proxy is not None:
+            await asyncio.to_thread(self.proxy.stop)
         if self._rules_dir is not None:
             self._rules_dir.cleanup()
             self._rules_dir = None
         for env in self.environments:
-            env.prometheus, env.fleets, env.loads = None, {}, []
-        self.console = self.stack = self.alertmanager = None
+            env.prometheus, env.fleets, env.routes, env.loads = None, {}, {}, []
+        self.console = self.stack = self.alertmanager = self.proxy = None
 
     # ---------------------------------------------------------------- report
     def summary(self) -> str:
@@ -352,7 +387,7 @@ async def run(port: int = 3000, host: str = "127.0.0.1", out: TextIO | None = No
     except OSError as exc:
         print(f"sandbox: cannot start: {exc} (is port {port} in use? try --port)", file=sys.stderr)
         return 1
-    except ValueError as exc:
+    except (ValueError, HAProxyNotInstalled) as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
     finally:

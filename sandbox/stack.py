@@ -12,7 +12,8 @@ at the emulator, the Slack Web API client pointing at the Slack emulator.
 
 With ``environments=("staging", "production")`` it runs one emulated cluster per environment instead
 (:attr:`Stack.clusters`), each seeded with ``seed`` and the :data:`SERVICES` the project's manifests do
-not hold (greeter, ``sandbox/greeter``); the bot gets a kubeconfig with one context per environment
+not hold (greeter, ``sandbox/greeter``, routed by an HTTPRoute where helloworld has Mappings); the bot
+gets a kubeconfig with one context per environment
 and a service catalogue (``HELLO_SERVICES``) listing every service in every environment, each with
 its own Slack channel (created in the Slack emulator beside #ops and #general).
 """
@@ -34,6 +35,7 @@ from bot.chat.app import Dispatcher, build_app
 from bot.chat.contract import Registry
 from bot.chat.server import RunningServer, build_server, start_in_loop
 from bot.core import config as config_module
+from bot.core.config import Traffic
 from bot.core.services import Services
 from bot.wiring import build_services
 from commands import default_registry
@@ -54,10 +56,11 @@ ENVIRONMENTS = ("staging", "production")
 class SandboxService:
     """A service of the multi-cluster stack: seeded into every cluster, listed in the catalogue."""
 
-    name: str  # its Deployments are <name> and <name>-canary, its Mappings too, its Certificate <name>-tls
+    name: str  # its Deployments and Services are <name> and <name>-canary, its Certificate <name>-tls
     namespace: str
     channel: str  # the Slack channel id it belongs to; the channel is called #<name>
     seed: Path | None  # manifests to add to the Stack's seed (None: the seed holds it already)
+    traffic: Traffic | None = None  # its HTTPRoute's rule (the catalogue's ``traffic``); None: Mappings <name>(-canary)
 
     @property
     def container(self) -> str:
@@ -78,7 +81,10 @@ class SandboxService:
 
 SERVICES = (
     SandboxService("helloworld", "hello", "C3", None),
-    SandboxService("greeter", "greeter", "C4", ROOT / "sandbox" / "greeter"),
+    # routed by an HTTPRoute (sandbox/greeter/httproute.yaml), so the sandbox runs both routers side by side
+    SandboxService("greeter", "greeter", "C4", ROOT / "sandbox" / "greeter",
+                   Traffic(router="gateway-api", route="greeter", rule="split", stable_service="greeter",
+                           canary_service="greeter-canary")),
 )
 
 
@@ -118,6 +124,8 @@ def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = 
             "metrics": {"queries": service.queries()},
             "channels": [service.channel],
             "soak_minutes": SOAK_MINUTES,
+            **({"traffic": {"router": service.traffic.router, "route": service.traffic.route,
+                            "rule": service.traffic.rule}} if service.traffic else {}),
         }
         for service in services
     ]}

@@ -139,9 +139,10 @@ def start_sandbox(env: dict[str, str] | None = None) -> SandboxProcess:
         errors.extend(process.stderr)
 
     threading.Thread(target=drain_stderr, daemon=True).start()
-    if not proc.ready.wait(READY_TIMEOUT) or process.poll() is not None:
+    started = proc.ready.wait(READY_TIMEOUT) and any(line.startswith("ready in") for line in proc.lines)
+    if not started or process.poll() is not None:  # stdout closed without "ready in": it failed to start
         proc.stop(signal.SIGTERM)
-        pytest.fail(f"the sandbox did not become ready within {READY_TIMEOUT:.0f}s:\n{proc.output}\n"
+        pytest.fail(f"the sandbox did not start (or not within {READY_TIMEOUT:.0f}s):\n{proc.output}\n"
                     f"{''.join(errors)[-3000:]}")
     proc.stderr_lines = errors  # type: ignore[attr-defined]
     if not proc.part_url("console") or re.search(r"^\s+--\s+helloworld", proc.output, re.M):

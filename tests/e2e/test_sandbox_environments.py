@@ -22,6 +22,7 @@ import pytest_asyncio
 import yaml
 
 from sandbox.run import Sandbox
+from sandbox.slack.state import Message
 from sandbox.stack import SERVICES
 from tests.kubectl import run_kubectl
 
@@ -88,11 +89,11 @@ async def test_kubectl_reaches_each_cluster_by_its_context(sandbox: Sandbox) -> 
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "only-in-production", "namespace": "greeter"}})
     for context in ("staging", "production"):
         # in a thread: the emulators answer from this event loop
-        names = (await asyncio.to_thread(run_kubectl, "--context", context, "get", "deployments,mappings,certificates",
-                                         "-n", "greeter", "-o", "name", kubeconfig=kubeconfig)).stdout.split()
-        assert names == ["deployment.apps/greeter", "deployment.apps/greeter-canary",
-                         "mapping.getambassador.io/greeter", "mapping.getambassador.io/greeter-canary",
-                         "certificate.cert-manager.io/greeter-tls"]
+        names = (await asyncio.to_thread(run_kubectl, "--context", context, "get",
+                                         "deployments,mappings,httproutes,certificates", "-n", "greeter", "-o", "name",
+                                         kubeconfig=kubeconfig)).stdout.split()
+        assert names == ["deployment.apps/greeter", "deployment.apps/greeter-canary",  # routed by its HTTPRoute
+                         "httproute.gateway.networking.k8s.io/greeter", "certificate.cert-manager.io/greeter-tls"]
         found = await asyncio.to_thread(run_kubectl, "--context", context, "get", "configmap", "only-in-production",
                                         "-n", "greeter", kubeconfig=kubeconfig, check=False)
         assert (found.returncode == 0) == (context == "production"), found.stderr
@@ -151,3 +152,41 @@ async def test_a_deploy_in_one_environment_replaces_only_that_services_process_t
     assert {key: fleet.versions() for key, fleet in fleets.items() if key != ("production", "greeter")} == {
         ("staging", "helloworld"): {"stable": "v1"}, ("staging", "greeter"): {"stable": "v1"},
         ("production", "helloworld"): {"stable": "v1"}}
+
+
+async def test_a_canary_of_greeter_moves_its_httproute_and_haproxy_follows(sandbox: Sandbox) -> None:
+    """`/hello canary v2 30%` in #greeter: the bot sets the weights of its HTTPRoute's rule (helloworld keeps its
+    Mappings), the sandbox's controller sets HAProxy's, and the load reaches the canary through HAProxy."""
+    assert sandbox.stack is not None and sandbox.proxy is not None
+    stack, proxy = sandbox.stack, sandbox.proxy
+    staging = stack.clusters["staging"]
+    greeter = next(service for service in SERVICES if service.name == "greeter")
+    await stack.command("U1", "/hello canary v2 30%", channel=greeter.channel)
+    request = await stack.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == greeter.channel
+                                         and "'action_id': 'approve'" in str(m.blocks), 30)
+    approve = next(e for b in request.blocks if b.get("type") == "actions" for e in b["elements"]
+                   if e.get("action_id") == "approve")
+    await stack.click("U2", request.ts, "approve", value=approve["value"], channel=greeter.channel)
+
+    def route_weights() -> dict[str, int]:
+        route = staging.get("gateway.networking.k8s.io", "v1", "httproutes", "greeter", "greeter")
+        return {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+
+    async def haproxy_weights() -> dict[str, int]:
+        return {s.server: s.weight for s in await proxy.stats() if s.backend == "staging-greeter"}
+
+    async def followed() -> bool:
+        return (route_weights() == {"greeter": 70, "greeter-canary": 30}
+                and await haproxy_weights() == {"stable": 70, "canary": 30})
+
+    await wait_for(followed, "the HTTPRoute's and HAProxy's weights at 70/30", timeout=60)
+    helloworld = {s.server: s.weight for s in await proxy.stats() if s.backend == "staging-helloworld"}
+    assert helloworld == {"stable": 100, "canary": 0}  # another service, another router: untouched
+    load = sandbox.environments[0].loads[[s.name for s in SERVICES].index("greeter")]
+    before = load.served().get("canary", 0)
+    await wait_for(lambda: asyncio.sleep(0, load.served().get("canary", 0) > before), "greeter's canary answering")
+
+    await stack.command("U1", "/hello canary abort", channel=greeter.channel)  # as it was, for the other tests
+    await wait_for(lambda: asyncio.sleep(0, "canary" not in sandbox.environments[0].fleets["greeter"].versions()),
+                   "greeter's canary to stop", timeout=60)
+    await wait_for(lambda: asyncio.sleep(0, route_weights()["greeter-canary"] == 0), "the canary's weight at 0")

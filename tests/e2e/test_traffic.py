@@ -1,16 +1,17 @@
-"""The sandbox's helloworld processes follow the Deployments, and the load follows the Mapping weights."""
+"""The sandbox's helloworld processes follow the Deployments; the routes' weights as the sandbox's proxy reads them."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from bot.core.config import Traffic
+from sandbox.gateway import canary_share, httproute_weights, mapping_weights, percent
 from sandbox.kube import KubeEmulator
-from sandbox.loadgen import LoadGenerator, canary_share, mapping_weights, rps_from_env
+from sandbox.loadgen import rps_from_env
 from sandbox.processes import Fleet, image_version, process_env, wanted_from
 
 
@@ -69,6 +70,37 @@ def test_no_canary_mapping_means_no_canary_traffic() -> None:
     assert canary_share(None, None, canary_route=False) == 0.0
 
 
+def test_relative_weights_become_percentages() -> None:
+    assert percent(1, 3) == {"stable": 25, "canary": 75}
+    assert percent(100, 0) == {"stable": 100, "canary": 0}
+    assert percent(0, 0) == {"stable": 0, "canary": 0}  # nothing to send to: HAProxy answers 503
+
+
+def httproute(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "helloworld", "namespace": "hello"},
+            "spec": {"parentRefs": [{"name": "hello"}], "rules": rules}}
+
+
+async def test_weights_from_the_emulated_routes(kube: KubeEmulator) -> None:
+    kube.apply(mapping("helloworld", None))
+    assert mapping_weights(kube, "hello", "helloworld", "helloworld-canary") == {"stable": 100, "canary": 0}
+    kube.apply(mapping("helloworld-canary", 30))
+    assert mapping_weights(kube, "hello", "helloworld", "helloworld-canary") == {"stable": 70, "canary": 30}
+    by_name = Traffic(router="gateway-api", route="helloworld", rule="split", stable_service="helloworld",
+                      canary_service="helloworld-canary")
+    assert httproute_weights(kube, "hello", by_name) == {"stable": 0, "canary": 0}  # no route: nothing served
+    kube.apply(httproute([
+        {"backendRefs": [{"name": "other", "port": 80}]},
+        {"name": "split", "backendRefs": [{"name": "helloworld-canary", "port": 80, "weight": 1},
+                                          {"name": "helloworld", "port": 80}]},  # no weight: 1
+    ]))
+    assert httproute_weights(kube, "hello", by_name) == {"stable": 50, "canary": 50}
+    by_index = Traffic(router="gateway-api", route="helloworld", rule=0, stable_service="helloworld",
+                       canary_service="helloworld-canary")
+    assert httproute_weights(kube, "hello", by_index) == {"stable": 0, "canary": 0}  # rule 0 sends elsewhere
+
+
 def test_rate_from_the_environment() -> None:
     assert rps_from_env({}) == 5.0
     assert rps_from_env({"HELLO_SANDBOX_RPS": "12.5"}) == 12.5
@@ -88,20 +120,9 @@ def test_versions_and_faults_from_deployments() -> None:
     assert process_env("v3") == {}
 
 
-def test_choice_splits_by_share() -> None:
-    gen = LoadGenerator(lambda: {"stable": "http://s", "canary": "http://c"}, lambda: 0.1, rps=1,
-                        rng=random.Random(7))
-    picks = [gen.choose() for _ in range(5000)]
-    canary = sum(1 for p in picks if p and p[0] == "canary") / len(picks)
-    assert 0.08 < canary < 0.12
-    alone = LoadGenerator(lambda: {"stable": "http://s"}, lambda: 0.5, rps=1)
-    assert alone.choose() == ("stable", "http://s")
-    assert LoadGenerator(dict, lambda: 0.5, rps=1).choose() is None
-
-
 # ---------------------------------------------------------------------------- real processes
 
-async def test_fleet_follows_deployments_and_load_follows_weights(kube: KubeEmulator) -> None:
+async def test_fleet_follows_deployments(kube: KubeEmulator) -> None:
     kube.apply(deployment("helloworld", "helloworld:v1", 3))
     kube.apply(deployment("helloworld-canary", "helloworld:v1", 0))
     kube.apply(mapping("helloworld", None))
@@ -110,28 +131,20 @@ async def test_fleet_follows_deployments_and_load_follows_weights(kube: KubeEmul
     fleet = Fleet(kube, drain_seconds=1)
     fleet.on_change = lambda: changes.append(fleet.versions())
     await fleet.start()
-    load = LoadGenerator(fleet.endpoints, lambda: mapping_weights(kube), rps=40)
     try:
         assert fleet.versions() == {"stable": "v1"}, "a canary with 0 replicas has no process"
         assert [labels for _, labels in fleet.targets()] == [{"track": "stable"}]
         first = fleet.current["stable"].running
 
-        # The canary is set to v2 and scaled up: its process starts; the weight sends it a quarter.
+        # The canary is set to v2 and scaled up: its process starts.
         kube.apply(deployment("helloworld-canary", "helloworld:v2", 1))
-        kube.apply(mapping("helloworld-canary", 25))
         await until(lambda: fleet.versions().get("canary") == "v2", 30, "the canary process")
         assert {labels["track"] for _, labels in fleet.targets()} == {"stable", "canary"}
         # the cluster's DNS: a Job's load aimed at a track's Service reaches that track's process
         assert kube.dns.resolve("helloworld-canary.hello.svc.cluster.local", "default") == \
             fleet.current["canary"].address
         assert kube.dns.resolve("helloworld", "hello") == fleet.current["stable"].address
-        await load.start()
-        await until(lambda: sum(load.answered.values()) >= 200, 30, "200 answered requests")
-        await load.stop()
-        by_track = {t: sum(n for (track, _), n in load.answered.items() if track == t) for t in ("stable", "canary")}
-        share = by_track["canary"] / sum(by_track.values())
-        assert 0.15 < share < 0.35, by_track
-        assert all(status == 200 for (_, status) in load.answered), load.answered
+        assert set(fleet.endpoints()) == {"stable", "canary"}
 
         # A new stable version replaces the old process, which drains and exits.
         kube.apply(deployment("helloworld", "helloworld:v2", 3))
@@ -145,7 +158,6 @@ async def test_fleet_follows_deployments_and_load_follows_weights(kube: KubeEmul
         assert changes[-1] == {"stable": "v2"}
         assert kube.dns.resolve("helloworld-canary", "hello") is None
     finally:
-        await load.stop()
         pids = [proc.running.process for proc in fleet.current.values()]
         await fleet.stop()
     assert all(p.poll() is not None for p in pids)
