@@ -10,13 +10,17 @@ another class with the same methods.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from bot.cluster.client import MERGE, Api
+from bot.cluster.informer import Source, custom
 from bot.core.config import Config
+from bot.core.errors import ClusterError, NotFound
 
 MAPPING = ("getambassador.io", "v3alpha1", "mappings")
+MAPPINGS = custom(*MAPPING)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,16 @@ class TrafficRouter(Protocol):
         """Give the canary ``percent`` of the traffic (idempotent); whether anything had to change."""
         ...
 
+    @property
+    def source(self) -> Source:
+        """Where a watch cache follows the routes' objects (:mod:`bot.cluster.cache`)."""
+        ...
+
+    def cached_routes(self, objects: Mapping[str, dict]) -> dict[str, Route | ClusterError]:
+        """The stable and canary routes (keys "stable route", "canary route") read from a cache of the source's
+        objects by name; a route not there is a :class:`NotFound` as the API server would answer."""
+        ...
+
 
 class EmissaryMappings:
     """Emissary/Ambassador: the canary Mapping's ``spec.weight`` (the stable Mapping takes the rest)."""
@@ -85,6 +99,17 @@ class EmissaryMappings:
 
     async def canary_route(self) -> Route:
         return await self._get(self.mapping)
+
+    @property
+    def source(self) -> Source:
+        return MAPPINGS
+
+    def cached_routes(self, objects: Mapping[str, dict]) -> dict[str, Route | ClusterError]:
+        found: dict[str, Route | ClusterError] = {}
+        for key, name in (("stable route", self.stable_mapping), ("canary route", self.mapping)):
+            obj = objects.get(name)
+            found[key] = route_from(obj) if obj is not None else NotFound(f"mappings/{name} not found", 404, "NotFound")
+        return found
 
     async def set_canary_share(self, percent: int) -> bool:
         if ((await self.canary_route()).weight or 0) == percent:
