@@ -34,15 +34,16 @@ def _grant(group: str, resource: str, *verbs: str) -> tuple[Permission, ...]:
 
 
 SERVICE: tuple[Permission, ...] = (
-    *_grant("apps", "deployments", "get", "watch", "patch"),  # read, set the image, follow the rollout
+    *_grant("apps", "deployments", "get", "list", "watch", "patch"),  # read, set the image, follow the rollout
     *_grant("apps", "deployments/scale", "patch"),  # size the canary
     *_grant("apps", "replicasets", "list"),  # the previous revision's image, for rollback
     *_grant("", "pods", "list"),  # the image digest the ready pods run, for promotion
-    *_grant("", "events", "list", "create"),  # audit records and rollout warnings
-    *_grant("getambassador.io", "mappings", "get", "patch"),  # canary weights
-    *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
+    *_grant("", "events", "list", "watch", "create"),  # audit records and rollout warnings
+    *_grant("getambassador.io", "mappings", "get", "list", "watch", "patch"),  # canary weights
+    *_grant("cert-manager.io", "certificates", "get", "list", "watch"),  # certificate state and re-issuance
     *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
 )
+# list and watch: the watch caches that status, Home and the overview read (bot.cluster.cache)
 STATE: tuple[Permission, ...] = (
     *_grant("", "configmaps", "get", "list", "create", "update", "delete"),  # requests, locks, releases
     *_grant("coordination.k8s.io", "leases", "get", "create", "update"),  # leader election

@@ -10,6 +10,7 @@ queue behind them. The kinds a service's status needs are :data:`DEPLOYMENTS`, :
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterable
 
@@ -62,6 +63,17 @@ class Caches:
             return None
         return found  # type: ignore[return-value]
 
+    async def settle(self, namespace: str, timeout: float) -> list[WatchState]:
+        """Wait (at most ``timeout`` seconds) until each informer of ``namespace`` has listed or is failing; their
+        states."""
+        waits = [asyncio.create_task(informer.answered.wait()) for (ns, _), informer in self._informers.items()
+                 if ns == namespace]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        return self.states(namespace)
+
     def states(self, namespace: str | None = None) -> list[WatchState]:
         """Every informer's state (of ``namespace``), by namespace and kind."""
         return [informer.state for (ns, _), informer in sorted(self._informers.items())
@@ -89,3 +101,14 @@ def staleness(states: Iterable[WatchState]) -> str:
     age = duration(max(0.0, (now() - as_of).total_seconds()))
     return (f"figures may be stale: the watch of {kinds} has failed since {first.since:%H:%M:%S} UTC "
             f"({first.reason}); they are as of {as_of:%H:%M:%S} UTC, {age} old")
+
+
+def summary(states: Iterable[WatchState]) -> tuple[bool, str]:
+    """Whether every watch is current, and one line for ``python -m bot check``: ``watches: deployments,
+    mappings watching; certificates failing since 12:00:03 UTC (the bot is not allowed to …)``."""
+    watching = [s.kind for s in states if s.state is State.WATCHING]
+    others = [s for s in states if s.state is not State.WATCHING]
+    parts = [f"{', '.join(watching)} watching"] if watching else []
+    parts += [f"{s.kind} {s.state.value} since {s.since:%H:%M:%S} UTC" + (f" ({s.reason})" if s.reason else "")
+              for s in others]
+    return not others, "watches: " + ("; ".join(parts) or "none")

@@ -108,7 +108,8 @@ class Informer:
         self._clock = clock
         self.objects: dict[str, dict] = {}
         self.resource_version = ""
-        self.synced = asyncio.Event()
+        self.synced = asyncio.Event()  # listed at least once
+        self.answered = asyncio.Event()  # a watch opened, or a list or watch failed, at least once
         self._state = State.SYNCING
         self._since = clock()
         self._reason = ""
@@ -170,6 +171,7 @@ class Informer:
         if self._state is not State.FAILING:
             log.warning("watch of %s in %s failing: %s", self.source.kind, self.namespace, reason)
         self._enter(State.FAILING, reason)
+        self.answered.set()
 
     async def _request(self, verb: str, timeout: float, **query: Any) -> Any:
         """Open a list or watch; an error answer (or no answer) raised as the project's error."""
@@ -208,6 +210,7 @@ class Informer:
                                        timeout_seconds=int(self.watch_seconds))
         self.watches += 1
         self._enter(State.WATCHING)
+        self.answered.set()
         try:
             async for raw in response.content:
                 if raw.strip():

@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes.aio import client as kclient
 
-from bot.cluster.cache import CERTIFICATES, DEPLOYMENTS, WARNINGS, Caches, staleness
+from bot.cluster.cache import CERTIFICATES, DEPLOYMENTS, WARNINGS, Caches, staleness, summary
 from bot.cluster.certificates import Certificates, CertState, cert_from
 from bot.cluster.client import Api, load_configuration
 from bot.cluster.configmaps import ConfigMaps
@@ -116,7 +116,7 @@ class Cluster:
         A part that cannot be read is recorded in ``missing`` with the reason instead of failing the whole;
         when every part failed because the API server is out of reach, that is raised.
         """
-        cached = self._cached(events=events)
+        cached = self.from_cache(events=events)
         if cached is not None:
             return cached
         cfg = self.config
@@ -153,7 +153,7 @@ class Cluster:
             missing=missing,
         )
 
-    def _cached(self, *, events: bool) -> Deployed | None:
+    def from_cache(self, *, events: bool = True) -> Deployed | None:
         """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
         informers = self.caches.synced(self.namespace, (source.kind for source in self.sources))
         if informers is None:
@@ -188,6 +188,12 @@ class Cluster:
         )
 
     async def check(self) -> str:
-        """One line for ``bot check``: can we read the stable Deployment?"""
+        """One line for ``bot check``: can we read the stable Deployment? Raises :class:`ClusterError` otherwise."""
         await self.deployments.get(self.config.stable_deployment)
         return f"ok, {self.host}, namespace {self.namespace}"
+
+    async def check_watches(self, timeout: float = 10.0) -> tuple[bool, str]:
+        """Start the namespace's watch caches and report each one's state once it has listed or failed (at
+        most ``timeout`` seconds): whether all are watching, and a line for ``bot check``."""
+        self.follow()
+        return summary(await self.caches.settle(self.namespace, timeout))

@@ -134,12 +134,12 @@ async def test_bookmarks_keep_a_quiet_watch_resumable(connect) -> None:
 async def test_status_reads_the_cache_and_sees_a_change_made_behind_the_bots_back(connect) -> None:
     emulator, cluster = await connect()
     cluster.follow()
-    first = await until(lambda: cluster._cached(events=True), "the service's caches to list")
+    first = await until(lambda: cluster.from_cache(events=True), "the service's caches to list")
     assert first.cached and first.stable is not None and first.stable.version == "v1"
     assert first.stable_route is not None and first.certificate is not None
     reads = deployments_reads(emulator)
     set_image(emulator, "helloworld:v5")
-    state = await until(lambda: (s := cluster._cached(events=True)) and s.stable.version == "v5" and s,
+    state = await until(lambda: (s := cluster.from_cache(events=True)) and s.stable.version == "v5" and s,
                         "the change in the next status")
     assert (await cluster.deployed()).stable.version == "v5"
     assert deployments_reads(emulator) == reads  # read from the cache, not the API server
@@ -152,7 +152,7 @@ async def test_status_reads_the_cache_and_sees_a_change_made_behind_the_bots_bac
 async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale(connect) -> None:
     emulator, cluster = await connect()
     cluster.follow()
-    await until(lambda: cluster._cached(events=False), "the service's caches to list")
+    await until(lambda: cluster.from_cache(events=False), "the service's caches to list")
     emulator.add_fault("watch", "deployments", status=403, count=None)
     emulator.add_fault("list", "deployments", status=403, count=None)
     emulator.drop_watches("deployments")
@@ -166,4 +166,4 @@ async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale
     failing = next(s for s in cluster.watch_states() if s.kind == "deployments")
     assert "failing since" in failing.line() and "403 Forbidden" in failing.line()
     emulator.clear_faults()
-    await until(lambda: cluster._cached(events=False).stale == "", "the watch to recover", timeout=30)
+    await until(lambda: cluster.from_cache(events=False).stale == "", "the watch to recover", timeout=30)
