@@ -15,8 +15,10 @@ from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
 from bot.core.config import Config
 from bot.observe.status import assess
+from bot.wiring import follow
 from sandbox.kube import KubeEmulator
-from sandbox.stack import MANIFESTS
+from sandbox.slack import Message
+from sandbox.stack import MANIFESTS, Stack
 
 NS = "hello"
 
@@ -167,3 +169,23 @@ async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale
     assert "failing since" in failing.line() and "403 Forbidden" in failing.line()
     emulator.clear_faults()
     await until(lambda: cluster.from_cache(events=False).stale == "", "the watch to recover", timeout=30)
+
+
+async def test_hello_status_reads_the_caches_serving_started_and_shows_a_change_made_behind_its_back() -> None:
+    async with Stack() as stack:
+        await follow(stack.services)  # as serving's warm-up does
+        cluster = await stack.services.cluster()
+        await until(lambda: cluster.from_cache(), "the caches to list")
+        await until(lambda: all(s.watches for s in cluster.watch_states()), "the watches to open")
+        mapping = stack.kube.get("getambassador.io", "v3alpha1", "mappings", NS, "helloworld-canary")
+        mapping["spec"]["weight"] = 30  # by hand, not through the bot
+        stack.kube.apply(mapping)
+        await until(lambda: cluster.from_cache().canary_route.weight == 30, "the change in the cache")
+        watched = ("deployments", "mappings", "certificates", "events")
+        before = {key: n for key, n in stack.kube.requests.items() if key[1] in watched}
+        await stack.command("U3", "/hello status")
+        message = await stack.wait_message(lambda m: isinstance(m, Message) and m.text.startswith("helloworld status"))
+        assert "canary v1 at 30%" in message.text
+        await stack.settle()
+        after = {key: n for key, n in stack.kube.requests.items() if key[1] in watched}
+        assert after == before  # nothing of the service was asked of the API server
