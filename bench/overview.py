@@ -6,26 +6,36 @@ Two emulated clusters (staging, production) reached through two kubeconfig conte
 them all, the Slack emulator. No Prometheus (its absence is answered at once), so the figures are the bot's
 and the clusters' share. Prints each size's median over ``--runs`` and the ratio to the single service's status:
 the pairs are read concurrently, so the overview should cost far less than one status per pair. The
-emulators run in the bot's event loop (and tick once a second here, so their controllers stay out of the
-figures): on this machine it is all one process's CPU, so the figures are an upper bound.
+emulators run in the bot's event loop; their controllers are stopped once every Deployment has rolled out and
+every Certificate is issued (their ticks read every object, which would block the loop and be in the figures):
+on this machine it is all one process's CPU, so the figures are an upper bound.
+
+As serving does, the bot first starts its watch caches (:func:`bot.wiring.follow`) and the figures are taken
+once every namespace's have listed; ``--no-watch`` leaves them off (every status reads the API server, as
+before the caches). Also printed: the API requests other than watches the clusters answered per one-service
+status and during ``--idle`` seconds with no command, and the process's resident memory (RSS: the bot and both
+emulators, which hold every object too) with the bot's share (RSS after the bot started and synced, less RSS
+with the emulators seeded alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.wiring import follow
 from sandbox.kube import KubeEmulator
 from sandbox.slack.state import Message
-from sandbox.stack import MANIFESTS, Stack
-from tests.harness.several import kubeconfig
+from sandbox.stack import MANIFESTS, Stack, write_kubeconfig
 
 
 def seed(tmp: Path, count: int) -> Path:
@@ -61,27 +71,97 @@ async def answer_seconds(stack: Stack, text: str, starts: str) -> float:
     return time.perf_counter() - t0
 
 
-async def measure(count: int, runs: int) -> tuple[float, float]:
+def rss_mb() -> float:
+    """The process's resident memory now, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def settled(emulator: KubeEmulator, timeout: float = 600) -> None:
+    """Wait until every seeded Deployment is rolled out and every Certificate issued, then stop the controllers."""
+    def done() -> bool:
+        for deploy in emulator.store.list("apps", "deployments"):
+            status = deploy.get("status") or {}
+            if (status.get("updatedReplicas") or 0) < (deploy["spec"].get("replicas") or 0):
+                return False
+        return all(any(c.get("type") == "Ready" and c.get("status") == "True"
+                       for c in (cert.get("status") or {}).get("conditions") or [])
+                   for cert in emulator.store.list("cert-manager.io", "certificates"))
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, "the seeded services never rolled out"
+        await asyncio.sleep(0.5)
+    await emulator.stop_controllers()
+
+
+def reads(clusters: dict[str, KubeEmulator]) -> int:
+    """API requests answered by both clusters, watches aside."""
+    return sum(e.request_count() - e.request_count("watch") for e in clusters.values())
+
+
+async def synced(stack: Stack, timeout: float = 600) -> None:
+    """Wait until every target's watch caches have listed (so status reads them)."""
+    clusters = [await target.cluster() for target in stack.services.targets.every()]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(cluster.from_cache(events=False) is None for cluster in clusters):
+        assert asyncio.get_running_loop().time() < deadline, "the watch caches never listed"
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Figures:
+    overview: float
+    single: float
+    reads_per_status: float
+    idle_reads: int
+    idle_seconds: float
+    watches: int
+    rss: float
+    bot_rss: float
+
+
+async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-overview-") as folder:
         tmp = Path(folder)
-        clusters = {name: KubeEmulator(tick=1.0, pod_ready_seconds=0.1) for name in ("staging", "production")}
+        clusters = {name: KubeEmulator(tick=0.5, pod_ready_seconds=0.1, cert_issue_delay=0.1)
+                    for name in ("staging", "production")}
         manifests = seed(tmp, count)
         try:
             for emulator in clusters.values():
                 await emulator.start()
                 emulator.seed(manifests)
+            await asyncio.gather(*(settled(emulator) for emulator in clusters.values()))
+            gc.collect()
+            base = rss_mb()
             (tmp / "services.yaml").write_text(catalogue(count))
-            env = {"KUBECONFIG": str(kubeconfig(tmp, clusters)), "HELLO_KUBE_CONTEXT": "production",
+            config = write_kubeconfig(tmp / "kubeconfig", clusters)
+            env = {"KUBECONFIG": str(config), "HELLO_KUBE_CONTEXT": "production",
                    "HELLO_NAMESPACE": "svc-1", "HELLO_SERVICES": str(tmp / "services.yaml"),
                    "HELLO_DEPLOYERS": "U1", "HELLO_APPROVERS": "U2", "PROMETHEUS_TIMEOUT": "1"}
             async with Stack(kube=clusters["production"], env=env, seed=None, engine=False) as stack:
+                if watch:
+                    await follow(stack.services)  # as serving's warm-up does
+                    await synced(stack)
                 await answer_seconds(stack, "/hello status", "Services")  # connections and models warm
                 await answer_seconds(stack, "/hello status svc-1 staging", "svc-1 status")
-                overview, single = [], []
+                overview, single, per_status = [], [], []
                 for _ in range(runs):
                     overview.append(await answer_seconds(stack, "/hello status", "Services"))
+                    before = reads(clusters)
                     single.append(await answer_seconds(stack, "/hello status svc-1 staging", "svc-1 status"))
-                return statistics.median(overview), statistics.median(single)
+                    per_status.append(reads(clusters) - before)
+                await stack.settle()
+                before = reads(clusters)
+                await asyncio.sleep(idle)
+                idle_reads = reads(clusters) - before
+                gc.collect()
+                rss = rss_mb()
+                watches = sum(len(e._watches) for e in clusters.values())
+                return Figures(statistics.median(overview), statistics.median(single), statistics.median(per_status),
+                               idle_reads, idle, watches, rss, rss - base)
         finally:
             for emulator in clusters.values():
                 await emulator.stop()
@@ -91,14 +171,17 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, nargs="+", default=[2, 8, 24])  # two at least: one is always meant
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds with no command, counting API requests")
+    parser.add_argument("--no-watch", action="store_true", help="no watch caches: every status reads the API server")
     args = parser.parse_args()
-    print(f"{'services':>8} {'pairs':>5} {'overview (median)':>18} {'one status (median)':>20} "
-          f"{'overview / one':>15} {'overview / (pairs x one)':>25}")
+    print(f"watch caches: {'off' if args.no_watch else 'on'}")
+    print(f"{'services':>8} {'pairs':>5} {'overview':>11} {'one status':>11} {'overview/one':>12} "
+          f"{'reads/status':>12} {'idle reads':>14} {'watches':>7} {'RSS':>8} {'bot RSS':>8}")
     for count in args.services:
-        overview, single = await measure(count, args.runs)
-        pairs = 2 * count
-        print(f"{count:>8} {pairs:>5} {overview * 1000:>15.1f} ms {single * 1000:>17.1f} ms "
-              f"{overview / single:>15.2f} {overview / (pairs * single):>25.2f}")
+        f = await measure(count, args.runs, watch=not args.no_watch, idle=args.idle)
+        print(f"{count:>8} {2 * count:>5} {f.overview * 1000:>8.1f} ms {f.single * 1000:>8.1f} ms "
+              f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.idle_reads:>6} in {f.idle_seconds:.0f} s "
+              f"{f.watches:>7} {f.rss:>5.0f} MB {f.bot_rss:>5.0f} MB", flush=True)
     return 0
 
 

@@ -173,16 +173,18 @@ async def check_service(config: Config) -> tuple[bool, str]:
                 cluster.deployments.get(config.stable_deployment), cluster.deployments.get(config.canary_deployment),
                 cluster.traffic.stable_route(), cluster.traffic.canary_route(),
                 cluster.certificates.get(config.certificate), access.missing(cluster, needed),
-                return_exceptions=True)
-            *reads, lacking = found
-            failures = [str(exc) for exc in (*reads, lacking) if isinstance(exc, Exception)]
+                cluster.check_watches(), return_exceptions=True)
+            *reads, lacking, watches = found
+            failures = [str(exc) for exc in (*reads, lacking, watches) if isinstance(exc, Exception)]
             if isinstance(lacking, list) and lacking:
                 failures.append(access.refusal(lacking, config.namespace))
+            if isinstance(watches, tuple) and not watches[0]:
+                failures.append(watches[1])
             if failures:
                 raise RuntimeError(", ".join(dict.fromkeys(failures)))
             return (f"{cluster.host}, namespace {config.namespace}: deployments {config.stable_deployment}, "
                     f"{config.canary_deployment}, {_routes(config)}, "
-                    f"certificate {config.certificate}; allowed all {len(needed)} verbs")
+                    f"certificate {config.certificate}; allowed all {len(needed)} verbs; {watches[1]}")
         finally:
             await cluster.close()
 
@@ -250,10 +252,13 @@ async def run_checks(config: Config, catalogue: Catalogue | None = None) -> list
         try:
             line = await cluster.check()
             needed = access.for_single(config)
-            lacking = await access.missing(cluster, needed)
-            if lacking:
-                raise RuntimeError(access.refusal(lacking, config.namespace))
-            results.append(("kubernetes", True, f"{line}; allowed all {len(needed)} verbs"))
+            lacking, (watching, watches) = await asyncio.gather(access.missing(cluster, needed),
+                                                                cluster.check_watches())
+            failures = [access.refusal(lacking, config.namespace)] if lacking else []
+            failures += [] if watching else [watches]
+            if failures:
+                raise RuntimeError("; ".join(failures))
+            results.append(("kubernetes", True, f"{line}; allowed all {len(needed)} verbs; {watches}"))
         finally:
             await cluster.close()
     except Exception as exc:

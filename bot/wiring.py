@@ -11,6 +11,7 @@ from bot.cluster.kube import Cluster
 from bot.cluster.leader import LeaderElector, default_identity
 from bot.core.catalogue_file import load as load_catalogue
 from bot.core.config import Config
+from bot.core.errors import ClusterError
 from bot.core.policy import GroupResolver, Policy
 from bot.core.services import Services
 from bot.observe.alerts import AlertCards
@@ -55,12 +56,34 @@ def prometheus_for(config: Config) -> Prometheus:
     return Prometheus(config.prometheus_url, timeout=config.prometheus_timeout_seconds, names=config.metrics)
 
 
+async def follow(services: Services) -> str:
+    """Start the watch caches of the bot's own service and of every service and environment of the catalogue
+    (only their namespaces are watched): ``/hello status``, Home and the overview read them once listed.
+
+    Returns a one-line summary naming what could not be reached; never raises.
+    """
+    namespaces: set[tuple[str, str]] = set()
+    failures: list[str] = []
+    for target in [services.targets.default, *services.targets.every()]:
+        try:
+            cluster = await target.cluster()
+        except ClusterError as exc:
+            failures.append(f"{target.title}: {exc}")
+            continue
+        cluster.follow()
+        namespaces.add((target.config.kube_context, cluster.namespace))
+    text = f"watching {len(namespaces)} namespace{'s' * (len(namespaces) != 1)}"
+    return text + (f"; cannot watch {', '.join(dict.fromkeys(failures))}" if failures else "")
+
+
 async def warm_up(services: Services) -> str:
-    """Load the Kubernetes client's models and the chart library before the first command needs them.
+    """Start the watch caches (:func:`follow`), load the Kubernetes client's models and the chart library before
+    the first command needs them.
 
     Both take seconds the first time in a process; done in the background after start, the first
     ``/hello status`` answers as fast as the next ones. Returns a one-line summary; never raises.
     """
+    watching = await follow(services)
     async def read() -> str:
         cluster = await services.cluster()
         state = await cluster.deployed()
@@ -69,5 +92,5 @@ async def warm_up(services: Services) -> str:
     try:
         version, _ = await asyncio.gather(read(), asyncio.to_thread(importlib.import_module, "bot.observe.charts"))
     except Exception as exc:
-        return f"cannot read the release yet: {exc}"
-    return f"sees {services.config.stable_deployment} {version} in namespace {services.config.namespace}"
+        return f"cannot read the release yet: {exc}; {watching}"
+    return f"sees {services.config.stable_deployment} {version} in namespace {services.config.namespace}; {watching}"

@@ -35,22 +35,23 @@ def _grant(group: str, resource: str, *verbs: str) -> tuple[Permission, ...]:
     return tuple(Permission(group, resource, verb) for verb in verbs)
 
 
+# list and watch: the watch caches that status, Home and the overview read (bot.cluster.cache)
 WORKLOAD: tuple[Permission, ...] = (
-    *_grant("apps", "deployments", "get", "watch", "patch"),  # read, set the image, follow the rollout
+    *_grant("apps", "deployments", "get", "list", "watch", "patch"),  # read, set the image, follow the rollout
     *_grant("apps", "deployments/scale", "patch"),  # size the canary
     *_grant("apps", "replicasets", "list"),  # the previous revision's image, for rollback
     *_grant("", "pods", "list"),  # the image digest the ready pods run, for promotion
-    *_grant("", "events", "list", "create"),  # audit records and rollout warnings
-)
-CERTIFICATES: tuple[Permission, ...] = (
-    *_grant("cert-manager.io", "certificates", "get", "watch"),  # certificate state and re-issuance
-    *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
+    *_grant("", "events", "list", "watch", "create"),  # audit records and rollout warnings
     *_grant("batch", "jobs", "get", "list", "create", "delete"),  # the load of /hello loadtest and analysis
     *_grant("", "pods/log", "get"),  # what the load's `hey` measured (its CSV)
 )
+CERTIFICATES: tuple[Permission, ...] = (
+    *_grant("cert-manager.io", "certificates", "get", "list", "watch"),  # certificate state and re-issuance
+    *_grant("cert-manager.io", "certificates/status", "patch"),  # renew, as `cmctl renew`
+)
 ROUTERS: dict[str, tuple[Permission, ...]] = {  # canary weights, by the service's traffic router
-    "emissary": _grant("getambassador.io", "mappings", "get", "patch"),
-    "gateway-api": _grant("gateway.networking.k8s.io", "httproutes", "get", "patch"),
+    "emissary": _grant("getambassador.io", "mappings", "get", "list", "watch", "patch"),
+    "gateway-api": _grant("gateway.networking.k8s.io", "httproutes", "get", "list", "watch", "patch"),
 }
 SERVICE: tuple[Permission, ...] = (*WORKLOAD, *(p for router in ROUTERS.values() for p in router),
                                    *CERTIFICATES)  # role.yaml's: every router's verbs

@@ -35,6 +35,13 @@ def event_from(raw: dict) -> EventInfo:
     )
 
 
+def warnings_of(items: list[dict], *, limit: int = 20) -> list[EventInfo]:
+    """The ``limit`` most recent Warning events of ``items`` (the API's JSON), newest first."""
+    out = [event_from(e) for e in items if e.get("type") == "Warning"]
+    out.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return out[:limit]
+
+
 class Events:
     """The Events of the namespace."""
 
@@ -45,9 +52,7 @@ class Events:
         """The ``limit`` most recent Warning events, newest first."""
         found = await self.api.call("list", "events", None, self.api.core.list_namespaced_event, self.api.namespace,
                                     field_selector="type=Warning")
-        out = [event_from(e) for e in found.get("items", []) if e.get("type") == "Warning"]
-        out.sort(key=lambda ev: ev.last_seen or datetime.min.replace(tzinfo=UTC), reverse=True)
-        return out[:limit]
+        return warnings_of(found.get("items", []), limit=limit)
 
     async def list(self, label_selector: str | None = None) -> list[dict]:
         """The Events (as the API's JSON), all or those ``label_selector`` picks."""

@@ -12,16 +12,19 @@ decides again. Weights are relative: the canary's share is ``canary / (stable + 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.cluster.client import JSON_PATCH, Api
+from bot.cluster.informer import Source, custom
 from bot.cluster.routes import Route, RouteRefused
 from bot.core.config import Traffic
-from bot.core.errors import ClusterError, Conflict
+from bot.core.errors import ClusterError, Conflict, NotFound
 from bot.core.text import foreign
 
 HTTPROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
+HTTPROUTES = custom(*HTTPROUTE)
 ATTEMPTS = 3  # reads and patches when the rule keeps changing under the bot (then a Conflict: transient)
 
 
@@ -120,6 +123,22 @@ class GatewayRoute:
     async def canary_route(self) -> Route:
         split = self.split(await self._get())
         return self._route(split, 1, split.share)
+
+    @property
+    def source(self) -> Source:
+        return HTTPROUTES
+
+    def cached_routes(self, objects: Mapping[str, dict]) -> dict[str, Route | ClusterError]:
+        route = objects.get(self.route)
+        if route is None:
+            missing = NotFound(f"httproutes/{self.route} not found", 404, "NotFound")
+            return {"stable route": missing, "canary route": missing}
+        try:
+            split = self.split(route)
+        except RouteRefused as exc:
+            return {"stable route": exc, "canary route": exc}
+        return {"stable route": self._route(split, 0, 100 - split.share if split.total else 0),
+                "canary route": self._route(split, 1, split.share)}
 
     def _patch(self, split: Split, percent: int) -> list[dict[str, Any]]:
         at = f"/spec/rules/{split.index}"

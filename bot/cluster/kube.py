@@ -26,11 +26,13 @@ from typing import Any
 
 from kubernetes.aio import client as kclient
 
+from bot.cluster.cache import CERTIFICATES, DEPLOYMENTS, WARNINGS, Caches, staleness, summary
 from bot.cluster.certificates import Certificates, CertState, cert_from
 from bot.cluster.client import Api, load_configuration
 from bot.cluster.configmaps import ConfigMaps
 from bot.cluster.deployments import Track, track_from
-from bot.cluster.events import EventInfo, Events
+from bot.cluster.events import EventInfo, Events, warnings_of
+from bot.cluster.informer import Source, WatchState
 from bot.cluster.jobs import Jobs
 from bot.cluster.leases import Leases
 from bot.cluster.traffic import Route, router_for
@@ -55,13 +57,17 @@ class Deployed:
     certificate: CertState | None
     warnings: tuple[EventInfo, ...] = ()
     missing: dict[str, str] = field(default_factory=dict)
+    cached: bool = False  # read from the watch caches (else from the API server, now)
+    stale: str = ""  # a watch behind the caches is failing: the figures may be stale, and how old they are
 
 
 class Cluster:
     """One service's namespace (``config``'s). Create with :meth:`connect`; close with :meth:`close`."""
 
-    def __init__(self, api_client: kclient.ApiClient, config: Config, *, host: str = "") -> None:
+    def __init__(self, api_client: kclient.ApiClient, config: Config, *, host: str = "",
+                 caches: Caches | None = None) -> None:
         self.config = config
+        self.caches = caches if caches is not None else Caches(api_client)
         self.namespace = config.namespace
         self.host = host
         self.api = Api(api_client, config.namespace)
@@ -87,10 +93,25 @@ class Cluster:
     def scoped(self, config: Config) -> Cluster:
         """The same connection for another service or namespace (``config`` from ``Service.config_for``);
         closing the original closes it."""
-        return Cluster(self.api.client, config, host=self.host)
+        return Cluster(self.api.client, config, host=self.host, caches=self.caches)
 
     async def close(self) -> None:
+        await self.caches.close()
         await self.api.close()
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """What the service's status reads, as the watch caches follow it."""
+        return (DEPLOYMENTS, self.traffic.source, CERTIFICATES, WARNINGS)
+
+    def follow(self) -> None:
+        """Keep watch caches of the service's namespace (once per namespace and connection); :meth:`deployed`
+        reads them once each has listed."""
+        self.caches.follow(self.namespace, self.sources)
+
+    def watch_states(self) -> list[WatchState]:
+        """The state of each watch behind this namespace's caches, for ``python -m bot check``."""
+        return self.caches.states(self.namespace)
 
     async def deployed(self, *, events: bool = True) -> Deployed:
         """Read both tracks, both routes, the certificate and (``events``) recent warnings, concurrently.
@@ -98,6 +119,9 @@ class Cluster:
         A part that cannot be read is recorded in ``missing`` with the reason instead of failing the whole;
         when every part failed because the API server is out of reach, that is raised.
         """
+        cached = self.from_cache(events=events)
+        if cached is not None:
+            return cached
         cfg = self.config
         missing: dict[str, str] = {}
 
@@ -132,7 +156,47 @@ class Cluster:
             missing=missing,
         )
 
+    def from_cache(self, *, events: bool = True) -> Deployed | None:
+        """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
+        informers = self.caches.synced(self.namespace, (source.kind for source in self.sources))
+        if informers is None:
+            return None
+        deployments, routes, certificates, warnings = informers
+        cfg = self.config
+        missing: dict[str, str] = {}
+
+        def one(key: str, kind: str, name: str, objects: dict[str, dict]) -> dict | None:
+            obj = objects.get(name)
+            if obj is None:
+                missing[key] = f"{kind}/{name} not found"
+            return obj
+
+        stable = one("stable", "deployments", cfg.stable_deployment, deployments.objects)
+        canary = one("canary", "deployments", cfg.canary_deployment, deployments.objects)
+        cert = one("certificate", "certificates", cfg.certificate, certificates.objects)
+        found = self.traffic.cached_routes(routes.objects)
+        missing.update({key: str(route) for key, route in found.items() if isinstance(route, ClusterError)})
+        stable_route, canary_route = (route if isinstance(route, Route) else None for route in found.values())
+        return Deployed(
+            namespace=self.namespace,
+            stable=track_from("stable", stable, cfg.container) if stable else None,
+            canary=track_from("canary", canary, cfg.container) if canary else None,
+            stable_route=stable_route,
+            canary_route=canary_route,
+            certificate=cert_from(cert) if cert else None,
+            warnings=tuple(warnings_of(warnings.items(), limit=5)) if events else (),
+            missing=missing,
+            cached=True,
+            stale=staleness(informer.state for informer in informers),
+        )
+
     async def check(self) -> str:
-        """One line for ``bot check``: can we read the stable Deployment?"""
+        """One line for ``bot check``: can we read the stable Deployment? Raises :class:`ClusterError` otherwise."""
         await self.deployments.get(self.config.stable_deployment)
         return f"ok, {self.host}, namespace {self.namespace}"
+
+    async def check_watches(self, timeout: float = 10.0) -> tuple[bool, str]:
+        """Start the namespace's watch caches and report each one's state once it has listed or failed (at
+        most ``timeout`` seconds): whether all are watching, and a line for ``bot check``."""
+        self.follow()
+        return summary(await self.caches.settle(self.namespace, timeout))

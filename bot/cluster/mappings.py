@@ -4,12 +4,16 @@ is its share in percent and the stable Mapping (no weight) takes the rest."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from bot.cluster.client import MERGE, Api
+from bot.cluster.informer import Source, custom
 from bot.cluster.routes import Route, RouteRefused
+from bot.core.errors import ClusterError, NotFound
 from bot.core.text import foreign
 
 MAPPING = ("getambassador.io", "v3alpha1", "mappings")
+MAPPINGS = custom(*MAPPING)
 
 
 def route_from(mapping: dict) -> Route:
@@ -46,6 +50,17 @@ class EmissaryMappings:
 
     async def canary_route(self) -> Route:
         return await self._get(self.mapping)
+
+    @property
+    def source(self) -> Source:
+        return MAPPINGS
+
+    def cached_routes(self, objects: Mapping[str, dict]) -> dict[str, Route | ClusterError]:
+        found: dict[str, Route | ClusterError] = {}
+        for key, name in (("stable route", self.stable_mapping), ("canary route", self.mapping)):
+            obj = objects.get(name)
+            found[key] = route_from(obj) if obj is not None else NotFound(f"mappings/{name} not found", 404, "NotFound")
+        return found
 
     async def _pair(self) -> Route:
         """The canary Mapping, refused unless it shares the stable one's traffic (same prefix and hostname)."""

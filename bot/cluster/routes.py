@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.cluster.informer import Source
 from bot.core.errors import ClusterError
 
 
@@ -59,4 +61,14 @@ class TrafficRouter(Protocol):
 
     async def set_canary_share(self, percent: int) -> bool:
         """Give the canary ``percent`` of the traffic (idempotent); whether anything had to change."""
+        ...
+
+    @property
+    def source(self) -> Source:
+        """Where a watch cache follows the routes' objects (:mod:`bot.cluster.cache`)."""
+        ...
+
+    def cached_routes(self, objects: Mapping[str, dict]) -> dict[str, Route | ClusterError]:
+        """The stable and canary routes (keys "stable route", "canary route") read from a cache of the source's
+        objects by name; a route not there is a :class:`bot.core.errors.NotFound`, as the API server answers."""
         ...

@@ -46,7 +46,7 @@ class StatusData:
 
 def assess(state: Deployed, now: datetime) -> list[str]:
     """Warnings a person should act on, in plain words."""
-    out: list[str] = []
+    out: list[str] = [state.stale] if state.stale else []
     for part, why in state.missing.items():
         if part == "events":
             continue

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ class KubeEmulator:
     def __init__(self, *, rbac_files: Iterable[str | Path] = (), rbac_token: str = "bot-token",
                  admin_token: str = "admin-token", broken_images: Iterable[str] = (), tick: float = 0.1,
                  pod_ready_seconds: float = 0.5, deadline_scale: float = 1.0, cert_issue_delay: float = 0.3,
-                 rbac_user: str | None = None, history: int = 1000, namespace_finalize_seconds: float = 1.0) -> None:
+                 rbac_user: str | None = None, history: int = 1000, namespace_finalize_seconds: float = 1.0,
+                 bookmark_seconds: float = 60.0) -> None:
         self.store = Store(history=history)
         self.faults = FaultRules()
         rules, bound_user = load_rules(rbac_files)
@@ -51,6 +53,8 @@ class KubeEmulator:
         self.rbac_token = rbac_token
         self.admin_token = admin_token
         self.tick = tick
+        self.bookmark_seconds = bookmark_seconds  # a watch with allowWatchBookmarks hears one this often
+        self.requests: Counter[tuple[str, str]] = Counter()  # (verb, resource) -> API requests answered
         self.deployments = DeploymentController(self.store, broken_images=broken_images,
                                                 pod_ready_seconds=pod_ready_seconds, deadline_scale=deadline_scale)
         self.certificates = CertificateController(self.store, issue_delay=cert_issue_delay)
@@ -112,14 +116,19 @@ class KubeEmulator:
         self._task = asyncio.create_task(run_controllers(controllers, self.tick, self.store))
         return self.url
 
-    async def stop(self) -> None:
-        """End watch streams, stop the controllers and the server."""
+    async def stop_controllers(self) -> None:
+        """Stop the simulated controllers (rollouts, issuance) and leave the API server answering: a bench that
+        measures the bot keeps their ticks, which read every object, out of its figures."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         self.jobs.stop()
+
+    async def stop(self) -> None:
+        """End watch streams, stop the controllers and the server."""
+        await self.stop_controllers()
         self.store.close_watchers()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -162,6 +171,14 @@ class KubeEmulator:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
+
+    def drop_watches(self, resource: str | None = None) -> int:
+        """Break every live watch connection (of ``resource``, e.g. "deployments", or all); how many."""
+        return self.store.drop(resource)
+
+    def request_count(self, *verbs: str) -> int:
+        """API requests answered so far with one of ``verbs`` (all when none are named)."""
+        return sum(n for (verb, _), n in self.requests.items() if not verbs or verb in verbs)
 
     def track_watch(self, watcher: Watcher) -> None:
         self._watches.add(watcher)

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from .jobs import pod_log
 from .kinds import Kind
 from .rbac import details_for
 from .selectors import SelectorError, parse_field_selector, parse_label_selector, selector_string
-from .store import ApiError, not_found, now_iso
+from .store import ApiError, Watcher, not_found, now_iso
 
 if TYPE_CHECKING:
     from .emulator import KubeEmulator
@@ -175,6 +176,7 @@ class ApiServer:
         if target is None:
             return _error(ApiError(404, "NotFound", "the server could not find the requested resource"))
         verb = self._verb(request, target)
+        self.emu.requests[(verb, target.kind.resource)] += 1
         try:
             self._authorize(request, verb, target)
             fault = self.emu.faults.take(verb, target.kind.resource, target.subresource, target.name)
@@ -603,6 +605,7 @@ class ApiServer:
         except ValueError:
             raise ApiError(400, "BadRequest", "invalid timeoutSeconds") from None
         initial = request.query.get("sendInitialEvents", "").lower() == "true"
+        bookmarks = request.query.get("allowWatchBookmarks", "").lower() == "true"
         as_table = self._as_table(request)
         include = request.query.get("includeObject", "Metadata")
         headers_sent = False
@@ -639,22 +642,58 @@ class ApiServer:
                     "kind": kind.kind, "apiVersion": kind.api_version,
                     "metadata": {"resourceVersion": str(reached),
                                  "annotations": {"k8s.io/initial-events-end": "true"}}}))
-            deadline = loop.time() + timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except TimeoutError:
-                    break
-                if item is None:
-                    break
-                await response.write(line(item[0], item[1]))
-            await response.write_eof()
+            await self._follow(request, response, watcher, kind, line, timeout, bookmarks)
         except ConnectionResetError:
             pass
         finally:
             self.store.unwatch(watcher)
             self.emu.untrack_watch(watcher)
         return response
+
+    async def _follow(self, request: web.Request, response: web.StreamResponse, watcher: Watcher, kind: Kind,
+                      line: Callable[[str, dict[str, Any]], bytes], timeout: float, bookmarks: bool) -> None:
+        """Stream the watcher's changes until ``timeout`` (then end the response) or a drop (then break the
+        connection without ending it).
+
+        With ``allowWatchBookmarks``, as the API server's watch cache does: a BOOKMARK carrying the newest
+        resourceVersion this watch is known to be complete up to, every ``bookmark_seconds`` when it has moved
+        on, and one more just before the timeout ends the stream, so a client resumes from there rather
+        than from its last event (which may have left the kept history by then).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        told = 0
+
+        async def bookmark() -> None:
+            nonlocal told
+            rv = self.store.bookmark(watcher)
+            if rv is not None and rv > told:
+                told = rv
+                await response.write(line("BOOKMARK", {"kind": kind.kind, "apiVersion": kind.api_version,
+                                                       "metadata": {"resourceVersion": str(rv)}}))
+
+        next_mark = loop.time() + self.emu.bookmark_seconds
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            wait = min(remaining, next_mark - loop.time()) if bookmarks else remaining
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), max(wait, 0))
+            except TimeoutError:
+                if bookmarks and loop.time() >= next_mark:
+                    await bookmark()
+                    next_mark = loop.time() + self.emu.bookmark_seconds
+                continue
+            self.store.taken(watcher)
+            if item is None:
+                break
+            if item[0] == "DROP":
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("watch dropped")
+            await response.write(line(item[0], item[1]))
+        if bookmarks:
+            await bookmark()
+        await response.write_eof()
+

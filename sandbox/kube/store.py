@@ -87,6 +87,8 @@ class Watcher:
     predicate: Callable[[dict[str, Any]], bool]
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = field(default_factory=asyncio.Queue)
+    progress: int = 0  # every change up to this resourceVersion has been offered to this watcher
+    pending: int = 0  # items pushed but not yet taken by its stream (a bookmark waits until none are)
 
     def translate(self, change: Change) -> tuple[str, dict[str, Any]] | None:
         """The event this watcher sees for a change, honouring selectors like the real server."""
@@ -109,6 +111,7 @@ class Watcher:
         return None
 
     def push(self, item: tuple[str, dict[str, Any]] | None) -> None:
+        self.pending += 1
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -321,6 +324,7 @@ class Store:
             event = watcher.translate(change)
             if event is not None:
                 watcher.push(event)
+            watcher.progress = self._rv
         for waker in list(self._wakers):
             waker()
         for listener in list(self._listeners):
@@ -342,7 +346,7 @@ class Store:
         """
         with self._lock:
             reached = self._rv
-            watcher = Watcher(group, resource, namespace, predicate, loop)
+            watcher = Watcher(group, resource, namespace, predicate, loop, progress=reached)
             if since is None:
                 first = [("ADDED", obj) for obj in self.list(group, resource, namespace, predicate)]
             else:
@@ -356,6 +360,26 @@ class Store:
                             first.append((event[0], copy.deepcopy(event[1])))
             self._watchers.add(watcher)
             return watcher, first, reached
+
+    def taken(self, watcher: Watcher) -> None:
+        """The watcher's stream has taken one pushed item off its queue."""
+        with self._lock:
+            watcher.pending -= 1
+
+    def bookmark(self, watcher: Watcher) -> int | None:
+        """The resourceVersion a BOOKMARK may tell this watcher now: every change up to it that the watcher's
+        selectors pick has been taken by its stream. None while pushed events wait (they go first)."""
+        with self._lock:
+            return watcher.progress if watcher.pending <= 0 else None
+
+    def drop(self, resource: str | None = None) -> int:
+        """Break the connection of every live watch (of ``resource``, or all), as a load balancer or a restarting
+        API server does; how many were dropped. Their clients resume from the last resourceVersion they saw."""
+        with self._lock:
+            chosen = [w for w in self._watchers if resource in (None, w.resource)]
+            for watcher in chosen:
+                watcher.push(("DROP", {}))
+            return len(chosen)
 
     def unwatch(self, watcher: Watcher) -> None:
         with self._lock:

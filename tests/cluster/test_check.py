@@ -31,7 +31,8 @@ async def test_check_reports_every_dependency_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[0] for line in lines] == ["configuration", "slack", "kubernetes", "prometheus"]
     assert all(line.split()[1] == "ok" for line in lines)
-    assert "namespace hello" in lines[2] and "allowed all 26 verbs" in lines[2]
+    assert "namespace hello" in lines[2] and "allowed all 31 verbs" in lines[2]
+    assert "watches: certificates, deployments, events, mappings watching" in lines[2]
 
 
 async def test_check_fails_naming_each_verb_the_role_does_not_grant(tmp_path: Path) -> None:
@@ -68,3 +69,18 @@ async def test_check_refuses_bad_configuration() -> None:
     result = await run_check({"SLACK_SIGNING_SECRET": "s"})
     assert result.returncode == 1
     assert "configuration  failed  SLACK_BOT_TOKEN is required" in result.stdout
+
+
+async def test_check_reports_a_watch_the_role_refuses(tmp_path: Path) -> None:
+    role = yaml.safe_load(ROLE.read_text())
+    for rule in role["rules"]:
+        if rule["resources"] == ["events"]:
+            rule["verbs"].remove("watch")
+    (tmp_path / "role.yaml").write_text(yaml.safe_dump(role))
+    async with Stack(rbac=True, kube_options={"rbac_files": (tmp_path / "role.yaml",)}) as stack:
+        result = await run_check(stack.env())
+    assert result.returncode == 1
+    kubernetes = next(line for line in result.stdout.splitlines() if line.startswith("kubernetes"))
+    assert "cannot watch events in namespace hello" in kubernetes
+    assert ("watches: certificates, deployments, mappings watching; events failing since " in kubernetes
+            and "(the bot is not allowed to watch events (403 Forbidden))" in kubernetes), kubernetes

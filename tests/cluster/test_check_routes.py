@@ -47,7 +47,7 @@ async def test_check_reads_the_rule_and_asks_for_the_verbs_on_httproutes(tmp_pat
     kubernetes = detail.split("; prometheus")[0]
     assert kubernetes.startswith("kubernetes ok, "), detail
     assert ("deployments helloworld, helloworld-canary, httproute helloworld rule split (backends helloworld, "
-            "helloworld-canary), certificate helloworld-tls; allowed all 18 verbs") in kubernetes
+            "helloworld-canary), certificate helloworld-tls; allowed all 23 verbs") in kubernetes
     assert ok is False  # no Prometheus here: said apart
 
 

@@ -19,16 +19,16 @@ ROLE_FILE = BOT / "role.yaml"
 
 # (API group, resource, verb) the bot's commands use; "" is the core group.
 EXPECTED_ACCESS = {
-    *(("apps", "deployments", v) for v in ("get", "watch", "patch")),
+    *(("apps", "deployments", v) for v in ("get", "list", "watch", "patch")),
     ("apps", "deployments/scale", "patch"),
     ("apps", "replicasets", "list"),
     ("", "pods", "list"),
-    *(("", "events", v) for v in ("list", "create")),
+    *(("", "events", v) for v in ("list", "watch", "create")),
     *(("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")),
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
-    *(("getambassador.io", "mappings", v) for v in ("get", "patch")),
-    *(("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "patch")),
-    *(("cert-manager.io", "certificates", v) for v in ("get", "watch")),
+    *(("getambassador.io", "mappings", v) for v in ("get", "list", "watch", "patch")),
+    *(("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "list", "watch", "patch")),
+    *(("cert-manager.io", "certificates", v) for v in ("get", "list", "watch")),
     ("cert-manager.io", "certificates/status", "patch"),
     *(("batch", "jobs", v) for v in ("get", "list", "create", "delete")),
     ("", "pods/log", "get"),

@@ -7,12 +7,14 @@ with what the Role grants: they must be equal.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from bot.wiring import follow
 from sandbox.stack import ROLE
 
 # What only `/hello promote` uses: it needs two environments, so tests/release/test_promote.py runs it against
@@ -57,6 +59,12 @@ async def test_key_flows_use_exactly_the_role(release: Any) -> None:
         await chat.message_saying("Certificate helloworld-tls")
         await chat.send("U1", "/hello history")
         await chat.message_saying("Release history")
+        await follow(chat.stack.services)  # as serving does: status reads the watch caches (list, then watch)
+        cluster = await chat.stack.services.cluster()
+        deadline = asyncio.get_running_loop().time() + 20
+        while cluster.from_cache() is None or not all(s.watches for s in cluster.watch_states()):
+            assert asyncio.get_running_loop().time() < deadline, "the watch caches never opened"
+            await asyncio.sleep(0.05)
         await chat.send("U3", "/hello status")
         await chat.message_saying("helloworld status")
         await chat.send("U1", '/hello schedule add "*/15 * * * *" 1h')
