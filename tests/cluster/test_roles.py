@@ -71,8 +71,8 @@ def test_rbac_prints_one_role_and_binding_per_namespace_grouped_by_cluster(tmp_p
     for role in roles:  # every service namespace may be driven by either router
         routes = {(g, r, tuple(rule["verbs"])) for rule in role["rules"] for g in rule["apiGroups"]
                   for r in rule["resources"]}
-        assert {("gateway.networking.k8s.io", "httproutes", ("get", "patch")),
-                ("getambassador.io", "mappings", ("get", "patch"))} <= routes
+        assert {("gateway.networking.k8s.io", "httproutes", ("get", "list", "watch", "patch")),
+                ("getambassador.io", "mappings", ("get", "list", "watch", "patch"))} <= routes
     for role, binding in zip(docs[::2], docs[1::2], strict=True):
         assert binding["metadata"] == role["metadata"]
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

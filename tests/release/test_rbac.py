@@ -22,7 +22,7 @@ from sandbox.stack import ROLE
 PROMOTION = {("list", "", "pods")}
 # What only a service routed by a Gateway API HTTPRoute uses: tests/cluster/test_routers.py runs both routers
 # against a cluster enforcing this Role.
-GATEWAY_API = {("get", "gateway.networking.k8s.io", "httproutes"), ("patch", "gateway.networking.k8s.io", "httproutes")}
+GATEWAY_API = {(verb, "gateway.networking.k8s.io", "httproutes") for verb in ("get", "list", "watch", "patch")}
 # What only `/hello loadtest` uses: tests/release/test_loadtest.py runs it (with `hey` and a helloworld process)
 LOADTEST = {("create", "batch", "jobs"), ("get", "batch", "jobs"), ("list", "batch", "jobs"),
             ("delete", "batch", "jobs"), ("get", "", "pods/log")}
