@@ -14,11 +14,11 @@ Then the time from opening the app's Home (an ``app_home_opened`` event) to its 
 part of every service and environment, and the API requests other than watches each Home asked.
 
 As serving does, the bot first starts its watch caches (:func:`bot.wiring.follow`: every namespace's, and its
-own records') and the figures are taken once each has listed; ``--no-watch`` leaves them off (every status reads the API server, as
-before the caches). Also printed: the API requests other than watches the clusters answered per one-service
-status and during ``--idle`` seconds with no command, and the process's resident memory (RSS: the bot and both
-emulators, which hold every object too) with the bot's share (RSS after the bot started and synced, less RSS
-with the emulators seeded alone).
+own records') and the figures are taken once each has listed; ``--no-watch`` leaves them off (every status
+reads the API server, as before the caches). Also printed: the API requests other than watches the clusters
+answered per one-service status and during ``--idle`` seconds with no command, and the process's resident
+memory (RSS: the bot and both emulators, which hold every object too) with the bot's share (RSS after the bot
+started and synced, less RSS with the emulators seeded alone).
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures
                 rss = rss_mb()
                 watches = sum(len(e._watches) for e in clusters.values())
                 return Figures(statistics.median(overview), statistics.median(single), statistics.median(per_status),
-                               statistics.median(home), statistics.median(per_home), idle_reads, idle, watches, rss, rss - base)
+                               statistics.median(home), statistics.median(per_home), idle_reads, idle, watches, rss,
+                               rss - base)
         finally:
             for emulator in clusters.values():
                 await emulator.stop()
@@ -203,11 +204,13 @@ async def main() -> int:
     args = parser.parse_args()
     print(f"watch caches: {'off' if args.no_watch else 'on'}")
     print(f"{'services':>8} {'pairs':>5} {'overview':>11} {'one status':>11} {'overview/one':>12} "
-          f"{'reads/status':>12} {'Home':>11} {'reads/Home':>10} {'idle reads':>14} {'watches':>7} {'RSS':>8} {'bot RSS':>8}")
+          f"{'reads/status':>12} {'Home':>11} {'reads/Home':>10} {'idle reads':>14} {'watches':>7} {'RSS':>8} "
+          f"{'bot RSS':>8}")
     for count in args.services:
         f = await measure(count, args.runs, watch=not args.no_watch, idle=args.idle)
         print(f"{count:>8} {2 * count:>5} {f.overview * 1000:>8.1f} ms {f.single * 1000:>8.1f} ms "
-              f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.home * 1000:>8.1f} ms {f.reads_per_home:>10.0f} "
+              f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.home * 1000:>8.1f} ms "
+              f"{f.reads_per_home:>10.0f} "
               f"{f.idle_reads:>6} in {f.idle_seconds:.0f} s "
               f"{f.watches:>7} {f.rss:>5.0f} MB {f.bot_rss:>5.0f} MB", flush=True)
     return 0
