@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.cluster.cache import DEPLOYMENTS
+from bot.cluster.cache import DEPLOYMENTS, configmaps
 from bot.cluster.httproutes import HTTPROUTE
 from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
@@ -211,3 +211,28 @@ async def test_hello_status_reads_the_caches_serving_started_and_shows_a_change_
         await stack.settle()
         after = {key: n for key, n in stack.kube.requests.items() if key[1] in watched}
         assert after == before  # nothing of the service was asked of the API server
+
+
+async def test_a_label_selected_cache_follows_only_the_objects_with_those_labels(connect) -> None:
+    emulator, cluster = await connect()
+    informer = cluster.cache_of(configmaps("app.kubernetes.io/component=request,hello-chatops.io/state=mine"))
+    assert cluster.cache_of(configmaps("app.kubernetes.io/component=request,hello-chatops.io/state=mine")) is informer
+
+    def record(name: str, owner: str) -> dict:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "data": {"n": name},
+                "metadata": {"name": name, "namespace": NS,
+                             "labels": {"app.kubernetes.io/component": "request", "hello-chatops.io/state": owner}}}
+
+    emulator.apply(record("before", "mine"))
+    await asyncio.wait_for(informer.synced.wait(), 15)
+    assert set(informer.objects) == {"before"}
+    await until(lambda: informer.watches == 1, "the first watch")
+    emulator.apply(record("theirs", "another-bot"))  # another bot's record in the same namespace
+    emulator.apply(record("after", "mine"))
+    await until(lambda: "after" in informer.objects, "the new record")
+    moved = record("before", "another-bot")  # its labels no longer match: gone from the cache
+    emulator.apply(moved)
+    await until(lambda: "before" not in informer.objects, "the record whose labels changed to leave")
+    assert set(informer.objects) == {"after"} and informer.lists == 1
+    assert ("configmaps", "configmaps[app.kubernetes.io/component=request,hello-chatops.io/state=mine]") == (
+        informer.source.kind, informer.source.key)
