@@ -61,6 +61,7 @@ class SandboxService:
     channel: str  # the Slack channel id it belongs to; the channel is called #<name>
     seed: Path | None  # manifests to add to the Stack's seed (None: the seed holds it already)
     traffic: Traffic | None = None  # its HTTPRoute's rule (the catalogue's ``traffic``); None: Mappings <name>(-canary)
+    load_rps: int = 0  # the catalogue's ``analysis: {load: {rps: N}}`` (0: none, the variable's value)
 
     @property
     def container(self) -> str:
@@ -84,7 +85,9 @@ SERVICES = (
     # routed by an HTTPRoute (sandbox/greeter/httproute.yaml), so the sandbox runs both routers side by side
     SandboxService("greeter", "greeter", "C4", ROOT / "sandbox" / "greeter",
                    Traffic(router="gateway-api", route="greeter", rule="split", stable_service="greeter",
-                           canary_service="greeter-canary")),
+                           canary_service="greeter-canary"),
+                   # load during analysis: a `hey` Job per track at 10 req/s while each step is judged
+                   load_rps=10),
 )
 
 
@@ -126,6 +129,7 @@ def catalogue(environments: Sequence[str], services: Sequence[SandboxService] = 
             "soak_minutes": SOAK_MINUTES,
             **({"traffic": {"router": service.traffic.router, "route": service.traffic.route,
                             "rule": service.traffic.rule}} if service.traffic else {}),
+            **({"analysis": {"load": {"rps": service.load_rps}}} if service.load_rps else {}),
         }
         for service in services
     ]}

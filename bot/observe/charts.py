@@ -19,7 +19,7 @@ Design choices:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -319,3 +319,55 @@ def pixel_size(kind: str = "all") -> tuple[int, int]:
     """(width, height) in pixels of a chart of ``kind``."""
     width, height = SIZES[kind]
     return round(width * DPI), round(height * DPI)
+
+
+LOADTEST_SIZE = (12.0, 4.5)
+"""A load test's latency chart: 1200x450 px, one panel per track side by side."""
+
+
+def loadtest_figure(latencies: Mapping[str, Sequence[tuple[float, float]]], *, service: str = "helloworld",
+                    title: str = "") -> Figure:
+    """Each track's response times over the load test (``(offset, seconds)`` points, as `hey` reports them):
+    a dot per response and each second's median as a line, stable (blue) and canary (orange) side by side
+    on the same scale. A track without responses says so in its panel."""
+    tracks = list(latencies) or ["stable"]
+    width, height = LOADTEST_SIZE
+    fig = Figure(figsize=LOADTEST_SIZE, dpi=DPI, facecolor=BACKGROUND)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(tracks), sharey=True, squeeze=False,
+                        gridspec_kw={"left": 0.85 / width, "right": 1 - 0.25 / width, "top": 1 - 0.75 / height,
+                                     "bottom": 0.7 / height, "wspace": 0.1})[0]
+    top = 1.0  # ms
+    for ax, track in zip(axes, tracks, strict=True):
+        style = CANARY if track == "canary" else STABLE
+        ax.set_facecolor(PANEL)
+        ax.grid(True, color=GRID, linewidth=0.8)
+        ax.tick_params(colors=TEXT)
+        ax.set_title(track, color=TEXT, fontsize=12)
+        ax.set_xlabel("seconds since the start", color=TEXT)
+        points = np.array(latencies.get(track) or [], dtype=float).reshape(-1, 2)
+        if not len(points):
+            ax.text(0.5, 0.5, "no responses", transform=ax.transAxes, ha="center", va="center", color=TEXT)
+            continue
+        ms = points[:, 1] * 1000.0
+        ax.scatter(points[:, 0], ms, s=6, color=style["color"], alpha=0.35, linewidths=0)
+        seconds = np.floor(points[:, 0])
+        buckets = np.unique(seconds)
+        medians = [float(np.median(ms[seconds == b])) for b in buckets]
+        ax.plot(buckets + 0.5, medians, label=f"{track}: median per second", **style)
+        ax.legend(loc="upper right", fontsize=9, frameon=False, labelcolor=TEXT)
+        top = max(top, float(ms.max()))
+    axes[0].set_ylim(0, top * 1.15)  # shared by the panels: one scale, room for the legend
+    axes[0].set_ylabel("latency (ms)", color=TEXT)
+    fig.suptitle(title or f"{service} · load test latency", color=TEXT, fontsize=14, fontweight="bold")
+    return fig
+
+
+def render_loadtest(latencies: Mapping[str, Sequence[tuple[float, float]]], **options: Any) -> bytes:
+    """PNG bytes of :func:`loadtest_figure` (1200x450 px)."""
+    return figure_png(loadtest_figure(latencies, **options))
+
+
+async def render_loadtest_async(latencies: Mapping[str, Sequence[tuple[float, float]]], **options: Any) -> bytes:
+    """:func:`render_loadtest` in a worker thread, so the event loop keeps serving."""
+    return await asyncio.to_thread(render_loadtest, latencies, **options)

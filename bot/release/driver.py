@@ -28,7 +28,7 @@ from bot.core.errors import ClusterError, DependencyUnavailable
 from bot.core.retry import Backoff, retry
 from bot.core.target import Target
 from bot.core.times import iso, parse_time
-from bot.release import analysis_load, load_step
+from bot.release import analysis_load, load_chart, load_step
 from bot.release import driven as driven_steps
 from bot.release import steps as step_runner
 from bot.release.lifecycle import RUNNING, Event
@@ -68,7 +68,8 @@ class Driver:
         self.stalls = Stalls(after=PROBLEM_AFTER)
         self._stall_note = ""  # the problem this driver noted for a stall, dropped when the stall ends
         self._lock = asyncio.Lock()
-        self.measured: dict[str, Any] = {}  # a load test's figures per track (bot.release.load.Figures)
+        self.measured: dict[str, Any] = {}  # a load test's figures per track (bot.release.load.Figures, with each
+        # response's (offset, latency): the chart in the thread, bot.release.load_chart)
         editor = None
         if release.ts:
             editor = MessageEditor(engine.services.messenger, release.channel, release.ts,
@@ -237,6 +238,7 @@ class Driver:
             await analysis_load.end_all(self)  # what an analysed step's load left (a replica died mid-step)
             if release.params.analysed:
                 await driven_steps.analysis_chart(self)
+            await load_chart.post(self)  # a load test's latency over time, per track
             await approvals.audit_outcome(release, outcome)
         await self.save(end=Event.SUCCEED if outcome.ok else Event.FAIL)
         if self.editor is not None:

@@ -25,6 +25,7 @@ DEFERRED = {
     ("bot/observe/status.py", "bot.observe.charts"),
     ("bot/release/driven.py", "bot.observe.charts"),
     ("bot/release/audit.py", "bot.observe.charts"),
+    ("bot/release/load_chart.py", "bot.observe.charts"),
     ("commands/stats.py", "bot.observe.delivery_chart"),
     # prometheus_api_client pulls pandas-sized dependencies: only a query imports it
     ("bot/observe/prom.py", "prometheus_api_client"),

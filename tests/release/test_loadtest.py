@@ -78,6 +78,10 @@ async def test_a_load_test_of_both_tracks_reports_each_tracks_figures_and_leaves
         requests = int(line.split(f"*{track}*: ")[1].split(" requests")[0])
         assert requests >= 10, line  # about 20 were sent
     assert ":white_check_mark:" in final.text
+    # the latency chart in the thread, with a line saying what it shows
+    chart = await chat.wait(lambda m: getattr(m, "thread_ts", None) == request.ts and getattr(m, "files", None))
+    assert chart.files[0]["name"].startswith("loadtest-") and chart.files[0]["name"].endswith(".png")
+    assert "side by side" in chart.text and "10 req/s for 2 s to stable and canary" in chart.text, chart.text
     assert len(created) == 2
     for job in created:
         spec = job["spec"]
