@@ -178,7 +178,7 @@ def _outcome(change: Release, later: list[Release]) -> Outcome | None:
     def next_success(after: datetime) -> datetime | None:
         return next((r.ended for r in same if r.phase == "Succeeded" and r.ended and r.ended >= after), None)
 
-    if change.phase == "Failed":
+    if change.phase == "Failed" or (change.phase == "Superseded" and change.facts.get("rolled_back")):
         automatic = bool(change.facts.get("rolled_back") or change.facts.get("aborted"))
         if automatic:
             how = "rolled back by the bot" if change.facts.get("rolled_back") else "aborted by the bot"

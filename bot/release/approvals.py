@@ -101,13 +101,7 @@ class Approvals:
         config, chosen, env = target.config, target.service, target.environment
         now = self.clock()
         break_glass = await self.admission.holds(target, now)
-        change = await plan(await target.cluster())
-        if target.named:
-            change.service, change.environment = target.names
-            summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
-            if summary.startswith(f"{config.stable_deployment}: "):
-                summary = summary[len(config.stable_deployment) + 2:]
-            change.summary = f"{chosen.name} ({env.name}): {summary}"
+        change = named(await plan(await target.cluster()), target)
         needed = max(env.approvals, 2 if break_glass else 1) if change.needs_approval or break_glass else 1
         if break_glass:
             if not change.reason:
@@ -115,15 +109,17 @@ class Approvals:
                                    f"(`/hello {change.command} … \"why it cannot wait\"`) and two approvers "
                                    "will be asked. Nothing was changed.")
             change.needs_approval = True
-        record = Record(
-            id=uuid.uuid4().hex[:10], change=change, requester=invocation.user_id, channel=invocation.channel_id,
-            created=iso(now), expires=iso(now + timedelta(seconds=self.config.approval_ttl_seconds)),
-            state=QUEUED, needed=needed, break_glass=break_glass,
-            steps=steps_for(change.action, change.params, config),  # the plan, once: shown, approved, carried out
-        )
+        record = request_record(change, invocation.user_id, invocation.channel_id, config, now, needed=needed,
+                                break_glass=break_glass)
+        await self.submit(record, target, queue=chosen.lock == LockMode.QUEUE)
+
+    async def submit(self, record: Record, target: Target, *, queue: bool, note: str = "no approval needed") -> None:
+        """Store ``record``, admit it (the lock, a place in the queue, or refused), audit it, post its message; one
+        that needs no approval starts running at once (``note``: what its Approved record says)."""
+        now, user = self.clock(), record.requester
         await self.store.create(record)  # queued: it holds nothing until the lock names it
         try:
-            place, holder = await self.admission.admit(record, invocation.user_id, queue=chosen.lock == LockMode.QUEUE)
+            place, holder = await self.admission.admit(record, user, queue=queue)
             if place == 0:
                 await self.store.update(record.id, lambda r: to_pending(r, now))
                 to_pending(record, now)
@@ -131,22 +127,23 @@ class Approvals:
             with contextlib.suppress(Exception):
                 await self.store.delete(record.id)
             raise
-        await self.audit("Requested", record, invocation.user_id, target=target)
-        await self._post(record, invocation.user_id, messages.place_text(place, holder) if place else "")
+        await self.audit("Requested", record, user, target=target)
+        await self._post(record, user, messages.place_text(place, holder) if place else "")
         if record.state == QUEUED:
             await self.advance(record.key)  # the change it waited for may have ended meanwhile
             return
-        if change.needs_approval:
+        if record.change.needs_approval:
             return
         token = uuid.uuid4().hex
 
         def start(r: Record) -> None:
             if r.state == PENDING:
                 r.move(Event.APPROVE, now)
-                r.approver, r.token = invocation.user_id, token
+                r.approver, r.token = user, token
 
         await self.store.update(record.id, start)
-        await self.audit("Approved", record, invocation.user_id, note="no approval needed")
+        record.approver = user
+        await self.audit("Approved", record, user, note=note)
         self._run()
 
     async def _post(self, record: Record, user: str, place: str) -> None:
@@ -166,18 +163,15 @@ class Approvals:
             else:
                 error = type(exc).__name__
                 log.exception("posting request %s failed", record.id)
-            await self._cancel(record, f"the request could not be posted ({error})")
+            why = f"the request could not be posted ({error})"  # cancelled: its message, if posted, says so
+            with contextlib.suppress(DependencyUnavailable):
+                await self.admission.cancel(record.id, why)
+            if record.ts:
+                record.move(Event.CANCEL, self.clock(), why)
+                await self.edit(record, *messages.approval_view(record))
             raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
         self.home_changed()
-
-    async def _cancel(self, record: Record, why: str) -> None:
-        """A request that could not be wholly made: cancelled (its message, if posted, says so); the lock frees."""
-        with contextlib.suppress(DependencyUnavailable):
-            await self.admission.cancel(record.id, why)
-        if record.ts:
-            record.move(Event.CANCEL, self.clock(), why)
-            await self.edit(record, *messages.approval_view(record))
 
     # ------------------------------------------------------------------ deciding
     async def decide(self, request_id: str, user: str, *, approve: bool, channel: str, ts: str,
@@ -323,7 +317,8 @@ class Approvals:
     def progress_view(self, release: Record, status: RolloutStatus | None, *, outcome: Outcome | None = None,
                       problem: str = "") -> tuple[str, list[dict]]:
         """The release's one message (:func:`bot.release.messages.progress_view`)."""
-        approved = not (release.action == "abort" and not self.config.abort_needs_approval)
+        approved = not (release.action == "abort" and not self.config.abort_needs_approval) and (
+            release.change.needs_approval or release.approver != release.requester)  # the bake window's rollback
         return messages.progress_view(release, status, now=self.clock(), approved=approved, outcome=outcome,
                                       problem=problem)
 
@@ -342,6 +337,29 @@ class Approvals:
         except Exception:  # the audit trail must never break a release
             log.exception("audit record %s of %s failed", phase, record.id)
 
+
+
+def request_record(change: Change, requester: str, channel: str, config: Config, now: datetime, *, needed: int = 1,
+                   break_glass: str = "") -> Record:
+    """A new request of ``change`` (queued: it holds nothing until admitted), with its plan computed once."""
+    return Record(
+        id=uuid.uuid4().hex[:10], change=change, requester=requester, channel=channel,
+        created=iso(now), expires=iso(now + timedelta(seconds=config.approval_ttl_seconds)),
+        state=QUEUED, needed=needed, break_glass=break_glass,
+        steps=steps_for(change.action, change.params, config),  # the plan, once: shown, approved, carried out
+    )
+
+
+def named(change: Change, target: Target) -> Change:
+    """``change`` for ``target``: with a catalogue, its service and environment, and its summary says them."""
+    if target.named:
+        config = target.config
+        change.service, change.environment = target.names
+        summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
+        if summary.startswith(f"{config.stable_deployment}: "):
+            summary = summary[len(config.stable_deployment) + 2:]
+        change.summary = f"{target.service.name} ({target.environment.name}): {summary}"
+    return change
 
 
 def _decided(r: Record, user: str, approve: bool, ts: str, token: str, now: datetime) -> Record:

@@ -21,12 +21,11 @@ from bot.core.times import iso, parse_time
 from bot.observe.critical import critical_alerts
 from bot.observe.grafana import prometheus_graph_url
 from bot.observe.prom import window_expressions
-from bot.release import analysis, analysis_load
+from bot.release import analysis, analysis_load, bake_rollback
 from bot.release import analysis_runner as runner
 from bot.release import steps as step_runner
-from bot.release.actions import plan_rollback
 from bot.release.judge import State, Verdict, judge
-from bot.release.plan import Step, StepKind, StepState, retire_steps, steps_for
+from bot.release.plan import Step, StepKind, StepState, retire_steps
 
 if TYPE_CHECKING:
     from bot.release.driver import Driver
@@ -183,8 +182,9 @@ async def bake(driver: Driver, step: Step, cluster: Any) -> step_runner.StepResu
 
 async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, since: datetime
                       ) -> step_runner.StepResult:
-    """A critical alert fired in the bake window: roll the change back (unless it is a rollback, or
-    HELLO_AUTO_ROLLBACK=false) and say so on the alert's card."""
+    """A critical alert fired in the bake window: a rollback release of the bot's own supersedes this one
+    (:mod:`bot.release.bake_rollback`; unless this is a rollback, or HELLO_AUTO_ROLLBACK=false), and the alert's
+    card says so."""
     release, config = driver.release, driver.config
     minutes = max(0, int(((alert.starts_at or driver.engine.clock()) - since).total_seconds() // 60))
     what = f"the critical alert `{foreign(alert.name, 80)}` fired {minutes} min after the change began"
@@ -195,20 +195,10 @@ async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, sinc
             else "automatic rollback is off (HELLO_AUTO_ROLLBACK=false)"
         return step_runner.StepResult(False, f"{what_}; {why}", details=details,
                                       facts={"alert": alert.name})
-    change = await plan_rollback(cluster, config)
-    for undo in [s for s in steps_for("rollback", change.params, config) if s.kind != StepKind.BAKE]:
-        undo.started = iso(driver.engine.clock())
-        result = await step_runner.execute(undo, cluster, config, on_status=driver.on_status,
-                                           clock=driver.engine.clock, cause=f"{release.change_cause()}: rolled "
-                                           f"back automatically after {alert.name}")
-        if not result.ok:
-            return step_runner.StepResult(False, f"{what_}; the automatic rollback to "
-                                          f"`{change.params.version}` failed: {result.note}",
-                                          details=[*details, *result.details], facts={"alert": alert.name})
-    note_on_card(driver, alert.name, f":leftwards_arrow_with_hook: rolled back to `{change.params.version}` "
-                 f"automatically by the bake window of request `{release.id}`")
-    return step_runner.StepResult(False, f"Rolled back to `{change.params.version}` automatically: {what}",
-                                  details=details, facts={"alert": alert.name, "rolled_back": True})
+    result = await bake_rollback.roll_back(driver, step, cluster, alert, what, details)
+    note_on_card(driver, alert.name, f":leftwards_arrow_with_hook: rolled back to `{result.facts['to']}` by the "
+                 f"bot's rollback `{result.facts['rollback']}`, asked by the bake window of request `{release.id}`")
+    return result
 
 
 def note_on_card(driver: Driver, alertname: str, note: str) -> None:

@@ -1,4 +1,5 @@
-"""The bake window: after a deploy the release stays open; a critical alert for the service rolls it back.
+"""The bake window: after a deploy the release stays open; a critical alert for the service supersedes it by a
+rollback release of the bot's own (its own record, message and audit), made once however many replicas see it.
 
 The real Alertmanager holds the alerts (posted to its API v2 the way Prometheus posts them); the bot
 reads them through Alertmanager's API like it does in a cluster.
@@ -6,6 +7,7 @@ reads them through Alertmanager's API like it does in a cluster.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections.abc import AsyncIterator
@@ -14,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from bot.observe.alertmanager import ActiveAlert
+from bot.release import driven
+from bot.release.driver import Driver, Lost
 from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer, find_binary
 from tests.harness.chat import Chat
 
@@ -46,13 +51,14 @@ async def _baking(chat: Chat, ts: str) -> Any:
                            json.dumps(m.blocks, ensure_ascii=False))
 
 
-async def test_a_critical_alert_in_the_bake_window_rolls_the_deploy_back(release: Any, alertmanager: Any) -> None:
-    env = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "1"}
+async def test_a_critical_alert_in_the_bake_window_supersedes_the_deploy_by_a_rollback_release(
+        release: Any, alertmanager: Any) -> None:
+    env = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "0.3"}  # the rollback's bakes too
     async with release(env=env) as chat:
         first = chat.container()["image"]
         await chat.send("U1", "/hello deploy v2")
         request = await chat.approval()
-        assert "Bake for 1 min: a critical alert rolls it back" in json.dumps(request.blocks, ensure_ascii=False)
+        assert "Bake for 0.3 min: a critical alert rolls it back" in json.dumps(request.blocks, ensure_ascii=False)
         await chat.click("U2", request, "approve")
         await _baking(chat, request.ts)
         assert chat.container()["image"] == chat.image("v2")
@@ -61,12 +67,102 @@ async def test_a_critical_alert_in_the_bake_window_rolls_the_deploy_back(release
         fire(alertmanager.url, severity="warning")  # not critical: nothing happens
         fire(alertmanager.url)
         final = await chat.finished(request, timeout=60)
-        assert "Rolled back to `v1` automatically" in final.text
+        rollback = await posted_rollback(chat)
+        # the deploy's message: superseded by the rollback, which it names
+        assert f"Superseded by rollback `{rollback.id}` to `v1`" in final.text, final.text
         assert "HelloworldErrorBudgetFastBurn" in final.text
         assert "&lt;!channel&gt;" in json.dumps(final.blocks)  # the alert's text is escaped
+        # the rollback's own message, in the channel (not in the deploy's thread), run by the bot itself
+        own = await chat.wait(lambda m: m.ts == rollback.ts and "Finished ·" in str(m.blocks), 60)
+        assert own.thread_ts in (None, "", own.ts)
+        said = json.dumps(own.blocks, ensure_ascii=False)
+        assert "Run by <@UBOT> (no approval needed)" in said
+        assert "critical alert HelloworldErrorBudgetFastBurn in the bake window" in said
         await chat.settle()
         assert chat.container()["image"] == first
-        assert len(chat.audit_events("HelloDeployFailed")) == 1
+        # one record each: the deploy superseded by the rollback, the rollback requested by the bot
+        records = await chat.stack.services.approvals.store.load()
+        deploy, rollback = records[records_of(records, "deploy")], records[rollback.id]
+        assert deploy.state == "superseded" and deploy.outcome is not None
+        assert deploy.outcome.facts["rollback"] == rollback.id
+        assert (rollback.state, rollback.requester, rollback.approver) == ("succeeded", "UBOT", "UBOT")
+        assert rollback.reason == "critical alert HelloworldErrorBudgetFastBurn in the bake window"
+        assert rollback.channel == deploy.channel and rollback.key == deploy.key
+        # the audit trail: the deploy superseded (not failed), the rollback's own records with its reason
+        assert chat.audit_events("HelloDeployFailed") == []
+        superseded = chat.audit_events("HelloDeploySuperseded")
+        assert len(superseded) == 1 and rollback.id in superseded[0]["message"]
+        for reason in ("HelloRollbackRequested", "HelloRollbackApproved", "HelloRollbackSucceeded"):
+            events = chat.audit_events(reason)
+            assert len(events) == 1, reason
+            assert events[0]["message"].endswith(
+                'because "critical alert HelloworldErrorBudgetFastBurn in the bake window"'), events[0]["message"]
+            assert json.loads(events[0]["metadata"]["annotations"]["hello-chatops/audit"])["requester"] == "UBOT"
+        # `/hello release <id>` and `/hello history` show it
+        await chat.send("U3", f"/hello release {rollback.id}")
+        shown = await chat.wait(lambda m: m.text.startswith("Rollback:") and "succeeded" in m.text)
+        assert "requested by <@UBOT>" in json.dumps(shown.blocks, ensure_ascii=False)
+        await chat.send("U3", "/hello history")
+        history = await chat.message_saying("Release history")
+        assert "HelloRollbackSucceeded" in history.text and "HelloDeploySuperseded" in history.text
+        assert "critical alert HelloworldErrorBudgetFastBurn in the bake window" in history.text
+
+
+async def posted_rollback(chat: Chat) -> Any:
+    """The bot's rollback record, once its message is posted."""
+    store = chat.stack.services.approvals.store
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        found = [r for r in (await store.load()).values() if r.action == "rollback" and r.ts]
+        if found:
+            return found[0]
+        assert asyncio.get_running_loop().time() < deadline, "no rollback was posted"
+        await asyncio.sleep(0.05)
+
+
+def records_of(records: dict[str, Any], action: str) -> str:
+    """The id of the one record of ``action``."""
+    (found,) = [r.id for r in records.values() if r.action == action]
+    return found
+
+
+async def test_two_replicas_seeing_the_same_alert_make_one_rollback(release: Any, alertmanager: Any) -> None:
+    # nothing fires in Alertmanager: each replica's driver is handed the same alert, at the same moment
+    env = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "10"}
+    async with release(env=env, replicas=2) as chat:
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        await chat.click("U2", request, "approve")
+        await _baking(chat, request.ts)
+        alert = ActiveAlert("HelloworldDown", {"severity": "critical"}, "down", datetime.now(UTC))
+        store = chat.stack.services.approvals.store
+        (deploy,) = (await store.load()).values()
+        drivers = []
+        for replica in chat.stack.replicas:
+            engine = replica.services.releases
+            target = replica.services.target(deploy.service, deploy.environment)
+            driver = Driver(engine, await store.get(deploy.id), target)
+            drivers.append((driver, await target.cluster()))
+
+        async def see(driver: Driver, cluster: Any) -> Any:
+            step = driver.release.current
+            return await driven.baked_badly(driver, step, cluster, alert, alert.starts_at)
+
+        results = await asyncio.gather(*(see(d, c) for d, c in drivers), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["Lost", "StepResult"], results
+        again, cluster = Driver(drivers[0][0].engine, await store.get(deploy.id), drivers[0][0].target), drivers[0][1]
+        with pytest.raises(Lost):  # a later look finds the deploy superseded already
+            await see(again, cluster)
+        final = await chat.finished(request, timeout=30)
+        await chat.wait(lambda m: m.ts not in ("", request.ts) and "Set `helloworld` back to" in str(m.blocks)
+                        and ":white_check_mark: Rolling out" in str(m.blocks), 30)  # the rollback's, till its bake
+        records = await store.load()
+        rollbacks = [r for r in records.values() if r.action == "rollback"]
+        assert len(rollbacks) == 1 and records[deploy.id].state == "superseded"
+        assert f"rollback `{rollbacks[0].id}`" in final.text
+        assert len(chat.audit_events("HelloDeploySuperseded")) == 1
+        assert len(chat.audit_events("HelloRollbackRequested")) == 1
+        assert chat.container()["image"] == chat.image("v1")
 
 
 async def test_without_alerts_the_deploy_succeeds_after_its_bake_window(release: Any, alertmanager: Any) -> None:
