@@ -32,13 +32,13 @@ WARNINGS = Source("events", lambda c: kclient.CoreV1Api(c).list_namespaced_event
 AUDIT_SELECTOR = "app.kubernetes.io/managed-by=hello-chatops"  # the label of the audit trail's Events
 
 
-def events(label_selector: str) -> Source:
-    """The Events with these labels (``a=b``)."""
+def events(label_selector: str, name: str = "") -> Source:
+    """The Events with these labels (``a=b``); ``name``: what their watch is called."""
     return Source("events", lambda c: kclient.CoreV1Api(c).list_namespaced_event_without_preload_content,
-                  label_selector=label_selector)
+                  label_selector=label_selector, name=name)
 
 
-AUDIT = events(AUDIT_SELECTOR)
+AUDIT = events(AUDIT_SELECTOR, "audit events")
 
 
 def configmaps(label_selector: str) -> Source:
@@ -104,8 +104,9 @@ class Caches:
         return self.states(namespace)
 
     def states(self, namespace: str | None = None) -> list[WatchState]:
-        """Every informer's state (of ``namespace``), by namespace and kind."""
-        return [informer.state for (ns, _), informer in sorted(self._informers.items())
+        """Every informer's state (of ``namespace``), by namespace and what its watch is called."""
+        return [informer.state for (ns, _), informer in sorted(self._informers.items(),
+                                                                key=lambda kv: (kv[0][0], kv[1].source.title, kv[0][1]))
                 if namespace in (None, ns)]
 
     async def close(self) -> None:

@@ -151,7 +151,7 @@ async def test_status_reads_the_cache_and_sees_a_change_made_behind_the_bots_bac
     assert state.stale == "" and not any("stale" in w for w in assess(state, state.certificate.not_after))
     states = {s.kind: s.state for s in cluster.watch_states()}
     assert states == {"deployments": State.WATCHING, "mappings": State.WATCHING, "certificates": State.WATCHING,
-                      "events": State.WATCHING}
+                      "events": State.WATCHING, "audit events": State.WATCHING}
 
 
 async def test_a_gateway_api_services_route_is_read_from_the_cache_of_its_httproute(connect) -> None:
@@ -171,7 +171,8 @@ async def test_a_gateway_api_services_route_is_read_from_the_cache_of_its_httpro
     state = await until(lambda: (s := cluster.from_cache(events=True)) and s.canary_route
                         and s.canary_route.weight == 30 and s, "the new weights in the next status")
     assert state.stable_route is not None and state.stable_route.weight == 70
-    assert {s.kind for s in cluster.watch_states()} == {"deployments", "httproutes", "certificates", "events"}
+    assert {s.kind for s in cluster.watch_states()} == {"deployments", "httproutes", "certificates", "events",
+                                                        "audit events"}
 
 
 async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale(connect) -> None:
