@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.cluster.cache import AUDIT
 from bot.wiring import follow
 from sandbox.kube import KubeEmulator
 from sandbox.slack.state import Message
@@ -106,11 +107,13 @@ def reads(clusters: dict[str, KubeEmulator]) -> int:
 
 
 async def synced(stack: Stack, timeout: float = 600) -> None:
-    """Wait until every target's watch caches and the records' have listed (so status reads them)."""
+    """Wait until every target's watch caches (its audit Events' too) and the records' have listed (so status and
+    Home read them)."""
     clusters = [await target.cluster() for target in stack.services.targets.every()]
     records = stack.services.approvals.store
     deadline = asyncio.get_running_loop().time() + timeout
-    while (any(cluster.from_cache(events=False) is None for cluster in clusters)
+    while (any(cluster.from_cache(events=False) is None or cluster.caches.current(cluster.namespace, AUDIT.key) is None
+               for cluster in clusters)
            or records.cache is None or not records.cache.synced.is_set()):
         assert asyncio.get_running_loop().time() < deadline, "the watch caches never listed"
         await asyncio.sleep(0.2)

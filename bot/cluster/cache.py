@@ -6,7 +6,9 @@ informers talk through a client of their own, on the same configuration but with
 connections: each watch holds one open for minutes, and the reads and writes of releases must never
 queue behind them. The kinds a service's status needs are :data:`DEPLOYMENTS`, :data:`CERTIFICATES`,
 :data:`WARNINGS` (Warning Events only) and its traffic router's routes (the router names their source); the
-bot's own records are followed through :func:`configmaps` with their labels.
+audit trail's Events are followed as :data:`AUDIT` (their label), the bot's own records through
+:func:`configmaps` with their labels. An Event expires on the API server (an hour by default) and its watch
+then deletes it from the cache too: the cache of Events holds what the API server keeps, no more.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ DEPLOYMENTS = Source("deployments", lambda c: kclient.AppsV1Api(c).list_namespac
 CERTIFICATES = custom(*CERTIFICATE)
 WARNINGS = Source("events", lambda c: kclient.CoreV1Api(c).list_namespaced_event_without_preload_content,
                   field_selector="type=Warning")
+
+AUDIT_SELECTOR = "app.kubernetes.io/managed-by=hello-chatops"  # the label of the audit trail's Events
+
+
+def events(label_selector: str, name: str = "") -> Source:
+    """The Events with these labels (``a=b``); ``name``: what their watch is called."""
+    return Source("events", lambda c: kclient.CoreV1Api(c).list_namespaced_event_without_preload_content,
+                  label_selector=label_selector, name=name)
+
+
+AUDIT = events(AUDIT_SELECTOR, "audit events")
 
 
 def configmaps(label_selector: str) -> Source:
@@ -71,6 +84,14 @@ class Caches:
             return None
         return found  # type: ignore[return-value]
 
+    def current(self, namespace: str, key: str) -> Informer | None:
+        """The informer of ``key`` (:attr:`Source.key`) in ``namespace`` when it has listed and its watch is kept
+        (its objects are what the API server has, give or take a watch's lag), else None. Never starts one."""
+        informer = self._informers.get((namespace, key))
+        if informer is None or not informer.synced.is_set() or informer.state.state is not State.WATCHING:
+            return None
+        return informer
+
     async def settle(self, namespace: str, timeout: float) -> list[WatchState]:
         """Wait (at most ``timeout`` seconds) until each informer of ``namespace`` has listed or is failing; their
         states."""
@@ -83,8 +104,9 @@ class Caches:
         return self.states(namespace)
 
     def states(self, namespace: str | None = None) -> list[WatchState]:
-        """Every informer's state (of ``namespace``), by namespace and kind."""
-        return [informer.state for (ns, _), informer in sorted(self._informers.items())
+        """Every informer's state (of ``namespace``), by namespace and what its watch is called."""
+        return [informer.state for (ns, _), informer in sorted(self._informers.items(),
+                                                                key=lambda kv: (kv[0][0], kv[1].source.title, kv[0][1]))
                 if namespace in (None, ns)]
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 ``cluster.events`` is the part of :class:`~bot.cluster.kube.Cluster` that reaches them. The audit trail
 (:mod:`bot.release.audit`) writes its records as Events with :meth:`Events.create` and reads them back with
-:meth:`Events.list`; :meth:`Events.warnings` gives the recent warnings, their messages scrubbed of anything
+:meth:`Events.list` (the API server, now) or, to display them, :meth:`Events.shown` (the watch cache once it has
+listed); :meth:`Events.warnings` gives the recent warnings, their messages scrubbed of anything
 that looks like a credential.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.cluster.cache import Caches, events
 from bot.cluster.client import Api, scrub
 from bot.core.times import parse_time
 
@@ -43,10 +45,11 @@ def warnings_of(items: list[dict], *, limit: int = 20) -> list[EventInfo]:
 
 
 class Events:
-    """The Events of the namespace."""
+    """The Events of the namespace (``caches``: the watch caches of its connection, for :meth:`shown`)."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, caches: Caches | None = None) -> None:
         self.api = api
+        self.caches = caches
 
     async def warnings(self, *, limit: int = 20) -> list[EventInfo]:
         """The ``limit`` most recent Warning events, newest first."""
@@ -60,6 +63,15 @@ class Events:
         found = await self.api.call("list", "events", None, self.api.core.list_namespaced_event, self.api.namespace,
                                     **kwargs)
         return found.get("items", [])
+
+    async def shown(self, label_selector: str) -> list[dict]:
+        """The Events ``label_selector`` picks, for display only: from the namespace's watch cache of them once it
+        has listed and while its watch is kept (no API read), else as :meth:`list`. Never for a decision: it may
+        lag a write by a watch event."""
+        informer = self.caches.current(self.api.namespace, events(label_selector).key) if self.caches else None
+        if informer is None:
+            return await self.list(label_selector)
+        return informer.items()
 
     async def create(self, body: dict) -> dict:
         return await self.api.call("create", "events", None, self.api.core.create_namespaced_event,

@@ -43,12 +43,19 @@ Opener = Callable[..., Awaitable[Any]]  # (namespace, **query) -> the raw aiohtt
 
 @dataclass(frozen=True)
 class Source:
-    """What an informer follows: a kind (``deployments``), how to open its namespaced list, and selectors."""
+    """What an informer follows: a kind (``deployments``), how to open its namespaced list, selectors, and the name
+    its watch is given in ``python -m bot check`` and status (``name``, default the kind)."""
 
     kind: str
     opener: Callable[[kclient.ApiClient], Opener]
     field_selector: str = ""
     label_selector: str = ""
+    name: str = ""
+
+    @property
+    def title(self) -> str:
+        """What its watch is called: ``audit events`` (``events`` when it has no name of its own)."""
+        return self.name or self.kind
 
     @property
     def key(self) -> str:
@@ -136,7 +143,7 @@ class Informer:
     @property
     def state(self) -> WatchState:
         current = self._clock() if self._state is State.WATCHING else self._current_at
-        return WatchState(self.namespace, self.source.kind, self._state, self._since, self._reason, current,
+        return WatchState(self.namespace, self.source.title, self._state, self._since, self._reason, current,
                           self.lists, self.watches)
 
     # --- running ------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class Informer:
 
     def _fail(self, reason: str) -> None:
         if self._state is not State.FAILING:
-            log.warning("watch of %s in %s failing: %s", self.source.kind, self.namespace, reason)
+            log.warning("watch of %s in %s failing: %s", self.source.title, self.namespace, reason)
         self._enter(State.FAILING, reason)
         self.answered.set()
 

@@ -9,7 +9,7 @@ and retries what may be repeated):
 - ``cluster.traffic``: the :class:`~bot.cluster.traffic.TrafficRouter`, the routes and the canary's share;
 - ``cluster.certificates``: cert-manager Certificates: read, watch, patch the status (:mod:`.certificates`);
 - ``cluster.jobs``: Jobs, the load of a load test or of an analysed step, and their pods' logs (:mod:`.jobs`);
-- ``cluster.events``: Events: recent warnings and the audit records (:mod:`.events`);
+- ``cluster.events``: Events: recent warnings and the audit records, read or shown from a cache (:mod:`.events`);
 - ``cluster.configmaps``: the bot's state, under the compare-and-swap store (:mod:`.configmaps`, :mod:`.store`);
 - ``cluster.leases``: the Lease of leader election (:mod:`.leases`, :mod:`.leader`).
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from kubernetes.aio import client as kclient
 
-from bot.cluster.cache import CERTIFICATES, DEPLOYMENTS, WARNINGS, Caches, staleness, summary
+from bot.cluster.cache import AUDIT, CERTIFICATES, DEPLOYMENTS, WARNINGS, Caches, staleness, summary
 from bot.cluster.certificates import Certificates, CertState, cert_from
 from bot.cluster.client import Api, load_configuration
 from bot.cluster.configmaps import ConfigMaps
@@ -76,7 +76,7 @@ class Cluster:
         self.pods = Pods(self.api)
         self.traffic = router_for(self.api, config)
         self.certificates = Certificates(self.api, config.certificate)
-        self.events = Events(self.api)
+        self.events = Events(self.api, self.caches)
         self.jobs = Jobs(self.api)
         self.configmaps = ConfigMaps(self.api)
         self.leases = Leases(self.api)
@@ -105,9 +105,9 @@ class Cluster:
         return (DEPLOYMENTS, self.traffic.source, CERTIFICATES, WARNINGS)
 
     def follow(self) -> None:
-        """Keep watch caches of the service's namespace (once per namespace and connection); :meth:`deployed`
-        reads them once each has listed."""
-        self.caches.follow(self.namespace, self.sources)
+        """Keep watch caches of the service's namespace (once per namespace and connection): :meth:`deployed`
+        reads them once each has listed, and the audit trail's display (:meth:`Events.shown`) its Events'."""
+        self.caches.follow(self.namespace, (*self.sources, AUDIT))
 
     def cache_of(self, source: Source) -> Informer:
         """Keep (once per namespace and connection) a watch cache of ``source`` in this namespace: its informer,

@@ -229,22 +229,26 @@ class Audit:
                 log.warning("cannot post to the audit channel %s: %s", channel, exc)
 
     async def entries(self, target: Target | None = None) -> list[Entry]:
-        """Every audit record kept in the Events of a target's namespace (default the bot's own), newest first."""
+        """Every audit record kept in the Events of a target's namespace (default the bot's own), newest first, as
+        the API server has them now (what a decision reads: a promotion's soak)."""
         cluster = await (target or self.services.targets.default).cluster()
+        return _entries(await cluster.events.list(SELECTOR))
 
-        out = []
-        for event in await cluster.events.list(SELECTOR):
-            entry = _entry(event)
-            if entry is not None:
-                out.append(entry)
-        out.sort(key=lambda e: e.at, reverse=True)
-        return out
+    async def shown(self, target: Target | None = None) -> list[Entry]:
+        """:meth:`entries` for display only (Home, the last changes, history, delivery figures, chart markers):
+        from the namespace's watch cache of the audit Events once it has listed and while its watch is kept (no
+        API read; a record written a moment ago, by this replica or another, may show a moment later), else
+        from the API server. The cache holds the Events the API server keeps (they expire, an hour by default,
+        and leave the cache too), so both show the same records."""
+        cluster = await (target or self.services.targets.default).cluster()
+        return _entries(await cluster.events.shown(SELECTOR))
 
     async def everywhere(self) -> tuple[list[Entry] | None, list[str]]:
-        """The audit records of every service in every environment (each cluster and namespace read once),
-        newest first, and what could not be read; ``None`` when nothing could be read at all.
+        """The audit records of every service in every environment (each cluster and namespace read once, from its
+        watch cache when it has one: :meth:`shown`), newest first, and what could not be read; ``None`` when
+        nothing could be read at all. For display only.
 
-        Without a catalogue file this is :meth:`entries` of the bot's own namespace.
+        Without a catalogue file this is :meth:`shown` of the bot's own namespace.
         """
         services = self.services
         places: dict[tuple[str, bool, str], Target] = {}
@@ -256,7 +260,7 @@ class Audit:
         async def read(target: Target) -> list[Entry]:
             config = target.config
             try:
-                return await self.entries(target)
+                return await self.shown(target)
             except DependencyUnavailable as exc:
                 where = config.namespace + (f" in {config.kube_context}" if config.kube_context else "")
                 problems.append(f"audit trail of {where}: {exc}")
@@ -275,15 +279,16 @@ class Audit:
         return out, problems
 
     async def recent(self, n: int = 20, target: Target | None = None) -> list[Entry]:
-        """The ``n`` newest audit records of ``target`` (default the bot's own), newest first."""
-        return (await self.entries(target))[:n]
+        """The ``n`` newest audit records of ``target`` (default the bot's own), newest first, for display
+        (:meth:`shown`)."""
+        return (await self.shown(target))[:n]
 
     async def markers(self, start: datetime, end: datetime, target: Target | None = None) -> list[Any]:
         """Chart markers (:class:`bot.charts.Marker`) for the changes that finished between start and end."""
         from bot.observe.charts import Marker
 
         out = []
-        for entry in reversed(await self.entries(target)):
+        for entry in reversed(await self.shown(target)):
             kind = MARKER_KINDS.get(entry.verb)
             if kind is None or entry.phase not in ("Succeeded", "Failed") or not start <= entry.at <= end:
                 continue
@@ -300,6 +305,13 @@ class Audit:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _entries(events: list[dict]) -> list[Entry]:
+    """The audit records of ``events`` (the API's JSON), newest first."""
+    out = [entry for entry in map(_entry, events) if entry is not None]
+    out.sort(key=lambda e: e.at, reverse=True)
+    return out
 
 
 def _entry(event: dict) -> Entry | None:

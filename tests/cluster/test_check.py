@@ -32,7 +32,7 @@ async def test_check_reports_every_dependency_ok(tmp_path: Path) -> None:
     assert [line.split()[0] for line in lines] == ["configuration", "slack", "kubernetes", "prometheus"]
     assert all(line.split()[1] == "ok" for line in lines)
     assert "namespace hello" in lines[2] and "allowed all 32 verbs" in lines[2]
-    assert "watches: certificates, deployments, events, mappings watching" in lines[2]
+    assert "watches: audit events, certificates, deployments, events, mappings watching" in lines[2]
 
 
 async def test_check_fails_naming_each_verb_the_role_does_not_grant(tmp_path: Path) -> None:
@@ -82,5 +82,6 @@ async def test_check_reports_a_watch_the_role_refuses(tmp_path: Path) -> None:
     assert result.returncode == 1
     kubernetes = next(line for line in result.stdout.splitlines() if line.startswith("kubernetes"))
     assert "cannot watch events in namespace hello" in kubernetes
-    assert ("watches: certificates, deployments, mappings watching; events failing since " in kubernetes
+    assert ("watches: certificates, deployments, mappings watching; audit events failing since " in kubernetes
+            and "; events failing since " in kubernetes
             and "(the bot is not allowed to watch events (403 Forbidden))" in kubernetes), kubernetes

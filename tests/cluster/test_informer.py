@@ -1,5 +1,6 @@
 """Watch caches against the API emulator: list then watch, resume after a dropped stream, relist on 410 Gone,
-bookmarks, a change made behind the bot's back, and a watch that is refused (403) shown as stale."""
+bookmarks, a change made behind the bot's back, a watch that is refused (403) shown as stale, and the audit
+Events shown from their cache."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.cluster.cache import DEPLOYMENTS, configmaps
+from bot.cluster.cache import AUDIT, AUDIT_SELECTOR, DEPLOYMENTS, configmaps
 from bot.cluster.httproutes import HTTPROUTE
 from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
@@ -150,7 +151,7 @@ async def test_status_reads_the_cache_and_sees_a_change_made_behind_the_bots_bac
     assert state.stale == "" and not any("stale" in w for w in assess(state, state.certificate.not_after))
     states = {s.kind: s.state for s in cluster.watch_states()}
     assert states == {"deployments": State.WATCHING, "mappings": State.WATCHING, "certificates": State.WATCHING,
-                      "events": State.WATCHING}
+                      "events": State.WATCHING, "audit events": State.WATCHING}
 
 
 async def test_a_gateway_api_services_route_is_read_from_the_cache_of_its_httproute(connect) -> None:
@@ -170,7 +171,8 @@ async def test_a_gateway_api_services_route_is_read_from_the_cache_of_its_httpro
     state = await until(lambda: (s := cluster.from_cache(events=True)) and s.canary_route
                         and s.canary_route.weight == 30 and s, "the new weights in the next status")
     assert state.stable_route is not None and state.stable_route.weight == 70
-    assert {s.kind for s in cluster.watch_states()} == {"deployments", "httproutes", "certificates", "events"}
+    assert {s.kind for s in cluster.watch_states()} == {"deployments", "httproutes", "certificates", "events",
+                                                        "audit events"}
 
 
 async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale(connect) -> None:
@@ -236,3 +238,45 @@ async def test_a_label_selected_cache_follows_only_the_objects_with_those_labels
     assert set(informer.objects) == {"after"} and informer.lists == 1
     assert ("configmaps", "configmaps[app.kubernetes.io/component=request,hello-chatops.io/state=mine]") == (
         informer.source.kind, informer.source.key)
+
+
+def event(name: str, labels: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": NS, "labels": labels},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "helloworld", "namespace": NS},
+            "reason": "HelloDeploySucceeded", "message": name, "type": "Normal"}
+
+
+async def test_the_audit_events_are_shown_from_their_cache_once_listed_else_from_the_api_server(connect) -> None:
+    emulator, cluster = await connect()
+    audit = dict([AUDIT_SELECTOR.split("=")])
+    emulator.apply(event("helloworld.before", audit))
+    emulator.apply(event("helloworld.other", {"app": "someone-else"}))  # not the audit trail's
+
+    def lists() -> int:
+        return emulator.requests[("list", "events")]
+
+    def shown_names(events: list[dict]) -> list[str]:
+        return sorted(e["metadata"]["name"] for e in events)
+
+    assert shown_names(await cluster.events.shown(AUDIT_SELECTOR)) == ["helloworld.before"]
+    assert lists() == 1  # no cache yet: the API server
+    cluster.follow()  # as serving does for every namespace of the catalogue
+    informer = cluster.cache_of(AUDIT)
+    await until(lambda: cluster.from_cache() and cluster.caches.current(NS, AUDIT.key), "the caches to list")
+    await until(lambda: informer.watches, "the audit events' watch")
+    read = lists()
+    emulator.apply(event("helloworld.after", audit))  # written by another replica
+    await until(lambda: "helloworld.after" in informer.objects, "the new audit event in the cache")
+    assert shown_names(await cluster.events.shown(AUDIT_SELECTOR)) == ["helloworld.after", "helloworld.before"]
+    assert lists() == read  # from the cache
+    emulator.delete("", "v1", "events", NS, "helloworld.before")  # as the API server does when an Event expires
+    await until(lambda: "helloworld.before" not in informer.objects, "the expired event to leave the cache")
+    assert shown_names(await cluster.events.shown(AUDIT_SELECTOR)) == ["helloworld.after"]
+
+    emulator.add_fault("watch", "events", status=403, count=None)
+    emulator.drop_watches("events")
+    await until(lambda: informer.state.state is State.FAILING, "the audit events' watch to fail")
+    emulator.apply(event("helloworld.unwatched", audit))
+    assert shown_names(await cluster.events.shown(AUDIT_SELECTOR)) == ["helloworld.after", "helloworld.unwatched"]
+    assert lists() == read + 1  # a cache whose watch is not kept is not shown: the API server is read
+    emulator.clear_faults()

@@ -448,7 +448,7 @@ async def test_check_reports_every_service_in_every_environment(
         assert "namespace hello: deployments helloworld, helloworld-canary" in lines[name]
         assert "prometheus ok, Prometheus" in lines[name]
         assert "certificate helloworld-tls; allowed all 23 verbs" in lines[name]  # no RBAC: all allowed
-        assert "watches: certificates, deployments, events, mappings watching" in lines[name]
+        assert "watches: audit events, certificates, deployments, events, mappings watching" in lines[name]
     # the bot's state (ConfigMaps, the Lease) in HELLO_NAMESPACE of its own cluster (the current context)
     assert lines["state"].split(None, 2)[1:] == [
         "ok", f"kubernetes ok, {staging.url}, namespace hello: allowed all 9 verbs on configmaps and leases"]

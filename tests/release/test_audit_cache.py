@@ -1,0 +1,83 @@
+"""Home's last changes and delivery figures come from the watch caches of the audit Events of every namespace
+of the catalogue, once they have listed: a change another replica records shows without an API read, and an
+Event the API server lets expire leaves Home too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bot.cluster.cache import AUDIT
+from bot.release.audit import ANNOTATION, MANAGED_BY, SELECTOR
+from bot.wiring import follow
+from tests.harness.several import World, two_clusters
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := check()):
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+    return found
+
+
+def recorded_elsewhere(namespace: str) -> dict:
+    """An audit Event as another replica of the bot writes it (bot.release.audit), for greeter in staging."""
+    record = {"at": "2026-12-01T10:00:00+00:00", "reason": "HelloDeploySucceeded", "verb": "Deploy",
+              "action": "deploy", "phase": "Succeeded", "user": "U9", "requester": "U1", "approver": "U9",
+              "summary": "greeter (staging): v1 → v5", "request_id": "other1", "service": "greeter",
+              "environment": "staging", "object": "Deployment/greeter", "facts": {"version": "v5"}}
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "greeter.other1.succeeded", "namespace": namespace,
+                         "labels": {MANAGED_BY: "hello-chatops", "hello-chatops/request": "other1"},
+                         "annotations": {ANNOTATION: json.dumps(record)}},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "greeter",
+                               "namespace": namespace},
+            "reason": "HelloDeploySucceeded", "message": "Deploy succeeded by U9: greeter (staging): v1 → v5",
+            "type": "Normal", "source": {"component": "hello-chatops"}, "count": 1,
+            "firstTimestamp": "2026-12-01T10:00:00Z", "lastTimestamp": "2026-12-01T10:00:00Z"}
+
+
+async def home_saying(world: World, user: str, needle: str) -> str:
+    await world.slack.open_home(user)
+    try:
+        home = await world.slack.wait_for_home(user, lambda h: needle in json.dumps(h.spec, ensure_ascii=False), 15)
+    except TimeoutError:
+        found = world.slack.home(user)
+        raise AssertionError(f"{user}'s Home never said {needle!r}: {found and found.spec}") from None
+    return json.dumps(home.spec, ensure_ascii=False)
+
+
+async def test_a_change_another_replica_recorded_shows_on_home_from_the_cache_and_leaves_when_it_expires(
+        tmp_path: Path) -> None:
+    async with two_clusters(tmp_path) as world:
+        services = world.stack.services
+        assert AUDIT.label_selector == SELECTOR  # the cache follows exactly the audit trail's Events
+        await follow(services)  # as serving's warm-up does
+        targets = [services.targets.default, *services.targets.every()]
+        places = [(await t.cluster(), t.config.namespace) for t in targets]
+        await until(lambda: all(c.caches.current(ns, AUDIT.key) and c.caches.current(ns, AUDIT.key).watches
+                                for c, ns in places), "every namespace's audit events to be cached and watched")
+        staging = world.clusters["staging"]
+        staging.apply(recorded_elsewhere("greeter"))
+        greeter_staging = await services.targets.resolve("greeter", "staging").cluster()
+        informer = greeter_staging.caches.current("greeter", AUDIT.key)
+        await until(lambda: "greeter.other1.succeeded" in informer.objects, "the other replica's record in the cache")
+
+        def audit_reads() -> int:
+            return sum(e.requests[("list", "events")] for e in world.clusters.values())
+
+        before = audit_reads()
+        spec = await home_saying(world, "U3", "Succeeded by <@U9>: greeter (staging): v1 → v5")
+        assert "Delivery, last 30 days:" in spec
+        assert audit_reads() == before  # not one list of Events: every namespace's trail came from its cache
+
+        staging.delete("", "v1", "events", "greeter", "greeter.other1.succeeded")  # as when the Event expires
+        await until(lambda: not informer.objects, "the expired record to leave the cache")
+        spec = await home_saying(world, "U3", "No changes recorded yet.")
+        assert "v1 → v5" not in spec
+        assert audit_reads() == before
