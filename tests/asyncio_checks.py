@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -76,9 +77,13 @@ async def no_unretrieved_task_exceptions(request: pytest.FixtureRequest) -> Asyn
 
     Without debug mode (see the module's docstring). A test marked ``asyncio_debug_off`` (one whose
     assertions depend on how fast the bot is next to the emulators) runs without it even under
-    ``PYTHONASYNCIODEBUG=1``; it is checked all the same.
+    ``PYTHONASYNCIODEBUG=1``; it is checked all the same. A test that is not a coroutine runs no task on
+    this loop, so it is not watched (a garbage collection per test is most of a quick test's time).
     """
     watch = UnretrievedWatch(debug=False)
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        yield watch
+        return
     loop = asyncio.get_running_loop()
     if request.node.get_closest_marker("asyncio_debug_off") is not None:
         loop.set_debug(False)
