@@ -22,18 +22,9 @@ from bot.wiring import follow
 from sandbox.kube import KubeEmulator
 from sandbox.slack import Message
 from sandbox.stack import MANIFESTS, Stack
+from tests.harness.wait import until
 
 NS = "hello"
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    """Wait for ``check()`` to be truthy (polling the event loop), or fail saying what never happened."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := check()):
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return found
 
 
 def set_image(emulator: KubeEmulator, image: str, name: str = "helloworld") -> None:

@@ -28,6 +28,7 @@ from sandbox.kube import KubeEmulator
 from sandbox.loadgen import LoadGenerator
 from sandbox.processes import Fleet
 from sandbox.stack import MANIFESTS
+from tests.harness.wait import until
 
 NS = "hello"
 N = 200  # requests per look: roundrobin serves the weights exactly, the tolerance is for the wording only
@@ -46,20 +47,6 @@ class World:
     routes: dict[str, ProxyRoutes]
     clusters: dict[str, Cluster]  # the bot's connection, one per router
     http: aiohttp.ClientSession
-
-
-async def until(predicate, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` (sync or async) until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

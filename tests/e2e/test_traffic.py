@@ -13,6 +13,7 @@ from sandbox.gateway import canary_share, httproute_weights, mapping_weights, pe
 from sandbox.kube import KubeEmulator
 from sandbox.loadgen import rps_from_env
 from sandbox.processes import Fleet, image_version, process_env, wanted_from
+from tests.harness.wait import until
 
 
 def deployment(name: str, image: str, replicas: int = 1) -> dict[str, Any]:
@@ -32,17 +33,6 @@ def mapping(name: str, weight: int | None) -> dict[str, Any]:
         spec["weight"] = weight
     return {"apiVersion": "getambassador.io/v3alpha1", "kind": "Mapping",
             "metadata": {"name": name, "namespace": "hello"}, "spec": spec}
-
-
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture
@@ -138,7 +128,7 @@ async def test_fleet_follows_deployments(kube: KubeEmulator) -> None:
 
         # The canary is set to v2 and scaled up: its process starts.
         kube.apply(deployment("helloworld-canary", "helloworld:v2", 1))
-        await until(lambda: fleet.versions().get("canary") == "v2", 30, "the canary process")
+        await until(lambda: fleet.versions().get("canary") == "v2", "the canary process", 30)
         assert {labels["track"] for _, labels in fleet.targets()} == {"stable", "canary"}
         # the cluster's DNS: a Job's load aimed at a track's Service reaches that track's process
         assert kube.dns.resolve("helloworld-canary.hello.svc.cluster.local", "default") == \
@@ -148,13 +138,13 @@ async def test_fleet_follows_deployments(kube: KubeEmulator) -> None:
 
         # A new stable version replaces the old process, which drains and exits.
         kube.apply(deployment("helloworld", "helloworld:v2", 3))
-        await until(lambda: fleet.versions().get("stable") == "v2", 30, "the new stable process")
+        await until(lambda: fleet.versions().get("stable") == "v2", "the new stable process", 30)
         await asyncio.to_thread(first.process.wait, 20)
         assert first.process.returncode is not None
 
         # Scaled to 0, the canary has no process any more.
         kube.apply(deployment("helloworld-canary", "helloworld:v2", 0))
-        await until(lambda: "canary" not in fleet.versions(), 30, "the canary process to go")
+        await until(lambda: "canary" not in fleet.versions(), "the canary process to go", 30)
         assert changes[-1] == {"stable": "v2"}
         assert kube.dns.resolve("helloworld-canary", "hello") is None
     finally:
@@ -170,7 +160,7 @@ async def test_a_version_that_cannot_start_keeps_the_running_one(kube: KubeEmula
     try:
         # A version helloworld refuses (HELLO_VERSION must be letters, digits and . _ + -).
         kube.apply(deployment("helloworld", "helloworld:v1~bad", 1))
-        await until(lambda: fleet.errors.get("stable") == "v1~bad", 30, "the failed start to be recorded")
+        await until(lambda: fleet.errors.get("stable") == "v1~bad", "the failed start to be recorded", 30)
         assert fleet.versions() == {"stable": "v1"}
     finally:
         await fleet.stop()

@@ -9,7 +9,6 @@ not judged and its load is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -23,6 +22,7 @@ from helloworld import runner
 from tests.catalogues import catalogue
 from tests.catalogues import service as entry
 from tests.harness.chat import NS, Chat
+from tests.harness.wait import until
 
 ENV = {"HELLO_ANALYSIS_INTERVAL": "1s", "HELLO_CANARY_STEPS": "10", "HELLO_ANALYSIS_MAX_INCONCLUSIVE": "4",
        "HELLO_ANALYSIS_LOAD_RPS": "5", "HELLO_BAKE_MINUTES": "0"}
@@ -40,16 +40,6 @@ def _blocks(message: Any) -> str:
 
 def load_jobs(chat: Chat) -> list[dict]:
     return chat.kube.list("batch", "v1", "jobs", NS, label_selector=load.ANALYSIS_LABEL)
-
-
-async def until(check: Any, what: str, timeout: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := check()):
-        if loop.time() > deadline:
-            raise AssertionError(what)
-        await asyncio.sleep(0.05)
-    return found
 
 
 async def asking(chat: Chat, ts: str) -> Any:

@@ -4,25 +4,14 @@ Event the API server lets expire leaves Home too."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bot.cluster.cache import AUDIT
 from bot.release.audit import ANNOTATION, MANAGED_BY, SELECTOR
 from bot.wiring import follow
 from tests.harness.several import World, two_clusters
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := check()):
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return found
+from tests.harness.wait import until
 
 
 def recorded_elsewhere(namespace: str) -> dict:

@@ -4,7 +4,6 @@ release's steps see their own writes even while that cache lags."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,15 +16,7 @@ from bot.wiring import follow
 from sandbox.slack import Message
 from sandbox.stack import Stack
 from tests.harness.chat import Chat
-
-
-async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := check()):
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return found
+from tests.harness.wait import until
 
 
 def records_watched(services: Any) -> bool:
