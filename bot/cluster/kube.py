@@ -150,16 +150,8 @@ class Cluster:
         unreachable = [m for m in missing.values() if "unreachable" in m or "timed out" in m]
         if unreachable and len(missing) == len(reads):
             raise ClusterError(unreachable[0])
-        return Deployed(
-            namespace=self.namespace,
-            stable=track_from("stable", stable, cfg.container) if stable else None,
-            canary=track_from("canary", canary, cfg.container) if canary else None,
-            stable_route=stable_route,
-            canary_route=canary_route,
-            certificate=cert_from(cert) if cert else None,
-            warnings=tuple(warnings[0] or ()) if warnings else (),
-            missing=missing,
-        )
+        return self._deployed(stable, canary, (stable_route, canary_route), cert, missing,
+                              warnings=tuple(warnings[0] or ()) if warnings else ())
 
     def from_cache(self, *, events: bool = True) -> Deployed | None:
         """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
@@ -182,18 +174,19 @@ class Cluster:
         found = self.traffic.cached_routes(routes.objects)
         missing.update({key: str(route) for key, route in found.items() if isinstance(route, ClusterError)})
         stable_route, canary_route = (route if isinstance(route, Route) else None for route in found.values())
-        return Deployed(
-            namespace=self.namespace,
-            stable=track_from("stable", stable, cfg.container) if stable else None,
-            canary=track_from("canary", canary, cfg.container) if canary else None,
-            stable_route=stable_route,
-            canary_route=canary_route,
-            certificate=cert_from(cert) if cert else None,
-            warnings=tuple(warnings_of(warnings.items(), limit=5)) if events else (),
-            missing=missing,
-            cached=True,
-            stale=staleness(informer.state for informer in informers),
-        )
+        return self._deployed(stable, canary, (stable_route, canary_route), cert, missing,
+                              warnings=tuple(warnings_of(warnings.items(), limit=5)) if events else (),
+                              cached=True, stale=staleness(informer.state for informer in informers))
+
+    def _deployed(self, stable: dict | None, canary: dict | None, routes: tuple[Route | None, Route | None],
+                  cert: dict | None, missing: dict[str, str], **more: Any) -> Deployed:
+        """The snapshot of the objects read (from the API server or from the caches)."""
+        container = self.config.container
+        return Deployed(namespace=self.namespace,
+                        stable=track_from("stable", stable, container) if stable else None,
+                        canary=track_from("canary", canary, container) if canary else None,
+                        stable_route=routes[0], canary_route=routes[1],
+                        certificate=cert_from(cert) if cert else None, missing=missing, **more)
 
     async def check(self) -> str:
         """One line for ``bot check``: can we read the stable Deployment? Raises :class:`ClusterError` otherwise."""

@@ -22,6 +22,7 @@ import pytest_asyncio
 from bot.release import load
 from sandbox.run import Sandbox, backend_name
 from sandbox.slack.state import Ephemeral, Message
+from tests.harness.chat import button
 from tests.kubectl import run_kubectl
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.prometheus, pytest.mark.timeout(240)]
@@ -68,14 +69,6 @@ class Watch:
 def analysis_jobs(kube: Any) -> list[dict]:
     return [j for j in kube.list("batch", "v1", "jobs", "greeter")
             if load.ANALYSIS_LABEL in (j["metadata"].get("labels") or {})]
-
-
-def button(message: Any, action_id: str) -> dict | None:
-    for block in message.blocks or []:
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            if element.get("action_id") == action_id:
-                return element
-    return None
 
 
 def text(message: Any) -> str:
