@@ -23,6 +23,7 @@ from bot.release import load
 from sandbox.run import Sandbox, backend_name
 from sandbox.slack.state import Ephemeral, Message
 from tests.harness.chat import button
+from tests.harness.wait import until
 from tests.kubectl import run_kubectl
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.prometheus, pytest.mark.timeout(240)]
@@ -129,6 +130,16 @@ async def test_greeters_analysed_canary_walks_its_steps_through_haproxy_with_loa
     rule = greeter_route(sandbox)["spec"]["rules"][0]
     assert rule["filters"] == [FILTER]
     assert [(r["name"], r["weight"]) for r in rule["backendRefs"]] == [("greeter", 40), ("greeter-canary", 60)]
+
+
+async def test_a_faulty_canary_of_greeter_with_load_is_aborted_at_its_first_step(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    request = await ask_and_approve(sandbox, GREETER, "/hello canary v3-faulty")
+    final = await finished(sandbox, GREETER, request, 120)
+    print(f"\ngreeter canary v3-faulty (load 10 req/s per track): aborted after {time.monotonic() - started:.0f} s")
+    assert "failed analysis at 30% and was aborted" in final.text, final.text
+    assert sandbox.stack is not None
+    await until(lambda: analysis_jobs(sandbox.stack.clusters["staging"]) == [], "the load Jobs to be deleted")
 
 
 async def test_a_load_test_of_both_tracks_answers_with_each_tracks_figures_and_a_chart(sandbox: Sandbox) -> None:
