@@ -193,7 +193,7 @@ class Holds:
 
     @property
     def catalogue(self) -> Catalogue:
-        return getattr(self.services, "catalogue", None) or Catalogue.from_config(self.services.config)
+        return self.services.catalogue or Catalogue.from_config(self.services.config)
 
     @property
     def timezone(self) -> str:
