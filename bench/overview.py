@@ -10,12 +10,15 @@ emulators run in the bot's event loop; their controllers are stopped once every 
 every Certificate is issued (their ticks read every object, which would block the loop and be in the figures):
 on this machine it is all one process's CPU, so the figures are an upper bound.
 
-As serving does, the bot first starts its watch caches (:func:`bot.wiring.follow`) and the figures are taken
-once every namespace's have listed; ``--no-watch`` leaves them off (every status reads the API server, as
-before the caches). Also printed: the API requests other than watches the clusters answered per one-service
-status and during ``--idle`` seconds with no command, and the process's resident memory (RSS: the bot and both
-emulators, which hold every object too) with the bot's share (RSS after the bot started and synced, less RSS
-with the emulators seeded alone).
+Then the time from opening the app's Home (an ``app_home_opened`` event) to its view published with a Services
+part of every service and environment, and the API requests other than watches each Home asked.
+
+As serving does, the bot first starts its watch caches (:func:`bot.wiring.follow`: every namespace's, and its
+own records') and the figures are taken once each has listed; ``--no-watch`` leaves them off (every status
+reads the API server, as before the caches). Also printed: the API requests other than watches the clusters
+answered per one-service status and during ``--idle`` seconds with no command, and the process's resident
+memory (RSS: the bot and both emulators, which hold every object too) with the bot's share (RSS after the bot
+started and synced, less RSS with the emulators seeded alone).
 """
 
 from __future__ import annotations
@@ -103,12 +106,28 @@ def reads(clusters: dict[str, KubeEmulator]) -> int:
 
 
 async def synced(stack: Stack, timeout: float = 600) -> None:
-    """Wait until every target's watch caches have listed (so status reads them)."""
+    """Wait until every target's watch caches and the records' have listed (so status reads them)."""
     clusters = [await target.cluster() for target in stack.services.targets.every()]
+    records = stack.services.approvals.store
     deadline = asyncio.get_running_loop().time() + timeout
-    while any(cluster.from_cache(events=False) is None for cluster in clusters):
+    while (any(cluster.from_cache(events=False) is None for cluster in clusters)
+           or records.cache is None or not records.cache.synced.is_set()):
         assert asyncio.get_running_loop().time() < deadline, "the watch caches never listed"
         await asyncio.sleep(0.2)
+
+
+async def home_seconds(stack: Stack, user: str = "U1") -> float:
+    """Time from the user opening Home to its view published anew (with the Services part)."""
+    before = stack.slack.home(user)
+    old = before.hash if before is not None else None
+    t0 = time.perf_counter()
+    await stack.slack.open_home(user)
+    deadline = t0 + 60
+    while (home := stack.slack.home(user)) is None or home.hash == old:
+        assert time.perf_counter() < deadline, "Home was never published"
+        await asyncio.sleep(0.002)
+    assert "Services" in str(home.to_api(stack.slack.workspace)), "Home has no Services part"
+    return time.perf_counter() - t0
 
 
 @dataclass
@@ -116,6 +135,8 @@ class Figures:
     overview: float
     single: float
     reads_per_status: float
+    home: float
+    reads_per_home: float
     idle_reads: int
     idle_seconds: float
     watches: int
@@ -153,6 +174,12 @@ async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures
                     before = reads(clusters)
                     single.append(await answer_seconds(stack, "/hello status svc-1 staging", "svc-1 status"))
                     per_status.append(reads(clusters) - before)
+                await home_seconds(stack)  # warm
+                home, per_home = [], []
+                for _ in range(runs):
+                    before = reads(clusters)
+                    home.append(await home_seconds(stack))
+                    per_home.append(reads(clusters) - before)
                 await stack.settle()
                 before = reads(clusters)
                 await asyncio.sleep(idle)
@@ -161,7 +188,8 @@ async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures
                 rss = rss_mb()
                 watches = sum(len(e._watches) for e in clusters.values())
                 return Figures(statistics.median(overview), statistics.median(single), statistics.median(per_status),
-                               idle_reads, idle, watches, rss, rss - base)
+                               statistics.median(home), statistics.median(per_home), idle_reads, idle, watches, rss,
+                               rss - base)
         finally:
             for emulator in clusters.values():
                 await emulator.stop()
@@ -176,11 +204,14 @@ async def main() -> int:
     args = parser.parse_args()
     print(f"watch caches: {'off' if args.no_watch else 'on'}")
     print(f"{'services':>8} {'pairs':>5} {'overview':>11} {'one status':>11} {'overview/one':>12} "
-          f"{'reads/status':>12} {'idle reads':>14} {'watches':>7} {'RSS':>8} {'bot RSS':>8}")
+          f"{'reads/status':>12} {'Home':>11} {'reads/Home':>10} {'idle reads':>14} {'watches':>7} {'RSS':>8} "
+          f"{'bot RSS':>8}")
     for count in args.services:
         f = await measure(count, args.runs, watch=not args.no_watch, idle=args.idle)
         print(f"{count:>8} {2 * count:>5} {f.overview * 1000:>8.1f} ms {f.single * 1000:>8.1f} ms "
-              f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.idle_reads:>6} in {f.idle_seconds:.0f} s "
+              f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.home * 1000:>8.1f} ms "
+              f"{f.reads_per_home:>10.0f} "
+              f"{f.idle_reads:>6} in {f.idle_seconds:.0f} s "
               f"{f.watches:>7} {f.rss:>5.0f} MB {f.bot_rss:>5.0f} MB", flush=True)
     return 0
 

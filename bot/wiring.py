@@ -87,6 +87,7 @@ async def follow(services: Services) -> str:
             continue
         cluster.follow()
         namespaces.add((target.config.kube_context, cluster.namespace))
+    await services.releases.follow()  # the bot's own records, for the running releases that status and Home show
     text = f"watching {len(namespaces)} namespace{'s' * (len(namespaces) != 1)}"
     return text + (f"; cannot watch {', '.join(dict.fromkeys(failures))}" if failures else "")
 

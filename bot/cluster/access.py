@@ -56,7 +56,7 @@ ROUTERS: dict[str, tuple[Permission, ...]] = {  # canary weights, by the service
 SERVICE: tuple[Permission, ...] = (*WORKLOAD, *(p for router in ROUTERS.values() for p in router),
                                    *CERTIFICATES)  # role.yaml's: every router's verbs
 STATE: tuple[Permission, ...] = (
-    *_grant("", "configmaps", "get", "list", "create", "update", "delete"),  # requests, locks, releases
+    *_grant("", "configmaps", "get", "list", "watch", "create", "update", "delete"),  # records (a watch cache), locks
     *_grant("coordination.k8s.io", "leases", "get", "create", "update"),  # leader election
 )
 REQUIRED: tuple[Permission, ...] = SERVICE + STATE  # role.yaml: every router's verbs, and the state's

@@ -5,7 +5,8 @@
 informers talk through a client of their own, on the same configuration but without a bound on open
 connections: each watch holds one open for minutes, and the reads and writes of releases must never
 queue behind them. The kinds a service's status needs are :data:`DEPLOYMENTS`, :data:`CERTIFICATES`,
-:data:`WARNINGS` (Warning Events only) and its traffic router's routes (the router names their source).
+:data:`WARNINGS` (Warning Events only) and its traffic router's routes (the router names their source); the
+bot's own records are followed through :func:`configmaps` with their labels.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ WARNINGS = Source("events", lambda c: kclient.CoreV1Api(c).list_namespaced_event
                   field_selector="type=Warning")
 
 
+def configmaps(label_selector: str) -> Source:
+    """The ConfigMaps with these labels (``a=b,c=d``): the bot's own records, in its state namespace."""
+    return Source("configmaps", lambda c: kclient.CoreV1Api(c).list_namespaced_config_map_without_preload_content,
+                  label_selector=label_selector)
+
+
 class Caches:
-    """The informers of one connection (``client``), keyed by (namespace, kind)."""
+    """The informers of one connection (``client``), keyed by (namespace, the source's kind and selectors)."""
 
     def __init__(self, client: kclient.ApiClient, *, watch_seconds: float = 300) -> None:
         self._base = client
@@ -47,7 +54,7 @@ class Caches:
         """Start (once) an informer for each source in ``namespace``; the namespace's informers of them."""
         found = []
         for source in sources:
-            key = (namespace, source.kind)
+            key = (namespace, source.key)
             informer = self._informers.get(key)
             if informer is None:
                 informer = self._informers[key] = Informer(self._watch_client(), namespace, source,
@@ -56,9 +63,10 @@ class Caches:
             found.append(informer)
         return found
 
-    def synced(self, namespace: str, kinds: Iterable[str]) -> list[Informer] | None:
-        """The informers of ``kinds`` in ``namespace`` when every one has listed at least once, else None."""
-        found = [self._informers.get((namespace, kind)) for kind in kinds]
+    def synced(self, namespace: str, keys: Iterable[str]) -> list[Informer] | None:
+        """The informers of ``keys`` (:attr:`Source.key`) in ``namespace`` when every one has listed at least once,
+        else None."""
+        found = [self._informers.get((namespace, key)) for key in keys]
         if any(informer is None or not informer.synced.is_set() for informer in found):
             return None
         return found  # type: ignore[return-value]

@@ -1,6 +1,6 @@
 """An informer: one kind of object in one namespace, listed once and kept current by a watch.
 
-:class:`Informer` lists the objects a :class:`Source` names (its kind, and a field selector where one
+:class:`Informer` lists the objects a :class:`Source` names (its kind, and a field or label selector where one
 helps), keeps them by name, then watches from the list's resourceVersion with ``allowWatchBookmarks``,
 applying each ADDED / MODIFIED / DELETED event and remembering the newest resourceVersion it was told (an
 event's, or a BOOKMARK's). A stream that ends or breaks is resumed from that version, without a list; a
@@ -43,11 +43,18 @@ Opener = Callable[..., Awaitable[Any]]  # (namespace, **query) -> the raw aiohtt
 
 @dataclass(frozen=True)
 class Source:
-    """What an informer follows: a kind (``deployments``), how to open its namespaced list, and a selector."""
+    """What an informer follows: a kind (``deployments``), how to open its namespaced list, and selectors."""
 
     kind: str
     opener: Callable[[kclient.ApiClient], Opener]
     field_selector: str = ""
+    label_selector: str = ""
+
+    @property
+    def key(self) -> str:
+        """The kind, and its selectors when there are any: ``configmaps[app.kubernetes.io/component=request]``."""
+        selectors = ",".join(s for s in (self.field_selector, self.label_selector) if s)
+        return f"{self.kind}[{selectors}]" if selectors else self.kind
 
 
 def custom(group: str, version: str, plural: str) -> Source:
@@ -177,6 +184,8 @@ class Informer:
         """Open a list or watch; an error answer (or no answer) raised as the project's error."""
         if self.source.field_selector:
             query["field_selector"] = self.source.field_selector
+        if self.source.label_selector:
+            query["label_selector"] = self.source.label_selector
         try:
             response = await self._open(self.namespace, _request_timeout=timeout, **query)
         except Exception as exc:

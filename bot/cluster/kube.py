@@ -32,7 +32,7 @@ from bot.cluster.client import Api, load_configuration
 from bot.cluster.configmaps import ConfigMaps
 from bot.cluster.deployments import Track, track_from
 from bot.cluster.events import EventInfo, Events, warnings_of
-from bot.cluster.informer import Source, WatchState
+from bot.cluster.informer import Informer, Source, WatchState
 from bot.cluster.jobs import Jobs
 from bot.cluster.leases import Leases
 from bot.cluster.traffic import Route, router_for
@@ -109,6 +109,11 @@ class Cluster:
         reads them once each has listed."""
         self.caches.follow(self.namespace, self.sources)
 
+    def cache_of(self, source: Source) -> Informer:
+        """Keep (once per namespace and connection) a watch cache of ``source`` in this namespace: its informer,
+        to be read only once it has listed."""
+        return self.caches.follow(self.namespace, [source])[0]
+
     def watch_states(self) -> list[WatchState]:
         """The state of each watch behind this namespace's caches, for ``python -m bot check``."""
         return self.caches.states(self.namespace)
@@ -158,7 +163,7 @@ class Cluster:
 
     def from_cache(self, *, events: bool = True) -> Deployed | None:
         """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
-        informers = self.caches.synced(self.namespace, (source.kind for source in self.sources))
+        informers = self.caches.synced(self.namespace, (source.key for source in self.sources))
         if informers is None:
             return None
         deployments, routes, certificates, warnings = informers

@@ -193,9 +193,14 @@ class Engine:
         return await self.records.get(release_id)
 
     async def open_releases(self) -> list[Record]:
-        """The releases running now, oldest first."""
-        return sorted((r for r in (await self.records.load()).values() if r.state == RUNNING),
+        """The releases running now, oldest first, for display (status, Home, ``/hello release``): from the watch
+        cache of the records once :meth:`follow` has started it and it has listed (it may lag a write)."""
+        return sorted((r for r in (await self.records.shown()).values() if r.state == RUNNING),
                       key=lambda r: r.created)
+
+    async def follow(self) -> None:
+        """Keep a watch cache of the records for :meth:`open_releases` (serving's warm-up starts it)."""
+        await self.records.follow()
 
     async def stale(self, records: list[Record], now: datetime) -> set[str]:
         """The running releases nobody has advanced for a while: they hold no lock."""

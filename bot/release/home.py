@@ -110,7 +110,7 @@ class Home:
         if approvals is None:
             return
         try:
-            records = await approvals.store.load()
+            records = await approvals.store.shown()  # a display: the watch cache, once listed
             now = approvals.clock()
             for r in sorted(records.values(), key=lambda r: r.created):
                 if r.state != PENDING or r.expired(now) or not r.ts or user in r.approvals:

@@ -8,6 +8,11 @@ no record's size counts against another's (an object is limited to 1 MiB by the 
 service and environment is ``<HELLO_STATE_CONFIGMAP>-lock[-<service>-<environment>-<hash>]`` (key
 ``lock.json``).
 
+Decisions (admission, approval, the driver, every compare-and-swap) read the API server. Only what is shown
+(the running releases of status, Home and ``/hello release``, the requests waiting on Home) is read through
+:meth:`Records.shown`, from a watch cache of this bot's records once :meth:`Records.follow` has started it and
+it has listed: a display may lag a write by the watch's delay, a decision never does.
+
 Records of earlier versions are read too (:mod:`bot.release.upgrade`): a request object (key
 ``request.json``) with its release in a ConfigMap of its own, which is upgraded in place the first time it is
 read, and the requests of the one shared ConfigMap, adopted at start.
@@ -21,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TypeVar
 
+from bot.cluster.cache import configmaps
+from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.errors import ClusterError, NotFound
@@ -49,6 +56,8 @@ class Records:
         self.prefix = prefix
         self.plan = plan
         self._owner = {OWNER: prefix[:63].rstrip("-.") or "state"}
+        self.selector = ",".join(f"{k}={v}" for k, v in {COMPONENT: "request", **self._owner}.items())
+        self._cache: Informer | None = None
 
     async def cluster(self) -> Cluster:
         return await self._cluster()
@@ -67,10 +76,39 @@ class Records:
     async def load(self) -> dict[str, Record]:
         """Every record of this bot, by id (one list call; records of the previous format upgraded on the way)."""
         cluster = await self._cluster()
-        selector = ",".join(f"{k}={v}" for k, v in {COMPONENT: "request", **self._owner}.items())
         out: dict[str, Record] = {}
-        for cm in await cluster.configmaps.list(selector):
+        for cm in await cluster.configmaps.list(self.selector):
             record = await self._read(cm["metadata"]["name"], cm.get("data") or {})
+            if record is not None:
+                out[record.id] = record
+        return out
+
+    async def follow(self) -> None:
+        """Start (once) the watch cache of this bot's records in its state namespace, for :meth:`shown`; a cluster
+        that cannot be reached is logged (:meth:`shown` reads the API server meanwhile)."""
+        if self._cache is None:
+            try:
+                self._cache = (await self._cluster()).cache_of(configmaps(self.selector))
+            except ClusterError as exc:
+                log.warning("cannot watch the records yet: %s", exc)
+
+    @property
+    def cache(self) -> Informer | None:
+        """The watch cache of the records (None until :meth:`follow`)."""
+        return self._cache
+
+    async def shown(self) -> dict[str, Record]:
+        """Every record of this bot, by id, for display only: from the watch cache once it has listed and while
+        its watch is kept (no API read), else as :meth:`load`. Never for a decision: it may lag a write."""
+        cache = self._cache
+        if cache is None or not cache.synced.is_set() or cache.state.state is not State.WATCHING:
+            return await self.load()
+        out: dict[str, Record] = {}
+        for cm in cache.items():
+            data, name = cm.get("data") or {}, cm["metadata"]["name"]
+            if KEY not in data and upgrade.OLD_KEY in data:
+                return await self.load()  # an earlier version's record: upgraded by the read from the API server
+            record = _record(data.get(KEY), name)
             if record is not None:
                 out[record.id] = record
         return out

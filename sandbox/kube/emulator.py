@@ -64,6 +64,7 @@ class KubeEmulator:
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self._watches: set[Watcher] = set()
+        self._held: dict[str, asyncio.Event] = {}  # resource -> set when its watches' events may flow again
         self.host = "127.0.0.1"
         self.port = 0
         self.crds = kinds.CrdRegistry()
@@ -175,6 +176,32 @@ class KubeEmulator:
     def drop_watches(self, resource: str | None = None) -> int:
         """Break every live watch connection (of ``resource``, e.g. "deployments", or all); how many."""
         return self.store.drop(resource)
+
+    def hold_watches(self, resource: str) -> None:
+        """Hold back the events of every watch of ``resource`` (of those opened later too) until
+        :meth:`release_watches`, as a lagging API server's watch cache does: writes and reads answer at once,
+        watchers hear of them later, in order, and no BOOKMARK tells them past what they have not heard.
+        Call it from the emulator's event loop."""
+        self._held.setdefault(resource, asyncio.Event())
+
+    def release_watches(self, resource: str) -> None:
+        """Let the held events of ``resource``'s watches flow (:meth:`hold_watches`)."""
+        held = self._held.pop(resource, None)
+        if held is not None:
+            held.set()
+
+    async def watch_released(self, resource: str, deadline: float) -> bool:
+        """Wait while ``resource``'s watches are held, at most until ``deadline`` (the loop's clock); whether their
+        events may flow."""
+        held = self._held.get(resource)
+        if held is None:
+            return True
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(held.wait(), max(remaining, 0))
+        except TimeoutError:
+            return False
+        return True
 
     def request_count(self, *verbs: str) -> int:
         """API requests answered so far with one of ``verbs`` (all when none are named)."""

@@ -634,6 +634,9 @@ class ApiServer:
         self.emu.track_watch(watcher)
         try:
             await response.prepare(request)
+            if first and not await self.emu.watch_released(kind.resource, loop.time() + timeout):
+                await response.write_eof()  # held until its timeout: it ends having said nothing
+                return response
             for event_type, obj in first:
                 await response.write(line(event_type, obj))
             if initial:
@@ -674,6 +677,8 @@ class ApiServer:
 
         next_mark = loop.time() + self.emu.bookmark_seconds
         while True:
+            if not await self.emu.watch_released(kind.resource, deadline):
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -685,6 +690,9 @@ class ApiServer:
                     await bookmark()
                     next_mark = loop.time() + self.emu.bookmark_seconds
                 continue
+            if item is not None and item[0] != "DROP" and not await self.emu.watch_released(kind.resource, deadline):
+                await response.write_eof()  # held until its timeout: no BOOKMARK past what it did not say
+                return
             self.store.taken(watcher)
             if item is None:
                 break

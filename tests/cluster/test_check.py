@@ -31,7 +31,7 @@ async def test_check_reports_every_dependency_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[0] for line in lines] == ["configuration", "slack", "kubernetes", "prometheus"]
     assert all(line.split()[1] == "ok" for line in lines)
-    assert "namespace hello" in lines[2] and "allowed all 31 verbs" in lines[2]
+    assert "namespace hello" in lines[2] and "allowed all 32 verbs" in lines[2]
     assert "watches: certificates, deployments, events, mappings watching" in lines[2]
 
 

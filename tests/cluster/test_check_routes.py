@@ -59,5 +59,5 @@ async def test_check_names_a_route_not_as_expected(tmp_path: Path) -> None:
 
 async def test_check_names_the_missing_verbs_on_httproutes(tmp_path: Path, without_httproutes: Path) -> None:
     _, detail = await checked(tmp_path, without_httproutes)
-    assert "cannot get httproutes, patch httproutes in namespace hello" in detail
+    assert "cannot get httproutes, list httproutes, watch httproutes, patch httproutes in namespace hello" in detail
     assert "not allowed to get httproutes/helloworld" in detail

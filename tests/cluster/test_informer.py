@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from bot.cluster.cache import DEPLOYMENTS
+from bot.cluster.cache import DEPLOYMENTS, configmaps
+from bot.cluster.httproutes import HTTPROUTE
 from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
-from bot.core.config import Config
+from bot.core.config import Config, Traffic
 from bot.observe.status import assess
 from bot.wiring import follow
 from sandbox.kube import KubeEmulator
@@ -55,13 +57,13 @@ async def connect(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """``await connect(**emulator_options)``: a seeded emulator and a Cluster of namespace hello on it."""
     opened: list[tuple[KubeEmulator, Cluster]] = []
 
-    async def make(**options: Any) -> tuple[KubeEmulator, Cluster]:
+    async def make(traffic: Traffic | None = None, **options: Any) -> tuple[KubeEmulator, Cluster]:
         emulator = KubeEmulator(tick=0.05, pod_ready_seconds=0.05, **options)
         await emulator.start()
         emulator.seed(MANIFESTS)
         kubeconfig = emulator.write_kubeconfig(tmp_path / f"kubeconfig-{len(opened)}", namespace=NS)
         config = Config(slack_bot_token="xoxb-test", slack_signing_secret="s", kubeconfig=str(kubeconfig),
-                        namespace=NS)
+                        namespace=NS, traffic=traffic or Traffic())
         cluster = await Cluster.connect(config)
         opened.append((emulator, cluster))
         return emulator, cluster
@@ -151,6 +153,26 @@ async def test_status_reads_the_cache_and_sees_a_change_made_behind_the_bots_bac
                       "events": State.WATCHING}
 
 
+async def test_a_gateway_api_services_route_is_read_from_the_cache_of_its_httproute(connect) -> None:
+    traffic = Traffic(router="gateway-api", route="helloworld", rule="split", stable_service="helloworld",
+                      canary_service="helloworld-canary")
+    emulator, cluster = await connect(traffic)
+    for doc in yaml.safe_load_all((MANIFESTS / "gateway-api" / "httproute.yaml").read_text()):
+        emulator.apply(doc)
+    cluster.follow()
+    first = await until(lambda: cluster.from_cache(events=True), "the service's caches to list")
+    assert first.canary_route is not None and first.canary_route.kind == "HTTPRoute"
+    route = emulator.get(*HTTPROUTE, NS, "helloworld")  # the owner sets the weights by hand
+    refs = next(r for r in route["spec"]["rules"] if r.get("name") == "split")["backendRefs"]
+    for ref in refs:
+        ref["weight"] = 30 if ref["name"] == "helloworld-canary" else 70
+    emulator.apply(route)
+    state = await until(lambda: (s := cluster.from_cache(events=True)) and s.canary_route
+                        and s.canary_route.weight == 30 and s, "the new weights in the next status")
+    assert state.stable_route is not None and state.stable_route.weight == 70
+    assert {s.kind for s in cluster.watch_states()} == {"deployments", "httproutes", "certificates", "events"}
+
+
 async def test_a_refused_watch_keeps_the_last_figures_and_says_they_may_be_stale(connect) -> None:
     emulator, cluster = await connect()
     cluster.follow()
@@ -189,3 +211,28 @@ async def test_hello_status_reads_the_caches_serving_started_and_shows_a_change_
         await stack.settle()
         after = {key: n for key, n in stack.kube.requests.items() if key[1] in watched}
         assert after == before  # nothing of the service was asked of the API server
+
+
+async def test_a_label_selected_cache_follows_only_the_objects_with_those_labels(connect) -> None:
+    emulator, cluster = await connect()
+    informer = cluster.cache_of(configmaps("app.kubernetes.io/component=request,hello-chatops.io/state=mine"))
+    assert cluster.cache_of(configmaps("app.kubernetes.io/component=request,hello-chatops.io/state=mine")) is informer
+
+    def record(name: str, owner: str) -> dict:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "data": {"n": name},
+                "metadata": {"name": name, "namespace": NS,
+                             "labels": {"app.kubernetes.io/component": "request", "hello-chatops.io/state": owner}}}
+
+    emulator.apply(record("before", "mine"))
+    await asyncio.wait_for(informer.synced.wait(), 15)
+    assert set(informer.objects) == {"before"}
+    await until(lambda: informer.watches == 1, "the first watch")
+    emulator.apply(record("theirs", "another-bot"))  # another bot's record in the same namespace
+    emulator.apply(record("after", "mine"))
+    await until(lambda: "after" in informer.objects, "the new record")
+    moved = record("before", "another-bot")  # its labels no longer match: gone from the cache
+    emulator.apply(moved)
+    await until(lambda: "before" not in informer.objects, "the record whose labels changed to leave")
+    assert set(informer.objects) == {"after"} and informer.lists == 1
+    assert ("configmaps", "configmaps[app.kubernetes.io/component=request,hello-chatops.io/state=mine]") == (
+        informer.source.kind, informer.source.key)

@@ -49,7 +49,7 @@ def test_the_verbs_check_asks_about_are_exactly_the_role_file_s() -> None:
     granted = {(group, resource, verb) for rule in ROLE["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert {(p.group, p.resource, p.verb) for p in access.REQUIRED} == granted
-    assert len(access.REQUIRED) == len(set(access.REQUIRED)) == 35
+    assert len(access.REQUIRED) == len(set(access.REQUIRED)) == 36
     assert {p.resource for p in access.STATE} == {"configmaps", "leases"}
 
 
@@ -153,8 +153,8 @@ async def test_check_passes_against_clusters_enforcing_the_generated_roles(tmp_p
     assert result.returncode == 1
     assert lines["helloworld/staging"].split()[1] == "ok"
     assert lines["state"].split(None, 2)[1:] == ["failed", (
-        "kubernetes failed: cannot get configmaps, list configmaps, create configmaps, update configmaps, "
-        "delete configmaps, get leases, create leases, update leases in namespace hello")]
+        "kubernetes failed: cannot get configmaps, list configmaps, watch configmaps, create configmaps, "
+        "update configmaps, delete configmaps, get leases, create leases, update leases in namespace hello")]
     assert lines["payments/staging"].split()[1] == "failed"
     assert ("cannot get deployments, list deployments, watch deployments, patch deployments, patch deployments/scale, "
             "list replicasets, list pods, list events, watch events, create events, get jobs, list jobs, create jobs, "

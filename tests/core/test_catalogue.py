@@ -451,7 +451,7 @@ async def test_check_reports_every_service_in_every_environment(
         assert "watches: certificates, deployments, events, mappings watching" in lines[name]
     # the bot's state (ConfigMaps, the Lease) in HELLO_NAMESPACE of its own cluster (the current context)
     assert lines["state"].split(None, 2)[1:] == [
-        "ok", f"kubernetes ok, {staging.url}, namespace hello: allowed all 8 verbs on configmaps and leases"]
+        "ok", f"kubernetes ok, {staging.url}, namespace hello: allowed all 9 verbs on configmaps and leases"]
     assert staging.url in lines["helloworld/staging"] and production.url in lines["helloworld/production"]
     # the manifests hold no payments Deployment: named, with the reason, and the exit status says so
     assert lines["payments/staging"].split()[1] == "failed"

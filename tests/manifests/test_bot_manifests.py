@@ -24,7 +24,7 @@ EXPECTED_ACCESS = {
     ("apps", "replicasets", "list"),
     ("", "pods", "list"),
     *(("", "events", v) for v in ("list", "watch", "create")),
-    *(("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")),
+    *(("", "configmaps", v) for v in ("get", "list", "watch", "create", "update", "delete")),
     *(("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")),
     *(("getambassador.io", "mappings", v) for v in ("get", "list", "watch", "patch")),
     *(("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "list", "watch", "patch")),
