@@ -104,8 +104,7 @@ def _hooks(app: Any, services: Any, bolt: Any, args: argparse.Namespace, ready: 
     async def started(app: Any) -> None:
         await services.approvals.start()
         await services.releases.start()  # resumes, on the leader, every release left unfinished
-        if services.schedules is not None:
-            await services.schedules.start()
+        await services.schedules.start()
         if args.socket_mode:
             app.ctx.socket = AsyncSocketModeHandler(bolt, config.slack_app_token)
             # connect in the background: slack_sdk retries by itself while Slack is unreachable
@@ -132,8 +131,7 @@ def _hooks(app: Any, services: Any, bolt: Any, args: argparse.Namespace, ready: 
         await services.home.supervisor.drain(timeout=5)
         await BACKGROUND.drain(timeout=5)
         await services.releases.stop()  # a release in flight is continued by the next leader
-        if services.schedules is not None:
-            await services.schedules.stop()  # releases the Lease, so another replica leads at once
+        await services.schedules.stop()  # releases the Lease, so another replica leads at once
         await services.leader.release(times.now())
         await services.approvals.stop()
         await services.close()

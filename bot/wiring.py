@@ -9,11 +9,13 @@ from bot.chat.contract import Registry
 from bot.chat.messenger import Messenger, make_client
 from bot.cluster.kube import Cluster
 from bot.cluster.leader import LeaderElector, default_identity
+from bot.core.catalogue import Catalogue
 from bot.core.catalogue_file import load as load_catalogue
 from bot.core.config import Config
 from bot.core.errors import ClusterError
 from bot.core.policy import GroupResolver, Policy
-from bot.core.services import Services
+from bot.core.ports import Metrics
+from bot.core.services import Services, Shared
 from bot.observe.alerts import AlertCards
 from bot.observe.prom import Prometheus
 from bot.observe.schedule import Scheduler
@@ -26,29 +28,42 @@ from commands import default_registry
 
 
 def build_services(config: Config, *, registry: Registry | None = None, cluster: Cluster | None = None,
-                   messenger: Messenger | None = None) -> Services:
+                   messenger: Messenger | None = None, prometheus: Metrics | None = None,
+                   catalogue: Catalogue | None = None, engine_interval: float = 1.0) -> Services:
+    """Build every part of the bot once, each given what it uses, and assemble them.
+
+    The parts are built lowest first: each receives the :class:`Shared` basics and the parts it calls, typed
+    by their interfaces (:mod:`bot.core.ports`). Approvals is called by the release engine and by Home, and
+    calls them back (a decided request wakes the engine, a change republishes Home), and a follow-up button
+    runs a command that takes the assembled :class:`Services`: Approvals is built first and is handed
+    functions that return those, looked up only when a request needs them, so nothing is filled in later.
+    ``prometheus``, ``catalogue``: instead of the ones the configuration names (tests).
+    """
     messenger = messenger or Messenger(make_client(config))
     policy = Policy(config, GroupResolver(messenger.group_members, ttl=config.group_cache_seconds))
-    services = Services(
+    shared = Shared(
         config=config,
         messenger=messenger,
         policy=policy,
         registry=registry or default_registry(),
         connect=Cluster.connect,
         cluster_override=cluster,
-        catalogue=load_catalogue(config),
+        prometheus=prometheus or prometheus_for(config),
+        catalogue=catalogue or load_catalogue(config),
         make_prometheus=prometheus_for,
     )
-    services.prometheus = prometheus_for(config)
-    services.audit = Audit(services)
-    services.approvals = Approvals(services)
-    services.alerts = AlertCards(services)
-    services.leader = LeaderElector(services.cluster, name=config.lease_name,
-                                    identity=config.identity or default_identity(), lease_seconds=config.lease_seconds)
-    services.schedules = Scheduler(services)
-    services.releases = Engine(services, services.leader)
-    services.home = Home(services)
-    services.holds = Holds(services)
+    leader = LeaderElector(shared.cluster, name=config.lease_name, identity=config.identity or default_identity(),
+                           lease_seconds=config.lease_seconds)
+    audit = Audit(shared)
+    holds = Holds(shared)
+    alerts = AlertCards(shared, audit)
+    schedules = Scheduler(shared, audit, alerts, leader)
+    approvals = Approvals(shared, audit=audit, holds=holds, alerts=alerts, releases=lambda: releases,
+                          home=lambda: home, commands=lambda: services)
+    releases = Engine(shared, leader, approvals=approvals, alerts=alerts, interval=engine_interval)
+    home = Home(shared, approvals=approvals, releases=releases, audit=audit, alerts=alerts, schedules=schedules)
+    services = Services(shared=shared, audit=audit, holds=holds, alerts=alerts, leader=leader, schedules=schedules,
+                        approvals=approvals, releases=releases, home=home)
     return services
 
 

@@ -46,10 +46,10 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 
 async def run(request: Request, ctx: Context) -> Reply:
-    data = await status_view.gather(ctx.services, ctx.where, request.range)
+    data = await status_view.gather(ctx.services, ctx.where, request.range, alerts=ctx.services.alerts)
     if data.snapshot is None:
         raise CommandError(data.metrics_error or "metrics unavailable")
     if not data.snapshot.has_traffic:
         return Reply(text=f"No traffic in the last {request.range}: nothing to chart.", ephemeral=True)
-    uploads = await status_view.chart_uploads(ctx.services, data, request.kind)
+    uploads = await status_view.chart_uploads(ctx.services, data, request.kind, audit=ctx.services.audit)
     return Reply(text="", uploads=uploads)

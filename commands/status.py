@@ -49,7 +49,7 @@ async def run(request: Request, ctx: Context) -> Reply:
     services = ctx.services
     if ctx.service == EVERY:
         return await overview(ctx)
-    data = await status_view.gather(services, ctx.where, request.range)
+    data = await status_view.gather(services, ctx.where, request.range, alerts=services.alerts)
     if data.state is not None:
         warning = await analysis.canary_warning(ctx.where, data.state)
         if warning:
@@ -57,7 +57,7 @@ async def run(request: Request, ctx: Context) -> Reply:
     blocks = status_view.blocks(data, ctx.config, running=await running_lines(ctx))
     reply = Reply(text=status_view.summary_text(data), blocks=blocks)
     if data.snapshot is not None and getattr(data.snapshot, "has_traffic", False):
-        reply.followup = lambda: status_view.chart_uploads(services, data)
+        reply.followup = lambda: status_view.chart_uploads(services, data, audit=services.audit)
     return reply
 
 

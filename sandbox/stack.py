@@ -35,6 +35,7 @@ from bot.chat.app import Dispatcher, build_app
 from bot.chat.contract import Registry
 from bot.chat.server import RunningServer, build_server, start_in_loop
 from bot.core import config as config_module
+from bot.core.catalogue import Catalogue
 from bot.core.config import Traffic
 from bot.core.services import Services
 from bot.wiring import build_services
@@ -171,10 +172,12 @@ class Stack:
         environments: Sequence[str] = (),
         services: Sequence[SandboxService] = SERVICES,
         prometheus_urls: Mapping[str, str] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         """``environments``: one emulated cluster each (see the module's docstring); the first is the
         kubeconfig's current context, so :attr:`kube` and the single-service variables act there.
-        ``prometheus_urls``: each environment's Prometheus, written into the catalogue."""
+        ``prometheus_urls``: each environment's Prometheus, written into the catalogue. ``catalogue``: every
+        replica's, instead of the one the variables describe."""
         self.environments = tuple(environments)
         self.sandbox_services = tuple(services)
         self.prometheus_urls = dict(prometheus_urls or {})
@@ -194,6 +197,7 @@ class Stack:
         self.host = host
         self.run_schedules = schedules
         self.engine_interval = engine_interval
+        self.catalogue = catalogue
         self.run_engine = engine
         self.bot_port = bot_port  # the first replica's port (0: any free one)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -279,30 +283,26 @@ class Stack:
         env["HELLO_IDENTITY"] = f"bot-{index}"
         env.update(extra_env or {})
         config = config_module.load(env)
-        services = build_services(config, registry=self.registry_factory())
+        services = build_services(config, registry=self.registry_factory(), catalogue=self.catalogue,
+                                  engine_interval=self.engine_interval)
         bolt = build_app(services)
         dispatcher: Dispatcher = bolt.dispatcher  # type: ignore[attr-defined]
         app = build_server(bolt, name=f"hello_chatops_{next(_names)}")
         server = await start_in_loop(app, self.host, self.bot_port if index == 0 else 0)
-        services.releases.interval = self.engine_interval
         if self.run_engine:
             await services.releases.start()
         if self.run_schedules:
             await services.approvals.start()
-            if services.schedules is not None:
-                await services.schedules.start()
+            await services.schedules.start()
         return Replica(index=index, services=services, dispatcher=dispatcher, server=server)
 
     async def stop_replica(self, replica: Replica) -> None:
         await replica.dispatcher.drain(timeout=10)
-        if replica.services.alerts is not None:
-            await replica.services.alerts.drain(timeout=10)
+        await replica.services.alerts.drain(timeout=10)
         await replica.services.releases.stop()
-        if replica.services.schedules is not None:
-            await replica.services.schedules.stop()
+        await replica.services.schedules.stop()
         await replica.services.leader.release(datetime.now(UTC))
-        if replica.services.approvals is not None:
-            await replica.services.approvals.stop()
+        await replica.services.approvals.stop()
         await replica.server.stop()
         await replica.services.close()
         Sanic._app_registry.pop(replica.server.app.name, None)

@@ -1,4 +1,4 @@
-"""The narrow interfaces by which the parts of the bot reach each other through :class:`bot.core.services.Services`.
+"""The narrow interfaces by which the parts of the bot reach each other, each given to a part in its constructor.
 
 Each is declared here, in the lowest layer, as a :class:`typing.Protocol` holding only what other parts call;
 the implementations live in the layer that owns them (named in each docstring) and are built by
@@ -64,9 +64,13 @@ class Requests(Protocol):
 class Releases(Protocol):
     """The engine that carries approved releases to their end (:class:`bot.release.engine.Engine`)."""
 
+    def poke(self) -> None: ...
+
     async def decide(self, release_id: str, user: str, decision: str) -> Any: ...
 
     async def open_releases(self) -> list[Any]: ...
+
+    async def follow(self) -> None: ...
 
     async def load(self, release_id: str) -> Any: ...
 
@@ -115,6 +119,10 @@ class AlertDesk(Protocol):
     async def note_release(self, alertname: str, note: str, service: str = "", environment: str = "") -> int: ...
 
     async def drain(self, timeout: float = 30.0) -> None: ...
+
+    async def silence(self, gid: str, user: str, channel: str, ts: str) -> Any: ...
+
+    async def acknowledge(self, gid: str, user: str, channel: str, ts: str) -> Any: ...
 
 
 class Leader(Protocol):

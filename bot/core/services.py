@@ -1,8 +1,10 @@
-"""The service objects handed to every command: configuration, policy, messaging and the clients.
+"""What the parts of the bot share (:class:`Shared`) and the assembled bot handed to commands (:class:`Services`).
 
 External dependencies are connected lazily: a Kubernetes cluster or Prometheus that cannot be
 reached makes the commands that need it answer with the reason; the bot itself keeps running.
-The object is assembled by :func:`bot.wiring.build_services`; the core only names the types.
+Both are built once by :func:`bot.wiring.build_services`, the composition root; the core only names the types.
+A part receives the :class:`Shared` basics and the other parts it calls, each typed by its interface in
+:mod:`bot.core.ports`; only commands and the chat layer see the whole :class:`Services`.
 """
 
 from __future__ import annotations
@@ -26,24 +28,17 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Services:
+class Shared:
+    """The configuration, the catalogue's targets, policy, messaging and the cluster and Prometheus accessors:
+    what every part uses and none owns (no part of the bot is reachable from here)."""
+
     config: Config
     messenger: Messenger
     policy: Policy
     registry: Registry
     connect: Callable[[Config], Awaitable[Cluster]] | None = None  # how to reach the cluster
     cluster_override: Cluster | None = None
-    # the parts, each seen through its interface (bot.core.ports), built by bot.wiring.build_services; a test
-    # that needs only some of them leaves the rest None
     prometheus: Metrics | None = None  # the bot's own target's; others' through Target.prometheus
-    approvals: Requests | None = None
-    audit: AuditTrail | None = None
-    schedules: Schedules | None = None
-    releases: Releases | None = None
-    leader: Leader | None = None  # shared by schedules and releases
-    home: HomeTabs | None = None
-    alerts: AlertDesk | None = None
-    holds: Holds | None = None
     catalogue: Catalogue | None = None  # None: the catalogue of one the variables describe
     _cluster: Cluster | None = None
     _cluster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -118,3 +113,56 @@ class Services:
         if self._cluster is not None:
             await self._cluster.close()
             self._cluster = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """The assembled bot: the :class:`Shared` basics and every part, each seen through its interface
+    (:mod:`bot.core.ports`). Built once, complete, by :func:`bot.wiring.build_services`; never changed after."""
+
+    shared: Shared
+    audit: AuditTrail
+    holds: Holds
+    alerts: AlertDesk
+    leader: Leader  # shared by schedules and releases
+    schedules: Schedules
+    approvals: Requests
+    releases: Releases
+    home: HomeTabs
+
+    @property
+    def config(self) -> Config:
+        return self.shared.config
+
+    @property
+    def messenger(self) -> Messenger:
+        return self.shared.messenger
+
+    @property
+    def policy(self) -> Policy:
+        return self.shared.policy
+
+    @property
+    def registry(self) -> Registry:
+        return self.shared.registry
+
+    @property
+    def catalogue(self) -> Catalogue | None:
+        return self.shared.catalogue
+
+    @property
+    def prometheus(self) -> Metrics | None:
+        return self.shared.prometheus
+
+    @property
+    def targets(self) -> Targets:
+        return self.shared.targets
+
+    def target(self, service: str = "", environment: str = "") -> Target:
+        return self.shared.target(service, environment)
+
+    async def cluster(self) -> Cluster:
+        return await self.shared.cluster()
+
+    async def close(self) -> None:
+        await self.shared.close()

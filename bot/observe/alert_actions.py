@@ -23,7 +23,8 @@ from bot.observe.alert_lifecycle import CardLifecycle
 
 if TYPE_CHECKING:
     from bot.core.policy import Policy
-    from bot.core.services import Services
+    from bot.core.ports import AuditTrail
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ SILENCE_MINUTES = 60
 class CardActions:
     """What the card's buttons do, for ``services``; edits go through the replica's ``lifecycle``."""
 
-    def __init__(self, services: Services, lifecycle: CardLifecycle) -> None:
+    def __init__(self, services: Shared, audit: AuditTrail, lifecycle: CardLifecycle) -> None:
         self.services = services
+        self.audit = audit
         self.lifecycle = lifecycle
         self.store = lifecycle.store
 
@@ -147,9 +149,7 @@ class CardActions:
 
     async def _audit(self, phase: str, group: AlertGroup, user: str, note: str,
                      facts: dict[str, Any] | None = None) -> None:
-        audit = self.services.audit
-        if audit is None or not hasattr(audit, "record_alert"):
-            return
+        audit = self.audit
         try:
             summary = f"alert {foreign(group.alertname, 80)} ({foreign(group.severity or 'no severity', 20)})"
             await audit.record_alert(phase, user=user, summary=summary,

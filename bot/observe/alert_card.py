@@ -28,7 +28,8 @@ from bot.observe.grafana import prometheus_graph_url
 from bot.observe.status import release_markers
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AuditTrail
+    from bot.core.services import Shared
     from bot.observe.alerts import AlertGroup
 
 __all__ = ["ABORT", "ACK", "ROLLBACK", "SILENCE", "CardContext", "chart", "foreign", "gather", "render_card", "when"]
@@ -90,7 +91,7 @@ def last_changes(entries: list[Any], starts_at: datetime, n: int = MAX_CHANGES) 
     return [change_line(e, starts_at) for e in chosen]
 
 
-async def gather(services: Services, group: AlertGroup) -> CardContext:
+async def gather(services: Shared, audit: AuditTrail, group: AlertGroup) -> CardContext:
     """The live release and the last changes; a failure of either is said on the card, never raised.
 
     With several services they are those of the group's service and environment; an ambiguous group's
@@ -107,16 +108,14 @@ async def gather(services: Services, group: AlertGroup) -> CardContext:
         context.state = await cluster.deployed()
     except DependencyUnavailable as exc:
         context.state_error = str(exc)
-    audit = services.audit
-    if audit is not None:
-        try:
-            context.changes = last_changes(await audit.entries(target), group.starts_at)
-        except DependencyUnavailable as exc:
-            context.changes_error = str(exc)
+    try:
+        context.changes = last_changes(await audit.entries(target), group.starts_at)
+    except DependencyUnavailable as exc:
+        context.changes_error = str(exc)
     return context
 
 
-def known_prometheus(services: Services) -> tuple[str, ...]:
+def known_prometheus(services: Shared) -> tuple[str, ...]:
     """The Prometheus servers the bot is configured with: ``PROMETHEUS_URL`` and every environment's own."""
     urls = [services.config.prometheus_url]
     catalogue = services.catalogue
@@ -224,7 +223,7 @@ def notes(group: AlertGroup) -> tuple[str, ...]:
     return tuple(out)
 
 
-async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes | None:
+async def chart(services: Shared, audit: AuditTrail, group: AlertGroup, now: datetime) -> bytes | None:
     """A chart of the hour around the alert's start (up to 30 min after it), changes marked; None without traffic.
 
     Raises :class:`DependencyUnavailable` when Prometheus cannot be read.
@@ -239,7 +238,7 @@ async def chart(services: Services, group: AlertGroup, now: datetime) -> bytes |
     snapshot = await prometheus.snapshot(CHART_RANGE, now=end)
     if snapshot is None or not getattr(snapshot, "has_traffic", False):
         return None
-    markers = await release_markers(services, snapshot.start, snapshot.end, target)
+    markers = await release_markers(audit, snapshot.start, snapshot.end, target)
     markers.append(charts.Marker(at=group.starts_at, label=f"alert {group.alertname[:40]}", kind="rollback"))
     return await charts.render_chart_async(snapshot, service=target.config.stable_deployment, kind="all",
                                            markers=markers)

@@ -29,7 +29,7 @@ from bot.observe.alert_places import Place, group_place, pairs_of, place_of
 from bot.observe.alert_store import AlertStore
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _names(alerts: Any) -> str:
 class AlertIntake:
     """Accept and store Alertmanager's notifications for ``services``."""
 
-    def __init__(self, services: Services, store: AlertStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, services: Shared, store: AlertStore, clock: Callable[[], datetime]) -> None:
         self.services = services
         self.store = store
         self.clock = clock

@@ -31,7 +31,8 @@ from bot.observe.alert_intake import CLAIM_GRACE, Received
 from bot.observe.alert_store import AlertStore
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AuditTrail
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,10 @@ FALLBACK_LIMIT = 3000  # characters of the card's fallback text, as of each of i
 class CardLifecycle:
     """Posts and edits the cards of one replica; ``posted_seconds`` measures webhook -> card posted."""
 
-    def __init__(self, services: Services, store: AlertStore, clock: Callable[[], datetime], *,
+    def __init__(self, services: Shared, audit: AuditTrail, store: AlertStore, clock: Callable[[], datetime], *,
                  wait_for_card: float = WAIT_FOR_CARD) -> None:
         self.services = services
+        self.audit = audit
         self.store = store
         self.clock = clock
         self.wait_for_card = wait_for_card
@@ -173,7 +175,7 @@ class CardLifecycle:
         if group.starts_at > now:  # a start in the future (a wrong clock, or a made-up time): chart up to now
             group = replace(group, starts_at=now)
         try:
-            png = await alert_card.chart(self.services, group, now)
+            png = await alert_card.chart(self.services, self.audit, group, now)
         except DependencyUnavailable as exc:
             return None, f"No chart: {foreign(str(exc), 200)}"
         except Exception:
@@ -204,6 +206,6 @@ class CardLifecycle:
         """The card's fallback text and blocks, with what it shows besides the alert."""
         if group.kind == FLOOD:
             return render_flood(group)
-        context = await alert_card.gather(self.services, group)
+        context = await alert_card.gather(self.services, self.audit, group)
         text, blocks = alert_card.render_card(group, context, self.clock())
         return cut(text, FALLBACK_LIMIT), blocks

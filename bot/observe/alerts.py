@@ -1,6 +1,6 @@
 """Alerts from Alertmanager: the webhook's notifications stored by alert group, one card per group.
 
-:class:`AlertCards` (``services.alerts``) puts the parts together:
+:class:`AlertCards` (``Services.alerts``) puts the parts together:
 
 * :mod:`bot.observe.alert_payload` parses the webhook body (version "4") into a ``Notification``;
 * :mod:`bot.observe.alert_places` says which service and environment of a catalogue an alert belongs to;
@@ -12,7 +12,7 @@
 * :mod:`bot.observe.alert_card` renders the card (pure).
 
 ``/alertmanager`` calls :meth:`AlertCards.accept` and :meth:`AlertCards.receive` before answering, then
-:meth:`AlertCards.spawn`; the bake window reads ``services.alerts.store.firing()``.
+:meth:`AlertCards.spawn`; the bake window reads the engine's ``alerts.store.firing()``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from bot.observe.alert_payload import Notification
 from bot.observe.alert_store import AlertStore
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AuditTrail
+    from bot.core.services import Shared
 
 __all__ = ["AlertCards", "AlertGroup", "AlertStore", "Received"]
 
@@ -39,14 +40,14 @@ __all__ = ["AlertCards", "AlertGroup", "AlertStore", "Received"]
 class AlertCards:
     """The bot's side of Alertmanager: store notifications, post and edit the cards, the card's buttons."""
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
+    def __init__(self, services: Shared, audit: AuditTrail, *, clock: Callable[[], datetime] | None = None,
                  wait_for_card: float = WAIT_FOR_CARD) -> None:
         self.services = services
         self.clock = clock or times.now
         self.store = AlertStore(services.cluster)
         self.intake = AlertIntake(services, self.store, self.clock)
-        self.lifecycle = CardLifecycle(services, self.store, self.clock, wait_for_card=wait_for_card)
-        self.actions = CardActions(services, self.lifecycle)
+        self.lifecycle = CardLifecycle(services, audit, self.store, self.clock, wait_for_card=wait_for_card)
+        self.actions = CardActions(services, audit, self.lifecycle)
 
     # -- the webhook
     def accept(self, payload: Any) -> Notification | None:

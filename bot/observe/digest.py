@@ -22,7 +22,8 @@ from bot.observe import delivery
 from bot.observe import status as status_view
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, AuditTrail
+    from bot.core.services import Shared
     from bot.observe.schedule import Claim
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ class Digest:
     changes: list[Change] = field(default_factory=list)
 
 
-async def changes_between(services: Services, after: datetime, until: datetime) -> list[Change]:
+async def changes_between(audit: AuditTrail, after: datetime, until: datetime) -> list[Change]:
     """The bot's audit records (:meth:`bot.audit.Audit.entries`) with a time in ``(after, until]``, oldest first."""
-    return _changes(await services.audit.entries(), after, until)
+    return _changes(await audit.entries(), after, until)
 
 
 def _changes(entries: list, after: datetime, until: datetime) -> list[Change]:
@@ -70,16 +71,17 @@ def _changes(entries: list, after: datetime, until: datetime) -> list[Change]:
 WEEK = 7 * 86400
 
 
-async def build(services: Services, claim: Claim, *, now: datetime, chart: bool = True) -> Digest:
+async def build(services: Shared, audit: AuditTrail, alerts: AlertDesk, claim: Claim, *, now: datetime,
+                chart: bool = True) -> Digest:
     """Gather the status for the schedule's range and render the post."""
     entry = claim.entry
-    data = await status_view.gather(services, services.targets.default, entry.range, now=now)
+    data = await status_view.gather(services, services.targets.default, entry.range, now=now, alerts=alerts)
     after = claim.previous or (claim.slot - timedelta(seconds=RANGE_SECONDS.get(entry.range, 3600)))
     changes: list[Change] = []
     changes_error = ""
     figures = ""
     try:
-        entries, problems = await services.audit.everywhere()
+        entries, problems = await audit.everywhere()
         if entries is None:
             raise ClusterError("; ".join(problems))
     except ClusterError as exc:
@@ -105,20 +107,20 @@ async def build(services: Services, claim: Claim, *, now: datetime, chart: bool 
     return Digest(text=text, blocks=blocks, data=data, chart=chart, changes=changes)
 
 
-async def chart_png(services: Services, data: status_view.StatusData) -> bytes | None:
+async def chart_png(services: Shared, audit: AuditTrail, data: status_view.StatusData) -> bytes | None:
     """The chart for the digest's range, or ``None`` when there is no traffic to draw."""
     if data.snapshot is None or not getattr(data.snapshot, "has_traffic", False):
         return None
-    uploads = await status_view.chart_uploads(services, data, "all")
+    uploads = await status_view.chart_uploads(services, data, "all", audit=audit)
     return uploads[0].content if uploads else None
 
 
-async def upload_followups(services: Services, channel: str, ts: str, digest: Digest) -> None:
+async def upload_followups(services: Shared, audit: AuditTrail, channel: str, ts: str, digest: Digest) -> None:
     """Upload the chart in the post's thread; a failure is logged and said in the thread, never raised."""
     if not digest.chart:
         return
     try:
-        png = await chart_png(services, digest.data)
+        png = await chart_png(services, audit, digest.data)
     except Exception:
         log.exception("cannot draw the chart of a scheduled status")
         png = None

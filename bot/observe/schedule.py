@@ -36,7 +36,8 @@ from bot.observe import digest
 from bot.observe.schedule_store import CONFIGMAP, Entry, SlotState, Store, config_entries, config_id
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, AuditTrail
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,17 @@ class Scheduler:
     time). ``chart=False`` leaves the chart out of digests. ``tick(now)`` is one evaluation step.
     """
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
+    def __init__(self, services: Shared, audit: AuditTrail, alerts: AlertDesk, leader: LeaderElector, *,
+                 clock: Callable[[], datetime] | None = None,
                  sleep: Callable[[float], Awaitable[Any]] | None = None, chart: bool = True,
                  configmap: str = CONFIGMAP, post_attempts: int = 3, retry_delay: float = 2.0) -> None:
         self.services = services
+        self.audit, self.alerts = audit, alerts  # the digests' changes and firing alerts
         config = services.config
         self.identity = config.identity or default_identity()
         self.tz = ZoneInfo(config.timezone)
         self.store = Store(services, configmap)
-        self.elector = services.leader or LeaderElector(services.cluster, name=config.lease_name,
-                                                        identity=self.identity, lease_seconds=config.lease_seconds)
+        self.elector = leader
         self.options = _Options(chart=chart, post_attempts=max(1, post_attempts), retry_delay=retry_delay)
         self._clock = clock or times.now
         self._sleep = sleep or asyncio.sleep
@@ -207,7 +209,7 @@ class Scheduler:
         result = Posted(schedule=entry.id, slot=claim.slot, skipped=claim.skipped, catch_up=claim.catch_up)
         built = None
         try:
-            built = await digest.build(self.services, claim, now=now, chart=self.options.chart)
+            built = await digest.build(self.services, self.audit, self.alerts, claim, now=now, chart=self.options.chart)
             result.ts = await self._post_with_retry(entry.channel, built.text, built.blocks)
         except SlackError as exc:
             result.error = exc.error
@@ -217,7 +219,7 @@ class Scheduler:
             result.error = type(exc).__name__
             log.exception("scheduled status %s could not be built", entry.id)
         if built is not None and result.ts:
-            await digest.upload_followups(self.services, entry.channel, result.ts, built)
+            await digest.upload_followups(self.services, self.audit, entry.channel, result.ts, built)
         await self._record(entry.id, result, now)
         return result
 

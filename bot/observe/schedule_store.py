@@ -20,7 +20,7 @@ from bot.cluster.store import ConfigMapStore
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def config_id(cron: str, channel: str, rng: str) -> str:
     return "c" + hashlib.sha1(f"{cron}|{channel}|{rng}".encode()).hexdigest()[:5]
 
 
-def config_entries(services: Services) -> list[Entry]:
+def config_entries(services: Shared) -> list[Entry]:
     return [
         Entry(id=config_id(s.cron, s.channel, s.range), cron=s.cron, channel=s.channel, range=s.range,
               source="config")
@@ -82,7 +82,7 @@ def config_entries(services: Services) -> list[Entry]:
 class Store:
     """The schedules ConfigMap, read and written with optimistic concurrency."""
 
-    def __init__(self, services: Services, name: str = CONFIGMAP) -> None:
+    def __init__(self, services: Shared, name: str = CONFIGMAP) -> None:
         self.services = services
         self.name = name
 

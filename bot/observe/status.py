@@ -21,7 +21,8 @@ from bot.core.text import foreign
 from bot.observe import grafana
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, AuditTrail
+    from bot.core.services import Services, Shared
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,11 @@ def canary_weight(state: Deployed | None) -> int:
     return state.canary_route.weight or 0
 
 
-async def gather(services: Services, target: Target, range_text: str = "1h", *,
-                 now: datetime | None = None) -> StatusData:
+async def gather(services: Services | Shared, target: Target, range_text: str = "1h", *,
+                 now: datetime | None = None, alerts: AlertDesk | None = None) -> StatusData:
     """Read ``target``'s cluster and Prometheus concurrently; a failure of either is recorded, not raised.
 
-    The firing alerts shown are those of the target (all of them for the bot's own).
+    The firing alerts shown (from ``alerts``) are those of the target (all of them for the bot's own).
     """
     now = now or times.now()
     config = target.config
@@ -117,7 +118,7 @@ async def gather(services: Services, target: Target, range_text: str = "1h", *,
             data.metrics_error = text if text.startswith("metrics unavailable") else f"metrics unavailable: {text}"
 
     async def read_alerts() -> None:
-        cards = getattr(services, "alerts", None)
+        cards = alerts
         if cards is None or not services.config.alert_token:
             return
         try:
@@ -248,11 +249,10 @@ def summary_text(data: StatusData) -> str:
     return f"{name} status: " + ", ".join(parts)
 
 
-async def release_markers(services: Services, start: datetime, end: datetime, target: Target | None = None
+async def release_markers(audit: AuditTrail | None, start: datetime, end: datetime, target: Target | None = None
                           ) -> list[Any]:
     """The audit trail's changes between ``start`` and ``end`` as chart markers; none when unreadable."""
-    audit = services.audit
-    if audit is None or not hasattr(audit, "markers"):
+    if audit is None:
         return []
     try:
         return list(await audit.markers(start, end, target))
@@ -261,12 +261,13 @@ async def release_markers(services: Services, start: datetime, end: datetime, ta
         return []
 
 
-async def chart_uploads(services: Services, data: StatusData, kind: str = "all") -> list[Upload]:
+async def chart_uploads(services: Services | Shared, data: StatusData, kind: str = "all", *,
+                        audit: AuditTrail | None = None) -> list[Upload]:
     """Render the chart for ``data`` off the event loop; audit markers when an audit trail exists."""
     from bot.observe import charts  # deferred: charts imports matplotlib, which a status without a chart never needs
 
     config = data.config or services.config
-    markers = await release_markers(services, data.snapshot.start, data.snapshot.end, data.target)
+    markers = await release_markers(audit, data.snapshot.start, data.snapshot.end, data.target)
     state = data.state
     png = await charts.render_chart_async(
         data.snapshot,

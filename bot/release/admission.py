@@ -123,12 +123,12 @@ class Admission:
         return record
 
     async def _stale(self, record: Record, now: datetime) -> bool:
-        engine = self.requests.services.releases
+        engine = self.requests.releases()
         return engine is not None and record.id in await engine.stale([record], now)
 
     async def holds(self, target: Target, now: datetime) -> str:
         """Refuse a change to a locked service; for a frozen one, the break-glass sentence ("" when free)."""
-        holds = self.requests.services.holds
+        holds = self.requests.holds
         if holds is None:
             return ""
         state = await holds.check(target.service.name, target.environment.name, now)

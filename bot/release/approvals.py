@@ -55,17 +55,26 @@ from bot.release.rollout import RolloutStatus
 if TYPE_CHECKING:
     from bot.chat.contract import Invocation
     from bot.core.config import Config
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, AuditTrail, Holds, HomeTabs, Releases
+    from bot.core.services import Services, Shared
 
 log = logging.getLogger(__name__)
 
 
 class Approvals:
-    """Requests, decisions and runs. ``clock`` returns the current time (injected in tests)."""
+    """Requests, decisions and runs. ``clock`` returns the current time (injected in tests).
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
-                 edit_interval: float = 0.5) -> None:
+    The release engine and the Home tabs call Approvals (its store, its views) and are built after it, and a
+    follow-up button runs a command, which takes the assembled :class:`Services` that holds Approvals: these
+    three are looked up when called (``releases``, ``home``, ``commands``), never stored into this object.
+    """
+
+    def __init__(self, services: Shared, *, audit: AuditTrail, holds: Holds, alerts: AlertDesk,
+                 releases: Callable[[], Releases], home: Callable[[], HomeTabs], commands: Callable[[], Services],
+                 clock: Callable[[], datetime] | None = None, edit_interval: float = 0.5) -> None:
         self.services = services
+        self.audit_trail, self.holds, self.alerts = audit, holds, alerts
+        self.releases, self.home, self.commands = releases, home, commands
         self.clock = clock or now
         self.edit_interval = edit_interval
         # the plan of a stored change that has none yet (a request stored by an earlier version)
@@ -292,14 +301,10 @@ class Approvals:
     # ------------------------------------------------------------------ running, messages, audit
     def _run(self) -> None:
         """Hand an approved request to the release engine (the leader replica carries it out)."""
-        engine = self.services.releases
-        if engine is not None:
-            engine.poke()
+        self.releases().poke()
 
     def home_changed(self) -> None:
-        home = self.services.home
-        if home is not None:
-            home.changed()
+        self.home().changed()
 
     async def edit(self, record: Record, text: str, blocks: list[dict]) -> None:
         """Edit ``record``'s message; once it shows how the record ended, the record says so (``shown``)."""
@@ -329,11 +334,8 @@ class Approvals:
     async def audit(self, phase: str, record: Record, user: str, *, note: str = "",
                     facts: dict[str, Any] | None = None, target: Target | None = None) -> None:
         """Audit a phase of ``record`` (``target``: its target when the caller has it resolved already)."""
-        audit = self.services.audit
-        if audit is None:
-            return
         try:
-            await audit.record(phase, record, user=user, note=note, facts=facts or {}, target=target)
+            await self.audit_trail.record(phase, record, user=user, note=note, facts=facts or {}, target=target)
         except Exception:  # the audit trail must never break a release
             log.exception("audit record %s of %s failed", phase, record.id)
 

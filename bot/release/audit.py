@@ -40,7 +40,7 @@ from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.services import Shared
     from bot.release.approvals import Record
 
 log = logging.getLogger("bot.release.audit")
@@ -80,7 +80,7 @@ class Entry:
 
 
 class Audit:
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, services: Shared, *, clock: Callable[[], datetime] | None = None) -> None:
         self.services = services
         self.clock = clock or times.now
 

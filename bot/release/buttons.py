@@ -89,9 +89,7 @@ class Buttons:
     async def _alert(self, click: Click) -> None:
         """A button on an alert card (:mod:`bot.observe.alerts`): Roll back and Abort canary take the same
         path as typing the command; Silence 1h and Acknowledge are the card's own business."""
-        alerts = self.approvals.services.alerts
-        if alerts is None:
-            raise CommandError("Alerts are not handled by this bot.")
+        alerts = self.approvals.alerts
         group, user, channel, ts = click.value, click.user, click.channel, click.ts
         if click.action_id == "alert_silence":
             await alerts.silence(group, user, channel, ts)
@@ -119,7 +117,7 @@ class Buttons:
         The change is for the service and environment of that request; ``service`` / ``environment`` name
         them instead (an alert card's buttons act on the pair of the card's alert group).
         """
-        services = self.approvals.services
+        services = self.approvals.commands()
         text = FOLLOW_UP_TEXT[kind]
         name, *words = text.split()
         command = services.registry.get(name)
@@ -151,6 +149,6 @@ class Buttons:
                 raise PermissionDenied(why)
         else:
             await policy.check_change(user, channel, "abort the canary")
-        await approvals.services.releases.decide(release_id, user, decision)
+        await approvals.releases().decide(release_id, user, decision)
         await approvals.audit("Continued" if decision == "continue" else "Stopped", record, user,
                               note="a person decided on a waiting release")

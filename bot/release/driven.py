@@ -204,7 +204,7 @@ async def baked_badly(driver: Driver, step: Step, cluster: Any, alert: Any, sinc
 def note_on_card(driver: Driver, alertname: str, note: str) -> None:
     """The alert's card says what the release did about it (in the background: Alertmanager's
     notification may reach the bot a little after the bake window saw the alert)."""
-    alerts = driver.engine.services.alerts
+    alerts = driver.engine.alerts
     if alerts is None:
         return
 

@@ -140,7 +140,7 @@ class Driver:
     async def show(self) -> None:
         if self.editor is None:
             return
-        text, blocks = self.engine.services.approvals.progress_view(self.release, self.status,
+        text, blocks = self.engine.approvals.progress_view(self.release, self.status,
                                                                      problem=self._visible_problem())
         await self.editor.show(text, blocks)
 
@@ -232,7 +232,7 @@ class Driver:
         """The audit record (once), the end of the release (reported, in one write), its final message; then the
         lock frees for the next one."""
         release, engine = self.release, self.engine
-        approvals = engine.services.approvals
+        approvals = engine.approvals
         outcome = release.outcome or Outcome(False, "Stopped")
         if not release.reported:
             await analysis_load.end_all(self)  # what an analysed step's load left (a replica died mid-step)

@@ -35,7 +35,8 @@ from bot.release.plan import Step
 from bot.release.record import Record
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, Requests
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,12 @@ def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
 class Engine:
     """Drives the releases while this replica leads. ``clock`` returns the current aware datetime."""
 
-    def __init__(self, services: Services, elector: LeaderElector, *, interval: float = 1.0,
-                 clock: Callable[[], datetime] | None = None, edit_interval: float = 0.5) -> None:
+    def __init__(self, services: Shared, elector: LeaderElector, *, approvals: Requests, alerts: AlertDesk,
+                 interval: float = 1.0, clock: Callable[[], datetime] | None = None,
+                 edit_interval: float = 0.5) -> None:
         self.services = services
+        self.approvals = approvals  # the requests' store and views
+        self.alerts = alerts  # the bake window reads the firing alerts and notes the release on their cards
         self.elector = elector
         self.identity = elector.identity
         self.interval = interval
@@ -77,7 +81,7 @@ class Engine:
     @property
     def records(self) -> Any:
         """The repository of releases (:class:`bot.release.records.Records`)."""
-        return self.services.approvals.store
+        return self.approvals.store
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -235,7 +239,7 @@ class Engine:
         """Send again the final edit of every finished release whose message does not show how it ended (Slack
         refused it, or the replica that sent it died before Slack took it). Returns how many Slack took now."""
         taken = 0
-        approvals, messenger = self.services.approvals, self.services.messenger
+        approvals, messenger = self.approvals, self.services.messenger
         for record in (await self.records.load()).values():
             if record.state not in FINISHED or record.shown or not record.ts or record.id in self._shown:
                 continue

@@ -34,7 +34,7 @@ from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Holds:
     exists. ``clock`` returns the current aware datetime (tests move it).
     """
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None,
+    def __init__(self, services: Shared, *, clock: Callable[[], datetime] | None = None,
                  name: str | None = None) -> None:
         self.services = services
         self.name = name or services.config.holds_configmap
@@ -193,7 +193,7 @@ class Holds:
 
     @property
     def catalogue(self) -> Catalogue:
-        return getattr(self.services, "catalogue", None) or Catalogue.from_config(self.services.config)
+        return self.services.catalogue or Catalogue.from_config(self.services.config)
 
     @property
     def timezone(self) -> str:

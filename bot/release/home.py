@@ -24,7 +24,8 @@ from bot.observe.status import canary_weight
 from bot.release.lifecycle import PENDING
 
 if TYPE_CHECKING:
-    from bot.core.services import Services
+    from bot.core.ports import AlertDesk, AuditTrail, Releases, Requests, Schedules
+    from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,13 @@ DEBOUNCE = 1.0  # seconds: changes closer than this republish once
 
 
 class Home:
-    def __init__(self, services: Services, *, clock: Callable[[], float] = time.monotonic) -> None:
+    """The App Home tabs: what a person may do, what waits for them, what runs, services, alerts and schedules."""
+
+    def __init__(self, services: Shared, *, approvals: Requests, releases: Releases, audit: AuditTrail,
+                 alerts: AlertDesk, schedules: Schedules, clock: Callable[[], float] = time.monotonic) -> None:
         self.services = services
+        self.approvals, self.releases, self.audit = approvals, releases, audit
+        self.alerts, self.schedules = alerts, schedules
         self.clock = clock
         self._opened: dict[str, float] = {}
         self._pending: asyncio.Task | None = None
@@ -100,7 +106,7 @@ class Home:
 
     async def _waiting(self, data: HomeData) -> None:
         """The requests waiting for this user's approval (not those they approved already)."""
-        approvals, user = self.services.approvals, data.user
+        approvals, user = self.approvals, data.user
         if approvals is None:
             return
         try:
@@ -117,9 +123,9 @@ class Home:
             data.problems.append(f"requests: {exc}")
 
     async def _running(self, data: HomeData) -> None:
-        if self.services.releases is not None:
+        if self.releases is not None:
             try:
-                data.running = [r.running_line() for r in await self.services.releases.open_releases()]
+                data.running = [r.running_line() for r in await self.releases.open_releases()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
 
@@ -137,15 +143,15 @@ class Home:
             data.service = _service_lines(state)
         except DependencyUnavailable as exc:
             data.problems.append(f"cluster: {exc}")
-        if services.audit is not None:
+        if self.audit is not None:
             try:
-                data.changes = [_change_line(e) for e in await services.audit.recent(8)]
+                data.changes = [_change_line(e) for e in await self.audit.recent(8)]
             except DependencyUnavailable as exc:
                 data.problems.append(f"audit trail: {exc}")
         return None
 
     async def _alerts(self, data: HomeData) -> None:
-        alerts = self.services.alerts
+        alerts = self.alerts
         if alerts is not None:
             try:
                 data.alerts = [f":rotating_light: *{foreign(g.alertname, 80)}* "
@@ -156,18 +162,18 @@ class Home:
 
     async def _delivery(self, data: HomeData, entries: list[Any] | None) -> None:
         services = self.services
-        if services.audit is not None and (entries is not None or not services.targets.named):
+        if self.audit is not None and (entries is not None or not services.targets.named):
             try:
-                read = entries if entries is not None else await services.audit.entries()
+                read = entries if entries is not None else await self.audit.entries()
                 figures = delivery.compute(read, end=times.now(), days=30)
                 data.delivery = views.escape(delivery.summary_line(figures))
             except DependencyUnavailable as exc:
                 data.problems.append(f"delivery figures: {exc}")
 
     async def _schedules(self, data: HomeData) -> None:
-        if self.services.schedules is not None:
+        if self.schedules is not None:
             try:
-                listed = await self.services.schedules.list()
+                listed = await self.schedules.list()
                 data.schedules = [f"`{item.entry.cron}` in <#{item.entry.channel}> · next "
                                   f"{views.when(item.next, '%m-%d %H:%M')}" for item in listed]
             except DependencyUnavailable as exc:
@@ -181,7 +187,7 @@ class Home:
     async def _entries(self, data: HomeData) -> list[Any] | None:
         """The audit records of every service and environment (each namespace read once), newest first;
         ``None`` without an audit trail or when none could be read."""
-        audit = self.services.audit
+        audit = self.audit
         if audit is None:
             return None
         entries, problems = await audit.everywhere()

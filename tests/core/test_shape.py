@@ -80,3 +80,39 @@ def test_imports_are_at_the_top_unless_a_heavy_one_is_deferred(path: Path) -> No
                 continue
             refused += [(sorted(n)[-1], node.lineno) for n in names if not any((_rel(path), m) in DEFERRED for m in n)]
     assert not refused, f"{_rel(path)}: imports inside functions: {sorted(set(refused))}"
+
+
+def _services_attribute_assignments(tree: ast.AST) -> list[tuple[str, int]]:
+    """``services.x = ...`` (also ``self.services.x``, ``ctx.services.x``, augmented, annotated, ``setattr``):
+    the assembled bot filled in or changed after its construction."""
+    def is_services(node: ast.expr) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "services") or (
+            isinstance(node, ast.Attribute) and node.attr == "services")
+
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                targets += target.elts if isinstance(target, ast.Tuple) else [target]
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr"
+              and node.args and is_services(node.args[0])):
+            found.append(("setattr", node.lineno))
+        found += [(t.attr, t.lineno) for t in targets if isinstance(t, ast.Attribute) and is_services(t.value)]
+    return found
+
+
+def test_the_services_check_sees_an_assignment_after_construction() -> None:
+    code = ("services = Services(shared=shared)\nservices.audit = Audit(services)\nself.services.home, x = h, 1\n"
+            "ctx.services.releases += 1\nsetattr(services, 'holds', h)\nservices.audit.store = s\n")
+    assert _services_attribute_assignments(ast.parse(code)) == [("audit", 2), ("home", 3), ("releases", 4),
+                                                                ("setattr", 5)]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=_rel)
+def test_the_assembled_services_are_never_filled_in_after_construction(path: Path) -> None:
+    """bot.wiring.build_services builds every part and then the Services holding them, in one expression."""
+    assigned = _services_attribute_assignments(ast.parse(path.read_text(encoding="utf-8")))
+    assert not assigned, f"{_rel(path)}: attributes of a Services object assigned: {assigned}"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.cluster.leader import LeaderElector, default_identity
 from bot.core.services import Services
 from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
@@ -35,15 +36,23 @@ class SimClock:
 
 
 async def attach(services: Services, clock: SimClock, **options: Any) -> Scheduler:
-    """Give a replica a scheduler on the simulated clock (replacing one the wiring may have made)."""
-    if services.schedules is not None:
-        await services.schedules.stop()
-    # the simulated clock drives the Lease here: the release engine (real time) must not step it too
+    """A scheduler on the simulated clock for a replica, on its own Lease elector, in place of the wiring's
+    (stopped, with the release engine: the simulated clock drives the Lease here, real time must not step it too).
+
+    Commands still reach the wiring's scheduler, which reads and writes the same schedules ConfigMap.
+    """
+    await services.schedules.stop()
     await services.releases.stop()
-    services.leader = None
-    scheduler = Scheduler(services, clock=clock, sleep=clock.sleep, **options)
-    services.schedules = scheduler
-    return scheduler
+    return scheduler_for(services, clock, **options)
+
+
+def scheduler_for(services: Services, clock: SimClock, **options: Any) -> Scheduler:
+    """A scheduler built alone for ``services``'s configuration and cluster, on the simulated clock."""
+    config = services.config
+    elector = LeaderElector(services.shared.cluster, name=config.lease_name,
+                            identity=config.identity or default_identity(), lease_seconds=config.lease_seconds)
+    return Scheduler(services.shared, services.audit, services.alerts, elector, clock=clock, sleep=clock.sleep,
+                     **options)
 
 
 def slot_of(message: Any) -> str | None:

@@ -115,7 +115,7 @@ async def test_end_to_end_a_target_down_becomes_a_card_then_turns_green(tmp_path
                                      alertmanagers=[am.url], target_labels=SERVICE_TARGET_LABELS,
                                      targets=[(f"127.0.0.1:{port}", {"track": "stable"})]) as prom:
                 config = bot.services.config
-                bot.services.prometheus = Prometheus(prom.url, timeout=2, names=config.metrics)
+                bot.services.shared.prometheus = Prometheus(prom.url, timeout=2, names=config.metrics)
                 await _until(lambda: _up(prom.url), 20, "helloworld scraped")
                 await asyncio.to_thread(_traffic, f"http://127.0.0.1:{port}/v1/hello", 4.0)  # something to chart
                 await asyncio.to_thread(hello.stop)
@@ -147,7 +147,7 @@ async def test_end_to_end_a_target_down_becomes_a_card_then_turns_green(tmp_path
 async def test_an_alert_said_to_start_far_in_the_future_still_gets_its_chart_window() -> None:
     async with release_stack(env=ENV) as chat, PrometheusServer(scrape_interval="1s") as prom:
         bot = chat.stack.replicas[0]
-        bot.services.prometheus = Prometheus(prom.url, timeout=2, names=bot.services.config.metrics)
+        bot.services.shared.prometheus = Prometheus(prom.url, timeout=2, names=bot.services.config.metrics)
         far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
         assert (await webhook(chat, notification(started=far)))[0] == 200
         card = await card_saying(chat, "Firing: HelloworldHighErrorRate")

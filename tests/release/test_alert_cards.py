@@ -211,12 +211,14 @@ async def test_status_and_digests_list_the_firing_alerts(release: Any) -> None:
         now = datetime.now(UTC)
         entry = Entry(id="s1", cron="0 9 * * *", channel="C1", range="1h", source="config")
         claim = Claim(entry=entry, slot=now, previous=None, skipped=0, catch_up=False)
-        post = await digest.build(chat.stack.services, claim, now=now, chart=False)
+        services = chat.stack.services
+        post = await digest.build(services.shared, services.audit, services.alerts, claim, now=now, chart=False)
         assert "1 alert(s) firing" in post.text and "*HelloworldHighErrorRate* since" in json.dumps(post.blocks)
 
         await webhook(chat, notification("resolved", ended=datetime.now(UTC)))
         await card_saying(chat, "Resolved: HelloworldHighErrorRate")
-        post = await digest.build(chat.stack.services, claim, now=datetime.now(UTC), chart=False)
+        post = await digest.build(services.shared, services.audit, services.alerts, claim, now=datetime.now(UTC),
+                                  chart=False)
         assert "Firing alerts" not in json.dumps(post.blocks)
 
 

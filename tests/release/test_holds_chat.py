@@ -34,8 +34,7 @@ class Clock:
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    async with Stack(rbac=True, engine=False, kube_options={"tick": 2.0}) as running:
-        running.services.catalogue = CATALOGUE  # type: ignore[attr-defined]
+    async with Stack(rbac=True, engine=False, kube_options={"tick": 2.0}, catalogue=CATALOGUE) as running:
         yield running
 
 
@@ -49,7 +48,7 @@ def stored(stack: Stack) -> dict[str, Any]:
 
 async def test_locks_and_freezes_are_stored_checked_and_lifted(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services, clock=clock)
+    holds = Holds(stack.services.shared, clock=clock)
     until = clock.now + timedelta(hours=2)
     await holds.freeze("all", "production", until, "incident 42", "U1")
     await holds.lock("payments", None, "migration", "U2")
@@ -77,7 +76,7 @@ async def test_locks_and_freezes_are_stored_checked_and_lifted(stack: Stack) -> 
 
 async def test_an_ended_freeze_is_ignored_then_dropped_by_the_next_write(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services, clock=clock)
+    holds = Holds(stack.services.shared, clock=clock)
     await holds.freeze("helloworld", None, clock.now + timedelta(hours=1), "deploy day", "U1")
     assert (await holds.check("helloworld", "staging")).frozen
     clock.now += timedelta(hours=1)
@@ -92,7 +91,7 @@ async def test_an_ended_freeze_is_ignored_then_dropped_by_the_next_write(stack: 
 
 async def test_names_are_checked_against_the_catalogue_and_double_locks_refused(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services, clock=clock)
+    holds = Holds(stack.services.shared, clock=clock)
     later = clock.now + timedelta(hours=1)
     with pytest.raises(UsageError, match="there is no service shop; services: helloworld, payments"):
         await holds.freeze("shop", None, later, "x", "U1")
@@ -114,7 +113,7 @@ async def test_names_are_checked_against_the_catalogue_and_double_locks_refused(
 
 async def test_concurrent_writers_lose_nothing(stack: Stack) -> None:
     clock = Clock()
-    writers = [Holds(stack.services, clock=clock) for _ in range(6)]
+    writers = [Holds(stack.services.shared, clock=clock) for _ in range(6)]
     scopes = [(s, e) for s in ("helloworld", "payments") for e in ("staging", "production", None)]
     await asyncio.gather(*(h.lock(s, e, "lock", "U1") for h, (s, e) in zip(writers, scopes, strict=True)))
     assert sorted(stored(stack)["locks"]) == sorted(f"{s}/{e or '*'}" for s, e in scopes)
@@ -248,8 +247,7 @@ RIGHTS = catalogue_file.parse({"services": [
 
 @pytest.fixture
 async def rights() -> AsyncIterator[Stack]:
-    async with Stack(engine=False) as running:
-        running.services.catalogue = RIGHTS  # type: ignore[attr-defined]
+    async with Stack(engine=False, catalogue=RIGHTS) as running:
         yield running
 
 
@@ -289,8 +287,8 @@ async def test_freezing_all_needs_the_rights_for_every_service_and_environment(r
 
 @pytest.fixture
 async def admins() -> AsyncIterator[Stack]:
-    async with Stack(engine=False, env={"HELLO_ADMINS": "U3,S1", "HELLO_OPS_CHANNELS": "C1"}) as running:
-        running.services.catalogue = RIGHTS  # type: ignore[attr-defined]
+    env = {"HELLO_ADMINS": "U3,S1", "HELLO_OPS_CHANNELS": "C1"}
+    async with Stack(engine=False, env=env, catalogue=RIGHTS) as running:
         yield running
 
 

@@ -187,7 +187,8 @@ async def test_a_digest_lists_every_service_and_counts_every_services_changes(wo
     now = datetime.now(UTC)
     claim = Claim(entry=Entry(id="d1", cron="0 9 * * MON", channel="C1", range="7d", source="chat"),
                   slot=now, previous=now - timedelta(hours=1), skipped=0, catch_up=False)
-    post = await digest.build(world.stack.services, claim, now=now, chart=False)
+    services = world.stack.services
+    post = await digest.build(services.shared, services.audit, services.alerts, claim, now=now, chart=False)
     shown = str(post.blocks)
     assert "*Services*" in shown
     for pair in ("*helloworld* staging", "*helloworld* production", "*greeter* staging", "*greeter* production"):

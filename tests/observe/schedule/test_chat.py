@@ -8,10 +8,21 @@ from datetime import timedelta
 import pytest
 
 from bot.core.errors import CommandError
-from bot.observe.schedule import CONFIGMAP, Scheduler
+from bot.observe.schedule import CONFIGMAP
 from sandbox.slack import Ephemeral
 from sandbox.stack import Stack
-from tests.harness.clock import DAY, ENV, KUBE, SimClock, attach, digests, ephemeral_to, message_with, slot_of
+from tests.harness.clock import (
+    DAY,
+    ENV,
+    KUBE,
+    SimClock,
+    attach,
+    digests,
+    ephemeral_to,
+    message_with,
+    scheduler_for,
+    slot_of,
+)
 
 
 def stored(stack: Stack) -> dict:
@@ -108,8 +119,7 @@ async def test_schedules_and_posted_slots_survive_a_restart(stack: Stack) -> Non
 
     replica = await stack.start_replica(5)  # a new process: new Services, clients, identity bot-5
     stack.replicas.append(replica)
-    second = Scheduler(replica.services, clock=clock, sleep=clock.sleep, chart=False)
-    replica.services.schedules = second
+    second = scheduler_for(replica.services, clock, chart=False)
     listed = await second.list()
     assert [(item.entry.id, item.entry.cron, item.state.last) for item in listed] == [(entry.id, "0 * * * *", DAY)]
     assert await second.tick() == []  # the 00:00 slot is recorded: not posted again

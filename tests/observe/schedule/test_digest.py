@@ -59,12 +59,13 @@ async def test_digest_lists_changes_since_the_previous_post(stack: Stack) -> Non
 
 async def test_chart_is_rendered_and_uploaded_in_the_thread(stack: Stack) -> None:
     now = datetime(2030, 1, 7, 12, tzinfo=UTC)
-    data = await status.gather(stack.services, stack.services.targets.default, "1h", now=now)
+    data = await status.gather(stack.services, stack.services.targets.default, "1h", now=now,
+                                alerts=stack.services.alerts)
     data.snapshot, data.metrics_error = synthetic_snapshot(now), ""
     blocks = status.blocks(data, stack.services.config)
     ts = await stack.services.messenger.post("C1", status.summary_text(data), blocks)
     built = digest.Digest(text="", blocks=[], data=data, chart=True)
-    await digest.upload_followups(stack.services, "C1", ts, built)
+    await digest.upload_followups(stack.services.shared, stack.services.audit, "C1", ts, built)
     [upload] = [m for m in stack.slack.messages("C1", thread_ts=ts) if m.files]
     file_id = upload.files[0]["id"]
     png = stack.slack.file_bytes(file_id)

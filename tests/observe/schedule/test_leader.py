@@ -8,7 +8,6 @@ from datetime import timedelta
 from bot.cluster.leader import LeaderElector
 from bot.core.errors import Conflict
 from bot.core.times import parse_time
-from bot.observe.schedule import Scheduler
 from sandbox.stack import Stack
 from tests.harness.clock import DAY
 
@@ -74,8 +73,7 @@ async def test_the_background_loop_leads_and_releases_on_stop(stack: Stack) -> N
     unsubscribe = stack.kube.subscribe(
         lambda _type, obj: held.set() if obj.get("kind") == "Lease" and obj["metadata"]["name"] == lease_name
         else None)
-    scheduler = Scheduler(stack.services)
-    stack.services.schedules = scheduler
+    scheduler = stack.services.schedules  # the wiring's, on the real clock
     await scheduler.start()
     await asyncio.wait_for(held.wait(), 10)
     unsubscribe()
