@@ -56,7 +56,7 @@ async def roll_back(driver: Driver, step: Step, cluster: Any, alert: Any, what: 
     """Supersede the baking release by a rollback release of its own (see the module); returns the bake step's
     result. Raises :class:`bot.release.driver.Lost` when another replica's driver superseded it first."""
     release, engine = driver.release, driver.engine
-    approvals = engine.services.approvals
+    approvals = engine.approvals
     change = named(await plan_rollback(cluster, driver.config, reason=reason_for(alert.name)), driver.target)
     change.needs_approval = False
     requester = await bot_user(driver)
@@ -87,7 +87,7 @@ async def shown(driver: Driver) -> None:
 async def submit(driver: Driver, rollback: Record) -> None:
     """Admit the rollback (the lock is free: its holder was just superseded), post it and start it; a failure is
     logged and said, never raised (the baking release has ended already)."""
-    approvals = driver.engine.services.approvals
+    approvals = driver.engine.approvals
     try:
         await approvals.submit(rollback, driver.target, queue=False, note=f"no approval needed: {rollback.reason}")
     except Exception:
