@@ -69,7 +69,8 @@ case "$cmd" in
     echo "==> import-linter (the layers in pyproject.toml)"
     "$VENV/bin/lint-imports" --no-cache
     echo "==> pytest"
-    exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile "$@" ;;
+    # three workers on two cores: most of the suite waits on servers, sockets and timers, not on the CPU
+    exec "$VENV/bin/python" -m pytest -n 3 --dist loadfile "$@" ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
