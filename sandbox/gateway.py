@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.core.config import Traffic
+from bot.core.tasks import cancel
 from sandbox.haproxy import SERVERS, HAProxyServer
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,8 @@ class ProxyRoutes:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
 
     def nudge(self) -> None:
         """Look again soon (a Fleet's ``on_change``: a process started or stopped); any thread."""

@@ -10,7 +10,6 @@ requests per second) and at most ``max_in_flight`` requests are outstanding at a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -19,6 +18,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from bot.core.tasks import cancel
 from sandbox.haproxy import TRACK_HEADER
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,8 @@ class LoadGenerator:
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         for task in list(self._requests):
             task.cancel()
         if self._requests:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.tasks import cancel
 from helloworld import runner
 
 log = logging.getLogger(__name__)
@@ -151,11 +152,8 @@ class Fleet:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         current, self.current = list(self.current.values()), {}
         for proc in current:
             self._drain(proc)

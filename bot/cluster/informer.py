@@ -17,7 +17,6 @@ bot reads. Writes never go through here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import json
 import logging
@@ -34,6 +33,7 @@ from kubernetes.aio.client.exceptions import ApiException
 from bot.cluster.client import translate
 from bot.core import times
 from bot.core.errors import ClusterError
+from bot.core.tasks import cancel
 from bot.core.text import foreign
 
 log = logging.getLogger(__name__)
@@ -153,11 +153,8 @@ class Informer:
             self._task = asyncio.create_task(self._run(), name=f"informer {self.source.kind} {self.namespace}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         self._enter(State.STOPPED)
 
     async def _run(self) -> None:

@@ -40,6 +40,7 @@ from bot.cluster.kube import Cluster
 from bot.core.catalogue import LockMode
 from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
 from bot.core.target import Target
+from bot.core.tasks import cancel
 from bot.core.text import foreign
 from bot.core.times import iso, now
 from bot.release import messages
@@ -292,11 +293,8 @@ class Approvals:
             self._sweeper = asyncio.ensure_future(loop())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        await cancel(sweeper)
 
     # ------------------------------------------------------------------ running, messages, audit
     def _run(self) -> None:

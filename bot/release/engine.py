@@ -27,6 +27,7 @@ from bot.chat.supervise import Supervisor
 from bot.cluster.leader import LeaderElector
 from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
+from bot.core.tasks import cancel
 from bot.core.times import iso, parse_time
 from bot.release import messages
 from bot.release.driver import PROBLEM_AFTER, Driver, Lost
@@ -90,10 +91,7 @@ class Engine:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         await self._drop_all()
         await self.background.cancel()
 
