@@ -16,6 +16,7 @@ from bot.observe.alert_group import AlertGroup, group_id
 from bot.observe.alert_store import LEGACY_CONFIGMAP, AlertStore
 from tests.harness.alerting import ENV, card_saying, notification, webhook
 from tests.harness.chat import NS, Chat, release_stack
+from tests.harness.wait import until
 
 GROUPS = 240
 OWN_CARDS = 4  # HELLO_ALERT_CARDS_PER_MINUTE: the rest are summarised on the flood card
@@ -46,11 +47,6 @@ async def send_all(chat: Chat, bodies: list[dict]) -> list[int]:
     return statuses
 
 
-async def wait_for(condition: Any, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 async def test_more_than_a_mebibyte_of_firing_groups_is_taken_and_every_resolution_shown() -> None:
@@ -59,7 +55,7 @@ async def test_more_than_a_mebibyte_of_firing_groups_is_taken_and_every_resoluti
         assert statuses == [200] * GROUPS, "no webhook refused"
         flood = await card_saying(chat, f"Alert flood: {GROUPS - OWN_CARDS} more alert groups, "
                                   f"{GROUPS - OWN_CARDS} firing", timeout=90)
-        await wait_for(lambda: len(own_cards(chat, "Firing")) == OWN_CARDS)
+        await until(lambda: len(own_cards(chat, "Firing")) == OWN_CARDS, "every group's card", 60)
         store = chat.stack.services.alerts.store
         firing = await store.firing()
         assert len(firing) == GROUPS, "every firing group is kept"
@@ -70,7 +66,7 @@ async def test_more_than_a_mebibyte_of_firing_groups_is_taken_and_every_resoluti
         assert statuses == [200] * GROUPS
         edited = await card_saying(chat, f"{GROUPS - OWN_CARDS} more alert groups, 0 firing", timeout=90)
         assert edited.ts == flood.ts
-        await wait_for(lambda: len(own_cards(chat, "Resolved")) == OWN_CARDS)
+        await until(lambda: len(own_cards(chat, "Resolved")) == OWN_CARDS, "every resolution", 60)
         assert not [m for m in own_cards(chat, "Firing")], "a card of its own still says it fires"
         assert await store.firing() == []
 

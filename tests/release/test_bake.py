@@ -21,6 +21,7 @@ from bot.release import driven
 from bot.release.driver import Driver, Lost
 from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer, find_binary
 from tests.harness.chat import Chat
+from tests.harness.wait import until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -111,13 +112,11 @@ async def test_a_critical_alert_in_the_bake_window_supersedes_the_deploy_by_a_ro
 async def posted_rollback(chat: Chat) -> Any:
     """The bot's rollback record, once its message is posted."""
     store = chat.stack.services.approvals.store
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        found = [r for r in (await store.load()).values() if r.action == "rollback" and r.ts]
-        if found:
-            return found[0]
-        assert asyncio.get_running_loop().time() < deadline, "no rollback was posted"
-        await asyncio.sleep(0.05)
+
+    async def posted() -> list[Any]:
+        return [r for r in (await store.load()).values() if r.action == "rollback" and r.ts]
+
+    return (await until(posted, "a posted rollback", 20))[0]
 
 
 def records_of(records: dict[str, Any], action: str) -> str:

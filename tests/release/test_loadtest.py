@@ -3,7 +3,6 @@ approved, followed in the message, measured per track, bounded by the limits, st
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from sandbox.kube import kinds
 from tests.catalogues import catalogue
 from tests.catalogues import service as entry
 from tests.harness.chat import NS, Chat, release_stack
+from tests.harness.wait import until
 
 # What only a load test uses (tests/release/test_rbac.py leaves these to this module)
 LOAD = {("create", "batch", "jobs"), ("get", "batch", "jobs"), ("list", "batch", "jobs"),
@@ -49,13 +49,7 @@ def jobs(chat: Chat) -> list[dict]:
 
 
 async def job_running(chat: Chat, timeout: float = 15.0) -> list[dict]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := jobs(chat)):
-        if loop.time() > deadline:
-            raise AssertionError("no load Job was created")
-        await asyncio.sleep(0.05)
-    return found
+    return await until(lambda: jobs(chat), "a load Job", timeout)
 
 
 async def test_a_load_test_of_both_tracks_reports_each_tracks_figures_and_leaves_no_job(chat: Chat) -> None:

@@ -7,7 +7,6 @@ with what the Role grants: they must be equal.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from bot.wiring import follow
 from sandbox.stack import ROLE
+from tests.harness.wait import until
 
 # What only `/hello promote` uses: it needs two environments, so tests/release/test_promote.py runs it against
 # two clusters enforcing this Role and checks it uses exactly that there.
@@ -61,10 +61,8 @@ async def test_key_flows_use_exactly_the_role(release: Any) -> None:
         await chat.message_saying("Release history")
         await follow(chat.stack.services)  # as serving does: status reads the watch caches (list, then watch)
         cluster = await chat.stack.services.cluster()
-        deadline = asyncio.get_running_loop().time() + 20
-        while cluster.from_cache() is None or not all(s.watches for s in cluster.watch_states()):
-            assert asyncio.get_running_loop().time() < deadline, "the watch caches never opened"
-            await asyncio.sleep(0.05)
+        await until(lambda: cluster.from_cache() is not None and all(s.watches for s in cluster.watch_states()),
+                    "the watch caches to open", 20)
         await chat.send("U3", "/hello status")
         await chat.message_saying("helloworld status")
         await chat.send("U1", '/hello schedule add "*/15 * * * *" 1h')

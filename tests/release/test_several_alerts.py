@@ -24,6 +24,7 @@ from sandbox.alertmanager import AlertmanagerServer
 from sandbox.slack.state import Message
 from tests.catalogues import two_services
 from tests.harness.several import GREETER, HELLOWORLD, World, two_clusters
+from tests.harness.wait import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,10 +93,10 @@ def fire(url: str, *alerts: tuple[str, dict[str, str]]) -> None:
 
 async def listed(url: str, names: set[str]) -> None:
     """Wait until Alertmanager lists every one of the alerts it was sent."""
-    until = asyncio.get_running_loop().time() + 10
-    while not names <= {a["labels"]["alertname"] for a in await asyncio.to_thread(_get, f"{url}/api/v2/alerts")}:
-        assert asyncio.get_running_loop().time() < until, f"Alertmanager never listed {names}"
-        await asyncio.sleep(0.05)
+    async def all_listed() -> bool:
+        return names <= {a["labels"]["alertname"] for a in await asyncio.to_thread(_get, f"{url}/api/v2/alerts")}
+
+    await until(all_listed, f"Alertmanager to list {names}", 10)
 
 
 async def test_a_greeter_production_alert_is_carded_in_greeter_s_channel_and_acts_on_greeter_production_only(
@@ -214,10 +215,8 @@ async def test_a_staging_alert_never_rolls_production_back_in_its_bake_window(tm
         assert "Superseded by rollback `" in final.text and "to `v1`, requested by the bot" in final.text, final.text
         assert "HelloProductionDown" in final.text
         assert "HelloStagingDown" not in final.text and "HelloSomewhereDown" not in final.text
-        deadline = asyncio.get_running_loop().time() + 30  # the bot's rollback, a release of its own, runs next
-        while not world.image("production", "hello", "helloworld").endswith(":v1"):
-            assert asyncio.get_running_loop().time() < deadline, world.image("production", "hello", "helloworld")
-            await asyncio.sleep(0.05)
+        # the bot's rollback, a release of its own, runs next
+        await until(lambda: world.image("production", "hello", "helloworld").endswith(":v1"), "the rollback to v1", 30)
         assert world.image("staging", "hello", "helloworld").endswith(":v1")
 
 

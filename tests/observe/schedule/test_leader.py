@@ -10,6 +10,7 @@ from bot.core.errors import Conflict
 from bot.core.times import parse_time
 from sandbox.stack import Stack
 from tests.harness.clock import DAY
+from tests.harness.wait import until
 
 LEASE = ("coordination.k8s.io", "v1", "leases", "hello", "test-lease")
 
@@ -108,10 +109,7 @@ async def test_no_take_over_while_the_holders_renewal_is_on_its_way(pair: Stack)
                       timer=slow_reads)
     assert await a.step(DAY)
     late = asyncio.ensure_future(b.step(DAY + timedelta(seconds=31)))  # the Lease looks expired to b
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(looks) < 2:  # b has read the Lease, and waits before it looks again
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: len(looks) >= 2, "b to read the Lease and wait before it looks again", 10)
     assert await a.step(DAY + timedelta(seconds=31))  # the holder's renewal lands meanwhile
     assert await late is False and b.holder == "cand-0"
     assert pair.kube.get(*LEASE)["spec"]["holderIdentity"] == "cand-0"
@@ -127,10 +125,7 @@ async def test_no_take_over_while_a_slow_holders_renewal_is_on_its_way_however_f
     async def slow_renewal(now: timedelta, seconds: float) -> asyncio.Future:
         fault = pair.kube.add_fault(verb="update", resource="leases", status=None, delay=seconds, count=1)
         renewal = asyncio.ensure_future(a.step(DAY + now))
-        deadline = asyncio.get_running_loop().time() + 10
-        while fault.count:  # not sent yet
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        await until(lambda: not fault.count, "the renewal to be sent", 10)
         return renewal
 
     assert await (await slow_renewal(timedelta(seconds=10), 1.5))  # the holder learns its writes are slow
