@@ -171,6 +171,24 @@ async def cluster(tmp_path: Path, **kube: Any) -> AsyncIterator[Cluster]:
         await emulator.stop()
 
 
+async def _leading(stage: Cluster, name: str, *, then: str = "") -> Replica:
+    """Start replica ``name`` and wait until it holds the Lease; then start replica ``then``, if named."""
+    replica = await stage.start(name)
+    await stage.until(f"{name} leads", lambda: stage.lease_holder() == name)
+    if then:
+        await stage.start(then)
+    return replica
+
+
+async def _deploying(stage: Cluster, via: Replica) -> tuple[Any, str]:
+    """Ask for and approve ``deploy v2`` through ``via``; its request's message and id, once its rollout is
+    followed."""
+    request = await stage.ask_and_approve("deploy v2", via=via)
+    rid = _request_id(request)
+    await stage.until("the rollout is being followed", lambda: stage.step_running(rid, "wait_ready"))
+    return request, rid
+
+
 async def _kill_driver(stage: Cluster, request_id: str) -> tuple[Replica, Replica, float]:
     """SIGKILL the replica driving the release; returns (killed, survivor, seconds until take-over)."""
     driver = stage.release(request_id)["driver"]
@@ -187,12 +205,8 @@ async def _kill_driver(stage: Cluster, request_id: str) -> tuple[Replica, Replic
 @SUBPROCESS_BOTS
 async def test_killing_the_driver_mid_rollout_the_other_replica_finishes_the_deploy(tmp_path: Path) -> None:
     async with cluster(tmp_path) as stage:
-        a = await stage.start("bot-a")
-        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
-        await stage.start("bot-b")
-        request = await stage.ask_and_approve("deploy v2", via=a)
-        rid = _request_id(request)
-        await stage.until("the rollout is being followed", lambda: stage.step_running(rid, "wait_ready"))
+        a = await _leading(stage, "bot-a", then="bot-b")
+        request, rid = await _deploying(stage, a)
         _, survivor, took = await _kill_driver(stage, rid)
         print(f"take-over after the kill: {took:.1f} s (lease 2 s)")
         final = await stage.until("the same message reports the end", lambda: stage.finished(request.ts), 60)
@@ -210,9 +224,7 @@ async def test_killing_the_driver_mid_rollout_the_other_replica_finishes_the_dep
 @SUBPROCESS_BOTS
 async def test_killing_the_driver_during_a_weight_change(tmp_path: Path) -> None:
     async with cluster(tmp_path, pod_ready_seconds=0.2) as stage:
-        a = await stage.start("bot-a")
-        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
-        await stage.start("bot-b")
+        a = await _leading(stage, "bot-a", then="bot-b")
         stage.kube.add_fault(verb="patch", resource="mappings", status=None, delay=3.0, count=1)
         request = await stage.ask_and_approve("canary v2 20%", via=a)
         rid = _request_id(request)
@@ -228,9 +240,7 @@ async def test_killing_the_driver_during_a_weight_change(tmp_path: Path) -> None
 @SUBPROCESS_BOTS
 async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) -> None:
     async with cluster(tmp_path, cert_issue_delay=4.0) as stage:
-        a = await stage.start("bot-a")
-        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
-        await stage.start("bot-b")
+        a = await _leading(stage, "bot-a", then="bot-b")
         def issued() -> dict | None:
             cert = stage.kube.get("cert-manager.io", "v1", "certificates", NS, "helloworld-tls") or {}
             ready = any(c.get("type") == "Ready" and c.get("status") == "True"
@@ -253,11 +263,8 @@ async def test_killing_the_driver_during_a_certificate_issuance(tmp_path: Path) 
 @SUBPROCESS_BOTS
 async def test_a_lone_replica_killed_and_started_again_resumes_its_release(tmp_path: Path) -> None:
     async with cluster(tmp_path) as stage:
-        a = await stage.start("bot-a")
-        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
-        request = await stage.ask_and_approve("deploy v2", via=a)
-        rid = _request_id(request)
-        await stage.until("the rollout is being followed", lambda: stage.step_running(rid, "wait_ready"))
+        a = await _leading(stage, "bot-a")
+        request, _ = await _deploying(stage, a)
         await a.stop(signal.SIGKILL)
         await stage.start("bot-a")  # the same pod name, as after a container restart
         final = await stage.until("the same message reports the end", lambda: stage.finished(request.ts), 60)
@@ -288,12 +295,8 @@ async def test_the_kubernetes_api_failing_for_20_seconds_mid_release_the_release
 async def test_the_driver_killed_while_writing_the_outcomes_audit_event_the_outcome_is_recorded_once(
         tmp_path: Path) -> None:
     async with cluster(tmp_path) as stage:
-        a = await stage.start("bot-a")
-        await stage.until("bot-a leads", lambda: stage.lease_holder() == "bot-a")
-        await stage.start("bot-b")
-        request = await stage.ask_and_approve("deploy v2", via=a)
-        rid = _request_id(request)
-        await stage.until("the rollout is being followed", lambda: stage.step_running(rid, "wait_ready"))
+        a = await _leading(stage, "bot-a", then="bot-b")
+        request, rid = await _deploying(stage, a)
         stage.kube.add_fault(verb="create", resource="events", status=None, delay=2.5, count=1)
         await stage.until("the outcome's Event is being written", lambda: not stage.kube.faults.describe())
         await _kill_driver(stage, rid)
