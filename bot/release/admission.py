@@ -48,12 +48,13 @@ class Admission:
         change, key = record.change, record.key
         jumps = not (queue and change.needs_approval) or change.action in ("abort", "rollback")
         limit, most = self.requests.config.queue_limit, self.requests.config.queue_per_person
-        records = {} if jumps else await self.requests.store.load()  # whose each queued request is
+        known: dict[str, Record | None] = {}  # queued requests of a lock stored by an earlier version, read
         waiting = [0]  # the person's requests the compare-and-swap found in the queue
-        reloaded = False  # read again once for a request stored meanwhile (an id with no record is nobody's)
         for _ in range(LOCK_ROUNDS):
             now = self.requests.clock()
             seen = await self.requests.store.lock(key)
+            for rid in [] if jumps else [q for q in seen.queue if q not in seen.who and q not in known]:
+                known[rid] = await self.requests.store.get(rid)  # whose each is: only where the lock does not say
             holder = await self._holding(seen.holder, now)
             if holder is not None and holder.id == record.id:
                 return 0, None
@@ -68,8 +69,7 @@ class Admission:
                     # never wait behind the canary an abort is meant to stop: refused, naming what holds the lock
                     raise CommandError(messages.busy_text(holder))
 
-            def take(lock: Lock, seen: Lock = seen, free: bool = holder is None,
-                     records: dict[str, Record] = records, reload: bool = not reloaded) -> int | None:
+            def take(lock: Lock, seen: Lock = seen, free: bool = holder is None) -> int | None:
                 if lock.holder != seen.holder:
                     return None  # the lock moved meanwhile: look again
                 if free and (jumps or not lock.queue):
@@ -80,12 +80,13 @@ class Admission:
                     if len(lock.queue) >= limit:
                         return FULL
                     if not jumps:  # HELLO_QUEUE_PER_PERSON, on the queue as this write finds it
-                        if reload and any(q not in records for q in lock.queue):
-                            return UNKNOWN  # a request stored since they were read: read them again
-                        waiting[0] = _waiting(lock, records, user)
+                        if any(q not in lock.who and q not in known for q in lock.queue):
+                            return UNKNOWN  # the lock does not say whose: read those requests, then look again
+                        waiting[0] = _waiting(lock, known, user)
                         if waiting[0] >= most:
                             return TOO_MANY
                     lock.queue.append(record.id)
+                    lock.who[record.id] = user
                 return lock.place(record.id)
 
             place = await self.requests.store.update_lock(key, take)
@@ -93,9 +94,7 @@ class Admission:
                 raise CommandError(messages.full_text(holder, limit))
             if place == TOO_MANY:
                 raise CommandError(messages.too_many_text(user, waiting[0], most))
-            if place == UNKNOWN:
-                records, reloaded = await self.requests.store.load(), True
-            elif place is not None:
+            if place is not None and place != UNKNOWN:
                 return place, holder
         raise ClusterError("the lock of this service kept changing: try again", 409)
 
@@ -189,10 +188,45 @@ class Admission:
             await self._prune(await self.requests.store.load())
 
     async def leave(self, key: tuple[str, str], request_id: str) -> None:
-        """A queued request that ended leaves its place, so the places behind it move up (best effort: the
-        next advance drops it anyway)."""
+        """A queued request that ended leaves its place, so the places behind it move up, and their messages say
+        so (best effort: the next advance drops it anyway)."""
+        def go(lock: Lock) -> int:
+            place = lock.place(request_id)
+            leave(lock, request_id)
+            return place
+
         with contextlib.suppress(DependencyUnavailable):
-            await self.requests.store.update_lock(key, lambda lock: leave(lock, request_id))
+            if place := await self.requests.store.update_lock(key, go):
+                await self.show_places(key, after=place - 1)
+
+    async def show_places(self, key: tuple[str, str], *, after: int = 0) -> None:
+        """Edit the messages of the requests queued for ``key`` (behind place ``after``) to show their places as
+        the lock has them now. Read after the lock moved: a request whose message ts is not stored yet is left to
+        its poster, which looks at the lock once it has stored the ts (:meth:`posted`)."""
+        lock = await self.requests.store.lock(key)
+        holder = await self._shown_holder(lock)
+        for place, rid in enumerate(lock.queue[after:], after + 1):
+            record = await self.requests.store.get(rid)
+            if record is not None and record.state == QUEUED and record.ts:
+                await self.requests.edit(record, *messages.approval_view(
+                    record, place=messages.place_text(place, holder)))
+
+    async def posted(self, record: Record, place: int, holder: Record | None) -> None:
+        """``record``'s message, just posted with ``place`` behind ``holder``, is edited when the queue moved while
+        it was being posted (the movers edit only the messages whose ts is stored). Never raises."""
+        try:
+            lock = await self.requests.store.lock(record.key)
+            now = lock.place(record.id)
+            if now and (now != place or lock.holder != (holder.id if holder is not None else "")):
+                text, blocks = messages.approval_view(record, place=messages.place_text(
+                    now, await self._shown_holder(lock)))
+                await self.requests.edit(record, text, blocks)
+        except DependencyUnavailable as exc:
+            log.warning("cannot show the place of request %s now: %s", record.id, exc)
+
+    async def _shown_holder(self, lock: Lock) -> Record | None:
+        holder = await self.requests.store.get(lock.holder) if lock.holder else None
+        return holder if holder is not None and holder.state not in FINISHED else None
 
     async def advance(self, key: tuple[str, str]) -> None:
         """When nothing holds ``key``'s lock, the first queued request there gets it: its approval opens (its
@@ -224,16 +258,13 @@ class Admission:
                 return None  # someone else moved the lock: they advance the queue
             lock.queue = [q for q in lock.queue if q != head and (q in waiting or q not in seen.queue)]
             lock.holder = head or lock.holder
-            return Lock(lock.holder, list(lock.queue))
+            return Lock(lock.holder, list(lock.queue), dict(lock.who))
 
         seated = await self.requests.store.update_lock(key, seat)
         if seated is None or not head:
             return
-        opened = await self._open(records[head])
-        for place, rid in enumerate(seated.queue, 1):
-            if rid in records:
-                text, blocks = messages.approval_view(records[rid], place=messages.place_text(place, opened))
-                await self.requests.edit(records[rid], text, blocks)
+        await self._open(records[head])
+        await self.show_places(key)  # read again: the ts stored since the records were read
         self.requests.home_changed()
 
     async def _open(self, record: Record) -> Record:
@@ -295,10 +326,11 @@ def to_pending(record: Record, now: datetime) -> None:
         record.move(Event.OPEN, now)
 
 
-def _leave(lock: Lock, request_id: str) -> None:
-    lock.queue = [q for q in lock.queue if q != request_id]
+def _waiting(lock: Lock, records: dict[str, Record | None], user: str) -> int:
+    """How many requests of ``user`` wait in ``lock``'s queue (HELLO_QUEUE_PER_PERSON counts them): the lock says
+    whose each is; for a lock stored by an earlier version, ``records`` do."""
+    def whose(rid: str) -> str:
+        record = records.get(rid)
+        return lock.who.get(rid) or (record.requester if record is not None else "")
 
-
-def _waiting(lock: Lock, records: dict[str, Record], user: str) -> int:
-    """How many requests of ``user`` wait in ``lock``'s queue (HELLO_QUEUE_PER_PERSON counts them)."""
-    return sum(1 for q in lock.queue if q in records and records[q].requester == user)
+    return sum(1 for q in lock.queue if whose(q) == user)

@@ -38,7 +38,7 @@ from bot.chat import views
 from bot.chat.messenger import SlackError
 from bot.cluster.kube import Cluster
 from bot.core.catalogue import LockMode
-from bot.core.errors import CommandError, DependencyUnavailable, PermissionDenied
+from bot.core.errors import CommandError, Conflict, DependencyUnavailable, PermissionDenied
 from bot.core.target import Target
 from bot.core.tasks import cancel
 from bot.core.text import foreign
@@ -127,7 +127,14 @@ class Approvals:
         """Store ``record``, admit it (the lock, a place in the queue, or refused), audit it, post its message; one
         that needs no approval starts running at once (``note``: what its Approved record says)."""
         now, user = self.clock(), record.requester
-        await self.store.create(record)  # queued: it holds nothing until the lock names it
+        try:
+            await self.store.create(record)  # queued: it holds nothing until the lock names it
+        except Conflict:
+            raise  # a record of this id exists already: it is someone else's to admit
+        except BaseException:  # it may have been stored all the same (an answer that timed out)
+            with contextlib.suppress(Exception):
+                await self.store.delete(record.id)
+            raise
         try:
             place, holder = await self.admission.admit(record, user, queue=queue)
             if place == 0:
@@ -140,6 +147,7 @@ class Approvals:
         await self.audit("Requested", record, user, target=target)
         await self._post(record, user, messages.place_text(place, holder) if place else "")
         if record.state == QUEUED:
+            await self.admission.posted(record, place, holder)  # the queue may have moved while it was posted
             await self.advance(record.key)  # the change it waited for may have ended meanwhile
             return
         if record.change.needs_approval:

@@ -188,6 +188,9 @@ class Lock:
 
     holder: str = ""
     queue: list[str] = field(default_factory=list)
+    #: Who asked for each queued request (HELLO_QUEUE_PER_PERSON is counted from the lock alone); a lock stored
+    #: by an earlier version has none for its queue: those requests' records say.
+    who: dict[str, str] = field(default_factory=dict)
 
     def place(self, request_id: str) -> int:
         """1 for the first in line (0: not queued)."""
@@ -225,7 +228,9 @@ def lock_from(text: str | None) -> Lock:
     if not text:
         return Lock()
     data: Any = json.loads(text)
-    return Lock(holder=str(data.get("holder") or ""), queue=[str(q) for q in data.get("queue") or []])
+    queue = [str(q) for q in data.get("queue") or []]
+    who = {str(q): str(w) for q, w in (data.get("who") or {}).items() if q in queue}
+    return Lock(holder=str(data.get("holder") or ""), queue=queue, who=who)
 
 
 __all__ = ["FORMAT", "QUEUED", "Lock", "Record", "at", "enqueue", "leave", "lock_from", "lock_name", "seat"]

@@ -179,6 +179,7 @@ class Records:
         def mutate(data: dict[str, str]) -> T:
             lock = _lock(data.get(LOCK_KEY))
             result = change(lock)
+            lock.who = {q: w for q, w in lock.who.items() if q in lock.queue}  # only the queue's
             data[LOCK_KEY] = json.dumps(asdict(lock), sort_keys=True)
             return result
 

@@ -36,7 +36,7 @@ async def test_a_release_is_one_object_with_its_plan_and_the_lock_names_it(chat:
     assert [s["kind"] for s in record["steps"]] == ["set_image", "wait_ready"]  # the plan, computed once
     [lock] = _objects(chat, "lock")
     assert lock["metadata"]["name"] == f"{chat.config.state_configmap}-lock"
-    assert json.loads(lock["data"]["lock.json"]) == {"holder": record["id"], "queue": []}
+    assert json.loads(lock["data"]["lock.json"]) == {"holder": record["id"], "queue": [], "who": {}}
     assert chat.kube.get("", "v1", "configmaps", NS, chat.config.state_configmap) is None  # no shared document
 
     await chat.click("U2", request, "approve")

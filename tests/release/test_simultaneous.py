@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sandbox.slack.state import Ephemeral, Message
 from tests.harness.several import APPROVE, World, two_clusters
+from tests.harness.wait import until
 
 PEOPLE = [f"U{100 + n}" for n in range(24)]
 ANSWERED = 90  # seconds every request may take to be answered: 24 at once, on a shared 2-core machine
@@ -103,9 +104,16 @@ async def test_one_person_may_have_only_so_many_requests_waiting(tmp_path: Path)
     # #25 item 5: a queue is capped per person too, so one person cannot fill it
     env = {"HELLO_DEPLOYERS": "U100,U101", "HELLO_APPROVERS": "U2,U3", "HELLO_QUEUE_PER_PERSON": "2"}
     async with two_clusters(tmp_path, env=env, people=("U100", "U101")) as world:
-        for version in ("v2", "v3", "v4", "v5"):  # one holds the lock, two wait, the fourth is refused
+        for version in ("v2", "v3", "v4"):  # one holds the lock, two wait
             await world.ask("U100", f"/hello deploy greeter staging {version}", "CGREET")
             await world.stack.settle()
+        store = world.stack.services.approvals.store
+        lock = await store.lock(("greeter", "staging"))
+        assert list(lock.who.values()) == ["U100", "U100"]  # the lock says whose each queued request is
+        # as a lock stored by an earlier version (no requesters): the queued requests' records say whose they are
+        await store.update_lock(("greeter", "staging"), lambda lock: setattr(lock, "who", {}))
+        await world.ask("U100", "/hello deploy greeter staging v5", "CGREET")  # the fourth is refused
+        await world.stack.settle()
         assert len(_requests(world, "CGREET")) == 3
         [refused] = [e for e in world.slack.workspace._ephemerals.get("CGREET", [])
                      if "HELLO_QUEUE_PER_PERSON" in e.text]
@@ -143,3 +151,42 @@ async def test_two_requests_from_one_person_at_the_same_moment_cannot_both_pass_
         assert refusals()[0].text.startswith("<@U100> has 2 requests waiting")
         records = await world.stack.services.approvals.store.load()
         assert sorted(r.state for r in records.values()) == ["pending", "queued", "queued"]
+
+
+def _place(world: World, ts: str) -> int:
+    """The place in line the request's message shows now (0: none)."""
+    message = next(m for m in _requests(world, "CGREET") if m.ts == ts)
+    found = PLACE.search(message.text)
+    return int(found.group(1)) if found else 0
+
+
+async def test_the_messages_show_the_places_as_they_move_up_even_when_the_queue_moved_before_one_was_posted(
+        tmp_path: Path) -> None:
+    people = PEOPLE[:4]
+    env = {"HELLO_DEPLOYERS": ",".join(people), "HELLO_APPROVERS": "U2,U3"}
+    async with two_clusters(tmp_path, env=env, people=tuple(people)) as world:
+        for user in people[:3]:  # one holds the lock, two wait
+            await world.ask(user, "/hello deploy greeter staging v2", "CGREET")
+            await world.stack.settle()
+        store = world.stack.services.approvals.store
+        records = await store.load()
+        lock = await store.lock(("greeter", "staging"))
+        first, second = (records[rid].ts for rid in lock.queue)
+        assert (_place(world, first), _place(world, second)) == (1, 2)
+        await world.stack.click(people[1], first, "reject", channel="CGREET")  # the first in line withdraws
+        await world.stack.settle()
+        await until(lambda: _place(world, second) == 1 or None, "the second in line shown 1st", 20)
+
+        # a request admitted 2nd whose message Slack holds back; meanwhile the one before it withdraws
+        world.slack.add_fault("chat.postMessage", retry_after=3)
+        await world.ask(people[3], "/hello deploy greeter staging v2", "CGREET")
+
+        async def queued_two() -> bool | None:
+            return len((await store.lock(("greeter", "staging"))).queue) == 2 or None
+
+        await until(queued_two, "the fourth request queued", 20)
+        await world.stack.click(people[2], second, "reject", channel="CGREET")
+        await world.slack.wait_for(lambda _: len(_requests(world, "CGREET")) == 4, ANSWERED)
+        await world.stack.settle()
+        (last,) = [m.ts for m in _requests(world, "CGREET") if m.ts not in (first, second) and m.text.count("Queued")]
+        await until(lambda: _place(world, last) == 1 or None, "the last request shown 1st", 20)
