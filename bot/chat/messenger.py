@@ -236,6 +236,11 @@ class Messenger:
             if self._latest_edit.get(key) == seq:
                 del self._latest_edit[key]
 
+    @property
+    def edits_pending(self) -> int:
+        """Edits begun and not answered yet, and edits Slack did not take that wait for :meth:`resend`."""
+        return len(self._latest_edit) + len(self.unsent)
+
     async def resend(self) -> int:
         """Send again the last state of every message whose edit Slack did not take (the approvals sweeper
         does, every 30 s): a finished release's message shows how it ended, a finished request's loses its
