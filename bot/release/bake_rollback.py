@@ -10,30 +10,42 @@ see the same alert exactly one makes a rollback (the other's write finds it supe
 other, and stops: :class:`bot.release.driver.Lost`). Then the rollback is admitted like any request
 (:meth:`bot.release.approvals.Approvals.submit`): its record, the lock, its ``Requested`` and ``Approved``
 audit records, its own message in the channel, and the engine carries it out like any release.
+
+A replica that dies between the two (or whose admission fails) leaves the baking release superseded by a
+rollback whose record does not exist: the leader's repair (:meth:`bot.release.engine.Engine.repair`, every
+30 s) makes it (:func:`recover`), with the id the superseded release names, so of two replicas that both
+repair, one stores it (the other's create finds it there) and one rollback runs. It is made only while nothing
+of that service and environment has run since, within :data:`RECOVER_WITHIN`, and only to the version the
+superseded release names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.core.errors import DependencyUnavailable
+from bot.core.errors import Conflict, DependencyUnavailable
+from bot.core.target import Target
 from bot.core.times import iso
 from bot.release import steps as step_runner
 from bot.release.actions import plan_rollback
 from bot.release.approvals import named, request_record
-from bot.release.lifecycle import Event
+from bot.release.lifecycle import Event, State
 from bot.release.plan import Outcome, Step, StepState
+from bot.release.record import at
 
 if TYPE_CHECKING:
     from bot.release.driver import Driver
+    from bot.release.engine import Engine
     from bot.release.record import Record
 
 log = logging.getLogger(__name__)
 
 BOT = "hello-chatops"  # the requester of the bot's own rollbacks when Slack cannot say who the bot is
 FINAL_EDIT_WAIT = 60.0  # seconds the superseded release's last edit is waited for (the leader sends it later)
+RECOVER_WITHIN = timedelta(hours=1)  # a rollback lost longer ago than this is not made any more
 
 
 def reason_for(alertname: str) -> str:
@@ -41,10 +53,10 @@ def reason_for(alertname: str) -> str:
     return f"critical alert {alertname[:120]} in the bake window"
 
 
-async def bot_user(driver: Driver) -> str:
+async def bot_user(engine: Engine) -> str:
     """The bot's own Slack user id (``auth.test``), so its messages name it like a person; else :data:`BOT`."""
     try:
-        who = await driver.engine.services.messenger.auth_test()
+        who = await engine.services.messenger.auth_test()
     except Exception as exc:  # Slack away, or an error of its own: the marker says who asked all the same
         log.info("cannot ask Slack who the bot is (%s): the rollback is requested by %s", exc, BOT)
         return BOT
@@ -59,8 +71,8 @@ async def roll_back(driver: Driver, step: Step, cluster: Any, alert: Any, what: 
     approvals = engine.approvals
     change = named(await plan_rollback(cluster, driver.config, reason=reason_for(alert.name)), driver.target)
     change.needs_approval = False
-    requester = await bot_user(driver)
-    rollback = request_record(change, requester, release.channel, driver.config, engine.clock())
+    rollback = request_record(change, await bot_user(engine), release.channel, driver.config, engine.clock())
+    requester = rollback.requester
     headline = (f"Superseded by rollback `{rollback.id}` to `{change.params.version}`, requested by the bot: "
                 f"{what}")
     facts = {"alert": alert.name, "rolled_back": True, "rollback": rollback.id, "to": change.params.version}
@@ -71,7 +83,7 @@ async def roll_back(driver: Driver, step: Step, cluster: Any, alert: Any, what: 
     await approvals.audit("Superseded", release, requester, note=headline, facts=facts)
     if driver.editor is not None:
         await driver.editor.final(*approvals.progress_view(release, driver.status, outcome=release.outcome))
-    await submit(driver, rollback)
+    await submit(driver, rollback)  # a replica that dies before this: recover() makes it
     engine.background.spawn(shown(driver), f"the last edit of {release.id}")
     return step_runner.StepResult(False, headline, details=details, facts=facts)
 
@@ -90,6 +102,60 @@ async def submit(driver: Driver, rollback: Record) -> None:
     approvals = driver.engine.approvals
     try:
         await approvals.submit(rollback, driver.target, queue=False, note=f"no approval needed: {rollback.reason}")
+    except Conflict:  # the leader's repair found it missing meanwhile and made it
+        log.info("release %s: the bake window's rollback %s is made elsewhere", driver.release.id, rollback.id)
     except Exception:
         log.exception("release %s: the bake window's rollback %s could not be made", driver.release.id, rollback.id)
+
+
+def lost(record: Record, records: dict[str, Record], now: Any) -> str:
+    """The id of the rollback that superseded ``record`` when its record does not exist and it is still wanted
+    (nothing of the same service and environment began since, and not longer ago than :data:`RECOVER_WITHIN`);
+    else ""."""
+    facts = record.outcome.facts if record.outcome is not None else {}
+    rid = str(facts.get("rollback") or "")
+    if record.state != State.SUPERSEDED or not rid or rid in records or not facts.get("to"):
+        return ""
+    ended = at(record.finished)
+    if now - ended > RECOVER_WITHIN:
+        return ""
+    later = [r for r in records.values() if r.key == record.key and r.id != record.id and r.began
+             and at(r.began) >= ended]
+    return "" if later else rid
+
+
+async def recover(engine: Engine, records: dict[str, Record]) -> int:
+    """Make every rollback that superseded a release and was never admitted (:func:`lost`): planned again from the
+    cluster, with the id and to the version the superseded release names. Returns how many this call made."""
+    made = 0
+    for record in list(records.values()):
+        rid = lost(record, records, engine.clock())
+        if rid:
+            try:
+                made += await _remake(engine, record, rid)
+            except Exception:  # the next repair tries again
+                log.exception("release %s: its rollback %s cannot be made now", record.id, rid)
+    return made
+
+
+async def _remake(engine: Engine, superseded: Record, rid: str) -> bool:
+    assert superseded.outcome is not None
+    facts = superseded.outcome.facts
+    target: Target = engine.services.target(superseded.service, superseded.environment)
+    reason = reason_for(str(facts.get("alert") or "unknown"))
+    change = named(await plan_rollback(await target.cluster(), target.config, reason=reason), target)
+    if change.params.version != facts.get("to"):
+        log.warning("release %s: its rollback %s would go to %s now, not %s: not made", superseded.id, rid,
+                    change.params.version, facts.get("to"))
+        return False
+    change.needs_approval = False
+    rollback = request_record(change, await bot_user(engine), superseded.channel, target.config, engine.clock())
+    rollback.id = rid
+    try:
+        await engine.approvals.submit(rollback, target, queue=False, note=f"no approval needed: {reason}")
+    except Conflict:
+        log.info("release %s: its rollback %s is made by another replica", superseded.id, rid)
+        return False
+    log.info("release %s: its rollback %s was never admitted: made now", superseded.id, rid)
+    return True
 

@@ -29,7 +29,7 @@ from bot.core import times
 from bot.core.errors import ClusterError, CommandError, DependencyUnavailable
 from bot.core.tasks import cancel
 from bot.core.times import iso, parse_time
-from bot.release import messages
+from bot.release import bake_rollback, messages
 from bot.release.driver import PROBLEM_AFTER, Driver, Lost
 from bot.release.lifecycle import FINISHED, RUNNING, State
 from bot.release.plan import Step
@@ -235,10 +235,14 @@ class Engine:
 
     async def repair(self) -> int:
         """Send again the final edit of every finished release whose message does not show how it ended (Slack
-        refused it, or the replica that sent it died before Slack took it). Returns how many Slack took now."""
+        refused it, or the replica that sent it died before Slack took it); make the bake window's rollback that
+        superseded a release and was never admitted (:func:`bot.release.bake_rollback.recover`). Returns how
+        many edits Slack took now."""
         taken = 0
         approvals, messenger = self.approvals, self.services.messenger
-        for record in (await self.records.load()).values():
+        records = await self.records.load()
+        await bake_rollback.recover(self, records)
+        for record in records.values():
             if record.state not in FINISHED or record.shown or not record.ts or record.id in self._shown:
                 continue
             try:

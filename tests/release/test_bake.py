@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.observe.alertmanager import ActiveAlert
-from bot.release import driven
+from bot.release import bake_rollback, driven
 from bot.release.driver import Driver, Lost
 from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer, find_binary
 from tests.harness.chat import Chat
@@ -179,3 +179,43 @@ async def test_without_alerts_the_deploy_succeeds_after_its_bake_window(release:
         reported = await chat.finished(request, timeout=60)
         assert "a rollback's bake window does not roll back again" in reported.text
         assert chat.button(reported, "release_rollback") is not None
+
+
+async def test_a_rollback_lost_between_the_supersede_and_its_admission_is_made_once_by_the_leaders_repair(
+        release: Any, alertmanager: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "10"}
+    async with release(env=env, replicas=2) as chat:
+        engines = [replica.services.releases for replica in chat.stack.replicas]
+        for engine in engines:
+            engine.repair_interval = 3600.0  # the repairs of this test are the ones it calls
+        await chat.send("U1", "/hello deploy v2")
+        request = await chat.approval()
+        await chat.click("U2", request, "approve")
+        await _baking(chat, request.ts)
+        lost: list[str] = []
+
+        async def dies(driver: Driver, rollback: Any) -> None:  # the replica dies after the supersede, before this
+            lost.append(rollback.id)
+
+        monkeypatch.setattr(bake_rollback, "submit", dies)
+        fire(alertmanager.url)
+        final = await chat.finished(request, timeout=60)
+        store = chat.stack.services.approvals.store
+        records = await store.load()
+        (deploy,) = records.values()  # superseded, naming a rollback that does not exist
+        assert deploy.state == "superseded" and lost == [deploy.outcome.facts["rollback"]]
+        assert f"Superseded by rollback `{lost[0]}`" in final.text
+        monkeypatch.undo()
+
+        # two replicas repair at the same moment (a leader change): one rollback, the one the deploy names
+        await asyncio.gather(*(engine.repair() for engine in engines))
+        rollback = await posted_rollback(chat)
+        assert rollback.id == lost[0] and rollback.requester == "UBOT"
+        assert rollback.reason == "critical alert HelloworldErrorBudgetFastBurn in the bake window"
+        await chat.wait(lambda m: m.ts == rollback.ts and ":white_check_mark: Rolling out" in str(m.blocks), 30)
+        assert chat.container()["image"] == chat.image("v1")
+        await asyncio.gather(*(engine.repair() for engine in engines))  # and again: nothing more
+        records = await store.load()
+        assert sorted(r.action for r in records.values()) == ["deploy", "rollback"]
+        assert len(chat.audit_events("HelloRollbackRequested")) == 1
+        assert len(chat.audit_events("HelloRollbackApproved")) == 1
