@@ -28,12 +28,12 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.messenger import SlackError
 from bot.core import times
+from bot.core.audit_entry import AuditEntry as Entry
 from bot.core.errors import ClusterError, Conflict, DependencyUnavailable
 from bot.core.target import Target
 from bot.core.text import foreign
@@ -57,29 +57,9 @@ WARNING_PHASES = ("Failed", "Rejected", "Expired")
 OUTCOMES = ("Succeeded", "Failed")  # a request's outcome: recorded once, whoever reports it
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One audit record as read back from the cluster."""
-
-    at: datetime
-    reason: str
-    verb: str
-    phase: str
-    user: str
-    summary: str
-    request_id: str = ""
-    object: str = ""  # "Deployment/helloworld"
-    note: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-    message: str = ""  # the Event's own message, as people read it in `kubectl get events`
-    requester: str = ""
-    change_reason: str = ""  # why the change was asked for, as the requester gave it (their text: escape it)
-    action: str = ""  # deploy | canary | shift | promote | abort | rollback | renew ("" in records before it was kept)
-    service: str = ""  # the catalogue's service and environment ("": one service, or a record from before them)
-    environment: str = ""
-
-
 class Audit:
+    """The audit trail (:class:`bot.core.ports.AuditTrail`): records written, entries (:class:`Entry`) read back."""
+
     def __init__(self, services: Shared, *, clock: Callable[[], datetime] | None = None) -> None:
         self.services = services
         self.clock = clock or times.now

@@ -36,7 +36,7 @@ from bot.release.plan import Step
 from bot.release.record import Record
 
 if TYPE_CHECKING:
-    from bot.core.ports import AlertDesk, Requests
+    from bot.core.ports import AlertDesk, RecordStore, Requests
     from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 REPAIR_INTERVAL = 30.0  # seconds between the leader's looks for finished releases whose message does not show it
 
 
-def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
-    """The message of a finished record: how it ended (``approvals``: :class:`bot.release.approvals.Approvals`)."""
+def final_view(approvals: Requests, record: Record) -> tuple[str, list[dict]]:
+    """The message of a finished record: how it ended."""
     if record.outcome is not None:
         return approvals.progress_view(record, None, outcome=record.outcome)
     if record.state == State.SUPERSEDED:
@@ -80,7 +80,7 @@ class Engine:
         return self.services.config
 
     @property
-    def records(self) -> Any:
+    def records(self) -> RecordStore:
         """The repository of releases (:class:`bot.release.records.Records`)."""
         return self.approvals.store
 

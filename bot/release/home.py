@@ -17,6 +17,7 @@ from bot.chat import views
 from bot.chat.supervise import Supervisor, guard
 from bot.chat.views.home import HomeData, Pending, ServiceStatus, view
 from bot.core import times
+from bot.core.audit_entry import AuditEntry
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 from bot.observe import delivery, status
@@ -129,7 +130,7 @@ class Home:
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
 
-    async def _service_part(self, data: HomeData) -> list[Any] | None:
+    async def _service_part(self, data: HomeData) -> list[AuditEntry] | None:
         """The service (or with a catalogue file, every service in every environment) and the last changes;
         returns the audit records read for every service (None when not read that way)."""
         services = self.services
@@ -160,7 +161,7 @@ class Home:
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
 
-    async def _delivery(self, data: HomeData, entries: list[Any] | None) -> None:
+    async def _delivery(self, data: HomeData, entries: list[AuditEntry] | None) -> None:
         services = self.services
         if self.audit is not None and (entries is not None or not services.targets.named):
             try:
@@ -184,7 +185,7 @@ class Home:
         now = times.now()
         return [_service_status(line, now) for line in await status.overview(self.services.targets.every(), now=now)]
 
-    async def _entries(self, data: HomeData) -> list[Any] | None:
+    async def _entries(self, data: HomeData) -> list[AuditEntry] | None:
         """The audit records of every service and environment (each namespace read once), newest first;
         ``None`` without an audit trail or when none could be read."""
         audit = self.audit
@@ -195,7 +196,7 @@ class Home:
         return entries
 
 
-def _change_line(entry: Any) -> str:
+def _change_line(entry: AuditEntry) -> str:
     return (f"{views.when(entry.at, '%m-%d %H:%M')} *{foreign(entry.verb, 40)}* {foreign(entry.phase, 40)} "
             f"by <@{entry.user}>: {foreign(entry.summary, 200)}")
 
