@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.chat.messenger import SlackError, worth_again
 from bot.chat.supervise import Supervisor
@@ -36,6 +36,7 @@ from bot.release.plan import Step
 from bot.release.record import Record
 
 if TYPE_CHECKING:
+    from bot.core.config import Config
     from bot.core.ports import AlertDesk, RecordStore, Requests
     from bot.core.services import Shared
 
@@ -54,7 +55,12 @@ def final_view(approvals: Requests, record: Record) -> tuple[str, list[dict]]:
 
 
 class Engine:
-    """Drives the releases while this replica leads. ``clock`` returns the current aware datetime."""
+    """Drives the releases while this replica leads. ``clock`` returns the current aware datetime.
+
+    It keeps the :class:`Shared` bundle because it and its drivers use most of it: the configuration, the
+    messenger (each release's message and thread), the targets (a stored release's service and environment),
+    the catalogue (the bake window's critical alerts) and the bot's own cluster (a load test's owner record).
+    """
 
     def __init__(self, services: Shared, elector: LeaderElector, *, approvals: Requests, alerts: AlertDesk,
                  interval: float = 1.0, clock: Callable[[], datetime] | None = None,
@@ -76,7 +82,7 @@ class Engine:
         self.background = Supervisor()  # notes on alert cards, finished or cancelled on stop
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Config:
         return self.services.config
 
     @property
