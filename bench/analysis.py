@@ -29,6 +29,10 @@ minutes to the decision (">60" when most runs were undecided), then which goals 
 leaves the other two rules out. ``--load RPS`` is the analysis load (``HELLO_ANALYSIS_LOAD_RPS``, read by
 the product's own reader into its settings, so the judge's estimate counts it too): RPS more requests
 per second to each version while the canary is analysed, with that version's errors and latency.
+``--load auto`` (the product's default, so the default here): ours chooses the rate after each look with
+the product's own :func:`bot.release.analysis_runner.load_rate` (up to ``HELLO_LOADTEST_MAX_RPS``, 50), and
+the next minute runs under it; the Flagger- and Kayenta-style rules get that most throughout. ``--load 0``:
+no load at all.
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ from scipy.stats import mannwhitneyu, norm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.core.config import Config, setting
+from bot.core.readers import AUTO_LOAD
 from bot.release.analysis import settings_for
-from bot.release.analysis_runner import Action, Policy, decide
+from bot.release.analysis_runner import Action, Policy, decide, load_rate
 from bot.release.judge import AnalysisSettings, WindowStats, judge
 from helloworld.metrics import BUCKETS
 
@@ -154,9 +159,12 @@ class Ours:
 
     name = "this project"
 
-    def __init__(self, settings: AnalysisSettings, policy: Policy, interval: float) -> None:
+    def __init__(self, settings: AnalysisSettings, policy: Policy, interval: float, config: Config) -> None:
         self.settings, self.policy, self.interval = settings, policy, interval
         self.inconclusive = 0
+        self.auto = config.analysis_load_rps == AUTO_LOAD
+        self.cap = config.loadtest_max_rps
+        self.load = 0.0 if self.auto else float(config.analysis_load_rps)  # req/s to each version
 
     def start_step(self) -> None:
         self.inconclusive = 0
@@ -167,6 +175,8 @@ class Ours:
         move = decide(verdict, policy=self.policy, percent=percent, inconclusive=self.inconclusive,
                       waited=step_minutes * self.interval)
         self.inconclusive = move.inconclusive
+        if self.auto and move.action == Action.WAIT:  # the product's own choice of the next looks' load
+            self.load = load_rate(verdict, current=int(self.load), cap=self.cap, interval=self.interval)
         if move.action in (Action.NEXT, Action.ASK):  # the person asked clicks Continue
             return "next"
         return "abort" if move.action == Action.ABORT else "wait"
@@ -179,8 +189,9 @@ def latency_limit(stable_p99: float, settings: AnalysisSettings) -> float:
 class Flagger:
     name = "Flagger-style"
 
-    def __init__(self, settings: AnalysisSettings, threshold: int = 5) -> None:
+    def __init__(self, settings: AnalysisSettings, load: float, threshold: int = 5) -> None:
         self.settings, self.threshold, self.failed = settings, threshold, 0
+        self.load = load
 
     def start_step(self) -> None:
         pass
@@ -201,8 +212,8 @@ class Flagger:
 class Kayenta:
     name = "Kayenta-style"
 
-    def __init__(self, lifetime: int) -> None:
-        self.lifetime = lifetime
+    def __init__(self, lifetime: int, load: float) -> None:
+        self.lifetime, self.load = lifetime, load
 
     def start_step(self) -> None:
         pass
@@ -244,9 +255,9 @@ class Outcome:
     minutes: int  # to the decision; HORIZON + 1 when undecided
 
 
-def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generator, interval: float,
-        load: float = 0.0) -> Outcome:
-    """One canary; ``load``: the analysis load's requests per second to each version besides its share."""
+def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generator, interval: float) -> Outcome:
+    """One canary; ``rule.load``: the analysis load's requests per second to each version besides its share
+    (with ``auto``, ours changes it after a look, and the next minute runs under it)."""
     canary, stable = Traffic(), Traffic()
     p_canary, p_stable = probabilities(sc.p99_factor), probabilities(1.0)
     index, step_began = 0, 0
@@ -254,8 +265,8 @@ def run(rule: Any, sc: Scenario, steps: tuple[int, ...], rng: np.random.Generato
     rule.start_step()
     for minute in range(1, HORIZON + 1):
         weight = steps[index] / 100
-        canary.add(rng, (sc.rps * weight + load) * interval, sc.canary_errors, p_canary)
-        stable.add(rng, (sc.rps * (1 - weight) + load) * interval, sc.stable_errors, p_stable)
+        canary.add(rng, (sc.rps * weight + rule.load) * interval, sc.canary_errors, p_canary)
+        stable.add(rng, (sc.rps * (1 - weight) + rule.load) * interval, sc.stable_errors, p_stable)
         assert canary.last is not None and stable.last is not None
         (n_c, e_c, h_c), (n_s, e_s, h_s) = canary.last, stable.last
         series.append((e_c / n_c if n_c else math.nan, e_s / n_s if n_s else math.nan,
@@ -285,7 +296,7 @@ class Row:
 
 def measure(make: Callable[[], Any], sc: Scenario, runs: int, seed: int, index: int, config: Config) -> Row:
     outcomes = [run(make(), sc, config.canary_steps, np.random.default_rng([seed, index, r]),
-                    config.analysis_interval_seconds, config.analysis_load_rps) for r in range(runs)]
+                    config.analysis_interval_seconds) for r in range(runs)]
     return Row(promoted=sum(o.promoted for o in outcomes) / runs, aborted=sum(o.aborted for o in outcomes) / runs,
                median=statistics.median(o.minutes for o in outcomes),
                within30=sum(o.promoted and o.minutes <= 30 for o in outcomes) / runs)
@@ -299,18 +310,22 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare the Mann-Whitney test with scipy's and stop")
     parser.add_argument("--p99-advisory", action="store_true", help="ours with HELLO_ANALYSIS_P99_ADVISORY")
     parser.add_argument("--only-ours", action="store_true", help="leave out the Flagger- and Kayenta-style rules")
-    parser.add_argument("--load", default="0", metavar="RPS",
-                        help="the analysis load: requests/s to each version while analysed (HELLO_ANALYSIS_LOAD_RPS)")
+    parser.add_argument("--load", default=None, metavar="RPS",
+                        help="the analysis load: requests/s to each version while analysed, or auto "
+                             "(HELLO_ANALYSIS_LOAD_RPS; default: the product's, auto)")
     args = parser.parse_args()
     if args.check:
         return check()
     field_name, read = setting("HELLO_ANALYSIS_LOAD_RPS")  # the product's reader: its rules and its field
-    config = replace(defaults(), analysis_p99_advisory=args.p99_advisory, **{field_name: read("--load", args.load)})
+    config = replace(defaults(), analysis_p99_advisory=args.p99_advisory,
+                     **({} if args.load is None else {field_name: read("--load", args.load)}))
     settings, policy = settings_for(config), Policy.from_config(config)
+    auto = config.analysis_load_rps == AUTO_LOAD
+    theirs = float(config.loadtest_max_rps if auto else config.analysis_load_rps)  # auto: the most ours may use
     rules: dict[str, Callable[[], Any]] = {
-        "this project": lambda: Ours(settings, policy, config.analysis_interval_seconds),
-        "Flagger-style": lambda: Flagger(settings),
-        "Kayenta-style": lambda: Kayenta(args.kayenta_lifetime),
+        "this project": lambda: Ours(settings, policy, config.analysis_interval_seconds, config),
+        "Flagger-style": lambda: Flagger(settings, theirs),
+        "Kayenta-style": lambda: Kayenta(args.kayenta_lifetime, theirs),
     }
     if args.only_ours:
         rules = {"this project": rules["this project"]}
@@ -321,7 +336,9 @@ def main() -> int:
           f"{settings.error_tolerance:.1%} over stable, latency limit {settings.max_latency_ratio:g}x stable, a person "
           f"asked after {policy.max_wait_seconds / 60:g} min undecided in a step clicks Continue"
           + (", p99 advisory" if settings.p99_advisory else "")
-          + (f"; analysis load {settings.load_rps:g} req/s to each version" if settings.load_rps else ""))
+          + (f"; analysis load {settings.load_rps:g} req/s to each version" if settings.load_rps else "")
+          + (f"; analysis load auto (ours: chosen at each look, up to {theirs:g} req/s to each version; the other "
+             f"rules: {theirs:g} req/s throughout)" if auto else ""))
     print()
     width = 44
     print("cells: promoted aborted median-minutes-to-decision")
@@ -385,9 +402,18 @@ def goals(all_scenarios: list[Scenario], table: dict[tuple[int, str], Row], runs
               + (f" (more in: {'; '.join(not_worse)})" if not_worse else ""))
     if (0, kayenta) in table:
         faster = [sc.label for i, sc in enumerate(all_scenarios) if table[i, ours].median < table[i, kayenta].median]
-        slower = [sc.label for i, sc in enumerate(all_scenarios) if table[i, ours].median > table[i, kayenta].median]
-        print(f"- faster decisions than Kayenta-style: {met(not slower)}: faster in {len(faster)} of "
-              f"{len(all_scenarios)} scenarios" + (f", slower in: {'; '.join(slower)}" if slower else ""))
+        same = [sc.label for i, sc in enumerate(all_scenarios) if table[i, ours].median == table[i, kayenta].median]
+
+        def later(i: int, sc: Scenario) -> str:
+            k = table[i, kayenta]
+            wrong = k.aborted if not sc.bad else k.promoted  # within every limit: an abort is wrong, and beyond
+            return f"{sc.label} (Kayenta-style {'aborts' if not sc.bad else 'promotes'} {wrong:.0%} of them)"
+
+        slower = [later(i, sc) for i, sc in enumerate(all_scenarios)
+                  if table[i, ours].median > table[i, kayenta].median]
+        print(f"- faster decisions than Kayenta-style: {met(not slower and not same)}: faster in {len(faster)} of "
+              f"{len(all_scenarios)} scenarios, as soon in {len(same)}"
+              + (f", later in {len(slower)}: {'; '.join(slower)}" if slower else ""))
 
 
 if __name__ == "__main__":

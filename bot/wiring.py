@@ -32,8 +32,10 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
                    catalogue: Catalogue | None = None, engine_interval: float = 1.0) -> Services:
     """Build every part of the bot once, each given what it uses, and assemble them.
 
-    The parts are built lowest first: each receives the :class:`Shared` basics and the parts it calls, typed
-    by their interfaces (:mod:`bot.core.ports`). Approvals is called by the release engine and by Home, and
+    The parts are built lowest first: each receives the basics it uses (the configuration, the messenger, the
+    policy, the catalogue's targets, a way to reach the cluster; the :class:`Shared` bundle of them all only for
+    the parts that use most of it, which say why) and the parts it calls, typed by their interfaces
+    (:mod:`bot.core.ports`). Approvals is called by the release engine and by Home, and
     calls them back (a decided request wakes the engine, a change republishes Home), and a follow-up button
     runs a command that takes the assembled :class:`Services`: Approvals is built first and is handed
     functions that return those, looked up only when a request needs them, so nothing is filled in later.
@@ -41,6 +43,7 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
     """
     messenger = messenger or Messenger(make_client(config))
     policy = Policy(config, GroupResolver(messenger.group_members, ttl=config.group_cache_seconds))
+    catalogue = catalogue or load_catalogue(config)
     shared = Shared(
         config=config,
         messenger=messenger,
@@ -49,19 +52,21 @@ def build_services(config: Config, *, registry: Registry | None = None, cluster:
         connect=Cluster.connect,
         cluster_override=cluster,
         prometheus=prometheus or prometheus_for(config),
-        catalogue=catalogue or load_catalogue(config),
+        catalogue=catalogue,
         make_prometheus=prometheus_for,
     )
     leader = LeaderElector(shared.cluster, name=config.lease_name, identity=config.identity or default_identity(),
                            lease_seconds=config.lease_seconds)
-    audit = Audit(shared)
-    holds = Holds(shared)
+    targets = shared.targets  # the catalogue's, resolved once per service and environment
+    audit = Audit(config, messenger, targets)
+    holds = Holds(config, catalogue, shared.cluster)
     alerts = AlertCards(shared, audit)
     schedules = Scheduler(shared, audit, alerts, leader)
     approvals = Approvals(shared, audit=audit, holds=holds, alerts=alerts, releases=lambda: releases,
                           home=lambda: home, commands=lambda: services)
     releases = Engine(shared, leader, approvals=approvals, alerts=alerts, interval=engine_interval)
-    home = Home(shared, approvals=approvals, releases=releases, audit=audit, alerts=alerts, schedules=schedules)
+    home = Home(config, messenger, policy, targets, approvals=approvals, releases=releases, audit=audit,
+                alerts=alerts, schedules=schedules)
     services = Services(shared=shared, audit=audit, holds=holds, alerts=alerts, leader=leader, schedules=schedules,
                         approvals=approvals, releases=releases, home=home)
     return services

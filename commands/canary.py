@@ -32,14 +32,12 @@ from bot.core import args as checks
 from bot.core.config import Config
 from bot.release import actions
 from bot.release.forms import open_form
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "canary"
 USAGE = '/hello canary <version> [<percent>%] | <percent>% | promote | abort  ["<reason>"]'
 EXAMPLE = '/hello canary v2 10% "try the new cache"'
 KEYWORDS = ("promote", "abort")
-TARGETED = True  # [<service>] [<environment>] first
-FORM = True  # nothing given: a form, which offers the services where nothing names one
 
 
 @dataclass(frozen=True)
@@ -90,3 +88,13 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     await ctx.propose(plans[request.kind])
     return None
 
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+    form=True,  # nothing given: a form, which offers the services where nothing names one
+)

@@ -23,12 +23,11 @@ from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.release import actions
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "cert"
 USAGE = '/hello cert [renew ["<reason>"]]'
 EXAMPLE = '/hello cert renew "key rotation"'
-TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -65,3 +64,13 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     state = "ready" if cert.ready else f"not ready ({views.foreign(cert.reason or 'unknown', 80)})"
     expires = views.when(cert.not_after)
     return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+)

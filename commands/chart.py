@@ -14,12 +14,11 @@ from bot.core import args as checks
 from bot.core.config import RANGES, Config
 from bot.core.errors import CommandError, UsageError
 from bot.observe import status as status_view
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "chart"
 USAGE = "/hello chart [traffic|errors|latency|all] [15m|1h|6h|24h|7d]"
 KINDS = ("traffic", "errors", "latency", "all")
-TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -53,3 +52,13 @@ async def run(request: Request, ctx: Context) -> Reply:
         return Reply(text=f"No traffic in the last {request.range}: nothing to chart.", ephemeral=True)
     uploads = await status_view.chart_uploads(ctx.services, data, request.kind, audit=ctx.services.audit)
     return Reply(text="", uploads=uploads)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+)

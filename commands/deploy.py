@@ -20,13 +20,11 @@ from bot.core import args as checks
 from bot.core.config import Config
 from bot.release import actions
 from bot.release.forms import open_form
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "deploy"
 USAGE = '/hello deploy <version> ["<reason>"]'
 EXAMPLE = '/hello deploy v2 "fix the login bug"'
-TARGETED = True  # [<service>] [<environment>] first
-FORM = True  # nothing given: a form, which offers the services where nothing names one
 
 
 @dataclass(frozen=True)
@@ -53,3 +51,12 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+    form=True,  # nothing given: a form, which offers the services where nothing names one
+)

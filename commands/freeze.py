@@ -28,7 +28,7 @@ from bot.core.errors import UsageError
 from bot.core.target import Target, Targets
 from bot.core.text import foreign
 from bot.release.holds import Holds, scope
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "freeze"
 USAGE = '/hello freeze <service|all> [<environment>] <duration> "<reason>" | /hello freeze (list)'
@@ -112,16 +112,10 @@ def covered(usage: str) -> Callable[[Request | Lift, Targets], list[Target]]:
     return change_targets
 
 
-change_targets = covered(USAGE)
-
-
 def for_admins(request: Request | Lift) -> bool:
     """The ``admin_scope`` of a hold command: a hold on ``all`` (or its lifting), which ``HELLO_ADMINS`` may
     decide without the rights for every service and environment it covers."""
     return request.service == ALL
-
-
-admin_scope = for_admins
 
 
 def holds_of(ctx: Context) -> Holds:
@@ -181,3 +175,14 @@ async def listing(holds: Holds) -> Reply:
                      f"{duration(window.duration.total_seconds())}, “{foreign(window.reason)}” — {state}")
     text = "\n".join(lines)
     return Reply(text=text, blocks=notice.blocks(text), ephemeral=True)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
+    admin_scope=for_admins,  # or, for `all`, that the person is one of HELLO_ADMINS
+)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.chat.help import reply_for
 from bot.core.config import Config
 from bot.core.errors import UsageError
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "help"
 USAGE = "/hello help [command]"
@@ -31,3 +31,12 @@ def parse(args: Sequence[str], config: Config) -> Request:
 
 async def run(request: Request, ctx: Context) -> Reply:
     return reply_for(ctx.services.registry, request.topic)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+)

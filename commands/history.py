@@ -15,14 +15,13 @@ from bot.chat.views import history as history_view
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.core.errors import UsageError
-from commands import Context, Reply
+from commands import Command, Context, Reply
 from commands.release import running_lines
 
 NAME = "history"
 USAGE = "/hello history [<count>]"
 DEFAULT = 20
 MOST = 50
-TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -48,3 +47,13 @@ async def run(request: Request, ctx: Context) -> Reply:
                                               if e.change_reason else "") for e in entries]
     return Reply(text="Release history\n" + ("\n".join(lines) if lines else "No releases recorded yet."),
                  blocks=blocks)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+)

@@ -25,14 +25,13 @@ from bot.core.errors import UsageError
 from bot.core.text import escape
 from bot.release import actions
 from bot.release.load import ANALYSIS_LABEL, LOAD_LABEL, SERVICE_LABEL
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "loadtest"
 USAGE = '/hello loadtest <rps> <duration> [stable|canary|both] ["<reason>"] | stop'
 EXAMPLE = '/hello loadtest 20 30s both "size the new cache"'
 TRACKS = {"stable": ("stable",), "canary": ("canary",), "both": ("stable", "canary")}
 KEYWORDS = ("stop", *TRACKS)
-TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -94,3 +93,13 @@ async def stop(ctx: Context) -> Reply:
     text = (f":octagonal_sign: <@{ctx.invocation.user_id}> stopped the load on `{escape(config.stable_deployment)}` "
             f"(request {', '.join(f'`{escape(r)}`' for r in releases)}): its {len(jobs)} Job(s) are deleted.")
     return Reply(text=text, blocks=notice.blocks(text))
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+)

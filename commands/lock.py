@@ -17,12 +17,11 @@ from bot.core.config import Config
 from bot.core.errors import UsageError
 from bot.core.text import foreign
 from bot.release.holds import scope
-from commands import Context, Reply
+from commands import Command, Context, Reply
 from commands.freeze import audit, covered, holds_of, target, usage_of
 
 NAME = "lock"
 USAGE = '/hello lock <service> [<environment>] "<reason>"'
-change_targets = covered(USAGE)  # the dispatcher checks every service and environment it covers
 EXAMPLE = '/hello lock payments production "database migration"'
 
 
@@ -56,3 +55,13 @@ async def run(request: Request, ctx: Context) -> Reply:
     await audit(ctx, "Lock", "Set", f"locked {where}", lock.reason, service=lock.service,
                 environment=lock.environment or "")
     return Reply(text=text, blocks=notice.blocks(text))
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
+)

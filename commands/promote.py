@@ -25,7 +25,7 @@ from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.text import foreign
 from bot.observe.critical import critical_alerts
 from bot.release import promotion
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "promote"
 USAGE = '/hello promote <service> <from-env> <to-env> ["<reason>"]'
@@ -100,3 +100,13 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     await ctx.propose(lambda cluster: promotion.plan_promote_environment(
         cluster, target_config, source, source_env=source_env.name, checked=checked, reason=request.reason))
     return None
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    change_scope=change_scope,  # the environment promoted to decides
+)

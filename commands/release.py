@@ -20,7 +20,7 @@ from bot.core.times import parse_time
 from bot.release.lifecycle import RUNNING, State
 from bot.release.plan import StepState
 from bot.release.record import Record
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "release"
 USAGE = "/hello release [<id>]"
@@ -103,3 +103,12 @@ async def run(request: Request, ctx: Context) -> Reply:
         head += f"\n:warning: {views.escape(release.problem)}"
     blocks = release_view.detail(head, step_lines(release), release.id, release.driver or "nobody yet")
     return Reply(text=f"{release.label}: {release.summary} — {state}", blocks=blocks)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+)

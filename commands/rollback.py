@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from bot.core import args as checks
 from bot.core.config import Config
 from bot.release import actions
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "rollback"
 USAGE = '/hello rollback ["<reason>"]'
 EXAMPLE = '/hello rollback "500s on login since v2"'
-TARGETED = True  # [<service>] [<environment>] first
 
 
 @dataclass(frozen=True)
@@ -41,3 +40,11 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+)

@@ -25,7 +25,7 @@ from bot.core.errors import CommandError, UsageError
 from bot.core.text import foreign
 from bot.observe.digest import describe_age
 from bot.observe.schedule import UNREACHABLE_CHANNEL
-from commands import Context, Reply
+from commands import Command, Context, Reply
 
 NAME = "schedule"
 USAGE = '/hello schedule add "<cron>" [#channel] [15m|1h|6h|24h|7d] | list | remove <id>'
@@ -148,3 +148,12 @@ async def _list(ctx: Context) -> Reply:
     blocks = schedules.listing(items, timezone=ctx.config.timezone, leader=leader)
     text = "Scheduled status posts:\n" + ("\n".join(lines) if lines else "none")
     return Reply(text=text, blocks=blocks, ephemeral=True)
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+)

@@ -33,7 +33,7 @@ from bot.core.config import Config
 from bot.core.durations import duration
 from bot.core.errors import CommandError, UsageError
 from bot.observe import delivery
-from commands import Context, Reply, Upload
+from commands import Command, Context, Reply, Upload
 
 NAME = "stats"
 USAGE = "/hello stats [<service>] [7d|30d|90d]"
@@ -137,3 +137,12 @@ async def run(request: Request, ctx: Context) -> Reply:
 
     reply.followup = chart
     return reply
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+)

@@ -19,13 +19,11 @@ from bot.core.config import RANGES, Config
 from bot.core.errors import UsageError
 from bot.observe import status as status_view
 from bot.release import analysis
-from commands import EVERY, Context, Reply
+from commands import EVERY, Command, Context, Reply
 from commands.release import running_lines
 
 NAME = "status"
 USAGE = "/hello status [15m|1h|6h|24h|7d]"
-TARGETED = True  # [<service>] [<environment>] first
-OVERVIEW = True  # no service named where several could be meant: every service, one line each
 
 
 @dataclass(frozen=True)
@@ -70,3 +68,14 @@ async def overview(ctx: Context) -> Reply:
     lines = [line.text() for line in await status_view.overview(targets)]
     text = "Services\n" + "\n".join(lines)
     return Reply(text=text, blocks=status_blocks.overview(lines, [t.names for t in targets]))
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    targeted=True,  # [<service>] [<environment>] first
+    overview=True,  # no service named where several could be meant: every service, one line each
+)

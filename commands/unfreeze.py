@@ -13,13 +13,11 @@ from bot.chat.views import notice
 from bot.core.config import Config
 from bot.core.text import foreign
 from bot.release.holds import scope
-from commands import Context, Reply
+from commands import Command, Context, Reply
 from commands.freeze import Lift, audit, covered, for_admins, holds_of, parse_lift, usage_of
 
 NAME = "unfreeze"
 USAGE = "/hello unfreeze <service|all> [<environment>]"
-change_targets = covered(USAGE)  # the dispatcher checks every service and environment it covers
-admin_scope = for_admins  # or, for `all`, that the person is one of HELLO_ADMINS
 Request = Lift
 
 
@@ -36,3 +34,14 @@ async def run(request: Request, ctx: Context) -> Reply:
     await audit(ctx, "Freeze", "Lifted", f"ended the freeze on {where}", ended.reason,
                 service=ended.service, environment=ended.environment or "")
     return Reply(text=text, blocks=notice.blocks(text))
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
+    admin_scope=for_admins,  # or, for `all`, that the person is one of HELLO_ADMINS
+)

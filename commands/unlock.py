@@ -12,12 +12,11 @@ from bot.chat.views import notice
 from bot.core.config import Config
 from bot.core.text import foreign
 from bot.release.holds import scope
-from commands import Context, Reply
+from commands import Command, Context, Reply
 from commands.freeze import Lift, audit, covered, holds_of, parse_lift, usage_of
 
 NAME = "unlock"
 USAGE = "/hello unlock <service> [<environment>]"
-change_targets = covered(USAGE)  # the dispatcher checks every service and environment it covers
 Request = Lift
 
 
@@ -34,3 +33,13 @@ async def run(request: Request, ctx: Context) -> Reply:
     await audit(ctx, "Lock", "Lifted", f"unlocked {where}", lifted.reason, service=lifted.service,
                 environment=lifted.environment or "")
     return Reply(text=text, blocks=notice.blocks(text))
+
+
+COMMAND = Command(
+    name=NAME,
+    usage=USAGE,
+    doc=__doc__,
+    parse=parse,
+    run=run,
+    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
+)

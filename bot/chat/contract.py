@@ -3,7 +3,8 @@
 - :class:`Invocation`: who typed what, where; :class:`Reply` and :class:`Upload`: what a command answers;
 - :class:`Context`: what a handler receives (the invocation and the service objects, no clients);
 - :class:`Command` and :class:`Registry`: the sub-commands by name. A sub-command is a module (see
-  :mod:`commands`) turned into a :class:`Command` by :meth:`Command.from_module`;
+  :mod:`commands`) that describes itself once, typed, in its ``COMMAND``; :class:`Request` is what its
+  ``parse`` returns;
 - :func:`split`: the command text split like a shell.
 
 The registry is an object, so tests build a fresh one (``commands.default_registry()`` or an empty
@@ -16,8 +17,7 @@ import inspect
 import shlex
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.core.errors import UsageError
 from bot.core.text import foreign
@@ -122,44 +122,60 @@ class Context:
         await self.services.approvals.propose(plan, self.invocation, self.where)
 
 
+class Request(Protocol):
+    """What a command's ``parse`` returns: a frozen dataclass of the command's own, which says whether it changes
+    the cluster or the bot's stored state (then the deployer policy applies, see :meth:`Dispatcher.check_change`)."""
+
+    @property
+    def mutating(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Targeted:
     """A parsed request for one service in one environment (what the dispatcher hands to ``run``)."""
 
-    request: Any
+    request: Request
     target: Target | None
     scope: str = ""
 
     @property
     def mutating(self) -> bool:
-        return bool(getattr(self.request, "mutating", False))
+        return self.request.mutating
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Command:
+    """One sub-command, described once by its module (``COMMAND = Command(...)``, see :mod:`commands`).
+
+    ``doc`` is the module's docstring: its first line is the one-line :attr:`summary`, the whole is
+    ``/hello help <name>``. The rest says how the dispatcher treats the command; each defaults to the plain case.
+    """
+
     name: str
     usage: str
-    summary: str
-    help: str
-    parse: Callable[[Sequence[str], Config], Any]
-    run: Callable[[Any, Context], Awaitable[Reply | None]]
-    module: ModuleType | None = None
-    targeted: bool = False  # takes [<service>] [<environment>] before its own arguments
+    doc: str | None
+    parse: Callable[[Sequence[str], Config], Request]
+    run: Callable[[Any, Context], Awaitable[Reply | None]]  # takes what its own ``parse`` returned
+    # takes ``[<service>] [<environment>]`` first: the dispatcher resolves them once into Context.target
+    targeted: bool = False
+    # given no service where several could be meant, the command covers every one (ctx.scope is EVERY)
+    overview: bool = False
+    # given nothing at all where several could be meant, the command's form asks for the pair (ctx.scope is CHOOSE)
+    form: bool = False
+    # a command naming its own pair (``/hello promote``): whose deployers and channels decide
+    change_scope: Callable[[Any], tuple[str, str]] | None = None
+    # a change covering several pairs (``/hello freeze all``): each must allow the person to change it
+    change_targets: Callable[[Any, Targets], list[Target]] | None = None
+    # such a change that HELLO_ADMINS may make instead, from a channel of HELLO_OPS_CHANNELS (a hold on ``all``)
+    admin_scope: Callable[[Any], bool] | None = None
 
-    @classmethod
-    def from_module(cls, module: ModuleType) -> Command:
-        doc = inspect.cleandoc(module.__doc__ or "")
-        summary = doc.splitlines()[0] if doc else module.NAME
-        return cls(
-            name=module.NAME,
-            usage=module.USAGE,
-            summary=summary,
-            help=doc,
-            parse=module.parse,
-            run=module.run,
-            module=module,
-            targeted=bool(getattr(module, "TARGETED", False)),
-        )
+    @property
+    def help(self) -> str:
+        return inspect.cleandoc(self.doc or "")
+
+    @property
+    def summary(self) -> str:
+        return self.help.splitlines()[0] if self.help else self.name
 
 
 class Registry:
@@ -170,9 +186,7 @@ class Registry:
         for command in commands:
             self.register(command)
 
-    def register(self, command: Command | ModuleType) -> Command:
-        if isinstance(command, ModuleType):
-            command = Command.from_module(command)
+    def register(self, command: Command) -> Command:
         if command.name in self._commands:
             raise ValueError(f"sub-command {command.name!r} registered twice")
         self._commands[command.name] = command

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.chat import metrics
-from bot.chat.contract import CHOOSE, EVERY, Command, Context, Invocation, Reply, Targeted, split, take_target
+from bot.chat.contract import CHOOSE, EVERY, Command, Context, Invocation, Reply, Request, Targeted, split, take_target
 from bot.chat.help import reply_for
 from bot.chat.messenger import SlackError
 from bot.chat.supervise import Supervisor, reference
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 KEEP = 64  # parsed commands kept for their listener at most (one the listener never took is dropped)
 RESPONSE_URL = "response_url"  # the ``method`` of a SlackError about a request's response URL
+# what parsing gave: the command (None: not one), its request (None: refused) and the reply to give now, if any
+Prepared = tuple[Command | None, Request | Targeted | None, Reply | None]
 
 
 class Dispatcher:
@@ -36,7 +38,7 @@ class Dispatcher:
         self.supervisor = Supervisor()
         self._help: dict[str, Reply] = {}  # help is pure and asked often: rendered once per topic
         # what the quick path parsed, handed to the listener that runs it (so a command is parsed once)
-        self._kept: OrderedDict[tuple[str, str], tuple[Any, Any, Reply | None]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str], Prepared] = OrderedDict()
 
     # ---------------------------------------------------------------- background work
     @property
@@ -53,7 +55,7 @@ class Dispatcher:
         await self.supervisor.drain(timeout)
 
     # ---------------------------------------------------------------- ack path (no I/O)
-    def prepare(self, invocation: Invocation, *, keep: bool = False) -> tuple[Any, Any, Reply | None]:
+    def prepare(self, invocation: Invocation, *, keep: bool = False) -> Prepared:
         """Parse the command text. Returns (command, request, immediate reply or None). Pure.
 
         Parsing depends only on the text and the channel (the target is resolved from them): ``keep`` (the
@@ -71,7 +73,7 @@ class Dispatcher:
                 self._kept.popitem(last=False)
         return prepared
 
-    def _prepare(self, invocation: Invocation) -> tuple[Any, Any, Reply | None]:
+    def _prepare(self, invocation: Invocation) -> Prepared:
         registry = self.services.registry
         try:
             args = split(invocation.text)
@@ -112,9 +114,9 @@ class Dispatcher:
             return target, "", rest
         except UsageError:
             named = bool(args) and args[0] in targets.catalogue.names
-            if getattr(command.module, "OVERVIEW", False) and not named:
+            if command.overview and not named:
                 return None, EVERY, list(args)
-            if getattr(command.module, "FORM", False) and not args:
+            if command.form and not args:
                 return None, CHOOSE, []
             raise
 
@@ -131,7 +133,7 @@ class Dispatcher:
         return Reply(text=text, blocks=error_view.blocks(message, usage, ref), ephemeral=True)
 
     # ---------------------------------------------------------------- work path
-    async def run(self, command: Any, request: Any, invocation: Invocation,
+    async def run(self, command: Command, request: Request | Targeted, invocation: Invocation,
                   respond: Callable[..., Awaitable[Any]] | None = None) -> None:
         started = time.perf_counter()
         outcome = "ok"
@@ -139,10 +141,9 @@ class Dispatcher:
         if isinstance(request, Targeted):
             ctx.target, ctx.scope, request = request.target, request.scope, request.request
         try:
-            scope = getattr(command.module, "change_scope", None)  # a command naming its own service and environment
-            if scope is not None:
-                ctx.target = self.services.targets.resolve(*scope(request))
-            if getattr(request, "mutating", False) and ctx.scope != CHOOSE:
+            if command.change_scope is not None:  # a command naming its own service and environment
+                ctx.target = self.services.targets.resolve(*command.change_scope(request))
+            if request.mutating and ctx.scope != CHOOSE:
                 await self.check_change(command, request, ctx)
             else:
                 await ctx.policy.check_read(invocation.user_id)  # the bot's own for EVERY and CHOOSE
@@ -174,16 +175,15 @@ class Dispatcher:
             metrics.COMMANDS.labels(command=command.name, outcome=outcome).inc()
             metrics.HANDLER_SECONDS.labels(command=command.name).observe(time.perf_counter() - started)
 
-    async def check_change(self, command: Any, request: Any, ctx: Context) -> None:
+    async def check_change(self, command: Command, request: Request, ctx: Context) -> None:
         """May the person make this change from here? A command that covers several services and environments
         (a hold) is checked against each, unless it is one ``HELLO_ADMINS`` may make (``admin_scope``, a hold on
         ``all``) and the person is an admin: then only the channel is (``HELLO_OPS_CHANNELS``)."""
         user, channel = ctx.invocation.user_id, ctx.invocation.channel_id
-        admin = getattr(command.module, "admin_scope", None)
+        admin, covers = command.admin_scope, command.change_targets
         if admin is not None and admin(request) and await self.services.policy.is_admin(user):
             self.services.policy.check_channel(channel)
             return
-        covers = getattr(command.module, "change_targets", None)
         for target in covers(request, self.services.targets) if covers is not None else [ctx.where]:
             await target.policy.check_change(user, channel, f"run `{command.name}`")
 
@@ -261,6 +261,8 @@ def replier(respond: Callable[..., Awaitable[Any]] | None) -> Callable[..., Awai
     reached, refuses the reply (it expired, it was used five times) or the request carried none."""
 
     async def send(**kwargs: Any) -> Any:
+        # Bolt's ``respond`` and its answer are its own duck types (an ``AsyncRespond`` that may carry no URL, a
+        # ``WebhookResponse``): read with getattr, so a plain function (tests) stands in for them
         if respond is None or getattr(respond, "response_url", "") is None:
             error = "no_response_url"  # a click in a Home tab or a modal: there is no message to answer under
         else:

@@ -71,7 +71,7 @@ def form(app: AsyncApp, dispatcher: Dispatcher) -> None:
         invocation = Invocation(user_id=str((body.get("user") or {}).get("id", "")), channel_id=channel,
                                 text=forms.command_text(name, values, service, environment))
         command, request, immediate = dispatcher.prepare(invocation)
-        if immediate is not None or command is None or getattr(request, "form", False):
+        if immediate is not None or command is None:
             message = immediate.text.split("\nUsage:")[0] if immediate is not None else "Give a version."
             await ack(response_action="errors", errors={forms.error_block(message, values): message[:150]})
             return

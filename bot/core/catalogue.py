@@ -90,7 +90,7 @@ class Overrides:
     analysis_confidence: float | None = None
     analysis_mode: str | None = None
     analysis_p99_advisory: bool | None = None
-    analysis_load_rps: int | None = None
+    analysis_load_rps: int | str | None = None
     bake_minutes: float | None = None
     auto_rollback: bool | None = None
     loadtest_max_rps: int | None = None

@@ -140,7 +140,7 @@ class Config:
     analysis_confidence: float = 90.0  # percent, time-uniform: holds over every look of a canary
     analysis_mode: str = "auto"  # auto: a failing canary is aborted; advise: it pauses for a person
     analysis_p99_advisory: bool = False  # a p99 not decided yet does not hold back a pass
-    analysis_load_rps: int = 0  # req/s a `hey` Job puts on each track while a step is judged (0: no load)
+    analysis_load_rps: int | str = r.AUTO_LOAD  # req/s to each track while judged (0: none; auto: as needed)
     # Load tests (/hello loadtest) and load during analysis: a Job running `hey` against a track's Service
     loadtest_max_rps: int = 50
     loadtest_max_seconds: int = 300
@@ -299,7 +299,7 @@ _VARS: dict[str, tuple[str, Any]] = {
     "HELLO_ANALYSIS_CONFIDENCE": ("analysis_confidence", r.success),
     "HELLO_ANALYSIS_P99_ADVISORY": ("analysis_p99_advisory", r.boolean),
     "HELLO_ANALYSIS_MODE": ("analysis_mode", r.analysis_mode),
-    "HELLO_ANALYSIS_LOAD_RPS": ("analysis_load_rps", lambda n, v: r.integer(n, v, low=0, high=10000)),
+    "HELLO_ANALYSIS_LOAD_RPS": ("analysis_load_rps", r.load_rate),
     "HELLO_LOADTEST_MAX_RPS": ("loadtest_max_rps", lambda n, v: r.integer(n, v, low=1, high=10000)),
     "HELLO_LOADTEST_MAX_SECONDS": ("loadtest_max_seconds", lambda n, v: r.integer(n, v, low=1, high=86400)),
     "HELLO_LOADTEST_PATH": ("loadtest_path", r.url_path),

@@ -160,6 +160,20 @@ def analysis_mode(name: str, value: str) -> str:
     return value
 
 
+AUTO_LOAD = "auto"
+"""``HELLO_ANALYSIS_LOAD_RPS=auto``: the load's rate is chosen at each look from what the judge still needs."""
+
+
+def load_rate(name: str, value: str) -> int | str:
+    """A rate of requests per second (0: none), or ``auto``."""
+    if value.strip().lower() == AUTO_LOAD:
+        return AUTO_LOAD
+    if not value.strip().lstrip("+-").isdigit():
+        raise ConfigError(f"{name} must be a whole number of requests per second (0: no load) or 'auto', "
+                          f"got {value.strip()!r}")
+    return integer(name, value, low=0, high=10000)
+
+
 def dns_label(name: str, value: str) -> str:
     value = value.strip()
     if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value) or len(value) > 63:

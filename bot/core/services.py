@@ -3,8 +3,10 @@
 External dependencies are connected lazily: a Kubernetes cluster or Prometheus that cannot be
 reached makes the commands that need it answer with the reason; the bot itself keeps running.
 Both are built once by :func:`bot.wiring.build_services`, the composition root; the core only names the types.
-A part receives the :class:`Shared` basics and the other parts it calls, each typed by its interface in
-:mod:`bot.core.ports`; only commands and the chat layer see the whole :class:`Services`.
+A part receives the basics it uses (the configuration, the messenger, the policy, the targets, a way to reach
+the cluster) and the other parts it calls, each typed by its interface in :mod:`bot.core.ports`; the parts
+that use most of the basics (approvals, the release engine, the alert cards, the scheduler) receive the whole
+:class:`Shared` bundle and say why. Only commands and the chat layer see the whole :class:`Services`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 @dataclass
 class Shared:
     """The configuration, the catalogue's targets, policy, messaging and the cluster and Prometheus accessors:
-    what every part uses and none owns (no part of the bot is reachable from here)."""
+    the basics that no part owns (no part of the bot is reachable from here). A part that uses only a few of
+    them receives those; one that uses most receives this bundle (see :func:`bot.wiring.build_services`)."""
 
     config: Config
     messenger: Messenger

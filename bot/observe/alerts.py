@@ -38,7 +38,12 @@ __all__ = ["AlertCards", "AlertGroup", "AlertStore", "Received"]
 
 
 class AlertCards:
-    """The bot's side of Alertmanager: store notifications, post and edit the cards, the card's buttons."""
+    """The bot's side of Alertmanager: store notifications, post and edit the cards, the card's buttons.
+
+    It keeps the :class:`Shared` bundle because its intake, cards and buttons use most of it: the configuration,
+    the catalogue and targets (which service and environment an alert is about), the policy (who may press a
+    card's buttons), the messenger and the bot's own cluster (the stored groups).
+    """
 
     def __init__(self, services: Shared, audit: AuditTrail, *, clock: Callable[[], datetime] | None = None,
                  wait_for_card: float = WAIT_FOR_CARD) -> None:

@@ -93,6 +93,11 @@ class Scheduler:
 
     ``clock`` returns the current aware datetime and ``sleep`` waits (both injectable, so tests drive
     time). ``chart=False`` leaves the chart out of digests. ``tick(now)`` is one evaluation step.
+
+    It keeps the :class:`Shared` bundle to hand it on to the digest (:mod:`bot.observe.digest`), which gathers
+    a status through the functions ``/hello status`` uses (:func:`bot.observe.status.gather`,
+    :func:`~bot.observe.status.chart_uploads`, which take the assembled bot); with its own store and posts it
+    uses the configuration, the targets, the messenger and the bot's own cluster.
     """
 
     def __init__(self, services: Shared, audit: AuditTrail, alerts: AlertDesk, leader: LeaderElector, *,
@@ -104,7 +109,7 @@ class Scheduler:
         config = services.config
         self.identity = config.identity or default_identity()
         self.tz = ZoneInfo(config.timezone)
-        self.store = Store(services, configmap)
+        self.store = Store(config, services.cluster, configmap)
         self.elector = leader
         self.options = _Options(chart=chart, post_attempts=max(1, post_attempts), retry_delay=retry_delay)
         self._clock = clock or times.now
@@ -258,7 +263,7 @@ class Scheduler:
         """Store a chat-made schedule; returns it with its new id."""
         cron = validate_cron(cron)
         now = self._clock()
-        configured = {e.id for e in config_entries(self.services)}
+        configured = {e.id for e in config_entries(self.services.config)}
 
         def mutate(schedules: dict[str, Any], state: dict[str, Any]) -> Entry:
             for sid, raw in schedules.items():
@@ -279,7 +284,7 @@ class Scheduler:
 
     async def remove(self, sid: str) -> Entry:
         """Delete a chat-made schedule (and its state); configured ones can only be removed in config."""
-        configured = {e.id: e for e in config_entries(self.services)}
+        configured = {e.id: e for e in config_entries(self.services.config)}
         if sid in configured:
             raise CommandError(f"`{sid}` comes from the configuration (HELLO_SCHEDULES): remove it there.")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,8 @@ from bot.cluster.store import ConfigMapStore
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Shared
+    from bot.cluster.kube import Cluster
+    from bot.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,21 @@ def config_id(cron: str, channel: str, rng: str) -> str:
     return "c" + hashlib.sha1(f"{cron}|{channel}|{rng}".encode()).hexdigest()[:5]
 
 
-def config_entries(services: Shared) -> list[Entry]:
+def config_entries(config: Config) -> list[Entry]:
+    """The schedules ``HELLO_SCHEDULES`` configures."""
     return [
         Entry(id=config_id(s.cron, s.channel, s.range), cron=s.cron, channel=s.channel, range=s.range,
               source="config")
-        for s in services.config.schedules
+        for s in config.schedules
     ]
 
 
 class Store:
-    """The schedules ConfigMap, read and written with optimistic concurrency."""
+    """The schedules ConfigMap, read and written with optimistic concurrency, in the cluster ``cluster`` reaches;
+    the schedules ``config`` names come first."""
 
-    def __init__(self, services: Shared, name: str = CONFIGMAP) -> None:
-        self.services = services
+    def __init__(self, config: Config, cluster: Callable[[], Awaitable[Cluster]], name: str = CONFIGMAP) -> None:
+        self.config, self.cluster = config, cluster
         self.name = name
 
     @staticmethod
@@ -98,9 +101,9 @@ class Store:
         return schedules, state
 
     async def read(self) -> tuple[list[Entry], dict[str, SlotState]]:
-        cluster = await self.services.cluster()
+        cluster = await self.cluster()
         schedules, state = self._decode(await cluster.configmaps.get(self.name))
-        entries = config_entries(self.services)
+        entries = config_entries(self.config)
         for sid, raw in sorted(schedules.items(), key=lambda kv: kv[1].get("created", "")):
             entries.append(Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),
                                  source="chat", created_by=raw.get("by", ""),
@@ -121,4 +124,4 @@ class Store:
             data[STATE_KEY] = json.dumps(state, sort_keys=True)
             return result
 
-        return await ConfigMapStore(self.services.cluster, self.name, attempts=CAS_ATTEMPTS).update(change)
+        return await ConfigMapStore(self.cluster, self.name, attempts=CAS_ATTEMPTS).update(change)

@@ -60,7 +60,8 @@ def settings_for(config: Config) -> AnalysisSettings:
                             max_latency_ratio=config.analysis_max_latency_ratio,
                             min_success=config.analysis_min_success / 100,
                             confidence=config.analysis_confidence / 100,
-                            p99_advisory=config.analysis_p99_advisory, load_rps=float(config.analysis_load_rps))
+                            p99_advisory=config.analysis_p99_advisory, load_rps=float(config.analysis_load_rps)
+                            if isinstance(config.analysis_load_rps, int) else 0.0)
 
 
 def stats(counts: Any | None) -> WindowStats:

@@ -11,6 +11,9 @@ the flow the bench measures is the product's own:
   traffic but is not decided yet keeps waiting, saying how much more it needs, until the step has
   waited ``max_wait`` seconds: then a person is asked.
 
+With ``HELLO_ANALYSIS_LOAD_RPS=auto`` the analysis load's rate is chosen after each look too
+(:func:`load_rate`): enough that what the judge still needs comes within :data:`LOAD_LOOKS` looks.
+
 The evidence carries across steps (:func:`evidence_since`): every look judges the counts since the
 canary's first analysed step began, which the judge's confidence sequences allow (see
 :mod:`bot.release.judge`); each step still waits at least one interval at its own weight. The price:
@@ -75,6 +78,37 @@ def decide(verdict: Verdict, *, policy: Policy, percent: int, inconclusive: int,
         return Decision(Action.ASK, 0, f"The analysis at {percent}% is still not decided after {duration(waited)} "
                                        f"({verdict.reason}): continue, or abort it?")
     return Decision(Action.WAIT, 0)
+
+
+LOAD_LOOKS = 3
+"""``auto`` load aims to bring what a waiting look still needs within this many intervals."""
+
+NICE_RATES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def load_rate(verdict: Verdict, *, current: int, cap: int, interval: float) -> int:
+    """The analysis load (requests per second to each track) for the next looks, when it is ``auto``.
+
+    A waiting look that sees traffic says how many more canary requests would decide it
+    (:meth:`Verdict.needs`); the load is what the canary's own traffic (the rate seen, less the current
+    load) lacks to bring them within :data:`LOAD_LOOKS` intervals, rounded up to 1, 2 or 5 times a power
+    of ten (so the rate changes seldom) and at most ``cap``. When the judge cannot tell how many it needs,
+    the load doubles. It never goes down within a step, and a look that passes, fails or is blind keeps it
+    as it is.
+    """
+    if verdict.state is not State.WAIT or verdict.blind or current >= cap:
+        return min(current, cap)
+    more = verdict.needs()
+    if more is None:
+        wanted = max(2 * current, NICE_RATES[0])
+    else:
+        seen = verdict.canary_requests / verdict.seconds if verdict.seconds > 0 else 0.0
+        real = max(seen - current, 0.0)  # the canary's own traffic, counting the load as if it ran all along
+        wanted = more / (LOAD_LOOKS * interval) - real
+        if wanted <= current:
+            return current
+    nice = next((r for r in NICE_RATES if r >= wanted), NICE_RATES[-1])
+    return max(current, min(nice, cap))
 
 
 def evidence_since(analysis_starts: Iterable[datetime | None], began: datetime) -> datetime:

@@ -68,6 +68,10 @@ class Approvals:
     The release engine and the Home tabs call Approvals (its store, its views) and are built after it, and a
     follow-up button runs a command, which takes the assembled :class:`Services` that holds Approvals: these
     three are looked up when called (``releases``, ``home``, ``commands``), never stored into this object.
+
+    It keeps the :class:`Shared` bundle because it, its admission and its buttons use most of it: the
+    configuration, the messenger (the request's message), the targets (a stored change's service and
+    environment), the bot's own cluster (the records' store) and the registry (a follow-up button runs a command).
     """
 
     def __init__(self, services: Shared, *, audit: AuditTrail, holds: Holds, alerts: AlertDesk,

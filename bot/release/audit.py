@@ -28,19 +28,19 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.messenger import SlackError
+from bot.chat.messenger import Messenger, SlackError
 from bot.core import times
+from bot.core.audit_entry import AuditEntry as Entry
 from bot.core.errors import ClusterError, Conflict, DependencyUnavailable
-from bot.core.target import Target
+from bot.core.target import Target, Targets
 from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Shared
+    from bot.core.config import Config
     from bot.release.approvals import Record
 
 log = logging.getLogger("bot.release.audit")
@@ -57,31 +57,16 @@ WARNING_PHASES = ("Failed", "Rejected", "Expired")
 OUTCOMES = ("Succeeded", "Failed")  # a request's outcome: recorded once, whoever reports it
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One audit record as read back from the cluster."""
-
-    at: datetime
-    reason: str
-    verb: str
-    phase: str
-    user: str
-    summary: str
-    request_id: str = ""
-    object: str = ""  # "Deployment/helloworld"
-    note: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-    message: str = ""  # the Event's own message, as people read it in `kubectl get events`
-    requester: str = ""
-    change_reason: str = ""  # why the change was asked for, as the requester gave it (their text: escape it)
-    action: str = ""  # deploy | canary | shift | promote | abort | rollback | renew ("" in records before it was kept)
-    service: str = ""  # the catalogue's service and environment ("": one service, or a record from before them)
-    environment: str = ""
-
-
 class Audit:
-    def __init__(self, services: Shared, *, clock: Callable[[], datetime] | None = None) -> None:
-        self.services = services
+    """The audit trail (:class:`bot.core.ports.AuditTrail`): records written, entries (:class:`Entry`) read back.
+
+    ``targets`` say where a record's Event goes and which namespaces are read back; ``config`` names the audit
+    channels and the bot's own objects; ``messenger`` posts to those channels.
+    """
+
+    def __init__(self, config: Config, messenger: Messenger, targets: Targets, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config, self.messenger, self.targets = config, messenger, targets
         self.clock = clock or times.now
 
     async def record(self, phase: str, record: Record, *, user: str, note: str = "",
@@ -108,13 +93,13 @@ class Audit:
             "environment": change.environment,
             "facts": {**{k: v for k, v in change.params.facts().items() if isinstance(v, str | int)}, **(facts or {})},
         }
-        where = target or self.services.target(change.service, change.environment)
+        where = target or self.targets.get(change.service, change.environment)
         return await self._write(entry, change.target, where, once=phase in OUTCOMES)
 
     async def record_alert(self, phase: str, *, user: str, summary: str, group: str, channel: str,
                            note: str = "", facts: dict[str, Any] | None = None) -> dict[str, Any]:
         """Audit what someone did from an alert card (``Silenced``, ``Acknowledged``): reason ``HelloAlert<Phase>``."""
-        deployment = self.services.config.stable_deployment
+        deployment = self.config.stable_deployment
         entry = self._action("Alert", phase, user=user, summary=summary, request_id=f"alert-{group}",
                              channel=channel, object=f"Deployment/{deployment}", note=note, facts=facts)
         return await self._write(entry, {"kind": "Deployment", "name": deployment})
@@ -125,7 +110,7 @@ class Audit:
 
         Reason ``Hello<Verb><Phase>`` (``HelloFreezeSet``); the Event is on the holds ConfigMap.
         """
-        name = self.services.config.holds_configmap
+        name = self.config.holds_configmap
         entry = self._action(verb, phase, user=user, summary=summary,
                              request_id=f"{verb.lower()}-{secrets.token_hex(4)}", channel=channel,
                              object=f"ConfigMap/{name}", facts=facts, action=verb.lower(),
@@ -160,7 +145,7 @@ class Audit:
         is made once even when a driver that died while writing it is followed by another: whoever finds
         the Event already there neither logs nor posts it again.
         """
-        if not await self._event(entry, obj, where or self.services.targets.default, once=once):
+        if not await self._event(entry, obj, where or self.targets.default, once=once):
             log.info("%s %s: recorded already", entry["reason"], entry["request_id"])
             return entry
         log.info("%s %s by %s: %s", entry["reason"], entry["request_id"], entry["user"], entry["summary"],
@@ -215,7 +200,7 @@ class Audit:
         return True
 
     async def _post(self, entry: dict[str, Any]) -> None:
-        channels = [c for c in self.services.config.audit_channel.split(",") if c]
+        channels = [c for c in self.config.audit_channel.split(",") if c]
         if not channels:
             return
         text = (f":memo: `{entry['reason']}` by <@{entry['user']}>: {entry['summary']}"
@@ -224,14 +209,14 @@ class Audit:
                 + f" (request `{entry['request_id']}`)")
         for channel in channels:
             try:
-                await self.services.messenger.post(channel, text[:3000])
+                await self.messenger.post(channel, text[:3000])
             except SlackError as exc:
                 log.warning("cannot post to the audit channel %s: %s", channel, exc)
 
     async def entries(self, target: Target | None = None) -> list[Entry]:
         """Every audit record kept in the Events of a target's namespace (default the bot's own), newest first, as
         the API server has them now (what a decision reads: a promotion's soak)."""
-        cluster = await (target or self.services.targets.default).cluster()
+        cluster = await (target or self.targets.default).cluster()
         return _entries(await cluster.events.list(SELECTOR))
 
     async def shown(self, target: Target | None = None) -> list[Entry]:
@@ -240,7 +225,7 @@ class Audit:
         API read; a record written a moment ago, by this replica or another, may show a moment later), else
         from the API server. The cache holds the Events the API server keeps (they expire, an hour by default,
         and leave the cache too), so both show the same records."""
-        cluster = await (target or self.services.targets.default).cluster()
+        cluster = await (target or self.targets.default).cluster()
         return _entries(await cluster.events.shown(SELECTOR))
 
     async def everywhere(self) -> tuple[list[Entry] | None, list[str]]:
@@ -250,9 +235,8 @@ class Audit:
 
         Without a catalogue file this is :meth:`shown` of the bot's own namespace.
         """
-        services = self.services
         places: dict[tuple[str, bool, str], Target] = {}
-        for target in [services.targets.default, *services.targets.every()]:  # one read per cluster and namespace
+        for target in [self.targets.default, *self.targets.every()]:  # one read per cluster and namespace
             config = target.config
             places.setdefault((config.kube_context, config.kube_in_cluster, config.namespace), target)
         problems: list[str] = []

@@ -114,6 +114,8 @@ async def judged(driver: Driver, step: Step, cluster: Any) -> step_runner.StepRe
                 f"{verdict.reason}", analysis.metric_lines(verdict))
         if move.action == runner.Action.ASK:
             step.waiting = move.question
+        if move.action == runner.Action.WAIT:
+            analysis_load.adjust(driver, step, verdict)
 
 
 async def look(driver: Driver, cluster: Any, version: str, seconds: float) -> Verdict:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.chat.messenger import SlackError, worth_again
 from bot.chat.supervise import Supervisor
@@ -36,7 +36,8 @@ from bot.release.plan import Step
 from bot.release.record import Record
 
 if TYPE_CHECKING:
-    from bot.core.ports import AlertDesk, Requests
+    from bot.core.config import Config
+    from bot.core.ports import AlertDesk, RecordStore, Requests
     from bot.core.services import Shared
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 REPAIR_INTERVAL = 30.0  # seconds between the leader's looks for finished releases whose message does not show it
 
 
-def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
-    """The message of a finished record: how it ended (``approvals``: :class:`bot.release.approvals.Approvals`)."""
+def final_view(approvals: Requests, record: Record) -> tuple[str, list[dict]]:
+    """The message of a finished record: how it ended."""
     if record.outcome is not None:
         return approvals.progress_view(record, None, outcome=record.outcome)
     if record.state == State.SUPERSEDED:
@@ -54,7 +55,12 @@ def final_view(approvals: Any, record: Record) -> tuple[str, list[dict]]:
 
 
 class Engine:
-    """Drives the releases while this replica leads. ``clock`` returns the current aware datetime."""
+    """Drives the releases while this replica leads. ``clock`` returns the current aware datetime.
+
+    It keeps the :class:`Shared` bundle because it and its drivers use most of it: the configuration, the
+    messenger (each release's message and thread), the targets (a stored release's service and environment),
+    the catalogue (the bake window's critical alerts) and the bot's own cluster (a load test's owner record).
+    """
 
     def __init__(self, services: Shared, elector: LeaderElector, *, approvals: Requests, alerts: AlertDesk,
                  interval: float = 1.0, clock: Callable[[], datetime] | None = None,
@@ -76,11 +82,11 @@ class Engine:
         self.background = Supervisor()  # notes on alert cards, finished or cancelled on stop
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Config:
         return self.services.config
 
     @property
-    def records(self) -> Any:
+    def records(self) -> RecordStore:
         """The repository of releases (:class:`bot.release.records.Records`)."""
         return self.approvals.store
 

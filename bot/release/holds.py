@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,8 @@ from bot.core.text import foreign
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
-    from bot.core.services import Shared
+    from bot.cluster.kube import Cluster
+    from bot.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -179,25 +180,22 @@ class Overview:
 class Holds:
     """Locks and freezes, stored in the ConfigMap ``HELLO_HOLDS_CONFIGMAP`` (or ``name``).
 
-    Service and environment names are checked against the catalogue (``services.catalogue`` when
-    set, else the single-service variables'); an unknown one is a :class:`UsageError` listing what
-    exists. ``clock`` returns the current aware datetime (tests move it).
+    Service and environment names are checked against ``catalogue`` (the catalogue file's, or the
+    single-service variables'); an unknown one is a :class:`UsageError` listing what exists. ``cluster``
+    reaches the bot's own cluster, where the ConfigMap is. ``clock`` returns the current aware datetime
+    (tests move it).
     """
 
-    def __init__(self, services: Shared, *, clock: Callable[[], datetime] | None = None,
-                 name: str | None = None) -> None:
-        self.services = services
-        self.name = name or services.config.holds_configmap
+    def __init__(self, config: Config, catalogue: Catalogue, cluster: Callable[[], Awaitable[Cluster]], *,
+                 clock: Callable[[], datetime] | None = None, name: str | None = None) -> None:
+        self.config, self.catalogue = config, catalogue
+        self.name = name or config.holds_configmap
         self.clock = clock or times.now
-        self.store = ConfigMapStore(services.cluster, self.name, attempts=8)
-
-    @property
-    def catalogue(self) -> Catalogue:
-        return self.services.catalogue or Catalogue.from_config(self.services.config)
+        self.store = ConfigMapStore(cluster, self.name, attempts=8)
 
     @property
     def timezone(self) -> str:
-        return self.services.config.timezone
+        return self.config.timezone
 
     def checked(self, service: str, environment: str | None, *, every: bool) -> None:
         """Raise :class:`UsageError` unless the names exist (``all`` is a service only when ``every``)."""

@@ -17,6 +17,7 @@ from bot.chat import views
 from bot.chat.supervise import Supervisor, guard
 from bot.chat.views.home import HomeData, Pending, ServiceStatus, view
 from bot.core import times
+from bot.core.audit_entry import AuditEntry
 from bot.core.errors import DependencyUnavailable, PermissionDenied
 from bot.core.text import foreign
 from bot.observe import delivery, status
@@ -24,8 +25,11 @@ from bot.observe.status import canary_weight
 from bot.release.lifecycle import PENDING
 
 if TYPE_CHECKING:
+    from bot.chat.messenger import Messenger
+    from bot.core.config import Config
+    from bot.core.policy import Policy
     from bot.core.ports import AlertDesk, AuditTrail, Releases, Requests, Schedules
-    from bot.core.services import Shared
+    from bot.core.target import Targets
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +40,10 @@ DEBOUNCE = 1.0  # seconds: changes closer than this republish once
 class Home:
     """The App Home tabs: what a person may do, what waits for them, what runs, services, alerts and schedules."""
 
-    def __init__(self, services: Shared, *, approvals: Requests, releases: Releases, audit: AuditTrail,
-                 alerts: AlertDesk, schedules: Schedules, clock: Callable[[], float] = time.monotonic) -> None:
-        self.services = services
+    def __init__(self, config: Config, messenger: Messenger, policy: Policy, targets: Targets, *, approvals: Requests,
+                 releases: Releases, audit: AuditTrail, alerts: AlertDesk, schedules: Schedules,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config, self.messenger, self.policy, self.targets = config, messenger, policy, targets
         self.approvals, self.releases, self.audit = approvals, releases, audit
         self.alerts, self.schedules = alerts, schedules
         self.clock = clock
@@ -66,11 +71,11 @@ class Home:
         self._pending = self.supervisor.spawn(later(), "home republish", kind="home")
 
     async def publish(self, user: str) -> None:
-        if self.services.messenger.stopped:
+        if self.messenger.stopped:
             return  # the workspace removed the app or revoked its token (app_uninstalled, tokens_revoked)
         data = await self.gather(user)
         try:
-            await self.services.messenger.publish_home(user, view(data))
+            await self.messenger.publish_home(user, view(data))
         except DependencyUnavailable as exc:
             log.warning("cannot publish the Home of %s: %s", user, exc)
 
@@ -81,7 +86,7 @@ class Home:
         """
         data = HomeData(user=user)
         try:
-            await self.services.policy.check_read(user)
+            await self.policy.check_read(user)
         except PermissionDenied as exc:
             data.refused = str(exc)
             return data
@@ -95,7 +100,7 @@ class Home:
         return data
 
     async def _rights(self, data: HomeData) -> None:
-        config, policy = self.services.config, self.services.policy
+        config, policy = self.config, self.policy
         try:
             await policy.check_change(data.user, config.ops_channels[0] if config.ops_channels else "")
             data.may.append("ask for deploys, canaries, rollbacks and certificate renewals")
@@ -129,17 +134,16 @@ class Home:
             except DependencyUnavailable as exc:
                 data.problems.append(f"releases: {exc}")
 
-    async def _service_part(self, data: HomeData) -> list[Any] | None:
+    async def _service_part(self, data: HomeData) -> list[AuditEntry] | None:
         """The service (or with a catalogue file, every service in every environment) and the last changes;
         returns the audit records read for every service (None when not read that way)."""
-        services = self.services
-        if services.targets.named:
+        if self.targets.named:
             data.services = await self._services()
             entries = await self._entries(data)
             data.changes = [_change_line(e) for e in (entries or [])[:8]]
             return entries
         try:
-            state = await (await services.targets.default.cluster()).deployed()
+            state = await (await self.targets.default.cluster()).deployed()
             data.service = _service_lines(state)
         except DependencyUnavailable as exc:
             data.problems.append(f"cluster: {exc}")
@@ -160,9 +164,8 @@ class Home:
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
 
-    async def _delivery(self, data: HomeData, entries: list[Any] | None) -> None:
-        services = self.services
-        if self.audit is not None and (entries is not None or not services.targets.named):
+    async def _delivery(self, data: HomeData, entries: list[AuditEntry] | None) -> None:
+        if self.audit is not None and (entries is not None or not self.targets.named):
             try:
                 read = entries if entries is not None else await self.audit.entries()
                 figures = delivery.compute(read, end=times.now(), days=30)
@@ -182,9 +185,9 @@ class Home:
     async def _services(self) -> list[ServiceStatus]:
         """Each service in each environment of the catalogue, read concurrently (``/hello status``'s reading)."""
         now = times.now()
-        return [_service_status(line, now) for line in await status.overview(self.services.targets.every(), now=now)]
+        return [_service_status(line, now) for line in await status.overview(self.targets.every(), now=now)]
 
-    async def _entries(self, data: HomeData) -> list[Any] | None:
+    async def _entries(self, data: HomeData) -> list[AuditEntry] | None:
         """The audit records of every service and environment (each namespace read once), newest first;
         ``None`` without an audit trail or when none could be read."""
         audit = self.audit
@@ -195,7 +198,7 @@ class Home:
         return entries
 
 
-def _change_line(entry: Any) -> str:
+def _change_line(entry: AuditEntry) -> str:
     return (f"{views.when(entry.at, '%m-%d %H:%M')} *{foreign(entry.verb, 40)}* {foreign(entry.phase, 40)} "
             f"by <@{entry.user}>: {foreign(entry.summary, 200)}")
 

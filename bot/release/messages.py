@@ -116,8 +116,11 @@ def step_line(step: Step) -> str:
         line += f" — {views.escape(step.verdict)}"
     elif step.kind in (StepKind.ANALYSE, StepKind.BAKE) and step.note:
         line += f" — {views.escape(step.note)}"
-    if step.kind == StepKind.ANALYSE and isinstance(step.facts.get("load_rps"), int) and not step.waiting:
-        line += f" · load: {step.facts['load_rps']} req/s to each track"
+    if step.kind == StepKind.ANALYSE and step.facts.get("load_refused") and not step.waiting:
+        line += f" · no load: the cluster refused it ({views.escape(str(step.facts['load_refused']))})"
+    elif step.kind == StepKind.ANALYSE and isinstance(step.facts.get("load_rps"), int) and not step.waiting:
+        auto = " (auto)" if "load_wanted" in step.facts else ""
+        line += f" · load: {step.facts['load_rps']} req/s to each track{auto}"
     if step.decided_by and _SLACK_USER.fullmatch(step.decided_by):
         line += f" · decided by <@{step.decided_by}>"
     return line

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import types
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
 from bot.core.errors import UsageError
-from commands import MODULES, Registry, default_registry
+from commands import MODULES, Command, Registry, default_registry
 from sandbox.slack import Ephemeral, Message, SlackEmulator
 from tests.harness.bot import Bot, start_bot, stop_bot
 
@@ -113,31 +112,26 @@ class _Req:
     arg: str = ""
 
 
-def _module(name: str, *, mutating: bool, run) -> types.ModuleType:  # type: ignore[no-untyped-def]
-    module = types.ModuleType(f"commands.{name}")
-    module.__doc__ = f"Test command {name}."
-    module.NAME = name
-    module.USAGE = f"/hello {name} [arg]"
+def _module(name: str, *, mutating: bool, run) -> Command:  # type: ignore[no-untyped-def]
+    usage = f"/hello {name} [arg]"
 
     def parse(args, config):  # type: ignore[no-untyped-def]
         if len(args) > 1:
-            raise UsageError("one argument at most", module.USAGE)
+            raise UsageError("one argument at most", usage)
         return _Req(mutating=mutating, arg=args[0] if args else "")
 
-    module.parse = parse
-    module.run = run
-    return module
+    return Command(name=name, usage=usage, doc=f"Test command {name}.", parse=parse, run=run)
 
 
-async def _bot_with(slack: SlackEmulator, env: dict[str, str], *modules: types.ModuleType) -> Bot:
+async def _bot_with(slack: SlackEmulator, env: dict[str, str], *commands: Command) -> Bot:
     import bot.wiring as wiring
 
     registry = Registry()
     from commands import help as help_module
 
-    registry.register(help_module)
-    for module in modules:
-        registry.register(module)
+    registry.register(help_module.COMMAND)
+    for command in commands:
+        registry.register(command)
     original = wiring.default_registry
     wiring.default_registry = lambda: registry
     try:

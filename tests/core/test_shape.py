@@ -116,3 +116,62 @@ def test_the_assembled_services_are_never_filled_in_after_construction(path: Pat
     """bot.wiring.build_services builds every part and then the Services holding them, in one expression."""
     assigned = _services_attribute_assignments(ast.parse(path.read_text(encoding="utf-8")))
     assert not assigned, f"{_rel(path)}: attributes of a Services object assigned: {assigned}"
+
+
+PORTS = ROOT / "bot/core/ports.py"
+
+
+def _any_attributes(tree: ast.AST) -> list[str]:
+    """``Class.attribute`` of every attribute whose type names ``Any`` (``x: Any``, ``x: list[Any]``, a property
+    returning it): a port's attribute is typed by another port or a type of the lowest layer."""
+    def names_any(annotation: ast.expr | None) -> bool:
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):  # a quoted annotation
+            annotation = ast.parse(annotation.value, mode="eval").body
+        return annotation is not None and any(
+            (isinstance(n, ast.Name) and n.id == "Any") or (isinstance(n, ast.Attribute) and n.attr == "Any")
+            for n in ast.walk(annotation))
+
+    found = []
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for node in cls.body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and names_any(node.annotation):
+                found.append(f"{cls.name}.{node.target.id}")
+            elif (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and names_any(node.returns)
+                  and any(isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list)):
+                found.append(f"{cls.name}.{node.name}")
+    return found
+
+
+def test_the_ports_check_sees_an_attribute_typed_any() -> None:
+    code = ("class P(Protocol):\n    store: Any\n    clock: Callable[[], datetime]\n    rows: 'list[Any]'\n"
+            "    entries: dict[str, typing.Any]\n    @property\n    def at(self) -> Any: ...\n"
+            "    def load(self) -> Any: ...\n")
+    assert _any_attributes(ast.parse(code)) == ["P.store", "P.rows", "P.entries", "P.at"]
+
+
+def test_no_port_has_an_attribute_typed_any() -> None:
+    """bot/core/ports.py: a part reaches another through a small Protocol, every attribute of it typed."""
+    assert not _any_attributes(ast.parse(PORTS.read_text(encoding="utf-8")))
+
+
+def _command_getattrs(tree: ast.AST) -> list[int]:
+    """Lines of ``getattr(x, ...)`` where ``x`` is a command module, a command or a request (``module``,
+    ``command.module``, ``request``, ``self.request``…): the dispatcher reads a command's typed description."""
+    def is_command(node: ast.expr) -> bool:
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return any(word in name.lower() for word in ("module", "command", "request"))
+
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+            and n.func.id == "getattr" and n.args and is_command(n.args[0])]
+
+
+def test_the_command_check_sees_a_getattr_on_a_command() -> None:
+    code = ("getattr(command.module, 'FORM', False)\ngetattr(module, 'TARGETED')\ngetattr(respond, 'response_url')\n"
+            "getattr(self.request, 'mutating', False)\ngetattr(answer, 'status_code', 200)\n")
+    assert _command_getattrs(ast.parse(code)) == [1, 2, 4]
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("bot/chat/**/*.py")), ids=_rel)
+def test_the_chat_layer_reads_no_command_module_with_getattr(path: Path) -> None:
+    """A command is one typed :class:`bot.chat.contract.Command` that its module exports (``COMMAND``)."""
+    assert not _command_getattrs(ast.parse(path.read_text(encoding="utf-8"))), f"{_rel(path)}: getattr on a command"

@@ -2,14 +2,16 @@
 
 `/hello canary v2-faulty` (a fifth of its requests fail) is aborted by the analysis at its first
 decisive look, with a verdict card in the release's thread that shows the bounds and the limit, and
-never a "passed" card; `/hello canary v2` walks its steps and offers the promotion; with no load at all
-the canary holds and asks a person. Intervals are shortened, the judge is the real one. A pass needs
+never a "passed" card; `/hello canary v2` walks its steps, with the load the default `auto` adds to decide
+sooner, and offers the promotion; with no traffic at all the canary holds and asks a person. Intervals are
+shortened, the judge is the real one. A pass needs
 evidence (a healthy canary without errors passes the 0.5-point tolerance after about 530 requests at
 90% confidence), so the steps are 30% and 60% of 40 requests/s.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -51,6 +53,8 @@ def test_a_faulty_canary_is_aborted_and_a_healthy_one_walks_its_steps(launch_san
                   "the healthy canary's end")
     assert "passed analysis at 30% → 60%" in final["text"], final["text"]
     assert _button(final, "release_promote") is not None
+    # the default HELLO_ANALYSIS_LOAD_RPS=auto: 12 canary requests/s would need many looks, so load was added
+    assert re.search(r"load: \d+ req/s to each track \(auto\)", _text(final)), _text(final)
 
 
 def test_with_no_traffic_the_canary_holds_and_asks_a_person(launch_sandbox, tools) -> None:

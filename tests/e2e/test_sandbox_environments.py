@@ -12,7 +12,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import yaml
 from sandbox.run import Sandbox
 from sandbox.slack.state import Message
 from sandbox.stack import SERVICES
+from tests.harness.wait import until
 from tests.kubectl import run_kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +47,9 @@ async def query(http: aiohttp.ClientSession, prometheus: str, promql: str) -> li
         return (await response.json())["data"]["result"]
 
 
-async def wait_for(make, what: str, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await make()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.25)
+async def wait_for(check, what: str, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    """:func:`until` at the pace of real servers (a query every quarter second)."""
+    return await until(check, what, timeout, every=0.25)
 
 
 async def test_check_passes_for_every_service_in_every_environment(sandbox: Sandbox) -> None:
@@ -186,9 +180,9 @@ async def test_a_canary_of_greeter_moves_its_httproute_and_haproxy_follows(sandb
     assert helloworld == {"stable": 100, "canary": 0}  # another service, another router: untouched
     load = sandbox.environments[0].loads[[s.name for s in SERVICES].index("greeter")]
     before = load.served().get("canary", 0)
-    await wait_for(lambda: asyncio.sleep(0, load.served().get("canary", 0) > before), "greeter's canary answering")
+    await wait_for(lambda: (load.served().get("canary", 0) > before), "greeter's canary answering")
 
     await stack.command("U1", "/hello canary abort", channel=greeter.channel)  # as it was, for the other tests
-    await wait_for(lambda: asyncio.sleep(0, "canary" not in sandbox.environments[0].fleets["greeter"].versions()),
+    await wait_for(lambda: ("canary" not in sandbox.environments[0].fleets["greeter"].versions()),
                    "greeter's canary to stop", timeout=60)
-    await wait_for(lambda: asyncio.sleep(0, route_weights()["greeter-canary"] == 0), "the canary's weight at 0")
+    await wait_for(lambda: (route_weights()["greeter-canary"] == 0), "the canary's weight at 0")

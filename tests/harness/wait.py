@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check()`` (sync or async) until it is truthy and return what it gave; fail naming ``what``
-    after ``timeout`` seconds."""
+async def until(check: Callable[[], Any], what: str, timeout: float = 30.0, every: float = 0.02) -> Any:
+    """Poll ``check()`` (sync or async) every ``every`` seconds until it is truthy and return what it gave;
+    fail naming ``what`` after ``timeout`` seconds (a slower poll for checks that query real servers)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -19,4 +19,4 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> A
         if found:
             return found
         assert loop.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)

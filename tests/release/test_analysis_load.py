@@ -10,6 +10,7 @@ not judged and its load is deleted.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -99,14 +100,41 @@ async def test_an_analysed_step_runs_a_load_job_per_track_kept_on_take_over_and_
         assert [k for k, _ in events].count("ADDED") == 2 == [k for k, _ in events].count("DELETED"), events
 
 
+async def test_a_cluster_that_refuses_the_load_leaves_the_step_judged_without_it_and_says_why(
+        release: Any) -> None:
+    async with release(env=ENV) as chat:
+        chat.kube.add_fault("create", "jobs", status=403, count=None)  # RBAC or a quota
+        await chat.send("U1", "/hello canary v2")
+        request = await chat.approval()
+        await chat.click("U2", request, "approve")
+        # the step is judged all the same (here: inconclusive, so a person is asked), and its line says why
+        asked = await asking(chat, request.ts)
+        assert load_jobs(chat) == []
+        await chat.click("U2", asked, "analysis_continue")
+        final = await chat.finished(request)
+        assert ":white_check_mark:" in final.text
+        line = _blocks(final)
+        assert "no load: the cluster refused it (the bot is not allowed to create jobs/" in line, line
+        assert "load: 5 req/s" not in line
+        chat.kube.clear_faults()
+
+
 def test_the_catalogues_analysis_load_is_the_services_own_and_checked_as_the_variable() -> None:
     data = catalogue(entry("greeter", "greeter", analysis={"load": {"rps": 10}}), entry("helloworld", "hello"))
     found = catalogue_file.parse(data)
     base = config_module.load({}, require_slack=False)
-    assert base.analysis_load_rps == 0
+    assert base.analysis_load_rps == "auto"  # the default: sized at each look from what the judge needs
     assert found.service("greeter").config_for("staging", base).analysis_load_rps == 10
-    assert found.service("helloworld").config_for("staging", base).analysis_load_rps == 0
+    assert found.service("helloworld").config_for("staging", base).analysis_load_rps == "auto"
     assert config_module.load({"HELLO_ANALYSIS_LOAD_RPS": "7"}, require_slack=False).analysis_load_rps == 7
+    assert config_module.load({"HELLO_ANALYSIS_LOAD_RPS": "0"}, require_slack=False).analysis_load_rps == 0
+    assert config_module.load({"HELLO_ANALYSIS_LOAD_RPS": " Auto "}, require_slack=False).analysis_load_rps == "auto"
+    with pytest.raises(ConfigError, match=r"HELLO_ANALYSIS_LOAD_RPS must be a whole number of requests per second "
+                                          r"\(0: no load\) or 'auto', got 'fast'"):
+        config_module.load({"HELLO_ANALYSIS_LOAD_RPS": "fast"}, require_slack=False)
+    quiet = catalogue(entry("greeter", "greeter", analysis={"load": {"rps": "auto"}}))
+    none = replace(base, analysis_load_rps=0)
+    assert catalogue_file.parse(quiet).service("greeter").config_for("staging", none).analysis_load_rps == "auto"
     with pytest.raises(ConfigError, match=r"analysis\.load\.rps must be between 0 and 10000"):
         catalogue_file.parse(catalogue(entry("greeter", "greeter", analysis={"load": {"rps": -1}})))
     with pytest.raises(ConfigError, match=r"analysis\.load\.rate: unknown field"):

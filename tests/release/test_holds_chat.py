@@ -38,6 +38,12 @@ async def stack() -> AsyncIterator[Stack]:
         yield running
 
 
+def holds_of(stack: Stack, clock: Clock) -> Holds:
+    """Another Holds over the same ConfigMap, as a second replica's."""
+    services = stack.services
+    return Holds(services.config, services.catalogue, services.cluster, clock=clock)
+
+
 def stored(stack: Stack) -> dict[str, Any]:
     cm = stack.kube.get("", "v1", "configmaps", NS, CONFIGMAP)
     return json.loads(cm["data"][KEY]) if cm else {}
@@ -48,7 +54,7 @@ def stored(stack: Stack) -> dict[str, Any]:
 
 async def test_locks_and_freezes_are_stored_checked_and_lifted(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services.shared, clock=clock)
+    holds = holds_of(stack, clock)
     until = clock.now + timedelta(hours=2)
     await holds.freeze("all", "production", until, "incident 42", "U1")
     await holds.lock("payments", None, "migration", "U2")
@@ -76,7 +82,7 @@ async def test_locks_and_freezes_are_stored_checked_and_lifted(stack: Stack) -> 
 
 async def test_an_ended_freeze_is_ignored_then_dropped_by_the_next_write(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services.shared, clock=clock)
+    holds = holds_of(stack, clock)
     await holds.freeze("helloworld", None, clock.now + timedelta(hours=1), "deploy day", "U1")
     assert (await holds.check("helloworld", "staging")).frozen
     clock.now += timedelta(hours=1)
@@ -91,7 +97,7 @@ async def test_an_ended_freeze_is_ignored_then_dropped_by_the_next_write(stack: 
 
 async def test_names_are_checked_against_the_catalogue_and_double_locks_refused(stack: Stack) -> None:
     clock = Clock()
-    holds = Holds(stack.services.shared, clock=clock)
+    holds = holds_of(stack, clock)
     later = clock.now + timedelta(hours=1)
     with pytest.raises(UsageError, match="there is no service shop; services: helloworld, payments"):
         await holds.freeze("shop", None, later, "x", "U1")
@@ -113,7 +119,7 @@ async def test_names_are_checked_against_the_catalogue_and_double_locks_refused(
 
 async def test_concurrent_writers_lose_nothing(stack: Stack) -> None:
     clock = Clock()
-    writers = [Holds(stack.services.shared, clock=clock) for _ in range(6)]
+    writers = [holds_of(stack, clock) for _ in range(6)]
     scopes = [(s, e) for s in ("helloworld", "payments") for e in ("staging", "production", None)]
     await asyncio.gather(*(h.lock(s, e, "lock", "U1") for h, (s, e) in zip(writers, scopes, strict=True)))
     assert sorted(stored(stack)["locks"]) == sorted(f"{s}/{e or '*'}" for s, e in scopes)
