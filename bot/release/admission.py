@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 UNPOSTED_GRACE = 30.0  # seconds a request may hold the lock before its message ts is stored
 LOCK_ROUNDS = 20  # looks at a lock whose holder changed while admission decided
+NEVER_ADMITTED = "it was never admitted"  # why the sweeper cancels a request its replica stored and left
 FULL, TOO_MANY, UNKNOWN = -1, -2, -3  # what the lock's compare-and-swap answers instead of a place
 
 
@@ -303,8 +304,23 @@ class Admission:
                 await self.show_expired(record)
         for key in {r.key for r in records.values() if r.state in (QUEUED, PENDING)}:
             await self.advance(key)
+        with contextlib.suppress(DependencyUnavailable):
+            await self._cancel_strays(records, now)
         await self._prune(records)
         return expired
+
+    async def _cancel_strays(self, records: dict[str, Record], now: datetime) -> None:
+        """A queued request that neither holds its lock nor has a place in its queue ``UNPOSTED_GRACE`` seconds
+        after it was stored was never admitted (its replica died first): it is cancelled, so it waits nowhere."""
+        old = [r for r in records.values()
+               if r.state == QUEUED and now - at(r.created) >= timedelta(seconds=UNPOSTED_GRACE)]
+        locks: dict[tuple[str, str], Lock] = {}
+        for record in old:
+            lock = locks[record.key] = locks.get(record.key) or await self.requests.store.lock(record.key)
+            if record.id == lock.holder or lock.place(record.id):
+                continue
+            if await self.requests.store.update(record.id, lambda r: end(r, Event.CANCEL, NEVER_ADMITTED, now)):
+                log.info("request %s was stored but never admitted: cancelled", record.id)
 
     async def _prune(self, records: dict[str, Record]) -> None:
         finished = sorted((r for r in records.values() if r.state in FINISHED), key=lambda r: r.created)

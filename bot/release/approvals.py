@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.chat import views
@@ -42,14 +42,14 @@ from bot.core.errors import CommandError, Conflict, DependencyUnavailable, Permi
 from bot.core.target import Target
 from bot.core.tasks import cancel
 from bot.core.text import foreign
-from bot.core.times import iso, now
+from bot.core.times import now
 from bot.release import messages
 from bot.release.actions import Change
 from bot.release.admission import Admission, to_pending
 from bot.release.buttons import Buttons
 from bot.release.lifecycle import FINISHED, PENDING, QUEUED, Event
 from bot.release.plan import Outcome, steps_for
-from bot.release.record import Record, at
+from bot.release.record import Record, at, named, request_record
 from bot.release.records import Records
 from bot.release.rollout import RolloutStatus
 
@@ -150,6 +150,8 @@ class Approvals:
             raise
         await self.audit("Requested", record, user, target=target)
         await self._post(record, user, messages.place_text(place, holder) if place else "")
+        if record.state in FINISHED:
+            return
         if record.state == QUEUED:
             await self.admission.posted(record, place, holder)  # the queue may have moved while it was posted
             await self.advance(record.key)  # the change it waited for may have ended meanwhile
@@ -176,7 +178,7 @@ class Approvals:
             else:
                 text, blocks = messages.approval_view(record, place=place)
             record.ts = await self.services.messenger.post(record.channel, text, blocks)
-            await self.store.update(record.id, lambda r: setattr(r, "ts", r.ts or record.ts))
+            stored = await self.store.update(record.id, lambda r: _posted(r, record.ts))
         except Exception as exc:
             if isinstance(exc, SlackError):
                 error = foreign(exc.error, 80)
@@ -193,6 +195,9 @@ class Approvals:
                 await self.edit(record, *messages.approval_view(record))
             raise CommandError(f"I could not post the request in this channel ({error}); nothing was changed."
                                ) from None
+        if stored is not None and stored.state in FINISHED:  # ended while it was posted (its ts came too late)
+            record.state, record.finished, record.headline = stored.state, stored.finished, stored.headline
+            await self.edit(record, *messages.approval_view(record))
         self.home_changed()
 
     # ------------------------------------------------------------------ deciding
@@ -350,28 +355,10 @@ class Approvals:
             log.exception("audit record %s of %s failed", phase, record.id)
 
 
-
-def request_record(change: Change, requester: str, channel: str, config: Config, now: datetime, *, needed: int = 1,
-                   break_glass: str = "") -> Record:
-    """A new request of ``change`` (queued: it holds nothing until admitted), with its plan computed once."""
-    return Record(
-        id=uuid.uuid4().hex[:10], change=change, requester=requester, channel=channel,
-        created=iso(now), expires=iso(now + timedelta(seconds=config.approval_ttl_seconds)),
-        state=QUEUED, needed=needed, break_glass=break_glass,
-        steps=steps_for(change.action, change.params, config),  # the plan, once: shown, approved, carried out
-    )
-
-
-def named(change: Change, target: Target) -> Change:
-    """``change`` for ``target``: with a catalogue, its service and environment, and its summary says them."""
-    if target.named:
-        config = target.config
-        change.service, change.environment = target.names
-        summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
-        if summary.startswith(f"{config.stable_deployment}: "):
-            summary = summary[len(config.stable_deployment) + 2:]
-        change.summary = f"{target.service.name} ({target.environment.name}): {summary}"
-    return change
+def _posted(r: Record, ts: str) -> Record:
+    """The stored request ``r`` with its message's ``ts`` (the first stored stays), as it is now."""
+    r.ts = r.ts or ts
+    return replace(r)
 
 
 def _decided(r: Record, user: str, approve: bool, ts: str, token: str, now: datetime) -> Record:

@@ -31,10 +31,9 @@ from bot.core.target import Target
 from bot.core.times import iso
 from bot.release import steps as step_runner
 from bot.release.actions import plan_rollback
-from bot.release.approvals import named, request_record
 from bot.release.lifecycle import Event, State
 from bot.release.plan import Outcome, Step, StepState
-from bot.release.record import at
+from bot.release.record import at, named, request_record
 
 if TYPE_CHECKING:
     from bot.release.driver import Driver

@@ -21,15 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from bot.core.target import Target
 from bot.core.text import escape
 from bot.core.times import iso, parse_time
 from bot.release.actions import Change
 from bot.release.lifecycle import PENDING, QUEUED, Event, State, transition
-from bot.release.plan import ChangeParams, Outcome, Step, StepState
+from bot.release.plan import ChangeParams, Outcome, Step, StepState, steps_for
+
+if TYPE_CHECKING:
+    from bot.core.config import Config
 
 FORMAT = 3  # requests and releases in one record (2: a request object and a release ConfigMap; 1: one document)
 # What the driver of a release writes; everything else is the request's and its decisions'
@@ -182,6 +187,29 @@ class Record:
             setattr(self, name, getattr(driven, name))
 
 
+def request_record(change: Change, requester: str, channel: str, config: Config, now: datetime, *, needed: int = 1,
+                   break_glass: str = "") -> Record:
+    """A new request of ``change`` (queued: it holds nothing until admitted), with its plan computed once."""
+    return Record(
+        id=uuid.uuid4().hex[:10], change=change, requester=requester, channel=channel,
+        created=iso(now), expires=iso(now + timedelta(seconds=config.approval_ttl_seconds)),
+        state=QUEUED, needed=needed, break_glass=break_glass,
+        steps=steps_for(change.action, change.params, config),  # the plan, once: shown, approved, carried out
+    )
+
+
+def named(change: Change, target: Target) -> Change:
+    """``change`` for ``target``: with a catalogue, its service and environment, and its summary says them."""
+    if target.named:
+        config = target.config
+        change.service, change.environment = target.names
+        summary = change.summary  # "greeter: v1 → v2" says the service's Deployment; said once is enough
+        if summary.startswith(f"{config.stable_deployment}: "):
+            summary = summary[len(config.stable_deployment) + 2:]
+        change.summary = f"{target.service.name} ({target.environment.name}): {summary}"
+    return change
+
+
 @dataclass
 class Lock:
     """The lock of one service and environment: who holds it and who waits, in order."""
@@ -233,4 +261,5 @@ def lock_from(text: str | None) -> Lock:
     return Lock(holder=str(data.get("holder") or ""), queue=queue, who=who)
 
 
-__all__ = ["FORMAT", "QUEUED", "Lock", "Record", "at", "enqueue", "leave", "lock_from", "lock_name", "seat"]
+__all__ = ["FORMAT", "QUEUED", "Lock", "Record", "at", "enqueue", "leave", "lock_from", "lock_name", "named",
+           "request_record", "seat"]

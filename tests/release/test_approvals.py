@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+from tests.harness.wait import until
 
 Chat = Any
 
@@ -105,6 +108,51 @@ async def test_expired_requests_lose_their_buttons_without_a_click(release: Any)
         assert len(chat.audit_events("HelloDeployExpired")) == 1
         await chat.settle()
         assert chat.container()["image"] != chat.image("v2")
+
+
+async def test_a_request_stored_but_never_admitted_is_cancelled_by_the_sweep(chat: Chat) -> None:
+    # its replica died between storing the request and taking the lock or a place: it holds nothing, waits nowhere
+    await chat.send("U1", "/hello deploy v2")
+    await chat.approval()
+    await chat.settle()
+    approvals = chat.stack.services.approvals
+    (holder,) = (await approvals.store.load()).values()
+    stray = dataclasses.replace(holder, id="0123456789", state="queued", ts="")
+    await approvals.store.create(stray)
+    assert await approvals.sweep(datetime.now(UTC)) == 0
+    assert (await approvals.store.get(stray.id)).state == "queued"  # not yet: its admission may be on its way
+    await approvals.sweep(datetime.now(UTC) + timedelta(seconds=31))
+    assert (await approvals.store.get(stray.id)).state == "cancelled"
+    assert (await approvals.store.get(holder.id)).state == "pending"  # the holder is untouched
+    assert (await approvals.store.lock(holder.key)).holder == holder.id
+
+
+async def test_a_holder_cancelled_while_its_message_was_being_posted_shows_it_and_offers_no_buttons(
+        chat: Chat) -> None:
+    # Slack holds the post back; meanwhile the lock's holder, its ts not stored after the grace, is cancelled
+    chat.slack.add_fault("chat.postMessage", status=429, count=1, retry_after=2)
+    await chat.send("U1", "/hello deploy v2")
+    approvals = chat.stack.services.approvals
+    store = approvals.store
+
+    async def holding() -> Any:
+        records = list((await store.load()).values())
+        return records[0] if records and records[0].state == "pending" and not records[0].ts else None
+
+    holder = await until(holding, "the request holding the lock, not posted yet", 20)
+    real = approvals.clock
+    approvals.clock = lambda: real() + timedelta(seconds=31)
+    try:
+        await approvals.advance(holder.key)  # any look at the lock now cancels it
+    finally:
+        approvals.clock = real
+    assert (await store.get(holder.id)).state == "cancelled"
+    posted = await chat.wait(lambda m: "requested by" in m.text, 20)
+    await chat.settle()
+    shown = chat.message(posted.ts)
+    assert chat.button(shown, "approve") is None, shown.text
+    assert "Cancelled" in shown.text
+    assert (await store.get(holder.id)).ts == posted.ts
 
 
 async def test_one_change_at_a_time(chat: Chat) -> None:
