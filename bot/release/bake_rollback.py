@@ -12,7 +12,8 @@ other, and stops: :class:`bot.release.driver.Lost`). Then the rollback is admitt
 audit records, its own message in the channel, and the engine carries it out like any release.
 
 A replica that dies between the two (or whose admission fails) leaves the baking release superseded by a
-rollback whose record does not exist: the leader's repair (:meth:`bot.release.engine.Engine.repair`, every
+rollback whose record does not exist, or was stored and never admitted (:func:`never_admitted`; such a record
+is deleted and made again whole): the leader's repair (:meth:`bot.release.engine.Engine.repair`, every
 30 s) makes it (:func:`recover`), with the id the superseded release names, so of two replicas that both
 repair, one stores it (the other's create finds it there) and one rollback runs. It is made only while nothing
 of that service and environment has run since, within :data:`RECOVER_WITHIN`, and only to the version the
@@ -31,6 +32,7 @@ from bot.core.target import Target
 from bot.core.times import iso
 from bot.release import steps as step_runner
 from bot.release.actions import plan_rollback
+from bot.release.admission import NEVER_ADMITTED, UNPOSTED_GRACE
 from bot.release.lifecycle import Event, State
 from bot.release.plan import Outcome, Step, StepState
 from bot.release.record import at, named, request_record
@@ -107,13 +109,24 @@ async def submit(driver: Driver, rollback: Record) -> None:
         log.exception("release %s: the bake window's rollback %s could not be made", driver.release.id, rollback.id)
 
 
+def never_admitted(record: Record, now: Any) -> bool:
+    """A rollback stored by a replica that died before admitting it: queued without a message ``UNPOSTED_GRACE``
+    seconds after it was stored (a rollback never waits in a queue), or cancelled by the sweeper for it."""
+    if record.state == State.CANCELLED:
+        return record.headline == NEVER_ADMITTED
+    return record.state == State.QUEUED and not record.ts and (
+        now - at(record.created) >= timedelta(seconds=UNPOSTED_GRACE))
+
+
 def lost(record: Record, records: dict[str, Record], now: Any) -> str:
-    """The id of the rollback that superseded ``record`` when its record does not exist and it is still wanted
-    (nothing of the same service and environment began since, and not longer ago than :data:`RECOVER_WITHIN`);
-    else ""."""
+    """The id of the rollback that superseded ``record`` when its record does not exist, or was never admitted, and
+    it is still wanted (nothing of the same service and environment began since, and not longer ago than
+    :data:`RECOVER_WITHIN`); else ""."""
     facts = record.outcome.facts if record.outcome is not None else {}
     rid = str(facts.get("rollback") or "")
-    if record.state != State.SUPERSEDED or not rid or rid in records or not facts.get("to"):
+    if record.state != State.SUPERSEDED or not rid or not facts.get("to"):
+        return ""
+    if rid in records and not never_admitted(records[rid], now):
         return ""
     ended = at(record.finished)
     if now - ended > RECOVER_WITHIN:
@@ -150,6 +163,11 @@ async def _remake(engine: Engine, superseded: Record, rid: str) -> bool:
     change.needs_approval = False
     rollback = request_record(change, await bot_user(engine), superseded.channel, target.config, engine.clock())
     rollback.id = rid
+    stray = await engine.records.get(rid)  # read again just before: another replica may have made it meanwhile
+    if stray is not None:
+        if not never_admitted(stray, engine.clock()):
+            return False
+        await engine.records.delete(rid)  # made again whole: stored, admitted, posted
     try:
         await engine.approvals.submit(rollback, target, queue=False, note=f"no approval needed: {reason}")
     except Conflict:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -181,8 +181,9 @@ async def test_without_alerts_the_deploy_succeeds_after_its_bake_window(release:
         assert chat.button(reported, "release_rollback") is not None
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["before-its-record", "after-its-record"])
 async def test_a_rollback_lost_between_the_supersede_and_its_admission_is_made_once_by_the_leaders_repair(
-        release: Any, alertmanager: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        release: Any, alertmanager: Any, monkeypatch: pytest.MonkeyPatch, stored: bool) -> None:
     env = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "10"}
     async with release(env=env, replicas=2) as chat:
         engines = [replica.services.releases for replica in chat.stack.replicas]
@@ -196,19 +197,28 @@ async def test_a_rollback_lost_between_the_supersede_and_its_admission_is_made_o
 
         async def dies(driver: Driver, rollback: Any) -> None:  # the replica dies after the supersede, before this
             lost.append(rollback.id)
+            if stored:  # ... or once it stored the rollback's record, before it took the lock
+                await driver.engine.records.create(rollback)
 
         monkeypatch.setattr(bake_rollback, "submit", dies)
         fire(alertmanager.url)
         final = await chat.finished(request, timeout=60)
         store = chat.stack.services.approvals.store
         records = await store.load()
-        (deploy,) = records.values()  # superseded, naming a rollback that does not exist
+        deploy = records[records_of(records, "deploy")]  # superseded, naming a rollback never admitted
         assert deploy.state == "superseded" and lost == [deploy.outcome.facts["rollback"]]
+        assert sorted(records) == sorted([deploy.id, *lost[:stored]])
         assert f"Superseded by rollback `{lost[0]}`" in final.text
         monkeypatch.undo()
 
         # two replicas repair at the same moment (a leader change): one rollback, the one the deploy names
+        if stored:  # a stored rollback is taken as lost once it could have been admitted (30 s)
+            await asyncio.gather(*(engine.repair() for engine in engines))
+            assert (await store.get(lost[0])).state == "queued"  # not yet
+            for engine in engines:
+                monkeypatch.setattr(engine, "clock", lambda real=engine.clock: real() + timedelta(seconds=31))
         await asyncio.gather(*(engine.repair() for engine in engines))
+        monkeypatch.undo()
         rollback = await posted_rollback(chat)
         assert rollback.id == lost[0] and rollback.requester == "UBOT"
         assert rollback.reason == "critical alert HelloworldErrorBudgetFastBurn in the bake window"
