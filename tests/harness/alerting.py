@@ -1,10 +1,11 @@
 """An Alertmanager webhook as the tests send it: the body Alertmanager posts (version "4") and the POST to a
 bot replica's ``/alertmanager``, and waiting for the card it makes. Shared by the alert-card tests of
-tests/release and tests/observe."""
+tests/release and tests/observe; and an alert posted to a real Alertmanager as Prometheus posts it (``fire``)."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,3 +54,14 @@ async def webhook(chat: Chat, body: Any, *, token: str | None = TOKEN, replica: 
 async def card_saying(chat: Chat, needle: str, timeout: float = 15.0) -> Message:
     return await chat.wait(lambda m: isinstance(m, Message) and m.channel == "C1"
                            and m.thread_ts in (None, m.ts) and needle in m.text + json.dumps(m.blocks), timeout)
+
+
+def fire(url: str, name: str = "HelloworldErrorBudgetFastBurn", severity: str = "critical") -> None:
+    """What Prometheus does when a rule fires: POST the alert to Alertmanager's API v2."""
+    body = [{"labels": {"alertname": name, "severity": severity, "namespace": "hello", "service": "helloworld"},
+             "annotations": {"summary": "helloworld fails 38% of its requests <!channel>"},
+             "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}]
+    request = urllib.request.Request(f"{url}/api/v2/alerts", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200

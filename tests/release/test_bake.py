@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,32 +17,11 @@ import pytest
 from bot.observe.alertmanager import ActiveAlert
 from bot.release import bake_rollback, driven
 from bot.release.driver import Driver, Lost
-from sandbox.alertmanager import AlertmanagerNotInstalled, AlertmanagerServer, find_binary
+from tests.harness.alerting import fire
 from tests.harness.chat import Chat
 from tests.harness.wait import until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-async def alertmanager() -> AsyncIterator[AlertmanagerServer]:
-    try:
-        find_binary()
-    except AlertmanagerNotInstalled as exc:
-        pytest.skip(str(exc))
-    async with AlertmanagerServer() as server:
-        yield server
-
-
-def fire(url: str, name: str = "HelloworldErrorBudgetFastBurn", severity: str = "critical") -> None:
-    """What Prometheus does when a rule fires: POST the alert to Alertmanager's API v2."""
-    body = [{"labels": {"alertname": name, "severity": severity, "namespace": "hello", "service": "helloworld"},
-             "annotations": {"summary": "helloworld fails 38% of its requests <!channel>"},
-             "startsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}]
-    request = urllib.request.Request(f"{url}/api/v2/alerts", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
 
 
 async def _baking(chat: Chat, ts: str) -> Any:

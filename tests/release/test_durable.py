@@ -27,6 +27,7 @@ from sandbox.kube import KubeEmulator
 from sandbox.slack import SlackEmulator
 from sandbox.slack.state import Message
 from sandbox.stack import BOT_TOKEN, MANIFESTS, ROLE, SIGNING_SECRET
+from tests.harness.alerting import fire
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "hello"
@@ -80,13 +81,14 @@ class Cluster:
         self.kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig", token="bot-token")
         self.replicas: list[Replica] = []
 
-    async def start(self, identity: str) -> Replica:
+    async def start(self, identity: str, extra: dict[str, str] | None = None) -> Replica:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HELLO_", "KUBECONFIG"))}
         env.update(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=self.slack.api_url,
                    KUBECONFIG=str(self.kubeconfig), PROMETHEUS_URL="http://127.0.0.1:9", HELLO_DEPLOYERS="U1",
                    HELLO_APPROVERS="S1", HELLO_IDENTITY=identity, HELLO_LEASE_SECONDS="2",
                    HELLO_ROLLOUT_TIMEOUT="90", HELLO_ROLLOUT_STALL="60", HELLO_CERT_TIMEOUT="60",
                    MPLCONFIGDIR=str(self.workdir / "mpl"))
+        env.update(extra or {})
         port = _free_port()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port), cwd=ROOT, env=env,
@@ -171,12 +173,13 @@ async def cluster(tmp_path: Path, **kube: Any) -> AsyncIterator[Cluster]:
         await emulator.stop()
 
 
-async def _leading(stage: Cluster, name: str, *, then: str = "") -> Replica:
-    """Start replica ``name`` and wait until it holds the Lease; then start replica ``then``, if named."""
-    replica = await stage.start(name)
+async def _leading(stage: Cluster, name: str, *, then: str = "", env: dict[str, str] | None = None) -> Replica:
+    """Start replica ``name`` and wait until it holds the Lease; then start replica ``then``, if named (both with
+    ``env`` besides the usual settings)."""
+    replica = await stage.start(name, env)
     await stage.until(f"{name} leads", lambda: stage.lease_holder() == name)
     if then:
-        await stage.start(then)
+        await stage.start(then, env)
     return replica
 
 
@@ -309,3 +312,35 @@ async def test_the_driver_killed_while_writing_the_outcomes_audit_event_the_outc
         assert len(logged) <= 1, logged  # the JSON audit line: never twice
         message = next(m for m in stage.slack.messages("C1") if m.ts == request.ts)
         assert not [e for e in message.edits if "Finished ·" in json.dumps(e.blocks, ensure_ascii=False)]  # once
+
+
+@SUBPROCESS_BOTS
+async def test_the_driver_killed_between_superseding_the_baking_deploy_and_admitting_its_rollback(
+        tmp_path: Path, alertmanager: Any) -> None:
+    bake = {"HELLO_ALERTMANAGER_URL": alertmanager.url, "HELLO_BAKE_MINUTES": "10"}
+    async with cluster(tmp_path) as stage:
+        a = await _leading(stage, "bot-a", then="bot-b", env=bake)
+        request = await stage.ask_and_approve("deploy v2", via=a)
+        rid = _request_id(request)
+        await stage.until("the deploy bakes", lambda: stage.step_running(rid, "bake"), 60)
+        # the rollback's record is stored slowly, then refused: its driver dies after the supersede, before it
+        stage.kube.add_fault(verb="create", resource="configmaps", status=503, delay=5.0, count=1)
+        fire(alertmanager.url)
+        await stage.until("the rollback's record is being stored", lambda: not stage.kube.faults.describe(), 60)
+        deploy = stage.release(rid) or {}
+        assert deploy["state"] == "superseded", deploy["state"]
+        rollback = deploy["outcome"]["facts"]["rollback"]
+        driver = next(r for r in stage.replicas if r.identity == deploy["driver"])
+        driver.proc.send_signal(signal.SIGKILL)
+        await driver.proc.wait()
+        assert stage.release(rollback) is None  # no rollback exists: the deploy is merely superseded
+        # the survivor leads, and its repair makes the rollback the deploy names, once
+        made = await stage.until("the rollback runs", lambda: (stage.release(rollback) or {}).get("state") in (
+            "running", "succeeded"), 60)
+        assert made
+        await stage.until("helloworld runs v1 again", lambda: ":v1" in json.dumps(
+            stage.kube.get("apps", "v1", "deployments", NS, "helloworld")["spec"]), 60)
+        assert len(stage.audit("HelloRollbackRequested")) == 1
+        records = [cm for cm in stage.kube.list("", "v1", "configmaps", NS)
+                   if cm["metadata"]["name"].startswith("hello-chatops-state-request-")]
+        assert len(records) == 2
