@@ -6,7 +6,9 @@ client. It tries a call again, through :func:`bot.core.retry.retry`, when Slack 
 - HTTP 429 ``ratelimited``: after ``Retry-After``, in every form Slack sends it (whole seconds,
   ``1.5``, or an HTTP-date). The pause holds the calls that share the limit, as Slack's tiers are kept
   per method, and for ``chat.postMessage`` per channel and ``views.publish`` per person: one channel's
-  or one person's limit never holds another's;
+  or one person's limit never holds another's. The calls it holds then go one at a time, each that
+  ``Retry-After`` (at most a second) after the one before, rather than all at the same moment (when one
+  would pass and the others spend a try each);
 - a server error (a 5xx, also as an HTML page from Slack's edge, labelled ``http_<status>``), or a
   connection problem: after a short pause.
 
@@ -48,6 +50,7 @@ TRIGGER_LIFE = 3.0  # seconds a trigger_id may open a view (Slack's documented l
 TRIGGER_EXPIRED = "trigger_expired"
 DEFAULT_RETRY_AFTER = 1.0  # a 429 without a readable Retry-After
 MOST_RETRY_AFTER = 300.0  # a Retry-After beyond this is taken as this
+MOST_PACE = 1.0  # seconds at most between the calls a limit held (chat.postMessage: one a second per channel)
 #: The argument that gives a method's limit its own bucket (the others: one per method).
 KEYED = {"chat.postMessage": "channel", "views.publish": "user_id"}
 MOST_UNSENT = 500  # messages whose last edit is kept for resending (the oldest is dropped beyond)
@@ -145,6 +148,9 @@ class Messenger:
         self.removed: dict[str, str] = {}
         #: When each limit (method, and channel or person where Slack keeps them apart) may be called again.
         self.free_at: dict[tuple[str, str], float] = {}
+        #: While a limit holds calls: its last ``Retry-After``, and when the next call it holds may go.
+        self._pace: dict[tuple[str, str], float] = {}
+        self._next_turn: dict[tuple[str, str], float] = {}
         #: The last state of each message (channel, ts) whose edit Slack did not take, for :meth:`resend`.
         self.unsent: dict[tuple[str, str], tuple[str, list[dict]]] = {}
         self._edit_seq = 0
@@ -175,15 +181,16 @@ class Messenger:
         return await retry(once, backoff=SLACK_TRIES, when=worth_again)
 
     async def _turn(self, limit: tuple[str, str], deadline: float | None) -> None:
-        """Wait until ``limit``'s ``Retry-After`` has passed; one that ends past ``deadline`` ends the call."""
-        while True:
-            now, until = self.clock(), self.free_at.get(limit, 0.0)
-            if deadline is not None and max(now, until) >= deadline:
-                metrics.SLACK_ERRORS.labels(method=limit[0], error=TRIGGER_EXPIRED).inc()
-                raise SlackError(limit[0], TRIGGER_EXPIRED)
-            if until <= now:
-                return
-            await asyncio.sleep(until - now)
+        """Wait until ``limit``'s ``Retry-After`` has passed, and then for the calls it held before this one, each
+        a ``Retry-After`` (at most :data:`MOST_PACE`) apart; a turn that comes past ``deadline`` ends the call."""
+        now, until = self.clock(), self.free_at.get(limit, 0.0)
+        turn = max(until, self._next_turn.get(limit, 0.0)) if until > now else now
+        if deadline is not None and turn >= deadline:
+            metrics.SLACK_ERRORS.labels(method=limit[0], error=TRIGGER_EXPIRED).inc()
+            raise SlackError(limit[0], TRIGGER_EXPIRED)
+        if turn > now:
+            self._next_turn[limit] = turn + self._pace.get(limit, DEFAULT_RETRY_AFTER)
+            await asyncio.sleep(turn - now)
 
     async def _once(self, method: str, limit: tuple[str, str], kwargs: dict[str, Any]) -> dict:
         try:
@@ -194,6 +201,7 @@ class Messenger:
             if getattr(exc.response, "status_code", 0) == 429 or error == "ratelimited":
                 wait = retry_after(_header(exc.response, "retry-after"))
                 self.free_at[limit] = max(self.free_at.get(limit, 0.0), self.clock() + wait)
+                self._pace[limit] = min(wait, MOST_PACE)
                 log.info("Slack %s rate-limited%s: next call in %.1f s", method,
                          f" for {limit[1]}" if limit[1] else "", wait)
                 raise Limited(method, wait) from None

@@ -16,7 +16,7 @@ from bot.chat import metrics
 from bot.chat.messenger import Messenger, SlackError, make_client, retry_after
 from bot.core import config as config_module
 from sandbox.slack import SlackEmulator
-from sandbox.slack.limits import POST_MESSAGE
+from sandbox.slack.limits import POST_MESSAGE, Limit
 
 
 @pytest.fixture
@@ -148,3 +148,14 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "the condition never held"
         await asyncio.sleep(0.01)
+
+
+async def test_calls_held_by_one_limit_go_one_after_another_not_all_at_once(
+        slack: SlackEmulator, messenger: Messenger) -> None:
+    # a channel that takes one message a second and no burst: six posted at once are all posted, each waiting
+    # its turn after the limit, instead of all trying again at the same moment and spending their tries
+    slack.limits.limits["chat.postMessage"] = Limit("one a second", 60, 1, key="channel")
+    slack.limits.reset()
+    texts = [f"request {n}" for n in range(6)]
+    await asyncio.gather(*(messenger.post("C1", text) for text in texts))
+    assert sorted(m.text for m in slack.messages("C1")) == texts
