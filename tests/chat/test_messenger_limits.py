@@ -113,6 +113,10 @@ async def test_a_502_page_is_retried_and_when_it_persists_is_named_by_its_status
         await messenger.update("C1", ts, "third")
     assert err.value.error == "http_502"
     assert _errors("chat.update", "http_502") - before == 4  # every failed answer is counted
+    assert messenger.edits_pending == 1  # the edit Slack did not take waits to be sent again
+    slack.clear_faults()
+    assert await messenger.resend() == 1 and messenger.edits_pending == 0
+    assert slack.messages("C1")[0].text == "third"
 
 
 async def test_a_429_that_was_waited_out_is_still_counted(slack: SlackEmulator, messenger: Messenger) -> None:
