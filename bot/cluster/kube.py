@@ -80,6 +80,8 @@ class Cluster:
         self.jobs = Jobs(self.api)
         self.configmaps = ConfigMaps(self.api)
         self.leases = Leases(self.api)
+        self._keys = tuple(source.key for source in self.sources)
+        self._shown: dict[bool, tuple[tuple[int, ...], Deployed]] = {}  # events? -> (the caches' stamps, built)
 
     @classmethod
     async def connect(cls, config: Config) -> Cluster:
@@ -154,10 +156,24 @@ class Cluster:
                               warnings=tuple(warnings[0] or ()) if warnings else ())
 
     def from_cache(self, *, events: bool = True) -> Deployed | None:
-        """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
-        informers = self.caches.synced(self.namespace, (source.key for source in self.sources))
+        """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None).
+
+        While every watch is kept, the snapshot is built once per change of the objects it reads: it is kept with
+        the caches' :attr:`~bot.cluster.informer.Informer.stamp` s and given again while they are the same (a
+        :class:`Deployed` is never changed), so an overview of hundreds of services builds only what changed."""
+        informers = self.caches.synced(self.namespace, self._keys)
         if informers is None:
             return None
+        if not all(informer.watching for informer in informers):  # "may be stale", and since when: built anew
+            return self._from(informers, events)
+        stamps = tuple(informer.stamp for informer in (informers if events else informers[:3]))
+        kept = self._shown.get(events)
+        if kept is None or kept[0] != stamps:
+            kept = self._shown[events] = (stamps, self._from(informers, events))
+        return kept[1]
+
+    def _from(self, informers: list[Informer], events: bool) -> Deployed:
+        """The snapshot of the caches' objects now."""
         deployments, routes, certificates, warnings = informers
         cfg = self.config
         missing: dict[str, str] = {}
