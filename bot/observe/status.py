@@ -122,7 +122,7 @@ async def gather(services: Services | Shared, target: Target, range_text: str = 
         if cards is None or not services.config.alert_token:
             return
         try:
-            data.alerts = await cards.store.firing()
+            data.alerts = await cards.store.shown()  # a display: the watch cache of the groups, once listed
             if pair[0]:
                 data.alerts = [g for g in data.alerts if (g.service, g.environment) == pair]
         except ClusterError as exc:
