@@ -296,3 +296,8 @@ async def test_a_snapshot_is_built_once_per_change_of_the_objects_it_reads(conne
                         "the new weight in the next snapshot")
     assert moved is not first and first.canary_route.weight != 25
     assert cluster.from_cache(events=False) is moved
+    assert moved.stable is first.stable and moved.certificate is first.certificate  # their objects did not change
+    set_image(emulator, "helloworld:v6", "helloworld-canary")
+    again = await until(lambda: (s := cluster.from_cache(events=False)).canary.version == "v6" and s,
+                        "the canary's new version in the next snapshot")
+    assert again.stable is first.stable and again.canary is not first.canary and again.canary_route.weight == 25
