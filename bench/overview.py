@@ -22,7 +22,9 @@ own records') and the figures are taken once each has listed; ``--no-watch`` lea
 reads the API server, as before the caches). Also printed: the API requests other than watches the clusters
 answered per one-service status and during ``--idle`` seconds with no command, and the process's resident
 memory (RSS: the bot and both emulators, which hold every object too) with the bot's share (RSS after the bot
-started and synced, less RSS with the emulators seeded alone).
+started and synced, less RSS with the emulators seeded alone), and the **served RSS**: the real bot, ``python -m
+bot serve``, alone in its own process against the same clusters, once it has opened every watch (``--no-serve``
+skips it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import sys
 import tempfile
@@ -42,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.cluster.cache import AUDIT, DEPLOYMENTS
 from bot.wiring import follow
 from sandbox.kube import KubeEmulator
+from sandbox.slack import SlackEmulator
 from sandbox.slack.state import Message
-from sandbox.stack import MANIFESTS, Stack, write_kubeconfig
+from sandbox.stack import MANIFESTS, ROOT, Stack, write_kubeconfig
 
 
 def seed(tmp: Path, count: int) -> Path:
@@ -79,9 +83,9 @@ async def answer_seconds(stack: Stack, text: str, starts: str) -> float:
     return time.perf_counter() - t0
 
 
-def rss_mb() -> float:
-    """The process's resident memory now, in MB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now, in MB (Linux; this one's by default)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -103,6 +107,37 @@ async def settled(emulator: KubeEmulator, timeout: float = 600) -> None:
         assert asyncio.get_running_loop().time() < deadline, "the seeded services never rolled out"
         await asyncio.sleep(0.5)
     await emulator.stop_controllers()
+
+
+def watching(clusters: dict[str, KubeEmulator]) -> int:
+    """Watch streams open on both clusters now."""
+    return sum(len(e._watches) for e in clusters.values())
+
+
+async def served_rss(tmp: Path, clusters: dict[str, KubeEmulator], env: dict[str, str], watches: int,
+                     timeout: float = 300) -> float:
+    """The resident memory (MB) of the real bot in a process of its own (``python -m bot serve``, with its own
+    Slack emulator), once it has opened as many watches as the bench's bot did and they have stayed open for
+    a few seconds (its warm-up has listed them and loaded the chart library)."""
+    async with SlackEmulator(signing_secret="bench-secret", bot_token="xoxb-bench") as slack:
+        served = {**os.environ, **env, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench-secret",
+                  "SLACK_API_URL": slack.api_url, "PYTHONPATH": str(ROOT), "HELLO_LOG_LEVEL": "WARNING"}
+        log = (tmp / "serve.log").open("wb")
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
+                                                    "--port", "0", cwd=ROOT, env=served, stdout=log, stderr=log)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline, steady = loop.time() + timeout, 0
+            while steady < 10:  # 5 s with every watch open
+                assert proc.returncode is None, f"the bot stopped: {(tmp / 'serve.log').read_text()[-2000:]}"
+                assert loop.time() < deadline, f"the served bot opened {watching(clusters)} of {watches} watches"
+                steady = steady + 1 if watching(clusters) >= watches else 0
+                await asyncio.sleep(0.5)
+            return rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            await proc.wait()
+            log.close()
 
 
 def reads(clusters: dict[str, KubeEmulator]) -> int:
@@ -175,9 +210,10 @@ class Figures:
     watches: int
     rss: float
     bot_rss: float
+    served_rss: float | None  # the real bot alone in its own process
 
 
-async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures:
+async def measure(count: int, runs: int, *, watch: bool, idle: float, serve: bool) -> Figures:
     with tempfile.TemporaryDirectory(prefix="bench-overview-") as folder:
         tmp = Path(folder)
         clusters = {name: KubeEmulator(tick=0.5, pod_ready_seconds=0.1, cert_issue_delay=0.1)
@@ -223,11 +259,12 @@ async def measure(count: int, runs: int, *, watch: bool, idle: float) -> Figures
                 idle_reads = reads(clusters) - before
                 gc.collect()
                 rss = rss_mb()
-                watches = sum(len(e._watches) for e in clusters.values())
-                return Figures(statistics.median(overview), statistics.median(changed) if changed else None,
-                               statistics.median(single), statistics.median(per_status),
-                               statistics.median(home), statistics.median(per_home), idle_reads, idle, watches, rss,
-                               rss - base)
+                watches = watching(clusters)
+            served = await served_rss(tmp, clusters, env, watches) if serve else None
+            return Figures(statistics.median(overview), statistics.median(changed) if changed else None,
+                           statistics.median(single), statistics.median(per_status),
+                           statistics.median(home), statistics.median(per_home), idle_reads, idle, watches, rss,
+                           rss - base, served)
         finally:
             for emulator in clusters.values():
                 await emulator.stop()
@@ -239,19 +276,22 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds with no command, counting API requests")
     parser.add_argument("--no-watch", action="store_true", help="no watch caches: every status reads the API server")
+    parser.add_argument("--no-serve", action="store_true", help="skip the served bot's own memory")
     args = parser.parse_args()
     print(f"watch caches: {'off' if args.no_watch else 'on'}")
     print(f"{'services':>8} {'pairs':>5} {'overview':>11} {'all changed':>11} {'one status':>11} {'overview/one':>12} "
           f"{'reads/status':>12} {'Home':>11} {'reads/Home':>10} {'idle reads':>14} {'watches':>7} {'RSS':>8} "
-          f"{'bot RSS':>8}")
+          f"{'bot RSS':>8} {'served RSS':>10}")
     for count in args.services:
-        f = await measure(count, args.runs, watch=not args.no_watch, idle=args.idle)
+        f = await measure(count, args.runs, watch=not args.no_watch, idle=args.idle,
+                          serve=not args.no_serve and not args.no_watch)
         changed = f"{f.changed * 1000:>8.1f} ms" if f.changed is not None else f"{'-':>11}"
         print(f"{count:>8} {2 * count:>5} {f.overview * 1000:>8.1f} ms {changed} {f.single * 1000:>8.1f} ms "
               f"{f.overview / f.single:>12.2f} {f.reads_per_status:>12.0f} {f.home * 1000:>8.1f} ms "
               f"{f.reads_per_home:>10.0f} "
               f"{f.idle_reads:>6} in {f.idle_seconds:.0f} s "
-              f"{f.watches:>7} {f.rss:>5.0f} MB {f.bot_rss:>5.0f} MB", flush=True)
+              f"{f.watches:>7} {f.rss:>5.0f} MB {f.bot_rss:>5.0f} MB "
+              + (f"{f.served_rss:>7.0f} MB" if f.served_rss is not None else f"{'-':>10}"), flush=True)
     return 0
 
 
