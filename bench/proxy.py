@@ -22,8 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.tools import ensure
@@ -33,7 +31,7 @@ from sandbox.gateway import ProxyRoutes, route_weights
 from sandbox.haproxy import HAProxyServer
 from sandbox.kube import KubeEmulator
 from sandbox.processes import Fleet
-from sandbox.stack import MANIFESTS
+from sandbox.stack import seed_split
 
 NS = "hello"
 WALK = (10, 25, 50, 75, 0)
@@ -78,13 +76,7 @@ def wrk(url: str, seconds: int) -> float:
 
 
 async def start(kube: KubeEmulator) -> Fleet:
-    kube.seed(MANIFESTS)
-    for doc in yaml.safe_load_all((MANIFESTS / "gateway-api" / "httproute.yaml").read_text()):
-        kube.apply(doc)
-    canary = kube.get("apps", "v1", "deployments", NS, "helloworld-canary")
-    canary["spec"]["replicas"] = 1
-    canary["spec"]["template"]["spec"]["containers"][0]["image"] = "helloworld:v2"
-    kube.apply(canary)
+    seed_split(kube, NS)
     fleet = await Fleet(kube, drain_seconds=1).start()
     await poll(lambda: asyncio.sleep(0, set(fleet.endpoints()) == {"stable", "canary"}), 0.05)
     return fleet

@@ -78,7 +78,8 @@ def prometheus_for(config: Config) -> Prometheus:
 
 async def follow(services: Services) -> str:
     """Start the watch caches of the bot's own service and of every service and environment of the catalogue
-    (only their namespaces are watched): ``/hello status``, Home and the overview read them once listed.
+    (only their namespaces are watched), and of the bot's own records, alert groups and schedules: ``/hello
+    status``, Home and the overview read them once listed.
 
     Returns a one-line summary naming what could not be reached; never raises.
     """
@@ -93,6 +94,8 @@ async def follow(services: Services) -> str:
         cluster.follow()
         namespaces.add((target.config.kube_context, cluster.namespace))
     await services.releases.follow()  # the bot's own records, for the running releases that status and Home show
+    await services.alerts.store.follow()  # the alert groups that status and Home show
+    await services.schedules.follow()  # the schedules Home lists
     text = f"watching {len(namespaces)} namespace{'s' * (len(namespaces) != 1)}"
     return text + (f"; cannot watch {', '.join(dict.fromkeys(failures))}" if failures else "")
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core import args as checks
-from bot.core import times
 from bot.core.config import Config
 from bot.core.errors import CommandError, DependencyUnavailable, UsageError
 from bot.core.text import foreign
@@ -76,7 +75,7 @@ async def run(request: Request, ctx: Context) -> Reply | None:
         raise CommandError(f"Not promoted ({where}): `{source.deployment}` in {source_env.name} is still rolling out "
                            f"({source.ready}/{source.desired} ready); promote it once it has rolled out.")
     entries = await services.audit.entries(origin) if services.audit is not None else []
-    clock = getattr(services.approvals, "clock", None) or times.now
+    clock = services.approvals.clock
     soaked = promotion.soak(source, entries, minutes=service.soak_minutes, now=clock(), environment=source_env.name)
     problems = list(soaked.problems)
     if source_config.alertmanager_url:

@@ -64,7 +64,7 @@ async def overview(ctx: Context) -> Reply:
     catalogue = ctx.services.catalogue
     assert catalogue is not None
     services = catalogue.in_channel(ctx.invocation.channel_id) or catalogue.services
-    targets = [ctx.services.targets.resolve(s.name, e.name) for s in services for e in s.environments]
+    targets = ctx.services.targets.every(services)
     lines = [line.text() for line in await status_view.overview(targets)]
     text = "Services\n" + "\n".join(lines)
     return Reply(text=text, blocks=status_blocks.overview(lines, [t.names for t in targets]))

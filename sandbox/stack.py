@@ -92,6 +92,18 @@ SERVICES = (
 )
 
 
+def seed_split(kube: KubeEmulator, namespace: str = "hello", version: str = "v2") -> None:
+    """helloworld's manifests, its HTTPRoute beside its Mappings, and a canary of ``version`` with one
+    replica: something for either router to split (the proxy bench and its test start from this)."""
+    kube.seed(MANIFESTS)
+    for doc in yaml.safe_load_all((MANIFESTS / "gateway-api" / "httproute.yaml").read_text()):
+        kube.apply(doc)
+    canary = kube.get("apps", "v1", "deployments", namespace, "helloworld-canary")
+    canary["spec"]["replicas"] = 1
+    canary["spec"]["template"]["spec"]["containers"][0]["image"] = f"helloworld:{version}"
+    kube.apply(canary)
+
+
 def write_kubeconfig(path: Path, clusters: Mapping[str, KubeEmulator], *, token: str | None = None,
                      namespace: str = "default", current: str | None = None) -> Path:
     """A kubeconfig with one context per emulated cluster, named after it (``kubectl --context staging``);

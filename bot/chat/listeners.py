@@ -142,11 +142,8 @@ def buttons(app: AsyncApp, services: Services, dispatcher: Dispatcher) -> None:
 
 def click(services: Services, dispatcher: Dispatcher, body: dict, action: dict, respond: Respond) -> None:
     """One of the bot's own buttons, acked: its handler (``services.approvals.handle_action``) runs after."""
-    handler = getattr(services.approvals, "handle_action", None)
+    handler = services.approvals.handle_action
     label = metrics.action_label(str(action.get("action_id", "")))
-    if handler is None:
-        not_handled(dispatcher, label, respond)
-        return
 
     async def work() -> None:
         try:

@@ -120,7 +120,7 @@ def alert_route(app: Sanic, services: Any) -> None:
     async def alertmanager(request: Request) -> Any:
         arrived = time.perf_counter()
         declared = request.headers.get("content-length")
-        alerts = getattr(services, "alerts", None)
+        alerts = services.alerts if services is not None else None
         token = services.config.alert_token if services is not None else ""
         if not token or alerts is None:
             return refuse(request, 404, "alerting not configured", declared or "?", unread=True)

@@ -6,9 +6,10 @@ informers talk through a client of their own, on the same configuration but with
 connections: each watch holds one open for minutes, and the reads and writes of releases must never
 queue behind them. The kinds a service's status needs are :data:`DEPLOYMENTS`, :data:`CERTIFICATES`,
 :data:`WARNINGS` (Warning Events only) and its traffic router's routes (the router names their source); the
-audit trail's Events are followed as :data:`AUDIT` (their label), the bot's own records through
-:func:`configmaps` with their labels. An Event expires on the API server (an hour by default) and its watch
-then deletes it from the cache too: the cache of Events holds what the API server keeps, no more.
+audit trail's Events are followed as :data:`AUDIT` (their label), the bot's own records and alert groups
+through :func:`configmaps` with their labels, the schedules' one ConfigMap through :func:`configmap` by its
+name. An Event expires on the API server (an hour by default) and its watch then deletes it from the cache
+too: the cache of Events holds what the API server keeps, no more.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def configmaps(label_selector: str) -> Source:
     """The ConfigMaps with these labels (``a=b,c=d``): the bot's own records, in its state namespace."""
     return Source("configmaps", lambda c: kclient.CoreV1Api(c).list_namespaced_config_map_without_preload_content,
                   label_selector=label_selector)
+
+
+def configmap(name: str) -> Source:
+    """The ConfigMap ``name`` alone (a field selector on its name): one of the bot's own stores."""
+    return Source("configmaps", lambda c: kclient.CoreV1Api(c).list_namespaced_config_map_without_preload_content,
+                  field_selector=f"metadata.name={name}")
 
 
 class Caches:

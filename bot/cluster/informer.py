@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,8 @@ from bot.core.text import foreign
 log = logging.getLogger(__name__)
 
 Opener = Callable[..., Awaitable[Any]]  # (namespace, **query) -> the raw aiohttp response
+
+_STAMPS = itertools.count(1)  # every change of every informer's objects gets the next number (see Informer.stamp)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Source:
         """What its watch is called: ``audit events`` (``events`` when it has no name of its own)."""
         return self.name or self.kind
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The kind, and its selectors when there are any: ``configmaps[app.kubernetes.io/component=request]``."""
         selectors = ",".join(s for s in (self.field_selector, self.label_selector) if s)
@@ -121,7 +124,8 @@ class Informer:
         self._open = source.opener(client)
         self._clock = clock
         self.objects: dict[str, dict] = {}
-        self.resource_version = ""
+        self.stamp = 0  # a new number at every list and applied event: what was built from the objects holds while
+        self.resource_version = ""  # it is the same (numbers are never reused, by any informer)
         self.synced = asyncio.Event()  # listed at least once
         self.answered = asyncio.Event()  # a watch opened, or a list or watch failed, at least once
         self._state = State.SYNCING
@@ -136,6 +140,11 @@ class Informer:
 
     def get(self, name: str) -> dict | None:
         return self.objects.get(name)
+
+    @property
+    def watching(self) -> bool:
+        """Listed, and its watch kept: the objects are current (give or take a watch's lag)."""
+        return self._state is State.WATCHING
 
     def items(self) -> list[dict]:
         return list(self.objects.values())
@@ -211,6 +220,7 @@ class Informer:
             raise translate(exc, "list", self.source.kind) from None
         self.lists += 1
         self.objects = {item["metadata"]["name"]: item for item in found.get("items") or []}
+        self.stamp = next(_STAMPS)
         self.resource_version = str((found.get("metadata") or {}).get("resourceVersion") or "")
         self._current_at = self._clock()
         self._enter(State.WATCHING)
@@ -245,7 +255,9 @@ class Informer:
         meta = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED"):
             self.objects[meta["name"]] = obj
+            self.stamp = next(_STAMPS)
         elif kind == "DELETED":
             self.objects.pop(meta.get("name", ""), None)
+            self.stamp = next(_STAMPS)
         if meta.get("resourceVersion"):
             self.resource_version = str(meta["resourceVersion"])

@@ -20,7 +20,7 @@ and retries what may be repeated):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,9 @@ class Cluster:
         self.jobs = Jobs(self.api)
         self.configmaps = ConfigMaps(self.api)
         self.leases = Leases(self.api)
+        self._keys = tuple(source.key for source in self.sources)
+        self._shown: dict[bool, tuple[tuple[int, ...], Deployed]] = {}  # events? -> (the caches' stamps, built)
+        self._parts: dict[str, tuple[object, Any]] = {}  # a part of it -> (what it was built from, built)
 
     @classmethod
     async def connect(cls, config: Config) -> Cluster:
@@ -154,10 +157,25 @@ class Cluster:
                               warnings=tuple(warnings[0] or ()) if warnings else ())
 
     def from_cache(self, *, events: bool = True) -> Deployed | None:
-        """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None)."""
-        informers = self.caches.synced(self.namespace, (source.key for source in self.sources))
+        """:meth:`deployed` from the watch caches, when every one the service needs has listed (else None).
+
+        While every watch is kept, the snapshot is built once per change of the objects it reads: it is kept with
+        the caches' :attr:`~bot.cluster.informer.Informer.stamp` s and given again while they are the same (a
+        :class:`Deployed` is never changed), so an overview of hundreds of services builds only what changed; and
+        when one object changed, the parts built from the others are kept (:meth:`_kept`)."""
+        informers = self.caches.synced(self.namespace, self._keys)
         if informers is None:
             return None
+        if not all(informer.watching for informer in informers):  # "may be stale", and since when: built anew
+            return self._from(informers, events)
+        stamps = tuple(informer.stamp for informer in (informers if events else informers[:3]))
+        kept = self._shown.get(events)
+        if kept is None or kept[0] != stamps:
+            kept = self._shown[events] = (stamps, self._from(informers, events))
+        return kept[1]
+
+    def _from(self, informers: list[Informer], events: bool) -> Deployed:
+        """The snapshot of the caches' objects now."""
         deployments, routes, certificates, warnings = informers
         cfg = self.config
         missing: dict[str, str] = {}
@@ -171,22 +189,38 @@ class Cluster:
         stable = one("stable", "deployments", cfg.stable_deployment, deployments.objects)
         canary = one("canary", "deployments", cfg.canary_deployment, deployments.objects)
         cert = one("certificate", "certificates", cfg.certificate, certificates.objects)
-        found = self.traffic.cached_routes(routes.objects)
+        found = self._kept("routes", routes.stamp, lambda: self.traffic.cached_routes(routes.objects))
         missing.update({key: str(route) for key, route in found.items() if isinstance(route, ClusterError)})
         stable_route, canary_route = (route if isinstance(route, Route) else None for route in found.values())
-        return self._deployed(stable, canary, (stable_route, canary_route), cert, missing,
+        current = all(informer.watching for informer in informers)
+        return self._deployed(stable, canary, (stable_route, canary_route), cert, missing, keep=current,
                               warnings=tuple(warnings_of(warnings.items(), limit=5)) if events else (),
-                              cached=True, stale=staleness(informer.state for informer in informers))
+                              cached=True, stale="" if current else staleness(i.state for i in informers))
+
+    def _kept(self, part: str, source: object, build: Callable[[], Any]) -> Any:
+        """``build()``, kept while ``source`` is the same: the cached object it reads (a watch replaces an object,
+        never changes it in place), or the stamp of the cache it reads."""
+        kept = self._parts.get(part)
+        if kept is None or not (kept[0] is source or kept[0] == source):
+            kept = self._parts[part] = (source, build())
+        return kept[1]
 
     def _deployed(self, stable: dict | None, canary: dict | None, routes: tuple[Route | None, Route | None],
-                  cert: dict | None, missing: dict[str, str], **more: Any) -> Deployed:
-        """The snapshot of the objects read (from the API server or from the caches)."""
+                  cert: dict | None, missing: dict[str, str], *, keep: bool = False, **more: Any) -> Deployed:
+        """The snapshot of the objects read (from the API server, or from the caches: ``keep`` the parts built from
+        objects that did not change)."""
         container = self.config.container
+
+        def part(key: str, obj: dict | None, build: Callable[[dict], Any]) -> Any:
+            if obj is None:
+                return None
+            return self._kept(key, obj, lambda: build(obj)) if keep else build(obj)
+
         return Deployed(namespace=self.namespace,
-                        stable=track_from("stable", stable, container) if stable else None,
-                        canary=track_from("canary", canary, container) if canary else None,
+                        stable=part("stable", stable, lambda d: track_from("stable", d, container)),
+                        canary=part("canary", canary, lambda d: track_from("canary", d, container)),
                         stable_route=routes[0], canary_route=routes[1],
-                        certificate=cert_from(cert) if cert else None, missing=missing, **more)
+                        certificate=part("certificate", cert, cert_from), missing=missing, **more)
 
     async def check(self) -> str:
         """One line for ``bot check``: can we read the stable Deployment? Raises :class:`ClusterError` otherwise."""

@@ -14,7 +14,7 @@ requests and releases record that target's names as ``""`` (as they did before c
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,9 +98,11 @@ class Targets:
             return self.default
         return self.resolve(service, environment)
 
-    def every(self) -> list[Target]:
-        """Every service in every environment, in catalogue order."""
-        return [self._target(service, env) for service, env in self.catalogue.pairs()]
+    def every(self, services: Iterable[Service] | None = None) -> list[Target]:
+        """Every service (of the catalogue, or ``services`` of it) in every environment, in catalogue order."""
+        if services is None:
+            return [self._target(service, env) for service, env in self.catalogue.pairs()]
+        return [self._target(service, env) for service in services for env in service.environments]
 
     def _target(self, service: Service, env: Environment) -> Target:
         if not self.named:

@@ -34,10 +34,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.cluster.cache import configmaps
 from bot.cluster.configmaps import MANAGED
+from bot.cluster.informer import Informer
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import Conflict
+from bot.core.errors import ClusterError, Conflict
 from bot.observe.alert_flood import Gate, admit, close, entry
 from bot.observe.alert_group import FLOOD, AlertGroup, group_id
 
@@ -144,6 +146,21 @@ def _group(text: str | None, name: str) -> AlertGroup | None:
         return None
 
 
+def _groups(objects: list[dict]) -> list[AlertGroup]:
+    """The groups (and flood cards) the ConfigMaps hold; an unreadable one is left out."""
+    found = [_group((cm.get("data") or {}).get(GROUP_KEY), cm["metadata"]["name"]) for cm in objects]
+    return [g for g in found if g is not None]
+
+
+def _newest_first(groups: list[AlertGroup]) -> list[AlertGroup]:
+    """The groups, not the flood cards, the most recently received first."""
+    return sorted((g for g in groups if g.kind != FLOOD), key=lambda g: g.received or _NEVER, reverse=True)
+
+
+def _firing(groups: list[AlertGroup]) -> list[AlertGroup]:
+    return sorted((g for g in groups if g.firing), key=lambda g: g.starts_at)
+
+
 class AlertStore:
     """The alert groups, one ConfigMap each. ``cluster`` is an async factory of the cluster."""
 
@@ -155,6 +172,7 @@ class AlertStore:
         self._writers: dict[str, _Writer] = {}
         self._moved = False
         self._moving = asyncio.Lock()
+        self._cache: Informer | None = None
 
     def name_of(self, gid: str) -> str:
         """The ConfigMap of the group (or flood card) ``gid``."""
@@ -168,18 +186,33 @@ class AlertStore:
     async def _all(self) -> list[AlertGroup]:
         await self._move_legacy()
         cluster = await self._cluster()
-        found = [_group((cm.get("data") or {}).get(GROUP_KEY), cm["metadata"]["name"])
-                 for cm in await cluster.configmaps.list(self.selector)]
-        return [g for g in found if g is not None]
+        return _groups(await cluster.configmaps.list(self.selector))
 
     async def groups(self) -> list[AlertGroup]:
         """Every stored group (not the flood cards), newest first."""
-        return sorted((g for g in await self._all() if g.kind != FLOOD), key=lambda g: g.received or _NEVER,
-                      reverse=True)
+        return _newest_first(await self._all())
 
     async def firing(self) -> list[AlertGroup]:
         """The groups firing now (as Alertmanager last said), oldest first."""
-        return sorted((g for g in await self.groups() if g.firing), key=lambda g: g.starts_at)
+        return _firing(await self.groups())
+
+    async def follow(self) -> None:
+        """Start (once) the watch cache of the groups, for :meth:`shown`; a cluster that cannot be reached is logged
+        (:meth:`shown` reads the API server meanwhile)."""
+        if self._cache is None:
+            try:
+                self._cache = (await self._cluster()).cache_of(configmaps(self.selector))
+            except ClusterError as exc:
+                log.warning("cannot watch the alert groups: %s", exc)
+
+    async def shown(self) -> list[AlertGroup]:
+        """:meth:`firing` for display only (Home, status): from the watch cache of the groups once it has listed and
+        while its watch is kept (no API read; a group written a moment ago may show a moment later), else as
+        :meth:`firing`. Never for a decision: the bake window and the alerts' actions read :meth:`firing`."""
+        cache = self._cache
+        if not self._moved or cache is None or not cache.synced.is_set() or not cache.watching:
+            return await self.firing()  # the first read also moves an earlier version's groups
+        return _firing(_newest_first(_groups(cache.items())))
 
     async def get(self, group: str) -> AlertGroup | None:
         """A group by its id (:func:`~bot.observe.alert_group.group_id`) or its Alertmanager group key."""

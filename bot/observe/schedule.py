@@ -253,11 +253,17 @@ class Scheduler:
             log.exception("cannot record the outcome of scheduled status %s", sid)
 
     # ------------------------------------------------------------------------ chat
-    async def list(self) -> list[Listed]:
-        entries, states = await self.store.read()
+    async def list(self, *, shown: bool = False) -> list[Listed]:
+        """Every schedule, its state and next slot; ``shown``: for display only (Home), from the watch cache of the
+        schedules once :meth:`follow` has started it and it has listed (it may lag a write)."""
+        entries, states = await (self.store.shown() if shown else self.store.read())
         now = self._clock()
         return [Listed(entry=e, state=states.get(e.id, SlotState()), next=next_slot(e.cron, now, self.tz))
                 for e in entries]
+
+    async def follow(self) -> None:
+        """Keep a watch cache of the schedules for :meth:`list` ``(shown=True)`` (serving's warm-up starts it)."""
+        await self.store.follow()
 
     async def add(self, cron: str, channel: str, rng: str, *, user: str = "") -> Entry:
         """Store a chat-made schedule; returns it with its new id."""

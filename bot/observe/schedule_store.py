@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.cluster.cache import configmap
+from bot.cluster.informer import Informer
 from bot.cluster.store import ConfigMapStore
+from bot.core.errors import ClusterError
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -88,6 +91,7 @@ class Store:
     def __init__(self, config: Config, cluster: Callable[[], Awaitable[Cluster]], name: str = CONFIGMAP) -> None:
         self.config, self.cluster = config, cluster
         self.name = name
+        self._cache: Informer | None = None
 
     @staticmethod
     def _decode(cm: dict | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -102,7 +106,29 @@ class Store:
 
     async def read(self) -> tuple[list[Entry], dict[str, SlotState]]:
         cluster = await self.cluster()
-        schedules, state = self._decode(await cluster.configmaps.get(self.name))
+        return self._entries(await cluster.configmaps.get(self.name))
+
+    async def follow(self) -> None:
+        """Start (once) the watch cache of the ConfigMap, for :meth:`shown`; a cluster that cannot be reached is
+        logged (:meth:`shown` reads the API server meanwhile)."""
+        if self._cache is None:
+            try:
+                self._cache = (await self.cluster()).cache_of(configmap(self.name))
+            except ClusterError as exc:
+                log.warning("cannot watch the schedules: %s", exc)
+
+    async def shown(self) -> tuple[list[Entry], dict[str, SlotState]]:
+        """:meth:`read` for display only (Home): from the watch cache of the ConfigMap once it has listed and while
+        its watch is kept (no API read; a change written a moment ago may show a moment later), else as
+        :meth:`read`. Never for a decision: posting and every change read the API server."""
+        cache = self._cache
+        if cache is None or not cache.synced.is_set() or not cache.watching:
+            return await self.read()
+        return self._entries(cache.get(self.name))
+
+    def _entries(self, cm: dict | None) -> tuple[list[Entry], dict[str, SlotState]]:
+        """The configured and the chat-made schedules, and every schedule's state, from the ConfigMap ``cm``."""
+        schedules, state = self._decode(cm)
         entries = config_entries(self.config)
         for sid, raw in sorted(schedules.items(), key=lambda kv: kv[1].get("created", "")):
             entries.append(Entry(id=sid, cron=raw["cron"], channel=raw["channel"], range=raw.get("range", "1h"),

@@ -122,7 +122,7 @@ async def gather(services: Services | Shared, target: Target, range_text: str = 
         if cards is None or not services.config.alert_token:
             return
         try:
-            data.alerts = await cards.store.firing()
+            data.alerts = await cards.store.shown()  # a display: the watch cache of the groups, once listed
             if pair[0]:
                 data.alerts = [g for g in data.alerts if (g.service, g.environment) == pair]
         except ClusterError as exc:
@@ -309,17 +309,28 @@ class OverviewLine:
 
 
 async def overview(targets: list[Target], *, now: datetime | None = None) -> list[OverviewLine]:
-    """Every target read concurrently; a failure is recorded on its line."""
+    """Every target: from its watch caches when they have listed (one pass, nothing awaited but the connection,
+    made once), the others read from their API servers concurrently; a failure is recorded on its line."""
     now = now or times.now()
-
-    async def one(target: Target) -> OverviewLine:
-        line = OverviewLine(target.service.name, target.environment.name)
+    lines = [OverviewLine(target.service.name, target.environment.name) for target in targets]
+    unread = []
+    for target, line in zip(targets, lines, strict=True):
         try:
-            cluster = await target.cluster()
-            line.state = await cluster.deployed(events=False)  # the line shows no Events
-            line.warnings = assess(line.state, now)
+            line.state = (await target.cluster()).from_cache(events=False)  # the line shows no Events
         except ClusterError as exc:
             line.error = str(exc)
-        return line
+            continue
+        if line.state is None:
+            unread.append((target, line))
 
-    return list(await asyncio.gather(*(one(target) for target in targets)))
+    async def read(target: Target, line: OverviewLine) -> None:
+        try:
+            line.state = await (await target.cluster()).deployed(events=False)
+        except ClusterError as exc:
+            line.error = str(exc)
+
+    await asyncio.gather(*(read(target, line) for target, line in unread))
+    for line in lines:
+        if line.state is not None:
+            line.warnings = assess(line.state, now)
+    return lines

@@ -30,6 +30,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from bot.core.config import Config
 from bot.core.errors import ClusterError, Conflict, Forbidden
 from bot.core.readers import AUTO_LOAD
 from bot.release import analysis_runner as runner
@@ -50,17 +51,17 @@ WANTED = "load_wanted"  # the step's facts: the rate ``auto`` asked for
 REFUSED = "load_refused"  # the step's facts: why the cluster refused the load (the step goes on without it)
 
 
-def auto(config: Any) -> bool:
+def auto(config: Config) -> bool:
     """Whether the load's rate is chosen at each look (``HELLO_ANALYSIS_LOAD_RPS=auto``)."""
-    return getattr(config, "analysis_load_rps", 0) == AUTO_LOAD
+    return config.analysis_load_rps == AUTO_LOAD
 
 
-def rps(config: Any, step: Step | None = None) -> int:
+def rps(config: Config, step: Step | None = None) -> int:
     """The load's requests per second to each track (0: no load): the setting's, or with ``auto`` the rate
     the step's looks have asked for so far (:func:`adjust`)."""
     if auto(config):
         return int(step.facts.get(WANTED, 0)) if step is not None else 0
-    return int(getattr(config, "analysis_load_rps", 0) or 0)
+    return int(config.analysis_load_rps or 0)
 
 
 def adjust(driver: Driver, step: Step, verdict: Verdict) -> None:
@@ -86,7 +87,7 @@ def carried(driver: Driver, step: Step) -> None:
         step.facts = {**step.facts, WANTED: max(earlier)}
 
 
-def seconds(config: Any) -> int:
+def seconds(config: Config) -> int:
     """How long each Job runs: the longest a step is judged before a person is asked, plus two looks."""
     return max(60, int(config.analysis_max_wait_seconds + 2 * config.analysis_interval_seconds))
 

@@ -160,7 +160,7 @@ class Home:
             try:
                 data.alerts = [f":rotating_light: *{foreign(g.alertname, 80)}* "
                                f"({foreign(g.severity or 'no severity', 20)}) since "
-                               f"{views.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.firing()]
+                               f"{views.when(g.starts_at, '%m-%d %H:%M')}" for g in await alerts.store.shown()]
             except DependencyUnavailable as exc:
                 data.problems.append(f"alerts: {exc}")
 
@@ -176,7 +176,7 @@ class Home:
     async def _schedules(self, data: HomeData) -> None:
         if self.schedules is not None:
             try:
-                listed = await self.schedules.list()
+                listed = await self.schedules.list(shown=True)  # a display: the watch cache, once listed
                 data.schedules = [f"`{item.entry.cron}` in <#{item.entry.channel}> · next "
                                   f"{views.when(item.next, '%m-%d %H:%M')}" for item in listed]
             except DependencyUnavailable as exc:

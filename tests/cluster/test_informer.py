@@ -271,3 +271,33 @@ async def test_the_audit_events_are_shown_from_their_cache_once_listed_else_from
     assert shown_names(await cluster.events.shown(AUDIT_SELECTOR)) == ["helloworld.after", "helloworld.unwatched"]
     assert lists() == read + 1  # a cache whose watch is not kept is not shown: the API server is read
     emulator.clear_faults()
+
+
+async def test_a_snapshot_is_built_once_per_change_of_the_objects_it_reads(connect) -> None:
+    emulator, cluster = await connect()
+    cluster.follow()
+    first = await until(lambda: (s := cluster.from_cache(events=False)) and s.stable.rolled_out
+                        and s.canary.rolled_out and s.certificate.ready and s, "the service rolled out, in the caches")
+    with_events = cluster.from_cache(events=True)
+    assert cluster.from_cache(events=False) is first  # nothing changed: the same snapshot, not built again
+    touch_configmaps(emulator, 3)  # objects it does not read
+    await until(lambda: emulator.get("", "v1", "configmaps", NS, "noise-2"), "the noise")
+    assert cluster.from_cache(events=False) is first
+    warning = {**event("helloworld.slow", {}), "type": "Warning", "reason": "BackOff", "message": "restarting"}
+    emulator.apply(warning)  # read only by a snapshot with Events
+    changed = await until(lambda: (s := cluster.from_cache(events=True)) is not with_events and s,
+                          "the warning in the snapshot with Events")
+    assert [w.reason for w in changed.warnings] == ["BackOff"]
+    assert cluster.from_cache(events=False) is first
+    mapping = emulator.get("getambassador.io", "v3alpha1", "mappings", NS, "helloworld-canary")
+    mapping["spec"]["weight"] = 25
+    emulator.apply(mapping)
+    moved = await until(lambda: (s := cluster.from_cache(events=False)).canary_route.weight == 25 and s,
+                        "the new weight in the next snapshot")
+    assert moved is not first and first.canary_route.weight != 25
+    assert cluster.from_cache(events=False) is moved
+    assert moved.stable is first.stable and moved.certificate is first.certificate  # their objects did not change
+    set_image(emulator, "helloworld:v6", "helloworld-canary")
+    again = await until(lambda: (s := cluster.from_cache(events=False)).canary.version == "v6" and s,
+                        "the canary's new version in the next snapshot")
+    assert again.stable is first.stable and again.canary is not first.canary and again.canary_route.weight == 25

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 import pytest_asyncio
-import yaml
 
 from bot.cluster.kube import Cluster
 from bot.core.config import Config, Traffic
@@ -27,7 +26,7 @@ from sandbox.haproxy import TRACK_HEADER, HAProxyServer
 from sandbox.kube import KubeEmulator
 from sandbox.loadgen import LoadGenerator
 from sandbox.processes import Fleet
-from sandbox.stack import MANIFESTS
+from sandbox.stack import seed_split
 from tests.harness.wait import until
 
 NS = "hello"
@@ -61,13 +60,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     clusters: dict[str, Cluster] = {}
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     try:
-        kube.seed(MANIFESTS)
-        for doc in yaml.safe_load_all((MANIFESTS / "gateway-api" / "httproute.yaml").read_text()):
-            kube.apply(doc)
-        canary = kube.get("apps", "v1", "deployments", NS, "helloworld-canary")
-        canary["spec"]["replicas"] = 1
-        canary["spec"]["template"]["spec"]["containers"][0]["image"] = "helloworld:v2"
-        kube.apply(canary)
+        seed_split(kube, NS)
         await proxy.start()
         await fleet.start()
         await until(lambda: set(fleet.endpoints()) == {"stable", "canary"}, "both tracks' processes")

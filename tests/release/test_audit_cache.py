@@ -1,13 +1,18 @@
 """Home's last changes and delivery figures come from the watch caches of the audit Events of every namespace
 of the catalogue, once they have listed: a change another replica records shows without an API read, and an
-Event the API server lets expire leaves Home too."""
+Event the API server lets expire leaves Home too. So do its services, running releases, firing alerts and
+schedules: once the caches listed, a Home asks the API server nothing."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.cluster.cache import AUDIT
+from bot.observe.alert_group import AlertGroup
+from bot.observe.alert_store import GROUP_KEY
+from bot.observe.schedule_store import SCHEDULES_KEY, STATE_KEY
 from bot.release.audit import ANNOTATION, MANAGED_BY, SELECTOR
 from bot.wiring import follow
 from tests.harness.several import World, two_clusters
@@ -70,3 +75,38 @@ async def test_a_change_another_replica_recorded_shows_on_home_from_the_cache_an
         spec = await home_saying(world, "U3", "No changes recorded yet.")
         assert "v1 → v5" not in spec
         assert audit_reads() == before
+
+
+async def test_home_asks_the_api_server_nothing_once_the_caches_listed(tmp_path: Path) -> None:
+    async with two_clusters(tmp_path) as world:
+        services = world.stack.services
+        await follow(services)  # as serving's warm-up does: every namespace, the records, alert groups, schedules
+        alerts, schedules = services.alerts.store, services.schedules.store
+        await until(lambda: all(c is not None and c.watching and c.watches
+                                for c in (alerts._cache, schedules._cache, services.approvals.store.cache)),
+                    "the alert groups', schedules' and records' caches to list and watch")
+        await home_saying(world, "U3", "Services")  # the first Home: the alert groups of an earlier version moved
+        own = world.clusters["production"]
+        namespace = services.config.namespace
+        group = AlertGroup(id="0123456789abcdef", key='{}:{alertname="HighLatency"}', status="firing",
+                           alertname="HighLatency", severity="warning",
+                           starts_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+        own.apply({"apiVersion": "v1", "kind": "ConfigMap",  # as another replica stores them
+                   "metadata": {"name": alerts.name_of(group.id), "namespace": namespace, "labels": alerts.labels},
+                   "data": {GROUP_KEY: group.to_json()}})
+        chat_made = {"s1a2b3": {"cron": "0 9 * * 1-5", "channel": "CREL", "range": "6h", "by": "U1",
+                                "created": "2026-12-01T09:00:00+00:00"}}
+        own.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": schedules.name, "namespace": namespace},
+                   "data": {SCHEDULES_KEY: json.dumps(chat_made), STATE_KEY: "{}"}})
+        await until(lambda: alerts._cache.get(alerts.name_of(group.id)) and schedules._cache.get(schedules.name),
+                    "the alert group and the schedules in their caches")
+
+        def reads() -> int:
+            return sum(e.request_count() - e.request_count("watch") for e in world.clusters.values())
+
+        before = reads()
+        spec = await home_saying(world, "U3", "`0 9 * * 1-5` in <#CREL>")
+        assert "*HighLatency* (warning) since 12-01 09:30" in spec and "greeter" in spec
+        assert reads() == before  # not one read: services, changes, running releases, alerts and schedules cached
+        assert alerts._cache.lists == schedules._cache.lists == 1

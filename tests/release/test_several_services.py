@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.slack.state import Message
 from tests.harness.several import APPROVE, World, two_clusters
+from tests.harness.wait import until
 
 
 @pytest.fixture
@@ -256,3 +257,25 @@ async def test_the_queue_waits_when_the_cluster_is_away(world: World, monkeypatc
     monkeypatch.setattr(approvals.store, "lock", away)
     await approvals.advance(("greeter", "staging"))  # nothing raised: the sweeper tries again
     assert "cannot advance the queue of greeter/staging: the API server is unreachable" in caplog.text
+
+
+async def test_the_overview_reads_the_services_whose_caches_listed_from_them_and_the_others_from_the_api_server(
+        world: World) -> None:
+    cluster = await world.stack.services.targets.resolve("greeter", "staging").cluster()
+    cluster.follow()  # greeter in staging is watched; the other three are not
+    await until(lambda: cluster.from_cache(events=False), "greeter in staging's caches to list")
+    deployment = world.clusters["staging"].get("apps", "v1", "deployments", "greeter", "greeter")
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/example/greeter:v7"
+    world.clusters["staging"].apply(deployment)  # behind the bot's back
+    await until(lambda: cluster.from_cache(events=False).stable.version == "v7", "the change in the cache")
+    reads = {name: emulator.requests[("get", "deployments")] for name, emulator in world.clusters.items()}
+    await world.ask("U3", "/hello status", "C1")
+    overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                          and m.text.startswith("Services"), 30)
+    lines = overview.text.splitlines()[1:]
+    assert [line.split("*")[1] + " " + line.split("*")[2].split(":")[0].strip() for line in lines] == [
+        "helloworld staging", "helloworld production", "greeter staging", "greeter production"]
+    assert "stable `v7`" in lines[2] and all("stable `v1`" in line for line in lines[:2] + lines[3:]), lines
+    # stable and canary of each service not watched, from the API server; none of greeter in staging
+    assert {name: emulator.requests[("get", "deployments")] - reads[name]
+            for name, emulator in world.clusters.items()} == {"staging": 2, "production": 4}

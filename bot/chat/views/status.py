@@ -146,9 +146,10 @@ def running_section(lines: Sequence[str]) -> kit.Block:
 
 
 def overview(lines: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[dict]:
-    """One line per service and environment, and a select that shows one of them (``DETAILS``)."""
+    """One line per service and environment, and a select that shows one of them (``DETAILS``: the first
+    :data:`~bot.chat.views.kit.OPTIONS`, as many as Slack's select takes)."""
     text = "Services\n" + "\n".join(lines)
-    options = [kit.option(f"{service} · {env}", f"{service} {env}") for service, env in pairs]
+    options = [kit.option(f"{service} · {env}", f"{service} {env}") for service, env in pairs[:kit.OPTIONS]]
     return kit.blocks(
         kit.section(text),
         kit.actions([kit.select(DETAILS, options, "Details of…")], block_id=DETAILS),
