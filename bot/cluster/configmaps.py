@@ -8,6 +8,8 @@ changed through the one compare-and-swap store on top of it (:mod:`bot.cluster.s
 
 from __future__ import annotations
 
+from kubernetes.aio import client as kclient
+
 from bot.cluster.client import Api
 from bot.core.errors import NotFound
 
@@ -47,11 +49,14 @@ class ConfigMaps:
         return await self.api.call("update", "configmaps", name, self.api.core.replace_namespaced_config_map, name,
                                    self.api.namespace, cm)
 
-    async def delete(self, name: str) -> bool:
-        """Delete it; returns whether it existed."""
+    async def delete(self, name: str, *, resource_version: str = "") -> bool:
+        """Delete it; returns whether it existed. With ``resource_version``, only that version of it (the
+        delete's precondition): a :class:`Conflict` if it changed since."""
+        options = {"body": kclient.V1DeleteOptions(preconditions=kclient.V1Preconditions(
+            resource_version=resource_version))} if resource_version else {}
         try:
             await self.api.call("delete", "configmaps", name, self.api.core.delete_namespaced_config_map, name,
-                                self.api.namespace)
+                                self.api.namespace, **options)
         except NotFound:
             return False
         return True

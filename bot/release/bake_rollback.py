@@ -163,11 +163,10 @@ async def _remake(engine: Engine, superseded: Record, rid: str) -> bool:
     change.needs_approval = False
     rollback = request_record(change, await bot_user(engine), superseded.channel, target.config, engine.clock())
     rollback.id = rid
-    stray = await engine.records.get(rid)  # read again just before: another replica may have made it meanwhile
-    if stray is not None:
-        if not never_admitted(stray, engine.clock()):
-            return False
-        await engine.records.delete(rid)  # made again whole: stored, admitted, posted
+    # a stray record is deleted (only as read: another replica may have made the rollback again meanwhile), so
+    # that the rollback is made again whole: stored, admitted, posted
+    if not await engine.approvals.store.clear_if(rid, lambda r: never_admitted(r, engine.clock())):
+        return False
     try:
         await engine.approvals.submit(rollback, target, queue=False, note=f"no approval needed: {reason}")
     except Conflict:

@@ -30,7 +30,7 @@ from bot.cluster.cache import configmaps
 from bot.cluster.informer import Informer, State
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import ClusterError, NotFound
+from bot.core.errors import ClusterError, Conflict, NotFound
 from bot.release import upgrade
 from bot.release.actions import Change
 from bot.release.lifecycle import FINISHED
@@ -151,6 +151,22 @@ class Records:
     async def delete(self, record_id: str) -> None:
         cluster = await self._cluster()
         await cluster.configmaps.delete(self.name(record_id))
+
+    async def clear_if(self, record_id: str, check: Callable[[Record], bool]) -> bool:
+        """Whether no record ``record_id`` is left: there was none, or ``check`` held for it as read and it was
+        deleted unchanged since (the delete's precondition: a record changed meanwhile is kept)."""
+        cluster = await self._cluster()
+        cm = await cluster.configmaps.get(self.name(record_id))
+        if cm is None:
+            return True
+        record = _record((cm.get("data") or {}).get(KEY), self.name(record_id))
+        if record is None or not check(record):
+            return False
+        try:
+            await cluster.configmaps.delete(self.name(record_id), resource_version=cm["metadata"]["resourceVersion"])
+        except Conflict:
+            return False
+        return True
 
     async def delete_other(self, name: str) -> None:
         """Delete an object of an earlier version's state (best effort: gone already is fine)."""

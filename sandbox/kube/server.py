@@ -150,7 +150,7 @@ class ApiServer:
         if discovery is not None:
             return discovery
         body: Any = None
-        if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.can_read_body:  # DELETE: DeleteOptions
             if request.content_type.startswith(("application/vnd.kubernetes.protobuf", "application/cbor")):
                 # the emulator speaks JSON only; clients fall back to it on 415
                 return _error(ApiError(415, "UnsupportedMediaType",

@@ -164,6 +164,22 @@ def test_delete_answers_status_or_pod_and_removes(kube):
     assert isinstance(deleted, client.V1Pod) and deleted.metadata.name == "solo"
 
 
+def test_a_delete_with_a_precondition_deletes_only_that_version(kube):
+    made = kube.core.create_namespaced_config_map(NS, configmap("kept"))
+    kube.core.patch_namespaced_config_map("kept", NS, {"data": {"a": "changed"}})
+    old = made.metadata.resource_version
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=old))
+    with pytest.raises(ApiException) as err:
+        kube.core.delete_namespaced_config_map("kept", NS, body=stale)
+    assert err.value.status == 409 and "Precondition failed: resourceVersion" in status_body(err.value)["message"]
+    current = kube.core.read_namespaced_config_map("kept", NS).metadata.resource_version
+    fresh = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=current))
+    kube.core.delete_namespaced_config_map("kept", NS, body=fresh)
+    with pytest.raises(ApiException) as err:
+        kube.core.read_namespaced_config_map("kept", NS)
+    assert err.value.status == 404
+
+
 def test_label_selectors(kube):
     kube.core.create_namespaced_config_map(NS, configmap("c1", tier="web", env="prod"))
     kube.core.create_namespaced_config_map(NS, configmap("c2", tier="web", env="dev"))

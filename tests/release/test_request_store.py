@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.release.record import lock_name
 from tests.harness.chat import NS, Chat
@@ -122,3 +123,25 @@ async def test_a_release_running_when_the_bot_is_upgraded_is_carried_on_from_its
     assert record["began"] == now and record["change"]["reason"] == "the login fix"
     assert chat.kube.get("", "v1", "configmaps", NS, f"hello-chatops-release-{rid}") is None
     assert len(chat.audit_events("HelloDeploySucceeded")) == 1
+
+
+async def test_a_record_is_deleted_only_as_it_was_read(chat: Chat) -> None:
+    # the repair deletes a stray record only unchanged since it looked (a precondition on the delete)
+    await chat.send("U1", "/hello deploy v2")
+    await chat.approval()
+    await chat.settle()
+    store = chat.stack.services.approvals.store
+    (record,) = (await store.load()).values()
+    name = store.name(record.id)
+
+    def changed_meanwhile(_: Any) -> bool:
+        cm = chat.kube.get("", "v1", "configmaps", NS, name)
+        chat.kube.apply({**cm, "data": {**cm["data"], "note": "written by another replica"}})
+        return True
+
+    assert not await store.clear_if(record.id, changed_meanwhile)
+    assert not await store.clear_if(record.id, lambda _: False)
+    assert await store.get(record.id) is not None
+    assert await store.clear_if(record.id, lambda _: True)
+    assert await store.get(record.id) is None
+    assert await store.clear_if(record.id, lambda _: True)  # none left
