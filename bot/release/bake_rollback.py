@@ -165,7 +165,7 @@ async def _remake(engine: Engine, superseded: Record, rid: str) -> bool:
     rollback.id = rid
     # a stray record is deleted (only as read: another replica may have made the rollback again meanwhile), so
     # that the rollback is made again whole: stored, admitted, posted
-    if not await engine.approvals.store.clear_if(rid, lambda r: never_admitted(r, engine.clock())):
+    if not await engine.approvals.store.delete(rid, only_if=lambda r: never_admitted(r, engine.clock())):
         return False
     try:
         await engine.approvals.submit(rollback, target, queue=False, note=f"no approval needed: {reason}")

@@ -148,19 +148,18 @@ class Records:
         """Compare-and-swap a record's object as stored (its keys): for :mod:`bot.release.upgrade` only."""
         return await ConfigMapStore(self._cluster, name).update(mutate, create=False)
 
-    async def delete(self, record_id: str) -> None:
+    async def delete(self, record_id: str, *, only_if: Callable[[Record], bool] | None = None) -> bool:
+        """Delete the record; whether none of that id is left. With ``only_if``, only when it holds for the record
+        as read and the record is unchanged since (the delete's precondition: a record changed meanwhile is kept)."""
         cluster = await self._cluster()
-        await cluster.configmaps.delete(self.name(record_id))
-
-    async def clear_if(self, record_id: str, check: Callable[[Record], bool]) -> bool:
-        """Whether no record ``record_id`` is left: there was none, or ``check`` held for it as read and it was
-        deleted unchanged since (the delete's precondition: a record changed meanwhile is kept)."""
-        cluster = await self._cluster()
+        if only_if is None:
+            await cluster.configmaps.delete(self.name(record_id))
+            return True
         cm = await cluster.configmaps.get(self.name(record_id))
         if cm is None:
             return True
         record = _record((cm.get("data") or {}).get(KEY), self.name(record_id))
-        if record is None or not check(record):
+        if record is None or not only_if(record):
             return False
         try:
             await cluster.configmaps.delete(self.name(record_id), resource_version=cm["metadata"]["resourceVersion"])

@@ -139,9 +139,9 @@ async def test_a_record_is_deleted_only_as_it_was_read(chat: Chat) -> None:
         chat.kube.apply({**cm, "data": {**cm["data"], "note": "written by another replica"}})
         return True
 
-    assert not await store.clear_if(record.id, changed_meanwhile)
-    assert not await store.clear_if(record.id, lambda _: False)
+    assert not await store.delete(record.id, only_if=changed_meanwhile)
+    assert not await store.delete(record.id, only_if=lambda _: False)
     assert await store.get(record.id) is not None
-    assert await store.clear_if(record.id, lambda _: True)
+    assert await store.delete(record.id, only_if=lambda _: True)
     assert await store.get(record.id) is None
-    assert await store.clear_if(record.id, lambda _: True)  # none left
+    assert await store.delete(record.id, only_if=lambda _: True)  # none left
