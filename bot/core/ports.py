@@ -73,6 +73,10 @@ class RecordStore(Protocol):
 
     async def mark_shown(self, record_id: str) -> None: ...
 
+    async def create(self, record: Any) -> None: ...
+
+    async def delete(self, record_id: str, *, only_if: Callable[[Any], bool] | None = None) -> bool: ...
+
 
 class Requests(Protocol):
     """Change requests, their approval and admission (:class:`bot.release.approvals.Approvals`). A record is a
