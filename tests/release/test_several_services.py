@@ -23,6 +23,18 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield w
 
 
+
+async def overview_lines(world: World, user: str) -> tuple[Message, list[str]]:
+    """``/hello status`` in #C1 by ``user``: the overview and its lines, checked to be every pair in the
+    catalogue's order."""
+    await world.ask(user, "/hello status", "C1")
+    overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
+                                          and m.text.startswith("Services"), 30)
+    lines = overview.text.splitlines()[1:]
+    assert [line.split("*")[1] + " " + line.split("*")[2].split(":")[0].strip() for line in lines] == [
+        "helloworld staging", "helloworld production", "greeter staging", "greeter production"]
+    return overview, lines
+
 async def test_a_deploy_of_one_service_in_one_environment_changes_nothing_else(world: World) -> None:
     before = world.objects()
     await world.ask("U1", "/hello deploy greeter staging v2", "CGREET")
@@ -87,12 +99,7 @@ async def test_names_are_checked_and_status_covers_every_service(world: World) -
     await world.private("U1", "CGREET", "")  # answered privately, nothing requested
     assert not [m for m in world.slack.messages("CGREET") if APPROVE in str(m.blocks)]
 
-    await world.ask("U1", "/hello status", "C1")
-    overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                                          and m.text.startswith("Services"), 30)
-    lines = overview.text.splitlines()[1:]
-    assert [line.split("*")[1] + " " + line.split("*")[2].split(":")[0].strip() for line in lines] == [
-        "helloworld staging", "helloworld production", "greeter staging", "greeter production"]
+    overview, lines = await overview_lines(world, "U1")
     assert all("stable `v1`" in line for line in lines), lines
 
     await world.ask("U1", "/hello status greeter staging", "C1")
@@ -269,12 +276,7 @@ async def test_the_overview_reads_the_services_whose_caches_listed_from_them_and
     world.clusters["staging"].apply(deployment)  # behind the bot's back
     await until(lambda: cluster.from_cache(events=False).stable.version == "v7", "the change in the cache")
     reads = {name: emulator.requests[("get", "deployments")] for name, emulator in world.clusters.items()}
-    await world.ask("U3", "/hello status", "C1")
-    overview = await world.slack.wait_for(lambda m: isinstance(m, Message) and m.channel == "C1"
-                                          and m.text.startswith("Services"), 30)
-    lines = overview.text.splitlines()[1:]
-    assert [line.split("*")[1] + " " + line.split("*")[2].split(":")[0].strip() for line in lines] == [
-        "helloworld staging", "helloworld production", "greeter staging", "greeter production"]
+    _, lines = await overview_lines(world, "U3")
     assert "stable `v7`" in lines[2] and all("stable `v1`" in line for line in lines[:2] + lines[3:]), lines
     # stable and canary of each service not watched, from the API server; none of greeter in staging
     assert {name: emulator.requests[("get", "deployments")] - reads[name]
