@@ -244,6 +244,10 @@ class Messenger:
             if self._latest_edit.get(key) == seq:
                 del self._latest_edit[key]
 
+    def forget(self, channel: str, ts: str) -> None:
+        """Drop the state of the message kept for :meth:`resend` (another replica edits it now)."""
+        self.unsent.pop((channel, ts), None)
+
     @property
     def edits_pending(self) -> int:
         """Edits begun and not answered yet, and edits Slack did not take that wait for :meth:`resend`."""

@@ -185,6 +185,10 @@ class Engine:
             await driver.save(claim=True)
             helpers.append(asyncio.create_task(driver.heartbeat()))
             await driver.run()
+        except Lost:
+            if driver.editor is not None:  # another replica drives it now: an edit of ours still on its way
+                driver.editor.abandon()  # would show an older state over theirs
+            raise
         finally:
             self._shown.pop(record.id, None)
             for helper in helpers:

@@ -160,6 +160,15 @@ class MessageEditor:
         self._final = (text, blocks)
         self._queue(self._final)
 
+    def abandon(self) -> None:
+        """Send nothing more: another replica edits the message now. The state not sent yet is dropped, an edit
+        waiting for its turn (a rate limit, the interval) is cancelled, and the messenger forgets a state Slack
+        did not take, so no older state of ours lands after theirs."""
+        self._pending = self._final = None
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+        self.messenger.forget(self.channel, self.ts)
+
     async def sent(self, timeout: float) -> bool:
         """Wait, at most ``timeout`` seconds, until every state given was sent (or given up); whether it was."""
         sender = self._sender

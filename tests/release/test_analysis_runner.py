@@ -165,9 +165,9 @@ def test_auto_load_adds_what_the_real_traffic_lacks_to_decide_within_a_few_looks
 
 
 def test_auto_load_never_goes_down_nor_over_the_cap_and_only_a_waiting_look_changes_it() -> None:
-    look = _waiting(300, 1, 2700, 13, seconds=600.0)  # needs about 2,000 more: 10 requests/s
-    assert load_rate(look, current=0, cap=50, interval=60.0) == 10
-    assert load_rate(look, current=20, cap=50, interval=60.0) == 20
+    look = _waiting(300, 1, 2700, 13, seconds=600.0)  # needs about 2,000 more: 11 requests/s over 3 looks
+    assert load_rate(look, current=0, cap=50, interval=60.0) == 20
+    assert load_rate(look, current=50, cap=100, interval=60.0) == 50
     assert load_rate(look, current=0, cap=3, interval=60.0) == 3
     assert load_rate(look, current=0, cap=50, interval=1.0) == 50  # a 1 s interval: the most it may
     for decided in (verdict(State.PASS), verdict(State.FAIL), verdict(State.WAIT, blind=True)):
@@ -175,9 +175,9 @@ def test_auto_load_never_goes_down_nor_over_the_cap_and_only_a_waiting_look_chan
 
 
 def test_auto_load_is_not_added_where_the_real_traffic_decides_soon_enough() -> None:
-    busy = _waiting(1000, 5, 9000, 45, seconds=60.0)  # about 17 requests/s to the canary, both at 0.5%
+    busy = _waiting(1500, 6, 13500, 60, seconds=60.0)  # 25 requests/s to the canary, both at about 0.4%
     more = busy.needs()
-    assert more is not None and more > 1000  # not decided yet, but within five looks at its own rate
+    assert more is not None and more > 1000  # not decided yet, but within three looks at its own rate
     assert load_rate(busy, current=0, cap=50, interval=60.0) == 0
 
 
