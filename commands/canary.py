@@ -89,12 +89,4 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    targeted=True,  # [<service>] [<environment>] first
-    form=True,  # nothing given: a form, which offers the services where nothing names one
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, targeted=True, form=True)

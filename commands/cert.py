@@ -66,11 +66,4 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return Reply(text=f"Certificate {cert.name}: {state}, expires {expires}, revision {cert.revision}", blocks=blocks)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    targeted=True,  # [<service>] [<environment>] first
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, targeted=True)

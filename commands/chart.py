@@ -54,11 +54,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     return Reply(text="", uploads=uploads)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    targeted=True,  # [<service>] [<environment>] first
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, targeted=True)

@@ -177,12 +177,5 @@ async def listing(holds: Holds) -> Reply:
     return Reply(text=text, blocks=notice.blocks(text), ephemeral=True)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
-    admin_scope=for_admins,  # or, for `all`, that the person is one of HELLO_ADMINS
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run,
+                  change_targets=covered(USAGE), admin_scope=for_admins)

@@ -33,10 +33,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     return reply_for(ctx.services.registry, request.topic)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run)

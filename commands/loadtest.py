@@ -95,11 +95,4 @@ async def stop(ctx: Context) -> Reply:
     return Reply(text=text, blocks=notice.blocks(text))
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    targeted=True,  # [<service>] [<environment>] first
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, targeted=True)

@@ -101,11 +101,4 @@ async def run(request: Request, ctx: Context) -> Reply | None:
     return None
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    change_scope=change_scope,  # the environment promoted to decides
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, change_scope=change_scope)

@@ -105,10 +105,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     return Reply(text=f"{release.label}: {release.summary} — {state}", blocks=blocks)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run)

@@ -150,10 +150,4 @@ async def _list(ctx: Context) -> Reply:
     return Reply(text=text, blocks=blocks, ephemeral=True)
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run)

@@ -139,10 +139,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     return reply
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run)

@@ -70,12 +70,4 @@ async def overview(ctx: Context) -> Reply:
     return Reply(text=text, blocks=status_blocks.overview(lines, [t.names for t in targets]))
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    targeted=True,  # [<service>] [<environment>] first
-    overview=True,  # no service named where several could be meant: every service, one line each
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, targeted=True, overview=True)

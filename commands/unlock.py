@@ -35,11 +35,4 @@ async def run(request: Request, ctx: Context) -> Reply:
     return Reply(text=text, blocks=notice.blocks(text))
 
 
-COMMAND = Command(
-    name=NAME,
-    usage=USAGE,
-    doc=__doc__,
-    parse=parse,
-    run=run,
-    change_targets=covered(USAGE),  # the dispatcher checks every service and environment it covers
-)
+COMMAND = Command(name=NAME, usage=USAGE, doc=__doc__, parse=parse, run=run, change_targets=covered(USAGE))
