@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from kubernetes.aio import client as kclient
 
 from bot.cluster.certificates import CERTIFICATE
 from bot.cluster.informer import Informer, Source, State, WatchState, custom
 from bot.core.durations import duration
+from bot.core.errors import ClusterError
 from bot.core.times import now
+
+log = logging.getLogger(__name__)
 
 DEPLOYMENTS = Source("deployments", lambda c: kclient.AppsV1Api(c).list_namespaced_deployment_without_preload_content)
 CERTIFICATES = custom(*CERTIFICATE)
@@ -95,9 +100,7 @@ class Caches:
         """The informer of ``key`` (:attr:`Source.key`) in ``namespace`` when it has listed and its watch is kept
         (its objects are what the API server has, give or take a watch's lag), else None. Never starts one."""
         informer = self._informers.get((namespace, key))
-        if informer is None or not informer.synced.is_set() or informer.state.state is not State.WATCHING:
-            return None
-        return informer
+        return informer if informer is not None and informer.watching else None
 
     async def settle(self, namespace: str, timeout: float) -> list[WatchState]:
         """Wait (at most ``timeout`` seconds) until each informer of ``namespace`` has listed or is failing; their
@@ -149,3 +152,28 @@ def summary(states: Iterable[WatchState]) -> tuple[bool, str]:
     parts += [f"{s.kind} {s.state.value} since {s.since:%H:%M:%S} UTC" + (f" ({s.reason})" if s.reason else "")
               for s in others]
     return not others, "watches: " + ("; ".join(parts) or "none")
+
+
+class OwnCache:
+    """The watch cache of one of the bot's own stores (its records, alert groups, schedules), for display reads
+    only: :meth:`follow` starts it once (serving's warm-up does) through ``cluster``, an async factory of the
+    :class:`~bot.cluster.kube.Cluster` that holds the store; :meth:`current` gives it while it is current."""
+
+    def __init__(self, cluster: Callable[[], Awaitable[Any]], source: Source, what: str) -> None:
+        self._cluster, self.source, self.what = cluster, source, what
+        self.informer: Informer | None = None  # None until followed
+
+    async def follow(self) -> None:
+        """Start the cache (once); a cluster that cannot be reached is logged, and the store's display reads read
+        the API server meanwhile."""
+        if self.informer is None:
+            try:
+                self.informer = (await self._cluster()).cache_of(self.source)
+            except ClusterError as exc:
+                log.warning("cannot watch %s yet: %s", self.what, exc)
+
+    def current(self) -> Informer | None:
+        """The informer when it has listed and its watch is kept (no API read needed; a write a moment ago may show
+        a moment later), else None: read the API server."""
+        informer = self.informer
+        return informer if informer is not None and informer.watching else None

@@ -34,12 +34,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cluster.cache import configmaps
+from bot.cluster.cache import OwnCache, configmaps
 from bot.cluster.configmaps import MANAGED
 from bot.cluster.informer import Informer
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import ClusterError, Conflict
+from bot.core.errors import Conflict
 from bot.observe.alert_flood import Gate, admit, close, entry
 from bot.observe.alert_group import FLOOD, AlertGroup, group_id
 
@@ -172,7 +172,7 @@ class AlertStore:
         self._writers: dict[str, _Writer] = {}
         self._moved = False
         self._moving = asyncio.Lock()
-        self._cache: Informer | None = None
+        self._own = OwnCache(cluster, configmaps(self.selector), "the alert groups")
 
     def name_of(self, gid: str) -> str:
         """The ConfigMap of the group (or flood card) ``gid``."""
@@ -197,20 +197,20 @@ class AlertStore:
         return _firing(await self.groups())
 
     async def follow(self) -> None:
-        """Start (once) the watch cache of the groups, for :meth:`shown`; a cluster that cannot be reached is logged
-        (:meth:`shown` reads the API server meanwhile)."""
-        if self._cache is None:
-            try:
-                self._cache = (await self._cluster()).cache_of(configmaps(self.selector))
-            except ClusterError as exc:
-                log.warning("cannot watch the alert groups: %s", exc)
+        """Start (once) the watch cache of the groups, for :meth:`shown`."""
+        await self._own.follow()
+
+    @property
+    def cache(self) -> Informer | None:
+        """The watch cache of the groups (None until :meth:`follow`)."""
+        return self._own.informer
 
     async def shown(self) -> list[AlertGroup]:
-        """:meth:`firing` for display only (Home, status): from the watch cache of the groups once it has listed and
-        while its watch is kept (no API read; a group written a moment ago may show a moment later), else as
-        :meth:`firing`. Never for a decision: the bake window and the alerts' actions read :meth:`firing`."""
-        cache = self._cache
-        if not self._moved or cache is None or not cache.synced.is_set() or not cache.watching:
+        """:meth:`firing` for display only (Home, status): from the watch cache of the groups while it is current
+        (:class:`~bot.cluster.cache.OwnCache`), else as :meth:`firing`. Never for a decision: the bake window and
+        the alerts' actions read :meth:`firing`."""
+        cache = self._own.current()
+        if not self._moved or cache is None:
             return await self.firing()  # the first read also moves an earlier version's groups
         return _firing(_newest_first(_groups(cache.items())))
 

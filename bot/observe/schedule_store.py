@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.cluster.cache import configmap
+from bot.cluster.cache import OwnCache, configmap
 from bot.cluster.informer import Informer
 from bot.cluster.store import ConfigMapStore
-from bot.core.errors import ClusterError
 from bot.core.times import iso, parse_time
 
 if TYPE_CHECKING:
@@ -91,7 +90,7 @@ class Store:
     def __init__(self, config: Config, cluster: Callable[[], Awaitable[Cluster]], name: str = CONFIGMAP) -> None:
         self.config, self.cluster = config, cluster
         self.name = name
-        self._cache: Informer | None = None
+        self._own = OwnCache(cluster, configmap(name), "the schedules")
 
     @staticmethod
     def _decode(cm: dict | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -109,20 +108,20 @@ class Store:
         return self._entries(await cluster.configmaps.get(self.name))
 
     async def follow(self) -> None:
-        """Start (once) the watch cache of the ConfigMap, for :meth:`shown`; a cluster that cannot be reached is
-        logged (:meth:`shown` reads the API server meanwhile)."""
-        if self._cache is None:
-            try:
-                self._cache = (await self.cluster()).cache_of(configmap(self.name))
-            except ClusterError as exc:
-                log.warning("cannot watch the schedules: %s", exc)
+        """Start (once) the watch cache of the ConfigMap, for :meth:`shown`."""
+        await self._own.follow()
+
+    @property
+    def cache(self) -> Informer | None:
+        """The watch cache of the ConfigMap (None until :meth:`follow`)."""
+        return self._own.informer
 
     async def shown(self) -> tuple[list[Entry], dict[str, SlotState]]:
-        """:meth:`read` for display only (Home): from the watch cache of the ConfigMap once it has listed and while
-        its watch is kept (no API read; a change written a moment ago may show a moment later), else as
-        :meth:`read`. Never for a decision: posting and every change read the API server."""
-        cache = self._cache
-        if cache is None or not cache.synced.is_set() or not cache.watching:
+        """:meth:`read` for display only (Home): from the watch cache of the ConfigMap while it is current
+        (:class:`~bot.cluster.cache.OwnCache`), else as :meth:`read`. Never for a decision: posting and every change
+        read the API server."""
+        cache = self._own.current()
+        if cache is None:
             return await self.read()
         return self._entries(cache.get(self.name))
 

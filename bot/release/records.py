@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TypeVar
 
-from bot.cluster.cache import configmaps
-from bot.cluster.informer import Informer, State
+from bot.cluster.cache import OwnCache, configmaps
+from bot.cluster.informer import Informer
 from bot.cluster.kube import Cluster
 from bot.cluster.store import ConfigMapStore
 from bot.core.errors import ClusterError, Conflict, NotFound
@@ -57,7 +57,7 @@ class Records:
         self.plan = plan
         self._owner = {OWNER: prefix[:63].rstrip("-.") or "state"}
         self.selector = ",".join(f"{k}={v}" for k, v in {COMPONENT: "request", **self._owner}.items())
-        self._cache: Informer | None = None
+        self._own = OwnCache(cluster, configmaps(self.selector), "the records")
 
     async def cluster(self) -> Cluster:
         return await self._cluster()
@@ -84,24 +84,19 @@ class Records:
         return out
 
     async def follow(self) -> None:
-        """Start (once) the watch cache of this bot's records in its state namespace, for :meth:`shown`; a cluster
-        that cannot be reached is logged (:meth:`shown` reads the API server meanwhile)."""
-        if self._cache is None:
-            try:
-                self._cache = (await self._cluster()).cache_of(configmaps(self.selector))
-            except ClusterError as exc:
-                log.warning("cannot watch the records yet: %s", exc)
+        """Start (once) the watch cache of this bot's records in its state namespace, for :meth:`shown`."""
+        await self._own.follow()
 
     @property
     def cache(self) -> Informer | None:
         """The watch cache of the records (None until :meth:`follow`)."""
-        return self._cache
+        return self._own.informer
 
     async def shown(self) -> dict[str, Record]:
         """Every record of this bot, by id, for display only: from the watch cache once it has listed and while
         its watch is kept (no API read), else as :meth:`load`. Never for a decision: it may lag a write."""
-        cache = self._cache
-        if cache is None or not cache.synced.is_set() or cache.state.state is not State.WATCHING:
+        cache = self._own.current()
+        if cache is None:
             return await self.load()
         out: dict[str, Record] = {}
         for cm in cache.items():

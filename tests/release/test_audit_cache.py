@@ -83,7 +83,7 @@ async def test_home_asks_the_api_server_nothing_once_the_caches_listed(tmp_path:
         await follow(services)  # as serving's warm-up does: every namespace, the records, alert groups, schedules
         alerts, schedules = services.alerts.store, services.schedules.store
         await until(lambda: all(c is not None and c.watching and c.watches
-                                for c in (alerts._cache, schedules._cache, services.approvals.store.cache)),
+                                for c in (alerts.cache, schedules.cache, services.approvals.store.cache)),
                     "the alert groups', schedules' and records' caches to list and watch")
         await home_saying(world, "U3", "Services")  # the first Home: the alert groups of an earlier version moved
         own = world.clusters["production"]
@@ -99,7 +99,7 @@ async def test_home_asks_the_api_server_nothing_once_the_caches_listed(tmp_path:
         own.apply({"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": schedules.name, "namespace": namespace},
                    "data": {SCHEDULES_KEY: json.dumps(chat_made), STATE_KEY: "{}"}})
-        await until(lambda: alerts._cache.get(alerts.name_of(group.id)) and schedules._cache.get(schedules.name),
+        await until(lambda: alerts.cache.get(alerts.name_of(group.id)) and schedules.cache.get(schedules.name),
                     "the alert group and the schedules in their caches")
 
         def reads() -> int:
@@ -109,4 +109,4 @@ async def test_home_asks_the_api_server_nothing_once_the_caches_listed(tmp_path:
         spec = await home_saying(world, "U3", "`0 9 * * 1-5` in <#CREL>")
         assert "*HighLatency* (warning) since 12-01 09:30" in spec and "greeter" in spec
         assert reads() == before  # not one read: services, changes, running releases, alerts and schedules cached
-        assert alerts._cache.lists == schedules._cache.lists == 1
+        assert alerts.cache.lists == schedules.cache.lists == 1
