@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
+from bot.core.audit_entry import AuditEntry
 from bot.core.durations import duration
 
 LIVE = ("Deploy", "Promote", "EnvPromote")  # a version in front of every user
@@ -138,9 +139,9 @@ def _track(verb: str, action: str) -> str:
     return ""
 
 
-def releases(entries: Iterable[Any]) -> list[Release]:
+def releases(entries: Iterable[AuditEntry]) -> list[Release]:
     """The trail's records grouped by request, oldest request first."""
-    groups: dict[str, list[Any]] = {}
+    groups: dict[str, list[AuditEntry]] = {}
     for entry in entries:
         if entry.request_id and entry.verb:
             groups.setdefault(entry.request_id, []).append(entry)
@@ -148,7 +149,7 @@ def releases(entries: Iterable[Any]) -> list[Release]:
     for rid, group in groups.items():
         group.sort(key=lambda e: e.at)
         first = group[0]
-        action = next((e.action for e in group if getattr(e, "action", "")), "")
+        action = next((e.action for e in group if e.action), "")
         if not action and first.verb == "Canary":  # records from before the action was kept
             action = "canary" if any("image" in e.facts for e in group) else "shift"
         at = {e.phase: e.at for e in group}
@@ -162,7 +163,7 @@ def releases(entries: Iterable[Any]) -> list[Release]:
                            track=_track(first.verb, action), requested=at.get("Requested"),
                            approved=at.get("Approved"), ended=end.at if end else None,
                            phase=end.phase if end else "", version=str(facts.get("version") or ""), facts=facts,
-                           where=(str(getattr(first, "service", "")), str(getattr(first, "environment", "")))))
+                           where=(first.service, first.environment)))
     out.sort(key=lambda r: r.first)
     return out
 
@@ -196,7 +197,7 @@ def _outcome(change: Release, later: list[Release]) -> Outcome | None:
     return Outcome(change, False)
 
 
-def compute(entries: Iterable[Any], *, end: datetime, days: int) -> Delivery:
+def compute(entries: Iterable[AuditEntry], *, end: datetime, days: int) -> Delivery:
     """The delivery figures of the ``days`` before ``end`` from the audit ``entries`` (any order)."""
     entries = list(entries)
     start = end - timedelta(days=days)
