@@ -11,6 +11,7 @@ change and a freeze makes it break-glass (:meth:`Admission.holds`). Expiry and t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
@@ -205,9 +206,10 @@ class Admission:
         the lock has them now. Read after the lock moved: a request whose message ts is not stored yet is left to
         its poster, which looks at the lock once it has stored the ts (:meth:`posted`)."""
         lock = await self.requests.store.lock(key)
-        holder = await self._shown_holder(lock)
-        for place, rid in enumerate(lock.queue[after:], after + 1):
-            record = await self.requests.store.get(rid)
+        behind = lock.queue[after:]
+        holder, *records = await asyncio.gather(self._shown_holder(lock),
+                                                *(self.requests.store.get(rid) for rid in behind))
+        for place, record in enumerate(records, after + 1):
             if record is not None and record.state == QUEUED and record.ts:
                 await self.requests.edit(record, *messages.approval_view(
                     record, place=messages.place_text(place, holder)))
